@@ -1,0 +1,1 @@
+"""Policy backends: the interface, the registry, shared blocks and one folder per backend."""

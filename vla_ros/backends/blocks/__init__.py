@@ -1,0 +1,1 @@
+"""Torch building blocks shared by backends: masked attention, samplers, embeddings."""

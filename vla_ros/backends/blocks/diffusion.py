@@ -1,0 +1,64 @@
+"""DDPM noise schedule and samplers (noise-prediction parameterisation), shared by diffusion heads.
+
+Conventions: k = 0 is clean data, k = K - 1 the noisiest step; `alpha_bar[k]` is the signal
+fraction. `denoise(x_k, k) -> predicted noise` is the model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+
+def cosine_beta_schedule(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """Betas (K,) of the cosine schedule (Nichol & Dhariwal 2021), clipped at `max_beta`."""
+    t = torch.linspace(0, num_steps, num_steps + 1, dtype=torch.float64) / num_steps
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    alpha_bar = f / f[0]
+    betas = 1 - alpha_bar[1:] / alpha_bar[:-1]
+    return betas.clamp(0, max_beta).float()
+
+
+class DDPMSchedule:
+    def __init__(self, num_steps: int = 20):
+        self.num_steps = num_steps
+        self.betas = cosine_beta_schedule(num_steps)
+        self.alphas = 1 - self.betas
+        self.alpha_bar = torch.cumprod(self.alphas, 0)
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """x_k = sqrt(alpha_bar_k) x0 + sqrt(1 - alpha_bar_k) noise; k (B,) long, x0 (B, ...)."""
+        ab = self.alpha_bar.to(x0.device)[k].view(-1, *([1] * (x0.dim() - 1)))
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+    @torch.no_grad()
+    def sample(
+        self,
+        denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        x_init: torch.Tensor,
+        generator: torch.Generator | None = None,
+        clip: float = 5.0,
+    ) -> torch.Tensor:
+        """DDPM ancestral sampling from `x_init` (pure noise, B x ...).
+
+        Each step predicts x0 from the noise estimate, clips it to +/-clip and samples the
+        posterior q(x_{k-1} | x_k, x0). Clipping x0 (not x_k, as Octo's JAX code does) keeps the
+        first step well-conditioned: with beta near 1 there, a small noise-estimate error
+        would otherwise be amplified ~30x.
+        """
+        x = x_init
+        for k in reversed(range(self.num_steps)):
+            kk = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
+            eps = denoise(x, kk)
+            ab = self.alpha_bar[k].item()
+            x0 = ((x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)).clamp(-clip, clip)
+            if k == 0:
+                return x0
+            ab_prev, beta, alpha = self.alpha_bar[k - 1].item(), self.betas[k].item(), self.alphas[k].item()
+            mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (math.sqrt(alpha) * (1 - ab_prev) / (1 - ab)) * x
+            var = beta * (1 - ab_prev) / (1 - ab)
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = mean + math.sqrt(var) * z
+        return x

@@ -1,0 +1,83 @@
+"""Dataset statistics and the transforms built on them, shared by every backend.
+
+Statistics are data that ship with a checkpoint (`dataset_statistics.json`), not code paths.
+Transforms are small and mirrored: `normalize`/`unnormalize`, `to_delta`/`to_absolute`.
+Arrays are NumPy with the feature dimension last.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Per-dimension statistics of one feature (D,), with a mask of the dimensions to normalise."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    mask: np.ndarray  # bool (D,): False leaves the dimension raw (e.g. a gripper)
+
+    @classmethod
+    def from_data(cls, x: np.ndarray, mask: np.ndarray | None = None) -> "FeatureStats":
+        x = x.reshape(-1, x.shape[-1])
+        m = np.ones(x.shape[-1], bool) if mask is None else np.asarray(mask, bool)
+        return cls(x.mean(0), x.std(0), m)
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.mean) / (self.std + 1e-6)
+        return np.where(self.mask, z, x)
+
+    def unnormalize(self, z: np.ndarray) -> np.ndarray:
+        x = z * (self.std + 1e-6) + self.mean
+        return np.where(self.mask, x, z)
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "mask": self.mask.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict, where: str) -> "FeatureStats":
+        try:
+            mean = np.asarray(d["mean"], float)
+            std = np.asarray(d["std"], float)
+            mask = np.asarray(d.get("mask", [True] * len(mean)), bool)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: needs 'mean' and 'std' lists ({exc})") from exc
+        if not (mean.shape == std.shape == mask.shape) or mean.ndim != 1:
+            raise ValueError(f"{where}: mean/std/mask shapes differ: {mean.shape} {std.shape} {mask.shape}")
+        return cls(mean, std, mask)
+
+
+@dataclass(frozen=True)
+class DatasetStatistics:
+    """Statistics of the proprio state and of the actions a model was trained on."""
+
+    state: FeatureStats
+    action: FeatureStats
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"state": self.state.to_json(), "action": self.action.to_json()}, indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "DatasetStatistics":
+        if not path.is_file():
+            raise FileNotFoundError(f"dataset statistics not found: {path}")
+        raw = json.loads(path.read_text())
+        for key in ("state", "action"):
+            if key not in raw:
+                raise ValueError(f"{path}: missing '{key}' statistics (keys: {sorted(raw)})")
+        return cls(FeatureStats.from_json(raw["state"], f"{path}:state"), FeatureStats.from_json(raw["action"], f"{path}:action"))
+
+
+def to_delta(actions: np.ndarray, state: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Actions (..., H, D) relative to the current state (D,) where `mask` is True."""
+    return np.where(mask, actions - state[..., None, :], actions)
+
+
+def to_absolute(deltas: np.ndarray, state: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Inverse of `to_delta`."""
+    return np.where(mask, deltas + state[..., None, :], deltas)

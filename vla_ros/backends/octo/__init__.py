@@ -1,0 +1,1 @@
+"""Octo-design backend: task/observation/readout tokens, blockwise-causal transformer, diffusion head."""

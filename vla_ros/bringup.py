@@ -1,0 +1,112 @@
+"""Pip-only bring-up: the nodes of `policy.launch.py`, started as subprocesses with `--ros-args`.
+
+    python -m vla_ros.bringup robot:=sim [backend:=octo] [model_path:=...] [use_sim:=true]
+
+Same node list, parameters and remaps as the launch file (both come from
+`vla_ros.launch_description.node_specs`). Ctrl-C stops every node (SIGINT, then SIGTERM, then
+SIGKILL); a node that dies is reported with its exit code and the others are stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from vla_ros.launch_description import NodeSpec, node_specs, params_yaml
+
+
+class Bringup:
+    """Owns the node processes of one bring-up."""
+
+    def __init__(self, specs: list[NodeSpec], log_dir: Path | None = None, env: dict[str, str] | None = None):
+        self.specs = specs
+        self.env = {**os.environ, **(env or {})}
+        self._tmp = tempfile.TemporaryDirectory(prefix="vla_ros_bringup_")
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        for spec in self.specs:
+            params_file = Path(self._tmp.name) / f"{spec.name}.yaml"
+            params_file.write_text(yaml.safe_dump(params_yaml(spec)))
+            out = None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                out = open(self.log_dir / f"{spec.name}.log", "w")  # noqa: SIM115 - closed with the process
+            self.procs[spec.name] = subprocess.Popen(
+                spec.command(str(params_file)), env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True
+            )
+
+    def dead(self) -> dict[str, int]:
+        """Nodes that have exited, with their exit codes."""
+        return {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            alive = [p for p in self.procs.values() if p.poll() is None]
+            if not alive:
+                break
+            for p in alive:
+                try:
+                    os.killpg(p.pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and any(p.poll() is None for p in alive):
+                time.sleep(0.05)
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "Bringup":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def parse_launch_args(argv: list[str]) -> dict[str, str]:
+    """`name:=value` arguments, as ros2 launch takes them."""
+    args = {}
+    for a in argv:
+        if ":=" not in a:
+            raise SystemExit(f"argument '{a}' is not of the form name:=value")
+        k, v = a.split(":=", 1)
+        args[k] = v
+    unknown = set(args) - {"robot", "backend", "model_path", "use_sim"}
+    if unknown:
+        raise SystemExit(f"unknown arguments {sorted(unknown)} (known: robot, backend, model_path, use_sim)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_launch_args(sys.argv[1:] if argv is None else argv)
+    use_sim = args.get("use_sim", "")
+    specs = node_specs(args.get("robot", "sim"), args.get("backend", ""), args.get("model_path", ""), None if use_sim == "" else use_sim.lower() in ("true", "1", "yes"))
+    bringup = Bringup(specs)
+    bringup.start()
+    print(f"[bringup] started {[s.name for s in specs]}; Ctrl-C to stop", flush=True)
+    code = 0
+    try:
+        while True:
+            dead = bringup.dead()
+            if dead:
+                print(f"[bringup] node(s) exited: {dead}; stopping the others", file=sys.stderr, flush=True)
+                code = 1
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("[bringup] stopping", flush=True)
+    finally:
+        bringup.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""`python -m vla_ros.cli demo | train | evaluate | bringup | params`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _demo(args) -> int:
+    from vla_ros.demo import run_demo
+
+    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    summary = run_demo(args.episodes, args.first_seed, args.run_dir, args.model_path, episode_timeout_s=args.episode_timeout_s, log=log)
+    short = {k: v for k, v in summary.items() if k != "episodes_detail"}
+    print(json.dumps(short), flush=True)
+    return 0 if summary["success_rate"] >= args.min_success_rate else 1
+
+
+def _train(args) -> int:
+    from vla_ros.backends.octo.backend import save_checkpoint
+    from vla_ros.sim.evaluation import expert_policy, success_rate
+    from vla_ros.sim.recorder import RecorderSettings, record
+    from vla_ros.training.train import TrainSettings, backend_from, load_dataset, make_config, train, write_model_card
+
+    start = time.monotonic()
+    rec = RecorderSettings(episodes=args.episodes)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = Path(args.dataset) if args.dataset else Path(tmp) / "demos.npz"
+        summary = record(rec, data_path) if not (args.dataset and data_path.is_file()) else {"episodes": rec.episodes}
+        data = load_dataset(data_path)
+    cfg = make_config(data, rec.dt_s)
+    settings = TrainSettings(budget_s=args.budget_s, seed=args.seed)
+    model, stats, info = train(data, cfg, settings)
+    out = Path(args.out)
+    save_checkpoint(out, model, stats)
+    seeds = list(range(args.eval_first_seed, args.eval_first_seed + args.eval_episodes))
+    backend = backend_from(model, stats)
+    info.update(
+        eval_success_rate=success_rate(lambda sim: backend.predict, seeds),
+        expert_eval_success_rate=success_rate(expert_policy, seeds),
+        eval_episodes=len(seeds),
+        episodes=rec.episodes,
+        samples=int(len(data["state"])),
+        noise_rad=rec.noise_rad,
+        instructions=[str(s) for s in data["instructions"]],
+        image_size=cfg.image_size,
+        horizon=cfg.horizon,
+        dt_s=cfg.dt_s,
+        batch_size=settings.batch_size,
+        threads=settings.threads,
+        total_seconds=round(time.monotonic() - start, 1),
+        command=" ".join(["python -m vla_ros.cli train", *sys.argv[2:]]),
+        expert_recording_success_rate=summary.get("expert_success_rate"),
+    )
+    write_model_card(out, info)
+    print(json.dumps({k: info[k] for k in ("eval_success_rate", "expert_eval_success_rate", "steps", "total_seconds")}))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from vla_ros.backends.base import load_backend
+    from vla_ros.config import resolve_package_path
+    from vla_ros.sim.evaluation import expert_policy, success_rate
+
+    seeds = list(range(args.first_seed, args.first_seed + args.episodes))
+    if args.expert:
+        rate = success_rate(expert_policy, seeds)
+    else:
+        backend = load_backend("octo", resolve_package_path(args.model_path))
+        rate = success_rate(lambda sim: backend.predict, seeds)
+    print(json.dumps({"success_rate": rate, "episodes": len(seeds)}))
+    return 0
+
+
+def _params(_args) -> int:
+    from vla_ros.nodes.params import EXECUTOR_PARAMS, POLICY_PARAMS, SIM_PARAMS, markdown_table
+
+    for title, params in (("policy_node (vla_policy)", POLICY_PARAMS), ("chunk_executor (vla_chunk_executor)", EXECUTOR_PARAMS), ("sim_robot (vla_sim_robot)", SIM_PARAMS)):
+        print(f"#### {title}\n\n{markdown_table(params)}\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vla-ros", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="closed-loop demo through the real ROS nodes; prints one JSON line")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--first-seed", type=int, default=1000)
+    p.add_argument("--run-dir", type=Path, default=None)
+    p.add_argument("--model-path", default="")
+    p.add_argument("--episode-timeout-s", type=float, default=10.0)
+    p.add_argument("--min-success-rate", type=float, default=0.0, help="exit 1 below this rate")
+    p.set_defaults(func=_demo)
+    p = sub.add_parser("train", help="record expert demonstrations and train the demo model")
+    p.add_argument("--out", default="models/demo")
+    p.add_argument("--episodes", type=int, default=300)
+    p.add_argument("--budget-s", type=float, default=900.0, help="training wall-clock budget (seconds)")
+    p.add_argument("--dataset", default="", help="reuse/keep a recorded .npz")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-episodes", type=int, default=50)
+    p.add_argument("--eval-first-seed", type=int, default=1000)
+    p.set_defaults(func=_train)
+    p = sub.add_parser("evaluate", help="closed-loop success rate in the sim without ROS")
+    p.add_argument("--model-path", default="models/demo")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--first-seed", type=int, default=1000)
+    p.add_argument("--expert", action="store_true", help="evaluate the scripted expert instead")
+    p.set_defaults(func=_evaluate)
+    p = sub.add_parser("bringup", help="pip-only equivalent of ros2 launch vla_ros policy.launch.py (args name:=value)")
+    p.add_argument("launch_args", nargs="*")
+    p.set_defaults(func=lambda a: __import__("vla_ros.bringup", fromlist=["main"]).main(a.launch_args))
+    p = sub.add_parser("params", help="print the node parameter tables (markdown)")
+    p.set_defaults(func=_params)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

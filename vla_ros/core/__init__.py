@@ -1,0 +1,1 @@
+"""ROS-free core: plain Python and NumPy."""

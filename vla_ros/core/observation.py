@@ -1,0 +1,98 @@
+"""Latest camera frames and joint state, matched by name, with staleness checks.
+
+Callbacks push raw data in (`add_image`, `add_joint_state`); the policy loop asks for a
+consistent `Observation` with `snapshot`, which refuses stale or incomplete data with a reason.
+Thread-safe: ROS callbacks and the inference thread use it concurrently.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_ros.core.types import Observation
+
+
+class ObservationError(RuntimeError):
+    """The buffer cannot produce an observation now; the message says why."""
+
+
+@dataclass(frozen=True)
+class _Stamped:
+    stamp_s: float
+    value: np.ndarray
+
+
+class ObservationBuffer:
+    """Holds the newest frame per camera and the newest joint positions in config order."""
+
+    def __init__(self, camera_names: tuple[str, ...], joint_names: tuple[str, ...]):
+        self.camera_names = tuple(camera_names)
+        self.joint_names = tuple(joint_names)
+        self._lock = threading.Lock()
+        self._images: dict[str, _Stamped] = {}
+        self._joints: _Stamped | None = None
+
+    def add_image(self, camera: str, stamp_s: float, rgb: np.ndarray) -> None:
+        if camera not in self.camera_names:
+            raise ObservationError(f"unknown camera '{camera}' (configured: {list(self.camera_names)})")
+        with self._lock:
+            self._images[camera] = _Stamped(stamp_s, rgb)
+
+    def add_joint_state(self, stamp_s: float, names: list[str], positions: list[float]) -> None:
+        """Store positions of the configured joints; any order, extra joints ignored.
+
+        Raises ObservationError naming the missing joints, or if a position is not finite.
+        """
+        if len(names) != len(positions):
+            raise ObservationError(f"joint state has {len(names)} names but {len(positions)} positions")
+        index = {n: i for i, n in enumerate(names)}
+        missing = [n for n in self.joint_names if n not in index]
+        if missing:
+            raise ObservationError(f"joint state lacks joints {missing} (got {list(names)})")
+        q = np.array([positions[index[n]] for n in self.joint_names], dtype=float)
+        if not np.all(np.isfinite(q)):
+            raise ObservationError(f"joint state has non-finite positions: {q.tolist()}")
+        with self._lock:
+            self._joints = _Stamped(stamp_s, q)
+
+    def latest_joint_positions(self) -> np.ndarray | None:
+        with self._lock:
+            return None if self._joints is None else self._joints.value.copy()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._images.clear()
+            self._joints = None
+
+    def snapshot(self, now_s: float, max_age_s: float, instruction: str) -> Observation:
+        """The newest complete observation, stamped with the joint state's time.
+
+        Raises ObservationError if a camera or the joint state is missing or older than
+        `max_age_s` seconds at `now_s`.
+        """
+        with self._lock:
+            joints = self._joints
+            images = dict(self._images)
+        if joints is None:
+            raise ObservationError("no joint state received yet")
+        problems = []
+        for cam in self.camera_names:
+            if cam not in images:
+                problems.append(f"no image from camera '{cam}' yet")
+            elif now_s - images[cam].stamp_s > max_age_s:
+                problems.append(f"camera '{cam}' image is {now_s - images[cam].stamp_s:.3f} s old")
+        if now_s - joints.stamp_s > max_age_s:
+            problems.append(f"joint state is {now_s - joints.stamp_s:.3f} s old")
+        if problems:
+            raise ObservationError("; ".join(problems) + f" (max_observation_age_s={max_age_s})")
+        return Observation(
+            stamp_s=joints.stamp_s,
+            images={c: images[c].value for c in self.camera_names},
+            joint_names=self.joint_names,
+            joint_positions=joints.value.copy(),
+            instruction=instruction,
+            image_stamps_s={c: images[c].stamp_s for c in self.camera_names},
+        )

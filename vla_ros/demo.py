@@ -1,0 +1,227 @@
+"""The closed-loop demo: sim robot + policy node + chunk executor, three processes over DDS.
+
+A supervisor node in this process runs the episodes through standard interfaces only: it
+disables the executor, resets the sim (`~/reset` with parameter `episode_seed`), re-enables the
+executor, sets the policy's `instruction` parameter through the parameter service, calls
+`~/start`, and waits for the sim's `~/outcome`. It prints one JSON line with the success rate and
+latencies, and writes a run folder with a video of the first episode and a plot of planned vs.
+commanded joint positions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vla_ros.bringup import Bringup
+from vla_ros.launch_description import node_specs
+
+EVAL_FIRST_SEED = 1000  # demonstrations are recorded from seed 100000 on: these are unseen
+
+
+@dataclass
+class EpisodeRecord:
+    """What the supervisor saw of one episode (times are ROS-clock seconds)."""
+
+    frames: list[np.ndarray] = field(default_factory=list)
+    planned: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (times (H,), positions (H, D))
+    commanded: list[tuple[float, np.ndarray]] = field(default_factory=list)
+    measured: list[tuple[float, np.ndarray]] = field(default_factory=list)
+
+
+def demo_environment(run_dir: Path, domain_id: int) -> dict[str, str]:
+    """DDS kept on this host, logs in the run folder, a domain of its own."""
+    return {
+        "ROS_DOMAIN_ID": str(domain_id),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_LOG_DIR": str(run_dir / "ros_logs"),
+        "RCUTILS_COLORIZED_OUTPUT": "0",
+    }
+
+
+class Supervisor:
+    """A small rclpy node driving episodes through the nodes' standard services and topics."""
+
+    def __init__(self):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import Image, JointState
+        from std_msgs.msg import Float64MultiArray, String
+        from std_srvs.srv import SetBool, Trigger
+        from trajectory_msgs.msg import JointTrajectory
+
+        from vla_ros.nodes.sim_robot_node import LATCHED
+
+        rclpy.init(args=[])
+        self.node = rclpy.create_node("vla_demo_supervisor")
+        n = self.node
+        self.clients = {
+            "policy_start": n.create_client(Trigger, "/vla_policy/start"),
+            "policy_stop": n.create_client(Trigger, "/vla_policy/stop"),
+            "policy_params": n.create_client(SetParameters, "/vla_policy/set_parameters"),
+            "executor_enable": n.create_client(SetBool, "/vla_chunk_executor/enable"),
+            "sim_reset": n.create_client(Trigger, "/vla_sim_robot/reset"),
+            "sim_params": n.create_client(SetParameters, "/vla_sim_robot/set_parameters"),
+        }
+        self.outcome = "unknown"
+        self.record: EpisodeRecord | None = None
+        self.diagnostics: dict[str, dict[str, str]] = {}
+        self.chunk_latency_s: list[float] = []
+        n.create_subscription(String, "/vla_sim_robot/outcome", lambda m: setattr(self, "outcome", m.data), LATCHED)
+        n.create_subscription(Image, "camera/image_raw", self._on_image, 2)
+        n.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10)
+        n.create_subscription(Float64MultiArray, "commands", self._on_command, 50)
+        n.create_subscription(JointState, "joint_states", self._on_joint_state, 50)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(n)
+        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spin.start()
+        self._types = {"Trigger": Trigger, "SetBool": SetBool, "SetParameters": SetParameters}
+
+    def _now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    # --- recording -----------------------------------------------------------------------
+    def _on_image(self, msg) -> None:
+        if self.record is not None:
+            from vla_ros.nodes.conversions import image_msg_to_rgb
+
+            self.record.frames.append(image_msg_to_rgb(msg))
+
+    def _on_chunk(self, msg) -> None:
+        from vla_ros.nodes.conversions import trajectory_to_chunk
+
+        now = self._now()
+        chunk = trajectory_to_chunk(msg, now)
+        self.chunk_latency_s.append(now - chunk.t0_s)
+        if self.record is not None:
+            self.record.planned.append((chunk.times_s(), chunk.positions))
+
+    def _on_command(self, msg) -> None:
+        if self.record is not None:
+            self.record.commanded.append((self._now(), np.array(msg.data)))
+
+    def _on_joint_state(self, msg) -> None:
+        if self.record is not None:
+            self.record.measured.append((self._now(), np.array(msg.position)))
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            self.diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
+
+    # --- calls ---------------------------------------------------------------------------
+    def wait_for_services(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for name, client in self.clients.items():
+            if not client.wait_for_service(timeout_sec=max(0.1, deadline - time.monotonic())):
+                raise TimeoutError(f"service of '{name}' ({client.srv_name}) not available after {timeout_s} s")
+
+    def call(self, name: str, request, timeout_s: float = 10.0):
+        future = self.clients[name].call_async(request)
+        deadline = time.monotonic() + timeout_s
+        while not future.done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"call to {self.clients[name].srv_name} timed out after {timeout_s} s")
+            time.sleep(0.005)
+        return future.result()
+
+    def trigger(self, name: str) -> str:
+        from std_srvs.srv import Trigger
+
+        res = self.call(name, Trigger.Request())
+        if not res.success:
+            raise RuntimeError(f"{self.clients[name].srv_name} failed: {res.message}")
+        return res.message
+
+    def set_parameter(self, client: str, name: str, value) -> None:
+        from rclpy.parameter import Parameter
+
+        res = self.call(client, self._types["SetParameters"].Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        if not res.results[0].successful:
+            raise RuntimeError(f"setting {name}={value!r} failed: {res.results[0].reason}")
+
+    def enable_executor(self, on: bool) -> None:
+        self.call("executor_enable", self._types["SetBool"].Request(data=on))
+
+    # --- episodes ------------------------------------------------------------------------
+    def run_episode(self, seed: int, timeout_s: float, record: bool) -> tuple[bool, str, float]:
+        self.trigger("policy_stop")
+        self.enable_executor(False)
+        self.set_parameter("sim_params", "episode_seed", seed)
+        self.outcome = "unknown"
+        instruction = self.trigger("sim_reset")
+        time.sleep(0.3)  # fresh joint states and frames of the new episode
+        self.record = EpisodeRecord() if record else None
+        self.enable_executor(True)
+        self.set_parameter("policy_params", "instruction", instruction)
+        start = time.monotonic()
+        self.trigger("policy_start")
+        deadline = start + timeout_s
+        while self.outcome in ("running", "unknown") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.trigger("policy_stop")
+        return self.outcome == "success", instruction, time.monotonic() - start
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def run_demo(episodes: int = 20, first_seed: int = EVAL_FIRST_SEED, run_dir: Path | None = None, model_path: str = "", domain_id: int | None = None, episode_timeout_s: float = 10.0, log=print) -> dict:
+    """Run the demo; return (and write to run_dir/summary.json) the summary."""
+    run_dir = Path(run_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    domain_id = domain_id if domain_id is not None else 40 + os.getpid() % 50
+    env = demo_environment(run_dir, domain_id)
+    os.environ.update(env)  # the supervisor in this process joins the same domain
+    specs = node_specs("sim", model_path=model_path, use_sim=True, overrides={"vla_sim_robot": {"max_episode_s": episode_timeout_s}})
+    results = []
+    with Bringup(specs, log_dir=run_dir / "logs", env=env) as bringup:
+        sup = Supervisor()
+        try:
+            sup.wait_for_services(120.0)
+            first_record = None
+            for i in range(episodes):
+                dead = bringup.dead()
+                if dead:
+                    raise RuntimeError(f"node(s) died: {dead}; see {run_dir / 'logs'}")
+                ok, instruction, duration = sup.run_episode(first_seed + i, episode_timeout_s + 1.0, record=i == 0)
+                if i == 0:
+                    first_record = sup.record
+                    sup.record = None
+                results.append({"seed": first_seed + i, "instruction": instruction, "success": ok, "duration_s": round(duration, 2)})
+                log(f"episode {i + 1}/{episodes} seed {first_seed + i} '{instruction}': {'success' if ok else 'failure'} ({duration:.1f} s)")
+            time.sleep(1.2)  # one more diagnostics period
+            policy_diag = next((v for k, v in sup.diagnostics.items() if k.endswith(": policy")), {})
+            latency = np.array(sup.chunk_latency_s) * 1e3
+        finally:
+            sup.close()
+    from vla_ros.report import plot_planned_vs_commanded, write_video
+
+    video = write_video(first_record.frames, run_dir / "episode0") if first_record and first_record.frames else None
+    plot = plot_planned_vs_commanded(first_record, specs[1].parameters["joint_names"], run_dir / "episode0_joints.png") if first_record else None
+    summary = {
+        "success_rate": float(np.mean([r["success"] for r in results])) if results else 0.0,
+        "episodes": len(results),
+        "frame_to_chunk_ms": {"p50": float(policy_diag.get("frame_to_chunk_p50_ms", "nan")), "p99": float(policy_diag.get("frame_to_chunk_p99_ms", "nan"))},
+        "observation_to_chunk_received_ms": {"p50": float(np.percentile(latency, 50)) if latency.size else None, "p99": float(np.percentile(latency, 99)) if latency.size else None},
+        "inference_ms": {"p50": float(policy_diag.get("inference_p50_ms", "nan")), "p99": float(policy_diag.get("inference_p99_ms", "nan"))},
+        "run_dir": str(run_dir),
+        "video": str(video) if video else None,
+        "plot": str(plot) if plot else None,
+        "episodes_detail": results,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

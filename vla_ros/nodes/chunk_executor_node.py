@@ -1,0 +1,191 @@
+"""`chunk_executor` (node `vla_chunk_executor`): action chunks -> limited position commands.
+
+Subscribes `action_chunk` (JointTrajectory) and `joint_states`; publishes `commands`
+(std_msgs/Float64MultiArray in `joint_names` order, for ros2_control's forward position
+controller) at `control_rate_hz` from a dedicated thread that sleeps to absolute deadlines,
+and `/diagnostics`. Services: `~/estop`, `~/reset_estop` (Trigger, latched), `~/enable`
+(SetBool: disabled publishes nothing; enabling re-syncs the hold position to the measured one).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from vla_ros.core.executor import ExecutorCore, ExecutorSettings
+from vla_ros.core.safety import ChunkRejected
+from vla_ros.core.types import JointLimits
+from vla_ros.nodes import conversions
+from vla_ros.nodes.params import EXECUTOR_PARAMS, JOINT_LIMIT_KEYS, declare
+
+
+def declare_joint_limits(node: Node, joints: tuple[str, ...]) -> JointLimits:
+    """Declare `joint_limits.<joint>.<key>` (ros2_control names) and build JointLimits."""
+    values = {k: [] for k in JOINT_LIMIT_KEYS}
+    for j in joints:
+        for k in JOINT_LIMIT_KEYS:
+            v = node.declare_parameter(f"joint_limits.{j}.{k}", float("nan")).value
+            if k in ("max_acceleration", "max_jerk") and np.isnan(v):
+                v = float("inf")
+            if np.isnan(v):
+                raise ValueError(f"parameter joint_limits.{j}.{k} is not set (the robot config must give it)")
+            values[k].append(v)
+    return JointLimits(joints, *(np.array(values[k]) for k in JOINT_LIMIT_KEYS))
+
+
+class ChunkExecutorNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("vla_chunk_executor", **kwargs)
+        self.p = declare(self, EXECUTOR_PARAMS)
+        joints = tuple(j for j in self.p["joint_names"] if j)
+        if not joints:
+            raise ValueError("parameter joint_names is empty: set it from the robot config")
+        limits = declare_joint_limits(self, joints)
+        settings = ExecutorSettings(
+            joint_state_timeout_s=self.p["joint_state_timeout_s"],
+            plan_timeout_s=self.p["plan_timeout_s"],
+            max_stamp_skew_s=self.p["max_stamp_skew_s"],
+            position_margin_rad=self.p["position_margin_rad"],
+        )
+        self.core = ExecutorCore(limits, settings)
+        self.lock = threading.Lock()  # the core is shared by callbacks and the control thread
+        self.enabled = bool(self.p["start_enabled"])
+        self.period_s = 1.0 / self.p["control_rate_hz"]
+        self.tick_lateness_s: list[float] = []
+        self.measured: np.ndarray | None = None
+
+        self.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10)
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
+        self.cmd_pub = self.create_publisher(Float64MultiArray, "commands", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_service(Trigger, "~/estop", self._srv_estop)
+        self.create_service(Trigger, "~/reset_estop", self._srv_reset_estop)
+        self.create_service(SetBool, "~/enable", self._srv_enable)
+        self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
+        self._thread.start()
+        self.get_logger().info(f"executing chunks for {list(joints)} at {self.p['control_rate_hz']} Hz")
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- inputs --------------------------------------------------------------------------
+    def _on_joint_state(self, msg: JointState) -> None:
+        index = {n: i for i, n in enumerate(msg.name)}
+        missing = [j for j in self.core.joint_names if j not in index]
+        if missing or len(msg.position) != len(msg.name):
+            self.get_logger().error(f"ignoring joint state: missing joints {missing} or {len(msg.position)} positions for {len(msg.name)} names", throttle_duration_sec=2.0)
+            return
+        q = np.array([msg.position[index[j]] for j in self.core.joint_names])
+        if not np.all(np.isfinite(q)):
+            self.get_logger().error("ignoring joint state with non-finite positions", throttle_duration_sec=2.0)
+            return
+        with self.lock:
+            self.measured = q
+            self.core.on_joint_state(self._now_s(), q)
+
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        now = self._now_s()
+        try:
+            chunk = conversions.trajectory_to_chunk(msg, now)
+            with self.lock:
+                self.core.on_chunk(chunk, now)
+        except (ValueError, ChunkRejected) as exc:
+            if not isinstance(exc, ChunkRejected):
+                with self.lock:
+                    self.core.counters["chunks_rejected"] += 1
+            self.get_logger().error(f"rejected chunk: {exc}", throttle_duration_sec=1.0)
+
+    # --- services ------------------------------------------------------------------------
+    def _srv_estop(self, _req, res):
+        with self.lock:
+            self.core.estop()
+        self.get_logger().warning("E-STOP latched: holding position until ~/reset_estop")
+        res.success, res.message = True, "e-stop latched"
+        return res
+
+    def _srv_reset_estop(self, _req, res):
+        with self.lock:
+            self.core.reset_estop()
+        res.success, res.message = True, "e-stop released; holding until the next chunk"
+        return res
+
+    def _srv_enable(self, req, res):
+        with self.lock:
+            if req.data and not self.enabled and self.measured is not None:
+                self.core.limiter.reset(self.measured)  # start from where the arm is now
+            self.core.plan.clear()
+            self.enabled = bool(req.data)
+        res.success, res.message = True, "enabled" if req.data else "disabled: no commands are published"
+        return res
+
+    # --- control loop --------------------------------------------------------------------
+    def _control_loop(self) -> None:
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            deadline += self.period_s
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                deadline = time.monotonic()  # overran: do not try to catch up
+            self.tick_lateness_s.append(time.monotonic() - deadline)
+            del self.tick_lateness_s[:-1000]
+            with self.lock:
+                if not self.enabled:
+                    continue
+                command = self.core.tick(self._now_s())
+            if command.positions is not None:
+                self.cmd_pub.publish(Float64MultiArray(data=command.positions.tolist()))
+
+    def _publish_diagnostics(self) -> None:
+        with self.lock:
+            counters = dict(self.core.counters)
+            state = self.core.last_state if self.enabled else "disabled"
+            activations = self.core.limiter.activations
+        late = np.array(self.tick_lateness_s or [0.0]) * 1e3
+        level = DiagnosticStatus.OK if state in ("tracking", "holding", "waiting") else DiagnosticStatus.WARN
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: executor", message=state, hardware_id="vla_ros")
+        values = {**counters, "limit_activations": activations, "tick_lateness_p50_ms": f"{np.percentile(late, 50):.3f}", "tick_lateness_p99_ms": f"{np.percentile(late, 99):.3f}"}
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def destroy_node(self):
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args if args is not None else sys.argv)
+    try:
+        node = ChunkExecutorNode()
+    except ValueError as exc:
+        rclpy.logging.get_logger("vla_chunk_executor").fatal(f"cannot start: {exc}")
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The one place that knows both ROS messages and core types."""
+
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from sensor_msgs.msg import CompressedImage, Image
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from vla_ros.core import images
+from vla_ros.core.types import ActionChunk
+
+try:  # ROS's cv_bridge where a ROS install provides it; the built-in conversion otherwise
+    from cv_bridge import CvBridge
+
+    _BRIDGE = CvBridge()
+except ImportError:
+    _BRIDGE = None
+
+
+def stamp_to_s(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def s_to_stamp(t_s: float) -> Time:
+    sec = int(np.floor(t_s))
+    return Time(sec=sec, nanosec=min(int(round((t_s - sec) * 1e9)), 999_999_999))
+
+
+def s_to_duration(t_s: float) -> Duration:
+    sec = int(np.floor(t_s))
+    return Duration(sec=sec, nanosec=min(int(round((t_s - sec) * 1e9)), 999_999_999))
+
+
+def image_msg_to_rgb(msg: Image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB; raises images.ImageFormatError on a malformed image."""
+    if _BRIDGE is not None and msg.encoding in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
+        return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+    return images.image_msg_fields_to_rgb8(msg.data, msg.height, msg.width, msg.encoding, msg.step, msg.is_bigendian)
+
+
+def compressed_msg_to_rgb(msg: CompressedImage) -> np.ndarray:
+    return images.decode_compressed(msg.data, msg.format)
+
+
+def rgb_to_image_msg(rgb: np.ndarray, stamp: Time, frame_id: str) -> Image:
+    fields = images.encode_image(rgb, "rgb8")
+    msg = Image(height=fields["height"], width=fields["width"], encoding="rgb8", is_bigendian=0, step=fields["step"])
+    msg.data = fields["data"]
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def chunk_to_trajectory(chunk: ActionChunk) -> JointTrajectory:
+    """header.stamp = observation stamp; point i at time_from_start = (i + 1) * dt."""
+    msg = JointTrajectory(joint_names=list(chunk.joint_names))
+    msg.header.stamp = s_to_stamp(chunk.t0_s)
+    offsets = chunk.times_s() - chunk.t0_s
+    msg.points = [
+        JointTrajectoryPoint(positions=row.tolist(), time_from_start=s_to_duration(off))
+        for row, off in zip(chunk.positions, offsets)
+    ]
+    return msg
+
+
+def trajectory_to_chunk(msg: JointTrajectory, now_s: float) -> ActionChunk:
+    """ActionChunk with explicit offsets; a zero header stamp means "now" (JTC semantics).
+
+    Raises ValueError for ragged points, a joint-name/position size mismatch or non-increasing times.
+    """
+    names = tuple(msg.joint_names)
+    if len(set(names)) != len(names):
+        raise ValueError(f"trajectory has duplicate joint names {list(names)}")
+    rows = []
+    for i, p in enumerate(msg.points):
+        if len(p.positions) != len(names):
+            raise ValueError(f"trajectory point {i} has {len(p.positions)} positions for {len(names)} joints")
+        rows.append(np.asarray(p.positions, dtype=float))
+    if not rows:
+        raise ValueError("trajectory has no points")
+    offsets = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    t0 = stamp_to_s(msg.header.stamp) or now_s
+    dt = float(offsets[0]) if offsets[0] > 0 else 1.0
+    return ActionChunk(t0, dt, names, np.vstack(rows), offsets_s=offsets)

@@ -1,0 +1,235 @@
+"""`policy_node` (node `vla_policy`): camera frames + joint states + instruction -> action chunks.
+
+Topics: subscribes each camera topic (Image, or CompressedImage for `.../compressed`),
+`joint_states`, `instruction` (std_msgs/String); publishes `action_chunk`
+(trajectory_msgs/JointTrajectory, header.stamp = the observation's stamp).
+Services: `~/start`, `~/stop`, `~/reset` (std_srvs/Trigger). The `instruction` parameter is
+validated in a set-parameters callback. Inference runs in its own thread.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from vla_ros.backends.base import BackendError, load_backend
+from vla_ros.config import resolve_package_path
+from vla_ros.core.images import ImageFormatError
+from vla_ros.core.observation import ObservationBuffer, ObservationError
+from vla_ros.nodes import conversions
+from vla_ros.nodes.params import POLICY_PARAMS, declare
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("vla_policy", **kwargs)
+        self.p = declare(self, POLICY_PARAMS)
+        cameras, topics = tuple(self.p["camera_names"]), tuple(self.p["camera_topics"])
+        joints = tuple(j for j in self.p["joint_names"] if j)
+        if len(cameras) != len(topics) or not cameras:
+            raise ValueError(f"camera_names {list(cameras)} and camera_topics {list(topics)} must be non-empty and the same length")
+        if not joints:
+            raise ValueError("parameter joint_names is empty: set it from the robot config")
+        model_path = resolve_package_path(self.p["model_path"])
+        self.backend = load_backend(self.p["backend"], model_path, device=self.p["device"], seed=self.p["seed"], num_threads=self.p["num_threads"])
+        if tuple(self.backend.joint_names) != joints:
+            raise BackendError(f"model {model_path} acts on joints {list(self.backend.joint_names)}, the robot config has {list(joints)}")
+        missing = [c for c in self.backend.camera_names if c not in cameras]
+        if missing:
+            raise BackendError(f"model {model_path} needs cameras {missing}, configured cameras are {list(cameras)}")
+        self.buffer = ObservationBuffer(cameras, joints)
+        self.instruction = ""
+        self.running = threading.Event()
+        self.inference_count = 0
+        self.frame_to_chunk_s: deque[float] = deque(maxlen=10_000)  # oldest frame used -> chunk published
+        self.inference_s: deque[float] = deque(maxlen=10_000)
+
+        for cam, topic in zip(cameras, topics):
+            if topic.endswith("/compressed"):
+                self.create_subscription(CompressedImage, topic, lambda m, c=cam: self._on_image(c, m, conversions.compressed_msg_to_rgb), qos_profile_sensor_data)
+            else:
+                self.create_subscription(Image, topic, lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb), qos_profile_sensor_data)
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
+        self.create_subscription(String, "instruction", self._on_instruction_topic, 10)
+        self.chunk_pub = self.create_publisher(JointTrajectory, "action_chunk", 10)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_service(Trigger, "~/start", self._srv_start)
+        self.create_service(Trigger, "~/stop", self._srv_stop)
+        self.create_service(Trigger, "~/reset", self._srv_reset)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0, self._publish_diagnostics)
+        initial = self.p["instruction"]
+        if initial:
+            reason = self._instruction_problem(initial)
+            if reason:
+                raise ValueError(f"parameter instruction: {reason}")
+            self._accept_instruction(initial)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"backend '{self.p['backend']}' loaded from {model_path}; cameras {dict(zip(cameras, topics))}; waiting for an instruction")
+
+    # --- inputs --------------------------------------------------------------------------
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_image(self, camera: str, msg, convert) -> None:
+        try:
+            rgb = convert(msg)
+        except ImageFormatError as exc:
+            self.get_logger().error(f"dropping frame from camera '{camera}': {exc}", throttle_duration_sec=2.0)
+            return
+        self.buffer.add_image(camera, conversions.stamp_to_s(msg.header.stamp), rgb)
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            self.buffer.add_joint_state(conversions.stamp_to_s(msg.header.stamp), list(msg.name), list(msg.position))
+        except ObservationError as exc:
+            self.get_logger().error(f"dropping joint state: {exc}", throttle_duration_sec=2.0)
+
+    def _instruction_problem(self, text: str) -> str | None:
+        if not text.strip():
+            return "instruction is empty"
+        if len(text) > self.p["max_instruction_chars"]:
+            return f"instruction has {len(text)} characters, more than max_instruction_chars={self.p['max_instruction_chars']}"
+        return None
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for param in params:
+            if param.name == "instruction":
+                if param.type_ != Parameter.Type.STRING:
+                    return SetParametersResult(successful=False, reason="instruction must be a string")
+                reason = self._instruction_problem(param.value)
+                if reason:
+                    return SetParametersResult(successful=False, reason=reason)
+                self._accept_instruction(param.value)
+            elif param.name == "auto_start" and param.value and self.instruction:
+                self.running.set()
+        return SetParametersResult(successful=True)
+
+    def _accept_instruction(self, text: str) -> None:
+        self.instruction = text
+        self.get_logger().info(f"instruction: '{text}'")
+        if self.get_parameter("auto_start").value:
+            self.running.set()
+
+    def _on_instruction_topic(self, msg: String) -> None:
+        result = self.set_parameters([Parameter("instruction", Parameter.Type.STRING, msg.data)])[0]
+        if not result.successful:
+            self.get_logger().error(f"instruction topic: rejected: {result.reason}")
+
+    # --- services ------------------------------------------------------------------------
+    def _srv_start(self, _req, res):
+        if not self.instruction:
+            res.success, res.message = False, "no instruction set (set the 'instruction' parameter or publish on 'instruction')"
+        else:
+            self.running.set()
+            res.success, res.message = True, f"running: '{self.instruction}'"
+        return res
+
+    def _srv_stop(self, _req, res):
+        self.running.clear()
+        res.success, res.message = True, "stopped"
+        return res
+
+    def _srv_reset(self, _req, res):
+        self.running.clear()
+        self.buffer.clear()
+        self.backend.reset()
+        res.success, res.message = True, "stopped; observation buffer and backend state cleared"
+        return res
+
+    # --- inference -----------------------------------------------------------------------
+    def _inference_loop(self) -> None:
+        while not self._stop.is_set():
+            if not self.running.wait(timeout=0.1):
+                continue
+            started = time.monotonic()
+            self._infer_once()
+            period = self.get_parameter("inference_period_s").value
+            self._stop.wait(max(0.0, period - (time.monotonic() - started)))
+
+    def _infer_once(self) -> None:
+        max_age = self.get_parameter("max_observation_age_s").value
+        try:
+            obs = self.buffer.snapshot(self._now_s(), max_age, self.instruction)
+        except ObservationError as exc:
+            self.get_logger().warning(f"not inferring: {exc}", throttle_duration_sec=2.0)
+            return
+        try:
+            chunk = self.backend.predict(obs)
+        except Exception as exc:  # noqa: BLE001 - a failing model must not kill the node
+            self.get_logger().error(f"backend failed: {exc!r}", throttle_duration_sec=2.0)
+            return
+        age = self._now_s() - obs.stamp_s
+        if not self.running.is_set():
+            return
+        if age > max_age:
+            self.get_logger().warning(f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})", throttle_duration_sec=2.0)
+            return
+        self.chunk_pub.publish(conversions.chunk_to_trajectory(chunk))
+        self.inference_count += 1
+        self.inference_s.append(chunk.inference_s)
+        self.frame_to_chunk_s.append(self._now_s() - min(obs.image_stamps_s.values()))
+
+    def _publish_diagnostics(self) -> None:
+        def ms(values, q):
+            return f"{np.percentile(np.asarray(values), q) * 1e3:.2f}" if values else "nan"
+
+        f2c, inf = list(self.frame_to_chunk_s), list(self.inference_s)
+        state = "running" if self.running.is_set() else "idle"
+        status = DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{self.get_name()}: policy", message=state, hardware_id="vla_ros")
+        values = {
+            "instruction": self.instruction,
+            "chunks_published": self.inference_count,
+            "frame_to_chunk_p50_ms": ms(f2c, 50),
+            "frame_to_chunk_p99_ms": ms(f2c, 99),
+            "inference_p50_ms": ms(inf, 50),
+            "inference_p99_ms": ms(inf, 99),
+        }
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def destroy_node(self):
+        self._stop.set()
+        self._worker.join(timeout=2.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args if args is not None else sys.argv)
+    try:
+        node = PolicyNode()
+    except (BackendError, ValueError, FileNotFoundError) as exc:
+        rclpy.logging.get_logger("vla_policy").fatal(f"cannot start: {exc}")
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""`sim_robot` (node `vla_sim_robot`): the MuJoCo tabletop arm as a ROS robot, in real time.
+
+Publishes `joint_states`, `camera/image_raw` (front) and `wrist_camera/image_raw`; follows
+`commands` (Float64MultiArray, joint order of the sim). Episodes: `~/reset` (Trigger) starts the
+episode of parameter `episode_seed` and answers with its instruction; `~/task` and `~/outcome`
+(std_msgs/String, latched) say what the episode asks and whether it is running, succeeded or
+failed.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+
+from vla_ros.nodes import conversions
+from vla_ros.nodes.params import SIM_PARAMS, declare
+from vla_ros.sim.tabletop import JOINT_NAMES, TabletopSim
+
+PHYSICS_CHUNK_S = 0.005  # physics advanced in 5 ms slices, paced by the wall clock
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+CAMERA_TOPICS = {"front": "camera/image_raw", "wrist": "wrist_camera/image_raw"}
+
+
+class SimRobotNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("vla_sim_robot", **kwargs)
+        self.p = declare(self, SIM_PARAMS)
+        self.sim = TabletopSim(image_size=(self.p["image_height"], self.p["image_width"]))
+        self.lock = threading.Lock()
+        self.episode_start_s = 0.0
+        self.js_pub = self.create_publisher(JointState, "joint_states", 10)
+        self.image_pubs = {cam: self.create_publisher(Image, topic, 2) for cam, topic in CAMERA_TOPICS.items()}
+        self.task_pub = self.create_publisher(String, "~/task", LATCHED)
+        self.outcome_pub = self.create_publisher(String, "~/outcome", LATCHED)
+        self.create_subscription(Float64MultiArray, "commands", self._on_command, 10)
+        self.create_service(Trigger, "~/reset", self._srv_reset)
+        self._reset_episode(self.p["episode_seed"])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="physics", daemon=True)
+        self._thread.start()
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        if len(msg.data) != len(JOINT_NAMES) or not np.all(np.isfinite(msg.data)):
+            self.get_logger().error(f"ignoring command: need {len(JOINT_NAMES)} finite values, got {list(msg.data)}", throttle_duration_sec=2.0)
+            return
+        with self.lock:
+            self.sim.set_command(np.asarray(msg.data))
+
+    def _reset_episode(self, seed: int) -> str:
+        with self.lock:
+            task = self.sim.reset(seed)
+            self.episode_start_s = self.sim.time_s
+        self.task_pub.publish(String(data=task.instruction))
+        self.outcome_pub.publish(String(data="running"))
+        return task.instruction
+
+    def _srv_reset(self, _req, res):
+        seed = self.get_parameter("episode_seed").value
+        instruction = self._reset_episode(seed)
+        res.success, res.message = True, instruction
+        self.get_logger().info(f"episode seed {seed}: '{instruction}'")
+        return res
+
+    def _run(self) -> None:
+        """Advance physics in step with the wall clock; publish joint states and images."""
+        js_period = 1.0 / self.p["joint_state_rate_hz"]
+        cam_period = 1.0 / self.p["camera_rate_hz"]
+        next_js = next_cam = deadline = time.monotonic()
+        while not self._stop.is_set():
+            deadline += PHYSICS_CHUNK_S
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.1:
+                deadline = time.monotonic()  # fell far behind (e.g. CPU starved): drop the debt
+            with self.lock:
+                before = self.sim.outcome
+                self.sim.advance(PHYSICS_CHUNK_S)
+                if self.sim.outcome == "running" and self.sim.time_s - self.episode_start_s > self.get_parameter("max_episode_s").value:
+                    self.sim.outcome = "failure"
+                outcome = self.sim.outcome
+                q, dq = self.sim.joint_positions(), self.sim.joint_velocities()
+            if outcome != before:
+                self.outcome_pub.publish(String(data=outcome))
+            now = time.monotonic()
+            stamp = self.get_clock().now().to_msg()
+            if now >= next_js:
+                next_js += js_period
+                self.js_pub.publish(JointState(header=_header(stamp), name=list(JOINT_NAMES), position=q.tolist(), velocity=dq.tolist()))
+            if now >= next_cam:
+                next_cam = max(next_cam + cam_period, now)
+                for cam, pub in self.image_pubs.items():
+                    with self.lock:
+                        rgb = self.sim.render(cam)
+                    pub.publish(conversions.rgb_to_image_msg(rgb, stamp, f"{cam}_camera"))
+
+    def destroy_node(self):
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.sim.close()
+        return super().destroy_node()
+
+
+def _header(stamp):
+    msg = JointState().header
+    msg.stamp = stamp
+    return msg
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = SimRobotNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
