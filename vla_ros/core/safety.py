@@ -47,11 +47,13 @@ class Limiter:
     """Clamps commands (D,) to position limits and a per-tick velocity limit."""
 
     def __init__(self, limits: JointLimits, position_margin_rad: float = 0.0):
+        """`position_margin_rad` is capped per joint at a quarter of its range (small prismatic joints)."""
+        if position_margin_rad < 0:
+            raise ValueError(f"position margin must be >= 0, got {position_margin_rad}")
         self.limits = limits
-        self.lower = limits.min_position + position_margin_rad
-        self.upper = limits.max_position - position_margin_rad
-        if np.any(self.lower >= self.upper):
-            raise ValueError(f"position margin {position_margin_rad} rad leaves no room between the limits")
+        margin = np.minimum(position_margin_rad, 0.25 * (limits.max_position - limits.min_position))
+        self.lower = limits.min_position + margin
+        self.upper = limits.max_position - margin
         self.last_command: np.ndarray | None = None
         self.activations = 0  # ticks on which a limit changed the command
 

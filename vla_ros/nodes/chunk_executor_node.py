@@ -27,6 +27,7 @@ from vla_ros.core.safety import ChunkRejected
 from vla_ros.core.types import JointLimits
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import EXECUTOR_PARAMS, JOINT_LIMIT_KEYS, declare
+from vla_ros.nodes.throttle import KeyedThrottle
 
 
 def declare_joint_limits(node: Node, joints: tuple[str, ...]) -> JointLimits:
@@ -63,6 +64,7 @@ class ChunkExecutorNode(Node):
         self.period_s = 1.0 / self.p["control_rate_hz"]
         self.tick_lateness_s: list[float] = []
         self.measured: np.ndarray | None = None
+        self._throttle = KeyedThrottle(1.0)
 
         self.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10)
         self.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
@@ -105,7 +107,8 @@ class ChunkExecutorNode(Node):
             if not isinstance(exc, ChunkRejected):
                 with self.lock:
                     self.core.counters["chunks_rejected"] += 1
-            self.get_logger().error(f"rejected chunk: {exc}", throttle_duration_sec=1.0)
+            if self._throttle.ready(f"chunk:{type(exc).__name__}:{str(exc)[:40]}"):
+                self.get_logger().error(f"rejected chunk: {exc}")
 
     # --- services ------------------------------------------------------------------------
     def _srv_estop(self, _req, res):
@@ -133,7 +136,7 @@ class ChunkExecutorNode(Node):
     # --- control loop --------------------------------------------------------------------
     def _control_loop(self) -> None:
         deadline = time.monotonic()
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():
             deadline += self.period_s
             delay = deadline - time.monotonic()
             if delay > 0:
@@ -146,7 +149,7 @@ class ChunkExecutorNode(Node):
                 if not self.enabled:
                     continue
                 command = self.core.tick(self._now_s())
-            if command.positions is not None:
+            if command.positions is not None and self.context.ok():
                 self.cmd_pub.publish(Float64MultiArray(data=command.positions.tolist()))
 
     def _publish_diagnostics(self) -> None:
@@ -164,8 +167,9 @@ class ChunkExecutorNode(Node):
         self.diag_pub.publish(msg)
 
     def destroy_node(self):
-        self._stop.set()
-        self._thread.join(timeout=2.0)
+        if hasattr(self, "_stop"):  # also called by rclpy.shutdown on a node whose __init__ failed
+            self._stop.set()
+            self._thread.join(timeout=2.0)
         return super().destroy_node()
 
 

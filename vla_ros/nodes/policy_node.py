@@ -33,6 +33,7 @@ from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationBuffer, ObservationError
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import POLICY_PARAMS, declare
+from vla_ros.nodes.throttle import KeyedThrottle
 
 
 class PolicyNode(Node):
@@ -58,6 +59,7 @@ class PolicyNode(Node):
         self.inference_count = 0
         self.frame_to_chunk_s: deque[float] = deque(maxlen=10_000)  # oldest frame used -> chunk published
         self.inference_s: deque[float] = deque(maxlen=10_000)
+        self._throttle = KeyedThrottle(2.0)
 
         for cam, topic in zip(cameras, topics):
             if topic.endswith("/compressed"):
@@ -92,7 +94,7 @@ class PolicyNode(Node):
         try:
             rgb = convert(msg)
         except ImageFormatError as exc:
-            self.get_logger().error(f"dropping frame from camera '{camera}': {exc}", throttle_duration_sec=2.0)
+            self._error(f"image:{camera}:{msg.encoding if hasattr(msg, 'encoding') else msg.format}:{len(msg.data)}", f"dropping frame from camera '{camera}': {exc}")
             return
         self.buffer.add_image(camera, conversions.stamp_to_s(msg.header.stamp), rgb)
 
@@ -100,7 +102,11 @@ class PolicyNode(Node):
         try:
             self.buffer.add_joint_state(conversions.stamp_to_s(msg.header.stamp), list(msg.name), list(msg.position))
         except ObservationError as exc:
-            self.get_logger().error(f"dropping joint state: {exc}", throttle_duration_sec=2.0)
+            self._error(f"joints:{exc}", f"dropping joint state: {exc}")
+
+    def _error(self, key: str, text: str) -> None:
+        if self._throttle.ready(key):
+            self.get_logger().error(text)
 
     def _instruction_problem(self, text: str) -> str | None:
         if not text.strip():
@@ -156,7 +162,7 @@ class PolicyNode(Node):
 
     # --- inference -----------------------------------------------------------------------
     def _inference_loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():
             if not self.running.wait(timeout=0.1):
                 continue
             started = time.monotonic()
@@ -177,7 +183,7 @@ class PolicyNode(Node):
             self.get_logger().error(f"backend failed: {exc!r}", throttle_duration_sec=2.0)
             return
         age = self._now_s() - obs.stamp_s
-        if not self.running.is_set():
+        if not self.running.is_set() or not self.context.ok():
             return
         if age > max_age:
             self.get_logger().warning(f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})", throttle_duration_sec=2.0)
@@ -208,8 +214,9 @@ class PolicyNode(Node):
         self.diag_pub.publish(msg)
 
     def destroy_node(self):
-        self._stop.set()
-        self._worker.join(timeout=2.0)
+        if hasattr(self, "_stop"):  # also called by rclpy.shutdown on a node whose __init__ failed
+            self._stop.set()
+            self._worker.join(timeout=2.0)
         return super().destroy_node()
 
 

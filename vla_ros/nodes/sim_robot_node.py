@@ -71,11 +71,17 @@ class SimRobotNode(Node):
         return res
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.sim.close()  # the GL context belongs to this thread
+
+    def _loop(self) -> None:
         """Advance physics in step with the wall clock; publish joint states and images."""
         js_period = 1.0 / self.p["joint_state_rate_hz"]
         cam_period = 1.0 / self.p["camera_rate_hz"]
         next_js = next_cam = deadline = time.monotonic()
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():
             deadline += PHYSICS_CHUNK_S
             delay = deadline - time.monotonic()
             if delay > 0:
@@ -104,9 +110,9 @@ class SimRobotNode(Node):
                     pub.publish(conversions.rgb_to_image_msg(rgb, stamp, f"{cam}_camera"))
 
     def destroy_node(self):
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self.sim.close()
+        if hasattr(self, "_stop"):
+            self._stop.set()
+            self._thread.join(timeout=2.0)
         return super().destroy_node()
 
 

@@ -1,0 +1,138 @@
+"""The Octo-design backend: attention rule, sampler, checkpoint I/O, predict."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from vla_ros.backends.base import BackendError, load_backend
+from vla_ros.backends.blocks.diffusion import DDPMSchedule, cosine_beta_schedule
+from vla_ros.backends.octo.modeling import OBS, READOUT, TASK, blockwise_causal_mask
+from vla_ros.backends.octo.text import WordTokenizer
+from vla_ros.core.types import Observation
+from vla_ros.sim.tabletop import JOINT_NAMES
+
+
+def test_blockwise_causal_mask_token_by_token():
+    # window of 2 timesteps: task x2 | obs t0 x2 | readout t0 | obs t1 x2 | readout t1
+    kinds = torch.tensor([TASK, TASK, OBS, OBS, READOUT, OBS, OBS, READOUT])
+    steps = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1])
+    valid = torch.tensor([[True, False, True, True, True, True, True, True]])  # second task token is padding
+    m = blockwise_causal_mask(kinds, steps, valid)[0]
+    for q in range(8):
+        for k in range(8):
+            if not valid[0, k] and q != k:
+                expected = False
+            elif kinds[k] == TASK:
+                expected = True
+            elif kinds[k] == OBS:
+                expected = kinds[q] != TASK and steps[k] <= steps[q]
+            else:
+                expected = kinds[q] == READOUT and steps[k] == steps[q]
+            expected = expected or q == k
+            assert bool(m[q, k]) == expected, (q, k)
+    assert not m[0, 2] and not m[2, 4] and m[7, 2] and not m[4, 5]
+
+
+def test_cosine_schedule_is_monotone_and_clipped():
+    betas = cosine_beta_schedule(20)
+    assert betas.shape == (20,) and torch.all(betas > 0) and betas.max() <= 0.999
+    assert torch.all(torch.diff(DDPMSchedule(20).alpha_bar) < 0)
+
+
+def test_sampler_recovers_the_data_with_an_oracle_denoiser():
+    sched = DDPMSchedule(20)
+    x0 = torch.tensor([[0.3, -1.2, 2.0, 0.0]])
+
+    def oracle(x, k):  # the exact noise of x_k given x0
+        ab = sched.alpha_bar[k].view(-1, 1)
+        return (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+
+    out = sched.sample(oracle, torch.randn(1, 4, generator=torch.Generator().manual_seed(1)), torch.Generator().manual_seed(2))
+    torch.testing.assert_close(out, x0, atol=1e-4, rtol=0)
+
+
+def test_add_noise_matches_its_definition():
+    sched = DDPMSchedule(10)
+    x0, eps, k = torch.ones(2, 3), torch.full((2, 3), 2.0), torch.tensor([0, 9])
+    out = sched.add_noise(x0, eps, k)
+    ab = sched.alpha_bar[k][:, None]
+    torch.testing.assert_close(out, (ab.sqrt() + 2 * (1 - ab).sqrt()).expand(2, 3))
+
+
+def test_tokenizer_pads_masks_and_maps_unknown_words():
+    tok = WordTokenizer(("reach", "red"), 4)
+    ids, valid = tok("Reach the RED cube")
+    assert ids.tolist() == [2, 1, 3, 1] and valid.all()
+    ids, valid = tok("red")
+    assert ids.tolist() == [3, 0, 0, 0] and valid.tolist() == [True, False, False, False]
+
+
+def observation(rng, instruction="reach the red cube"):
+    images = {c: rng.integers(0, 255, (48, 40, 3), dtype=np.uint8) for c in ("front", "wrist")}
+    return Observation(12.5, images, JOINT_NAMES, rng.normal(0, 0.3, len(JOINT_NAMES)), instruction)
+
+
+def test_predict_returns_a_timed_chunk_for_the_observation(tiny_checkpoint):
+    backend = load_backend("octo", tiny_checkpoint)
+    obs = observation(np.random.default_rng(0))
+    chunk = backend.predict(obs)
+    assert chunk.t0_s == 12.5 and chunk.joint_names == JOINT_NAMES
+    assert chunk.positions.shape == (4, len(JOINT_NAMES)) and np.all(np.isfinite(chunk.positions))
+    np.testing.assert_allclose(chunk.times_s(), 12.5 + 0.1 * np.arange(1, 5))
+    assert chunk.inference_s > 0
+
+
+def test_same_noise_same_chunk_and_language_changes_the_output(tiny_checkpoint):
+    backend = load_backend("octo", tiny_checkpoint)
+    obs = observation(np.random.default_rng(0))
+    noise = np.random.default_rng(1).normal(size=(4, len(JOINT_NAMES)))
+    backend.generator.manual_seed(5)
+    a = backend.predict(obs, noise).positions
+    backend.generator.manual_seed(5)
+    b = backend.predict(obs, noise).positions
+    np.testing.assert_array_equal(a, b)
+    backend.generator.manual_seed(5)
+    other = Observation(obs.stamp_s, obs.images, obs.joint_names, obs.joint_positions, "reach the blue cube")
+    assert not np.allclose(backend.predict(other, noise).positions, a)
+
+
+def test_save_load_round_trip_reproduces_outputs(tiny_checkpoint, tmp_path):
+    from vla_ros.backends.octo.backend import load_checkpoint, save_checkpoint
+
+    model, stats = load_checkpoint(tiny_checkpoint)
+    save_checkpoint(tmp_path, model, stats)
+    a, b = load_backend("octo", tiny_checkpoint), load_backend("octo", tmp_path)
+    obs = observation(np.random.default_rng(3))
+    noise = np.zeros((4, len(JOINT_NAMES)))
+    np.testing.assert_array_equal(a.predict(obs, noise).positions, b.predict(obs, noise).positions)
+
+
+def test_missing_key_is_named(tiny_checkpoint, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
+    weights = load_file(str(tmp_path / "ckpt" / "model.safetensors"))
+    del weights["readout"]
+    save_file(weights, str(tmp_path / "ckpt" / "model.safetensors"))
+    with pytest.raises(BackendError, match=r"missing keys \['readout'\]"):
+        load_backend("octo", tmp_path / "ckpt")
+
+
+def test_missing_files_and_unknown_backend_are_clear_errors(tmp_path):
+    with pytest.raises(BackendError, match="checkpoint folder not found"):
+        load_backend("octo", tmp_path / "nope")
+    with pytest.raises(BackendError, match=r"missing \['config.json', 'model.safetensors', 'dataset_statistics.json'\]"):
+        load_backend("octo", tmp_path)
+    with pytest.raises(BackendError, match=r"unknown backend 'rt2' \(available: \['octo'\]\)"):
+        load_backend("rt2", tmp_path)
+
+
+def test_wrong_joints_are_refused(tiny_checkpoint):
+    backend = load_backend("octo", tiny_checkpoint)
+    obs = observation(np.random.default_rng(0))
+    bad = Observation(obs.stamp_s, obs.images, tuple(reversed(JOINT_NAMES)), obs.joint_positions, obs.instruction)
+    with pytest.raises(BackendError, match="expects joints"):
+        backend.predict(bad)

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from vla_ros.core.plan import Plan
+from vla_ros.core.types import ActionChunk
+
+NAMES = ("a", "b")
+
+
+def chunk(t0, positions, dt=0.1):
+    return ActionChunk(t0, dt, NAMES, np.asarray(positions, float))
+
+
+def test_points_in_the_past_are_dropped_and_the_plan_starts_at_the_current_command():
+    plan = Plan(2)
+    c = chunk(10.0, [[1, 1], [2, 2], [3, 3], [4, 4]])  # due at 10.1 .. 10.4
+    dropped = plan.merge(c, now_s=10.25, current_command=np.array([0.0, 0.0]))
+    assert dropped == 2
+    np.testing.assert_allclose(plan.times_s, [10.25, 10.3, 10.4])
+    np.testing.assert_allclose(plan.positions, [[0, 0], [3, 3], [4, 4]])
+
+
+def test_sampling_interpolates_linearly_and_holds_the_last_point():
+    plan = Plan(2)
+    plan.merge(chunk(0.0, [[1, 2], [3, 6]]), now_s=0.0, current_command=np.zeros(2))
+    np.testing.assert_allclose(plan.sample(0.05), [0.5, 1.0])
+    np.testing.assert_allclose(plan.sample(0.15), [2.0, 4.0])
+    np.testing.assert_allclose(plan.sample(5.0), [3.0, 6.0])
+    assert plan.end_time_s == pytest.approx(0.2)
+
+
+def test_empty_plan_samples_none():
+    plan = Plan(2)
+    assert plan.sample(1.0) is None
+    plan.merge(chunk(0.0, [[1, 1]]), now_s=0.0, current_command=np.zeros(2))
+    plan.clear()
+    assert plan.empty and plan.sample(0.0) is None
+
+
+def test_explicit_offsets_are_used_for_times():
+    c = ActionChunk(1.0, 0.1, NAMES, np.zeros((3, 2)), offsets_s=np.array([0.0, 0.5, 0.7]))
+    np.testing.assert_allclose(c.times_s(), [1.0, 1.5, 1.7])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        ActionChunk(1.0, 0.1, NAMES, np.zeros((3, 2)), offsets_s=np.array([0.1, 0.1, 0.2]))

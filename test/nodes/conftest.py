@@ -1,0 +1,145 @@
+"""Harness for node tests: real node processes (bring-up) and a test-side rclpy node on loopback DDS."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vla_ros.bringup import Bringup
+from vla_ros.launch_description import node_specs
+
+
+def wait_until(predicate, timeout_s: float, interval_s: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return bool(predicate())
+
+
+class Peer:
+    """The test's own node: plays the robot (joint states, cameras) and records what the nodes publish."""
+
+    def __init__(self, joint_names: tuple[str, ...]):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import Image, JointState
+        from std_msgs.msg import Float64MultiArray
+        from trajectory_msgs.msg import JointTrajectory
+
+        rclpy.init(args=[])
+        self.node = rclpy.create_node("test_peer")
+        self.joint_names = joint_names
+        self.chunks: list = []
+        self.commands: list[tuple[float, np.ndarray]] = []
+        self.diagnostics: list = []
+        self.node.create_subscription(JointTrajectory, "action_chunk", self.chunks.append, 50)
+        self.node.create_subscription(Float64MultiArray, "commands", lambda m: self.commands.append((time.monotonic(), np.array(m.data))), 500)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
+        self.js_pub = self.node.create_publisher(JointState, "joint_states", 10)
+        self.img_pubs = {c: self.node.create_publisher(Image, t, 2) for c, t in (("front", "camera/image_raw"), ("wrist", "wrist_camera/image_raw"))}
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self.q = np.zeros(len(joint_names))
+        self.publish_images = True
+        self.published_stamps: list[float] = []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def now_msg(self):
+        return self.node.get_clock().now().to_msg()
+
+    def publish_state(self) -> None:
+        from sensor_msgs.msg import JointState
+
+        stamp = self.now_msg()
+        self.published_stamps.append(stamp.sec + stamp.nanosec * 1e-9)
+        msg = JointState(name=list(reversed(self.joint_names)) + ["extra_joint"], position=list(reversed(self.q.tolist())) + [9.9])
+        msg.header.stamp = stamp
+        self.js_pub.publish(msg)
+
+    def publish_frames(self) -> None:
+        from vla_ros.nodes.conversions import rgb_to_image_msg
+
+        rgb = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+        for cam, pub in self.img_pubs.items():
+            pub.publish(rgb_to_image_msg(rgb, self.now_msg(), cam))
+
+    def start_robot(self, rate_hz: float = 20.0, max_s: float = 120.0) -> None:
+        """Publish joint states (and frames while `publish_images`) until stopped (bounded in time)."""
+
+        def loop():
+            end = time.monotonic() + max_s
+            while not self._stop.is_set() and time.monotonic() < end:
+                self.publish_state()
+                if self.publish_images:
+                    self.publish_frames()
+                time.sleep(1.0 / rate_hz)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def call(self, srv_type, name: str, request, timeout_s: float = 10.0):
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout_s), f"service {name} not available"
+        future = client.call_async(request)
+        assert wait_until(future.done, timeout_s), f"call to {name} timed out"
+        return future.result()
+
+    def set_param(self, node: str, name: str, value):
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        res = self.call(SetParameters, f"/{node}/set_parameters", SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        return res.results[0]
+
+    def trigger(self, name: str):
+        from std_srvs.srv import Trigger
+
+        return self.call(Trigger, name, Trigger.Request())
+
+    def close(self) -> None:
+        import rclpy
+
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+@pytest.fixture
+def nodes(ros_env, tiny_checkpoint, tmp_path):
+    """Start policy node + chunk executor (sim robot config, tiny random checkpoint) and a Peer."""
+    started: list[Bringup] = []
+    peers: list[Peer] = []
+
+    def start(policy_overrides=None, executor_overrides=None):
+        specs = node_specs("sim", model_path=str(tiny_checkpoint), use_sim=False, overrides={
+            "vla_policy": {"inference_period_s": 0.2, **(policy_overrides or {})},
+            "vla_chunk_executor": {**(executor_overrides or {})},
+        })
+        bringup = Bringup(specs, log_dir=tmp_path / "logs", env=ros_env)
+        bringup.start()
+        started.append(bringup)
+        peer = Peer(tuple(specs[0].parameters["joint_names"]))
+        peers.append(peer)
+        return bringup, peer, specs
+
+    yield start
+    for p in peers:
+        p.close()
+    for b in started:
+        b.stop()
+
+
+def log_text(tmp_path: Path, node: str) -> str:
+    return (tmp_path / "logs" / f"{node}.log").read_text()

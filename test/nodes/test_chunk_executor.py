@@ -1,0 +1,108 @@
+"""chunk_executor as a real process over DDS: limits, hold, e-stop, latency compensation."""
+
+import time
+
+import numpy as np
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from conftest import wait_until
+from vla_ros.config import load_robot_config
+from vla_ros.nodes.conversions import s_to_duration
+
+ROBOT = load_robot_config("sim")
+
+
+def trajectory(peer, positions, dt=0.1, stamp=None):
+    msg = JointTrajectory(joint_names=list(ROBOT.joint_names))
+    msg.header.stamp = stamp or peer.now_msg()
+    msg.points = [JointTrajectoryPoint(positions=list(map(float, p)), time_from_start=s_to_duration(dt * (i + 1))) for i, p in enumerate(positions)]
+    return msg
+
+
+def start(nodes):
+    bringup, peer, _ = nodes()
+    pub = peer.node.create_publisher(JointTrajectory, "action_chunk", 10)
+    peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
+    peer.publish_images = False
+    peer.start_robot(rate_hz=100)
+    assert wait_until(lambda: len(peer.commands) > 10 and pub.get_subscription_count() > 0, 30)
+    return bringup, peer, pub
+
+
+def test_commands_stay_within_position_and_velocity_limits_under_huge_jumps(nodes):
+    bringup, peer, pub = start(nodes)
+    rng = np.random.default_rng(0)
+    t_start = time.monotonic()
+    for _ in range(10):
+        pub.publish(trajectory(peer, rng.uniform(-10, 10, (8, len(ROBOT.joint_names)))))
+        time.sleep(0.1)
+    time.sleep(0.3)
+    cmds = [(t, c) for t, c in peer.commands if t >= t_start]
+    q = np.array([c for _, c in cmds])
+    margin = np.minimum(0.02, 0.25 * (ROBOT.limits.max_position - ROBOT.limits.min_position))
+    assert np.all(q >= ROBOT.limits.min_position + margin - 1e-9) and np.all(q <= ROBOT.limits.max_position - margin + 1e-9)
+    # over any stretch, displacement <= max_velocity * elapsed (+ one control period of slack)
+    t = np.array([t for t, _ in cmds])
+    span = t[-1] - t[0]
+    assert np.all(np.abs(q[-1] - q[0]) <= ROBOT.limits.max_velocity * (span + 0.05))
+    steps = np.abs(np.diff(q, axis=0))
+    assert np.all(steps <= ROBOT.limits.max_velocity * 0.05), "a single command jumped"
+    assert np.ptp(q[:, 0]) > 0.1, "the executor did not move at all"
+    assert bringup.dead() == {}
+
+
+def test_nan_and_wrong_joint_chunks_are_rejected_and_position_held(nodes):
+    bringup, peer, pub = start(nodes)
+    held = peer.commands[-1][1]
+    bad = trajectory(peer, [[np.nan] * 7])
+    wrong = trajectory(peer, [[0.0] * 7])
+    wrong.joint_names = ["nope"] * 7
+    ragged = trajectory(peer, [[0.0] * 3])
+    for m in (bad, wrong, ragged):
+        pub.publish(m)
+    time.sleep(0.5)
+    last = np.array([c for _, c in peer.commands[-20:]])
+    np.testing.assert_allclose(last, np.repeat(held[None], len(last), 0), atol=1e-9)
+    assert bringup.dead() == {}
+
+
+def test_chunk_with_past_stamp_is_partially_executed(nodes):
+    bringup, peer, pub = start(nodes)
+    q0 = peer.q
+    now = peer.now_msg()
+    past = type(now)(sec=now.sec - 1, nanosec=now.nanosec)  # stamped 1 s ago: 0.1..0.9 s points are over
+    pts = [q0 + np.r_[0.05 * (i + 1), np.zeros(6)] for i in range(15)]  # shoulder_pan ramps 0.05/point
+    pub.publish(trajectory(peer, pts, stamp=past))
+    time.sleep(0.2)
+    first = peer.commands[-1][1][0]
+    # the executor jumped ahead in the plan (at 1.1 s the target is ~0.55) but the limiter bounds the speed
+    assert first > q0[0] + 0.05
+    assert wait_until(lambda: peer.commands[-1][1][0] > 0.5, 3)
+
+
+def test_estop_latches_and_holds_then_resets(nodes):
+    bringup, peer, pub = start(nodes)
+    assert peer.trigger("/vla_chunk_executor/estop").success
+    held = peer.commands[-1][1]
+    pub.publish(trajectory(peer, [peer.q + 0.3] * 8))
+    time.sleep(0.5)
+    np.testing.assert_allclose(peer.commands[-1][1], held, atol=1e-9)
+    assert peer.trigger("/vla_chunk_executor/reset_estop").success
+    pub.publish(trajectory(peer, [peer.q + 0.3] * 8))
+    assert wait_until(lambda: abs(peer.commands[-1][1][0] - held[0]) > 0.05, 3)
+
+
+def test_holds_when_joint_states_stop_and_reports_it_in_diagnostics(nodes):
+    bringup, peer, pub = start(nodes)
+    pub.publish(trajectory(peer, [peer.q + np.r_[0.5, np.zeros(6)]] * 30))
+    time.sleep(0.3)
+    peer._stop.set()  # the robot's joint states stop
+    time.sleep(0.4)
+    a = peer.commands[-1][1]
+    time.sleep(0.3)
+    np.testing.assert_allclose(peer.commands[-1][1], a, atol=1e-9)
+
+    def stale_reported():
+        return any(s.message == "stale_joints" for d in peer.diagnostics for s in d.status if "executor" in s.name)
+
+    assert wait_until(stale_reported, 3)

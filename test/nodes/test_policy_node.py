@@ -1,0 +1,81 @@
+"""policy_node as a real process over DDS: instruction gating, chunk format, staleness, bad input."""
+
+import numpy as np
+
+from conftest import log_text, wait_until
+
+
+def test_no_chunk_before_an_instruction_then_timed_chunks_after(nodes):
+    bringup, peer, specs = nodes()
+    peer.start_robot()
+    assert wait_until(lambda: peer.node.count_publishers("action_chunk") > 0, 30)
+    res = peer.trigger("/vla_policy/start")
+    assert not res.success and "no instruction" in res.message
+    assert not wait_until(lambda: peer.chunks, 1.5), "a chunk was published without an instruction"
+
+    result = peer.set_param("vla_policy", "instruction", "reach the red cube")
+    assert result.successful
+    assert peer.trigger("/vla_policy/start").success
+    assert wait_until(lambda: len(peer.chunks) >= 3, 20), f"no chunks; policy log:\n{log_text(bringup.log_dir.parent, 'vla_policy')}"
+    msg = peer.chunks[-1]
+    assert list(msg.joint_names) == specs[0].parameters["joint_names"]
+    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    assert min(abs(stamp - s) for s in peer.published_stamps) < 1e-6, "header.stamp is not an observation stamp"
+    offsets = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+    np.testing.assert_allclose(offsets, 0.1 * np.arange(1, len(msg.points) + 1), atol=1e-6)
+
+    assert peer.trigger("/vla_policy/stop").success
+    time.sleep(0.5)
+    n = len(peer.chunks)
+    assert not wait_until(lambda: len(peer.chunks) > n, 1.0), "chunks kept coming after ~/stop"
+    assert bringup.dead() == {}
+
+
+def test_instruction_is_validated_by_the_parameter_service_and_the_topic(nodes):
+    from std_msgs.msg import String
+
+    bringup, peer, _ = nodes()
+    empty = peer.set_param("vla_policy", "instruction", "   ")
+    assert not empty.successful and "empty" in empty.reason
+    long = peer.set_param("vla_policy", "instruction", "x" * 300)
+    assert not long.successful and "300 characters" in long.reason
+    pub = peer.node.create_publisher(String, "instruction", 10)
+    assert wait_until(lambda: pub.get_subscription_count() > 0, 10)
+    pub.publish(String(data="reach the blue cube"))
+    assert wait_until(lambda: "instruction: 'reach the blue cube'" in log_text(bringup.log_dir.parent, "vla_policy"), 10)
+
+
+def test_no_chunk_from_a_stale_observation_when_the_camera_stops(nodes):
+    bringup, peer, _ = nodes(policy_overrides={"auto_start": True, "max_observation_age_s": 0.3})
+    peer.start_robot()
+    assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful  # auto_start
+    assert wait_until(lambda: len(peer.chunks) >= 2, 20)
+    peer.publish_images = False
+    time.sleep(0.6)  # past max_observation_age_s (+ one inference in flight)
+    n = len(peer.chunks)
+    assert not wait_until(lambda: len(peer.chunks) > n, 1.5), "published a chunk from a stale camera frame"
+    assert wait_until(lambda: "image is" in log_text(bringup.log_dir.parent, "vla_policy"), 5)
+    peer.publish_images = True
+    assert wait_until(lambda: len(peer.chunks) > n, 10), "did not resume when the camera came back"
+
+
+def test_malformed_image_and_unknown_encoding_are_logged_and_survived(nodes):
+    from sensor_msgs.msg import Image
+
+    bringup, peer, _ = nodes(policy_overrides={"auto_start": True})
+    peer.start_robot()
+    assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
+    assert wait_until(lambda: len(peer.chunks) >= 1, 20)
+    bad = Image(height=32, width=32, encoding="rgb8", step=96, data=bytes(100))  # too short
+    weird = Image(height=2, width=2, encoding="yuv422_weird", step=8, data=bytes(16))
+    for msg in (bad, weird):
+        msg.header.stamp = peer.now_msg()
+        peer.img_pubs["front"].publish(msg)
+    log = lambda: log_text(bringup.log_dir.parent, "vla_policy")  # noqa: E731
+    assert wait_until(lambda: "expected at least step*height" in log() and "'yuv422_weird' encoding is not supported" in log(), 10), log()
+    n = len(peer.chunks)
+    assert wait_until(lambda: len(peer.chunks) > n, 10), "policy stopped producing chunks after bad frames"
+    assert bringup.dead() == {}
+
+
+import time  # noqa: E402  (used by the tests above)
