@@ -1,0 +1,42 @@
+# vla_ros: `make demo` runs the closed-loop demo, `make test` the test suite. Both install what
+# they need first (a venv in .venv with pinned ROS 2 Kilted wheels and torch 2.13.0, and Debian's
+# EGL libraries for headless rendering).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export MUJOCO_GL ?= egl
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+.PHONY: demo test venv train evaluate colcon-check params clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@bash scripts/install_system_deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip check
+	touch $(STAMP)
+
+demo: venv
+	$(PY) -m vla_ros.cli demo --episodes 20
+
+test: venv
+	$(PY) -m pytest test -q -p no:cacheprovider
+
+train: venv
+	$(PY) -m vla_ros.cli train --out models/demo
+
+evaluate: venv
+	$(PY) -m vla_ros.cli evaluate --episodes 50
+
+params: venv
+	$(PY) -m vla_ros.cli params
+
+colcon-check:
+	bash scripts/colcon_check.sh
+
+clean:
+	rm -rf $(VENV) build install log runs
