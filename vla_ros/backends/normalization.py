@@ -23,10 +23,11 @@ class FeatureStats:
     mask: np.ndarray  # bool (D,): False leaves the dimension raw (e.g. a gripper)
 
     @classmethod
-    def from_data(cls, x: np.ndarray, mask: np.ndarray | None = None) -> "FeatureStats":
+    def from_data(cls, x: np.ndarray, mask: np.ndarray | None = None, min_std: float = 1e-3) -> "FeatureStats":
+        """Statistics over all leading axes of x (..., D); std floored at `min_std` (constant dims map to 0)."""
         x = x.reshape(-1, x.shape[-1])
         m = np.ones(x.shape[-1], bool) if mask is None else np.asarray(mask, bool)
-        return cls(x.mean(0), x.std(0), m)
+        return cls(x.mean(0), np.maximum(x.std(0), min_std), m)
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         z = (x - self.mean) / (self.std + 1e-6)

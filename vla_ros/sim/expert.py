@@ -20,15 +20,17 @@ DOWN = np.array([0.0, 0.0, -1.0])
 class ScriptedExpert:
     """Plans joint-space action chunks (horizon, 7) for `sim.task` from the sim's current state."""
 
-    def __init__(self, sim: TabletopSim, dt_s: float = 0.1, horizon: int = 8):
+    def __init__(self, sim: TabletopSim, dt_s: float = 0.1, horizon: int = 8, target: str | None = None):
+        """`target`: cube colour to reach; default the current task's."""
         self.sim = sim
+        self.target = target
         self.dt_s = dt_s
         self.horizon = horizon
         self._scratch = mujoco.MjData(sim.model)
 
     def tool_path(self, start: np.ndarray) -> list[np.ndarray]:
         """Polyline of tool positions (metres) from `start` to the target's touch point."""
-        goal = self.sim.touch_point(self.sim.task.target)
+        goal = self.sim.touch_point(self.target or self.sim.task.target)
         above = goal + np.array([0.0, 0.0, APPROACH_HEIGHT_M])
         horizontal = np.linalg.norm((start - goal)[:2])
         if horizontal < 0.015:  # already over the cube: go straight down

@@ -42,10 +42,8 @@ class TrainSettings:
 
 
 def dataset_statistics(data: dict[str, np.ndarray]) -> DatasetStatistics:
-    mask = np.array(DELTA_MASK)
-    deltas = to_delta(data["actions"], data["state"], mask)
-    action_mask = np.array(DELTA_MASK)  # the gripper stays raw (it is near-constant)
-    return DatasetStatistics(FeatureStats.from_data(data["state"]), FeatureStats.from_data(deltas, action_mask))
+    deltas = to_delta(data["actions"], data["state"], np.array(DELTA_MASK))
+    return DatasetStatistics(FeatureStats.from_data(data["state"]), FeatureStats.from_data(deltas))
 
 
 def make_config(data: dict[str, np.ndarray], dt_s: float, **overrides) -> OctoConfig:
