@@ -44,3 +44,17 @@ def test_stale_and_missing_inputs_are_refused_with_reasons():
 def test_unknown_camera_rejected():
     with pytest.raises(ObservationError, match="unknown camera 'side'"):
         make().add_image("side", 0.0, IMG)
+
+
+def test_wait_for_frames_needs_a_new_frame_from_every_camera():
+    import threading
+
+    buf = ObservationBuffer(("front", "wrist"), ("j1",))
+    buf.add_image("front", 1.0, IMG)
+    buf.add_image("wrist", 1.0, IMG)
+    assert buf.wait_for_frames(0.5, timeout_s=0.01)
+    assert not buf.wait_for_frames(1.0, timeout_s=0.05)
+    timer = threading.Timer(0.05, lambda: (buf.add_image("front", 2.0, IMG), buf.add_image("wrist", 2.0, IMG)))
+    timer.start()
+    assert buf.wait_for_frames(1.0, timeout_s=5.0)
+    timer.join()

@@ -1,5 +1,7 @@
 """policy_node as a real process over DDS: instruction gating, chunk format, staleness, bad input."""
 
+import time
+
 import numpy as np
 
 from conftest import log_text, wait_until
@@ -78,4 +80,30 @@ def test_malformed_image_and_unknown_encoding_are_logged_and_survived(nodes):
     assert bringup.dead() == {}
 
 
-import time  # noqa: E402  (used by the tests above)
+
+
+def test_compressed_camera_topics_are_decoded(nodes):
+    from sensor_msgs.msg import CompressedImage
+
+    from vla_ros.core.images import encode_compressed
+
+    bringup, peer, _ = nodes(policy_overrides={
+        "auto_start": True,
+        "camera_topics": ["camera/image_raw/compressed", "wrist_camera/image_raw"],
+    })
+    pub = peer.node.create_publisher(CompressedImage, "camera/image_raw/compressed", 2)
+    jpeg = encode_compressed(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8), "jpeg")
+    peer.img_pubs = {"wrist": peer.img_pubs["wrist"]}  # the front camera now comes compressed
+
+    def frames():
+        msg = CompressedImage(format="rgb8; jpeg compressed bgr8", data=jpeg)
+        msg.header.stamp = peer.now_msg()
+        pub.publish(msg)
+
+    peer.start_robot()
+    assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
+    deadline = time.monotonic() + 20
+    while len(peer.chunks) < 2 and time.monotonic() < deadline:
+        frames()
+        time.sleep(0.05)
+    assert len(peer.chunks) >= 2, log_text(bringup.log_dir.parent, "vla_policy")

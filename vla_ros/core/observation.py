@@ -32,6 +32,7 @@ class ObservationBuffer:
         self.camera_names = tuple(camera_names)
         self.joint_names = tuple(joint_names)
         self._lock = threading.Lock()
+        self._new_frame = threading.Condition(self._lock)
         self._images: dict[str, _Stamped] = {}
         self._joints: _Stamped | None = None
 
@@ -40,6 +41,16 @@ class ObservationBuffer:
             raise ObservationError(f"unknown camera '{camera}' (configured: {list(self.camera_names)})")
         with self._lock:
             self._images[camera] = _Stamped(stamp_s, rgb)
+            self._new_frame.notify_all()
+
+    def wait_for_frames(self, newer_than_s: float, timeout_s: float) -> bool:
+        """Block until every camera has a frame stamped after `newer_than_s` (False on timeout)."""
+
+        def ready():
+            return all(c in self._images and self._images[c].stamp_s > newer_than_s for c in self.camera_names)
+
+        with self._lock:
+            return self._new_frame.wait_for(ready, timeout=timeout_s)
 
     def add_joint_state(self, stamp_s: float, names: list[str], positions: list[float]) -> None:
         """Store positions of the configured joints; any order, extra joints ignored.

@@ -162,36 +162,44 @@ class PolicyNode(Node):
 
     # --- inference -----------------------------------------------------------------------
     def _inference_loop(self) -> None:
+        """Every `inference_period_s`, infer as soon as every camera has a frame not used before."""
+        last_frame_s = -float("inf")
         while not self._stop.is_set() and self.context.ok():
             if not self.running.wait(timeout=0.1):
                 continue
             started = time.monotonic()
-            self._infer_once()
+            if not self.buffer.wait_for_frames(last_frame_s, timeout_s=self.get_parameter("max_observation_age_s").value):
+                last_frame_s = -float("inf")  # no fresh frames: let snapshot() say what is stale
+            obs = self._infer_once()
+            if obs is not None:
+                last_frame_s = min(obs.image_stamps_s.values())
             period = self.get_parameter("inference_period_s").value
             self._stop.wait(max(0.0, period - (time.monotonic() - started)))
 
-    def _infer_once(self) -> None:
+    def _infer_once(self):
+        """Infer and publish one chunk; returns the observation used (None if none was usable)."""
         max_age = self.get_parameter("max_observation_age_s").value
         try:
             obs = self.buffer.snapshot(self._now_s(), max_age, self.instruction)
         except ObservationError as exc:
             self.get_logger().warning(f"not inferring: {exc}", throttle_duration_sec=2.0)
-            return
+            return None
         try:
             chunk = self.backend.predict(obs)
         except Exception as exc:  # noqa: BLE001 - a failing model must not kill the node
             self.get_logger().error(f"backend failed: {exc!r}", throttle_duration_sec=2.0)
-            return
+            return obs
         age = self._now_s() - obs.stamp_s
         if not self.running.is_set() or not self.context.ok():
-            return
+            return obs
         if age > max_age:
             self.get_logger().warning(f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})", throttle_duration_sec=2.0)
-            return
+            return obs
         self.chunk_pub.publish(conversions.chunk_to_trajectory(chunk))
         self.inference_count += 1
         self.inference_s.append(chunk.inference_s)
         self.frame_to_chunk_s.append(self._now_s() - min(obs.image_stamps_s.values()))
+        return obs
 
     def _publish_diagnostics(self) -> None:
         def ms(values, q):

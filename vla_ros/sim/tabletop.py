@@ -25,7 +25,7 @@ GRIPPER_OPEN_M = 0.03
 CUBE_X_RANGE = (0.32, 0.52)
 CUBE_Y_RANGE = (-0.22, 0.22)
 CUBE_MIN_SEPARATION_M = 0.14
-CUBE_HALF_SIZE_M = 0.02
+CUBE_HALF_SIZE_M = 0.025
 
 # A cube counts as reached when the tool centre point is within this distance of the point
 # just above its top face (the "touch point").

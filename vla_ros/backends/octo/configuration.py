@@ -19,7 +19,7 @@ class OctoConfig:
     delta_mask: tuple[bool, ...] = ()  # per joint: predict relative to the current state (else absolute)
     # language
     vocab: tuple[str, ...] = ()  # word vocabulary; ids 0/1 are [pad]/[unk]
-    max_tokens: int = 16
+    max_tokens: int = 8
     text_layers: int = 1
     # transformer
     width: int = 128
@@ -27,6 +27,7 @@ class OctoConfig:
     num_heads: int = 4
     mlp_dim: int = 512
     stem_channels: tuple[int, ...] = (16, 32, 64, 128)  # stride-2 3x3 convs; image_size / 2**len patches per side
+    coord_channels: bool = False  # stack x/y coordinate channels on the stem input (CoordConv)
     # diffusion head
     diffusion_steps: int = 20
     head_hidden: int = 256

@@ -49,11 +49,16 @@ class StdConv2d(nn.Conv2d):
 
 
 class ImageTokenizer(nn.Module):
-    """(B, 3, S, S) in [-1, 1] -> (B, P, W) patch tokens with a learned position embedding."""
+    """(B, 3, S, S) in [-1, 1] -> (B, P, W) patch tokens with a learned position embedding.
+
+    With `coord_channels`, two channels holding the pixel's x and y in [-1, 1] are stacked on the
+    input (CoordConv), so conv features know where in the fixed camera's view they are.
+    """
 
     def __init__(self, cfg: OctoConfig):
         super().__init__()
-        layers, c_in = [], 3
+        self.coord_channels = cfg.coord_channels
+        layers, c_in = [], 3 + (2 if cfg.coord_channels else 0)
         for c in cfg.stem_channels:
             layers += [StdConv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(min(32, c // 4), c, eps=1e-6), nn.ReLU()]
             c_in = c
@@ -62,6 +67,11 @@ class ImageTokenizer(nn.Module):
         self.pos = nn.Parameter(torch.randn(1, cfg.patches_per_image, cfg.width) * 0.02)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.coord_channels:
+            b, _, h, w = image.shape
+            ys = torch.linspace(-1, 1, h, device=image.device).view(1, 1, h, 1).expand(b, 1, h, w)
+            xs = torch.linspace(-1, 1, w, device=image.device).view(1, 1, 1, w).expand(b, 1, h, w)
+            image = torch.cat([image, xs, ys], 1)
         return self.proj(self.stem(image)).flatten(2).transpose(1, 2) + self.pos
 
 
