@@ -3,6 +3,10 @@
 The expert is closed-loop: from the current joint state it plans the tool path (up and over to
 a point above the target, then down to it) at a fixed speed, and returns the next `horizon`
 joint targets spaced `dt_s` apart. That is exactly an action chunk.
+
+The tool orientation is fully specified (pointing down, fingers' x axis facing away from the
+base), so the 6-DOF arm has no redundant direction: the joint targets are a function of the
+state, which is what a policy can learn from them.
 """
 
 from __future__ import annotations
@@ -54,10 +58,11 @@ class ScriptedExpert:
         return out
 
     def inverse_kinematics(self, target: np.ndarray, q_seed: np.ndarray, iterations: int = 30) -> np.ndarray:
-        """Arm joints (6,) putting the tool at `target` pointing down; damped least squares."""
+        """Arm joints (6,) putting the tool at `target` in `tool_orientation(target)`; damped least squares."""
         d, m = self._scratch, self.sim.model
         d.qpos[:] = self.sim.data.qpos
         arm_qpos = np.array([m.joint(i).qposadr[0] for i in range(6)])
+        desired = tool_orientation(target)
         q = q_seed.copy()
         for _ in range(iterations):
             d.qpos[arm_qpos] = q
@@ -65,8 +70,8 @@ class ScriptedExpert:
             mujoco.mj_comPos(m, d)
             site = self.sim._tcp
             pos_err = target - d.site_xpos[site]
-            z_axis = d.site_xmat[site].reshape(3, 3)[:, 2]
-            rot_err = np.cross(z_axis, DOWN)
+            current = d.site_xmat[site].reshape(3, 3)
+            rot_err = 0.5 * sum(np.cross(current[:, i], desired[:, i]) for i in range(3))
             err = np.concatenate([pos_err, 0.5 * rot_err])
             if np.linalg.norm(err) < 1e-4:
                 break
@@ -78,6 +83,14 @@ class ScriptedExpert:
             q = q + np.clip(dq, -0.2, 0.2)
         lo, hi = m.jnt_range[:6].T
         return np.clip(q, lo, hi)
+
+
+def tool_orientation(position: np.ndarray) -> np.ndarray:
+    """Rotation (3, 3), columns = tool axes: z down, x horizontal and pointing away from the base."""
+    radial = np.array([position[0], position[1], 0.0])
+    x = radial / max(np.linalg.norm(radial), 1e-6)
+    z = DOWN
+    return np.column_stack([x, np.cross(z, x), z])
 
 
 def _point_along(path: list[np.ndarray], distance: float) -> np.ndarray:

@@ -40,8 +40,11 @@ class DDPMSchedule:
         x_init: torch.Tensor,
         generator: torch.Generator | None = None,
         clip: float = 5.0,
+        temperature: float = 1.0,
     ) -> torch.Tensor:
         """DDPM ancestral sampling from `x_init` (pure noise, B x ...).
+
+        `temperature` scales the noise added at each step (1: the DDPM posterior; 0: deterministic).
 
         Each step predicts x0 from the noise estimate, clips it to +/-clip and samples the
         posterior q(x_{k-1} | x_k, x0). Clipping x0 (not x_k, as Octo's JAX code does) keeps the
@@ -60,5 +63,5 @@ class DDPMSchedule:
             mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (math.sqrt(alpha) * (1 - ab_prev) / (1 - ab)) * x
             var = beta * (1 - ab_prev) / (1 - ab)
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = mean + math.sqrt(var) * z
+            x = mean + temperature * math.sqrt(var) * z
         return x
