@@ -4,8 +4,8 @@ The expert is closed-loop: from the current joint state it plans the tool path (
 a point above the target, then down to it) at a fixed speed, and returns the next `horizon`
 joint targets spaced `dt_s` apart. That is exactly an action chunk.
 
-The tool orientation is fully specified (pointing down, fingers' x axis facing away from the
-base), so the 6-DOF arm has no redundant direction: the joint targets are a function of the
+The tool orientation is fully specified (pointing down, its x axis pointing back at the base as
+in the home pose), so the 6-DOF arm has no redundant direction: the joint targets are a function of the
 state, which is what a policy can learn from them.
 """
 
@@ -86,9 +86,9 @@ class ScriptedExpert:
 
 
 def tool_orientation(position: np.ndarray) -> np.ndarray:
-    """Rotation (3, 3), columns = tool axes: z down, x horizontal and pointing away from the base."""
+    """Rotation (3, 3), columns = tool axes: z down, x horizontal and pointing back at the base (as at home)."""
     radial = np.array([position[0], position[1], 0.0])
-    x = radial / max(np.linalg.norm(radial), 1e-6)
+    x = -radial / max(np.linalg.norm(radial), 1e-6)
     z = DOWN
     return np.column_stack([x, np.cross(z, x), z])
 

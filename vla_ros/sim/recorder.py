@@ -4,6 +4,8 @@ Each sample is taken every `dt_s` seconds of an episode: camera images (resized 
 input size), joint positions (D,), and the expert's next `horizon` joint targets (H, D) as the
 label. DART-style noise is added to the targets the arm actually executes (not to the labels),
 so the data covers the small mistakes a learned policy makes and how the expert recovers.
+Every cube layout is recorded once per task: the instruction is then the only thing that
+explains why the actions differ, which is what makes the policy listen to it.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def record(settings: RecorderSettings, out: Path, log=print) -> dict:
     data = {f"image_{c}": [] for c in CAMERAS} | {"state": [], "actions": [], "task": [], "episode": []}
     successes = 0
     for ep in range(settings.episodes):
-        seed = settings.first_seed + ep
-        task = TASKS[rng.integers(len(TASKS))]
+        seed = settings.first_seed + ep // len(TASKS)
+        task = TASKS[ep % len(TASKS)]
         sim.reset(seed, task)
         noisy = rng.random() < settings.noise_prob
         extra = settings.extra_steps_after_success
