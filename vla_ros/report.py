@@ -7,9 +7,14 @@ from pathlib import Path
 import numpy as np
 
 
-def write_video(frames: list[np.ndarray], stem: Path, fps: float = 10.0) -> Path:
-    """frames (H, W, 3) uint8 -> `stem.mp4` (ffmpeg from imageio-ffmpeg), or `stem.gif` without it."""
+def write_video(frames: list[np.ndarray], stem: Path, fps: float = 10.0, upscale: int = 3) -> Path:
+    """frames (H, W, 3) uint8 -> `stem.mp4` (ffmpeg from imageio-ffmpeg), or `stem.gif` without it.
+
+    Frames are enlarged `upscale` times (nearest neighbour) so a small camera image is watchable.
+    """
     import imageio.v2 as imageio
+
+    frames = [f.repeat(upscale, 0).repeat(upscale, 1) for f in frames]
 
     try:
         path = stem.with_suffix(".mp4")

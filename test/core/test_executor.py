@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vla_ros.core.executor import ExecutorCore, ExecutorSettings
+from vla_ros.core.plan import BLEND_MODES
 from vla_ros.core.safety import ChunkRejected
 from vla_ros.core.types import ActionChunk, JointLimits
 
@@ -14,8 +15,8 @@ LIMITS = JointLimits(NAMES, np.array([-1.0, -1.0]), np.array([1.0, 1.0]), np.arr
 DT = 0.01
 
 
-def core():
-    return ExecutorCore(LIMITS, ExecutorSettings(joint_state_timeout_s=0.2, plan_timeout_s=0.3, max_stamp_skew_s=1.0))
+def core(blend="replace"):
+    return ExecutorCore(LIMITS, ExecutorSettings(joint_state_timeout_s=0.2, plan_timeout_s=0.3, max_stamp_skew_s=1.0, blend=blend))
 
 
 def test_nothing_is_commanded_before_a_joint_state():
@@ -78,9 +79,9 @@ events = st.lists(
 
 
 @settings(max_examples=1500, deadline=None)
-@given(events=events)
-def test_no_command_leaves_the_limits_whatever_the_stream(events):
-    ex, t, prev = core(), 0.0, None
+@given(events=events, blend=st.sampled_from(BLEND_MODES))
+def test_no_command_leaves_the_limits_whatever_the_stream(events, blend):
+    ex, t, prev = core(blend), 0.0, None
     for kind, a, b in events:
         if kind == "chunk":
             try:

@@ -42,3 +42,35 @@ def test_explicit_offsets_are_used_for_times():
     np.testing.assert_allclose(c.times_s(), [1.0, 1.5, 1.7])
     with pytest.raises(ValueError, match="strictly increasing"):
         ActionChunk(1.0, 0.1, NAMES, np.zeros((3, 2)), offsets_s=np.array([0.1, 0.1, 0.2]))
+
+
+def test_unknown_blend_mode_is_refused():
+    with pytest.raises(ValueError, match="unknown blend mode 'avg'"):
+        Plan(2, blend="avg")
+
+
+def test_crossfade_starts_on_the_old_plan_and_ends_on_the_new_one():
+    plan = Plan(2, blend="crossfade", crossfade_s=0.2)
+    plan.merge(chunk(0.0, [[0, 0]] * 10), now_s=0.0, current_command=np.zeros(2))
+    plan.merge(chunk(0.0, [[1, 1]] * 10), now_s=0.0, current_command=np.zeros(2))
+    # points at 0.1 (w = 0.5), 0.2 (w = 1), later (w = 1)
+    np.testing.assert_allclose(plan.positions[1:4, 0], [0.5, 1.0, 1.0])
+
+
+def test_temporal_ensemble_weights_follow_act():
+    m = 0.5
+    plan = Plan(1, blend="temporal_ensemble", ensemble_m=m)
+    plan.merge(ActionChunk(0.0, 0.1, ("a",), np.full((10, 1), 0.0)), now_s=0.0, current_command=np.zeros(1))
+    plan.merge(ActionChunk(0.0, 0.1, ("a",), np.full((10, 1), 1.0)), now_s=0.0, current_command=np.zeros(1))
+    plan.merge(ActionChunk(0.0, 0.1, ("a",), np.full((10, 1), 2.0)), now_s=0.0, current_command=np.zeros(1))
+    w = np.exp(-m * np.arange(3))  # oldest prediction weight 1, then e^-m, e^-2m
+    expected = (w * np.array([0.0, 1.0, 2.0])).sum() / w.sum()
+    np.testing.assert_allclose(plan.positions[1:, 0], expected)
+
+
+def test_blending_only_touches_times_the_old_plan_covers():
+    plan = Plan(1, blend="crossfade", crossfade_s=10.0)
+    plan.merge(ActionChunk(0.0, 0.1, ("a",), np.zeros((2, 1))), now_s=0.0, current_command=np.zeros(1))  # ends at 0.2
+    plan.merge(ActionChunk(0.0, 0.1, ("a",), np.ones((4, 1))), now_s=0.0, current_command=np.zeros(1))
+    assert plan.positions[3, 0] == 1.0 and plan.positions[4, 0] == 1.0  # 0.3 and 0.4 s: new only
+    assert plan.positions[1, 0] < 1.0

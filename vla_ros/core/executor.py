@@ -28,6 +28,9 @@ class ExecutorSettings:
     plan_timeout_s: float = 0.5  # hold once the plan's last point is this far in the past
     max_stamp_skew_s: float = 2.0
     position_margin_rad: float = 0.0
+    blend: str = "replace"  # how a new chunk meets the running plan (core/plan.py BLEND_MODES)
+    crossfade_s: float = 0.2
+    ensemble_m: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class ExecutorCore:
     def __init__(self, limits: JointLimits, settings: ExecutorSettings = ExecutorSettings()):
         self.joint_names = limits.names
         self.settings = settings
-        self.plan = Plan(len(self.joint_names))
+        self.plan = Plan(len(self.joint_names), settings.blend, settings.crossfade_s, settings.ensemble_m)
         self.limiter = Limiter(limits, settings.position_margin_rad)
         self.counters: Counter[str] = Counter()
         self.estopped = False

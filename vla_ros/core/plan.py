@@ -1,9 +1,14 @@
 """The executor's time-indexed plan: joint targets at absolute times, sampled at control rate.
 
 A chunk's point i is due at `t0 + (i + 1) * dt`. Merging a chunk drops the points already in
-the past (latency compensation: the time spent inferring is skipped, not replayed) and
-starts the new plan from where the command is now, so the switch has no position jump.
-Blend modes other than `replace` grow here (see the executor issue).
+the past (latency compensation: the time spent inferring is skipped, not replayed) and starts
+the new plan from where the command is now, so the switch has no position jump. How the new
+chunk meets the running plan is the blend mode:
+
+  replace             the new chunk's points, as they are
+  crossfade           new = (1 - w) old + w new, w rising linearly from 0 to 1 over `crossfade_s`
+  temporal_ensemble   ACT: every prediction for a time is averaged with weight exp(-m i),
+                      i = 0 for the oldest prediction (m = `ensemble_m`)
 """
 
 from __future__ import annotations
@@ -12,17 +17,32 @@ import numpy as np
 
 from vla_ros.core.types import ActionChunk
 
+BLEND_MODES = ("replace", "crossfade", "temporal_ensemble")
+
 
 class Plan:
-    """Piecewise-linear joint trajectory: times (N,) seconds, positions (N, D) radians."""
+    """Piecewise-linear joint trajectory: times (N,) seconds, positions (N, D) radians.
 
-    def __init__(self, num_joints: int):
+    `weights` (N,) holds, per point, the sum of the ensemble weights merged into it and `count`
+    (N,) how many chunks predicted it (used by temporal_ensemble only).
+    """
+
+    def __init__(self, num_joints: int, blend: str = "replace", crossfade_s: float = 0.2, ensemble_m: float = 0.1):
+        if blend not in BLEND_MODES:
+            raise ValueError(f"unknown blend mode '{blend}' (one of {list(BLEND_MODES)})")
+        if crossfade_s <= 0 or ensemble_m < 0:
+            raise ValueError(f"crossfade_s must be > 0 and ensemble_m >= 0, got {crossfade_s}, {ensemble_m}")
         self.num_joints = num_joints
+        self.blend = blend
+        self.crossfade_s = crossfade_s
+        self.ensemble_m = ensemble_m
         self.clear()
 
     def clear(self) -> None:
         self.times_s = np.empty(0)
         self.positions = np.empty((0, self.num_joints))
+        self.weights = np.empty(0)
+        self.count = np.empty(0, dtype=int)
 
     @property
     def empty(self) -> bool:
@@ -34,15 +54,36 @@ class Plan:
         return float(self.times_s[-1]) if self.times_s.size else -np.inf
 
     def merge(self, chunk: ActionChunk, now_s: float, current_command: np.ndarray) -> int:
-        """Replace the plan by the chunk's future points, anchored at (now_s, current_command).
+        """Blend the chunk's future points into the plan, anchored at (now_s, current_command).
 
         Returns how many of the chunk's points were dropped as already past.
         """
         times = chunk.times_s()
         future = times > now_s
-        self.times_s = np.concatenate([[now_s], times[future]])
-        self.positions = np.vstack([current_command[None, :], chunk.positions[future]])
+        new_t, new_p = times[future], chunk.positions[future]
+        weights, count = np.ones(new_t.size), np.ones(new_t.size, dtype=int)
+        covered = (new_t <= self.end_time_s) if not self.empty else np.zeros(new_t.size, bool)
+        if covered.any() and self.blend == "crossfade":
+            w = np.clip((new_t - now_s) / self.crossfade_s, 0.0, 1.0)[:, None]
+            old = self._sample_many(new_t)
+            new_p = np.where(covered[:, None], (1 - w) * old + w * new_p, new_p)
+        elif covered.any() and self.blend == "temporal_ensemble":
+            old = self._sample_many(new_t)
+            idx = np.clip(np.searchsorted(self.times_s, new_t, side="right") - 1, 0, self.times_s.size - 1)
+            old_w, old_n = self.weights[idx], self.count[idx]
+            w_new = np.exp(-self.ensemble_m * old_n)  # the newest prediction has the largest i
+            blended = (old_w[:, None] * old + w_new[:, None] * new_p) / (old_w + w_new)[:, None]
+            new_p = np.where(covered[:, None], blended, new_p)
+            weights = np.where(covered, old_w + w_new, 1.0)
+            count = np.where(covered, old_n + 1, 1)
+        self.times_s = np.concatenate([[now_s], new_t])
+        self.positions = np.vstack([np.asarray(current_command, float)[None, :], new_p])
+        self.weights = np.concatenate([[1.0], weights])
+        self.count = np.concatenate([[1], count])
         return int(np.count_nonzero(~future))
+
+    def _sample_many(self, times: np.ndarray) -> np.ndarray:
+        return np.stack([self.sample(t) for t in times])
 
     def sample(self, t_s: float) -> np.ndarray | None:
         """Interpolated target (D,) at time t_s; the last point after the end; None if empty."""

@@ -57,6 +57,9 @@ class ChunkExecutorNode(Node):
             plan_timeout_s=self.p["plan_timeout_s"],
             max_stamp_skew_s=self.p["max_stamp_skew_s"],
             position_margin_rad=self.p["position_margin_rad"],
+            blend=self.p["blend_mode"],
+            crossfade_s=self.p["crossfade_s"],
+            ensemble_m=self.p["ensemble_m"],
         )
         self.core = ExecutorCore(limits, settings)
         self.lock = threading.Lock()  # the core is shared by callbacks and the control thread

@@ -24,7 +24,7 @@ CONTROL_DT_S = 0.01  # commands are interpolated at 100 Hz, as the executor does
 
 @dataclass(frozen=True)
 class RecorderSettings:
-    episodes: int = 300
+    episodes: int = 1000
     first_seed: int = 100_000  # training seeds; evaluation uses seeds below this
     dt_s: float = 0.1
     horizon: int = 8

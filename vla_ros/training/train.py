@@ -56,7 +56,7 @@ def make_config(data: dict[str, np.ndarray], dt_s: float, **overrides) -> OctoCo
         dt_s=dt_s,
         delta_mask=DELTA_MASK,
         vocab=WordTokenizer.build_vocab(instructions),
-        **{"coord_channels": True, **overrides},
+        **{"coord_channels": True, "film": True, **overrides},
     )
 
 

@@ -28,6 +28,7 @@ class OctoConfig:
     mlp_dim: int = 512
     stem_channels: tuple[int, ...] = (16, 32, 64, 128)  # stride-2 3x3 convs; image_size / 2**len patches per side
     coord_channels: bool = False  # stack x/y coordinate channels on the stem input (CoordConv)
+    film: bool = False  # FiLM-condition the image stems on the pooled language embedding
     # diffusion head
     diffusion_steps: int = 20
     head_hidden: int = 256

@@ -48,31 +48,54 @@ class StdConv2d(nn.Conv2d):
         return F.conv2d(x, w, self.bias, self.stride, self.padding)
 
 
+class FiLM(nn.Module):
+    """x * (1 + gamma(c)) + beta(c) per channel; zero-initialised, so it starts as the identity."""
+
+    def __init__(self, cond_dim: int, channels: int):
+        super().__init__()
+        self.proj = nn.Linear(cond_dim, 2 * channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.proj(cond)[:, :, None, None].chunk(2, dim=1)
+        return x * (1 + gamma) + beta
+
+
 class ImageTokenizer(nn.Module):
     """(B, 3, S, S) in [-1, 1] -> (B, P, W) patch tokens with a learned position embedding.
 
     With `coord_channels`, two channels holding the pixel's x and y in [-1, 1] are stacked on the
-    input (CoordConv), so conv features know where in the fixed camera's view they are.
+    input (CoordConv), so conv features know where in the fixed camera's view they are. With
+    `film`, every conv stage is FiLM-conditioned on the pooled language embedding (Octo's
+    tokenizers' `use_film`, as in RT-1), so the features can depend on what the task asks for.
     """
 
     def __init__(self, cfg: OctoConfig):
         super().__init__()
         self.coord_channels = cfg.coord_channels
-        layers, c_in = [], 3 + (2 if cfg.coord_channels else 0)
+        self.convs, self.norms, self.films = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        c_in = 3 + (2 if cfg.coord_channels else 0)
         for c in cfg.stem_channels:
-            layers += [StdConv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(min(32, c // 4), c, eps=1e-6), nn.ReLU()]
+            self.convs.append(StdConv2d(c_in, c, 3, stride=2, padding=1))
+            self.norms.append(nn.GroupNorm(min(32, c // 4), c, eps=1e-6))
+            self.films.append(FiLM(cfg.width, c) if cfg.film else nn.Identity())
             c_in = c
-        self.stem = nn.Sequential(*layers)
         self.proj = nn.Conv2d(c_in, cfg.width, 1)
         self.pos = nn.Parameter(torch.randn(1, cfg.patches_per_image, cfg.width) * 0.02)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """task (B, W): pooled language embedding (used with `film`)."""
+        x = image
         if self.coord_channels:
-            b, _, h, w = image.shape
-            ys = torch.linspace(-1, 1, h, device=image.device).view(1, 1, h, 1).expand(b, 1, h, w)
-            xs = torch.linspace(-1, 1, w, device=image.device).view(1, 1, 1, w).expand(b, 1, h, w)
-            image = torch.cat([image, xs, ys], 1)
-        return self.proj(self.stem(image)).flatten(2).transpose(1, 2) + self.pos
+            b, _, h, w = x.shape
+            ys = torch.linspace(-1, 1, h, device=x.device).view(1, 1, h, 1).expand(b, 1, h, w)
+            xs = torch.linspace(-1, 1, w, device=x.device).view(1, 1, 1, w).expand(b, 1, h, w)
+            x = torch.cat([x, xs, ys], 1)
+        for conv, norm, film in zip(self.convs, self.norms, self.films):
+            x = norm(conv(x))
+            x = torch.relu(film(x, task) if isinstance(film, FiLM) else x)
+        return self.proj(x).flatten(2).transpose(1, 2) + self.pos
 
 
 class LanguageEncoder(nn.Module):
@@ -114,8 +137,10 @@ class OctoModel(nn.Module):
     def embed(self, images: dict[str, torch.Tensor], state: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Readout embedding (B, W) from images (B, 3, S, S) in [-1, 1], normalised state (B, D), text."""
         b = state.shape[0]
-        task = self.task_proj(self.language(ids, valid)) + self.group_embed[TASK]
-        obs = [self.image_tokenizers[c](images[c]) for c in self.cfg.camera_names]
+        language = self.language(ids, valid)
+        pooled = (language * valid[..., None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
+        task = self.task_proj(language) + self.group_embed[TASK]
+        obs = [self.image_tokenizers[c](images[c], pooled) for c in self.cfg.camera_names]
         obs.append(self.proprio(state)[:, None])
         obs = torch.cat(obs, 1) + self.group_embed[OBS]
         readout = self.readout.expand(b, -1, -1) + self.group_embed[READOUT]
