@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="record expert demonstrations and train the demo model")
     p.add_argument("--out", default="models/demo")
     p.add_argument("--episodes", type=int, default=1000)
-    p.add_argument("--budget-s", type=float, default=840.0, help="training wall-clock budget (seconds)")
+    p.add_argument("--budget-s", type=float, default=600.0, help="training wall-clock budget (seconds)")
     p.add_argument("--dataset", default="", help="reuse/keep a recorded .npz")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-episodes", type=int, default=50)
