@@ -162,17 +162,15 @@ class PolicyNode(Node):
 
     # --- inference -----------------------------------------------------------------------
     def _inference_loop(self) -> None:
-        """Every `inference_period_s`, infer as soon as every camera has a frame not used before."""
-        last_frame_s = -float("inf")
+        """Every `inference_period_s`, infer as soon as every camera has a frame captured after
+        the period ended: the chunk then comes from frames as fresh as the cameras allow."""
         while not self._stop.is_set() and self.context.ok():
             if not self.running.wait(timeout=0.1):
                 continue
             started = time.monotonic()
-            if not self.buffer.wait_for_frames(last_frame_s, timeout_s=self.get_parameter("max_observation_age_s").value):
-                last_frame_s = -float("inf")  # no fresh frames: let snapshot() say what is stale
-            obs = self._infer_once()
-            if obs is not None:
-                last_frame_s = min(obs.image_stamps_s.values())
+            # no fresh frames within max_observation_age_s: snapshot() says what is stale
+            self.buffer.wait_for_frames(self._now_s(), timeout_s=self.get_parameter("max_observation_age_s").value)
+            self._infer_once()
             period = self.get_parameter("inference_period_s").value
             self._stop.wait(max(0.0, period - (time.monotonic() - started)))
 
