@@ -25,7 +25,8 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 0.02) -> bool:
 class Peer:
     """The test's own node: plays the robot (joint states, cameras) and records what the nodes publish."""
 
-    def __init__(self, joint_names: tuple[str, ...]):
+    def __init__(self, joint_names: tuple[str, ...], commands_type=None):
+        """`commands_type`: the executor's `output` message type (default Float64MultiArray)."""
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -40,7 +41,8 @@ class Peer:
         self.commands: list[tuple[float, np.ndarray]] = []
         self.diagnostics: list = []
         self.node.create_subscription(JointTrajectory, "action_chunk", self.chunks.append, 50)
-        self.node.create_subscription(Float64MultiArray, "commands", lambda m: self.commands.append((time.monotonic(), np.array(m.data))), 500)
+        self.command_msgs: list = []
+        self.node.create_subscription(commands_type or Float64MultiArray, "commands", self._on_command, 500)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
         self.js_pub = self.node.create_publisher(JointState, "joint_states", 10)
         self.img_pubs = {c: self.node.create_publisher(Image, t, 2) for c, t in (("front", "camera/image_raw"), ("wrist", "wrist_camera/image_raw"))}
@@ -52,6 +54,11 @@ class Peer:
         self.published_stamps: list[float] = []
         self._stop = threading.Event()
         self._thread = None
+
+    def _on_command(self, msg) -> None:
+        self.command_msgs.append(msg)
+        if hasattr(msg, "data"):
+            self.commands.append((time.monotonic(), np.array(msg.data)))
 
     def now_msg(self):
         return self.node.get_clock().now().to_msg()
@@ -122,7 +129,7 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
     started: list[Bringup] = []
     peers: list[Peer] = []
 
-    def start(policy_overrides=None, executor_overrides=None):
+    def start(policy_overrides=None, executor_overrides=None, commands_type=None):
         specs = node_specs("sim", model_path=str(tiny_checkpoint), use_sim=False, overrides={
             "vla_policy": {"inference_period_s": 0.2, **(policy_overrides or {})},
             "vla_chunk_executor": {**(executor_overrides or {})},
@@ -130,7 +137,7 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
         bringup = Bringup(specs, log_dir=tmp_path / "logs", env=ros_env)
         bringup.start()
         started.append(bringup)
-        peer = Peer(tuple(specs[0].parameters["joint_names"]))
+        peer = Peer(tuple(specs[0].parameters["joint_names"]), commands_type)
         peers.append(peer)
         return bringup, peer, specs
 

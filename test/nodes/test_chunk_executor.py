@@ -106,3 +106,21 @@ def test_holds_when_joint_states_stop_and_reports_it_in_diagnostics(nodes):
         return any(s.message == "stale_joints" for d in peer.diagnostics for s in d.status if "executor" in s.name)
 
     assert wait_until(stale_reported, 3)
+
+
+def test_joint_state_and_joint_trajectory_outputs(nodes):
+    from sensor_msgs.msg import JointState
+
+    for kind, msg_type in (("joint_state", JointState), ("joint_trajectory", JointTrajectory)):
+        bringup, peer, _ = nodes(executor_overrides={"output": kind}, commands_type=msg_type)
+        peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
+        peer.publish_images = False
+        peer.start_robot(rate_hz=100)
+        assert wait_until(lambda: len(peer.command_msgs) > 5, 30), f"no {kind} commands"
+        msg = peer.command_msgs[-1]
+        names = list(msg.name) if kind == "joint_state" else list(msg.joint_names)
+        positions = msg.position if kind == "joint_state" else msg.points[0].positions
+        assert names == list(ROBOT.joint_names)
+        np.testing.assert_allclose(positions, peer.q, atol=1e-9)  # holding where the robot is
+        peer.close()
+        bringup.stop()

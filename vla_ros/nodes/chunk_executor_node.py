@@ -18,7 +18,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -61,6 +60,8 @@ class ChunkExecutorNode(Node):
             crossfade_s=self.p["crossfade_s"],
             ensemble_m=self.p["ensemble_m"],
         )
+        if self.p["output"] not in conversions.COMMAND_TYPES:
+            raise ValueError(f"parameter output: unknown '{self.p['output']}' (one of {list(conversions.COMMAND_TYPES)})")
         self.core = ExecutorCore(limits, settings)
         self.lock = threading.Lock()  # the core is shared by callbacks and the control thread
         self.enabled = bool(self.p["start_enabled"])
@@ -71,7 +72,7 @@ class ChunkExecutorNode(Node):
 
         self.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10)
         self.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
-        self.cmd_pub = self.create_publisher(Float64MultiArray, "commands", 10)
+        self.cmd_pub = self.create_publisher(conversions.COMMAND_TYPES[self.p["output"]], "commands", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(Trigger, "~/estop", self._srv_estop)
         self.create_service(Trigger, "~/reset_estop", self._srv_reset_estop)
@@ -153,7 +154,8 @@ class ChunkExecutorNode(Node):
                     continue
                 command = self.core.tick(self._now_s())
             if command.positions is not None and self.context.ok():
-                self.cmd_pub.publish(Float64MultiArray(data=command.positions.tolist()))
+                stamp = self.get_clock().now().to_msg()
+                self.cmd_pub.publish(conversions.command_message(self.p["output"], self.core.joint_names, command.positions, stamp, self.period_s))
 
     def _publish_diagnostics(self) -> None:
         with self.lock:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_ros.core import images
 from vla_ros.core.types import ActionChunk
+
+COMMAND_TYPES = {"position_array": Float64MultiArray, "joint_trajectory": JointTrajectory, "joint_state": JointState}
 
 try:  # ROS's cv_bridge where a ROS install provides it; the built-in conversion otherwise
     from cv_bridge import CvBridge
@@ -62,6 +65,22 @@ def chunk_to_trajectory(chunk: ActionChunk) -> JointTrajectory:
         for row, off in zip(chunk.positions, offsets)
     ]
     return msg
+
+
+def command_message(kind: str, names: tuple[str, ...], positions: np.ndarray, stamp: Time, period_s: float):
+    """A position command as the `output` kind: position_array, joint_trajectory or joint_state."""
+    if kind == "position_array":
+        return Float64MultiArray(data=positions.tolist())
+    if kind == "joint_trajectory":
+        msg = JointTrajectory(joint_names=list(names))
+        msg.header.stamp = stamp
+        msg.points = [JointTrajectoryPoint(positions=positions.tolist(), time_from_start=s_to_duration(period_s))]
+        return msg
+    if kind == "joint_state":
+        msg = JointState(name=list(names), position=positions.tolist())
+        msg.header.stamp = stamp
+        return msg
+    raise ValueError(f"unknown output '{kind}' (one of {list(COMMAND_TYPES)})")
 
 
 def trajectory_to_chunk(msg: JointTrajectory, now_s: float) -> ActionChunk:

@@ -42,6 +42,7 @@ EXECUTOR_PARAMS = (
     Param("plan_timeout_s", 0.5, "hold when the plan ended this long ago (seconds)"),
     Param("max_stamp_skew_s", 2.0, "reject chunks stamped further than this from now (seconds)"),
     Param("position_margin_rad", 0.0, "keep commands this far inside the position limits (radians)"),
+    Param("output", "position_array", "command message on `commands`: position_array (Float64MultiArray, forward position controller), joint_trajectory (one-point JointTrajectory per tick, for a JointTrajectoryController) or joint_state (JointState)"),
     Param("blend_mode", "replace", "how a new chunk meets the running plan: replace, crossfade or temporal_ensemble"),
     Param("crossfade_s", 0.2, "crossfade window (seconds)"),
     Param("ensemble_m", 0.1, "temporal_ensemble weight exp(-m i) of the i-th newest prediction"),
