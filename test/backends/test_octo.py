@@ -1,6 +1,5 @@
 """The Octo-design backend: attention rule, sampler, checkpoint I/O, predict."""
 
-import math
 
 import numpy as np
 import pytest

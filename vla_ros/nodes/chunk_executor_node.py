@@ -14,8 +14,7 @@ import threading
 import time
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
@@ -25,6 +24,7 @@ from vla_ros.core.executor import ExecutorCore, ExecutorSettings
 from vla_ros.core.safety import ChunkRejected
 from vla_ros.core.types import JointLimits
 from vla_ros.nodes import conversions
+from vla_ros.nodes.runner import run_node
 from vla_ros.nodes.params import EXECUTOR_PARAMS, JOINT_LIMIT_KEYS, declare
 from vla_ros.nodes.throttle import KeyedThrottle
 
@@ -163,13 +163,9 @@ class ChunkExecutorNode(Node):
             state = self.core.last_state if self.enabled else "disabled"
             activations = self.core.limiter.activations
         late = np.array(self.tick_lateness_s or [0.0]) * 1e3
-        level = DiagnosticStatus.OK if state in ("tracking", "holding", "waiting") else DiagnosticStatus.WARN
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: executor", message=state, hardware_id="vla_ros")
         values = {**counters, "limit_activations": activations, "tick_lateness_p50_ms": f"{np.percentile(late, 50):.3f}", "tick_lateness_p99_ms": f"{np.percentile(late, 99):.3f}"}
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        ok = state in ("tracking", "holding", "waiting")
+        self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: executor", state, values, self.get_clock().now().to_msg(), ok))
 
     def destroy_node(self):
         if hasattr(self, "_stop"):  # also called by rclpy.shutdown on a node whose __init__ failed
@@ -179,21 +175,7 @@ class ChunkExecutorNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
-    try:
-        node = ChunkExecutorNode()
-    except ValueError as exc:
-        rclpy.logging.get_logger("vla_chunk_executor").fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ChunkExecutorNode, "vla_chunk_executor", (ValueError,), args)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -81,6 +82,15 @@ def command_message(kind: str, names: tuple[str, ...], positions: np.ndarray, st
         msg.header.stamp = stamp
         return msg
     raise ValueError(f"unknown output '{kind}' (one of {list(COMMAND_TYPES)})")
+
+
+def diagnostic_array(name: str, message: str, values: dict, stamp: Time, ok: bool = True) -> DiagnosticArray:
+    """One DiagnosticStatus (OK or WARN) with `values` as key/value strings."""
+    status = DiagnosticStatus(level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN, name=name, message=message, hardware_id="vla_ros")
+    status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+    msg = DiagnosticArray(status=[status])
+    msg.header.stamp = stamp
+    return msg
 
 
 def trajectory_to_chunk(msg: JointTrajectory, now_s: float) -> ActionChunk:

@@ -16,8 +16,7 @@ from collections import deque
 
 import numpy as np
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -32,6 +31,7 @@ from vla_ros.config import resolve_package_path
 from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationBuffer, ObservationError
 from vla_ros.nodes import conversions
+from vla_ros.nodes.runner import run_node
 from vla_ros.nodes.params import POLICY_PARAMS, declare
 from vla_ros.nodes.throttle import KeyedThrottle
 
@@ -205,7 +205,6 @@ class PolicyNode(Node):
 
         f2c, inf = list(self.frame_to_chunk_s), list(self.inference_s)
         state = "running" if self.running.is_set() else "idle"
-        status = DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{self.get_name()}: policy", message=state, hardware_id="vla_ros")
         values = {
             "instruction": self.instruction,
             "chunks_published": self.inference_count,
@@ -214,10 +213,7 @@ class PolicyNode(Node):
             "inference_p50_ms": ms(inf, 50),
             "inference_p99_ms": ms(inf, 99),
         }
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg()))
 
     def destroy_node(self):
         if hasattr(self, "_stop"):  # also called by rclpy.shutdown on a node whose __init__ failed
@@ -227,21 +223,7 @@ class PolicyNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
-    try:
-        node = PolicyNode()
-    except (BackendError, ValueError, FileNotFoundError) as exc:
-        rclpy.logging.get_logger("vla_policy").fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PolicyNode, "vla_policy", (BackendError, ValueError, FileNotFoundError), args)
 
 
 if __name__ == "__main__":

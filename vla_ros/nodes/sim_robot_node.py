@@ -14,7 +14,6 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image, JointState
@@ -22,6 +21,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from vla_ros.nodes import conversions
+from vla_ros.nodes.runner import run_node
 from vla_ros.nodes.params import SIM_PARAMS, declare
 from vla_ros.sim.tabletop import JOINT_NAMES, TabletopSim
 
@@ -123,16 +123,7 @@ def _header(stamp):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = SimRobotNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SimRobotNode, "vla_sim_robot", (ValueError,), args)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from vla_ros.backends.normalization import DatasetStatistics, FeatureStats, to_delta
-from vla_ros.backends.octo.backend import OctoBackend, save_checkpoint
+from vla_ros.backends.octo.backend import OctoBackend
 from vla_ros.backends.octo.configuration import OctoConfig
 from vla_ros.backends.octo.modeling import OctoModel
 from vla_ros.backends.octo.processing import OctoProcessor
