@@ -107,3 +107,22 @@ def test_compressed_camera_topics_are_decoded(nodes):
         frames()
         time.sleep(0.05)
     assert len(peer.chunks) >= 2, log_text(bringup.log_dir.parent, "vla_policy")
+
+
+def test_camera_loss_makes_the_executor_hold_through_the_whole_chain(nodes):
+    bringup, peer, _ = nodes(policy_overrides={"auto_start": True, "max_observation_age_s": 0.3}, executor_overrides={"plan_timeout_s": 0.3})
+    peer.start_robot()
+    assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
+
+    def executor_state():
+        states = [s.message for d in peer.diagnostics[-3:] for s in d.status if "executor" in s.name]
+        return states[-1] if states else None
+
+    assert wait_until(lambda: executor_state() == "tracking", 20), "executor never tracked a chunk"
+    peer.publish_images = False
+    # no fresh frame -> no chunk -> the plan runs out -> hold (horizon 0.4 s + plan_timeout 0.3 s + a diagnostics period)
+    assert wait_until(lambda: executor_state() == "holding", 5)
+    held = peer.commands[-1][1]
+    time.sleep(0.3)
+    np.testing.assert_allclose(peer.commands[-1][1], held, atol=1e-9)
+    assert bringup.dead() == {}
