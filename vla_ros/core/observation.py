@@ -25,6 +25,23 @@ class _Stamped:
     value: np.ndarray
 
 
+def positions_by_name(names: list[str], positions: list[float], wanted: tuple[str, ...]) -> np.ndarray:
+    """Positions (len(wanted),) of the `wanted` joints from a joint state in any order, extras ignored.
+
+    Raises ObservationError for a name/position count mismatch, missing joints or non-finite values.
+    """
+    if len(names) != len(positions):
+        raise ObservationError(f"joint state has {len(names)} names but {len(positions)} positions")
+    index = {n: i for i, n in enumerate(names)}
+    missing = [n for n in wanted if n not in index]
+    if missing:
+        raise ObservationError(f"joint state lacks joints {missing} (got {list(names)})")
+    q = np.array([positions[index[n]] for n in wanted], dtype=float)
+    if not np.all(np.isfinite(q)):
+        raise ObservationError(f"joint state has non-finite positions: {q.tolist()}")
+    return q
+
+
 class ObservationBuffer:
     """Holds the newest frame per camera and the newest joint positions in config order."""
 
@@ -57,15 +74,7 @@ class ObservationBuffer:
 
         Raises ObservationError naming the missing joints, or if a position is not finite.
         """
-        if len(names) != len(positions):
-            raise ObservationError(f"joint state has {len(names)} names but {len(positions)} positions")
-        index = {n: i for i, n in enumerate(names)}
-        missing = [n for n in self.joint_names if n not in index]
-        if missing:
-            raise ObservationError(f"joint state lacks joints {missing} (got {list(names)})")
-        q = np.array([positions[index[n]] for n in self.joint_names], dtype=float)
-        if not np.all(np.isfinite(q)):
-            raise ObservationError(f"joint state has non-finite positions: {q.tolist()}")
+        q = positions_by_name(names, positions, self.joint_names)
         with self._lock:
             self._joints = _Stamped(stamp_s, q)
 

@@ -21,6 +21,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_ros.core.executor import ExecutorCore, ExecutorSettings
+from vla_ros.core.observation import ObservationError, positions_by_name
 from vla_ros.core.safety import ChunkRejected
 from vla_ros.core.types import JointLimits
 from vla_ros.nodes import conversions
@@ -88,14 +89,11 @@ class ChunkExecutorNode(Node):
 
     # --- inputs --------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
-        index = {n: i for i, n in enumerate(msg.name)}
-        missing = [j for j in self.core.joint_names if j not in index]
-        if missing or len(msg.position) != len(msg.name):
-            self.get_logger().error(f"ignoring joint state: missing joints {missing} or {len(msg.position)} positions for {len(msg.name)} names", throttle_duration_sec=2.0)
-            return
-        q = np.array([msg.position[index[j]] for j in self.core.joint_names])
-        if not np.all(np.isfinite(q)):
-            self.get_logger().error("ignoring joint state with non-finite positions", throttle_duration_sec=2.0)
+        try:
+            q = positions_by_name(list(msg.name), list(msg.position), self.core.joint_names)
+        except ObservationError as exc:
+            if self._throttle.ready(f"joints:{str(exc).split(':')[0]}"):
+                self.get_logger().error(f"ignoring joint state: {exc}")
             return
         with self.lock:
             self.measured = q

@@ -102,7 +102,7 @@ class PolicyNode(Node):
         try:
             self.buffer.add_joint_state(conversions.stamp_to_s(msg.header.stamp), list(msg.name), list(msg.position))
         except ObservationError as exc:
-            self._error(f"joints:{exc}", f"dropping joint state: {exc}")
+            self._error(f"joints:{str(exc).split(':')[0]}", f"dropping joint state: {exc}")
 
     def _error(self, key: str, text: str) -> None:
         if self._throttle.ready(key):
@@ -174,30 +174,29 @@ class PolicyNode(Node):
             period = self.get_parameter("inference_period_s").value
             self._stop.wait(max(0.0, period - (time.monotonic() - started)))
 
-    def _infer_once(self):
-        """Infer and publish one chunk; returns the observation used (None if none was usable)."""
+    def _infer_once(self) -> None:
+        """Infer and publish one chunk from the newest observation, unless it is stale."""
         max_age = self.get_parameter("max_observation_age_s").value
         try:
             obs = self.buffer.snapshot(self._now_s(), max_age, self.instruction)
         except ObservationError as exc:
             self.get_logger().warning(f"not inferring: {exc}", throttle_duration_sec=2.0)
-            return None
+            return
         try:
             chunk = self.backend.predict(obs)
         except Exception as exc:  # noqa: BLE001 - a failing model must not kill the node
             self.get_logger().error(f"backend failed: {exc!r}", throttle_duration_sec=2.0)
-            return obs
+            return
         age = self._now_s() - obs.stamp_s
         if not self.running.is_set() or not self.context.ok():
-            return obs
+            return
         if age > max_age:
             self.get_logger().warning(f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})", throttle_duration_sec=2.0)
-            return obs
+            return
         self.chunk_pub.publish(conversions.chunk_to_trajectory(chunk))
         self.inference_count += 1
         self.inference_s.append(chunk.inference_s)
         self.frame_to_chunk_s.append(self._now_s() - min(obs.image_stamps_s.values()))
-        return obs
 
     def _publish_diagnostics(self) -> None:
         def ms(values, q):
