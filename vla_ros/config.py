@@ -42,6 +42,18 @@ class RobotConfig:
     policy: dict[str, Any] = field(default_factory=dict)  # policy_node parameter overrides
     executor: dict[str, Any] = field(default_factory=dict)  # chunk_executor parameter overrides
     use_sim: bool = False
+    urdf: str = ""  # URDF path as written in the config ("" = none)
+    workspace: WorkspaceConfig | None = None
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    """The `link` must stay in the box [min, max] and out of the keep_out boxes (metres, URDF base frame)."""
+
+    link: str
+    min: tuple[float, float, float]
+    max: tuple[float, float, float]
+    keep_out: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...] = ()
 
 
 REMAPPABLE_TOPICS = ("joint_states", "commands", "action_chunk", "instruction")
@@ -96,7 +108,7 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
 
     if not isinstance(raw, dict):
         raise fail("(top level)", "must be a mapping")
-    known = {"name", "joints", "joint_limits", "cameras", "topics", "policy", "executor", "use_sim", "description"}
+    known = {"name", "joints", "joint_limits", "cameras", "topics", "policy", "executor", "use_sim", "description", "urdf", "workspace"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise fail(unknown[0], f"unknown key (known: {sorted(known)})")
@@ -109,29 +121,11 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
     if len(set(joints)) != len(joints):
         raise fail("joints", f"duplicate joint names in {joints}")
 
-    limits_raw = raw["joint_limits"]
-    if not isinstance(limits_raw, dict):
-        raise fail("joint_limits", "must map joint name -> limits")
-    for j in limits_raw:
-        if j not in joints:
-            raise fail(f"joint_limits.{j}", f"not one of the joints {joints}")
-    values: dict[str, list[float]] = {k: [] for k in _LIMIT_KEYS}
-    for j in joints:
-        entry = limits_raw.get(j)
-        if not isinstance(entry, dict):
-            raise fail(f"joint_limits.{j}", "missing (every joint needs min_position, max_position, max_velocity)")
-        for k in _LIMIT_KEYS:
-            v = entry.get(k, math.inf if k in ("max_acceleration", "max_jerk") else None)
-            if v is None:
-                raise fail(f"joint_limits.{j}.{k}", "missing")
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
-                raise fail(f"joint_limits.{j}.{k}", f"must be a number, got {v!r}")
-            if k.startswith("max_") and k != "max_position" and v <= 0:
-                raise fail(f"joint_limits.{j}.{k}", f"must be > 0, got {v}")
-            values[k].append(float(v))
-        if values["min_position"][-1] >= values["max_position"][-1]:
-            raise fail(f"joint_limits.{j}", f"min_position {values['min_position'][-1]} must be below max_position {values['max_position'][-1]}")
-    limits = JointLimits(tuple(joints), *(np.array(values[k]) for k in _LIMIT_KEYS))
+    urdf = raw.get("urdf") or ""
+    if not isinstance(urdf, str):
+        raise fail("urdf", f"must be a path, got {urdf!r}")
+    limits = _parse_limits(raw["joint_limits"], tuple(joints), urdf, fail)
+    workspace = _parse_workspace(raw.get("workspace"), urdf, fail)
 
     cams = raw["cameras"]
     if not isinstance(cams, dict) or not cams:
@@ -163,4 +157,73 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
         policy=dict(raw.get("policy") or {}),
         executor=dict(raw.get("executor") or {}),
         use_sim=bool(raw.get("use_sim", False)),
+        urdf=urdf,
+        workspace=workspace,
     )
+
+
+def _parse_limits(limits_raw: Any, joints: tuple[str, ...], urdf: str, fail) -> JointLimits:
+    """Per-joint limits: the URDF's (if any), overridden key by key by `joint_limits`."""
+    if not isinstance(limits_raw, dict):
+        raise fail("joint_limits", "must map joint name -> limits")
+    for j in limits_raw:
+        if j not in joints:
+            raise fail(f"joint_limits.{j}", f"not one of the joints {list(joints)}")
+    base: dict[str, np.ndarray] = {}
+    if urdf:
+        from vla_ros.core.kinematics import KinematicsError, UrdfKinematics
+
+        try:
+            urdf_limits = UrdfKinematics(resolve_package_path(urdf), joints).joint_limits()
+        except KinematicsError as exc:
+            raise fail("urdf", str(exc)) from exc
+        base = {k: getattr(urdf_limits, k) for k in _LIMIT_KEYS}
+    values: dict[str, list[float]] = {k: [] for k in _LIMIT_KEYS}
+    for i, j in enumerate(joints):
+        entry = limits_raw.get(j, {} if urdf else None)
+        if not isinstance(entry, dict):
+            raise fail(f"joint_limits.{j}", "missing (every joint needs min_position, max_position, max_velocity, or a urdf giving them)")
+        unknown = sorted(set(entry) - set(_LIMIT_KEYS))
+        if unknown:
+            raise fail(f"joint_limits.{j}.{unknown[0]}", f"unknown limit (known: {list(_LIMIT_KEYS)})")
+        for k in _LIMIT_KEYS:
+            default = float(base[k][i]) if base else (math.inf if k in ("max_acceleration", "max_jerk") else None)
+            v = entry.get(k, default)
+            if v is None:
+                raise fail(f"joint_limits.{j}.{k}", "missing")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
+                raise fail(f"joint_limits.{j}.{k}", f"must be a number, got {v!r}")
+            if k.startswith("max_") and k != "max_position" and v <= 0:
+                raise fail(f"joint_limits.{j}.{k}", f"must be > 0, got {v}")
+            values[k].append(float(v))
+        if values["min_position"][-1] >= values["max_position"][-1]:
+            raise fail(f"joint_limits.{j}", f"min_position {values['min_position'][-1]} must be below max_position {values['max_position'][-1]}")
+    return JointLimits(joints, *(np.array(values[k]) for k in _LIMIT_KEYS))
+
+
+def _parse_workspace(raw: Any, urdf: str, fail) -> WorkspaceConfig | None:
+    if raw is None:
+        return None
+    if not urdf:
+        raise fail("workspace", "needs a urdf (forward kinematics of the workspace link)")
+    if not isinstance(raw, dict) or not isinstance(raw.get("link"), str):
+        raise fail("workspace.link", "missing: the link whose position is checked")
+
+    def point(key: str, value: Any) -> tuple[float, float, float]:
+        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+            raise fail(key, f"must be [x, y, z] in metres, got {value!r}")
+        return tuple(float(x) for x in value)
+
+    def box(key: str, entry: Any):
+        if not isinstance(entry, dict):
+            raise fail(key, "must be {min: [x, y, z], max: [x, y, z]}")
+        lower, upper = point(f"{key}.min", entry.get("min")), point(f"{key}.max", entry.get("max"))
+        if any(a >= b for a, b in zip(lower, upper)):
+            raise fail(key, f"min {list(lower)} must be below max {list(upper)} on every axis")
+        return lower, upper
+
+    lower, upper = box("workspace", {"min": raw.get("min"), "max": raw.get("max")})
+    keep_out = raw.get("keep_out") or []
+    if not isinstance(keep_out, list):
+        raise fail("workspace.keep_out", "must be a list of boxes")
+    return WorkspaceConfig(raw["link"], lower, upper, tuple(box(f"workspace.keep_out[{i}]", b) for i, b in enumerate(keep_out)))

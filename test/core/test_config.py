@@ -19,8 +19,8 @@ def test_franka_has_its_real_joint_names_and_remaps():
     assert cfg.topics["commands"] == "/forward_position_controller/commands"
 
 
-def write(tmp_path, mutate):
-    raw = yaml.safe_load(open(load_robot_config("sim").source))
+def write(tmp_path, mutate, robot="franka"):
+    raw = yaml.safe_load(open(load_robot_config(robot).source))
     mutate(raw)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -30,10 +30,12 @@ def write(tmp_path, mutate):
 @pytest.mark.parametrize(
     "mutate, key, problem",
     [
-        (lambda r: r["joint_limits"]["elbow"].update(max_velocity=-1), "joint_limits.elbow.max_velocity", "must be > 0, got -1"),
-        (lambda r: r["joint_limits"]["elbow"].pop("min_position"), "joint_limits.elbow.min_position", "missing"),
-        (lambda r: r["joint_limits"].pop("wrist_1"), "joint_limits.wrist_1", "missing"),
-        (lambda r: r["joint_limits"]["elbow"].update(min_position=3.0), "joint_limits.elbow", "must be below max_position"),
+        (lambda r: r["joint_limits"]["panda_joint2"].update(max_velocity=-1), "joint_limits.panda_joint2.max_velocity", "must be > 0, got -1"),
+        (lambda r: r["joint_limits"]["panda_joint2"].pop("min_position"), "joint_limits.panda_joint2.min_position", "missing"),
+        (lambda r: r["joint_limits"].pop("panda_joint5"), "joint_limits.panda_joint5", "missing"),
+        (lambda r: r["joint_limits"]["panda_joint2"].update(min_position=3.0), "joint_limits.panda_joint2", "must be below max_position"),
+        (lambda r: r["joint_limits"]["panda_joint2"].update(max_jrek=3.0), "joint_limits.panda_joint2.max_jrek", "unknown limit"),
+        (lambda r: r.update(workspace={"link": "tcp", "min": [0, 0, 0], "max": [1, 1, 1]}), "workspace", "needs a urdf"),
         (lambda r: r.update(topics={"cmd": "x"}), "topics.cmd", "unknown topic"),
         (lambda r: r.update(cameras={"front": {}}), "cameras.front.topic", "missing"),
         (lambda r: r.update(jionts=[]), "jionts", "unknown key"),
@@ -51,3 +53,29 @@ def test_errors_name_the_file_the_key_and_the_problem(tmp_path, mutate, key, pro
 def test_unknown_robot_lists_the_available_ones():
     with pytest.raises(ConfigError, match=r"available robots: \[.*'sim'"):
         load_robot_config("no_such_robot")
+
+
+def test_urdf_gives_position_and_velocity_limits_and_the_config_adds_or_overrides(tmp_path):
+    cfg = load_robot_config("sim")
+    assert cfg.limits.max_position[2] == pytest.approx(2.6)  # elbow, from the URDF only
+    assert cfg.limits.max_velocity[3] == pytest.approx(2.5)  # wrist_1, from the URDF
+    assert cfg.limits.max_jerk[0] == pytest.approx(200.0)  # from the config: URDFs have no jerk
+    path = write(tmp_path, lambda r: r["joint_limits"]["elbow"].update(max_position=1.0), robot="sim")
+    assert load_robot_config(str(path)).limits.max_position[2] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "mutate, key, problem",
+    [
+        (lambda r: r.update(urdf="config/urdf/nope.urdf"), "urdf", "URDF not found"),
+        (lambda r: (r.update(joints=r["joints"][:-1] + ["finger"]), r["joint_limits"].pop("gripper")), "urdf", "has no joints ['finger']"),
+        (lambda r: r["workspace"].update(min=[0, 0]), "workspace.min", "must be [x, y, z]"),
+        (lambda r: r["workspace"].update(max=[0.8, -0.7, 0.9]), "workspace", "must be below max"),
+        (lambda r: r["workspace"]["keep_out"].append({"min": [0, 0, 0]}), "workspace.keep_out[1].max", "must be [x, y, z]"),
+    ],
+)
+def test_urdf_and_workspace_errors_name_the_key(tmp_path, mutate, key, problem):
+    path = write(tmp_path, mutate, robot="sim")
+    with pytest.raises(ConfigError) as err:
+        load_robot_config(str(path))
+    assert f": {key}: " in str(err.value) and problem in str(err.value)

@@ -20,13 +20,34 @@ def test_points_in_the_past_are_dropped_and_the_plan_starts_at_the_current_comma
     np.testing.assert_allclose(plan.positions, [[0, 0], [3, 3], [4, 4]])
 
 
-def test_sampling_interpolates_linearly_and_holds_the_last_point():
+def test_sampling_passes_through_the_points_and_rests_at_the_end():
     plan = Plan(2)
     plan.merge(chunk(0.0, [[1, 2], [3, 6]]), now_s=0.0, current_command=np.zeros(2))
-    np.testing.assert_allclose(plan.sample(0.05), [0.5, 1.0])
-    np.testing.assert_allclose(plan.sample(0.15), [2.0, 4.0])
+    np.testing.assert_allclose(plan.sample(0.1), [1.0, 2.0])
+    np.testing.assert_allclose(plan.sample(0.2), [3.0, 6.0])
     np.testing.assert_allclose(plan.sample(5.0), [3.0, 6.0])
+    position, velocity = plan.sample_state(0.1)
+    np.testing.assert_allclose(velocity, [15.0, 30.0])  # central difference (3 - 0) / 0.2
+    np.testing.assert_allclose(plan.sample_state(0.2)[1], [0.0, 0.0])  # comes to rest at the end
     assert plan.end_time_s == pytest.approx(0.2)
+
+
+def test_the_plan_starts_moving_as_the_command_moves():
+    plan = Plan(1)
+    plan.merge(ActionChunk(0.0, 0.1, ("a",), np.array([[1.0], [2.0]])), now_s=0.0, current_command=np.zeros(1), current_velocity=np.array([0.7]))
+    np.testing.assert_allclose(plan.sample_state(0.0)[1], [0.7])
+    eps = 1e-6  # the sampled velocity is the derivative of the sampled position
+    p0, v0 = plan.sample_state(0.13)
+    np.testing.assert_allclose((plan.sample(0.13 + eps) - p0) / eps, v0, rtol=1e-4)
+
+
+def test_ahead_is_the_plan_from_now_on():
+    plan = Plan(1)
+    plan.merge(ActionChunk(0.0, 0.1, ("a",), np.array([[1.0], [2.0], [3.0]])), now_s=0.0, current_command=np.zeros(1))
+    times, positions = plan.ahead(0.15)
+    np.testing.assert_allclose(times, [0.15, 0.2, 0.3])
+    np.testing.assert_allclose(positions[1:, 0], [2.0, 3.0])
+    np.testing.assert_allclose(positions[0], plan.sample(0.15))
 
 
 def test_empty_plan_samples_none():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_ros.core.types import ActionChunk, Observation
+from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 
 class BackendError(RuntimeError):
@@ -33,8 +33,19 @@ class Backend(abc.ABC):
     horizon: int
 
     @abc.abstractmethod
-    def predict(self, observation: Observation, noise: np.ndarray | None = None) -> ActionChunk:
-        """One chunk for `observation` (t0 = its stamp). `noise` fixes the sampler's start."""
+    #: whether `predict` can condition on the running plan (`prefix`, guided blending)
+    supports_prefix: bool = False
+
+    @abc.abstractmethod
+    def predict(
+        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
+    ) -> ActionChunk:
+        """One chunk for `observation` (t0 = its stamp).
+
+        noise: fixes the sampler's start (shape of the model's action tensor).
+        prefix: the executor's plan ahead; backends with `supports_prefix` make the chunk continue
+        it (Real-Time Chunking), others ignore it.
+        """
 
     def reset(self) -> None:
         """Forget episode state (history windows, previous chunks)."""

@@ -1,11 +1,13 @@
-"""The chunk executor's logic, ROS-free: plan + watchdogs + limiter, one `tick` per control period.
+"""The chunk executor's logic, ROS-free: plan + watchdogs + jerk limiter, one `tick` per control period.
 
 States (reported in every `Command`):
   waiting       no joint state yet: nothing is commanded (the start position is unknown)
-  holding       no plan, or the plan ran out: hold the last command
-  tracking      following the plan
-  stale_joints  joint states stopped arriving: hold
-  estop         latched by `estop()` until `reset_estop()`: hold, chunks are refused
+  holding       no plan, or the plan ran out: decelerate to rest and hold
+  tracking      following the plan (through the limiter: it may still stop at a limit)
+  stale_joints  joint states stopped arriving: decelerate to rest and hold
+  estop         latched by `estop()` until `reset_estop()`: decelerate to rest and hold, chunks are refused
+
+Every hold decelerates within the acceleration and jerk limits: never a jump, never zeros.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_ros.core.jerk_limiter import JerkLimiter
 from vla_ros.core.plan import Plan
-from vla_ros.core.safety import ChunkRejected, Limiter, check_chunk
+from vla_ros.core.safety import ChunkRejected, check_chunk
 from vla_ros.core.types import ActionChunk, JointLimits
+from vla_ros.core.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -31,22 +35,25 @@ class ExecutorSettings:
     blend: str = "replace"  # how a new chunk meets the running plan (core/plan.py BLEND_MODES)
     crossfade_s: float = 0.2
     ensemble_m: float = 0.1
+    lookahead_s: float = 0.1  # the limiter steers to the plan's state this far ahead (smoothness)
 
 
 @dataclass(frozen=True)
 class Command:
     positions: np.ndarray | None  # (D,) or None while waiting
     state: str
+    limits: tuple[str, ...] = ()  # limits that changed this command (e.g. "position", "workspace")
 
 
 class ExecutorCore:
     """Turns chunks into limited, time-indexed position commands."""
 
-    def __init__(self, limits: JointLimits, settings: ExecutorSettings = ExecutorSettings()):
+    def __init__(self, limits: JointLimits, settings: ExecutorSettings = ExecutorSettings(), workspace: Workspace | None = None):
         self.joint_names = limits.names
         self.settings = settings
+        self.workspace = workspace
         self.plan = Plan(len(self.joint_names), settings.blend, settings.crossfade_s, settings.ensemble_m)
-        self.limiter = Limiter(limits, settings.position_margin_rad)
+        self.limiter = JerkLimiter(limits, settings.position_margin_rad, workspace.contains if workspace else None)
         self.counters: Counter[str] = Counter()
         self.estopped = False
         self.last_state = "waiting"
@@ -56,9 +63,14 @@ class ExecutorCore:
     # --- inputs --------------------------------------------------------------------------
     def on_joint_state(self, stamp_s: float, positions: np.ndarray) -> None:
         """Measured joint positions (D,) in `joint_names` order, received at `stamp_s`."""
-        if self.limiter.last_command is None:
+        if self.limiter.position is None:
             self.limiter.reset(positions)
         self._joint_stamp_s = stamp_s
+
+    def resync(self, positions: np.ndarray) -> None:
+        """Restart at rest from the measured positions (D,) (e.g. after commands were disabled)."""
+        self.limiter.reset(positions)
+        self.plan.clear()
 
     def on_chunk(self, chunk: ActionChunk, now_s: float) -> None:
         """Validate and merge a chunk. Raises ChunkRejected (counted) if it must not run."""
@@ -66,13 +78,13 @@ class ExecutorCore:
         try:
             if self.estopped:
                 raise ChunkRejected("e-stop is latched; call reset_estop first")
-            if self.limiter.last_command is None:
+            if self.limiter.position is None:
                 raise ChunkRejected("no joint state received yet; cannot start a plan")
             chunk = check_chunk(chunk, self.joint_names, now_s, self.settings.max_stamp_skew_s)
         except ChunkRejected:
             self.counters["chunks_rejected"] += 1
             raise
-        dropped = self.plan.merge(chunk, now_s, self.limiter.last_command)
+        dropped = self.plan.merge(chunk, now_s, self.limiter.position, self.limiter.velocity)
         self.counters["points_dropped_late"] += dropped
         self.counters["chunks_accepted"] += 1
 
@@ -85,26 +97,38 @@ class ExecutorCore:
         self.estopped = False
         self.plan.clear()
 
+    def plan_ahead(self, now_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The plan from now on, times (K,) and positions (K, D), or None when not tracking."""
+        if self.plan.empty or self.last_state != "tracking":
+            return None
+        return self.plan.ahead(now_s)
+
     # --- control loop --------------------------------------------------------------------
     def tick(self, now_s: float) -> Command:
         """The command for time `now_s`; call at the control rate."""
         dt = 0.0 if self._last_tick_s is None else max(0.0, now_s - self._last_tick_s)
         self._last_tick_s = now_s
-        if self.limiter.last_command is None:
+        if self.limiter.position is None:
             return self._emit(None, "waiting")
-        hold = self.limiter.last_command
         if self.estopped:
-            return self._emit(self.limiter.apply(hold, dt), "estop")
+            return self._emit(self.limiter.brake(dt), "estop")
         if now_s - self._joint_stamp_s > self.settings.joint_state_timeout_s:
             self.plan.clear()
-            return self._emit(self.limiter.apply(hold, dt), "stale_joints")
+            return self._emit(self.limiter.brake(dt), "stale_joints")
         if self.plan.empty or now_s > self.plan.end_time_s + self.settings.plan_timeout_s:
             self.plan.clear()
-            return self._emit(self.limiter.apply(hold, dt), "holding")
-        return self._emit(self.limiter.apply(self.plan.sample(now_s), dt), "tracking")
+            return self._emit(self.limiter.brake(dt), "holding")
+        # steer to the plan's state a little ahead (never past its end, where it is at rest)
+        lookahead = float(np.clip(self.plan.end_time_s - now_s, 0.0, self.settings.lookahead_s))
+        target, velocity = self.plan.sample_state(now_s + lookahead)
+        before = self.limiter.activations.copy()
+        command = self.limiter.track(target, velocity, dt, arrive_in_s=lookahead + dt)
+        return self._emit(command, "tracking", tuple(sorted((self.limiter.activations - before).keys())))
 
-    def _emit(self, positions: np.ndarray | None, state: str) -> Command:
+    def _emit(self, positions: np.ndarray | None, state: str, limits: tuple[str, ...] = ()) -> Command:
         if state != self.last_state:
             self.counters[f"entered_{state}"] += 1
             self.last_state = state
-        return Command(positions, state)
+        for name in limits:
+            self.counters[f"limit_{name}"] += 1
+        return Command(positions, state, limits)

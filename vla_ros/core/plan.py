@@ -2,10 +2,14 @@
 
 A chunk's point i is due at `t0 + (i + 1) * dt`. Merging a chunk drops the points already in
 the past (latency compensation: the time spent inferring is skipped, not replayed) and starts
-the new plan from where the command is now, so the switch has no position jump. How the new
-chunk meets the running plan is the blend mode:
+the new plan from where the command is now, moving as the command moves, so the switch has no
+position or velocity jump. Between points the plan is a cubic Hermite curve (C1): tangents are
+finite differences of the points, the command's velocity at the start and zero at the end (the
+arm comes to rest where the plan ends). How the new chunk meets the running plan is the blend mode:
 
   replace             the new chunk's points, as they are
+  guided              as replace; the chunk was inferred to continue the running plan (RTC), the
+                      executor publishes the plan ahead for that (`ahead`)
   crossfade           new = (1 - w) old + w new, w rising linearly from 0 to 1 over `crossfade_s`
   temporal_ensemble   ACT: every prediction for a time is averaged with weight exp(-m i),
                       i = 0 for the oldest prediction (m = `ensemble_m`)
@@ -17,11 +21,11 @@ import numpy as np
 
 from vla_ros.core.types import ActionChunk
 
-BLEND_MODES = ("replace", "crossfade", "temporal_ensemble")
+BLEND_MODES = ("replace", "crossfade", "temporal_ensemble", "guided")
 
 
 class Plan:
-    """Piecewise-linear joint trajectory: times (N,) seconds, positions (N, D) radians.
+    """Cubic Hermite joint trajectory: times (N,) seconds, positions (N, D) radians, tangents (N, D) rad/s.
 
     `weights` (N,) holds, per point, the sum of the ensemble weights merged into it and `count`
     (N,) how many chunks predicted it (used by temporal_ensemble only).
@@ -41,6 +45,7 @@ class Plan:
     def clear(self) -> None:
         self.times_s = np.empty(0)
         self.positions = np.empty((0, self.num_joints))
+        self.tangents = np.empty((0, self.num_joints))
         self.weights = np.empty(0)
         self.count = np.empty(0, dtype=int)
 
@@ -53,8 +58,11 @@ class Plan:
         """Time of the last point (-inf for an empty plan)."""
         return float(self.times_s[-1]) if self.times_s.size else -np.inf
 
-    def merge(self, chunk: ActionChunk, now_s: float, current_command: np.ndarray) -> int:
-        """Blend the chunk's future points into the plan, anchored at (now_s, current_command).
+    def merge(
+        self, chunk: ActionChunk, now_s: float, current_command: np.ndarray, current_velocity: np.ndarray | None = None
+    ) -> int:
+        """Blend the chunk's future points into the plan, anchored at (now_s, current_command)
+        moving at `current_velocity` (D,) rad/s (default: at rest).
 
         Returns how many of the chunk's points were dropped as already past.
         """
@@ -80,20 +88,45 @@ class Plan:
         self.positions = np.vstack([np.asarray(current_command, float)[None, :], new_p])
         self.weights = np.concatenate([[1.0], weights])
         self.count = np.concatenate([[1], count])
+        start_velocity = np.zeros(self.num_joints) if current_velocity is None else np.asarray(current_velocity, float)
+        self.tangents = _tangents(self.times_s, self.positions, start_velocity)
         return int(np.count_nonzero(~future))
 
     def _sample_many(self, times: np.ndarray) -> np.ndarray:
         return np.stack([self.sample(t) for t in times])
 
     def sample(self, t_s: float) -> np.ndarray | None:
-        """Interpolated target (D,) at time t_s; the last point after the end; None if empty."""
+        """Target (D,) at time t_s; the last point after the end; None if empty."""
+        state = self.sample_state(t_s)
+        return None if state is None else state[0]
+
+    def sample_state(self, t_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """(position (D,), velocity (D,)) at time t_s; at rest on the end points outside; None if empty."""
         if self.empty:
             return None
         if t_s >= self.times_s[-1]:
-            return self.positions[-1].copy()
+            return self.positions[-1].copy(), np.zeros(self.num_joints)
         if t_s <= self.times_s[0]:
-            return self.positions[0].copy()
+            return self.positions[0].copy(), self.tangents[0].copy()
         i = int(np.searchsorted(self.times_s, t_s, side="right"))
-        t0, t1 = self.times_s[i - 1], self.times_s[i]
-        w = (t_s - t0) / (t1 - t0)
-        return (1.0 - w) * self.positions[i - 1] + w * self.positions[i]
+        h = self.times_s[i] - self.times_s[i - 1]
+        s = (t_s - self.times_s[i - 1]) / h
+        p0, p1, m0, m1 = self.positions[i - 1], self.positions[i], self.tangents[i - 1] * h, self.tangents[i] * h
+        position = (2 * s**3 - 3 * s**2 + 1) * p0 + (s**3 - 2 * s**2 + s) * m0 + (-2 * s**3 + 3 * s**2) * p1 + (s**3 - s**2) * m1
+        velocity = ((6 * s**2 - 6 * s) * p0 + (3 * s**2 - 4 * s + 1) * m0 + (6 * s - 6 * s**2) * p1 + (3 * s**2 - 2 * s) * m1) / h
+        return position, velocity
+
+    def ahead(self, now_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """The plan from `now_s` on: times (K,) (now_s first, then the later points) and positions (K, D)."""
+        later = self.times_s > now_s
+        times = np.concatenate([[now_s], self.times_s[later]])
+        return times, np.vstack([self.sample(now_s)[None, :], self.positions[later]])
+
+
+def _tangents(times: np.ndarray, positions: np.ndarray, start_velocity: np.ndarray) -> np.ndarray:
+    """(N, D) Hermite tangents: `start_velocity` first, central differences inside, rest at the end."""
+    tangents = np.zeros_like(positions)
+    if len(times) > 2:
+        tangents[1:-1] = (positions[2:] - positions[:-2]) / (times[2:] - times[:-2])[:, None]
+    tangents[0] = start_velocity
+    return tangents

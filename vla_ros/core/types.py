@@ -70,6 +70,31 @@ class ActionChunk:
 
 
 @dataclass(frozen=True)
+class PlanPrefix:
+    """The executor's plan ahead of now, handed to the next inference for guided (RTC) blending.
+
+    times_s: (K,) absolute seconds, strictly increasing; positions: (K, D) radians in `joint_names`
+    order. committed_until_s: the plan before this time runs whatever the next chunk says (the
+    chunk cannot arrive earlier), so the chunk must agree with it there.
+    """
+
+    times_s: np.ndarray
+    positions: np.ndarray
+    joint_names: tuple[str, ...]
+    committed_until_s: float
+
+    def __post_init__(self):
+        times = np.asarray(self.times_s, dtype=float)
+        positions = np.asarray(self.positions, dtype=float)
+        if times.ndim != 1 or times.size == 0 or positions.shape != (times.size, len(self.joint_names)):
+            raise ValueError(f"plan prefix needs (K,) times and (K, {len(self.joint_names)}) positions, got {times.shape} and {positions.shape}")
+        if np.any(np.diff(times) <= 0) or not np.all(np.isfinite(positions)):
+            raise ValueError("plan prefix times must increase strictly and positions be finite")
+        object.__setattr__(self, "times_s", times)
+        object.__setattr__(self, "positions", positions)
+
+
+@dataclass(frozen=True)
 class JointLimits:
     """Per-joint limits, arrays of shape (D,) in `names` order (ros2_control joint_limits semantics)."""
 

@@ -1,0 +1,120 @@
+"""The jerk limiter: every command stream stays inside position, velocity, acceleration and jerk limits."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vla_ros.core.jerk_limiter import JerkLimiter
+from vla_ros.core.types import JointLimits
+
+LIMITS = JointLimits(
+    ("a", "b", "c"),
+    np.array([-1.0, -2.0, 0.0]),
+    np.array([1.0, 2.0, 0.04]),
+    np.array([2.0, 1.0, 0.1]),
+    np.array([10.0, 5.0, 2.0]),
+    np.array([200.0, 100.0, 50.0]),
+)
+
+
+def assert_within_limits(commands: np.ndarray, dt: float, limits: JointLimits = LIMITS, rel: float = 1e-6) -> None:
+    """Finite differences of a command stream (N, D) sampled every dt: each is a weighted mean of
+    the trajectory's derivative over the window, so it must respect the limit itself."""
+    assert np.all(np.isfinite(commands))
+    assert np.all(commands >= limits.min_position - 1e-9) and np.all(commands <= limits.max_position + 1e-9)
+    for order, bound in enumerate((limits.max_velocity, limits.max_acceleration, limits.max_jerk), start=1):
+        if len(commands) > order:
+            derivative = np.diff(commands, n=order, axis=0) / dt**order
+            assert np.all(np.abs(derivative) <= bound * (1 + rel) + 1e-6), f"derivative {order} exceeds its limit"
+
+
+anything = st.floats(allow_nan=True, allow_infinity=True, width=64)
+targets = st.lists(st.lists(anything, min_size=3, max_size=3), min_size=1, max_size=40)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    targets=targets,
+    repeat=st.integers(1, 15),
+    start=st.lists(st.floats(-5, 5), min_size=3, max_size=3),
+    dt=st.sampled_from([0.002, 0.004, 0.01]),
+    margin=st.floats(0, 0.2),
+    arrive=st.floats(0, 0.3),
+)
+def test_no_target_stream_makes_a_command_leave_the_limits(targets, repeat, start, dt, margin, arrive):
+    lim = JerkLimiter(LIMITS, margin)
+    lim.reset(np.array(start))
+    commands = [lim.position.copy()]
+    for target in targets:
+        for _ in range(repeat):
+            commands.append(lim.track(np.array(target), None, dt, arrive_in_s=arrive))
+    for _ in range(int(0.5 / dt)):  # then brake: still within limits, and at rest in the end
+        commands.append(lim.brake(dt))
+    assert_within_limits(np.array(commands), dt)
+    assert lim.at_rest
+
+
+def test_a_far_target_is_reached_smoothly_without_overshooting_the_position_limit():
+    lim = JerkLimiter(LIMITS, position_margin_rad=0.05)
+    lim.reset(np.zeros(3))
+    commands = np.array([lim.track(np.array([5.0, -5.0, 1.0]), None, 0.01) for _ in range(300)])
+    assert_within_limits(commands, 0.01)
+    np.testing.assert_allclose(commands[-1], [0.95, -1.95, 0.03], atol=1e-6)  # clamped to the limits minus the margin
+    assert lim.activations["position"] > 0
+
+
+def test_braking_decelerates_within_the_limits_to_rest():
+    lim = JerkLimiter(LIMITS)
+    lim.reset(np.zeros(3))
+    moving = [lim.track(np.array([0.9, 1.5, 0.03]), np.array([2.0, 1.0, 0.1]), 0.01) for _ in range(20)]
+    assert np.any(np.abs(lim.velocity) > 0.5)
+    braking = [lim.brake(0.01) for _ in range(100)]
+    assert_within_limits(np.array(moving + braking), 0.01)
+    assert lim.at_rest and np.allclose(braking[-1], braking[-2])
+
+
+def test_a_moving_target_is_tracked_closely_when_it_is_feasible():
+    lim = JerkLimiter(LIMITS)
+    lim.reset(np.zeros(3))
+    dt, ahead = 0.01, 0.1
+    t = np.arange(1, 301) * dt
+    commands = []
+    for tk in t:  # steer to where the target will be `ahead` later, as the executor does
+        goal_t = tk - dt + ahead
+        commands.append(lim.track(np.array([0.5 * np.sin(2 * goal_t), 0.0, 0.0]), np.array([np.cos(2 * goal_t), 0, 0]), dt, arrive_in_s=ahead))
+    error = np.abs(np.array(commands)[50:, 0] - 0.5 * np.sin(2 * t[50:]))
+    assert error.max() < 0.01
+
+
+def test_nan_target_brakes_and_counts():
+    lim = JerkLimiter(LIMITS)
+    lim.reset(np.array([0.5, 0.5, 0.02]))
+    np.testing.assert_array_equal(lim.track(np.array([np.nan, 0.5, 0.02]), None, 0.01), [0.5, 0.5, 0.02])
+    assert lim.activations["invalid_target"] == 1
+
+
+def test_inadmissible_configurations_stop_the_motion_before_them():
+    """A predicate (here: joint a below 0.3) plays the workspace: the arm stops short of it."""
+    lim = JerkLimiter(LIMITS, admissible=lambda q: q[0] < 0.3)
+    lim.reset(np.zeros(3))
+    commands = np.array([lim.track(np.array([0.9, 0.0, 0.0]), None, 0.01) for _ in range(200)])
+    assert_within_limits(commands, 0.01)
+    assert commands[:, 0].max() < 0.3 and commands[-1, 0] > 0.2  # stopped near the boundary
+    assert lim.at_rest and lim.activations["workspace"] > 0
+    back = lim.track(np.array([0.0, 0.0, 0.0]), None, 0.01)  # moving away is allowed
+    assert back[0] < commands[-1, 0]
+
+
+def test_use_before_reset_is_an_error_and_bad_margins_are_refused():
+    with pytest.raises(RuntimeError, match="before reset"):
+        JerkLimiter(LIMITS).track(np.zeros(3), None, 0.01)
+    with pytest.raises(ValueError, match=">= 0"):
+        JerkLimiter(LIMITS, position_margin_rad=-0.1)
+
+
+def test_margin_is_capped_at_a_quarter_of_small_ranges_and_missing_limits_get_fast_ramps():
+    lim = JerkLimiter(JointLimits(LIMITS.names, LIMITS.min_position, LIMITS.max_position, LIMITS.max_velocity), position_margin_rad=0.05)
+    np.testing.assert_allclose(lim.lower, [-0.95, -1.95, 0.01])
+    np.testing.assert_allclose(lim.upper, [0.95, 1.95, 0.03])
+    np.testing.assert_allclose(lim.max_acceleration, LIMITS.max_velocity / 0.01)  # full speed in 10 ms
