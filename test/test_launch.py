@@ -22,7 +22,10 @@ def test_sim_bringup_lists_three_nodes_with_config_parameters():
     policy, executor, _ = specs
     assert policy.parameters["camera_topics"] == ["camera/image_raw", "wrist_camera/image_raw"]
     assert executor.parameters["joint_limits.elbow.max_velocity"] == 2.0
-    assert "joint_limits.gripper.max_jerk" not in executor.parameters  # unset limits stay unset
+    assert executor.parameters["joint_limits.gripper.max_jerk"] == 50.0
+    assert executor.parameters["workspace_link"] == "tcp" and executor.parameters["urdf_path"] == "config/urdf/sim_arm.urdf"
+    assert len(executor.parameters["workspace_keep_out"]) == 6
+    assert "joint_limits.panda_joint1.max_jerk" in node_specs("franka")[1].parameters
 
 
 def test_real_robot_remaps_topics_and_has_no_sim():

@@ -47,6 +47,19 @@ def _limits_parameters(robot: RobotConfig) -> dict[str, Any]:
     return out
 
 
+def _workspace_parameters(robot: RobotConfig) -> dict[str, Any]:
+    ws = robot.workspace
+    if ws is None:
+        return {"urdf_path": robot.urdf} if robot.urdf else {}
+    return {
+        "urdf_path": robot.urdf,
+        "workspace_link": ws.link,
+        "workspace_min": list(ws.min),
+        "workspace_max": list(ws.max),
+        "workspace_keep_out": [float(x) for lower, upper in ws.keep_out for x in (*lower, *upper)],
+    }
+
+
 def node_specs(robot: str | RobotConfig, backend: str = "", model_path: str = "", use_sim: bool | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> list[NodeSpec]:
     """Policy node, chunk executor and (if `use_sim`) the sim robot for `robot`.
 
@@ -65,7 +78,7 @@ def node_specs(robot: str | RobotConfig, backend: str = "", model_path: str = ""
         **({"model_path": model_path} if model_path else {}),
         **overrides.get("vla_policy", {}),
     }
-    executor = {"joint_names": joints, **_limits_parameters(cfg), **cfg.executor, **overrides.get("vla_chunk_executor", {})}
+    executor = {"joint_names": joints, **_limits_parameters(cfg), **_workspace_parameters(cfg), **cfg.executor, **overrides.get("vla_chunk_executor", {})}
     specs = [
         NodeSpec("policy_node", "vla_ros.nodes.policy_node", "vla_policy", policy, remaps),
         NodeSpec("chunk_executor", "vla_ros.nodes.chunk_executor_node", "vla_chunk_executor", executor, remaps),

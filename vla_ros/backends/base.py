@@ -32,7 +32,6 @@ class Backend(abc.ABC):
     #: points per chunk
     horizon: int
 
-    @abc.abstractmethod
     #: whether `predict` can condition on the running plan (`prefix`, guided blending)
     supports_prefix: bool = False
 

@@ -72,8 +72,9 @@ class ExecutorCore:
         self.limiter.reset(positions)
         self.plan.clear()
 
-    def on_chunk(self, chunk: ActionChunk, now_s: float) -> None:
-        """Validate and merge a chunk. Raises ChunkRejected (counted) if it must not run."""
+    def on_chunk(self, chunk: ActionChunk, now_s: float) -> ActionChunk:
+        """Validate and merge a chunk; returns it in `joint_names` order. Raises ChunkRejected
+        (counted) if it must not run."""
         self.counters["chunks_received"] += 1
         try:
             if self.estopped:
@@ -87,6 +88,7 @@ class ExecutorCore:
         dropped = self.plan.merge(chunk, now_s, self.limiter.position, self.limiter.velocity)
         self.counters["points_dropped_late"] += dropped
         self.counters["chunks_accepted"] += 1
+        return chunk
 
     def estop(self) -> None:
         self.estopped = True

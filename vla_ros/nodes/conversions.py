@@ -10,7 +10,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_ros.core import images
-from vla_ros.core.types import ActionChunk
+from vla_ros.core.types import ActionChunk, PlanPrefix
 
 COMMAND_TYPES = {"position_array": Float64MultiArray, "joint_trajectory": JointTrajectory, "joint_state": JointState}
 
@@ -84,13 +84,36 @@ def command_message(kind: str, names: tuple[str, ...], positions: np.ndarray, st
     raise ValueError(f"unknown output '{kind}' (one of {list(COMMAND_TYPES)})")
 
 
-def diagnostic_array(name: str, message: str, values: dict, stamp: Time, ok: bool = True) -> DiagnosticArray:
-    """One DiagnosticStatus (OK or WARN) with `values` as key/value strings."""
+def diagnostic_status(name: str, message: str, values: dict, ok: bool = True) -> DiagnosticStatus:
+    """A DiagnosticStatus (OK or WARN) with `values` as key/value strings."""
     status = DiagnosticStatus(level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN, name=name, message=message, hardware_id="vla_ros")
     status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-    msg = DiagnosticArray(status=[status])
+    return status
+
+
+def diagnostic_array(name: str, message: str, values: dict, stamp: Time, ok: bool = True) -> DiagnosticArray:
+    """/diagnostics message holding one `diagnostic_status`."""
+    msg = DiagnosticArray(status=[diagnostic_status(name, message, values, ok)])
     msg.header.stamp = stamp
     return msg
+
+
+def plan_to_trajectory(names: tuple[str, ...], times_s: np.ndarray, positions: np.ndarray) -> JointTrajectory:
+    """The executor's plan ahead: header.stamp = times_s[0], points at their offsets from it."""
+    msg = JointTrajectory(joint_names=list(names))
+    msg.header.stamp = s_to_stamp(float(times_s[0]))
+    msg.points = [JointTrajectoryPoint(positions=row.tolist(), time_from_start=s_to_duration(float(t - times_s[0]))) for row, t in zip(positions, times_s)]
+    return msg
+
+
+def trajectory_to_prefix(msg: JointTrajectory, joint_names: tuple[str, ...], committed_until_s: float) -> PlanPrefix:
+    """A `plan_prefix` message as a PlanPrefix in `joint_names` order (ValueError if it does not fit)."""
+    chunk = trajectory_to_chunk(msg, 0.0)
+    missing = [n for n in joint_names if n not in chunk.joint_names]
+    if missing:
+        raise ValueError(f"plan prefix lacks joints {missing}")
+    order = [chunk.joint_names.index(n) for n in joint_names]
+    return PlanPrefix(chunk.times_s(), chunk.positions[:, order], tuple(joint_names), committed_until_s)
 
 
 def trajectory_to_chunk(msg: JointTrajectory, now_s: float) -> ActionChunk:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.parameter import Parameter
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,18 @@ EXECUTOR_PARAMS = (
     Param("max_stamp_skew_s", 2.0, "reject chunks stamped further than this from now (seconds)"),
     Param("position_margin_rad", 0.0, "keep commands this far inside the position limits (radians)"),
     Param("output", "position_array", "command message on `commands`: position_array (Float64MultiArray, forward position controller), joint_trajectory (one-point JointTrajectory per tick, for a JointTrajectoryController) or joint_state (JointState)"),
-    Param("blend_mode", "replace", "how a new chunk meets the running plan: replace, crossfade or temporal_ensemble"),
+    Param("blend_mode", "replace", "how a new chunk meets the running plan: replace, crossfade, temporal_ensemble or guided (publishes `plan_prefix` so the policy infers chunks that continue the plan: RTC)"),
     Param("crossfade_s", 0.2, "crossfade window (seconds)"),
     Param("ensemble_m", 0.1, "temporal_ensemble weight exp(-m i) of the i-th newest prediction"),
+    Param("lookahead_s", 0.1, "the jerk limiter steers to the plan's state this far ahead (seconds; smoother tracking, no lag)"),
+    Param("plan_prefix_rate_hz", 20.0, "rate of `plan_prefix` (the plan ahead) in guided mode (Hz)"),
+    Param("urdf_path", "", "robot URDF for the workspace check (path; relative to the package)"),
+    Param("workspace_link", "", "URDF link kept inside the workspace ('' = no workspace check)"),
+    Param("workspace_min", [0.0, 0.0, 0.0], "workspace box lower corner x, y, z (metres, URDF base frame)"),
+    Param("workspace_max", [0.0, 0.0, 0.0], "workspace box upper corner x, y, z (metres)"),
+    Param("workspace_keep_out", [], "keep-out boxes, 6 numbers each: min x, y, z, max x, y, z (metres)"),
+    Param("status_rate_hz", 10.0, "rate of `~/status` (diagnostic_msgs/DiagnosticStatus; also sent on every state change) (Hz)"),
+    Param("record_path", "", "if set, write the run (chunks, commands, measured joints, limits) to this .npz on shutdown; plot it with `vla-ros plot`"),
     Param("start_enabled", True, "publish commands from start-up (else wait for ~/enable)"),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics (seconds)"),
 )
@@ -67,7 +77,11 @@ def declare(node, params: tuple[Param, ...]) -> dict[str, Any]:
     values = {}
     for p in params:
         descriptor = ParameterDescriptor(description=p.description, read_only=p.read_only)
-        values[p.name] = node.declare_parameter(p.name, p.default, descriptor).value
+        if p.default == []:  # an empty list has no type of its own: these are lists of numbers
+            value = node.declare_parameter(p.name, Parameter.Type.DOUBLE_ARRAY, descriptor).value
+            values[p.name] = list(value) if value is not None else []
+        else:
+            values[p.name] = node.declare_parameter(p.name, p.default, descriptor).value
     return values
 
 
