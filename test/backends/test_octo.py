@@ -10,7 +10,8 @@ from vla_ros.backends.base import BackendError, load_backend
 from vla_ros.backends.blocks.diffusion import DDPMSchedule, cosine_beta_schedule
 from vla_ros.backends.octo.modeling import OBS, READOUT, TASK, blockwise_causal_mask
 from vla_ros.backends.octo.text import WordTokenizer
-from vla_ros.core.types import Observation
+from vla_ros.backends.blocks.rtc import prefix_on_grid
+from vla_ros.core.types import Observation, PlanPrefix
 from vla_ros.sim.tabletop import JOINT_NAMES
 
 
@@ -125,7 +126,7 @@ def test_missing_files_and_unknown_backend_are_clear_errors(tmp_path):
         load_backend("octo", tmp_path / "nope")
     with pytest.raises(BackendError, match=r"missing \['config.json', 'model.safetensors', 'dataset_statistics.json'\]"):
         load_backend("octo", tmp_path)
-    with pytest.raises(BackendError, match=r"unknown backend 'rt2' \(available: \['octo'\]\)"):
+    with pytest.raises(BackendError, match=r"unknown backend 'rt2' \(available: \['octo', 'pi0'\]\)"):
         load_backend("rt2", tmp_path)
 
 
@@ -135,3 +136,23 @@ def test_wrong_joints_are_refused(tiny_checkpoint):
     bad = Observation(obs.stamp_s, obs.images, tuple(reversed(JOINT_NAMES)), obs.joint_positions, obs.instruction)
     with pytest.raises(BackendError, match="expects joints"):
         backend.predict(bad)
+
+
+def test_guided_sampling_continues_the_running_plan(tiny_checkpoint):
+    """RTC: with the executor's plan ahead as prefix, the frozen points follow it; unguided, they do not."""
+    backend = load_backend("octo", tiny_checkpoint)
+    obs = observation(np.random.default_rng(0))
+    noise = np.random.default_rng(1).standard_normal((backend.horizon, len(JOINT_NAMES)))
+    times = obs.stamp_s + np.linspace(0.0, backend.dt_s * backend.horizon, 9)
+    plan = obs.joint_positions + 0.05 * np.sin(np.arange(9))[:, None]  # any plan the executor is running
+    prefix = PlanPrefix(times, plan, JOINT_NAMES, committed_until_s=obs.stamp_s + 2.5 * backend.dt_s)
+    free = backend.predict(obs, noise).positions
+    guided = backend.predict(obs, noise, prefix).positions
+    targets, weights = prefix_on_grid(prefix, obs.stamp_s + backend.dt_s * np.arange(1, backend.horizon + 1))
+    frozen = weights == 1.0
+    assert frozen.sum() == 2
+    free_error = np.abs(free[frozen] - targets[frozen]).max()
+    guided_error = np.abs(guided[frozen] - targets[frozen]).max()
+    assert guided_error < 0.2 * free_error, (guided_error, free_error)
+    with pytest.raises(BackendError, match="plan prefix lacks joints"):
+        backend.predict(obs, noise, PlanPrefix(times, plan[:, :3], JOINT_NAMES[:3], obs.stamp_s))

@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 
+from vla_ros.backends.blocks import rtc
+
 
 def cosine_beta_schedule(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
     """Betas (K,) of the cosine schedule (Nichol & Dhariwal 2021), clipped at `max_beta`."""
@@ -65,3 +67,31 @@ class DDPMSchedule:
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = mean + temperature * math.sqrt(var) * z
         return x
+
+
+def rtc_guided_denoiser(
+    denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    schedule: DDPMSchedule,
+    target: torch.Tensor,
+    weights: torch.Tensor,
+    max_guidance: float,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """`denoise` with Real-Time Chunking guidance towards `target` (B, H, D), weights (H,).
+
+    The sampler's x may be flat (B, H*D). With the clean estimate x0(x_k) and its weighted error,
+    the guided noise is eps - sqrt(1 - a_k) * min(beta, 1 / r^2) * vjp, r^2 = 1 - a_k (PiGDM for
+    a variance-preserving diffusion): the score plus the guidance term, as noise.
+    """
+
+    def guided(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        ab = schedule.alpha_bar[int(k[0])].item()
+
+        def predict_clean(x3: torch.Tensor) -> torch.Tensor:
+            flat = x3.reshape(x.shape)
+            return ((flat - math.sqrt(1 - ab) * denoise(flat, k)) / math.sqrt(ab)).reshape(x3.shape)
+
+        clean, gradient = rtc.guidance_gradient(x.reshape(target.shape), predict_clean, target, weights)
+        eps = (x - math.sqrt(ab) * clean.reshape(x.shape)) / math.sqrt(1 - ab)
+        return eps - math.sqrt(1 - ab) * rtc.guidance_scale(1 - ab, max_guidance) * gradient.reshape(x.shape)
+
+    return guided

@@ -13,12 +13,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vla_ros.backends.base import Backend, BackendError
+from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.backends.normalization import DatasetStatistics
 from vla_ros.backends.octo.configuration import OctoConfig
 from vla_ros.backends.octo.modeling import OctoModel
 from vla_ros.backends.octo.processing import OctoProcessor, image_input
 from vla_ros.backends.octo.text import WordTokenizer
-from vla_ros.core.types import ActionChunk, Observation
+from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "dataset_statistics.json")
 
@@ -56,7 +57,9 @@ def load_checkpoint(folder: Path, device: str = "cpu") -> tuple[OctoModel, Datas
 
 
 class OctoBackend(Backend):
-    def __init__(self, model: OctoModel, stats: DatasetStatistics, device: str = "cpu", seed: int = 0):
+    supports_prefix = True
+
+    def __init__(self, model: OctoModel, stats: DatasetStatistics, device: str = "cpu", seed: int = 0, max_guidance: float = 5.0):
         self.model = model
         self.cfg = model.cfg
         self.processor = OctoProcessor(self.cfg, stats)
@@ -67,8 +70,9 @@ class OctoBackend(Backend):
         self.joint_names = self.cfg.joint_names
         self.dt_s = self.cfg.dt_s
         self.horizon = self.cfg.horizon
+        self.max_guidance = max_guidance
 
-    def predict(self, observation: Observation, noise: np.ndarray | None = None) -> ActionChunk:
+    def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
         start = time.perf_counter()
         missing = [c for c in self.camera_names if c not in observation.images]
         if missing:
@@ -85,17 +89,31 @@ class OctoBackend(Backend):
             x = torch.randn(shape, generator=self.generator, device=dev)
         else:
             x = torch.as_tensor(noise, dtype=torch.float32, device=dev).reshape(shape)
-        with torch.inference_mode():
+        guide = None if prefix is None else self._guide(prefix, q, observation.stamp_s)
+        # guidance differentiates through the head: no_grad (not inference_mode) keeps that possible
+        with torch.inference_mode() if guide is None else torch.no_grad():
             emb = self.model.embed(images, state, torch.from_numpy(ids)[None].to(dev), torch.from_numpy(valid)[None].to(dev))
-            out = self.model.sample(emb, x, self.generator)[0].cpu().numpy()
+            out = self.model.sample(emb, x, self.generator, guide)[0].cpu().numpy()
         positions = self.processor.targets_to_actions(q, out)
         return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, positions, time.perf_counter() - start)
 
 
-def load_octo_backend(model_path: Path, device: str = "cpu", seed: int = 0, num_threads: int = 0) -> OctoBackend:
+    def _guide(self, prefix: PlanPrefix, q: np.ndarray, t0_s: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """RTC target (1, H, D) in model units and weights (H,) from the executor's plan ahead."""
+        missing = [j for j in self.joint_names if j not in prefix.joint_names]
+        if missing:
+            raise BackendError(f"plan prefix lacks joints {missing}")
+        order = [prefix.joint_names.index(j) for j in self.joint_names]
+        reordered = PlanPrefix(prefix.times_s, prefix.positions[:, order], self.joint_names, prefix.committed_until_s)
+        targets, weights = prefix_on_grid(reordered, t0_s + self.dt_s * np.arange(1, self.horizon + 1))
+        model_targets = self.processor.actions_to_targets(q, targets)
+        return torch.from_numpy(model_targets)[None].to(self.device), torch.from_numpy(weights).float().to(self.device), self.max_guidance
+
+
+def load_octo_backend(model_path: Path, device: str = "cpu", seed: int = 0, num_threads: int = 0, max_guidance: float = 5.0) -> OctoBackend:
     if num_threads > 0:
         torch.set_num_threads(num_threads)
     if not model_path.is_dir():
         raise BackendError(f"octo checkpoint folder not found: {model_path}")
     model, stats = load_checkpoint(model_path, device)
-    return OctoBackend(model, stats, device, seed)
+    return OctoBackend(model, stats, device, seed, max_guidance)

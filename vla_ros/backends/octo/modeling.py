@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vla_ros.backends.blocks.diffusion import DDPMSchedule
+from vla_ros.backends.blocks.diffusion import DDPMSchedule, rtc_guided_denoiser
 from vla_ros.backends.blocks.embeddings import LearnedFourierFeatures, MLPResNet
 from vla_ros.backends.blocks.transformer import Transformer
 from vla_ros.backends.octo.configuration import OctoConfig
@@ -166,7 +166,19 @@ class OctoModel(nn.Module):
         return F.mse_loss(pred, noise)
 
     @torch.no_grad()
-    def sample(self, embedding: torch.Tensor, noise: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Normalised action chunks (B, H, D) denoised from `noise` (B, H, D)."""
-        x = self.schedule.sample(lambda x, k: self.predict_noise(embedding, x, k), noise.flatten(1), generator)
+    def sample(
+        self,
+        embedding: torch.Tensor,
+        noise: torch.Tensor,
+        generator: torch.Generator | None = None,
+        guide: tuple[torch.Tensor, torch.Tensor, float] | None = None,
+    ) -> torch.Tensor:
+        """Normalised action chunks (B, H, D) denoised from `noise` (B, H, D).
+
+        guide: (target (B, H, D), weights (H,), max_guidance) for Real-Time Chunking inpainting.
+        """
+        denoise = lambda x, k: self.predict_noise(embedding, x, k)  # noqa: E731
+        if guide is not None:
+            denoise = rtc_guided_denoiser(denoise, self.schedule, *guide)
+        x = self.schedule.sample(denoise, noise.flatten(1), generator)
         return x.view(-1, self.cfg.horizon, self.cfg.action_dim)

@@ -1,0 +1,1 @@
+"""π₀ backend (openpi's flow-matching VLA): PaliGemma prefix + Gemma action expert, real checkpoints."""

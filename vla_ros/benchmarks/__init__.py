@@ -1,0 +1,1 @@
+"""Latency benchmarks of the backends, with random weights: `python -m vla_ros.benchmarks.<name>`."""
