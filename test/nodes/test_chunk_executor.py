@@ -124,3 +124,50 @@ def test_joint_state_and_joint_trajectory_outputs(nodes):
         np.testing.assert_allclose(positions, peer.q, atol=1e-9)  # holding where the robot is
         peer.close()
         bringup.stop()
+
+
+def test_estop_under_load_stops_within_the_deceleration_limits_and_reports_it(nodes):
+    """Policy node streaming chunks, executor tracking them: the e-stop brings the arm to rest and keeps it there."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    bringup, peer, _ = nodes(policy_overrides={"instruction": "reach the red cube", "auto_start": True, "inference_period_s": 0.1})
+    statuses = []
+    peer.node.create_subscription(DiagnosticStatus, "/vla_chunk_executor/status", statuses.append, 50)
+    peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
+    peer.start_robot(rate_hz=50)
+    assert wait_until(lambda: len(peer.chunks) > 5 and any(s.message == "tracking" for s in statuses), 60), "no chunks tracked"
+    assert peer.trigger("/vla_chunk_executor/estop").success
+    stopped_at = time.monotonic()
+    chunks_before = len(peer.chunks)
+    assert wait_until(lambda: len(peer.chunks) > chunks_before + 3, 5), "the policy node stopped streaming"
+    time.sleep(max(0.0, stopped_at + 1.2 - time.monotonic()))
+    tail = np.array([c for t, c in peer.commands if t > stopped_at + 0.6])  # braking (< 0.6 s) is over
+    assert len(tail) > 10
+    np.testing.assert_allclose(tail, np.repeat(tail[:1], len(tail), 0), atol=1e-9)  # at rest, chunks ignored
+    after = np.array([c for t, c in peer.commands if t > stopped_at])
+    steps = np.abs(np.diff(after, axis=0))
+    assert np.all(steps <= ROBOT.limits.max_velocity * 0.05), "the stop jumped"
+    assert any(s.message == "estop" and s.level == DiagnosticStatus.WARN for s in statuses)
+    assert bringup.dead() == {}
+
+
+def test_guided_mode_publishes_the_plan_ahead_and_the_policy_continues_it(nodes):
+    bringup, peer, _ = nodes(
+        policy_overrides={"instruction": "reach the red cube", "auto_start": True, "inference_period_s": 0.1},
+        executor_overrides={"blend_mode": "guided"},
+    )
+    prefixes = []
+    peer.node.create_subscription(JointTrajectory, "plan_prefix", prefixes.append, 20)
+    peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
+    peer.start_robot(rate_hz=50)
+
+    def guided_chunks() -> int:
+        values = [kv for d in peer.diagnostics for s in d.status if "policy" in s.name for kv in s.values if kv.key == "chunks_guided"]
+        return int(values[-1].value) if values else 0
+
+    assert wait_until(lambda: guided_chunks() > 3, 60), "the policy never used the plan prefix"
+    msg = prefixes[-1]
+    assert list(msg.joint_names) == list(ROBOT.joint_names) and len(msg.points) >= 2
+    offsets = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+    assert offsets[0] == 0.0 and all(b > a for a, b in zip(offsets, offsets[1:]))
+    assert bringup.dead() == {}

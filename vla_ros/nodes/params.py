@@ -32,7 +32,11 @@ POLICY_PARAMS = (
     Param("max_instruction_chars", 256, "longest accepted instruction (characters)"),
     Param("auto_start", False, "start inferring as soon as an instruction is set", read_only=False),
     Param("max_observation_age_s", 0.5, "never infer from an image or joint state older than this (seconds)", read_only=False),
-    Param("inference_period_s", 0.3, "seconds between chunk requests while running", read_only=False),
+    Param("inference_period_s", 0.3, "longest time between chunk requests while running; requests come earlier when the plan would run out before the next chunk (measured latency) (seconds)", read_only=False),
+    Param("schedule_margin_s", 0.05, "the next chunk is due this long before the running plan ends (seconds)"),
+    Param("inference_delay_s", 0.0, "artificial extra latency before each chunk is published, to test blending under slow inference (seconds)", read_only=False),
+    Param("use_plan_prefix", True, "hand the executor's `plan_prefix` (guided blend mode) to backends that can continue it (RTC)"),
+    Param("max_guidance", 5.0, "RTC guidance weight clip (beta) for guided inference"),
     Param("seed", 0, "sampler seed (reproducible noise)"),
 )
 

@@ -1,10 +1,11 @@
 """`policy_node` (node `vla_policy`): camera frames + joint states + instruction -> action chunks.
 
 Topics: subscribes each camera topic (Image, or CompressedImage for `.../compressed`),
-`joint_states`, `instruction` (std_msgs/String); publishes `action_chunk`
-(trajectory_msgs/JointTrajectory, header.stamp = the observation's stamp).
-Services: `~/start`, `~/stop`, `~/reset` (std_srvs/Trigger). The `instruction` parameter is
-validated in a set-parameters callback. Inference runs in its own thread.
+`joint_states`, `instruction` (std_msgs/String) and `plan_prefix` (the executor's plan ahead, in
+guided mode); publishes `action_chunk` (trajectory_msgs/JointTrajectory, header.stamp = the
+observation's stamp). Services: `~/start`, `~/stop`, `~/reset` (std_srvs/Trigger). The
+`instruction` parameter is validated in a set-parameters callback. Inference runs in its own
+thread, scheduled from the measured latency (core/scheduling.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from vla_ros.backends.base import BackendError, load_backend
 from vla_ros.config import resolve_package_path
 from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationBuffer, ObservationError
+from vla_ros.core.scheduling import InferenceScheduler, LatencyEstimate
+from vla_ros.core.types import PlanPrefix
 from vla_ros.nodes import conversions
 from vla_ros.nodes.runner import run_node
 from vla_ros.nodes.params import POLICY_PARAMS, declare
@@ -47,7 +50,9 @@ class PolicyNode(Node):
         if not joints:
             raise ValueError("parameter joint_names is empty: set it from the robot config")
         model_path = resolve_package_path(self.p["model_path"])
-        self.backend = load_backend(self.p["backend"], model_path, device=self.p["device"], seed=self.p["seed"], num_threads=self.p["num_threads"])
+        self.backend = load_backend(
+            self.p["backend"], model_path, device=self.p["device"], seed=self.p["seed"], num_threads=self.p["num_threads"], max_guidance=self.p["max_guidance"]
+        )
         if tuple(self.backend.joint_names) != joints:
             raise BackendError(f"model {model_path} acts on joints {list(self.backend.joint_names)}, the robot config has {list(joints)}")
         missing = [c for c in self.backend.camera_names if c not in cameras]
@@ -59,6 +64,10 @@ class PolicyNode(Node):
         self.inference_count = 0
         self.frame_to_chunk_s: deque[float] = deque(maxlen=10_000)  # oldest frame used -> chunk published
         self.inference_s: deque[float] = deque(maxlen=10_000)
+        self.scheduler = InferenceScheduler(self.p["inference_period_s"], self.p["schedule_margin_s"])
+        self.snapshot_to_publish = LatencyEstimate()  # how long after its observation a chunk takes effect
+        self._prefix_msg: tuple[float, JointTrajectory] | None = None  # (received at, plan_prefix)
+        self.guided_count = 0
         self._throttle = KeyedThrottle(2.0)
 
         for cam, topic in zip(cameras, topics):
@@ -68,6 +77,8 @@ class PolicyNode(Node):
                 self.create_subscription(Image, topic, lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb), qos_profile_sensor_data)
         self.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
         self.create_subscription(String, "instruction", self._on_instruction_topic, 10)
+        if self.p["use_plan_prefix"] and self.backend.supports_prefix:
+            self.create_subscription(JointTrajectory, "plan_prefix", self._on_plan_prefix, 10)
         self.chunk_pub = self.create_publisher(JointTrajectory, "action_chunk", 10)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_service(Trigger, "~/start", self._srv_start)
@@ -103,6 +114,20 @@ class PolicyNode(Node):
             self.buffer.add_joint_state(conversions.stamp_to_s(msg.header.stamp), list(msg.name), list(msg.position))
         except ObservationError as exc:
             self._error(f"joints:{str(exc).split(':')[0]}", f"dropping joint state: {exc}")
+
+    def _on_plan_prefix(self, msg: JointTrajectory) -> None:
+        self._prefix_msg = (self._now_s(), msg)
+
+    def _plan_prefix(self, now_s: float) -> PlanPrefix | None:
+        """The executor's plan ahead, if fresh: the part before the new chunk can arrive is committed."""
+        if self._prefix_msg is None or now_s - self._prefix_msg[0] > self.p["max_observation_age_s"]:
+            return None
+        committed_until = now_s + self.snapshot_to_publish.value(default=0.0)
+        try:
+            return conversions.trajectory_to_prefix(self._prefix_msg[1], self.buffer.joint_names, committed_until)
+        except ValueError as exc:
+            self._error("prefix", f"ignoring plan prefix: {exc}")
+            return None
 
     def _error(self, key: str, text: str) -> None:
         if self._throttle.ready(key):
@@ -162,41 +187,52 @@ class PolicyNode(Node):
 
     # --- inference -----------------------------------------------------------------------
     def _inference_loop(self) -> None:
-        """Every `inference_period_s`, infer as soon as every camera has a frame captured after
-        the period ended: the chunk then comes from frames as fresh as the cameras allow."""
+        """Infer as soon as every camera has a frame captured after the cycle started (the chunk
+        comes from frames as fresh as the cameras allow), then wait until the scheduler's next start."""
         while not self._stop.is_set() and self.context.ok():
             if not self.running.wait(timeout=0.1):
                 continue
-            started = time.monotonic()
+            started = self._now_s()
             # no fresh frames within max_observation_age_s: snapshot() says what is stale
-            self.buffer.wait_for_frames(self._now_s(), timeout_s=self.get_parameter("max_observation_age_s").value)
-            self._infer_once()
-            period = self.get_parameter("inference_period_s").value
-            self._stop.wait(max(0.0, period - (time.monotonic() - started)))
+            self.buffer.wait_for_frames(started, timeout_s=self.get_parameter("max_observation_age_s").value)
+            chunk_end = self._infer_once()
+            self.scheduler.period_s = self.get_parameter("inference_period_s").value
+            self.scheduler.on_cycle(self._now_s() - started, chunk_end)
+            self._stop.wait(max(0.0, self.scheduler.next_start_s(started) - self._now_s()))
 
-    def _infer_once(self) -> None:
-        """Infer and publish one chunk from the newest observation, unless it is stale."""
+    def _infer_once(self) -> float | None:
+        """Infer and publish one chunk from the newest observation, unless it is stale.
+
+        Returns the time of the published chunk's last point (None if nothing was published).
+        """
         max_age = self.get_parameter("max_observation_age_s").value
         try:
             obs = self.buffer.snapshot(self._now_s(), max_age, self.instruction)
         except ObservationError as exc:
             self.get_logger().warning(f"not inferring: {exc}", throttle_duration_sec=2.0)
-            return
+            return None
+        prefix = self._plan_prefix(self._now_s()) if self.backend.supports_prefix else None
         try:
-            chunk = self.backend.predict(obs)
+            chunk = self.backend.predict(obs, prefix=prefix)
         except Exception as exc:  # noqa: BLE001 - a failing model must not kill the node
             self.get_logger().error(f"backend failed: {exc!r}", throttle_duration_sec=2.0)
-            return
+            return None
+        delay = self.get_parameter("inference_delay_s").value
+        if delay > 0:
+            self._stop.wait(delay)
         age = self._now_s() - obs.stamp_s
         if not self.running.is_set() or not self.context.ok():
-            return
+            return None
         if age > max_age:
             self.get_logger().warning(f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})", throttle_duration_sec=2.0)
-            return
+            return None
         self.chunk_pub.publish(conversions.chunk_to_trajectory(chunk))
         self.inference_count += 1
+        self.guided_count += prefix is not None
         self.inference_s.append(chunk.inference_s)
+        self.snapshot_to_publish.add(age)
         self.frame_to_chunk_s.append(self._now_s() - min(obs.image_stamps_s.values()))
+        return float(chunk.times_s()[-1])
 
     def _publish_diagnostics(self) -> None:
         def ms(values, q):
@@ -207,6 +243,8 @@ class PolicyNode(Node):
         values = {
             "instruction": self.instruction,
             "chunks_published": self.inference_count,
+            "chunks_guided": self.guided_count,
+            "latency_estimate_ms": f"{self.scheduler.latency.value() * 1e3:.1f}",
             "frame_to_chunk_p50_ms": ms(f2c, 50),
             "frame_to_chunk_p99_ms": ms(f2c, 99),
             "inference_p50_ms": ms(inf, 50),
