@@ -1,4 +1,4 @@
-"""`python -m vla_ros.cli demo | train | evaluate | bringup | params`."""
+"""`python -m vla_ros.cli demo | compare-blends | plot | train | evaluate | bringup | params`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,38 @@ def _demo(args) -> int:
     from vla_ros.demo import run_demo
 
     log = (lambda m: print(m, file=sys.stderr, flush=True))
-    summary = run_demo(args.episodes, args.first_seed, args.run_dir, args.model_path, episode_timeout_s=args.episode_timeout_s, log=log)
+    summary = run_demo(
+        args.episodes, args.first_seed, args.run_dir, args.model_path, episode_timeout_s=args.episode_timeout_s,
+        blend_mode=args.blend, inference_delay_s=args.inference_delay_s, backend=args.backend, log=log,
+    )
     short = {k: v for k, v in summary.items() if k != "episodes_detail"}
     print(json.dumps(short), flush=True)
     return 0 if summary["success_rate"] >= args.min_success_rate else 1
+
+
+def _compare_blends(args) -> int:
+    """The demo for every (delay, blend mode): one markdown table row each."""
+    from vla_ros.demo import run_demo
+
+    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    base = args.run_dir or Path("runs") / time.strftime("blends-%Y%m%d-%H%M%S")
+    print("| inference delay | blend mode | success | max jerk (rad/s^3) | RMS jerk (rad/s^3) | switch jump p50 / max (rad) |")
+    print("|---|---|---|---|---|---|")
+    for delay in args.delays:
+        for mode in args.modes:
+            s = run_demo(args.episodes, args.first_seed, base / f"{mode}-{int(delay * 1000)}ms", blend_mode=mode, inference_delay_s=delay, log=log)
+            m = s["smoothness"]
+            print(f"| {delay * 1000:.0f} ms | {mode} | {s['success_rate']:.2f} | {m['max_jerk']:.1f} | {m['rms_jerk']:.2f} | {m['switch_jump_p50']:.4f} / {m['switch_jump_max']:.4f} |", flush=True)
+    return 0
+
+
+def _plot(args) -> int:
+    from vla_ros.report import load_run, plot_run, smoothness
+
+    run = load_run(args.run)
+    out = plot_run(run, args.out or args.run.with_suffix(".png"), tuple(args.window) if args.window else None)
+    print(json.dumps({"plot": str(out), **smoothness(run)}))
+    return 0
 
 
 def _train(args) -> int:
@@ -94,7 +122,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-path", default="")
     p.add_argument("--episode-timeout-s", type=float, default=10.0)
     p.add_argument("--min-success-rate", type=float, default=0.0, help="exit 1 below this rate")
+    p.add_argument("--blend", default="replace", help="executor blend mode: replace, crossfade, temporal_ensemble, guided")
+    p.add_argument("--inference-delay-s", type=float, default=0.0, help="artificial latency added to every chunk (seconds)")
+    p.add_argument("--backend", default="", help="policy backend (default: the robot config's)")
     p.set_defaults(func=_demo)
+    p = sub.add_parser("compare-blends", help="the demo per inference delay and blend mode; prints a markdown table")
+    p.add_argument("--delays", type=float, nargs="+", default=[0.1, 0.2, 0.3])
+    p.add_argument("--modes", nargs="+", default=["replace", "temporal_ensemble", "guided"])
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--first-seed", type=int, default=1000)
+    p.add_argument("--run-dir", type=Path, default=None)
+    p.set_defaults(func=_compare_blends)
+    p = sub.add_parser("plot", help="plot a run recorded by the executor (record_path) to PNG; prints smoothness")
+    p.add_argument("run", type=Path, help="the .npz the executor wrote")
+    p.add_argument("--out", type=Path, default=None, help="PNG path (default: next to the run)")
+    p.add_argument("--window", type=float, nargs=2, default=None, metavar=("START_S", "END_S"), help="seconds after the first command")
+    p.set_defaults(func=_plot)
     p = sub.add_parser("train", help="record expert demonstrations and train the demo model")
     p.add_argument("--out", default="models/demo")
     p.add_argument("--episodes", type=int, default=1000)

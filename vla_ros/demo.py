@@ -4,8 +4,9 @@ A supervisor node in this process runs the episodes through standard interfaces 
 disables the executor, resets the sim (`~/reset` with parameter `episode_seed`), re-enables the
 executor, sets the policy's `instruction` parameter through the parameter service, calls
 `~/start`, and waits for the sim's `~/outcome`. It prints one JSON line with the success rate and
-latencies, and writes a run folder with a video of the first episode and a plot of planned vs.
-commanded joint positions.
+latencies, and writes a run folder with a video of the first episode, the executor's record of the
+run (`executor_run.npz`), a plot of planned vs. commanded vs. measured joints of the first episode
+and the smoothness of the commands.
 """
 
 from __future__ import annotations
@@ -27,12 +28,9 @@ EVAL_FIRST_SEED = 1000  # demonstrations are recorded from seed 100000 on: these
 
 @dataclass
 class EpisodeRecord:
-    """What the supervisor saw of one episode (times are ROS-clock seconds)."""
+    """What the supervisor saw of one episode: front camera frames (the executor records the joints)."""
 
     frames: list[np.ndarray] = field(default_factory=list)
-    planned: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (times (H,), positions (H, D))
-    commanded: list[tuple[float, np.ndarray]] = field(default_factory=list)
-    measured: list[tuple[float, np.ndarray]] = field(default_factory=list)
 
 
 def demo_environment(run_dir: Path, domain_id: int) -> dict[str, str]:
@@ -53,8 +51,8 @@ class Supervisor:
         from diagnostic_msgs.msg import DiagnosticArray
         from rcl_interfaces.srv import SetParameters
         from rclpy.executors import SingleThreadedExecutor
-        from sensor_msgs.msg import Image, JointState
-        from std_msgs.msg import Float64MultiArray, String
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import String
         from std_srvs.srv import SetBool, Trigger
         from trajectory_msgs.msg import JointTrajectory
 
@@ -78,8 +76,6 @@ class Supervisor:
         n.create_subscription(String, "/vla_sim_robot/outcome", lambda m: setattr(self, "outcome", m.data), LATCHED)
         n.create_subscription(Image, "camera/image_raw", self._on_image, 2)
         n.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10)
-        n.create_subscription(Float64MultiArray, "commands", self._on_command, 50)
-        n.create_subscription(JointState, "joint_states", self._on_joint_state, 50)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(n)
@@ -103,16 +99,6 @@ class Supervisor:
         now = self._now()
         chunk = trajectory_to_chunk(msg, now)
         self.chunk_latency_s.append(now - chunk.t0_s)
-        if self.record is not None:
-            self.record.planned.append((chunk.times_s(), chunk.positions))
-
-    def _on_command(self, msg) -> None:
-        if self.record is not None:
-            self.record.commanded.append((self._now(), np.array(msg.data)))
-
-    def _on_joint_state(self, msg) -> None:
-        if self.record is not None:
-            self.record.measured.append((self._now(), np.array(msg.position)))
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
@@ -179,14 +165,34 @@ class Supervisor:
         rclpy.try_shutdown()
 
 
-def run_demo(episodes: int = 20, first_seed: int = EVAL_FIRST_SEED, run_dir: Path | None = None, model_path: str = "", domain_id: int | None = None, episode_timeout_s: float = 10.0, log=print) -> dict:
-    """Run the demo; return (and write to run_dir/summary.json) the summary."""
+def run_demo(
+    episodes: int = 20,
+    first_seed: int = EVAL_FIRST_SEED,
+    run_dir: Path | None = None,
+    model_path: str = "",
+    domain_id: int | None = None,
+    episode_timeout_s: float = 10.0,
+    blend_mode: str = "replace",
+    inference_delay_s: float = 0.0,
+    backend: str = "",
+    log=print,
+) -> dict:
+    """Run the demo; return (and write to run_dir/summary.json) the summary.
+
+    blend_mode: the executor's; inference_delay_s: artificial latency added to every chunk (seconds).
+    """
     run_dir = Path(run_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     domain_id = domain_id if domain_id is not None else 40 + os.getpid() % 50
     env = demo_environment(run_dir, domain_id)
     os.environ.update(env)  # the supervisor in this process joins the same domain
-    specs = node_specs("sim", model_path=model_path, use_sim=True, overrides={"vla_sim_robot": {"max_episode_s": episode_timeout_s}})
+    record_path = run_dir / "executor_run.npz"
+    specs = node_specs("sim", backend=backend, model_path=model_path, use_sim=True, overrides={
+        "vla_sim_robot": {"max_episode_s": episode_timeout_s},
+        "vla_policy": {"inference_delay_s": inference_delay_s},
+        "vla_chunk_executor": {"blend_mode": blend_mode, "record_path": str(record_path)},
+    })
+    first_episode_s = (0.0, 0.0)
     results = []
     with Bringup(specs, log_dir=run_dir / "logs", env=env) as bringup:
         sup = Supervisor()
@@ -197,10 +203,12 @@ def run_demo(episodes: int = 20, first_seed: int = EVAL_FIRST_SEED, run_dir: Pat
                 dead = bringup.dead()
                 if dead:
                     raise RuntimeError(f"node(s) died: {dead}; see {run_dir / 'logs'}")
+                started = sup._now()
                 ok, instruction, duration = sup.run_episode(first_seed + i, episode_timeout_s + 1.0, record=i == 0)
                 if i == 0:
                     first_record = sup.record
                     sup.record = None
+                    first_episode_s = (started, started + duration + 0.5)
                 results.append({"seed": first_seed + i, "instruction": instruction, "success": ok, "duration_s": round(duration, 2)})
                 log(f"episode {i + 1}/{episodes} seed {first_seed + i} '{instruction}': {'success' if ok else 'failure'} ({duration:.1f} s)")
             time.sleep(1.2)  # one more diagnostics period
@@ -208,13 +216,18 @@ def run_demo(episodes: int = 20, first_seed: int = EVAL_FIRST_SEED, run_dir: Pat
             latency = np.array(sup.chunk_latency_s) * 1e3
         finally:
             sup.close()
-    from vla_ros.report import plot_planned_vs_commanded, write_video
+    from vla_ros.report import load_run, plot_run, smoothness, write_video
 
     video = write_video(first_record.frames, run_dir / "episode0") if first_record and first_record.frames else None
-    plot = plot_planned_vs_commanded(first_record, specs[1].parameters["joint_names"], run_dir / "episode0_joints.png") if first_record else None
+    run = load_run(record_path)
+    t_first = float(run["command_t"][0]) if run["command_t"].size else 0.0
+    plot = plot_run(run, run_dir / "episode0_joints.png", (first_episode_s[0] - t_first, first_episode_s[1] - t_first))
     summary = {
         "success_rate": float(np.mean([r["success"] for r in results])) if results else 0.0,
         "episodes": len(results),
+        "blend_mode": blend_mode,
+        "inference_delay_s": inference_delay_s,
+        "smoothness": {k: round(v, 4) for k, v in smoothness(run).items()},
         "frame_to_chunk_ms": {"p50": float(policy_diag.get("frame_to_chunk_p50_ms", "nan")), "p99": float(policy_diag.get("frame_to_chunk_p99_ms", "nan"))},
         "observation_to_chunk_received_ms": {"p50": float(np.percentile(latency, 50)) if latency.size else None, "p99": float(np.percentile(latency, 99)) if latency.size else None},
         "inference_ms": {"p50": float(policy_diag.get("inference_p50_ms", "nan")), "p99": float(policy_diag.get("inference_p99_ms", "nan"))},

@@ -28,30 +28,80 @@ def write_video(frames: list[np.ndarray], stem: Path, fps: float = 10.0, upscale
         return path
 
 
-def plot_planned_vs_commanded(record, joint_names: list[str], path: Path) -> Path:
-    """One panel per joint: every planned chunk (thin), the commands (thick) and the measured positions."""
+def load_run(path: str | Path) -> dict[str, np.ndarray]:
+    """A run recorded by the executor (`record_path`, core/run_log.py)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _segments(t: np.ndarray, max_gap_s: float) -> list[slice]:
+    """Index ranges of `t` without gaps longer than `max_gap_s` (commands stop while disabled)."""
+    breaks = np.flatnonzero(np.diff(t) > max_gap_s) + 1
+    edges = [0, *breaks.tolist(), len(t)]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b - a > 3]
+
+
+def smoothness(run: dict[str, np.ndarray], max_gap_s: float = 0.05) -> dict[str, float]:
+    """Jerk of the commanded trajectory (rad/s^3: change of its acceleration per tick; max and RMS
+    over all joints and ticks) and the target jumps at chunk switches (rad, p50 and max).
+
+    The jerk comes from the commanded accelerations, not from third differences of positions,
+    which the control loop's timing jitter would swamp."""
+    jerks = []
+    for seg in _segments(run["command_t"], max_gap_s):
+        jerks.append(np.diff(run["command_acc"][seg], axis=0) / np.diff(run["command_t"][seg])[:, None])
+    jerk = np.concatenate(jerks) if jerks else np.zeros((0, 1))
+    jumps = run.get("switch_jump", np.zeros(0))
+    return {
+        "max_jerk": float(np.abs(jerk).max()) if jerk.size else float("nan"),
+        "rms_jerk": float(np.sqrt(np.mean(jerk**2))) if jerk.size else float("nan"),
+        "switch_jump_p50": float(np.percentile(jumps, 50)) if jumps.size else float("nan"),
+        "switch_jump_max": float(jumps.max()) if jumps.size else float("nan"),
+    }
+
+
+def _with_gaps(t: np.ndarray, y: np.ndarray, max_gap_s: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """(t, y) with NaN inserted where samples stop (commands disabled), so no line bridges the gap."""
+    gaps = np.flatnonzero(np.diff(t) > max_gap_s) + 1
+    return np.insert(t, gaps, np.nan), np.insert(y.astype(float), gaps, np.nan)
+
+
+def plot_run(run: dict[str, np.ndarray], path: Path, window_s: tuple[float, float] | None = None) -> Path:
+    """One panel per joint: planned chunks (thin), commands (thick), measured (dashed), position limits (red).
+
+    window_s: (start, end) seconds after the first command; default the whole run.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    times = [t for t, _ in record.commanded] + [t for t, _ in record.measured]
-    t0 = min(times) if times else 0.0
-    n = len(joint_names)
-    fig, axes = plt.subplots(n, 1, figsize=(9, 1.6 * n), sharex=True)
-    for j, ax in enumerate(np.atleast_1d(axes)):
-        for k, (t, p) in enumerate(record.planned):
-            ax.plot(t - t0, p[:, j], color="tab:orange", lw=0.8, alpha=0.7, label="planned chunks" if k == 0 else None)
-        if record.commanded:
-            tc = np.array([t for t, _ in record.commanded]) - t0
-            ax.plot(tc, [c[j] for _, c in record.commanded], color="tab:blue", lw=1.6, label="commanded")
-        if record.measured:
-            tm = np.array([t for t, _ in record.measured]) - t0
-            ax.plot(tm, [m[j] for _, m in record.measured], color="tab:green", lw=1.0, ls="--", label="measured")
-        ax.set_ylabel(joint_names[j], fontsize=8)
-    np.atleast_1d(axes)[0].legend(loc="upper right", fontsize=7)
-    np.atleast_1d(axes)[-1].set_xlabel("time (s)")
+    names = [str(n) for n in run["joint_names"]]
+    t0 = float(run["command_t"][0]) if run["command_t"].size else 0.0
+    lo, hi = window_s if window_s else (-np.inf, np.inf)
+
+    def visible(t):
+        return (t - t0 >= lo) & (t - t0 <= hi)
+
+    fig, axes = plt.subplots(len(names), 1, figsize=(10, 1.7 * len(names)), sharex=True, squeeze=False)
+    for j, ax in enumerate(axes[:, 0]):
+        for k, cid in enumerate(np.unique(run["chunk_id"])):
+            sel = (run["chunk_id"] == cid) & visible(run["chunk_t"])
+            if sel.any():
+                ax.plot(run["chunk_t"][sel] - t0, run["chunk_q"][sel, j], color="tab:orange", lw=0.7, alpha=0.6, label="planned chunks" if k == 0 else None)
+        commanded = visible(run["command_t"])
+        ax.plot(*_with_gaps(run["command_t"][commanded] - t0, run["command_q"][commanded, j]), color="tab:blue", lw=1.5, label="commanded")
+        measured = visible(run["measured_t"])
+        ax.plot(*_with_gaps(run["measured_t"][measured] - t0, run["measured_q"][measured, j]), color="tab:green", lw=1.0, ls="--", label="measured")
+        for limit in (run["min_position"][j], run["max_position"][j]):
+            ax.axhline(limit, color="tab:red", lw=0.8, ls=":", label="position limits" if limit == run["min_position"][j] else None)
+        span = run["command_q"][commanded, j] if commanded.any() else np.zeros(1)
+        pad = max(0.05, 0.2 * float(np.ptp(span)))
+        ax.set_ylim(float(span.min()) - pad, float(span.max()) + pad)  # limit lines show when they are near
+        ax.set_ylabel(names[j], fontsize=8)
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("time since the first command (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return path
+    return Path(path)

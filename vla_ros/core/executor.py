@@ -59,6 +59,7 @@ class ExecutorCore:
         self.last_state = "waiting"
         self._joint_stamp_s: float | None = None
         self._last_tick_s: float | None = None
+        self.last_switch_jump = 0.0  # radians: change of the steered-to target at the last chunk switch
 
     # --- inputs --------------------------------------------------------------------------
     def on_joint_state(self, stamp_s: float, positions: np.ndarray) -> None:
@@ -85,7 +86,11 @@ class ExecutorCore:
         except ChunkRejected:
             self.counters["chunks_rejected"] += 1
             raise
+        ahead = now_s + self.settings.lookahead_s
+        before = None if self.plan.empty else self.plan.sample(ahead)
         dropped = self.plan.merge(chunk, now_s, self.limiter.position, self.limiter.velocity)
+        # how far the switch moved the target the limiter steers to (what blending should keep small)
+        self.last_switch_jump = 0.0 if before is None else float(np.max(np.abs(self.plan.sample(ahead) - before)))
         self.counters["points_dropped_late"] += dropped
         self.counters["chunks_accepted"] += 1
         return chunk

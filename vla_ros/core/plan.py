@@ -3,9 +3,8 @@
 A chunk's point i is due at `t0 + (i + 1) * dt`. Merging a chunk drops the points already in
 the past (latency compensation: the time spent inferring is skipped, not replayed) and starts
 the new plan from where the command is now, moving as the command moves, so the switch has no
-position or velocity jump. Between points the plan is a cubic Hermite curve (C1): tangents are
-finite differences of the points, the command's velocity at the start and zero at the end (the
-arm comes to rest where the plan ends). How the new chunk meets the running plan is the blend mode:
+position or velocity jump. Between points the plan is a clamped cubic spline (C2): it starts
+with the command's velocity and ends at rest (the arm stops where the plan ends). How the new chunk meets the running plan is the blend mode:
 
   replace             the new chunk's points, as they are
   guided              as replace; the chunk was inferred to continue the running plan (RTC), the
@@ -124,9 +123,22 @@ class Plan:
 
 
 def _tangents(times: np.ndarray, positions: np.ndarray, start_velocity: np.ndarray) -> np.ndarray:
-    """(N, D) Hermite tangents: `start_velocity` first, central differences inside, rest at the end."""
+    """(N, D) tangents of the clamped cubic spline through the points: C2 (continuous acceleration,
+    so the limiter sees no acceleration steps at the points), `start_velocity` first, rest at the end."""
+    n = len(times)
     tangents = np.zeros_like(positions)
-    if len(times) > 2:
-        tangents[1:-1] = (positions[2:] - positions[:-2]) / (times[2:] - times[:-2])[:, None]
     tangents[0] = start_velocity
+    if n <= 2:
+        return tangents
+    h = np.diff(times)  # (N-1,)
+    slope = np.diff(positions, axis=0) / h[:, None]  # (N-1, D)
+    # interior i = 1..N-2: h_i m_{i-1} + 2 (h_{i-1} + h_i) m_i + h_{i-1} m_{i+1} = 3 (h_i s_{i-1} + h_{i-1} s_i)
+    a = np.zeros((n - 2, n - 2))
+    idx = np.arange(n - 2)
+    a[idx, idx] = 2 * (h[:-1] + h[1:])
+    a[idx[1:], idx[:-1]] = h[2:]
+    a[idx[:-1], idx[1:]] = h[:-2]
+    rhs = 3 * (h[1:, None] * slope[:-1] + h[:-1, None] * slope[1:])
+    rhs[0] -= h[1] * tangents[0]
+    tangents[1:-1] = np.linalg.solve(a, rhs)
     return tangents

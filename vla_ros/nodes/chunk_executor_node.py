@@ -133,7 +133,7 @@ class ChunkExecutorNode(Node):
             with self.lock:
                 accepted = self.core.on_chunk(chunk, now)
                 if self.run_log is not None:
-                    self.run_log.add_chunk(accepted)
+                    self.run_log.add_chunk(accepted, now, self.core.last_switch_jump)
         except (ValueError, ChunkRejected) as exc:
             if not isinstance(exc, ChunkRejected):
                 with self.lock:
@@ -182,7 +182,7 @@ class ChunkExecutorNode(Node):
                 now = self._now_s()
                 command = self.core.tick(now)
                 if self.run_log is not None and command.positions is not None:
-                    self.run_log.add_command(now, command.positions)
+                    self.run_log.add_command(now, command.positions, self.core.limiter.acceleration)
             if command.positions is not None and self.context.ok():
                 stamp = self.get_clock().now().to_msg()
                 self.cmd_pub.publish(conversions.command_message(self.p["output"], self.core.joint_names, command.positions, stamp, self.period_s))

@@ -76,12 +76,16 @@ def rtc_guided_denoiser(
     weights: torch.Tensor,
     max_guidance: float,
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """`denoise` with Real-Time Chunking guidance towards `target` (B, H, D), weights (H,).
+    """`denoise` steered to continue `target` (B, H, D) with the RTC soft mask `weights` (H,).
 
-    The sampler's x may be flat (B, H*D). With the clean estimate x0(x_k) and its weighted error,
-    the guided noise is eps - sqrt(1 - a_k) * min(beta, 1 / r^2) * vjp, r^2 = 1 - a_k (PiGDM for
-    a variance-preserving diffusion): the score plus the guidance term, as noise.
+    The sampler's x may be flat (B, H*D). Each step (1) adds the PiGDM guidance term of Real-Time
+    Chunking to the clean estimate x0(x_k): min(beta, 1 / r^2) * vjp of its weighted error, with
+    r^2 = 1 - a_k for a variance-preserving diffusion; (2) inpaints it with the soft mask,
+    x0 <- W target + (1 - W) x0, so the frozen points end exactly on the running plan. (2) is
+    needed for trained DDPM heads: at high noise their clean estimate hardly depends on x_k, so
+    the guidance gradient alone barely moves the chunk. Returns the noise matching the new x0.
     """
+    mask = weights.view(1, -1, 1)
 
     def guided(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         ab = schedule.alpha_bar[int(k[0])].item()
@@ -91,7 +95,8 @@ def rtc_guided_denoiser(
             return ((flat - math.sqrt(1 - ab) * denoise(flat, k)) / math.sqrt(ab)).reshape(x3.shape)
 
         clean, gradient = rtc.guidance_gradient(x.reshape(target.shape), predict_clean, target, weights)
-        eps = (x - math.sqrt(ab) * clean.reshape(x.shape)) / math.sqrt(1 - ab)
-        return eps - math.sqrt(1 - ab) * rtc.guidance_scale(1 - ab, max_guidance) * gradient.reshape(x.shape)
+        clean = clean + (1 - ab) / math.sqrt(ab) * rtc.guidance_scale(1 - ab, max_guidance) * gradient  # eps - sqrt(1 - a) s g, as x0
+        clean = mask * target + (1 - mask) * clean
+        return (x - math.sqrt(ab) * clean.reshape(x.shape)) / math.sqrt(1 - ab)
 
     return guided
