@@ -55,3 +55,12 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_octo")
     save_checkpoint(folder, OctoModel(cfg), stats)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_pi0_checkpoint(tmp_path_factory) -> Path:
+    """A π₀ checkpoint folder in the real layout (random weights, toy sizes) for the sim arm."""
+    from vla_ros.backends.pi0.tiny import make_tiny_checkpoint
+    from vla_ros.sim.tabletop import JOINT_NAMES
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_pi0"), JOINT_NAMES, ("front", "wrist"), horizon=8, dt_s=0.1)

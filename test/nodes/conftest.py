@@ -129,8 +129,8 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
     started: list[Bringup] = []
     peers: list[Peer] = []
 
-    def start(policy_overrides=None, executor_overrides=None, commands_type=None):
-        specs = node_specs("sim", model_path=str(tiny_checkpoint), use_sim=False, overrides={
+    def start(policy_overrides=None, executor_overrides=None, commands_type=None, backend="octo", model_path=None):
+        specs = node_specs("sim", backend=backend, model_path=str(model_path or tiny_checkpoint), use_sim=False, overrides={
             "vla_policy": {"inference_period_s": 0.2, **(policy_overrides or {})},
             "vla_chunk_executor": {**(executor_overrides or {})},
         })

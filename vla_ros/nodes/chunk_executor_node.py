@@ -87,7 +87,8 @@ class ChunkExecutorNode(Node):
         self.lock = threading.Lock()  # the core is shared by callbacks and the control thread
         self.enabled = bool(self.p["start_enabled"])
         self.period_s = 1.0 / self.p["control_rate_hz"]
-        self.tick_lateness_s: list[float] = []
+        self.tick_lateness_s: list[float] = []  # wake-up after the tick's deadline (seconds), last 1000
+        self.tick_cpu_s: list[float] = []  # CPU time of a tick: core + publish (seconds), last 1000
         self.measured: np.ndarray | None = None
         self._throttle = KeyedThrottle(1.0)
 
@@ -176,6 +177,7 @@ class ChunkExecutorNode(Node):
                 deadline = time.monotonic()  # overran: do not try to catch up
             self.tick_lateness_s.append(time.monotonic() - deadline)
             del self.tick_lateness_s[:-1000]
+            cpu_start = time.thread_time()
             with self.lock:
                 if not self.enabled:
                     continue
@@ -188,6 +190,8 @@ class ChunkExecutorNode(Node):
                 self.cmd_pub.publish(conversions.command_message(self.p["output"], self.core.joint_names, command.positions, stamp, self.period_s))
             self._last_command = command
             self._publish_status(force=False)
+            self.tick_cpu_s.append(time.thread_time() - cpu_start)
+            del self.tick_cpu_s[:-1000]
 
     def _publish_status(self, force: bool) -> None:
         """`~/status` on every change of state or active limits, and periodically (`force`)."""
@@ -215,7 +219,15 @@ class ChunkExecutorNode(Node):
             counters = dict(self.core.counters)
             state = self.core.last_state if self.enabled else "disabled"
         late = np.array(self.tick_lateness_s or [0.0]) * 1e3
-        values = {**counters, "tick_lateness_p50_ms": f"{np.percentile(late, 50):.3f}", "tick_lateness_p99_ms": f"{np.percentile(late, 99):.3f}"}
+        cpu = np.array(self.tick_cpu_s or [0.0]) * 1e6
+        values = {
+            **counters,
+            "tick_lateness_p50_ms": f"{np.percentile(late, 50):.3f}",
+            "tick_lateness_p99_ms": f"{np.percentile(late, 99):.3f}",
+            "tick_lateness_max_ms": f"{late.max():.3f}",
+            "tick_cpu_p50_us": f"{np.percentile(cpu, 50):.1f}",
+            "tick_cpu_p99_us": f"{np.percentile(cpu, 99):.1f}",
+        }
         ok = state in ("tracking", "holding", "waiting")
         self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: executor", state, values, self.get_clock().now().to_msg(), ok))
 
