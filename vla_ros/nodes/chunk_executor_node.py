@@ -83,7 +83,8 @@ class ChunkExecutorNode(Node):
             raise ValueError(f"parameter output: unknown '{self.p['output']}' (one of {list(conversions.COMMAND_TYPES)})")
         self.core = ExecutorCore(limits, settings, workspace_from_parameters(self.p, joints))
         self.run_log = RunLog(limits) if self.p["record_path"] else None
-        self._last_status: tuple | None = None
+        self._last_status: tuple | None = None  # (state, limits) last sent on ~/status
+        self._last_command: Command | None = None
         self.lock = threading.Lock()  # the core is shared by callbacks and the control thread
         self.enabled = bool(self.p["start_enabled"])
         self.period_s = 1.0 / self.p["control_rate_hz"]
@@ -195,7 +196,7 @@ class ChunkExecutorNode(Node):
 
     def _publish_status(self, force: bool) -> None:
         """`~/status` on every change of state or active limits, and periodically (`force`)."""
-        command: Command | None = getattr(self, "_last_command", None)
+        command = self._last_command
         state = (command.state if command else "waiting") if self.enabled else "disabled"
         limits = command.limits if command else ()
         key = (state, limits)
