@@ -128,9 +128,8 @@ class ExecutorCore:
         # steer to the plan's state a little ahead (never past its end, where it is at rest)
         lookahead = float(np.clip(self.plan.end_time_s - now_s, 0.0, self.settings.lookahead_s))
         target, velocity = self.plan.sample_state(now_s + lookahead)
-        before = self.limiter.activations.copy()
         command = self.limiter.track(target, velocity, dt, arrive_in_s=lookahead + dt)
-        return self._emit(command, "tracking", tuple(sorted((self.limiter.activations - before).keys())))
+        return self._emit(command, "tracking", tuple(sorted(set(self.limiter.active))))
 
     def _emit(self, positions: np.ndarray | None, state: str, limits: tuple[str, ...] = ()) -> Command:
         if state != self.last_state:

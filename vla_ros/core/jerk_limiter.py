@@ -66,7 +66,8 @@ class JerkLimiter:
         self.position: np.ndarray | None = None  # the last command (D,)
         self.velocity = np.zeros(n)
         self.acceleration = np.zeros(n)
-        self.activations: Counter[str] = Counter()  # why a command differed from the request
+        self.activations: Counter[str] = Counter()  # why a command differed from the request, all time
+        self.active: list[str] = []  # the same, for the last command only
 
     def reset(self, position: np.ndarray) -> None:
         """Start at rest at `position` (e.g. the measured joints), clamped into the position limits."""
@@ -85,19 +86,20 @@ class JerkLimiter:
         `target_velocity` (D,), to be reached `arrive_in_s` after the last command (or as soon
         as the limits allow, if later)."""
         self._require_started()
+        self.active = []
         target = np.asarray(target, dtype=float)
         velocity = np.zeros_like(target) if target_velocity is None else np.asarray(target_velocity, dtype=float)
         if target.shape != self.position.shape or not (np.all(np.isfinite(target)) and np.all(np.isfinite(velocity))):
-            self.activations["invalid_target"] += 1
+            self._flag("invalid_target")
             return self.brake(dt_s)
         clamped = np.clip(target, self.lower, self.upper)
         if np.any(clamped != target):
-            self.activations["position"] += 1
+            self._flag("position")
         velocity = np.where(clamped != target, 0.0, np.clip(velocity, -self.max_velocity, self.max_velocity))
         # the trajectory lasts at least one tick, so the command is a point on it (not past its end)
         state = self._step(clamped, velocity, dt_s, ControlInterface.Position, max(arrive_in_s, dt_s))
         if state is None:
-            self.activations["ruckig_error"] += 1
+            self._flag("ruckig_error")
             return self.brake(dt_s)
         if not self._can_stop_safely(*state):
             return self.brake(dt_s)
@@ -110,10 +112,14 @@ class JerkLimiter:
         if not self.at_rest:
             state = self._step(self.position, np.zeros_like(self.position), dt_s, ControlInterface.Velocity)
             if state is None:  # cannot happen for valid limits; never leave the last position
-                self.activations["ruckig_error"] += 1
+                self._flag("ruckig_error")
                 state = (self.position, np.zeros_like(self.position), np.zeros_like(self.position))
             self._accept(state)
         return self.position.copy()
+
+    def _flag(self, limit: str) -> None:
+        self.activations[limit] += 1
+        self.active.append(limit)
 
     def _require_started(self) -> None:
         if self.position is None:
@@ -160,14 +166,14 @@ class JerkLimiter:
         low = np.array([e.min for e in extrema])
         high = np.array([e.max for e in extrema])
         if np.any(low < self.limits.min_position - _POSITION_TOLERANCE) or np.any(high > self.limits.max_position + _POSITION_TOLERANCE):
-            self.activations["brake_for_position"] += 1
+            self._flag("brake_for_position")
             return False
         if self.admissible is None:
             return True
         duration = self._trajectory.duration
         for t in np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,):
             if not self.admissible(np.array(self._trajectory.at_time(t)[0])):
-                self.activations["workspace"] += 1
+                self._flag("workspace")
                 return False
         return True
 

@@ -109,11 +109,7 @@ def plan_to_trajectory(names: tuple[str, ...], times_s: np.ndarray, positions: n
 def trajectory_to_prefix(msg: JointTrajectory, joint_names: tuple[str, ...], committed_until_s: float) -> PlanPrefix:
     """A `plan_prefix` message as a PlanPrefix in `joint_names` order (ValueError if it does not fit)."""
     chunk = trajectory_to_chunk(msg, 0.0)
-    missing = [n for n in joint_names if n not in chunk.joint_names]
-    if missing:
-        raise ValueError(f"plan prefix lacks joints {missing}")
-    order = [chunk.joint_names.index(n) for n in joint_names]
-    return PlanPrefix(chunk.times_s(), chunk.positions[:, order], tuple(joint_names), committed_until_s)
+    return PlanPrefix(chunk.times_s(), chunk.positions, chunk.joint_names, committed_until_s).in_joint_order(tuple(joint_names))
 
 
 def trajectory_to_chunk(msg: JointTrajectory, now_s: float) -> ActionChunk:

@@ -143,20 +143,23 @@ def test_missing_or_broken_stats(tmp_path):
         load_norm_stats(tmp_path)
 
 
-def test_settings_errors_name_file_and_key(tmp_path):
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("joints: [a, b]\ncameras: {front: base_0_rgb}\ndelta_joints: [c]\n", r"pi0.yaml: delta_joints: \['c'\]"),
+        ("joints: [a]\ncameras: {front: base_0_rgb}\nsteps: ten\n", "pi0.yaml: steps: wrong type"),
+        ("joints: [a]\ncameras: {front: base_0_rgb}\nspeed: 3\n", r"pi0.yaml: unknown keys \['speed'\]"),
+        ("joints: [a]\ncameras: {front: base_0_rgb, wrist: base_0_rgb}\n", "pi0.yaml: cameras: two cameras share a slot"),
+    ],
+)
+def test_settings_errors_name_file_and_key(tmp_path, text, match):
     path = tmp_path / "pi0.yaml"
-    path.write_text("joints: [a, b]\ncameras: {front: base_0_rgb}\ndelta_joints: [c]\n")
-    with pytest.raises(ValueError, match=r"pi0.yaml: delta_joints: \['c'\]"):
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
         Pi0Settings.load(path)
-    path.write_text("joints: [a]\ncameras: {front: base_0_rgb}\nsteps: ten\n")
-    with pytest.raises(ValueError, match="pi0.yaml: steps: wrong type"):
-        Pi0Settings.load(path)
-    path.write_text("joints: [a]\ncameras: {front: base_0_rgb}\nspeed: 3\n")
-    with pytest.raises(ValueError, match=r"pi0.yaml: unknown keys \['speed'\]"):
-        Pi0Settings.load(path)
-    path.write_text("joints: [a]\ncameras: {front: base_0_rgb, wrist: base_0_rgb}\n")
-    with pytest.raises(ValueError, match="pi0.yaml: cameras: two cameras share a slot"):
-        Pi0Settings.load(path)
+
+
+def test_unknown_slots_are_named():
     settings = Pi0Settings(joints=("a",), cameras={"front": "top_rgb"})
     with pytest.raises(ValueError, match=r"cameras: unknown π₀ slots \['top_rgb'\]"):
         settings.check_slots(("base_0_rgb",))

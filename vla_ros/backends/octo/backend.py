@@ -100,12 +100,11 @@ class OctoBackend(Backend):
 
     def _guide(self, prefix: PlanPrefix, q: np.ndarray, t0_s: float) -> tuple[torch.Tensor, torch.Tensor, float]:
         """RTC target (1, H, D) in model units and weights (H,) from the executor's plan ahead."""
-        missing = [j for j in self.joint_names if j not in prefix.joint_names]
-        if missing:
-            raise BackendError(f"plan prefix lacks joints {missing}")
-        order = [prefix.joint_names.index(j) for j in self.joint_names]
-        reordered = PlanPrefix(prefix.times_s, prefix.positions[:, order], self.joint_names, prefix.committed_until_s)
-        targets, weights = prefix_on_grid(reordered, t0_s + self.dt_s * np.arange(1, self.horizon + 1))
+        try:
+            prefix = prefix.in_joint_order(self.joint_names)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from exc
+        targets, weights = prefix_on_grid(prefix, t0_s + self.dt_s * np.arange(1, self.horizon + 1))
         model_targets = self.processor.actions_to_targets(q, targets)
         return torch.from_numpy(model_targets)[None].to(self.device), torch.from_numpy(weights).float().to(self.device), self.max_guidance
 
