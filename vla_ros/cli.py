@@ -1,4 +1,4 @@
-"""`python -m vla_ros.cli demo | compare-blends | plot | train | evaluate | bringup | params`."""
+"""`python -m vla_ros.cli demo | compare-blends | plot | train | evaluate | bringup | params | serve`."""
 
 from __future__ import annotations
 
@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=lambda a: __import__("vla_ros.bringup", fromlist=["main"]).main(a.launch_args))
     p = sub.add_parser("params", help="print the node parameter tables (markdown)")
     p.set_defaults(func=_params)
+    p = sub.add_parser("serve", help="serve a backend over openpi's websocket protocol")
+    __import__("vla_ros.remote.server", fromlist=["add_serve_arguments"]).add_serve_arguments(p)
+    p.set_defaults(func=lambda a: __import__("vla_ros.remote.server", fromlist=["serve_main"]).serve_main(a))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -54,6 +54,7 @@ class Backend(abc.ABC):
 _BACKENDS = {
     "octo": "vla_ros.backends.octo.backend:load_octo_backend",
     "pi0": "vla_ros.backends.pi0.backend:load_pi0_backend",
+    "openpi_remote": "vla_ros.backends.openpi_remote.backend:load_openpi_remote_backend",
 }
 
 
