@@ -90,3 +90,28 @@ def test_openpi_client_gets_metadata_and_the_local_backends_actions(backend, che
     assert actions.shape == (meta["horizon"], len(meta["joints"]))
     expected = local.predict(observation, noise=noise).positions
     np.testing.assert_allclose(actions, expected, rtol=1e-6, atol=1e-6)
+
+
+RESIZE_SCRIPT = """
+import sys
+import numpy as np
+from openpi_client import image_tools
+image = np.load(sys.argv[1], allow_pickle=False)
+np.save(sys.argv[2], image_tools.resize_with_pad(image, 224, 224), allow_pickle=False)
+"""
+
+
+def test_images_are_resized_with_padding_like_openpi_client(tmp_path):
+    from vla_ros.backends.openpi_remote.processing import RemoteProcessor
+
+    python = openpi_client_python()
+    rng = np.random.default_rng(0)
+    image = np.repeat(np.repeat(rng.integers(20, 255, (12, 16, 3), dtype=np.uint8), 30, 0), 30, 1)  # 360x480 blocks
+    np.save(tmp_path / "in.npy", image)
+    (tmp_path / "resize.py").write_text(RESIZE_SCRIPT)
+    subprocess.run([str(python), str(tmp_path / "resize.py"), str(tmp_path / "in.npy"), str(tmp_path / "out.npy")], check=True, timeout=60)
+    theirs = np.load(tmp_path / "out.npy")
+    ours = RemoteProcessor({}, {}, (), (224, 224), "hwc").image(image)  # no pixel is 0 but the padding
+    assert ours.shape == theirs.shape == (224, 224, 3) and ours.dtype == theirs.dtype == np.uint8
+    np.testing.assert_array_equal(ours == 0, theirs == 0)  # same padding rows (the zero bands)
+    assert np.mean(np.abs(ours.astype(int) - theirs.astype(int))) < 3.0  # bilinear: OpenCV vs PIL
