@@ -74,11 +74,7 @@ class OctoBackend(Backend):
 
     def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
         start = time.perf_counter()
-        missing = [c for c in self.camera_names if c not in observation.images]
-        if missing:
-            raise BackendError(f"octo backend needs cameras {list(self.camera_names)}; observation lacks {missing}")
-        if tuple(observation.joint_names) != self.joint_names:
-            raise BackendError(f"octo backend expects joints {list(self.joint_names)}, got {list(observation.joint_names)}")
+        self._check(observation)
         q = observation.joint_positions
         dev = self.device
         images = {c: torch.from_numpy(image_input(observation.images[c], self.cfg.image_size))[None].to(dev) for c in self.camera_names}
@@ -97,6 +93,41 @@ class OctoBackend(Backend):
         positions = self.processor.targets_to_actions(q, out)
         return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, positions, time.perf_counter() - start)
 
+    def _check(self, observation: Observation) -> None:
+        missing = [c for c in self.camera_names if c not in observation.images]
+        if missing:
+            raise BackendError(f"octo backend needs cameras {list(self.camera_names)}; observation lacks {missing}")
+        if tuple(observation.joint_names) != self.joint_names:
+            raise BackendError(f"octo backend expects joints {list(self.joint_names)}, got {list(observation.joint_names)}")
+
+    def predict_batch(self, observations: list[Observation], noises: list[np.ndarray | None] | None = None) -> list[ActionChunk]:
+        """One forward pass for several observations (several robots on one server); chunk i is for
+        observations[i]. noises[i]: (H, action_dim) or None. No plan prefix (guidance is per robot)."""
+        start = time.perf_counter()
+        for observation in observations:
+            self._check(observation)
+        dev, n = self.device, len(observations)
+        noises = noises or [None] * n
+        images = {
+            c: torch.from_numpy(np.stack([image_input(o.images[c], self.cfg.image_size) for o in observations])).to(dev)
+            for c in self.camera_names
+        }
+        state = torch.from_numpy(np.stack([self.processor.state_input(o.joint_positions) for o in observations])).to(dev)
+        tokens = [self.tokenizer(o.instruction) for o in observations]
+        ids = torch.from_numpy(np.stack([t[0] for t in tokens])).to(dev)
+        valid = torch.from_numpy(np.stack([t[1] for t in tokens])).to(dev)
+        shape = (1, self.horizon, self.cfg.action_dim)
+        x = torch.cat([
+            torch.randn(shape, generator=self.generator, device=dev) if z is None else torch.as_tensor(z, dtype=torch.float32, device=dev).reshape(shape)
+            for z in noises
+        ])
+        with torch.inference_mode():
+            out = self.model.sample(self.model.embed(images, state, ids, valid), x, self.generator).cpu().numpy()
+        elapsed = time.perf_counter() - start
+        return [
+            ActionChunk(o.stamp_s, self.dt_s, self.joint_names, self.processor.targets_to_actions(o.joint_positions, out[i]), elapsed)
+            for i, o in enumerate(observations)
+        ]
 
     def _guide(self, prefix: PlanPrefix, q: np.ndarray, t0_s: float) -> tuple[torch.Tensor, torch.Tensor, float]:
         """RTC target (1, H, D) in model units and weights (H,) from the executor's plan ahead."""
