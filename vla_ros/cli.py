@@ -14,13 +14,39 @@ def _demo(args) -> int:
     from vla_ros.demo import run_demo
 
     log = (lambda m: print(m, file=sys.stderr, flush=True))
+    if args.remote:
+        return _demo_remote(args, log)
     summary = run_demo(
         args.episodes, args.first_seed, args.run_dir, args.model_path, episode_timeout_s=args.episode_timeout_s,
         blend_mode=args.blend, inference_delay_s=args.inference_delay_s, backend=args.backend, log=log,
     )
+    return _demo_result(summary, args)
+
+
+def _demo_result(summary: dict, args) -> int:
     short = {k: v for k, v in summary.items() if k != "episodes_detail"}
     print(json.dumps(short), flush=True)
     return 0 if summary["success_rate"] >= args.min_success_rate else 1
+
+
+def _demo_remote(args, log) -> int:
+    """The demo with the policy node's backend `openpi_remote`, talking to `vla-ros serve` in another process."""
+    from vla_ros.config import load_robot_config, resolve_package_path
+    from vla_ros.demo import run_demo
+    from vla_ros.remote.local_server import ServedPolicy, write_remote_settings
+
+    policy = load_robot_config("sim").policy
+    run_dir = (args.run_dir or Path("runs") / time.strftime("demo-remote-%Y%m%d-%H%M%S")).resolve()
+    model_path = resolve_package_path(args.model_path or policy.get("model_path", "models/demo"))
+    with ServedPolicy(args.backend or policy.get("backend", "octo"), model_path, run_dir / "logs" / "serve.log") as served:
+        log(f"serving {model_path} at {served.url}")
+        settings = write_remote_settings(run_dir / "openpi_remote.yaml", served.port)
+        summary = run_demo(
+            args.episodes, args.first_seed, run_dir, str(settings), episode_timeout_s=args.episode_timeout_s,
+            blend_mode=args.blend, inference_delay_s=args.inference_delay_s, backend="openpi_remote", log=log,
+        )
+    summary["remote"] = {"server": served.url, "served_backend": served.info.get("backend"), "model_path": str(model_path)}
+    return _demo_result(summary, args)
 
 
 def _compare_blends(args) -> int:
@@ -125,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blend", default="replace", help="executor blend mode: replace, crossfade, temporal_ensemble, guided")
     p.add_argument("--inference-delay-s", type=float, default=0.0, help="artificial latency added to every chunk (seconds)")
     p.add_argument("--backend", default="", help="policy backend (default: the robot config's)")
+    p.add_argument("--remote", action="store_true", help="serve the backend with `vla-ros serve` in another process; the node uses openpi_remote")
     p.set_defaults(func=_demo)
     p = sub.add_parser("compare-blends", help="the demo per inference delay and blend mode; prints a markdown table")
     p.add_argument("--delays", type=float, nargs="+", default=[0.1, 0.2, 0.3])
