@@ -5,6 +5,8 @@ oversized message, wrong or missing API key), each a clear error while the serve
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import subprocess
 import time
 
 import numpy as np
@@ -146,3 +148,18 @@ def test_api_key_is_required_before_any_inference(serve, tiny_checkpoint, tmp_pa
     assert remote.predict(sim_observation(1)).positions.shape == (remote.horizon, 7)
     log = server.log()
     assert log.count("refused") == 2 and "s3cret" not in log
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
+def test_tls_link_verifies_the_servers_certificate(serve, tiny_checkpoint, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    server = serve("octo", tiny_checkpoint, "--certfile", str(cert), "--keyfile", str(key))
+    assert server.info["serving"].startswith("wss://")
+    remote = remote_backend(tmp_path, server.port, tls=True, ca_file=str(cert))
+    assert remote.settings.url.startswith("wss://") and remote.predict(sim_observation(1)).positions.shape[1] == 7
+    with pytest.raises(BackendError, match="CERTIFICATE_VERIFY_FAILED"):  # the system's CAs do not know it
+        remote_backend(tmp_path, server.port, tls=True, wait_for_server_s=0.0)
+    with pytest.raises(BackendError, match="cannot connect|no valid metadata"):  # plain ws:// to a TLS port
+        remote_backend(tmp_path, server.port, wait_for_server_s=0.0)
