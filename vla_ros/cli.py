@@ -38,14 +38,15 @@ def _demo_remote(args, log) -> int:
     policy = load_robot_config("sim").policy
     run_dir = (args.run_dir or Path("runs") / time.strftime("demo-remote-%Y%m%d-%H%M%S")).resolve()
     model_path = resolve_package_path(args.model_path or policy.get("model_path", "models/demo"))
-    with ServedPolicy(args.backend or policy.get("backend", "octo"), model_path, run_dir / "logs" / "serve.log") as served:
+    backend = args.backend or policy.get("backend", "octo")
+    with ServedPolicy(backend, model_path, run_dir / "logs" / "serve.log") as served:
         log(f"serving {model_path} at {served.url}")
         settings = write_remote_settings(run_dir / "openpi_remote.yaml", served.port)
         summary = run_demo(
             args.episodes, args.first_seed, run_dir, str(settings), episode_timeout_s=args.episode_timeout_s,
             blend_mode=args.blend, inference_delay_s=args.inference_delay_s, backend="openpi_remote", log=log,
         )
-    summary["remote"] = {"server": served.url, "served_backend": served.info.get("backend"), "model_path": str(model_path)}
+    summary["remote"] = {"server": served.url, "served_backend": backend, "model_path": str(model_path)}
     return _demo_result(summary, args)
 
 
@@ -151,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blend", default="replace", help="executor blend mode: replace, crossfade, temporal_ensemble, guided")
     p.add_argument("--inference-delay-s", type=float, default=0.0, help="artificial latency added to every chunk (seconds)")
     p.add_argument("--backend", default="", help="policy backend (default: the robot config's)")
-    p.add_argument("--remote", action="store_true", help="serve the backend with `vla-ros serve` in another process; the node uses openpi_remote")
+    p.add_argument(
+        "--remote", action="store_true", help="serve the backend with `vla-ros serve` in another process (node: openpi_remote)"
+    )
     p.set_defaults(func=_demo)
     p = sub.add_parser("compare-blends", help="the demo per inference delay and blend mode; prints a markdown table")
     p.add_argument("--delays", type=float, nargs="+", default=[0.1, 0.2, 0.3])

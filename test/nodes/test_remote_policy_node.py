@@ -5,8 +5,8 @@ import time
 
 import numpy as np
 import yaml
-
 from conftest import log_text, wait_until
+
 from vla_ros.remote.local_server import ServedPolicy
 
 
@@ -18,10 +18,14 @@ def test_server_killed_mid_run_holds_then_resumes_from_fresh_observations(nodes,
     server = ServedPolicy("octo", tiny_checkpoint, tmp_path / "serve.log", "--num-threads", "1").start()
     try:
         settings = tmp_path / "openpi_remote.yaml"
-        settings.write_text(yaml.safe_dump({"port": server.port, "timeout_s": 1.0, "reconnect_backoff_s": 0.2, "max_backoff_s": 0.5}))
+        settings.write_text(
+            yaml.safe_dump({"port": server.port, "timeout_s": 1.0, "reconnect_backoff_s": 0.2, "max_backoff_s": 0.5})
+        )
         bringup, peer, _ = nodes(
             policy_overrides={"auto_start": True, "instruction": "reach the red cube", "inference_period_s": 0.1},
-            executor_overrides={"plan_timeout_s": 0.3}, backend="openpi_remote", model_path=settings,
+            executor_overrides={"plan_timeout_s": 0.3},
+            backend="openpi_remote",
+            model_path=settings,
         )
 
         def executor_state():
@@ -29,7 +33,9 @@ def test_server_killed_mid_run_holds_then_resumes_from_fresh_observations(nodes,
             return states[-1] if states else None
 
         peer.start_robot()
-        assert wait_until(lambda: len(peer.chunks) >= 3 and executor_state() == "tracking", 60), log_text(tmp_path, "vla_policy")
+        assert wait_until(lambda: len(peer.chunks) >= 3 and executor_state() == "tracking", 60), log_text(
+            tmp_path, "vla_policy"
+        )
         port = server.port
         server.stop(kill=True)
         killed_at = peer.node.get_clock().now().nanoseconds * 1e-9
@@ -41,7 +47,9 @@ def test_server_killed_mid_run_holds_then_resumes_from_fresh_observations(nodes,
         assert wait_until(lambda: "openpi_remote:" in log_text(tmp_path, "vla_policy"), 5)
 
         server.start(port=port)
-        assert wait_until(lambda: len(peer.chunks) > n_held + 2 and executor_state() == "tracking", 60), log_text(tmp_path, "vla_policy")
+        assert wait_until(lambda: len(peer.chunks) > n_held + 2 and executor_state() == "tracking", 60), log_text(
+            tmp_path, "vla_policy"
+        )
         late = [m for m in peer.chunks[n_held:]]
         assert all(stamp_s(m) > killed_at for m in late), "a chunk from an observation before the outage was published"
         assert bringup.dead() == {}

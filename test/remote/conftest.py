@@ -18,7 +18,9 @@ def serve(tmp_path):
     started: list[ServedPolicy] = []
 
     def start(backend: str, model_path: Path, *extra: str) -> ServedPolicy:
-        server = ServedPolicy(backend, model_path, tmp_path / f"serve{len(started)}.log", "--num-threads", "1", *extra).start()
+        server = ServedPolicy(
+            backend, model_path, tmp_path / f"serve{len(started)}.log", "--num-threads", "1", *extra
+        ).start()
         started.append(server)
         return server
 
@@ -27,7 +29,9 @@ def serve(tmp_path):
         s.stop(kill=True)
 
 
-def sim_observation(seed: int, stamp_s: float = 0.0, size: int = 32, instruction: str = "reach the red cube") -> Observation:
+def sim_observation(
+    seed: int, stamp_s: float = 0.0, size: int = 32, instruction: str = "reach the red cube"
+) -> Observation:
     """Random camera frames and joint positions for the sim arm (front + wrist)."""
     rng = np.random.default_rng(seed)
     images = {c: rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for c in ("front", "wrist")}

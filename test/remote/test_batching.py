@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-
 from conftest import sim_observation
+
 from vla_ros.core.types import Observation
 from vla_ros.remote.client import LinkSettings, PolicyLink
 from vla_ros.remote.schema import make_request
@@ -19,7 +19,10 @@ def test_concurrent_clients_are_batched_and_each_gets_its_own_chunk(serve, tiny_
     assert metadata["batching"] == "batched" and metadata["max_batch"] == 4
     base = sim_observation(0)
     # robot k stands at 0.3 k rad on every joint; the tiny model's deltas are ~0.01 rad
-    requests = [make_request(Observation(0.0, base.images, base.joint_names, np.full(7, 0.3 * k), base.instruction)) for k in range(4)]
+    requests = [
+        make_request(Observation(0.0, base.images, base.joint_names, np.full(7, 0.3 * k), base.instruction))
+        for k in range(4)
+    ]
     answers: list = [None] * 4
     barrier = threading.Barrier(4)
 

@@ -15,14 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import sim_observation
+
 from vla_ros.backends.base import load_backend
 from vla_ros.remote.schema import make_request
 
 OPENPI_CLIENT_VERSION = "0.1.2"
 REQUIREMENTS = (f"openpi-client=={OPENPI_CLIENT_VERSION}", "typing_extensions", "numpy<2")
-VENV = Path(os.environ.get("VLA_ROS_CACHE", Path.home() / ".cache" / "vla_ros")) / f"openpi-client-venv-{OPENPI_CLIENT_VERSION}"
+VENV = (
+    Path(os.environ.get("VLA_ROS_CACHE", Path.home() / ".cache" / "vla_ros"))
+    / f"openpi-client-venv-{OPENPI_CLIENT_VERSION}"
+)
 
 CLIENT_SCRIPT = """
 import json, sys
@@ -48,11 +51,18 @@ def openpi_client_python() -> Path:
     if marker.is_file():
         return python
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, capture_output=True, timeout=120)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, capture_output=True, timeout=120
+        )
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True, capture_output=True, timeout=600
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        pytest.skip(f"cannot build the openpi-client {OPENPI_CLIENT_VERSION} environment at {VENV}: {exc} {detail.decode(errors='replace')[-500:]}")
+        pytest.skip(
+            f"cannot build the openpi-client {OPENPI_CLIENT_VERSION} environment at {VENV}: {exc} "
+            f"{detail.decode(errors='replace')[-500:]}"
+        )
     marker.write_text(" ".join(REQUIREMENTS) + "\n")
     return python
 
@@ -73,8 +83,12 @@ def test_openpi_client_gets_metadata_and_the_local_backends_actions(backend, che
     script = tmp_path / "client.py"
     script.write_text(CLIENT_SCRIPT)
     out = tmp_path / "answer"
-    run = subprocess.run([str(python), str(script), str(server.port), str(tmp_path / "request.npz"), str(out)],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(python), str(script), str(server.port), str(tmp_path / "request.npz"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr + server.log()
 
     answer = json.loads(out.with_suffix(".json").read_text())
@@ -109,7 +123,11 @@ def test_images_are_resized_with_padding_like_openpi_client(tmp_path):
     image = np.repeat(np.repeat(rng.integers(20, 255, (12, 16, 3), dtype=np.uint8), 30, 0), 30, 1)  # 360x480 blocks
     np.save(tmp_path / "in.npy", image)
     (tmp_path / "resize.py").write_text(RESIZE_SCRIPT)
-    subprocess.run([str(python), str(tmp_path / "resize.py"), str(tmp_path / "in.npy"), str(tmp_path / "out.npy")], check=True, timeout=60)
+    subprocess.run(
+        [str(python), str(tmp_path / "resize.py"), str(tmp_path / "in.npy"), str(tmp_path / "out.npy")],
+        check=True,
+        timeout=60,
+    )
     theirs = np.load(tmp_path / "out.npy")
     ours = RemoteProcessor({}, {}, (), (224, 224), "hwc").image(image)  # no pixel is 0 but the padding
     assert ours.shape == theirs.shape == (224, 224, 3) and ours.dtype == theirs.dtype == np.uint8

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import sim_observation
+
 from vla_ros.backends.base import BackendError
 from vla_ros.backends.openpi_remote.configuration import RemoteSettings
 from vla_ros.backends.openpi_remote.processing import RemoteProcessor
@@ -19,10 +19,20 @@ def processor(settings: RemoteSettings) -> RemoteProcessor:
 
 
 def test_droid_preset_splits_arm_and_gripper_and_resizes_to_224():
-    s = RemoteSettings(keys="droid", joints=JOINT_NAMES, cameras={"front": "observation/exterior_image_1_left", "wrist": "observation/wrist_image_left"})
+    s = RemoteSettings(
+        keys="droid",
+        joints=JOINT_NAMES,
+        cameras={"front": "observation/exterior_image_1_left", "wrist": "observation/wrist_image_left"},
+    )
     obs = sim_observation(0, size=32)
     request = processor(s).request(obs)
-    assert set(request) == {"observation/exterior_image_1_left", "observation/wrist_image_left", "observation/joint_position", "observation/gripper_position", "prompt"}
+    assert set(request) == {
+        "observation/exterior_image_1_left",
+        "observation/wrist_image_left",
+        "observation/joint_position",
+        "observation/gripper_position",
+        "prompt",
+    }
     assert request["observation/exterior_image_1_left"].shape == (224, 224, 3)
     assert request["observation/exterior_image_1_left"].dtype == np.uint8
     np.testing.assert_array_equal(request["observation/joint_position"], obs.joint_positions[:6])
@@ -31,7 +41,9 @@ def test_droid_preset_splits_arm_and_gripper_and_resizes_to_224():
 
 
 def test_aloha_preset_nests_images_channel_first():
-    s = RemoteSettings(keys="aloha", joints=JOINT_NAMES, cameras={"front": "images.cam_high", "wrist": "images.cam_left_wrist"})
+    s = RemoteSettings(
+        keys="aloha", joints=JOINT_NAMES, cameras={"front": "images.cam_high", "wrist": "images.cam_left_wrist"}
+    )
     request = processor(s).request(sim_observation(0))
     assert set(request) == {"images", "state", "prompt"}
     assert set(request["images"]) == {"cam_high", "cam_left_wrist"}
@@ -48,7 +60,9 @@ def test_resize_keeps_aspect_with_centred_zero_padding():
 
 
 def test_custom_map_and_actions_take_the_first_columns():
-    s = RemoteSettings(keys="custom", joints=JOINT_NAMES[:2], cameras={"front": "cam"}, state={"q": JOINT_NAMES[:2]}, image_size=(8, 8))
+    s = RemoteSettings(
+        keys="custom", joints=JOINT_NAMES[:2], cameras={"front": "cam"}, state={"q": JOINT_NAMES[:2]}, image_size=(8, 8)
+    )
     p = processor(s)
     request = p.request(sim_observation(0))
     assert request["q"].shape == (2,) and request["cam"].shape == (8, 8, 3)
@@ -62,16 +76,22 @@ def test_custom_map_and_actions_take_the_first_columns():
         p.request(sim_observation(0).__class__(0.0, {}, JOINT_NAMES, np.zeros(7), "x"))
 
 
-@pytest.mark.parametrize("values, match", [
-    ({"keys": "octo"}, "keys: must be one of"),
-    ({"timeout_s": 0}, "timeout_s: must be > 0"),
-    ({"port": 70000}, "port: must be in"),
-    ({"keys": "droid", "joints": ["a"], "cameras": {"front": "observation/image"}}, "not image keys of preset 'droid'"),
-    ({"keys": "libero", "joints": ["a"]}, "cameras: preset 'libero' needs"),
-    ({"keys": "custom", "joints": ["a"], "cameras": {"front": "x"}}, "needs 'state'"),
-    ({"action_space": "eef_delta"}, "action_space: must be one of"),
-    ({"image_layout": "nhwc"}, "image_layout"),
-])
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ({"keys": "octo"}, "keys: must be one of"),
+        ({"timeout_s": 0}, "timeout_s: must be > 0"),
+        ({"port": 70000}, "port: must be in"),
+        (
+            {"keys": "droid", "joints": ["a"], "cameras": {"front": "observation/image"}},
+            "not image keys of preset 'droid'",
+        ),
+        ({"keys": "libero", "joints": ["a"]}, "cameras: preset 'libero' needs"),
+        ({"keys": "custom", "joints": ["a"], "cameras": {"front": "x"}}, "needs 'state'"),
+        ({"action_space": "eef_delta"}, "action_space: must be one of"),
+        ({"image_layout": "nhwc"}, "image_layout"),
+    ],
+)
 def test_settings_errors_name_the_key_and_value(values, match):
     with pytest.raises(ValueError, match=match):
         RemoteSettings(**values)

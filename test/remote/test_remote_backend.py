@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import websockets
 import yaml
+from conftest import sim_observation
 from websockets.sync.client import connect
 
-from conftest import sim_observation
 from vla_ros.backends.base import BackendError, load_backend
 from vla_ros.remote.client import LinkError, LinkSettings, PolicyLink
 from vla_ros.remote.schema import make_request
@@ -57,7 +57,9 @@ def test_remote_chunk_equals_the_local_one_and_keeps_the_observation_stamp(octo_
         np.testing.assert_allclose(chunk.positions, local.predict(obs, noise=noise).positions, atol=1e-6)
         assert chunk.inference_s > 0
     diag = remote.diagnostics()
-    assert diag["link_state"] == "connected" and float(diag["server_inference_ms"]) > 0 and float(diag["network_ms"]) >= 0
+    assert (
+        diag["link_state"] == "connected" and float(diag["server_inference_ms"]) > 0 and float(diag["network_ms"]) >= 0
+    )
     assert float(diag["round_trip_ms"]) >= float(diag["server_inference_ms"])
 
 
@@ -128,7 +130,9 @@ def test_server_slower_than_timeout_gives_an_error_and_never_a_late_answer(serve
     fresh = sim_observation(2, stamp_s=2.0)
     chunk = remote.predict(fresh, noise=noise)
     assert chunk.t0_s == 2.0
-    late = local.predict(sim_observation(1, stamp_s=1.0), noise=noise).positions  # the server ran it too (its sampler moved on)
+    late = local.predict(
+        sim_observation(1, stamp_s=1.0), noise=noise
+    ).positions  # the server ran it too (its sampler moved on)
     expected = local.predict(fresh, noise=noise).positions
     np.testing.assert_allclose(chunk.positions, expected, atol=1e-6)
     assert not np.allclose(chunk.positions, late, atol=1e-3)
@@ -153,8 +157,29 @@ def test_api_key_is_required_before_any_inference(serve, tiny_checkpoint, tmp_pa
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
 def test_tls_link_verifies_the_servers_certificate(serve, tiny_checkpoint, tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     server = serve("octo", tiny_checkpoint, "--certfile", str(cert), "--keyfile", str(key))
     assert server.info["serving"].startswith("wss://")
     remote = remote_backend(tmp_path, server.port, tls=True, ca_file=str(cert))

@@ -33,13 +33,17 @@ def test_layout_is_openpis_ndarray_map():
     raw = msgpack.unpackb(packb(array), raw=False)
     assert raw == {b"__ndarray__": True, b"data": array.tobytes(), b"dtype": "<f4", b"shape": [2, 3]}
     # and a map written the way openpi-client writes it decodes to the same array
-    foreign = msgpack.packb({b"__ndarray__": True, b"data": array.tobytes(), b"dtype": "<f4", b"shape": (2, 3)}, use_bin_type=True)
+    foreign = msgpack.packb(
+        {b"__ndarray__": True, b"data": array.tobytes(), b"dtype": "<f4", b"shape": (2, 3)}, use_bin_type=True
+    )
     np.testing.assert_array_equal(unpackb(foreign), array)
 
 
 @pytest.mark.parametrize("dtype", ["|O", "|V8", "<c8"])
 def test_object_void_complex_dtypes_are_refused_on_receive(dtype):
-    message = msgpack.packb({b"__ndarray__": True, b"data": bytes(16), b"dtype": dtype, b"shape": [2]}, use_bin_type=True)
+    message = msgpack.packb(
+        {b"__ndarray__": True, b"data": bytes(16), b"dtype": dtype, b"shape": [2]}, use_bin_type=True
+    )
     with pytest.raises(WireError, match="not allowed"):
         unpackb(message)
 
@@ -53,14 +57,20 @@ def test_object_and_complex_arrays_are_refused_on_send():
         packb({"x": {1, 2}})
 
 
-@pytest.mark.parametrize("message, match", [
-    (b"\xc1\xc1\xc1", "not a valid msgpack"),
-    (b"garbage bytes that are no msgpack", "not a valid msgpack"),
-    (msgpack.packb({b"__ndarray__": True, b"data": bytes(5), b"dtype": "<f4", b"shape": [2]}), "needs 8 bytes, got 5"),
-    (msgpack.packb({b"__ndarray__": True, b"data": bytes(8), b"dtype": "<f4", b"shape": [-2]}), "non-negative"),
-    (msgpack.packb({b"__ndarray__": True, b"data": bytes(8), b"dtype": "nonsense", b"shape": [2]}), "dtype"),
-    (msgpack.packb({b"__npgeneric__": True, b"data": "x", b"dtype": "<f4"}), "must be a number"),
-])
+@pytest.mark.parametrize(
+    "message, match",
+    [
+        (b"\xc1\xc1\xc1", "not a valid msgpack"),
+        (b"garbage bytes that are no msgpack", "not a valid msgpack"),
+        (
+            msgpack.packb({b"__ndarray__": True, b"data": bytes(5), b"dtype": "<f4", b"shape": [2]}),
+            "needs 8 bytes, got 5",
+        ),
+        (msgpack.packb({b"__ndarray__": True, b"data": bytes(8), b"dtype": "<f4", b"shape": [-2]}), "non-negative"),
+        (msgpack.packb({b"__ndarray__": True, b"data": bytes(8), b"dtype": "nonsense", b"shape": [2]}), "dtype"),
+        (msgpack.packb({b"__npgeneric__": True, b"data": "x", b"dtype": "<f4"}), "must be a number"),
+    ],
+)
 def test_malformed_messages_raise_wire_errors(message, match):
     with pytest.raises(WireError, match=match):
         unpackb(message)

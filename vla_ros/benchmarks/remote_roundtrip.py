@@ -31,12 +31,18 @@ from vla_ros.sim.tabletop import JOINT_NAMES
 def request(seed: int, size: int = 224) -> dict:
     rng = np.random.default_rng(seed)
     images = {c: rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for c in ("front", "wrist")}
-    return make_request(Observation(0.0, images, JOINT_NAMES, rng.uniform(-0.5, 0.5, len(JOINT_NAMES)), "reach the red cube"))
+    return make_request(
+        Observation(0.0, images, JOINT_NAMES, rng.uniform(-0.5, 0.5, len(JOINT_NAMES)), "reach the red cube")
+    )
 
 
 def percentiles_ms(values: list[float]) -> dict[str, float]:
     a = np.asarray(values) * 1e3
-    return {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3), "mean": round(float(a.mean()), 3)}
+    return {
+        "p50": round(float(np.percentile(a, 50)), 3),
+        "p99": round(float(np.percentile(a, 99)), 3),
+        "mean": round(float(a.mean()), 3),
+    }
 
 
 def overhead(url: str, requests: int) -> dict:
@@ -53,7 +59,11 @@ def overhead(url: str, requests: int) -> dict:
         infer.append(timing.server_infer_s)
         over.append(timing.round_trip_s - timing.server_infer_s)
     link.close()
-    return {"round_trip_ms": percentiles_ms(rtt), "server_inference_ms": percentiles_ms(infer), "overhead_ms": percentiles_ms(over)}
+    return {
+        "round_trip_ms": percentiles_ms(rtt),
+        "server_inference_ms": percentiles_ms(infer),
+        "overhead_ms": percentiles_ms(over),
+    }
 
 
 def throughput(url: str, clients: int, seconds: float) -> dict:
@@ -87,7 +97,11 @@ def throughput(url: str, clients: int, seconds: float) -> dict:
     elapsed = time.perf_counter() - start
     for link in links:
         link.close()
-    return {"clients": clients, "chunks_per_s": round(sum(counts) / elapsed, 2), "mean_batch": round(float(np.mean(batch_sizes)), 2)}
+    return {
+        "clients": clients,
+        "chunks_per_s": round(sum(counts) / elapsed, 2),
+        "mean_batch": round(float(np.mean(batch_sizes)), 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,13 +117,30 @@ def main(argv: list[str] | None = None) -> int:
     common = ("--num-threads", str(args.num_threads))
     with tempfile.TemporaryDirectory() as tmp:
         with ServedPolicy(args.backend, model, Path(tmp) / "serve.log", *common) as served:
-            print(json.dumps({"benchmark": "overhead", "images": "2x 224x224x3 uint8", **overhead(served.url, args.requests)}), flush=True)
+            print(
+                json.dumps(
+                    {"benchmark": "overhead", "images": "2x 224x224x3 uint8", **overhead(served.url, args.requests)}
+                ),
+                flush=True,
+            )
             unbatched = {n: throughput(served.url, n, args.seconds) for n in args.clients}
-        with ServedPolicy(args.backend, model, Path(tmp) / "serve-batched.log", *common, "--max-batch", "4", "--batch-wait-ms", "2") as served:
+        with ServedPolicy(
+            args.backend, model, Path(tmp) / "serve-batched.log", *common, "--max-batch", "4", "--batch-wait-ms", "2"
+        ) as served:
             batched = {n: throughput(served.url, n, args.seconds) for n in args.clients}
     for n in args.clients:
-        print(json.dumps({"benchmark": "throughput", "clients": n, "unbatched_chunks_per_s": unbatched[n]["chunks_per_s"],
-                          "batched_chunks_per_s": batched[n]["chunks_per_s"], "batched_mean_batch": batched[n]["mean_batch"]}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "benchmark": "throughput",
+                    "clients": n,
+                    "unbatched_chunks_per_s": unbatched[n]["chunks_per_s"],
+                    "batched_chunks_per_s": batched[n]["chunks_per_s"],
+                    "batched_mean_batch": batched[n]["mean_batch"],
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -106,7 +106,12 @@ class Batcher:
                 continue
             started = time.perf_counter()
             results = await loop.run_in_executor(
-                self._pool, predict_many, self.backend, [p.observation for p in batch], [p.noise for p in batch], self.delay_s
+                self._pool,
+                predict_many,
+                self.backend,
+                [p.observation for p in batch],
+                [p.noise for p in batch],
+                self.delay_s,
             )
             infer_s = time.perf_counter() - started
             for pending, chunk in zip(batch, results):

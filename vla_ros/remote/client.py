@@ -97,11 +97,22 @@ class PolicyLink:
         headers = {HEADER: header_value(s.api_key)} if s.api_key else None
         try:
             ws = connect(
-                s.url, compression=None, max_size=s.max_message_bytes, additional_headers=headers, open_timeout=s.connect_timeout_s,
-                ssl=self._ssl(), proxy=None, close_timeout=min(1.0, s.connect_timeout_s), legacy=True,
+                s.url,
+                compression=None,
+                max_size=s.max_message_bytes,
+                additional_headers=headers,
+                open_timeout=s.connect_timeout_s,
+                ssl=self._ssl(),
+                proxy=None,
+                close_timeout=min(1.0, s.connect_timeout_s),
+                legacy=True,
             )
         except websockets.InvalidStatus as exc:
-            raise self._fail(f"{s.url} refused the connection: HTTP {exc.response.status_code} {exc.response.body.decode(errors='replace').strip()}", True) from exc
+            raise self._fail(
+                f"{s.url} refused the connection: HTTP {exc.response.status_code} "
+                f"{exc.response.body.decode(errors='replace').strip()}",
+                True,
+            ) from exc
         except (OSError, TimeoutError, websockets.WebSocketException) as exc:
             raise self._fail(f"cannot connect to {s.url}: {exc!r}", True) from exc
         self._ws = ws
@@ -121,7 +132,9 @@ class PolicyLink:
         if self._ws is None:
             wait_s = self._next_attempt_s - time.monotonic()
             if wait_s > 0:
-                raise LinkError(f"link to {self.settings.url} down ({self.last_error}); next connection attempt in {wait_s:.2f} s")
+                raise LinkError(
+                    f"link to {self.settings.url} down ({self.last_error}); next connection attempt in {wait_s:.2f} s"
+                )
             self.connect()
         return self.metadata
 
@@ -149,7 +162,9 @@ class PolicyLink:
         if not isinstance(response, dict):
             raise self._fail(f"{s.url} answered with {type(response).__name__}, expected a map", False)
         timing = response.get("server_timing") if isinstance(response.get("server_timing"), dict) else {}
-        self.last_timing = LinkTiming(round_trip_s, float(timing.get("infer_ms", 0.0)) / 1e3, float(timing.get("queue_ms", 0.0)) / 1e3)
+        self.last_timing = LinkTiming(
+            round_trip_s, float(timing.get("infer_ms", 0.0)) / 1e3, float(timing.get("queue_ms", 0.0)) / 1e3
+        )
         return response, self.last_timing
 
     def close(self) -> None:

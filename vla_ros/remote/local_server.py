@@ -17,9 +17,21 @@ import yaml
 class ServedPolicy:
     """One `vla-ros serve` process; `start` waits (bounded) for its 'serving' line; a context manager."""
 
-    def __init__(self, backend: str, model_path: str | Path, log_path: str | Path, *extra_args: str, host: str = "127.0.0.1"):
+    def __init__(
+        self, backend: str, model_path: str | Path, log_path: str | Path, *extra_args: str, host: str = "127.0.0.1"
+    ):
         self.args = [
-            sys.executable, "-m", "vla_ros.cli", "serve", "--backend", backend, "--model-path", str(model_path), "--host", host, *extra_args,
+            sys.executable,
+            "-m",
+            "vla_ros.cli",
+            "serve",
+            "--backend",
+            backend,
+            "--model-path",
+            str(model_path),
+            "--host",
+            host,
+            *extra_args,
         ]
         self.host = host
         self.log_path = Path(log_path)
@@ -31,7 +43,9 @@ class ServedPolicy:
         """Start on `port` (0: any free port) and wait until it listens (RuntimeError with its log if not)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen([*self.args, "--port", str(port)], stdout=subprocess.PIPE, stderr=log, env=dict(os.environ), text=True)
+            self.proc = subprocess.Popen(
+                [*self.args, "--port", str(port)], stdout=subprocess.PIPE, stderr=log, env=dict(os.environ), text=True
+            )
         selector = selectors.DefaultSelector()
         selector.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout_s
@@ -41,7 +55,9 @@ class ServedPolicy:
                 self.port = int(self.info["port"])
                 return self
         self.stop(kill=True)
-        raise RuntimeError(f"vla-ros serve did not start within {timeout_s} s; log {self.log_path}:\n{self.log()[-2000:]}")
+        raise RuntimeError(
+            f"vla-ros serve did not start within {timeout_s} s; log {self.log_path}:\n{self.log()[-2000:]}"
+        )
 
     @property
     def url(self) -> str:

@@ -91,7 +91,10 @@ def parse_request(request: Any, backend: Backend) -> tuple[Observation, np.ndarr
     state = _array(request, STATE_KEY)
     d = len(backend.joint_names)
     if state.shape != (d,) or state.dtype.kind not in "fiu" or not np.all(np.isfinite(state)):
-        raise RequestError(f"'{STATE_KEY}' must be ({d},) finite numbers for joints {list(backend.joint_names)}, got {state.dtype} {state.shape}")
+        raise RequestError(
+            f"'{STATE_KEY}' must be ({d},) finite numbers for joints {list(backend.joint_names)}, "
+            f"got {state.dtype} {state.shape}"
+        )
     prompt = request.get(PROMPT_KEY, "")
     if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS:
         raise RequestError(f"'{PROMPT_KEY}' must be a string of at most {MAX_PROMPT_CHARS} characters")
@@ -99,8 +102,14 @@ def parse_request(request: Any, backend: Backend) -> tuple[Observation, np.ndarr
     if request.get(NOISE_KEY) is not None:
         noise = _array(request, NOISE_KEY)
         expected = noise_shape(backend)
-        if noise.dtype.kind != "f" or (expected is not None and noise.shape[-2:] != expected) or not np.all(np.isfinite(noise)):
-            raise RequestError(f"'{NOISE_KEY}' must be finite floats of shape {expected}, got {noise.dtype} {noise.shape}")
+        if (
+            noise.dtype.kind != "f"
+            or (expected is not None and noise.shape[-2:] != expected)
+            or not np.all(np.isfinite(noise))
+        ):
+            raise RequestError(
+                f"'{NOISE_KEY}' must be finite floats of shape {expected}, got {noise.dtype} {noise.shape}"
+            )
         noise = noise.astype(np.float32)
     observation = Observation(0.0, images, tuple(backend.joint_names), state.astype(np.float64), prompt)
     return observation, noise
@@ -108,7 +117,9 @@ def parse_request(request: Any, backend: Backend) -> tuple[Observation, np.ndarr
 
 def make_request(observation: Observation, noise: np.ndarray | None = None) -> dict[str, Any]:
     """The request for `observation` (cameras as named in it, state in its joint order)."""
-    request: dict[str, Any] = {IMAGE_PREFIX + c: np.ascontiguousarray(img, dtype=np.uint8) for c, img in observation.images.items()}
+    request: dict[str, Any] = {
+        IMAGE_PREFIX + c: np.ascontiguousarray(img, dtype=np.uint8) for c, img in observation.images.items()
+    }
     request[STATE_KEY] = np.asarray(observation.joint_positions, dtype=np.float64)
     request[PROMPT_KEY] = observation.instruction
     if noise is not None:

@@ -18,7 +18,6 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import websockets
 from websockets.asyncio.server import Request, Response, ServerConnection, serve
@@ -80,7 +79,9 @@ class PolicyServer:
                 self.requests_refused += 1
                 reason = "missing API key" if not given else "wrong API key"
                 log.warning("refused %s: %s", connection.remote_address, reason)
-                return connection.respond(http.HTTPStatus.UNAUTHORIZED, f"{reason} (send 'Authorization: Api-Key <key>')\n")
+                return connection.respond(
+                    http.HTTPStatus.UNAUTHORIZED, f"{reason} (send 'Authorization: Api-Key <key>')\n"
+                )
         return None
 
     async def _refuse(self, websocket: ServerConnection, reason: str, code: CloseCode) -> None:
@@ -100,7 +101,9 @@ class PolicyServer:
                 return
             started = time.perf_counter()
             if isinstance(message, str):
-                await self._refuse(websocket, "bad request: expected a binary msgpack frame, got text", CloseCode.UNSUPPORTED_DATA)
+                await self._refuse(
+                    websocket, "bad request: expected a binary msgpack frame, got text", CloseCode.UNSUPPORTED_DATA
+                )
                 return
             try:
                 observation, noise = schema.parse_request(unpackb(message), self.backend)
@@ -111,7 +114,11 @@ class PolicyServer:
             if isinstance(result.chunk, Exception):
                 await self._refuse(websocket, f"inference failed: {result.chunk!r}", CloseCode.INTERNAL_ERROR)
                 return
-            timing = {"infer_ms": result.infer_s * 1e3, "queue_ms": result.queue_s * 1e3, "batch_size": result.batch_size}
+            timing = {
+                "infer_ms": result.infer_s * 1e3,
+                "queue_ms": result.queue_s * 1e3,
+                "batch_size": result.batch_size,
+            }
             if prev_total_ms is not None:
                 timing["prev_total_ms"] = prev_total_ms
             try:
@@ -128,8 +135,13 @@ class PolicyServer:
         self.batcher.start()
         try:
             async with serve(
-                self._handler, s.host, s.port, compression=None, max_size=s.max_message_bytes,
-                process_request=self._process_request, ssl=context,
+                self._handler,
+                s.host,
+                s.port,
+                compression=None,
+                max_size=s.max_message_bytes,
+                process_request=self._process_request,
+                ssl=context,
             ) as server:
                 self.port = next(iter(server.sockets)).getsockname()[1]
                 if on_ready is not None:
@@ -154,13 +166,29 @@ def serve_main(args) -> int:
         log.error("%s", exc)
         return 2
     settings = ServeSettings(
-        args.host, args.port, api_key, args.certfile, args.keyfile, args.max_batch, args.batch_wait_ms / 1e3,
-        int(args.max_message_mb * 2**20), args.inference_delay_s,
+        args.host,
+        args.port,
+        api_key,
+        args.certfile,
+        args.keyfile,
+        args.max_batch,
+        args.batch_wait_ms / 1e3,
+        int(args.max_message_mb * 2**20),
+        args.inference_delay_s,
     )
     server = PolicyServer(backend, args.backend, settings)
 
     def ready(url: str) -> None:
-        print(json.dumps({"serving": url, "port": server.port, **{k: server.metadata[k] for k in ("backend", "horizon", "batching")}}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "serving": url,
+                    "port": server.port,
+                    **{k: server.metadata[k] for k in ("backend", "horizon", "batching")},
+                }
+            ),
+            flush=True,
+        )
 
     try:
         asyncio.run(server.run(on_ready=ready))
@@ -180,8 +208,12 @@ def add_serve_arguments(parser) -> None:
     parser.add_argument("--keyfile", default=None, help="PEM private key of --certfile (if not inside it)")
     parser.add_argument("--max-batch", type=int, default=1, help="requests run in one forward pass at most")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long the first request waits for others")
-    parser.add_argument("--max-message-mb", type=float, default=DEFAULT_MAX_MESSAGE_BYTES / 2**20, help="largest accepted message")
-    parser.add_argument("--inference-delay-s", type=float, default=0.0, help="artificial latency added to every forward pass")
+    parser.add_argument(
+        "--max-message-mb", type=float, default=DEFAULT_MAX_MESSAGE_BYTES / 2**20, help="largest accepted message"
+    )
+    parser.add_argument(
+        "--inference-delay-s", type=float, default=0.0, help="artificial latency added to every forward pass"
+    )
     parser.add_argument("--device", default=None, help="torch device for the backend")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     parser.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")

@@ -60,7 +60,9 @@ def _decode(obj: dict) -> Any:
             raise WireError(f"array data must be bytes, got {type(data).__name__}")
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if len(data) != expected:
-            raise WireError(f"array of shape {tuple(shape)} and dtype {dtype.str} needs {expected} bytes, got {len(data)}")
+            raise WireError(
+                f"array of shape {tuple(shape)} and dtype {dtype.str} needs {expected} bytes, got {len(data)}"
+            )
         return np.frombuffer(data, dtype=dtype).reshape(shape)
     if b"__npgeneric__" in obj:
         dtype = _checked_dtype(obj.get(b"dtype"))

@@ -100,7 +100,9 @@ class OctoBackend(Backend):
         if tuple(observation.joint_names) != self.joint_names:
             raise BackendError(f"octo backend expects joints {list(self.joint_names)}, got {list(observation.joint_names)}")
 
-    def predict_batch(self, observations: list[Observation], noises: list[np.ndarray | None] | None = None) -> list[ActionChunk]:
+    def predict_batch(
+        self, observations: list[Observation], noises: list[np.ndarray | None] | None = None
+    ) -> list[ActionChunk]:
         """One forward pass for several observations (several robots on one server); chunk i is for
         observations[i]. noises[i]: (H, action_dim) or None. No plan prefix (guidance is per robot)."""
         start = time.perf_counter()
@@ -112,20 +114,24 @@ class OctoBackend(Backend):
             c: torch.from_numpy(np.stack([image_input(o.images[c], self.cfg.image_size) for o in observations])).to(dev)
             for c in self.camera_names
         }
-        state = torch.from_numpy(np.stack([self.processor.state_input(o.joint_positions) for o in observations])).to(dev)
+        state = np.stack([self.processor.state_input(o.joint_positions) for o in observations])
+        state = torch.from_numpy(state).to(dev)
         tokens = [self.tokenizer(o.instruction) for o in observations]
         ids = torch.from_numpy(np.stack([t[0] for t in tokens])).to(dev)
         valid = torch.from_numpy(np.stack([t[1] for t in tokens])).to(dev)
         shape = (1, self.horizon, self.cfg.action_dim)
         x = torch.cat([
-            torch.randn(shape, generator=self.generator, device=dev) if z is None else torch.as_tensor(z, dtype=torch.float32, device=dev).reshape(shape)
+            torch.randn(shape, generator=self.generator, device=dev)
+            if z is None
+            else torch.as_tensor(z, dtype=torch.float32, device=dev).reshape(shape)
             for z in noises
         ])
         with torch.inference_mode():
             out = self.model.sample(self.model.embed(images, state, ids, valid), x, self.generator).cpu().numpy()
         elapsed = time.perf_counter() - start
+        to_actions = self.processor.targets_to_actions
         return [
-            ActionChunk(o.stamp_s, self.dt_s, self.joint_names, self.processor.targets_to_actions(o.joint_positions, out[i]), elapsed)
+            ActionChunk(o.stamp_s, self.dt_s, self.joint_names, to_actions(o.joint_positions, out[i]), elapsed)
             for i, o in enumerate(observations)
         ]
 

@@ -20,9 +20,9 @@ from vla_ros.backends.openpi_remote.configuration import PRESETS, SETTINGS_FILE,
 from vla_ros.backends.openpi_remote.processing import RemoteProcessor
 from vla_ros.config import default_config_dir
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
+from vla_ros.remote.auth import read_api_key
 from vla_ros.remote.client import LinkError, LinkSettings, PolicyLink
 from vla_ros.remote.schema import ACTION_SPACE, IMAGE_PREFIX
-from vla_ros.remote.auth import read_api_key
 
 # metadata that must not change when the link reconnects (another model behind the same address)
 _STABLE_METADATA = ("backend", "action_space", "horizon", "dt_s", "cameras", "joints", "image_size")
@@ -48,7 +48,9 @@ class OpenpiRemoteBackend(Backend):
         where = f"openpi_remote ({settings.source}, server {settings.url})"
         space = metadata.get("action_space", ACTION_SPACE)
         if space != settings.action_space:
-            raise BackendError(f"{where}: the server's actions are '{space}', settings.action_space is '{settings.action_space}'")
+            raise BackendError(
+                f"{where}: the server's actions are '{space}', settings.action_space is '{settings.action_space}'"
+            )
         served_joints = tuple(metadata.get("joints") or ())
         joints = settings.joints or served_joints
         if not joints:
@@ -62,18 +64,27 @@ class OpenpiRemoteBackend(Backend):
             raise BackendError(f"{where}: no cameras: set 'cameras' (robot camera -> server image key)")
         size = settings.image_size or PRESETS[settings.keys].image_size or metadata.get("image_size")
         return RemoteProcessor(
-            cameras, settings.state_map(joints), tuple(joints), tuple(size) if size else None, settings.layout(),
-            settings.prompt_key, settings.actions_key,
+            cameras,
+            settings.state_map(joints),
+            tuple(joints),
+            tuple(size) if size else None,
+            settings.layout(),
+            settings.prompt_key,
+            settings.actions_key,
         )
 
     @staticmethod
     def _dt_s(settings: RemoteSettings, metadata: dict) -> float:
         served = metadata.get("dt_s")
         if settings.dt_s is not None and served is not None and abs(float(served) - settings.dt_s) > 1e-9:
-            raise BackendError(f"openpi_remote ({settings.source}): dt_s {settings.dt_s} differs from the server's {served}")
+            raise BackendError(
+                f"openpi_remote ({settings.source}): dt_s {settings.dt_s} differs from the server's {served}"
+            )
         dt_s = settings.dt_s if settings.dt_s is not None else served
         if dt_s is None:
-            raise BackendError(f"openpi_remote ({settings.source}): the server does not say dt_s; set 'dt_s' (seconds between actions)")
+            raise BackendError(
+                f"openpi_remote ({settings.source}): the server does not say dt_s; set 'dt_s' (seconds between actions)"
+            )
         return float(dt_s)
 
     def _check_reconnected(self) -> None:
@@ -84,10 +95,15 @@ class OpenpiRemoteBackend(Backend):
         changed = [k for k in _STABLE_METADATA if new.get(k) != self.server_metadata.get(k)]
         if changed:
             self.link.close()
-            raise BackendError(f"openpi_remote: after reconnecting, {self.settings.url} serves different {changed}; refusing its actions")
+            raise BackendError(
+                f"openpi_remote: after reconnecting, {self.settings.url} serves different {changed}; "
+                "refusing its actions"
+            )
         self._connections_checked = self.link.connections
 
-    def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
+    def predict(
+        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
+    ) -> ActionChunk:
         """One round trip for `observation`; the chunk's t0 is the observation's stamp."""
         start = time.perf_counter()
         request = self.processor.request(observation, noise)
@@ -158,9 +174,17 @@ def load_openpi_remote_backend(
         api_key = read_api_key(settings.api_key_file) if settings.api_key_file else None
     except ValueError as exc:
         raise BackendError(f"openpi_remote settings: {exc}") from exc
-    link = PolicyLink(LinkSettings(
-        settings.url, api_key, settings.ca_file, settings.connect_timeout_s, settings.timeout_s,
-        settings.reconnect_backoff_s, settings.max_backoff_s, int(settings.max_message_mb * 2**20),
-    ))
+    link = PolicyLink(
+        LinkSettings(
+            settings.url,
+            api_key,
+            settings.ca_file,
+            settings.connect_timeout_s,
+            settings.timeout_s,
+            settings.reconnect_backoff_s,
+            settings.max_backoff_s,
+            int(settings.max_message_mb * 2**20),
+        )
+    )
     connect_with_wait(link, settings.wait_for_server_s)
     return OpenpiRemoteBackend(settings, link)

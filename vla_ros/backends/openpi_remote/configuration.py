@@ -43,11 +43,15 @@ PRESETS: dict[str, KeyPreset] = {
     "vla_ros": KeyPreset((), ("observation/state",), None),
     "droid": KeyPreset(
         ("observation/exterior_image_1_left", "observation/wrist_image_left"),
-        ("observation/joint_position", "observation/gripper_position"), (224, 224),
+        ("observation/joint_position", "observation/gripper_position"),
+        (224, 224),
     ),
     "libero": KeyPreset(("observation/image", "observation/wrist_image"), ("observation/state",), (224, 224)),
     "aloha": KeyPreset(
-        ("images.cam_high", "images.cam_low", "images.cam_left_wrist", "images.cam_right_wrist"), ("state",), (224, 224), "chw",
+        ("images.cam_high", "images.cam_low", "images.cam_left_wrist", "images.cam_right_wrist"),
+        ("state",),
+        (224, 224),
+        "chw",
     ),
     "custom": KeyPreset((), (), None),
 }
@@ -109,7 +113,9 @@ class RemoteSettings:
         preset = PRESETS[self.keys]
         stray = [k for k in self.cameras.values() if preset.image_keys and k not in preset.image_keys]
         if stray:
-            raise ValueError(f"{where}: cameras: {stray} are not image keys of preset '{self.keys}' {list(preset.image_keys)}")
+            raise ValueError(
+                f"{where}: cameras: {stray} are not image keys of preset '{self.keys}' {list(preset.image_keys)}"
+            )
         unknown = [j for joints in self.state.values() for j in joints if self.joints and j not in self.joints]
         if unknown:
             raise ValueError(f"{where}: state: joints {unknown} are not in joints {list(self.joints)}")
@@ -117,9 +123,14 @@ class RemoteSettings:
             if not self.joints:
                 raise ValueError(f"{where}: joints: preset '{self.keys}' needs the robot joints of the action columns")
             if not self.cameras:
-                raise ValueError(f"{where}: cameras: preset '{self.keys}' needs robot camera -> image key, e.g. {{front: {(preset.image_keys or ('observation/image',))[0]}}}")
+                raise ValueError(
+                    f"{where}: cameras: preset '{self.keys}' needs robot camera -> image key, "
+                    f"e.g. {{front: {(preset.image_keys or ('observation/image',))[0]}}}"
+                )
         if self.keys == "custom" and (not self.state or self.image_size is None):
-            raise ValueError(f"{where}: keys 'custom' needs 'state' (server key -> joints) and 'image_size' [height, width]")
+            raise ValueError(
+                f"{where}: keys 'custom' needs 'state' (server key -> joints) and 'image_size' [height, width]"
+            )
 
     @property
     def url(self) -> str:
