@@ -88,8 +88,11 @@ class PolicyServer:
         """openpi's error convention: a text frame with the reason, then close."""
         self.requests_refused += 1
         log.warning("%s: %s", websocket.remote_address, reason)
-        await websocket.send(reason)
-        await websocket.close(code, reason[:120])
+        try:
+            await websocket.send(reason)
+            await websocket.close(code, reason.encode()[:120].decode(errors="ignore"))  # close reasons: <= 123 bytes
+        except websockets.ConnectionClosed:
+            pass
 
     async def _handler(self, websocket: ServerConnection) -> None:
         await websocket.send(self._metadata_bytes)
