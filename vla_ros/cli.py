@@ -49,7 +49,7 @@ def _plot(args) -> int:
 
 
 def _train(args) -> int:
-    from vla_ros.backends.octo.backend import save_checkpoint
+    from vla_ros.backends.octo.checkpoint import save_checkpoint
     from vla_ros.sim.evaluation import expert_policy, success_rate
     from vla_ros.sim.recorder import RecorderSettings, record
     from vla_ros.training.train import TrainSettings, backend_from, load_dataset, make_config, train, write_model_card
