@@ -138,6 +138,13 @@ def _type_problem(value: Any, hint: Any) -> str | None:
     return None
 
 
+def type_problem(settings_cls, key: str, value: Any) -> str | None:
+    """Why `value` does not fit field `key` of `settings_cls` (None if it does)."""
+    import typing
+
+    return _type_problem(value, typing.get_type_hints(settings_cls)[key])
+
+
 class SettingsBase:
     """Mixin for frozen settings dataclasses: typed `from_dict` with errors naming source, key, value."""
 
