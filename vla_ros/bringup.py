@@ -67,7 +67,9 @@ class Bringup:
         """Nodes that have exited, with their exit codes."""
         return {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGINT every node, then SIGTERM, then SIGKILL, each after `timeout_s` seconds: a node
+        finishes its transition in progress (a model load), brakes to rest and exits on the first."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             alive = [p for p in self.procs.values() if p.poll() is None]
             if not alive:
