@@ -89,6 +89,11 @@ def policy_parameters(cfg: RobotConfig, backend: str = "", model_path: str = "",
     return params
 
 
+def executor_parameters(cfg: RobotConfig) -> dict[str, Any]:
+    """chunk_executor parameters from the robot config: joints, limits, workspace, `executor:` block."""
+    return {"joint_names": list(cfg.joint_names), **joint_limit_parameters(cfg.limits), **_workspace_parameters(cfg), **cfg.executor}
+
+
 def node_specs(
     robot: str | RobotConfig,
     backend: str = "",
@@ -106,13 +111,7 @@ def node_specs(
     overrides = overrides or {}
     remaps = tuple(sorted(cfg.topics.items()))
     policy = {**policy_parameters(cfg, backend, model_path, device), **overrides.get("vla_policy", {})}
-    executor = {
-        "joint_names": list(cfg.joint_names),
-        **joint_limit_parameters(cfg.limits),
-        **_workspace_parameters(cfg),
-        **cfg.executor,
-        **overrides.get("vla_chunk_executor", {}),
-    }
+    executor = {**executor_parameters(cfg), **overrides.get("vla_chunk_executor", {})}
     manager = {"node_names": ["vla_chunk_executor", "vla_policy"], "autostart": autostart, **overrides.get("vla_lifecycle_manager", {})}
     specs = [
         NodeSpec("chunk_executor", "vla_ros.nodes.chunk_executor_node", "vla_chunk_executor", executor, remaps),

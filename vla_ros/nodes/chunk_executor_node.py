@@ -28,12 +28,11 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_ros.config import resolve_package_path
-from vla_ros.core.executor import Command, ExecutorCore, ExecutorSettings
+from vla_ros.core.executor import Command, ExecutorCore
 from vla_ros.core.observation import ObservationError, positions_by_name
 from vla_ros.core.run_log import RunLog
 from vla_ros.core.safety import ChunkRejected
-from vla_ros.core.workspace import Workspace, urdf_workspace
+from vla_ros.executor_setup import executor_from_parameters
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare, declare_joint_limits
 from vla_ros.nodes.runner import run_node
@@ -41,19 +40,6 @@ from vla_ros.nodes.throttle import KeyedThrottle
 from vla_ros.params import EXECUTOR
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-
-
-def workspace_from_parameters(p: dict, joints: tuple[str, ...]) -> Workspace | None:
-    """The workspace the `workspace_*` parameters describe (None when `workspace_link` is empty)."""
-    if not p["workspace_link"]:
-        return None
-    if not p["urdf_path"]:
-        raise ValueError("parameter workspace_link is set but urdf_path is empty: the workspace check needs the URDF")
-    keep_out = list(p["workspace_keep_out"])
-    if len(keep_out) % 6:
-        raise ValueError(f"parameter workspace_keep_out: needs 6 numbers per box, got {len(keep_out)}")
-    boxes = tuple((keep_out[i : i + 3], keep_out[i + 3 : i + 6]) for i in range(0, len(keep_out), 6))
-    return urdf_workspace(resolve_package_path(p["urdf_path"]), joints, p["workspace_link"], p["workspace_min"], p["workspace_max"], boxes)
 
 
 class ChunkExecutorNode(LifecycleNode):
@@ -87,17 +73,7 @@ class ChunkExecutorNode(LifecycleNode):
         try:
             if self._limit_error is not None:
                 raise self._limit_error
-            settings = ExecutorSettings(
-                joint_state_timeout_s=self.p["joint_state_timeout_s"],
-                plan_timeout_s=self.p["plan_timeout_s"],
-                max_stamp_skew_s=self.p["max_stamp_skew_s"],
-                position_margin_rad=self.p["position_margin_rad"],
-                blend=self.p["blend_mode"],
-                crossfade_s=self.p["crossfade_s"],
-                ensemble_m=self.p["ensemble_m"],
-                lookahead_s=self.p["lookahead_s"],
-            )
-            core = ExecutorCore(self.limits, settings, workspace_from_parameters(self.p, self.joints))
+            core = executor_from_parameters(self.p, self.limits)
         except ValueError as exc:  # KinematicsError is a ValueError
             self.get_logger().error(f"configure failed: {exc}")
             return FAILURE
