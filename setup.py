@@ -41,6 +41,7 @@ setup(
             "policy_node = vla_ros.nodes.policy_node:main",
             "chunk_executor = vla_ros.nodes.chunk_executor_node:main",
             "sim_robot = vla_ros.nodes.sim_robot_node:main",
+            "lifecycle_manager = vla_ros.nodes.lifecycle_manager:main",
             "vla_bringup = vla_ros.bringup:main",
             "vla-ros = vla_ros.cli:main",
         ],

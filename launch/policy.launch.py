@@ -1,7 +1,9 @@
-"""ros2 launch vla_ros policy.launch.py robot:=sim [backend:=octo] [model_path:=...] [use_sim:=true]
+"""ros2 launch vla_ros policy.launch.py robot:=sim [backend:=octo] [model_path:=...] [device:=cuda:0]
+                                        [use_sim:=true] [autostart:=true]
 
-Starts the nodes that `vla_ros.launch_description.node_specs` lists for the robot's config
-(`config/robots/<robot>.yaml`): the policy node, the chunk executor and, for the simulated
+Starts the nodes that `vla_ros.launch_description` lists for the robot's config
+(`config/robots/<robot>.yaml`): the chunk executor and the policy node (managed lifecycle nodes),
+the lifecycle manager that configures and activates them (`autostart`), and, for the simulated
 robot, the MuJoCo sim. The pip-only bring-up (`python -m vla_ros.bringup`) starts the same list.
 """
 
@@ -10,18 +12,11 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from vla_ros.launch_description import node_specs
+from vla_ros.launch_description import LAUNCH_ARGUMENTS, specs_from_launch_arguments
 
 
 def _nodes(context):
-    arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
-    use_sim = arg("use_sim").lower()
-    specs = node_specs(
-        arg("robot"),
-        backend=arg("backend"),
-        model_path=arg("model_path"),
-        use_sim=None if use_sim == "" else use_sim in ("true", "1", "yes"),
-    )
+    specs = specs_from_launch_arguments({name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS})
     return [
         Node(
             package="vla_ros",
@@ -36,10 +31,5 @@ def _nodes(context):
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        DeclareLaunchArgument("robot", default_value="sim", description="robot config: config/robots/<robot>.yaml"),
-        DeclareLaunchArgument("backend", default_value="", description="policy backend (default: the robot config's)"),
-        DeclareLaunchArgument("model_path", default_value="", description="checkpoint folder (default: the robot config's)"),
-        DeclareLaunchArgument("use_sim", default_value="", description="start the MuJoCo sim robot (default: the robot config's use_sim)"),
-        OpaqueFunction(function=_nodes),
-    ])
+    arguments = [DeclareLaunchArgument(name, default_value=default, description=text) for name, (default, text) in LAUNCH_ARGUMENTS.items()]
+    return LaunchDescription([*arguments, OpaqueFunction(function=_nodes)])

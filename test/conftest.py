@@ -36,7 +36,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     import torch
 
     from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
-    from vla_ros.backends.octo.backend import save_checkpoint
+    from vla_ros.backends.octo.checkpoint import save_checkpoint
     from vla_ros.backends.octo.configuration import OctoConfig
     from vla_ros.backends.octo.modeling import OctoModel
     from vla_ros.sim.tabletop import JOINT_NAMES

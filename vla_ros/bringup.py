@@ -1,14 +1,19 @@
 """Pip-only bring-up: the nodes of `policy.launch.py`, started as subprocesses with `--ros-args`.
 
-    python -m vla_ros.bringup robot:=sim [backend:=octo] [model_path:=...] [use_sim:=true]
+    python -m vla_ros.bringup robot:=sim [backend:=octo] [model_path:=...] [device:=...]
+                              [use_sim:=true] [autostart:=true]
 
 Same node list, parameters and remaps as the launch file (both come from
-`vla_ros.launch_description.node_specs`). Ctrl-C stops every node (SIGINT, then SIGTERM, then
-SIGKILL); a node that dies is reported with its exit code and the others are stopped.
+`vla_ros.launch_description`), the lifecycle manager included: it configures and activates the
+managed nodes (`autostart`) and reports one that fails. SIGINT (Ctrl-C), SIGTERM and SIGHUP stop
+every node (SIGINT, then SIGTERM, then SIGKILL; the executor brakes to rest first); a node that
+dies is reported with its exit code and the others are stopped. No node outlives the bring-up,
+even a SIGKILLed one: each child asks the kernel for SIGTERM when its parent dies.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -19,7 +24,20 @@ from pathlib import Path
 
 import yaml
 
-from vla_ros.launch_description import NodeSpec, node_specs, params_yaml
+from vla_ros.launch_description import NodeSpec, params_yaml, specs_from_launch_arguments
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent_pid: int):
+    """preexec_fn: SIGTERM this child when the bring-up dies, however it dies (Linux)."""
+
+    def set_death_signal() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_death_signal
 
 
 class Bringup:
@@ -41,14 +59,17 @@ class Bringup:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 out = open(self.log_dir / f"{spec.name}.log", "w")  # noqa: SIM115 - closed with the process
             self.procs[spec.name] = subprocess.Popen(
-                spec.command(str(params_file)), env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True
+                spec.command(str(params_file)), env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
             )
 
     def dead(self) -> dict[str, int]:
         """Nodes that have exited, with their exit codes."""
         return {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGINT every node, then SIGTERM, then SIGKILL, each after `timeout_s` seconds: a node
+        finishes its transition in progress (a model load), brakes to rest and exits on the first."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             alive = [p for p in self.procs.values() if p.poll() is None]
             if not alive:
@@ -79,30 +100,36 @@ def parse_launch_args(argv: list[str]) -> dict[str, str]:
             raise SystemExit(f"argument '{a}' is not of the form name:=value")
         k, v = a.split(":=", 1)
         args[k] = v
-    unknown = set(args) - {"robot", "backend", "model_path", "use_sim"}
-    if unknown:
-        raise SystemExit(f"unknown arguments {sorted(unknown)} (known: robot, backend, model_path, use_sim)")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_launch_args(sys.argv[1:] if argv is None else argv)
-    use_sim = args.get("use_sim", "")
-    specs = node_specs(args.get("robot", "sim"), args.get("backend", ""), args.get("model_path", ""), None if use_sim == "" else use_sim.lower() in ("true", "1", "yes"))
+    try:
+        specs = specs_from_launch_arguments(parse_launch_args(sys.argv[1:] if argv is None else argv))
+    except ValueError as exc:  # ConfigError too
+        print(f"[bringup] {exc}", file=sys.stderr, flush=True)
+        return 2
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stop["signal"] = signal.Signals(signum).name
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # set even if inherited as ignored
+        signal.signal(sig, on_signal)
     bringup = Bringup(specs)
     bringup.start()
     print(f"[bringup] started {[s.name for s in specs]}; Ctrl-C to stop", flush=True)
     code = 0
     try:
-        while True:
+        while stop["signal"] is None:
             dead = bringup.dead()
             if dead:
                 print(f"[bringup] node(s) exited: {dead}; stopping the others", file=sys.stderr, flush=True)
                 code = 1
                 break
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        print("[bringup] stopping", flush=True)
+        else:
+            print(f"[bringup] {stop['signal']}: stopping", flush=True)
     finally:
         bringup.stop()
     return code

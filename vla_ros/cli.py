@@ -41,7 +41,7 @@ def _demo_remote(args, log) -> int:
     backend = args.backend or policy.get("backend", "octo")
     with ServedPolicy(backend, model_path, run_dir / "logs" / "serve.log") as served:
         log(f"serving {model_path} at {served.url}")
-        settings = write_remote_settings(run_dir / "openpi_remote.yaml", served.port)
+        settings = write_remote_settings(run_dir / "remote_policy", served.port)
         summary = run_demo(
             args.episodes, args.first_seed, run_dir, str(settings), episode_timeout_s=args.episode_timeout_s,
             blend_mode=args.blend, inference_delay_s=args.inference_delay_s, backend="openpi_remote", log=log,
@@ -76,7 +76,7 @@ def _plot(args) -> int:
 
 
 def _train(args) -> int:
-    from vla_ros.backends.octo.backend import save_checkpoint
+    from vla_ros.backends.octo.checkpoint import save_checkpoint
     from vla_ros.sim.evaluation import expert_policy, success_rate
     from vla_ros.sim.recorder import RecorderSettings, record
     from vla_ros.training.train import TrainSettings, backend_from, load_dataset, make_config, train, write_model_card
@@ -118,24 +118,33 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from vla_ros.backends.base import load_backend
-    from vla_ros.config import resolve_package_path
+    from vla_ros.backends.settings import parse_overrides
+    from vla_ros.config import load_robot_config, resolve_package_path
+    from vla_ros.launch_description import policy_parameters
     from vla_ros.sim.evaluation import expert_policy, success_rate
 
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))
     if args.expert:
         rate = success_rate(expert_policy, seeds)
     else:
-        backend = load_backend("octo", resolve_package_path(args.model_path))
+        params = policy_parameters(load_robot_config("sim"), args.backend, args.model_path)
+        path = params.get("model_path", "")
+        settings = parse_overrides(params.get("backend_settings", ""))
+        backend = load_backend(params.get("backend", "octo"), resolve_package_path(path) if path else None, settings)
         rate = success_rate(lambda sim: backend.predict, seeds)
-    print(json.dumps({"success_rate": rate, "episodes": len(seeds)}))
+    print(json.dumps({"success_rate": rate, "episodes": len(seeds), "backend": "expert" if args.expert else args.backend or "octo"}))
     return 0
 
 
 def _params(_args) -> int:
-    from vla_ros.nodes.params import EXECUTOR_PARAMS, POLICY_PARAMS, SIM_PARAMS, markdown_table
+    from vla_ros.params import EXECUTOR, MANAGER, POLICY, SIM
 
-    for title, params in (("policy_node (vla_policy)", POLICY_PARAMS), ("chunk_executor (vla_chunk_executor)", EXECUTOR_PARAMS), ("sim_robot (vla_sim_robot)", SIM_PARAMS)):
-        print(f"#### {title}\n\n{markdown_table(params)}\n")
+    tables = (
+        ("policy_node (vla_policy)", POLICY), ("chunk_executor (vla_chunk_executor)", EXECUTOR),
+        ("lifecycle_manager (vla_lifecycle_manager)", MANAGER), ("sim_robot (vla_sim_robot)", SIM),
+    )
+    for title, schema in tables:
+        print(f"#### {title}\n\n{schema.markdown()}\n")
     return 0
 
 
@@ -177,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--eval-first-seed", type=int, default=1000)
     p.set_defaults(func=_train)
-    p = sub.add_parser("evaluate", help="closed-loop success rate in the sim without ROS")
-    p.add_argument("--model-path", default="models/demo")
+    p = sub.add_parser("evaluate", help="closed-loop success rate in the sim without ROS (same executor core as the nodes)")
+    p.add_argument("--backend", default="", help="policy backend (default: the sim robot config's)")
+    p.add_argument("--model-path", default="", help="checkpoint folder (default: the robot config's)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--first-seed", type=int, default=1000)
     p.add_argument("--expert", action="store_true", help="evaluate the scripted expert instead")

@@ -6,7 +6,6 @@ Every error names the file, the key and the problem, e.g.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 import yaml
 
 from vla_ros.core.types import JointLimits
+from vla_ros.params import EXECUTOR, POLICY
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +41,7 @@ class RobotConfig:
     topics: dict[str, str]  # our topic name -> the robot's (remaps)
     policy: dict[str, Any] = field(default_factory=dict)  # policy_node parameter overrides
     executor: dict[str, Any] = field(default_factory=dict)  # chunk_executor parameter overrides
+    backend_settings: dict[str, Any] = field(default_factory=dict)  # the `policy:` keys that are backend settings
     use_sim: bool = False
     urdf: str = ""  # URDF path as written in the config ("" = none)
     workspace: WorkspaceConfig | None = None
@@ -147,6 +148,8 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
     for key in ("policy", "executor"):
         if not isinstance(raw.get(key, {}) or {}, dict):
             raise fail(key, "must be a mapping of node parameters")
+    policy, backend_settings = _parse_policy(dict(raw.get("policy") or {}), fail)
+    executor = _parse_node_block(EXECUTOR, dict(raw.get("executor") or {}), "executor", fail)
     return RobotConfig(
         name=str(raw["name"]),
         source=source,
@@ -154,8 +157,9 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
         limits=limits,
         cameras=tuple(cameras),
         topics=dict(topics),
-        policy=dict(raw.get("policy") or {}),
-        executor=dict(raw.get("executor") or {}),
+        policy=policy,
+        executor=executor,
+        backend_settings=backend_settings,
         use_sim=bool(raw.get("use_sim", False)),
         urdf=urdf,
         workspace=workspace,
@@ -164,41 +168,38 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
 
 def _parse_limits(limits_raw: Any, joints: tuple[str, ...], urdf: str, fail) -> JointLimits:
     """Per-joint limits: the URDF's (if any), overridden key by key by `joint_limits`."""
+    from vla_ros.params import JOINT_LIMIT_KEYS, joint_limits_from_values
+
     if not isinstance(limits_raw, dict):
         raise fail("joint_limits", "must map joint name -> limits")
-    for j in limits_raw:
+    for j, entry in limits_raw.items():
         if j not in joints:
             raise fail(f"joint_limits.{j}", f"not one of the joints {list(joints)}")
-    base: dict[str, np.ndarray] = {}
+        if not isinstance(entry, dict):
+            raise fail(f"joint_limits.{j}", f"must map limit name -> value, got {entry!r}")
+        unknown = sorted(set(entry) - set(JOINT_LIMIT_KEYS))
+        if unknown:
+            raise fail(f"joint_limits.{j}.{unknown[0]}", f"unknown limit (known: {list(JOINT_LIMIT_KEYS)})")
+    base: JointLimits | None = None
     if urdf:
         from vla_ros.core.kinematics import KinematicsError, UrdfKinematics
 
         try:
-            urdf_limits = UrdfKinematics(resolve_package_path(urdf), joints).joint_limits()
+            base = UrdfKinematics(resolve_package_path(urdf), joints).joint_limits()
         except KinematicsError as exc:
             raise fail("urdf", str(exc)) from exc
-        base = {k: getattr(urdf_limits, k) for k in _LIMIT_KEYS}
-    values: dict[str, list[float]] = {k: [] for k in _LIMIT_KEYS}
-    for i, j in enumerate(joints):
-        entry = limits_raw.get(j, {} if urdf else None)
-        if not isinstance(entry, dict):
-            raise fail(f"joint_limits.{j}", "missing (every joint needs min_position, max_position, max_velocity, or a urdf giving them)")
-        unknown = sorted(set(entry) - set(_LIMIT_KEYS))
-        if unknown:
-            raise fail(f"joint_limits.{j}.{unknown[0]}", f"unknown limit (known: {list(_LIMIT_KEYS)})")
-        for k in _LIMIT_KEYS:
-            default = float(base[k][i]) if base else (math.inf if k in ("max_acceleration", "max_jerk") else None)
-            v = entry.get(k, default)
-            if v is None:
-                raise fail(f"joint_limits.{j}.{k}", "missing")
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
-                raise fail(f"joint_limits.{j}.{k}", f"must be a number, got {v!r}")
-            if k.startswith("max_") and k != "max_position" and v <= 0:
-                raise fail(f"joint_limits.{j}.{k}", f"must be > 0, got {v}")
-            values[k].append(float(v))
-        if values["min_position"][-1] >= values["max_position"][-1]:
-            raise fail(f"joint_limits.{j}", f"min_position {values['min_position'][-1]} must be below max_position {values['max_position'][-1]}")
-    return JointLimits(joints, *(np.array(values[k]) for k in _LIMIT_KEYS))
+
+    def value(joint: str, key: str):
+        entry = limits_raw.get(joint, {})
+        if key in entry:
+            return entry[key]
+        column = getattr(base, key) if base is not None else None
+        return None if column is None else float(column[joints.index(joint)])
+
+    try:
+        return joint_limits_from_values(joints, value, "joint_limits")
+    except ValueError as exc:
+        raise fail(*str(exc).split(": ", 1)) from exc
 
 
 def _parse_workspace(raw: Any, urdf: str, fail) -> WorkspaceConfig | None:
@@ -227,3 +228,42 @@ def _parse_workspace(raw: Any, urdf: str, fail) -> WorkspaceConfig | None:
     if not isinstance(keep_out, list):
         raise fail("workspace.keep_out", "must be a list of boxes")
     return WorkspaceConfig(raw["link"], lower, upper, tuple(box(f"workspace.keep_out[{i}]", b) for i, b in enumerate(keep_out)))
+
+
+_NODE_KEYS_SET_BY_BRINGUP = ("joint_names", "camera_names", "camera_topics")
+
+
+def _parse_node_block(schema, block: dict[str, Any], key: str, fail) -> dict[str, Any]:
+    """Validate a node parameter block against the node's schema."""
+    for name in block:
+        if name in _NODE_KEYS_SET_BY_BRINGUP:
+            raise fail(f"{key}.{name}", "is set from the robot config's joints/cameras, not here")
+    try:
+        return schema.validate(block, key)
+    except ValueError as exc:
+        raise fail(*str(exc).split(": ", 1)) from exc
+
+
+def _parse_policy(block: dict[str, Any], fail) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split `policy:` into policy_node parameters and backend settings (the keys of the backend's
+    settings class), validating both."""
+    from vla_ros.backends.base import BackendError, settings_class
+    from vla_ros.backends.settings import type_problem
+
+    node_keys = {k: v for k, v in block.items() if POLICY.get(k) is not None}
+    settings = {k: v for k, v in block.items() if k not in node_keys}
+    params = _parse_node_block(POLICY, node_keys, "policy", fail)
+    if settings:
+        backend = params.get("backend", POLICY.get("backend").default)
+        try:
+            known = settings_class(backend).field_names()
+        except BackendError as exc:
+            raise fail("policy.backend", str(exc)) from exc
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise fail(f"policy.{unknown[0]}", f"neither a policy_node parameter nor a '{backend}' backend setting (settings: {sorted(known)})")
+        for name, value in settings.items():
+            problem = type_problem(settings_class(backend), name, value)
+            if problem:
+                raise fail(f"policy.{name}", f"{problem}, got {value!r}")
+    return params, settings

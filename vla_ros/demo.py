@@ -1,9 +1,10 @@
 """The closed-loop demo: sim robot + policy node + chunk executor, three processes over DDS.
 
 A supervisor node in this process runs the episodes through standard interfaces only: it
-disables the executor, resets the sim (`~/reset` with parameter `episode_seed`), re-enables the
-executor, sets the policy's `instruction` parameter through the parameter service, calls
-`~/start`, and waits for the sim's `~/outcome`. It prints one JSON line with the success rate and
+deactivates the policy and the executor (lifecycle `~/change_state`; the executor brakes to rest),
+resets the sim (`~/reset` with parameter `episode_seed`), activates the executor (it starts from
+the measured position), sets the policy's `instruction` parameter through the parameter service,
+activates the policy, and waits for the sim's `~/outcome`. It prints one JSON line with the success rate and
 latencies, and writes a run folder with a video of the first episode, the executor's record of the
 run (`executor_run.npz`), a plot of planned vs. commanded vs. measured joints of the first episode
 and the smoothness of the commands.
@@ -53,7 +54,8 @@ class Supervisor:
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
-        from std_srvs.srv import SetBool, Trigger
+        from lifecycle_msgs.srv import ChangeState
+        from std_srvs.srv import Trigger
         from trajectory_msgs.msg import JointTrajectory
 
         from vla_ros.nodes.sim_robot_node import LATCHED
@@ -62,10 +64,9 @@ class Supervisor:
         self.node = rclpy.create_node("vla_demo_supervisor")
         n = self.node
         self.clients = {
-            "policy_start": n.create_client(Trigger, "/vla_policy/start"),
-            "policy_stop": n.create_client(Trigger, "/vla_policy/stop"),
+            "policy_state": n.create_client(ChangeState, "/vla_policy/change_state"),
             "policy_params": n.create_client(SetParameters, "/vla_policy/set_parameters"),
-            "executor_enable": n.create_client(SetBool, "/vla_chunk_executor/enable"),
+            "executor_state": n.create_client(ChangeState, "/vla_chunk_executor/change_state"),
             "sim_reset": n.create_client(Trigger, "/vla_sim_robot/reset"),
             "sim_params": n.create_client(SetParameters, "/vla_sim_robot/set_parameters"),
         }
@@ -81,7 +82,7 @@ class Supervisor:
         self.executor.add_node(n)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
         self._spin.start()
-        self._types = {"Trigger": Trigger, "SetBool": SetBool, "SetParameters": SetParameters}
+        self._types = {"Trigger": Trigger, "ChangeState": ChangeState, "SetParameters": SetParameters}
 
     def _now(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
@@ -135,26 +136,49 @@ class Supervisor:
         if not res.results[0].successful:
             raise RuntimeError(f"setting {name}={value!r} failed: {res.results[0].reason}")
 
-    def enable_executor(self, on: bool) -> None:
-        self.call("executor_enable", self._types["SetBool"].Request(data=on))
+    def set_active(self, client: str, active: bool) -> None:
+        """Activate / deactivate a managed node (no-op when it already is)."""
+        from lifecycle_msgs.msg import Transition
+
+        request = self._types["ChangeState"].Request()
+        request.transition.id = Transition.TRANSITION_ACTIVATE if active else Transition.TRANSITION_DEACTIVATE
+        self.call(client, request)
+
+    def wait_until_active(self, timeout_s: float) -> None:
+        """Wait for the lifecycle manager's start-up (both nodes active)."""
+        from lifecycle_msgs.srv import GetState
+
+        deadline = time.monotonic() + timeout_s
+        for name in ("vla_chunk_executor", "vla_policy"):
+            client = self.node.create_client(GetState, f"/{name}/get_state")
+            while True:
+                if client.wait_for_service(timeout_sec=1.0):
+                    future = client.call_async(GetState.Request())
+                    while not future.done() and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    if future.done() and future.result().current_state.label == "active":
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} not active after {timeout_s} s (see the node logs)")
+                time.sleep(0.2)
 
     # --- episodes ------------------------------------------------------------------------
     def run_episode(self, seed: int, timeout_s: float, record: bool) -> tuple[bool, str, float]:
-        self.trigger("policy_stop")
-        self.enable_executor(False)
+        self.set_active("policy_state", False)
+        self.set_active("executor_state", False)
         self.set_parameter("sim_params", "episode_seed", seed)
         self.outcome = "unknown"
         instruction = self.trigger("sim_reset")
         time.sleep(0.3)  # fresh joint states and frames of the new episode
         self.record = EpisodeRecord() if record else None
-        self.enable_executor(True)
+        self.set_active("executor_state", True)
         self.set_parameter("policy_params", "instruction", instruction)
         start = time.monotonic()
-        self.trigger("policy_start")
+        self.set_active("policy_state", True)
         deadline = start + timeout_s
         while self.outcome in ("running", "unknown") and time.monotonic() < deadline:
             time.sleep(0.02)
-        self.trigger("policy_stop")
+        self.set_active("policy_state", False)
         return self.outcome == "success", instruction, time.monotonic() - start
 
     def close(self) -> None:
@@ -198,6 +222,7 @@ def run_demo(
         sup = Supervisor()
         try:
             sup.wait_for_services(120.0)
+            sup.wait_until_active(180.0)
             first_record = None
             for i in range(episodes):
                 dead = bringup.dead()

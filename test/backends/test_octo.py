@@ -100,10 +100,10 @@ def test_same_noise_same_chunk_and_language_changes_the_output(tiny_checkpoint):
 
 
 def test_save_load_round_trip_reproduces_outputs(tiny_checkpoint, tmp_path):
-    from vla_ros.backends.octo.backend import load_checkpoint, save_checkpoint
+    from vla_ros.backends.octo.checkpoint import load_config, load_model, save_checkpoint
 
-    model, stats = load_checkpoint(tiny_checkpoint)
-    save_checkpoint(tmp_path, model, stats)
+    cfg, stats = load_config(tiny_checkpoint)
+    save_checkpoint(tmp_path, load_model(tiny_checkpoint, cfg), stats)
     a, b = load_backend("octo", tiny_checkpoint), load_backend("octo", tmp_path)
     obs = observation(np.random.default_rng(3))
     noise = np.zeros((4, len(JOINT_NAMES)))
@@ -130,11 +130,18 @@ def test_missing_files_and_unknown_backend_are_clear_errors(tmp_path):
         load_backend("rt2", tmp_path)
 
 
-def test_wrong_joints_are_refused(tiny_checkpoint):
+def test_joints_are_matched_by_name_and_missing_ones_refused(tiny_checkpoint):
     backend = load_backend("octo", tiny_checkpoint)
     obs = observation(np.random.default_rng(0))
-    bad = Observation(obs.stamp_s, obs.images, tuple(reversed(JOINT_NAMES)), obs.joint_positions, obs.instruction)
-    with pytest.raises(BackendError, match="expects joints"):
+    noise = np.zeros((4, len(JOINT_NAMES)))
+    order = np.random.default_rng(1).permutation(len(JOINT_NAMES))
+    extra = Observation(obs.stamp_s, obs.images, (*np.array(JOINT_NAMES)[order], "conveyor"), np.append(obs.joint_positions[order], 9.0), obs.instruction)
+    backend.generator.manual_seed(0)
+    expected = backend.predict(obs, noise).positions
+    backend.generator.manual_seed(0)
+    np.testing.assert_array_equal(backend.predict(extra, noise).positions, expected)
+    bad = Observation(obs.stamp_s, obs.images, JOINT_NAMES[:-1], obs.joint_positions[:-1], obs.instruction)
+    with pytest.raises(BackendError, match=r"observation lacks joints \['gripper'\]"):
         backend.predict(bad)
 
 

@@ -32,7 +32,17 @@ def write(tmp_path, mutate, robot="franka"):
     [
         (lambda r: r["joint_limits"]["panda_joint2"].update(max_velocity=-1), "joint_limits.panda_joint2.max_velocity", "must be > 0, got -1"),
         (lambda r: r["joint_limits"]["panda_joint2"].pop("min_position"), "joint_limits.panda_joint2.min_position", "missing"),
-        (lambda r: r["joint_limits"].pop("panda_joint5"), "joint_limits.panda_joint5", "missing"),
+        (lambda r: r["joint_limits"].pop("panda_joint5"), "joint_limits.panda_joint5.min_position", "missing"),
+        (lambda r: r["joint_limits"]["panda_joint2"].update(max_acceleration=0.0), "joint_limits.panda_joint2.max_acceleration", "must be > 0, got 0.0"),
+        (lambda r: r["joint_limits"]["panda_joint2"].update(max_jerk=float("nan")), "joint_limits.panda_joint2.max_jerk", "must be a number, got nan"),
+        (lambda r: r.update(executor={"control_rate_hz": -5}), "executor.control_rate_hz", "must be > 0, got -5"),
+        (lambda r: r.update(executor={"blend_mode": "blur"}), "executor.blend_mode", "must be one of ['replace', 'crossfade', 'temporal_ensemble', 'guided'], got 'blur'"),
+        (lambda r: r.update(executor={"rate": 5}), "executor.rate", "unknown parameter"),
+        (lambda r: r.update(executor={"joint_names": ["a"]}), "executor.joint_names", "is set from the robot config"),
+        (lambda r: r.update(policy={"max_observation_age_s": "soon"}), "policy.max_observation_age_s", "must be a float, > 0, got 'soon'"),
+        (lambda r: r.update(policy={"backend": "pi0", "stepz": 3}), "policy.stepz", "neither a policy_node parameter nor a 'pi0' backend setting"),
+        (lambda r: r.update(policy={"backend": "pi0", "steps": "ten"}), "policy.steps", "must be an integer, got 'ten'"),
+        (lambda r: r.update(policy={"backend": "rt2", "steps": 3}), "policy.backend", "unknown backend 'rt2'"),
         (lambda r: r["joint_limits"]["panda_joint2"].update(min_position=3.0), "joint_limits.panda_joint2", "must be below max_position"),
         (lambda r: r["joint_limits"]["panda_joint2"].update(max_jrek=3.0), "joint_limits.panda_joint2.max_jrek", "unknown limit"),
         (lambda r: r.update(workspace={"link": "tcp", "min": [0, 0, 0], "max": [1, 1, 1]}), "workspace", "needs a urdf"),
@@ -79,3 +89,10 @@ def test_urdf_and_workspace_errors_name_the_key(tmp_path, mutate, key, problem):
     with pytest.raises(ConfigError) as err:
         load_robot_config(str(path))
     assert f": {key}: " in str(err.value) and problem in str(err.value)
+
+
+def test_policy_block_splits_node_parameters_from_backend_settings(tmp_path):
+    path = write(tmp_path, lambda r: r.update(policy={"backend": "pi0", "inference_period_s": 1, "steps": 5, "dtype": "bfloat16"}))
+    cfg = load_robot_config(str(path))
+    assert cfg.policy == {"backend": "pi0", "inference_period_s": 1.0}
+    assert cfg.backend_settings == {"steps": 5, "dtype": "bfloat16"}

@@ -14,7 +14,9 @@ DT = 0.01
 
 
 def core(blend="replace"):
-    return ExecutorCore(LIMITS, ExecutorSettings(joint_state_timeout_s=0.2, plan_timeout_s=0.3, max_stamp_skew_s=1.0, blend=blend))
+    ex = ExecutorCore(LIMITS, ExecutorSettings(joint_state_timeout_s=0.2, plan_timeout_s=0.3, max_stamp_skew_s=1.0, blend=blend))
+    ex.activate()
+    return ex
 
 
 def test_nothing_is_commanded_before_a_joint_state():
@@ -65,3 +67,37 @@ def test_estop_latches_until_reset():
     assert ex.counters["chunks_rejected"] == 1 and ex.counters["estops"] == 1
 
 
+
+
+def test_lifecycle_inactive_until_activated_then_brakes_to_rest_on_deactivate():
+    ex = ExecutorCore(LIMITS, ExecutorSettings(blend="replace"))
+    ex.on_joint_state(0.0, np.array([0.1, -0.2]))
+    assert ex.tick(0.0).state == "inactive" and ex.tick(0.01).positions is None
+    with pytest.raises(ChunkRejected, match="not active"):
+        ex.on_chunk(ActionChunk(0.0, 0.1, NAMES, np.full((5, 2), 0.5)), 0.0)
+    ex.activate()
+    first = ex.tick(0.02)
+    assert first.state == "holding" and np.allclose(first.positions, [0.1, -0.2])  # from the measured position
+    ex.on_chunk(ActionChunk(0.02, 0.1, NAMES, np.linspace([0.1, -0.2], [0.9, 0.8], 10)), 0.02)
+    t, states, positions = 0.02, [], []
+    for _ in range(30):  # moving fast by now
+        t += DT
+        ex.on_joint_state(t, ex.limiter.position)
+        ex.tick(t)
+    assert np.any(np.abs(ex.limiter.velocity) > 0.3)
+    ex.deactivate()
+    with pytest.raises(ChunkRejected, match="not active"):
+        ex.on_chunk(ActionChunk(t, 0.1, NAMES, np.full((5, 2), 0.5)), t)
+    for _ in range(500):
+        t += DT
+        command = ex.tick(t)
+        states.append(command.state)
+        if command.positions is not None:
+            positions.append(command.positions)
+    assert states[0] == "stopping" and states[-1] == "inactive" and not ex.active
+    steps = np.diff(np.array(positions), axis=0) / DT
+    assert np.all(np.abs(steps) <= LIMITS.max_velocity * (1 + 1e-6))  # a deceleration, never a jump
+    assert np.abs(steps[-1]).max() < 1e-3  # at rest when commands stop
+    ex.on_joint_state(t, np.array([0.0, 0.0]))
+    ex.activate()  # again from the measured position, not the last command
+    assert np.allclose(ex.tick(t + DT).positions, [0.0, 0.0])

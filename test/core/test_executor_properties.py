@@ -77,6 +77,7 @@ def outside_workspace(q: np.ndarray) -> bool:
 @given(events=events, blend=st.sampled_from(BLEND_MODES), start=st.lists(st.floats(-0.05, 0.05), min_size=len(NAMES), max_size=len(NAMES)))
 def test_no_command_leaves_any_limit_whatever_the_stream(events, blend, start):
     ex = ExecutorCore(ROBOT.limits, ExecutorSettings(max_stamp_skew_s=1.0, position_margin_rad=0.02, blend=blend), WORKSPACE)
+    ex.activate()
     t, last_chunk, commands, dropout_until = 0.0, None, [], -1.0
     ex.on_joint_state(t, HOME_Q + np.array(start))  # the arm starts inside the workspace
 

@@ -17,6 +17,7 @@ def switch(blend: str, checkpoint, seed: int) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
     images = {c: rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for c in backend.camera_names}
     core = ExecutorCore(load_robot_config("sim").limits, ExecutorSettings(blend=blend))
+    core.activate()
     core.on_joint_state(0.0, HOME_Q)
     obs = Observation(0.0, images, JOINT_NAMES, HOME_Q, "reach the red cube")
     core.on_chunk(backend.predict(obs, rng.standard_normal((backend.horizon, 7))), 0.0)

@@ -107,6 +107,25 @@ class Peer:
         res = self.call(SetParameters, f"/{node}/set_parameters", SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
         return res.results[0]
 
+    def change_state(self, node: str, transition: str) -> bool:
+        """A lifecycle transition ('configure', 'activate', 'deactivate', 'cleanup') through the
+        node's standard ~/change_state service; True if it succeeded."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        request = ChangeState.Request()
+        request.transition.id = getattr(Transition, f"TRANSITION_{transition.upper()}")
+        return self.call(ChangeState, f"/{node}/change_state", request, timeout_s=60.0).success
+
+    def lifecycle_state(self, node: str) -> str:
+        from lifecycle_msgs.srv import GetState
+
+        return self.call(GetState, f"/{node}/get_state", GetState.Request()).current_state.label
+
+    def wait_active(self, *nodes: str, timeout_s: float = 60.0) -> bool:
+        """Until the lifecycle manager has activated `nodes` (bounded)."""
+        return all(wait_until(lambda n=n: self.lifecycle_state(n) == "active", timeout_s, interval_s=0.2) for n in nodes)
+
     def trigger(self, name: str):
         from std_srvs.srv import Trigger
 
@@ -129,8 +148,8 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
     started: list[Bringup] = []
     peers: list[Peer] = []
 
-    def start(policy_overrides=None, executor_overrides=None, commands_type=None, backend="octo", model_path=None):
-        specs = node_specs("sim", backend=backend, model_path=str(model_path or tiny_checkpoint), use_sim=False, overrides={
+    def start(policy_overrides=None, executor_overrides=None, commands_type=None, backend="octo", model_path=None, autostart=True, robot="sim"):
+        specs = node_specs(robot, backend=backend, model_path=str(tiny_checkpoint) if model_path is None else str(model_path), use_sim=False, autostart=autostart, overrides={
             "vla_policy": {"inference_period_s": 0.2, **(policy_overrides or {})},
             "vla_chunk_executor": {**(executor_overrides or {})},
         })
@@ -138,6 +157,7 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
         bringup.start()
         started.append(bringup)
         peer = Peer(tuple(specs[0].parameters["joint_names"]), commands_type)
+        peer.specs = {s.name: s for s in specs}
         peers.append(peer)
         return bringup, peer, specs
 

@@ -130,7 +130,7 @@ def test_estop_under_load_stops_within_the_deceleration_limits_and_reports_it(no
     """Policy node streaming chunks, executor tracking them: the e-stop brings the arm to rest and keeps it there."""
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    bringup, peer, _ = nodes(policy_overrides={"instruction": "reach the red cube", "auto_start": True, "inference_period_s": 0.1})
+    bringup, peer, _ = nodes(policy_overrides={"instruction": "reach the red cube", "inference_period_s": 0.1})
     statuses = []
     peer.node.create_subscription(DiagnosticStatus, "/vla_chunk_executor/status", statuses.append, 50)
     peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
@@ -153,7 +153,7 @@ def test_estop_under_load_stops_within_the_deceleration_limits_and_reports_it(no
 
 def test_guided_mode_publishes_the_plan_ahead_and_the_policy_continues_it(nodes):
     bringup, peer, _ = nodes(
-        policy_overrides={"instruction": "reach the red cube", "auto_start": True, "inference_period_s": 0.1},
+        policy_overrides={"instruction": "reach the red cube", "inference_period_s": 0.1},
         executor_overrides={"blend_mode": "guided"},
     )
     prefixes = []

@@ -7,29 +7,26 @@ import numpy as np
 from conftest import log_text, wait_until
 
 
-def test_no_chunk_before_an_instruction_then_timed_chunks_after(nodes):
+def test_no_chunk_before_an_instruction_then_timed_chunks_until_deactivated(nodes):
     bringup, peer, specs = nodes()
     peer.start_robot()
-    assert wait_until(lambda: peer.node.count_publishers("action_chunk") > 0, 30)
-    res = peer.trigger("/vla_policy/start")
-    assert not res.success and "no instruction" in res.message
+    assert peer.wait_active("vla_policy", "vla_chunk_executor"), log_text(bringup.log_dir.parent, "vla_policy")
     assert not wait_until(lambda: peer.chunks, 1.5), "a chunk was published without an instruction"
 
-    result = peer.set_param("vla_policy", "instruction", "reach the red cube")
-    assert result.successful
-    assert peer.trigger("/vla_policy/start").success
+    assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
     assert wait_until(lambda: len(peer.chunks) >= 3, 20), f"no chunks; policy log:\n{log_text(bringup.log_dir.parent, 'vla_policy')}"
     msg = peer.chunks[-1]
-    assert list(msg.joint_names) == specs[0].parameters["joint_names"]
+    assert list(msg.joint_names) == peer.specs["vla_policy"].parameters["joint_names"]
     stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
     assert min(abs(stamp - s) for s in peer.published_stamps) < 1e-6, "header.stamp is not an observation stamp"
     offsets = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
     np.testing.assert_allclose(offsets, 0.1 * np.arange(1, len(msg.points) + 1), atol=1e-6)
 
-    assert peer.trigger("/vla_policy/stop").success
-    time.sleep(0.5)
+    assert peer.change_state("vla_policy", "deactivate")
     n = len(peer.chunks)
-    assert not wait_until(lambda: len(peer.chunks) > n, 1.0), "chunks kept coming after ~/stop"
+    assert not wait_until(lambda: len(peer.chunks) > n, 1.0), "chunks kept coming after deactivate"
+    assert peer.change_state("vla_policy", "activate")
+    assert wait_until(lambda: len(peer.chunks) > n, 10), "no chunks after activating again"
     assert bringup.dead() == {}
 
 
@@ -48,9 +45,9 @@ def test_instruction_is_validated_by_the_parameter_service_and_the_topic(nodes):
 
 
 def test_no_chunk_from_a_stale_observation_when_the_camera_stops(nodes):
-    bringup, peer, _ = nodes(policy_overrides={"auto_start": True, "max_observation_age_s": 0.3})
+    bringup, peer, _ = nodes(policy_overrides={"max_observation_age_s": 0.3})
     peer.start_robot()
-    assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful  # auto_start
+    assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
     assert wait_until(lambda: len(peer.chunks) >= 2, 20)
     peer.publish_images = False
     time.sleep(0.6)  # past max_observation_age_s (+ one inference in flight)
@@ -64,7 +61,7 @@ def test_no_chunk_from_a_stale_observation_when_the_camera_stops(nodes):
 def test_malformed_image_and_unknown_encoding_are_logged_and_survived(nodes):
     from sensor_msgs.msg import Image
 
-    bringup, peer, _ = nodes(policy_overrides={"auto_start": True})
+    bringup, peer, _ = nodes(policy_overrides={})
     peer.start_robot()
     assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
     assert wait_until(lambda: len(peer.chunks) >= 1, 20)
@@ -88,8 +85,7 @@ def test_compressed_camera_topics_are_decoded(nodes):
     from vla_ros.core.images import encode_compressed
 
     bringup, peer, _ = nodes(policy_overrides={
-        "auto_start": True,
-        "camera_topics": ["camera/image_raw/compressed", "wrist_camera/image_raw"],
+                "camera_topics": ["camera/image_raw/compressed", "wrist_camera/image_raw"],
     })
     pub = peer.node.create_publisher(CompressedImage, "camera/image_raw/compressed", 2)
     jpeg = encode_compressed(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8), "jpeg")
@@ -110,7 +106,7 @@ def test_compressed_camera_topics_are_decoded(nodes):
 
 
 def test_camera_loss_makes_the_executor_hold_through_the_whole_chain(nodes):
-    bringup, peer, _ = nodes(policy_overrides={"auto_start": True, "max_observation_age_s": 0.3}, executor_overrides={"plan_timeout_s": 0.3})
+    bringup, peer, _ = nodes(policy_overrides={"max_observation_age_s": 0.3}, executor_overrides={"plan_timeout_s": 0.3})
     peer.start_robot()
     assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
 
@@ -133,7 +129,7 @@ def test_a_tiny_pi0_runs_through_the_real_nodes(nodes, tiny_pi0_checkpoint):
     from diagnostic_msgs.msg import DiagnosticStatus
 
     bringup, peer, _ = nodes(
-        policy_overrides={"instruction": "reach the red cube", "auto_start": True, "inference_period_s": 0.1},
+        policy_overrides={"instruction": "reach the red cube", "inference_period_s": 0.1},
         executor_overrides={"blend_mode": "guided"},
         backend="pi0",
         model_path=tiny_pi0_checkpoint,

@@ -4,10 +4,9 @@ server killed mid-run makes the executor hold; restarted, chunks resume from fre
 import time
 
 import numpy as np
-import yaml
 from conftest import log_text, wait_until
 
-from vla_ros.remote.local_server import ServedPolicy
+from vla_ros.remote.local_server import ServedPolicy, write_remote_settings
 
 
 def stamp_s(msg) -> float:
@@ -17,12 +16,11 @@ def stamp_s(msg) -> float:
 def test_server_killed_mid_run_holds_then_resumes_from_fresh_observations(nodes, tiny_checkpoint, tmp_path):
     server = ServedPolicy("octo", tiny_checkpoint, tmp_path / "serve.log", "--num-threads", "1").start()
     try:
-        settings = tmp_path / "openpi_remote.yaml"
-        settings.write_text(
-            yaml.safe_dump({"port": server.port, "timeout_s": 1.0, "reconnect_backoff_s": 0.2, "max_backoff_s": 0.5})
+        settings = write_remote_settings(
+            tmp_path / "remote_policy", server.port, timeout_s=1.0, reconnect_backoff_s=0.2
         )
         bringup, peer, _ = nodes(
-            policy_overrides={"auto_start": True, "instruction": "reach the red cube", "inference_period_s": 0.1},
+            policy_overrides={"inference_period_s": 0.1},
             executor_overrides={"plan_timeout_s": 0.3},
             backend="openpi_remote",
             model_path=settings,
@@ -33,6 +31,7 @@ def test_server_killed_mid_run_holds_then_resumes_from_fresh_observations(nodes,
             return states[-1] if states else None
 
         peer.start_robot()
+        assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
         assert wait_until(lambda: len(peer.chunks) >= 3 and executor_state() == "tracking", 60), log_text(
             tmp_path, "vla_policy"
         )

@@ -1,15 +1,12 @@
-"""`vla-ros serve` as a real subprocess on 127.0.0.1, and observations for the sim arm's tiny models."""
+"""`vla-ros serve` as a real subprocess on 127.0.0.1."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from vla_ros.core.types import Observation
 from vla_ros.remote.local_server import ServedPolicy
-from vla_ros.sim.tabletop import JOINT_NAMES
 
 
 @pytest.fixture
@@ -27,12 +24,3 @@ def serve(tmp_path):
     yield start
     for s in started:
         s.stop(kill=True)
-
-
-def sim_observation(
-    seed: int, stamp_s: float = 0.0, size: int = 32, instruction: str = "reach the red cube"
-) -> Observation:
-    """Random camera frames and joint positions for the sim arm (front + wrist)."""
-    rng = np.random.default_rng(seed)
-    images = {c: rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for c in ("front", "wrist")}
-    return Observation(stamp_s, images, JOINT_NAMES, rng.uniform(-0.5, 0.5, len(JOINT_NAMES)), instruction)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from conftest import sim_observation
+from remote_helpers import sim_observation
 
 from vla_ros.core.types import Observation
 from vla_ros.remote.client import LinkSettings, PolicyLink

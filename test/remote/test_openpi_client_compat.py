@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import sim_observation
+from remote_helpers import sim_observation
 
 from vla_ros.backends.base import load_backend
 from vla_ros.remote.schema import make_request

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import sim_observation
+from remote_helpers import sim_observation
 
-from vla_ros.backends.base import BackendError
+from vla_ros.backends.base import BackendError, load_backend
 from vla_ros.backends.openpi_remote.configuration import RemoteSettings
 from vla_ros.backends.openpi_remote.processing import RemoteProcessor
 from vla_ros.sim.tabletop import JOINT_NAMES
@@ -97,10 +97,14 @@ def test_settings_errors_name_the_key_and_value(values, match):
         RemoteSettings(**values)
 
 
-def test_settings_file_errors_name_the_file(tmp_path):
-    path = tmp_path / "remote.yaml"
-    path.write_text("hots: 1.2.3.4\n")
-    with pytest.raises(ValueError, match=r"remote.yaml: unknown keys \['hots'\]"):
-        RemoteSettings.load(path)
+def test_settings_layers_name_the_file_and_key(tmp_path):
+    (tmp_path / "openpi_remote.yaml").write_text("hots: 1.2.3.4\n")
+    with pytest.raises(BackendError, match=r"openpi_remote.yaml: unknown RemoteSettings keys \['hots'\]"):
+        load_backend("openpi_remote", tmp_path)
+    (tmp_path / "openpi_remote.yaml").write_text("port: 8001\ntimeout_s: fast\n")
+    with pytest.raises(BackendError, match=r"openpi_remote.yaml: timeout_s: must be a number, got 'fast'"):
+        load_backend("openpi_remote", tmp_path)
+    with pytest.raises(BackendError, match=r"node parameters: keys: must be one of"):
+        load_backend("openpi_remote", tmp_path, {"keys": "octo", "timeout_s": 1.0})
     assert RemoteSettings(host="wss://gpu.example", port=None).url == "wss://gpu.example"
     assert RemoteSettings(host="gpu", port=9000, tls=True).url == "wss://gpu:9000"

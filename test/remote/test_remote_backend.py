@@ -12,8 +12,7 @@ import time
 import numpy as np
 import pytest
 import websockets
-import yaml
-from conftest import sim_observation
+from remote_helpers import sim_observation
 from websockets.sync.client import connect
 
 from vla_ros.backends.base import BackendError, load_backend
@@ -23,9 +22,10 @@ from vla_ros.remote.wire import packb, unpackb
 
 
 def remote_backend(tmp_path, port: int, **settings):
-    path = tmp_path / f"remote-{port}-{len(list(tmp_path.glob('remote-*')))}.yaml"
-    path.write_text(yaml.safe_dump({"host": "127.0.0.1", "port": port, "wait_for_server_s": 5.0, **settings}))
-    return load_backend("openpi_remote", path)
+    """openpi_remote with settings given as node parameters (over the package's openpi_remote.yaml)."""
+    return load_backend(
+        "openpi_remote", None, {"host": "127.0.0.1", "port": port, "wait_for_server_s": 5.0, **settings}
+    )
 
 
 def raw_exchange(url: str, payload):

@@ -9,7 +9,7 @@ from vla_ros.remote.local_server import ServedPolicy, write_remote_settings
 
 def test_demo_episode_succeeds_with_the_policy_served_remotely(ros_env, tmp_path):
     with ServedPolicy("octo", resolve_package_path("models/demo"), tmp_path / "serve.log") as served:
-        settings = write_remote_settings(tmp_path / "openpi_remote.yaml", served.port)
+        settings = write_remote_settings(tmp_path / "remote_policy", served.port)
         summary = run_demo(
             episodes=2,
             first_seed=2000,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import importlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,9 @@ class Backend(abc.ABC):
 
     #: whether `predict` can condition on the running plan (`prefix`, guided blending)
     supports_prefix: bool = False
+    #: the effective settings (a backend's settings dataclass) and where each value came from
+    settings: Any = None
+    settings_sources: dict[str, str] = {}
 
     @abc.abstractmethod
     def predict(
@@ -49,12 +53,28 @@ class Backend(abc.ABC):
     def reset(self) -> None:
         """Forget episode state (history windows, previous chunks)."""
 
+    def close(self) -> None:
+        """Release the model and its (GPU) memory; the backend cannot predict afterwards."""
+        import gc
+        import sys
 
-# name -> "module:function" building the backend from (model_path, options)
+        self.__dict__.pop("model", None)
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+# name -> ("module:loader", "module:SettingsClass"). The loader builds the backend from
+# (model_path, overrides, seed); the settings class (importable without torch) validates the
+# robot config's backend keys at load time.
 _BACKENDS = {
-    "octo": "vla_ros.backends.octo.backend:load_octo_backend",
-    "pi0": "vla_ros.backends.pi0.backend:load_pi0_backend",
-    "openpi_remote": "vla_ros.backends.openpi_remote.backend:load_openpi_remote_backend",
+    "octo": ("vla_ros.backends.octo.backend:load_octo_backend", "vla_ros.backends.octo.configuration:OctoSettings"),
+    "pi0": ("vla_ros.backends.pi0.backend:load_pi0_backend", "vla_ros.backends.pi0.settings:Pi0Settings"),
+    "openpi_remote": (
+        "vla_ros.backends.openpi_remote.backend:load_openpi_remote_backend",
+        "vla_ros.backends.openpi_remote.configuration:RemoteSettings",
+    ),
 }
 
 
@@ -62,10 +82,33 @@ def available_backends() -> list[str]:
     return sorted(_BACKENDS)
 
 
-def load_backend(name: str, model_path: str | Path, **options) -> Backend:
-    """Build backend `name` from the checkpoint folder `model_path`."""
+def _resolve(name: str, which: int):
     if name not in _BACKENDS:
         raise BackendError(f"unknown backend '{name}' (available: {available_backends()})")
-    module_name, func = _BACKENDS[name].split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, func)(Path(model_path), **options)
+    module_name, attr = _BACKENDS[name][which].split(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def settings_class(name: str):
+    """The settings dataclass of backend `name` (its fields are the keys a robot config may set)."""
+    return _resolve(name, 1)
+
+
+def load_backend(name: str, model_path: str | Path | None, overrides: dict[str, Any] | None = None, seed: int = 0, num_threads: int = 0) -> Backend:
+    """Build backend `name` from the checkpoint folder `model_path`.
+
+    overrides: settings from node parameters (highest precedence, see backends/settings.py).
+    seed: sampler seed; num_threads: torch CPU threads (0 = torch's default).
+    The backend's `settings` and `settings_sources` (key -> where its value came from) are set.
+    """
+    loader = _resolve(name, 0)
+    if num_threads > 0:
+        import torch
+
+        torch.set_num_threads(num_threads)
+    from vla_ros.backends.settings import SettingsError
+
+    try:
+        return loader(Path(model_path) if model_path else None, dict(overrides or {}), seed)
+    except SettingsError as exc:
+        raise BackendError(str(exc)) from exc

@@ -32,7 +32,7 @@ def measure(rate_hz: float, seconds: float, log_dir: Path, domain_id: int) -> di
     env = {"ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_LOG_DIR": str(log_dir / "ros")}
     os.environ.update(env)
     specs = node_specs("sim", use_sim=True, overrides={
-        "vla_policy": {"instruction": "reach the red cube", "auto_start": True},
+        "vla_policy": {"instruction": "reach the red cube"},
         "vla_chunk_executor": {"control_rate_hz": rate_hz},
     })
     latest: dict[str, str] = {}

@@ -1,11 +1,16 @@
 """The chunk executor's logic, ROS-free: plan + watchdogs + jerk limiter, one `tick` per control period.
 
+The core owns the whole state machine; the node (nodes/chunk_executor_node.py) only moves ROS
+messages in and out, as ros2_controllers' trajectory class does for its controller.
+
 States (reported in every `Command`):
-  waiting       no joint state yet: nothing is commanded (the start position is unknown)
+  inactive      not activated (lifecycle unconfigured/inactive): nothing is commanded
+  waiting       active, no joint state yet: nothing is commanded (the start position is unknown)
   holding       no plan, or the plan ran out: decelerate to rest and hold
   tracking      following the plan (through the limiter: it may still stop at a limit)
   stale_joints  joint states stopped arriving: decelerate to rest and hold
   estop         latched by `estop()` until `reset_estop()`: decelerate to rest and hold, chunks are refused
+  stopping      `deactivate()` was called: decelerate to rest, then `inactive`; chunks are refused
 
 Every hold decelerates within the acceleration and jerk limits: never a jump, never zeros.
 """
@@ -19,6 +24,7 @@ import numpy as np
 
 from vla_ros.core.jerk_limiter import JerkLimiter
 from vla_ros.core.plan import Plan
+from vla_ros.core.run_log import RunLog
 from vla_ros.core.safety import ChunkRejected, check_chunk
 from vla_ros.core.types import ActionChunk, JointLimits
 from vla_ros.core.workspace import Workspace
@@ -40,9 +46,14 @@ class ExecutorSettings:
 
 @dataclass(frozen=True)
 class Command:
-    positions: np.ndarray | None  # (D,) or None while waiting
+    positions: np.ndarray | None  # (D,) radians, or None when nothing is commanded
     state: str
     limits: tuple[str, ...] = ()  # limits that changed this command (e.g. "position", "workspace")
+    t_s: float = 0.0  # the time the command is for (seconds): stamp it with this
+
+
+# states in which the executor does what it should (anything else is reported as a warning)
+NOMINAL_STATES = ("inactive", "waiting", "holding", "tracking", "stopping")
 
 
 class ExecutorCore:
@@ -56,28 +67,57 @@ class ExecutorCore:
         self.limiter = JerkLimiter(limits, settings.position_margin_rad, workspace.contains if workspace else None)
         self.counters: Counter[str] = Counter()
         self.estopped = False
-        self.last_state = "waiting"
+        self.active = False
+        self.stopping = False
+        self.last_state = "inactive"
+        self.last_limits: tuple[str, ...] = ()
+        self.measured: np.ndarray | None = None  # (D,) newest measured positions
         self._joint_stamp_s: float | None = None
         self._last_tick_s: float | None = None
         self.last_switch_jump = 0.0  # radians: change of the steered-to target at the last chunk switch
+        self.run_log: RunLog | None = None  # set to record the run (chunks, commands, measured joints)
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def activate(self) -> None:
+        """Start commanding, from the measured position at rest (never from an old command)."""
+        self.plan.clear()
+        self.stopping = False
+        self.active = True
+        self._last_tick_s = None
+        if self.measured is not None:
+            self.limiter.reset(self.measured)
+        else:
+            self.limiter.position = None  # starts at the first joint state
+
+    def deactivate(self) -> None:
+        """Decelerate to rest within the limits, then stop commanding (`active` turns False)."""
+        self.plan.clear()
+        if self.active:
+            self.stopping = True
 
     # --- inputs --------------------------------------------------------------------------
     def on_joint_state(self, stamp_s: float, positions: np.ndarray) -> None:
         """Measured joint positions (D,) in `joint_names` order, received at `stamp_s`."""
-        if self.limiter.position is None:
+        self.measured = np.asarray(positions, dtype=float)
+        if self.active and self.limiter.position is None:
             self.limiter.reset(positions)
         self._joint_stamp_s = stamp_s
+        if self.run_log is not None:
+            self.run_log.add_measured(stamp_s, self.measured)
 
-    def resync(self, positions: np.ndarray) -> None:
-        """Restart at rest from the measured positions (D,) (e.g. after commands were disabled)."""
-        self.limiter.reset(positions)
-        self.plan.clear()
+    def reject(self, reason: str) -> None:
+        """Count a chunk message that could not even be read (malformed)."""
+        self.counters["chunks_received"] += 1
+        self.counters["chunks_rejected"] += 1
+        self.counters[f"rejected_{reason}"] += 1
 
     def on_chunk(self, chunk: ActionChunk, now_s: float) -> ActionChunk:
         """Validate and merge a chunk; returns it in `joint_names` order. Raises ChunkRejected
         (counted) if it must not run."""
         self.counters["chunks_received"] += 1
         try:
+            if not self.active or self.stopping:
+                raise ChunkRejected("the executor is not active (lifecycle state inactive or deactivating)")
             if self.estopped:
                 raise ChunkRejected("e-stop is latched; call reset_estop first")
             if self.limiter.position is None:
@@ -93,6 +133,8 @@ class ExecutorCore:
         self.last_switch_jump = 0.0 if before is None else float(np.max(np.abs(self.plan.sample(ahead) - before)))
         self.counters["points_dropped_late"] += dropped
         self.counters["chunks_accepted"] += 1
+        if self.run_log is not None:
+            self.run_log.add_chunk(chunk, now_s, self.last_switch_jump)
         return chunk
 
     def estop(self) -> None:
@@ -112,29 +154,60 @@ class ExecutorCore:
 
     # --- control loop --------------------------------------------------------------------
     def tick(self, now_s: float) -> Command:
-        """The command for time `now_s`; call at the control rate."""
+        """The command for time `now_s` (seconds); call at the control rate."""
+        command = self._command(now_s)
+        if self.run_log is not None and command.positions is not None:
+            self.run_log.add_command(now_s, command.positions, self.limiter.acceleration)
+        return command
+
+    def _command(self, now_s: float) -> Command:
         dt = 0.0 if self._last_tick_s is None else max(0.0, now_s - self._last_tick_s)
         self._last_tick_s = now_s
+        if not self.active:
+            return self._emit(now_s, None, "inactive")
         if self.limiter.position is None:
-            return self._emit(None, "waiting")
+            return self._emit(now_s, None, "waiting")
+        if self.stopping:
+            command = self.limiter.brake(dt)
+            if self.limiter.at_rest:
+                self.active = self.stopping = False
+            return self._emit(now_s, command, "stopping")
         if self.estopped:
-            return self._emit(self.limiter.brake(dt), "estop")
+            return self._emit(now_s, self.limiter.brake(dt), "estop")
         if now_s - self._joint_stamp_s > self.settings.joint_state_timeout_s:
             self.plan.clear()
-            return self._emit(self.limiter.brake(dt), "stale_joints")
+            return self._emit(now_s, self.limiter.brake(dt), "stale_joints")
         if self.plan.empty or now_s > self.plan.end_time_s + self.settings.plan_timeout_s:
             self.plan.clear()
-            return self._emit(self.limiter.brake(dt), "holding")
+            return self._emit(now_s, self.limiter.brake(dt), "holding")
         # steer to the plan's state a little ahead (never past its end, where it is at rest)
         lookahead = float(np.clip(self.plan.end_time_s - now_s, 0.0, self.settings.lookahead_s))
         target, velocity = self.plan.sample_state(now_s + lookahead)
         command = self.limiter.track(target, velocity, dt, arrive_in_s=lookahead + dt)
-        return self._emit(command, "tracking", tuple(sorted(set(self.limiter.active))))
+        return self._emit(now_s, command, "tracking", tuple(sorted(set(self.limiter.active))))
 
-    def _emit(self, positions: np.ndarray | None, state: str, limits: tuple[str, ...] = ()) -> Command:
+    def _emit(self, now_s: float, positions: np.ndarray | None, state: str, limits: tuple[str, ...] = ()) -> Command:
         if state != self.last_state:
             self.counters[f"entered_{state}"] += 1
             self.last_state = state
+        self.last_limits = limits
         for name in limits:
             self.counters[f"limit_{name}"] += 1
-        return Command(positions, state, limits)
+        return Command(positions, state, limits, now_s)
+
+    # --- reporting -----------------------------------------------------------------------
+    def status(self, now_s: float) -> tuple[bool, dict[str, object]]:
+        """(nominal, values) for `~/status`: state, active limits, plan left (s), e-stop, active.
+
+        Not nominal: e-stop, stale joints, or the workspace limit holding the arm back.
+        """
+        plan_left = max(0.0, self.plan.end_time_s - now_s) if not self.plan.empty else 0.0
+        nominal = self.last_state in NOMINAL_STATES and "workspace" not in self.last_limits
+        values = {
+            "state": self.last_state,
+            "active_limits": ",".join(self.last_limits),
+            "plan_left_s": f"{plan_left:.3f}",
+            "estop": self.estopped,
+            "active": self.active,
+        }
+        return nominal, values

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_ros.core.robot_mapping import JointNameError, select_joints
 from vla_ros.core.types import Observation
 
 
@@ -30,13 +31,10 @@ def positions_by_name(names: list[str], positions: list[float], wanted: tuple[st
 
     Raises ObservationError for a name/position count mismatch, missing joints or non-finite values.
     """
-    if len(names) != len(positions):
-        raise ObservationError(f"joint state has {len(names)} names but {len(positions)} positions")
-    index = {n: i for i, n in enumerate(names)}
-    missing = [n for n in wanted if n not in index]
-    if missing:
-        raise ObservationError(f"joint state lacks joints {missing} (got {list(names)})")
-    q = np.array([positions[index[n]] for n in wanted], dtype=float)
+    try:
+        q = select_joints(names, np.asarray(positions, dtype=float), wanted, "joint state").astype(float)
+    except JointNameError as exc:
+        raise ObservationError(str(exc)) from exc
     if not np.all(np.isfinite(q)):
         raise ObservationError(f"joint state has non-finite positions: {q.tolist()}")
     return q

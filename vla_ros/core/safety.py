@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 
+from vla_ros.core.robot_mapping import JointNameError, select_joints
 from vla_ros.core.types import ActionChunk
 
 
@@ -24,9 +25,10 @@ def check_chunk(
     Rejects: missing joints, non-finite positions, a stamp further than `max_stamp_skew_s`
     in the future or the past of `now_s`.
     """
-    missing = [n for n in joint_names if n not in chunk.joint_names]
-    if missing:
-        raise ChunkRejected(f"chunk lacks joints {missing} (has {list(chunk.joint_names)})")
+    try:
+        positions = select_joints(chunk.joint_names, chunk.positions, joint_names, "chunk")
+    except JointNameError as exc:
+        raise ChunkRejected(str(exc)) from exc
     if chunk.horizon == 0:
         raise ChunkRejected("chunk has no points")
     if not np.all(np.isfinite(chunk.positions)):
@@ -36,5 +38,4 @@ def check_chunk(
     if abs(skew) > max_stamp_skew_s:
         when = "future" if skew > 0 else "past"
         raise ChunkRejected(f"chunk stamp is {abs(skew):.3f} s in the {when} (limit {max_stamp_skew_s} s)")
-    order = [chunk.joint_names.index(n) for n in joint_names]
-    return dataclasses.replace(chunk, joint_names=tuple(joint_names), positions=chunk.positions[:, order])
+    return dataclasses.replace(chunk, joint_names=tuple(joint_names), positions=positions)

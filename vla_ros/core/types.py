@@ -94,12 +94,11 @@ class PlanPrefix:
         object.__setattr__(self, "positions", positions)
 
     def in_joint_order(self, joint_names: tuple[str, ...]) -> PlanPrefix:
-        """The same prefix with positions (K, len(joint_names)) in `joint_names` order (ValueError if one is missing)."""
-        missing = [j for j in joint_names if j not in self.joint_names]
-        if missing:
-            raise ValueError(f"plan prefix lacks joints {missing}")
-        order = [self.joint_names.index(j) for j in joint_names]
-        return PlanPrefix(self.times_s, self.positions[:, order], tuple(joint_names), self.committed_until_s)
+        """The same prefix with positions (K, len(joint_names)) in `joint_names` order (JointNameError if one is missing)."""
+        from vla_ros.core.robot_mapping import select_joints
+
+        positions = select_joints(self.joint_names, self.positions, joint_names, "plan prefix")
+        return PlanPrefix(self.times_s, positions, tuple(joint_names), self.committed_until_s)
 
 
 @dataclass(frozen=True)

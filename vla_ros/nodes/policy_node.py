@@ -1,24 +1,31 @@
-"""`policy_node` (node `vla_policy`): camera frames + joint states + instruction -> action chunks.
+"""`policy_node` (managed node `vla_policy`): camera frames + joint states + instruction -> action chunks.
 
-Topics: subscribes each camera topic (Image, or CompressedImage for `.../compressed`),
-`joint_states`, `instruction` (std_msgs/String) and `plan_prefix` (the executor's plan ahead, in
-guided mode); publishes `action_chunk` (trajectory_msgs/JointTrajectory, header.stamp = the
-observation's stamp). Services: `~/start`, `~/stop`, `~/reset` (std_srvs/Trigger). The
-`instruction` parameter is validated in a set-parameters callback. Inference runs in its own
-thread, scheduled from the measured latency (core/scheduling.py).
+Lifecycle (rclpy.lifecycle, the standard `~/change_state` / `~/get_state` services):
+  configure   load and validate the backend (settings: backends/settings.py), check it against the
+              robot's joints and cameras, run one warm-up inference; a failure is logged with the
+              reason and the node stays `unconfigured`
+  activate    infer and publish `action_chunk` whenever an instruction is set
+  deactivate  stop inferring and publishing
+  cleanup     free the model (and its GPU memory)
+
+Topics: each camera topic (Image, or CompressedImage for `.../compressed`), `joint_states`,
+`instruction` (std_msgs/String), `plan_prefix` (the executor's plan ahead, guided mode) in;
+`action_chunk` (trajectory_msgs/JointTrajectory, header.stamp = the observation's stamp) and
+`/diagnostics` out. Service `~/reset` (Trigger): clear the observation buffer and the backend's
+episode state. Inference runs in its own thread, scheduled from the measured latency.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import deque
 
 import numpy as np
-
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -26,75 +33,167 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from vla_ros.backends.base import BackendError, load_backend
+from vla_ros.backends.base import Backend, BackendError, load_backend
+from vla_ros.backends.settings import SettingsError, describe, parse_overrides
 from vla_ros.config import resolve_package_path
 from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationBuffer, ObservationError
 from vla_ros.core.scheduling import InferenceScheduler, LatencyEstimate
-from vla_ros.core.types import PlanPrefix
+from vla_ros.core.types import Observation, PlanPrefix
 from vla_ros.nodes import conversions
+from vla_ros.nodes.params import declare
 from vla_ros.nodes.runner import run_node
-from vla_ros.nodes.params import POLICY_PARAMS, declare
 from vla_ros.nodes.throttle import KeyedThrottle
+from vla_ros.params import POLICY
+
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+CONFIGURE_ERRORS = (BackendError, SettingsError, ValueError, FileNotFoundError, OSError)
 
 
-class PolicyNode(Node):
+class PolicyNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("vla_policy", **kwargs)
-        self.p = declare(self, POLICY_PARAMS)
-        cameras, topics = tuple(self.p["camera_names"]), tuple(self.p["camera_topics"])
-        joints = tuple(j for j in self.p["joint_names"] if j)
-        if len(cameras) != len(topics) or not cameras:
-            raise ValueError(f"camera_names {list(cameras)} and camera_topics {list(topics)} must be non-empty and the same length")
-        if not joints:
+        self.p = declare(self, POLICY)
+        self.cameras, self.topics = tuple(self.p["camera_names"]), tuple(self.p["camera_topics"])
+        self.joints = tuple(j for j in self.p["joint_names"] if j)
+        if len(self.cameras) != len(self.topics) or not self.cameras:
+            raise ValueError(f"camera_names {list(self.cameras)} and camera_topics {list(self.topics)} must be non-empty and the same length")
+        if not self.joints:
             raise ValueError("parameter joint_names is empty: set it from the robot config")
-        model_path = resolve_package_path(self.p["model_path"])
-        self.backend = load_backend(
-            self.p["backend"], model_path, device=self.p["device"], seed=self.p["seed"], num_threads=self.p["num_threads"], max_guidance=self.p["max_guidance"]
-        )
-        if tuple(self.backend.joint_names) != joints:
-            raise BackendError(f"model {model_path} acts on joints {list(self.backend.joint_names)}, the robot config has {list(joints)}")
-        missing = [c for c in self.backend.camera_names if c not in cameras]
-        if missing:
-            raise BackendError(f"model {model_path} needs cameras {missing}, configured cameras are {list(cameras)}")
-        self.buffer = ObservationBuffer(cameras, joints)
         self.instruction = ""
-        self.running = threading.Event()
-        self.inference_count = 0
-        self.frame_to_chunk_s: deque[float] = deque(maxlen=10_000)  # oldest frame used -> chunk published
-        self.inference_s: deque[float] = deque(maxlen=10_000)
-        self.scheduler = InferenceScheduler(self.p["inference_period_s"], self.p["schedule_margin_s"])
-        self.snapshot_to_publish = LatencyEstimate()  # how long after its observation a chunk takes effect
-        self._prefix_msg: tuple[float, JointTrajectory] | None = None  # (received at, plan_prefix)
-        self.guided_count = 0
+        self.backend: Backend | None = None
+        self.buffer = ObservationBuffer(self.cameras, self.joints)
+        self._io: list = []  # subscriptions, publishers and timers made at configure
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
         self._throttle = KeyedThrottle(2.0)
-
-        for cam, topic in zip(cameras, topics):
-            if topic.endswith("/compressed"):
-                self.create_subscription(CompressedImage, topic, lambda m, c=cam: self._on_image(c, m, conversions.compressed_msg_to_rgb), qos_profile_sensor_data)
-            else:
-                self.create_subscription(Image, topic, lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb), qos_profile_sensor_data)
-        self.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
-        self.create_subscription(String, "instruction", self._on_instruction_topic, 10)
-        if self.p["use_plan_prefix"] and self.backend.supports_prefix:
-            self.create_subscription(JointTrajectory, "plan_prefix", self._on_plan_prefix, 10)
-        self.chunk_pub = self.create_publisher(JointTrajectory, "action_chunk", 10)
+        self._reset_stats()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_service(Trigger, "~/start", self._srv_start)
-        self.create_service(Trigger, "~/stop", self._srv_stop)
         self.create_service(Trigger, "~/reset", self._srv_reset)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(1.0, self._publish_diagnostics)
-        initial = self.p["instruction"]
-        if initial:
-            reason = self._instruction_problem(initial)
+        if self.p["instruction"]:
+            reason = self._instruction_problem(self.p["instruction"])
             if reason:
                 raise ValueError(f"parameter instruction: {reason}")
-            self._accept_instruction(initial)
-        self._stop = threading.Event()
+            self._accept_instruction(self.p["instruction"])
+        self.get_logger().info("unconfigured: waiting for the configure transition (the lifecycle manager sends it when autostart is on)")
+
+    def _reset_stats(self) -> None:
+        self.inference_count = 0
+        self.guided_count = 0
+        self.frame_to_chunk_s: deque[float] = deque(maxlen=10_000)  # oldest frame used -> chunk published
+        self.inference_s: deque[float] = deque(maxlen=10_000)
+        self.scheduler = InferenceScheduler(self.get_parameter("inference_period_s").value, self.p["schedule_margin_s"])
+        self.snapshot_to_publish = LatencyEstimate()  # how long after its observation a chunk takes effect
+        self._prefix_msg: tuple[float, JointTrajectory] | None = None  # (received at, plan_prefix)
+
+    def _param(self, name: str):
+        """A parameter's current value (run-time changes included)."""
+        return self.get_parameter(name).value
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.backend = self._load_backend()
+            self._warm_up()
+        except CONFIGURE_ERRORS as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            self._release()
+            return FAILURE
+        self._make_io()
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop.clear()
         self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"backend '{self.p['backend']}' loaded from {model_path}; cameras {dict(zip(cameras, topics))}; waiting for an instruction")
+        self.get_logger().info("active: " + (f"inferring for '{self.instruction}'" if self.instruction else "waiting for an instruction"))
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self.get_logger().info("inactive: not inferring")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return SUCCESS
+
+    def _load_backend(self) -> Backend:
+        name, path = self._param("backend"), self._param("model_path")
+        model_path = resolve_package_path(path) if path else None
+        overrides = parse_overrides(self._param("backend_settings"))
+        if self._param("device"):
+            overrides["device"] = self._param("device")
+        started = time.monotonic()
+        backend = load_backend(name, model_path, overrides, seed=self.p["seed"], num_threads=self.p["num_threads"])
+        missing_joints = [j for j in backend.joint_names if j not in self.joints]
+        missing_cams = [c for c in backend.camera_names if c not in self.cameras]
+        if missing_joints or missing_cams:
+            backend.close()
+            raise BackendError(
+                f"model {model_path} does not fit the robot: joints {missing_joints} and cameras {missing_cams} are not in the robot "
+                f"config (joints {list(self.joints)}, cameras {list(self.cameras)})"
+            )
+        self.get_logger().info(
+            f"backend '{name}' loaded from {model_path} in {time.monotonic() - started:.1f} s; joints {list(backend.joint_names)}, "
+            f"cameras {list(backend.camera_names)}, horizon {backend.horizon} x {backend.dt_s} s"
+        )
+        if backend.settings is not None:
+            self.get_logger().info(f"effective backend settings: {describe(backend.settings, backend.settings_sources)}")
+        return backend
+
+    def _warm_up(self) -> None:
+        """One inference on a synthetic observation (black images, joints at zero): the first real
+        inference is then not slowed by lazy initialisation."""
+        if not self.p["warmup"]:
+            return
+        images = {c: np.zeros((224, 224, 3), np.uint8) for c in self.cameras}
+        obs = Observation(0.0, images, self.joints, np.zeros(len(self.joints)), "warm up")
+        started = time.monotonic()
+        self.backend.predict(obs)
+        self.backend.reset()
+        self.get_logger().info(f"warm-up inference took {(time.monotonic() - started) * 1e3:.0f} ms")
+
+    def _make_io(self) -> None:
+        for cam, topic in zip(self.cameras, self.topics):
+            if topic.endswith("/compressed"):
+                sub = self.create_subscription(CompressedImage, topic, lambda m, c=cam: self._on_image(c, m, conversions.compressed_msg_to_rgb), qos_profile_sensor_data)
+            else:
+                sub = self.create_subscription(Image, topic, lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb), qos_profile_sensor_data)
+            self._io.append(sub)
+        self._io.append(self.create_subscription(JointState, "joint_states", self._on_joint_state, 10))
+        self._io.append(self.create_subscription(String, "instruction", self._on_instruction_topic, 10))
+        if self.p["use_plan_prefix"] and self.backend.supports_prefix:
+            self._io.append(self.create_subscription(JointTrajectory, "plan_prefix", self._on_plan_prefix, 10))
+        self.chunk_pub = self.create_lifecycle_publisher(JointTrajectory, "action_chunk", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._io += [self.diag_pub, self.create_timer(1.0, self._publish_diagnostics)]
+        self._reset_stats()
+
+    def _release(self) -> None:
+        """Stop inferring, drop the I/O made at configure and free the model."""
+        self._stop_worker()
+        for entity in self._io:
+            destroy = {"Subscription": self.destroy_subscription, "Publisher": self.destroy_publisher, "Timer": self.destroy_timer}
+            destroy[type(entity).__name__](entity)
+        self._io.clear()
+        if getattr(self, "chunk_pub", None) is not None:
+            self.destroy_lifecycle_publisher(self.chunk_pub)
+            self.chunk_pub = None
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+        self.buffer.clear()
+
+    def _stop_worker(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
 
     # --- inputs --------------------------------------------------------------------------
     def _now_s(self) -> float:
@@ -104,7 +203,8 @@ class PolicyNode(Node):
         try:
             rgb = convert(msg)
         except ImageFormatError as exc:
-            self._error(f"image:{camera}:{msg.encoding if hasattr(msg, 'encoding') else msg.format}:{len(msg.data)}", f"dropping frame from camera '{camera}': {exc}")
+            fmt = msg.encoding if hasattr(msg, "encoding") else msg.format
+            self._error(f"image:{camera}:{fmt}:{len(msg.data)}", f"dropping frame from camera '{camera}': {exc}")
             return
         self.buffer.add_image(camera, conversions.stamp_to_s(msg.header.stamp), rgb)
 
@@ -119,11 +219,11 @@ class PolicyNode(Node):
 
     def _plan_prefix(self, now_s: float) -> PlanPrefix | None:
         """The executor's plan ahead, if fresh: the part before the new chunk can arrive is committed."""
-        if self._prefix_msg is None or now_s - self._prefix_msg[0] > self.p["max_observation_age_s"]:
+        if self._prefix_msg is None or now_s - self._prefix_msg[0] > self._param("max_observation_age_s"):
             return None
         committed_until = now_s + self.snapshot_to_publish.value(default=0.0)
         try:
-            return conversions.trajectory_to_prefix(self._prefix_msg[1], self.buffer.joint_names, committed_until)
+            return conversions.trajectory_to_prefix(self._prefix_msg[1], self.backend.joint_names, committed_until)
         except ValueError as exc:
             self._error("prefix", f"ignoring plan prefix: {exc}")
             return None
@@ -141,22 +241,21 @@ class PolicyNode(Node):
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
-            if param.name == "instruction":
-                if param.type_ != Parameter.Type.STRING:
-                    return SetParametersResult(successful=False, reason="instruction must be a string")
+            if param.name == "instruction" and param.type_ == Parameter.Type.STRING:
                 reason = self._instruction_problem(param.value)
                 if reason:
                     return SetParametersResult(successful=False, reason=reason)
                 self._accept_instruction(param.value)
-            elif param.name == "auto_start" and param.value and self.instruction:
-                self.running.set()
+            elif param.name == "backend_settings" and param.type_ == Parameter.Type.STRING:
+                try:
+                    parse_overrides(param.value)
+                except SettingsError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
     def _accept_instruction(self, text: str) -> None:
         self.instruction = text
         self.get_logger().info(f"instruction: '{text}'")
-        if self.get_parameter("auto_start").value:
-            self.running.set()
 
     def _on_instruction_topic(self, msg: String) -> None:
         result = self.set_parameters([Parameter("instruction", Parameter.Type.STRING, msg.data)])[0]
@@ -164,38 +263,26 @@ class PolicyNode(Node):
             self.get_logger().error(f"instruction topic: rejected: {result.reason}")
 
     # --- services ------------------------------------------------------------------------
-    def _srv_start(self, _req, res):
-        if not self.instruction:
-            res.success, res.message = False, "no instruction set (set the 'instruction' parameter or publish on 'instruction')"
-        else:
-            self.running.set()
-            res.success, res.message = True, f"running: '{self.instruction}'"
-        return res
-
-    def _srv_stop(self, _req, res):
-        self.running.clear()
-        res.success, res.message = True, "stopped"
-        return res
-
     def _srv_reset(self, _req, res):
-        self.running.clear()
         self.buffer.clear()
-        self.backend.reset()
-        res.success, res.message = True, "stopped; observation buffer and backend state cleared"
+        if self.backend is not None:
+            self.backend.reset()
+        res.success, res.message = True, "observation buffer and backend episode state cleared"
         return res
 
     # --- inference -----------------------------------------------------------------------
     def _inference_loop(self) -> None:
-        """Infer as soon as every camera has a frame captured after the cycle started (the chunk
-        comes from frames as fresh as the cameras allow), then wait until the scheduler's next start."""
+        """While active: infer as soon as every camera has a frame captured after the cycle started
+        (chunks from frames as fresh as the cameras allow), then wait for the scheduler's next start."""
         while not self._stop.is_set() and self.context.ok():
-            if not self.running.wait(timeout=0.1):
+            if not self.instruction:
+                self._stop.wait(0.05)
                 continue
             started = self._now_s()
             # no fresh frames within max_observation_age_s: snapshot() says what is stale
-            self.buffer.wait_for_frames(started, timeout_s=self.get_parameter("max_observation_age_s").value)
+            self.buffer.wait_for_frames(started, timeout_s=self._param("max_observation_age_s"))
             chunk_end = self._infer_once()
-            self.scheduler.period_s = self.get_parameter("inference_period_s").value
+            self.scheduler.period_s = self._param("inference_period_s")
             self.scheduler.on_cycle(self._now_s() - started, chunk_end)
             self._stop.wait(max(0.0, self.scheduler.next_start_s(started) - self._now_s()))
 
@@ -204,7 +291,7 @@ class PolicyNode(Node):
 
         Returns the time of the published chunk's last point (None if nothing was published).
         """
-        max_age = self.get_parameter("max_observation_age_s").value
+        max_age = self._param("max_observation_age_s")
         try:
             obs = self.buffer.snapshot(self._now_s(), max_age, self.instruction)
         except ObservationError as exc:
@@ -216,11 +303,11 @@ class PolicyNode(Node):
         except Exception as exc:  # noqa: BLE001 - a failing model must not kill the node
             self.get_logger().error(f"backend failed: {exc!r}", throttle_duration_sec=2.0)
             return None
-        delay = self.get_parameter("inference_delay_s").value
+        delay = self._param("inference_delay_s")
         if delay > 0:
             self._stop.wait(delay)
         age = self._now_s() - obs.stamp_s
-        if not self.running.is_set() or not self.context.ok():
+        if self._stop.is_set() or not self.context.ok():
             return None
         if age > max_age:
             self.get_logger().warning(f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})", throttle_duration_sec=2.0)
@@ -238,7 +325,7 @@ class PolicyNode(Node):
             return f"{np.percentile(np.asarray(values), q) * 1e3:.2f}" if values else "nan"
 
         f2c, inf = list(self.frame_to_chunk_s), list(self.inference_s)
-        state = "running" if self.running.is_set() else "idle"
+        state = "active" if self._worker is not None else "inactive"
         values = {
             "instruction": self.instruction,
             "chunks_published": self.inference_count,
@@ -251,15 +338,13 @@ class PolicyNode(Node):
         }
         self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg()))
 
-    def destroy_node(self):
-        if hasattr(self, "_stop"):  # also called by rclpy.shutdown on a node whose __init__ failed
-            self._stop.set()
-            self._worker.join(timeout=2.0)
-        return super().destroy_node()
+    def shutdown_gracefully(self) -> None:
+        """On SIGINT/SIGTERM: stop inferring and free the model before the process exits."""
+        self._release()
 
 
 def main(args=None) -> int:
-    return run_node(PolicyNode, "vla_policy", (BackendError, ValueError, FileNotFoundError), args)
+    return run_node(PolicyNode, "vla_policy", (ValueError,), args)
 
 
 if __name__ == "__main__":

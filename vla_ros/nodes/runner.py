@@ -1,26 +1,46 @@
-"""The `main()` every node shares: init with `--ros-args`, build, spin, shut down cleanly."""
+"""The `main()` every node shares: init with `--ros-args`, build, spin, stop cleanly on a signal.
+
+SIGINT, SIGTERM (what systemd, docker and process supervisors send) and SIGHUP are handled
+explicitly, also when the process inherited an ignored SIGINT (started in the background): the
+node's `shutdown_gracefully()` runs while ROS is still up (the executor brakes to rest), then
+the node is destroyed.
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import rclpy
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def run_node(factory, name: str, startup_errors: tuple[type[BaseException], ...] = (ValueError,), args=None) -> int:
-    """Spin the node `factory()` builds; a startup error in `startup_errors` is logged as fatal, exit 1."""
-    rclpy.init(args=args if args is not None else sys.argv)
+def run_node(factory, name: str, startup_errors: tuple[type[BaseException], ...] = (ValueError,), args=None, multithreaded: bool = False) -> int:
+    """Spin the node `factory()` builds until a stop signal; a startup error in `startup_errors` is
+    logged as fatal (exit 1). `multithreaded`: callbacks that wait on other services need it."""
+    rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda *_: stop.set())
     try:
         node = factory()
     except startup_errors as exc:
         rclpy.logging.get_logger(name).fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 1
+    executor = MultiThreadedExecutor(num_threads=4) if multithreaded else SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     finally:
+        if hasattr(node, "shutdown_gracefully"):
+            node.shutdown_gracefully()
+        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

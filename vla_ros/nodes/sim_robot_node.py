@@ -22,7 +22,8 @@ from std_srvs.srv import Trigger
 
 from vla_ros.nodes import conversions
 from vla_ros.nodes.runner import run_node
-from vla_ros.nodes.params import SIM_PARAMS, declare
+from vla_ros.nodes.params import declare
+from vla_ros.params import SIM
 from vla_ros.sim.tabletop import JOINT_NAMES, TabletopSim
 
 PHYSICS_CHUNK_S = 0.005  # physics advanced in 5 ms slices, paced by the wall clock
@@ -33,7 +34,7 @@ CAMERA_TOPICS = {"front": "camera/image_raw", "wrist": "wrist_camera/image_raw"}
 class SimRobotNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vla_sim_robot", **kwargs)
-        self.p = declare(self, SIM_PARAMS)
+        self.p = declare(self, SIM)
         self.sim = TabletopSim(image_size=(self.p["image_height"], self.p["image_width"]))
         self.lock = threading.Lock()
         self.episode_start_s = 0.0

@@ -82,9 +82,11 @@ class ServedPolicy:
         self.stop()
 
 
-def write_remote_settings(path: str | Path, port: int, host: str = "127.0.0.1", **settings: Any) -> Path:
-    """An `openpi_remote.yaml` pointing at host:port (extra keys: RemoteSettings fields)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"host": host, "port": port, "keys": "vla_ros", **settings}, sort_keys=False))
-    return path
+def write_remote_settings(folder: str | Path, port: int, host: str = "127.0.0.1", **settings: Any) -> Path:
+    """A settings folder for `backend: openpi_remote` (its `model_path`): `openpi_remote.yaml`
+    pointing at host:port (extra keys: RemoteSettings fields). Returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump({"host": host, "port": port, "keys": "vla_ros", **settings}, sort_keys=False)
+    (folder / "openpi_remote.yaml").write_text(text)
+    return folder

@@ -163,8 +163,10 @@ def serve_main(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         api_key = read_api_key(args.api_key_file) if args.api_key_file else None
-        options = {"device": args.device, "seed": args.seed, "num_threads": args.num_threads}
-        backend = load_backend(args.backend, args.model_path, **{k: v for k, v in options.items() if v is not None})
+        overrides = {"device": args.device} if args.device else {}
+        backend = load_backend(
+            args.backend, args.model_path, overrides, seed=args.seed, num_threads=args.num_threads or 0
+        )
     except (BackendError, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2

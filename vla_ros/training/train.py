@@ -20,7 +20,7 @@ from vla_ros.backends.normalization import DatasetStatistics, FeatureStats, to_d
 from vla_ros.backends.octo.backend import OctoBackend
 from vla_ros.backends.octo.configuration import OctoConfig
 from vla_ros.backends.octo.modeling import OctoModel
-from vla_ros.backends.octo.processing import OctoProcessor
+from vla_ros.backends.octo.processing import OctoProcessor, scale_pixels
 from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES
 
@@ -103,7 +103,7 @@ def train(data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings,
         for g in optim.param_groups:
             g["lr"] = lr
         idx = torch.randint(0, n, (settings.batch_size,), generator=gen)
-        batch_images = {c: _shift(images[c][idx].float() / 127.5 - 1.0, settings.shift_px, gen) for c in cfg.camera_names}
+        batch_images = {c: _shift(scale_pixels(images[c][idx]), settings.shift_px, gen) for c in cfg.camera_names}
         emb = model.embed(batch_images, state[idx], ids[idx], valid[idx])
         loss = model.loss(emb, targets[idx], gen)
         optim.zero_grad(set_to_none=True)

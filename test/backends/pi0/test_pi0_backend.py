@@ -3,6 +3,7 @@
 import shutil
 
 import numpy as np
+import yaml
 import pytest
 
 from vla_ros.backends.base import BackendError, load_backend
@@ -13,7 +14,7 @@ from vla_ros.sim.tabletop import JOINT_NAMES
 
 @pytest.fixture(scope="module")
 def backend(pi0_checkpoint):
-    return load_backend("pi0", pi0_checkpoint, device="cpu", seed=0, num_threads=1)
+    return load_backend("pi0", pi0_checkpoint, {"device": "cpu"}, seed=0, num_threads=1)
 
 
 def test_predict_returns_an_absolute_chunk_on_the_robot_joints(backend, make_observation):
@@ -65,15 +66,23 @@ def test_missing_camera_or_joint_is_a_clear_error(backend, make_observation):
     obs = make_observation()
     with pytest.raises(BackendError, match=r"lacks \['wrist'\]"):
         backend.predict(Observation(obs.stamp_s, {"front": obs.images["front"]}, obs.joint_names, obs.joint_positions, obs.instruction))
-    with pytest.raises(BackendError, match=r"lacks \['gripper'\]"):
+    with pytest.raises(BackendError, match=r"lacks joints \['gripper'\]"):
         backend.predict(Observation(obs.stamp_s, obs.images, obs.joint_names[:6], obs.joint_positions[:6], obs.instruction))
 
 
-def test_options_override_the_settings(pi0_checkpoint):
-    b = load_backend("pi0", pi0_checkpoint, device="cpu", steps=2, max_guidance=1.0)
-    assert (b.steps, b.max_guidance) == (2, 1.0)
-    with pytest.raises(BackendError, match="dtype"):
-        load_backend("pi0", pi0_checkpoint, dtype="float16")
+def test_node_parameters_override_the_folder_settings_which_override_the_package(pi0_checkpoint, tmp_path):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(pi0_checkpoint, folder)
+    settings = yaml.safe_load((folder / "pi0.yaml").read_text())
+    (folder / "pi0.yaml").write_text(yaml.safe_dump({**settings, "steps": 3, "max_guidance": 2.0}))
+    b = load_backend("pi0", folder, {"steps": 2})
+    assert (b.steps, b.max_guidance) == (2, 2.0)
+    assert b.settings_sources["steps"] == "node parameters"
+    assert b.settings_sources["max_guidance"] == str(folder / "pi0.yaml")
+    with pytest.raises(BackendError, match=r"node parameters: dtype: must be one of \['float32', 'bfloat16'\], got 'float16'"):
+        load_backend("pi0", folder, {"dtype": "float16"})
+    with pytest.raises(BackendError, match=r"node parameters: unknown Pi0Settings keys \['stepz'\]"):
+        load_backend("pi0", folder, {"stepz": 2})
 
 
 @pytest.mark.parametrize("remove, message", [
@@ -92,10 +101,15 @@ def test_incomplete_checkpoint_folders_fail_clearly(tmp_path, pi0_checkpoint, re
 
 def test_missing_folder_and_bad_settings(tmp_path, pi0_checkpoint):
     with pytest.raises(BackendError, match="folder not found"):
-        load_backend("pi0", tmp_path / "nowhere", config=pi0_checkpoint / "pi0.yaml")
-    (tmp_path / "bad.yaml").write_text("joints: [shoulder_pan]\ncameras: {front: base_0_rgb}\ndt_s: -1\n")
-    with pytest.raises(BackendError, match="bad.yaml: dt_s: must be > 0"):
-        load_backend("pi0", pi0_checkpoint, config=tmp_path / "bad.yaml")
+        load_backend("pi0", tmp_path / "nowhere")
+    folder = tmp_path / "ckpt"
+    shutil.copytree(pi0_checkpoint, folder)
+    (folder / "pi0.yaml").write_text("dt_s: -1\n")
+    with pytest.raises(BackendError, match="dt_s: must be > 0, got -1"):
+        load_backend("pi0", folder)
+    (folder / "pi0.yaml").write_text("steps: many\n")
+    with pytest.raises(BackendError, match=r"ckpt/pi0.yaml: steps: wrong type, got 'many'"):
+        load_backend("pi0", folder)
 
 
 def test_tiny_command_line_writes_a_loadable_folder(tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Octo-design model configuration (sizes, cameras, action space). Saved as `config.json`."""
+"""Octo-design model configuration (sizes, cameras, action space), saved as `config.json`, and the
+backend's run-time settings (`octo.yaml` layers, see backends/settings.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from vla_ros.backends.settings import SettingsBase
+from vla_ros.core.robot_mapping import RobotMapping
 
 
 @dataclass
@@ -69,3 +74,38 @@ class OctoConfig:
         if unknown:
             raise ValueError(f"{path}: unknown config keys {unknown}")
         return cls(**raw)
+
+
+@dataclass(frozen=True)
+class OctoSettings(SettingsBase):
+    """How the robot runs an Octo-design checkpoint. `cameras` / `joints` / `relative_joints` default
+    to the checkpoint's own (its `camera_names`, `joint_names`, `delta_mask`)."""
+
+    device: str = "cpu"  # torch device: cpu | cuda | cuda:N
+    max_guidance: float = 5.0  # RTC guidance weight clip (beta) for guided inference
+    cameras: dict[str, str] | None = None  # robot camera -> the model's camera slot
+    joints: tuple[str, ...] | None = None  # robot joint of model dim i
+    relative_joints: tuple[str, ...] | None = None  # joints predicted relative to the state
+    source: str = field(default="<memory>", compare=False)
+
+    def __post_init__(self):
+        if self.max_guidance < 0:
+            raise ValueError(f"{self.source}: max_guidance: must be >= 0, got {self.max_guidance}")
+
+    def mapping(self, cfg: OctoConfig) -> RobotMapping:
+        """The robot mapping: these settings over the checkpoint's own names."""
+        default: dict[str, Any] = {
+            "joints": list(cfg.joint_names),
+            "cameras": {c: c for c in cfg.camera_names},
+            "relative_joints": [j for j, rel in zip(cfg.joint_names, cfg.delta_mask) if rel],
+        }
+        for key in default:
+            if getattr(self, key) is not None:
+                default[key] = getattr(self, key)
+        mapping = RobotMapping.from_dict(default, self.source)
+        if len(mapping.joints) != cfg.action_dim:
+            raise ValueError(f"{self.source}: joints: the model has {cfg.action_dim} action dims, got {len(mapping.joints)} joints")
+        if mapping.relative_mask.tolist() != list(cfg.delta_mask or [False] * cfg.action_dim):
+            raise ValueError(f"{self.source}: relative_joints: the checkpoint was trained with delta_mask {list(cfg.delta_mask)}")
+        mapping.check_slots(cfg.camera_names)
+        return mapping

@@ -14,10 +14,15 @@ from vla_ros.backends.octo.configuration import OctoConfig
 from vla_ros.core.images import resize_rgb
 
 
+def scale_pixels(pixels):
+    """uint8 pixels (array or tensor, any shape) -> float in [-1, 1]: the model's pixel scale."""
+    return pixels.astype(np.float32) / 127.5 - 1.0 if isinstance(pixels, np.ndarray) else pixels.float() / 127.5 - 1.0
+
+
 def image_input(rgb: np.ndarray, size: int) -> np.ndarray:
     """(H, W, 3) uint8 -> (3, size, size) float32 in [-1, 1]."""
     small = resize_rgb(rgb, size, size) if rgb.shape[:2] != (size, size) else rgb
-    return (small.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
+    return scale_pixels(small).transpose(2, 0, 1)
 
 
 class OctoProcessor:
@@ -30,6 +35,10 @@ class OctoProcessor:
         self.cfg = cfg
         self.stats = stats
         self.delta_mask = np.array(cfg.delta_mask or [False] * cfg.action_dim)
+
+    def image_input(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 -> (3, S, S) float32 in [-1, 1] at the model's image size."""
+        return image_input(rgb, self.cfg.image_size)
 
     def state_input(self, q: np.ndarray) -> np.ndarray:
         return self.stats.state.normalize(q).astype(np.float32)

@@ -1,8 +1,8 @@
 """The `openpi_remote` backend: the policy runs on an openpi-protocol server (openpi's
 `serve_policy.py` or `vla-ros serve`); `predict` is one round trip.
 
-Settings: the `config` option, else `model_path` itself when it is a YAML file, else
-`<model_path>/openpi_remote.yaml`, else the package's `config/backends/openpi_remote.yaml`.
+Settings: node parameters (`backend_settings`) over `<model_path>/openpi_remote.yaml` over the
+package's `config/backends/openpi_remote.yaml` (backends/settings.py).
 A failed, refused or late round trip raises BackendError: the node publishes nothing for that
 observation and the executor's watchdogs hold; the next `predict` (a fresh observation)
 reconnects. A chunk always carries its own observation's stamp.
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vla_ros.backends.base import Backend, BackendError
-from vla_ros.backends.openpi_remote.configuration import PRESETS, SETTINGS_FILE, RemoteSettings
+from vla_ros.backends.openpi_remote.configuration import PRESETS, RemoteSettings
 from vla_ros.backends.openpi_remote.processing import RemoteProcessor
-from vla_ros.config import default_config_dir
+from vla_ros.backends.settings import resolve_settings, settings_layers
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 from vla_ros.remote.auth import read_api_key
 from vla_ros.remote.client import LinkError, LinkSettings, PolicyLink
@@ -137,15 +138,9 @@ class OpenpiRemoteBackend(Backend):
     def reset(self) -> None:
         """Episode boundaries need nothing from the server (openpi's protocol has no reset)."""
 
-
-def settings_path(model_path: Path | None, config: str | Path | None) -> Path:
-    if config is not None:
-        return Path(config)
-    if model_path is not None and model_path.is_file():
-        return model_path
-    if model_path is not None and (model_path / SETTINGS_FILE).is_file():
-        return model_path / SETTINGS_FILE
-    return default_config_dir() / "backends" / SETTINGS_FILE
+    def close(self) -> None:
+        """Close the connection; the backend cannot predict afterwards."""
+        self.link.close()
 
 
 def connect_with_wait(link: PolicyLink, wait_s: float) -> None:
@@ -162,18 +157,18 @@ def connect_with_wait(link: PolicyLink, wait_s: float) -> None:
 
 
 def load_openpi_remote_backend(
-    model_path: Path | None = None, config: str | Path | None = None, **_local_options
+    model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0
 ) -> OpenpiRemoteBackend:
     """Connect to the server the settings name and build the backend from its metadata.
 
-    Local-model options (device, seed, num_threads, max_guidance) belong to the server and are ignored.
+    Settings: `overrides` (node parameters) over `<model_path>/openpi_remote.yaml` over the
+    package's `config/backends/openpi_remote.yaml`. The seed belongs to the server (`vla-ros serve --seed`).
     """
-    path = settings_path(Path(model_path) if model_path is not None else None, config)
+    settings, sources = resolve_settings(RemoteSettings, settings_layers("openpi_remote", model_path, overrides or {}))
     try:
-        settings = RemoteSettings.load(path)
         api_key = read_api_key(settings.api_key_file) if settings.api_key_file else None
     except ValueError as exc:
-        raise BackendError(f"openpi_remote settings: {exc}") from exc
+        raise BackendError(f"openpi_remote ({sources.get('api_key_file')}): api_key_file: {exc}") from exc
     link = PolicyLink(
         LinkSettings(
             settings.url,
@@ -187,4 +182,10 @@ def load_openpi_remote_backend(
         )
     )
     connect_with_wait(link, settings.wait_for_server_s)
-    return OpenpiRemoteBackend(settings, link)
+    try:
+        backend = OpenpiRemoteBackend(settings, link)
+    except BackendError:
+        link.close()
+        raise
+    backend.settings_sources = sources
+    return backend

@@ -17,14 +17,10 @@ in that order). Times are seconds.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import yaml
+from vla_ros.backends.settings import SettingsBase
 
-SETTINGS_FILE = "openpi_remote.yaml"
 ACTION_SPACES = ("joint_position",)
 LAYOUTS = ("hwc", "chw")
 
@@ -58,7 +54,11 @@ PRESETS: dict[str, KeyPreset] = {
 
 
 @dataclass(frozen=True)
-class RemoteSettings:
+class RemoteSettings(SettingsBase):
+    """Where the server is, how the link behaves, and how observations map to the server's keys.
+    Layered like every backend's settings (backends/settings.py): node parameters (`backend_settings`)
+    over `<model_path>/openpi_remote.yaml` over `config/backends/openpi_remote.yaml`."""
+
     host: str = "127.0.0.1"
     port: int | None = 8000  # None: the host is a full ws:// or wss:// URL
     tls: bool = False  # wss://
@@ -74,7 +74,7 @@ class RemoteSettings:
     joints: tuple[str, ...] = ()  # robot joints of action columns 0..D-1 (vla_ros: from the server)
     cameras: dict[str, str] = field(default_factory=dict)  # robot camera -> server image key
     state: dict[str, tuple[str, ...]] = field(default_factory=dict)  # server state key -> robot joints
-    image_size: tuple[int, int] | None = None  # (H, W) images are resized with padding to
+    image_size: tuple[int, ...] | None = None  # (H, W) images are resized with padding to
     image_layout: str | None = None  # hwc | chw (default: the preset's)
     prompt_key: str = "prompt"
     actions_key: str = "actions"
@@ -149,23 +149,3 @@ class RemoteSettings:
 
     def layout(self) -> str:
         return self.image_layout or PRESETS[self.keys].image_layout
-
-    @classmethod
-    def load(cls, path: Path, **overrides: Any) -> RemoteSettings:
-        """Settings from a YAML file; ValueError naming the file and the key."""
-        if not path.is_file():
-            raise ValueError(f"openpi_remote settings file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)} - {"source"}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {unknown} (known: {sorted(known)})")
-        try:
-            return cls(**{**raw, **overrides}, source=str(path))
-        except TypeError as exc:
-            raise ValueError(f"{path}: {exc}") from exc

@@ -1,7 +1,7 @@
 """The π₀ backend: checkpoint folder + settings -> model, and `predict` (with RTC guidance).
 
-Settings come from the `config` option, else `<checkpoint>/pi0.yaml`, else the package's
-`config/backends/pi0.yaml`. Explicit options (device, dtype, steps, max_guidance) override them.
+Settings: the package's `config/backends/pi0.yaml` < `<checkpoint>/pi0.yaml` < node parameters
+(backends/settings.py).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,10 +29,11 @@ from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.processing import Pi0Processor
 from vla_ros.backends.pi0.settings import Pi0Settings
 from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer
-from vla_ros.config import default_config_dir, resolve_package_path
+from vla_ros.backends.settings import resolve_settings, settings_layers
+from vla_ros.config import resolve_package_path
+from vla_ros.core.robot_mapping import JointNameError, select_joints
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
-SETTINGS_FILE = "pi0.yaml"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -75,11 +77,10 @@ class Pi0Backend(Backend):
 
     def _select_joints(self, names: tuple[str, ...], values: np.ndarray, what: str) -> np.ndarray:
         """values (..., len(names)) -> (..., D) in `joint_names` order."""
-        index = {n: i for i, n in enumerate(names)}
-        absent = [j for j in self.joint_names if j not in index]
-        if absent:
-            raise BackendError(f"π₀ backend expects joints {list(self.joint_names)}; the {what} lacks {absent} (has {list(names)})")
-        return values[..., [index[j] for j in self.joint_names]]
+        try:
+            return select_joints(names, values, self.joint_names, f"the {what}")
+        except JointNameError as exc:
+            raise BackendError(f"π₀ backend expects joints {list(self.joint_names)}; {exc}") from exc
 
     def _encode(self, observation: Observation, q: np.ndarray):
         """Prefix KV cache and the state tensor (1, state_dim) of one observation."""
@@ -112,42 +113,13 @@ class Pi0Backend(Backend):
         return (torch.from_numpy(model_units)[None].to(self.device), torch.from_numpy(weights).float().to(self.device))
 
 
-def resolve_settings(model_path: Path | None, config: str | Path | None) -> Pi0Settings:
-    """The settings file: `config`, else `<model_path>/pi0.yaml`, else config/backends/pi0.yaml."""
-    if config is not None:
-        path = Path(config)
-    elif model_path is not None and (model_path / SETTINGS_FILE).is_file():
-        path = model_path / SETTINGS_FILE
-    else:
-        path = default_config_dir() / "backends" / SETTINGS_FILE
-    try:
-        return Pi0Settings.load(path)
-    except ValueError as exc:
-        raise BackendError(f"π₀ settings: {exc}") from exc
-
-
-def load_pi0_backend(
-    model_path: Path | None = None,
-    device: str | None = None,
-    seed: int = 0,
-    num_threads: int = 0,
-    config: str | Path | None = None,
-    dtype: str | None = None,
-    steps: int | None = None,
-    max_guidance: float | None = None,
-) -> Pi0Backend:
-    """π₀ backend from a checkpoint folder (`model_path`, else the settings' `checkpoint`)."""
-    if num_threads > 0:
-        torch.set_num_threads(num_threads)
-    settings = resolve_settings(Path(model_path) if model_path is not None else None, config)
-    overrides = {k: v for k, v in (("device", device), ("dtype", dtype), ("steps", steps), ("max_guidance", max_guidance)) if v is not None}
-    try:
-        settings = dataclasses.replace(settings, **overrides)
-    except ValueError as exc:
-        raise BackendError(f"π₀ settings: {exc}") from exc
+def load_pi0_backend(model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0) -> Pi0Backend:
+    """π₀ backend from a checkpoint folder (`model_path`, else the settings' `checkpoint`), settings
+    layered over `overrides` (node parameters; see backends/settings.py)."""
+    settings, sources = resolve_settings(Pi0Settings, settings_layers("pi0", model_path, overrides or {}))
     if model_path is None:
         if settings.checkpoint is None:
-            raise BackendError(f"π₀ backend: no checkpoint folder given and {settings.source} sets no 'checkpoint'")
+            raise BackendError(f"π₀ backend: no checkpoint folder given (model_path) and {settings.source} sets no 'checkpoint'")
         model_path = resolve_package_path(settings.checkpoint)
     folder = Path(model_path)
     check_folder(folder)
@@ -165,4 +137,6 @@ def load_pi0_backend(
         raise BackendError(f"π₀ checkpoint {folder}: cannot read the SentencePiece tokenizer ({exc})") from exc
     model = build_model(cfg, settings.device, DTYPES[settings.dtype])
     load_weights(folder / "model.safetensors", model)
-    return Pi0Backend(model, processor, tokenizer, seed)
+    backend = Pi0Backend(model, processor, tokenizer, seed)
+    backend.settings_sources = sources
+    return backend

@@ -1,4 +1,5 @@
-"""Runtime settings of the π₀ backend (`config/backends/pi0.yaml`): robot mapping and sampler.
+"""Runtime settings of the π₀ backend (`config/backends/pi0.yaml`, layered as backends/settings.py
+says): robot mapping and sampler.
 
 The checkpoint says what the model is (`config.json`); this file says how our robot talks to it:
 which robot camera fills which π₀ camera slot, which joints are the state/action dimensions
@@ -16,11 +17,14 @@ from typing import Any
 
 import yaml
 
+from vla_ros.backends.settings import SettingsBase
+from vla_ros.core.robot_mapping import RobotMapping
+
 DTYPES = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
-class Pi0Settings:
+class Pi0Settings(SettingsBase):
     joints: tuple[str, ...]  # robot joints of state/action dims 0..D-1, radians (the gripper as the robot reports it)
     cameras: dict[str, str]  # robot camera -> π₀ image slot; unmapped slots are masked
     delta_joints: tuple[str, ...] = ()  # joints whose actions are relative to the current state
@@ -60,6 +64,11 @@ class Pi0Settings:
         if self.max_token_len is not None and self.max_token_len < 1:
             raise ValueError(f"{where}: max_token_len: must be >= 1, got {self.max_token_len}")
 
+    @property
+    def mapping(self) -> RobotMapping:
+        """The robot mapping (joints -> dims, cameras -> slots, relative joints)."""
+        return RobotMapping(self.joints, self.cameras, self.delta_joints, self.source)
+
     def check_slots(self, slots: tuple[str, ...]) -> None:
         """ValueError unless every mapped slot is one of the model's `slots`."""
         bad = sorted(s for s in self.cameras.values() if s not in slots)
@@ -82,9 +91,10 @@ class Pi0Settings:
         return cls.from_dict(raw or {}, str(path))
 
     @classmethod
-    def from_dict(cls, raw: Any, where: str) -> Pi0Settings:
+    def from_dict(cls, raw: Any, where: str, sources: dict[str, str] | None = None) -> Pi0Settings:
         if not isinstance(raw, dict):
             raise ValueError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
+        sources = sources or {}
         fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
         unknown = sorted(set(raw) - set(fields))
         if unknown:
@@ -93,7 +103,7 @@ class Pi0Settings:
         if missing:
             raise ValueError(f"{where}: missing keys {missing}")
         for key, value in raw.items():
-            _check_type(key, value, where)
+            _check_type(key, value, sources.get(key, where))
         return cls(**raw, source=where)
 
 

@@ -1,0 +1,174 @@
+"""Backend settings from layered sources, one precedence rule for every backend.
+
+Highest first:
+  1. node parameters: the launch argument / `ros2 param set`, over the robot config's `policy:`
+     block (both reach the policy node as its `device` and `backend_settings` parameters)
+  2. the checkpoint folder's own settings file, `<model_path>/<backend>.yaml`
+  3. the package's `config/backends/<backend>.yaml`
+  4. the settings class's defaults
+
+Each backend declares its settings as a frozen dataclass with a `from_dict(raw, where)`
+constructor that validates types and values; `resolve_settings` merges the layers key by key and
+remembers where every value came from, so the node can log the effective settings and an error
+names the file (or parameter) and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vla_ros.config import default_config_dir
+
+
+class SettingsError(ValueError):
+    """Backend settings are invalid; the message names the source, the key and the value."""
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """A settings YAML as a dict ({} for an empty file); SettingsError naming the file otherwise."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: cannot read backend settings ({exc})") from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: backend settings must be a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def parse_overrides(text: str, where: str = "parameter backend_settings") -> dict[str, Any]:
+    """The `backend_settings` parameter: a YAML/JSON mapping as text ('' = none)."""
+    if not text.strip():
+        return {}
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{where}: not a YAML mapping ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{where}: must be a mapping such as '{{steps: 5, dtype: bfloat16}}', got {text!r}")
+    return raw
+
+
+def settings_layers(backend: str, model_path: Path | None, overrides: Mapping[str, Any], overrides_source: str = "node parameters") -> list[tuple[str, dict[str, Any]]]:
+    """The layers that exist, lowest precedence first: (source, values)."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    package_file = default_config_dir() / "backends" / f"{backend}.yaml"
+    if package_file.is_file():
+        layers.append((str(package_file), read_settings_file(package_file)))
+    if model_path is not None and (Path(model_path) / f"{backend}.yaml").is_file():
+        folder_file = Path(model_path) / f"{backend}.yaml"
+        layers.append((str(folder_file), read_settings_file(folder_file)))
+    if overrides:
+        layers.append((overrides_source, dict(overrides)))
+    return layers
+
+
+def resolve_settings(settings_cls, layers: list[tuple[str, Mapping[str, Any]]], base: Mapping[str, Any] | None = None):
+    """Merge `layers` (lowest precedence first) over `base` into `settings_cls`.
+
+    Returns (settings, sources): sources maps each key to the layer it came from ('default' for
+    the class defaults, 'checkpoint' for `base`). Unknown keys are reported with their layer.
+    """
+    known = settings_cls.field_names()
+    merged: dict[str, Any] = dict(base or {})
+    sources = {key: "checkpoint" for key in merged}
+    for source, values in layers:
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise SettingsError(f"{source}: unknown {settings_cls.__name__} keys {unknown} (known: {sorted(known)})")
+        for key, value in values.items():
+            merged[key] = value
+            sources[key] = source
+    where = " < ".join(["defaults", *(["checkpoint"] if base else []), *(s for s, _ in layers)])
+    try:
+        settings = settings_cls.from_dict(merged, where, sources)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    return settings, {key: sources.get(key, "default") for key in known}
+
+
+def describe(settings, sources: Mapping[str, str]) -> str:
+    """One log line: every effective setting with its source."""
+    parts = []
+    for key in settings.field_names():
+        value = getattr(settings, key)
+        parts.append(f"{key}={value!r} ({sources.get(key, 'default')})")
+    return ", ".join(parts)
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """Why `value` does not fit the annotation `hint` (None if it does)."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        problems = [_type_problem(value, a) for a in args]
+        return None if any(p is None for p in problems) else f"must be one of {[getattr(a, '__name__', str(a)) for a in args]}"
+    if hint is type(None):
+        return None if value is None else "must be null"
+    if hint is Any:
+        return None
+    if hint is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
+    if hint is float:
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "must be a number"
+    if hint is str:
+        return None if isinstance(value, str) else "must be a string"
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return "must be a list"
+        item = args[0] if args else Any
+        bad = [v for v in value if _type_problem(v, item) is not None]
+        return None if not bad else f"has invalid items {bad}"
+    if origin in (dict, Mapping) or hint is dict:
+        if not isinstance(value, Mapping):
+            return "must be a mapping"
+        if args:
+            bad = [k for k, v in value.items() if _type_problem(k, args[0]) or _type_problem(v, args[1])]
+            return None if not bad else f"has invalid entries for {bad}"
+        return None
+    return None
+
+
+def type_problem(settings_cls, key: str, value: Any) -> str | None:
+    """Why `value` does not fit field `key` of `settings_cls` (None if it does)."""
+    import typing
+
+    return _type_problem(value, typing.get_type_hints(settings_cls)[key])
+
+
+class SettingsBase:
+    """Mixin for frozen settings dataclasses: typed `from_dict` with errors naming source, key, value."""
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        import dataclasses
+
+        return tuple(f.name for f in dataclasses.fields(cls) if f.init and f.name != "source")
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str, sources: Mapping[str, str] | None = None):
+        import typing
+
+        sources = sources or {}
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for key, value in raw.items():
+            if key not in cls.field_names():
+                raise SettingsError(f"{sources.get(key, where)}: unknown key '{key}' (known: {sorted(cls.field_names())})")
+            problem = _type_problem(value, hints[key])
+            if problem:
+                raise SettingsError(f"{sources.get(key, where)}: {key}: {problem}, got {value!r}")
+            values[key] = tuple(value) if isinstance(value, list) else value
+        try:
+            return cls(**values, source=where) if "source" in {f for f in hints} else cls(**values)
+        except TypeError as exc:  # a required key is missing
+            raise SettingsError(f"{where}: {exc}") from exc

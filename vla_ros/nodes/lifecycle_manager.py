@@ -1,0 +1,118 @@
+"""`lifecycle_manager` (node `vla_lifecycle_manager`): brings the managed nodes up, as nav2's does.
+
+With `autostart` it configures every node of `node_names` in order, then activates them (the
+executor first, so it commands from the measured position before any chunk arrives). A node that
+fails a transition is reported (its own log says why) and the others are not activated.
+Services: `~/startup` (configure + activate all), `~/shutdown` (deactivate in reverse order, then
+clean up) — std_srvs/Trigger. Transitions go through each node's standard `~/change_state`.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from std_srvs.srv import Trigger
+
+from vla_ros.nodes.params import declare
+from vla_ros.nodes.runner import run_node
+from vla_ros.params import MANAGER
+
+# (transition, the state it leads from, the state it reaches)
+STEPS = {
+    "configure": (Transition.TRANSITION_CONFIGURE, State.PRIMARY_STATE_UNCONFIGURED, State.PRIMARY_STATE_INACTIVE),
+    "activate": (Transition.TRANSITION_ACTIVATE, State.PRIMARY_STATE_INACTIVE, State.PRIMARY_STATE_ACTIVE),
+    "deactivate": (Transition.TRANSITION_DEACTIVATE, State.PRIMARY_STATE_ACTIVE, State.PRIMARY_STATE_INACTIVE),
+    "cleanup": (Transition.TRANSITION_CLEANUP, State.PRIMARY_STATE_INACTIVE, State.PRIMARY_STATE_UNCONFIGURED),
+}
+
+
+class LifecycleManager(Node):
+    def __init__(self, **kwargs):
+        super().__init__("vla_lifecycle_manager", **kwargs)
+        self.p = declare(self, MANAGER)
+        group = ReentrantCallbackGroup()
+        self.nodes = [n for n in self.p["node_names"] if n]
+        self._change = {n: self.create_client(ChangeState, f"/{n}/change_state", callback_group=group) for n in self.nodes}
+        self._get = {n: self.create_client(GetState, f"/{n}/get_state", callback_group=group) for n in self.nodes}
+        self.create_service(Trigger, "~/startup", self._srv_startup, callback_group=group)
+        self.create_service(Trigger, "~/shutdown", self._srv_shutdown, callback_group=group)
+        self._busy = threading.Lock()
+        self.result: str | None = None  # the last startup/shutdown outcome
+        if self.p["autostart"]:
+            threading.Thread(target=self.startup, name="autostart", daemon=True).start()
+
+    # --- transitions ---------------------------------------------------------------------
+    def _call(self, client, request, what: str):
+        if not client.wait_for_service(timeout_sec=self.p["transition_timeout_s"]):
+            raise TimeoutError(f"{what}: service {client.srv_name} not available after {self.p['transition_timeout_s']} s")
+        future = client.call_async(request)
+        deadline = time.monotonic() + self.p["transition_timeout_s"]
+        while not future.done():
+            if time.monotonic() > deadline or not self.context.ok():
+                raise TimeoutError(f"{what}: no answer from {client.srv_name} after {self.p['transition_timeout_s']} s")
+            time.sleep(0.01)
+        return future.result()
+
+    def state(self, node: str) -> int:
+        return self._call(self._get[node], GetState.Request(), f"get_state of {node}").current_state.id
+
+    def transition(self, node: str, step: str) -> None:
+        """Run `step` on `node` unless it is already past it; RuntimeError if the node refuses."""
+        transition_id, source, target = STEPS[step]
+        current = self.state(node)
+        if current == target:
+            return
+        if current != source:
+            raise RuntimeError(f"{node}: cannot {step} from lifecycle state {current}")
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        if not self._call(self._change[node], request, f"{step} {node}").success:
+            raise RuntimeError(f"{node} failed to {step} (its log says why)")
+        self.get_logger().info(f"{node}: {step}d")
+
+    def startup(self) -> bool:
+        """Configure all nodes, then activate all; False (reported) on the first failure."""
+        return self._run([(n, "configure") for n in self.nodes] + [(n, "activate") for n in self.nodes], "startup")
+
+    def shutdown(self) -> bool:
+        """Deactivate in reverse order (the executor last: it brakes to rest), then clean up."""
+        order = list(reversed(self.nodes))
+        return self._run([(n, "deactivate") for n in order] + [(n, "cleanup") for n in order], "shutdown")
+
+    def _run(self, steps: list[tuple[str, str]], what: str) -> bool:
+        with self._busy:
+            try:
+                for node, step in steps:
+                    self.transition(node, step)
+            except (RuntimeError, TimeoutError) as exc:
+                self.result = f"{what} failed: {exc}"
+                self.get_logger().error(self.result)
+                return False
+            self.result = f"{what} done: {self.nodes}"
+            self.get_logger().info(self.result)
+            return True
+
+    # --- services ------------------------------------------------------------------------
+    def _srv_startup(self, _req, res):
+        res.success = self.startup()
+        res.message = self.result or ""
+        return res
+
+    def _srv_shutdown(self, _req, res):
+        res.success = self.shutdown()
+        res.message = self.result or ""
+        return res
+
+
+def main(args=None) -> int:
+    return run_node(LifecycleManager, "vla_lifecycle_manager", (ValueError,), args, multithreaded=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

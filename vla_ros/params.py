@@ -1,0 +1,249 @@
+"""One typed parameter schema per node, ROS-free.
+
+Each `Param` says its type (from the default), bounds, choices, unit-bearing description and
+whether it may change at run time. The same schema is used to declare the nodes' ROS parameters
+(with their ranges), to validate `ros2 param set` at run time, to validate the robot config's
+`policy:` / `executor:` blocks, by launch and the bring-up, and to write the README tables
+(`vla-ros params`). Per-joint limits are a map declared once (`JOINT_LIMITS`), with
+ros2_control's names: `joint_limits.<joint>.<key>`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vla_ros.core.types import JointLimits
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter. `kind` is derived from the default: bool, int, float, str, str_list, float_list."""
+
+    name: str
+    default: Any
+    description: str
+    changeable: bool = False  # may change while the node runs (`ros2 param set`)
+    min: float | None = None  # inclusive lower bound
+    max: float | None = None  # inclusive upper bound
+    above: float | None = None  # exclusive lower bound (e.g. > 0)
+    choices: tuple[str, ...] | None = None
+    list_kind: str | None = None  # item kind of a list whose default is empty ('float' or 'str')
+
+    @property
+    def kind(self) -> str:
+        d = self.default
+        if isinstance(d, bool):
+            return "bool"
+        if isinstance(d, int):
+            return "int"
+        if isinstance(d, float):
+            return "float"
+        if isinstance(d, str):
+            return "str"
+        if isinstance(d, (list, tuple)):
+            item = self.list_kind or ("str" if d and isinstance(d[0], str) else "float")
+            return f"{item}_list"
+        raise TypeError(f"parameter {self.name}: unsupported default {d!r}")
+
+    def rule(self) -> str:
+        """The constraint in words (for errors and the README)."""
+        parts = [{"str_list": "list of strings", "float_list": "list of numbers"}.get(self.kind, self.kind)]
+        if self.above is not None:
+            parts.append(f"> {self.above:g}")
+        if self.min is not None:
+            parts.append(f">= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"<= {self.max:g}")
+        if self.choices:
+            parts.append("one of " + ", ".join(self.choices))
+        return ", ".join(parts)
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is not valid for this parameter, or None."""
+        kind = self.kind
+        if kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind == "float":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+        elif kind == "str":
+            ok = isinstance(value, str)
+        elif kind == "str_list":
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        else:
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        if not ok:
+            return f"must be a {self.rule()}, got {value!r}"
+        if kind in ("int", "float"):
+            if self.above is not None and not value > self.above:
+                return f"must be > {self.above:g}, got {value!r}"
+            if self.min is not None and value < self.min:
+                return f"must be >= {self.min:g}, got {value!r}"
+            if self.max is not None and value > self.max:
+                return f"must be <= {self.max:g}, got {value!r}"
+        if self.choices and value not in self.choices:
+            return f"must be one of {list(self.choices)}, got {value!r}"
+        return None
+
+    def coerce(self, value: Any) -> Any:
+        """An int where a float is expected becomes a float (YAML writes 1 for 1.0)."""
+        if self.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if self.kind == "float_list" and isinstance(value, (list, tuple)):
+            return [float(v) for v in value]
+        return value
+
+
+class Schema(tuple):
+    """The parameters of one node, by name."""
+
+    def __new__(cls, *params: Param):
+        return super().__new__(cls, params)
+
+    def get(self, name: str) -> Param | None:
+        return next((p for p in self if p.name == name), None)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self]
+
+    def validate(self, values: dict[str, Any], where: str) -> dict[str, Any]:
+        """Checked, coerced copy of `values`; ValueError naming `where`, the key, value and rule."""
+        out = {}
+        for key, value in values.items():
+            param = self.get(key)
+            if param is None:
+                raise ValueError(f"{where}.{key}: unknown parameter (known: {sorted(self.names())})")
+            problem = param.problem(param.coerce(value))
+            if problem:
+                raise ValueError(f"{where}.{key}: {problem}")
+            out[key] = param.coerce(value)
+        return out
+
+    def markdown(self) -> str:
+        rows = ["| parameter | default | rule | description |", "|---|---|---|---|"]
+        for p in self:
+            run_time = " (changeable at run time)" if p.changeable else ""
+            rows.append(f"| `{p.name}` | `{p.default!r}` | {p.rule()} | {p.description}{run_time} |")
+        return "\n".join(rows)
+
+
+POLICY = Schema(
+    Param("backend", "octo", "policy backend (registry name); applies at the next configure", changeable=True),
+    Param("model_path", "models/demo", "checkpoint folder; relative paths resolve against the package (source tree or share/vla_ros); '' = the backend settings' `checkpoint`; applies at the next configure", changeable=True),
+    Param("device", "", "torch device (cpu, cuda, cuda:N); '' = from the backend settings; applies at the next configure", changeable=True),
+    Param("backend_settings", "", "backend settings over the checkpoint's, as a YAML mapping, e.g. '{steps: 5, dtype: bfloat16}' (the robot config's extra `policy:` keys land here); applies at the next configure", changeable=True),
+    Param("num_threads", 0, "torch CPU threads (0 = torch default)", min=0),
+    Param("seed", 0, "sampler seed (reproducible noise)", min=0),
+    Param("camera_names", ["front"], "robot camera names, in the order of camera_topics"),
+    Param("camera_topics", ["camera/image_raw"], "image topic per camera (same order); a topic ending in /compressed carries sensor_msgs/CompressedImage"),
+    Param("joint_names", [""], "robot joints (state input and action output), in command order"),
+    Param("instruction", "", "language goal; settable through the parameter service and the `instruction` topic", changeable=True),
+    Param("max_instruction_chars", 256, "longest accepted instruction (characters)", min=1),
+    Param("max_observation_age_s", 0.5, "never infer from an image or joint state older than this (seconds)", changeable=True, above=0.0),
+    Param("inference_period_s", 0.3, "longest time between chunk requests while active; requests come earlier when the plan would run out before the next chunk (measured latency) (seconds)", changeable=True, above=0.0),
+    Param("schedule_margin_s", 0.05, "the next chunk is due this long before the running plan ends (seconds)", min=0.0),
+    Param("inference_delay_s", 0.0, "artificial extra latency before each chunk is published, to test blending under slow inference (seconds)", changeable=True, min=0.0),
+    Param("use_plan_prefix", True, "hand the executor's `plan_prefix` (guided blend mode) to backends that can continue it (RTC)"),
+    Param("warmup", True, "run one inference on a synthetic observation at configure, so the first real one is not slow"),
+)
+
+BLEND_MODES = ("replace", "crossfade", "temporal_ensemble", "guided")
+OUTPUTS = ("position_array", "joint_trajectory", "joint_state")
+
+EXECUTOR = Schema(
+    Param("joint_names", [""], "command order of the joints (Float64MultiArray layout)"),
+    Param("control_rate_hz", 100.0, "command rate (Hz)", above=0.0, max=2000.0),
+    Param("joint_state_timeout_s", 0.2, "hold when no joint state arrived for this long (seconds)", above=0.0),
+    Param("plan_timeout_s", 0.5, "hold when the plan ended this long ago (seconds)", min=0.0),
+    Param("max_stamp_skew_s", 2.0, "reject chunks stamped further than this from now (seconds)", above=0.0),
+    Param("position_margin_rad", 0.0, "keep commands this far inside the position limits (radians)", min=0.0),
+    Param("output", "position_array", "command message on `commands`: position_array (Float64MultiArray, forward position controller), joint_trajectory (one-point JointTrajectory per tick, for a JointTrajectoryController) or joint_state (JointState)", choices=OUTPUTS),
+    Param("blend_mode", "replace", "how a new chunk meets the running plan; guided publishes `plan_prefix` so the policy infers chunks that continue the plan (RTC)", choices=BLEND_MODES),
+    Param("crossfade_s", 0.2, "crossfade window (seconds)", above=0.0),
+    Param("ensemble_m", 0.1, "temporal_ensemble weight exp(-m i) of the i-th newest prediction", min=0.0),
+    Param("lookahead_s", 0.1, "the jerk limiter steers to the plan's state this far ahead (seconds; smoother tracking, no lag)", min=0.0),
+    Param("plan_prefix_rate_hz", 20.0, "rate of `plan_prefix` (the plan ahead) in guided mode (Hz)", above=0.0),
+    Param("urdf_path", "", "robot URDF for the workspace check (path; relative to the package)"),
+    Param("workspace_link", "", "URDF link kept inside the workspace ('' = no workspace check)"),
+    Param("workspace_min", [0.0, 0.0, 0.0], "workspace box lower corner x, y, z (metres, URDF base frame)"),
+    Param("workspace_max", [0.0, 0.0, 0.0], "workspace box upper corner x, y, z (metres)"),
+    Param("workspace_keep_out", [], "keep-out boxes, 6 numbers each: min x, y, z, max x, y, z (metres)", list_kind="float"),
+    Param("status_rate_hz", 10.0, "rate of `~/status` (diagnostic_msgs/DiagnosticStatus; also sent on every state change) (Hz)", above=0.0),
+    Param("record_path", "", "if set, write the run (chunks, commands, measured joints, limits) to this .npz at cleanup/shutdown; plot it with `vla-ros plot`"),
+    Param("deactivate_timeout_s", 3.0, "on deactivate (and shutdown) brake to rest for at most this long before commands stop (seconds)", above=0.0),
+    Param("diagnostics_period_s", 1.0, "period of /diagnostics (seconds)", above=0.0),
+)
+
+SIM = Schema(
+    Param("image_width", 128, "camera image width (pixels)", min=8),
+    Param("image_height", 128, "camera image height (pixels)", min=8),
+    Param("camera_rate_hz", 10.0, "camera publish rate (Hz)", above=0.0),
+    Param("joint_state_rate_hz", 100.0, "joint_states publish rate (Hz)", above=0.0),
+    Param("episode_seed", 0, "seed of the episode the next ~/reset starts (cube placement and task)", changeable=True, min=0),
+    Param("max_episode_s", 10.0, "an episode still running after this long is a failure (seconds)", changeable=True, above=0.0),
+)
+
+MANAGER = Schema(
+    Param("node_names", ["vla_chunk_executor", "vla_policy"], "managed nodes, configured and activated in this order (deactivated in reverse)"),
+    Param("autostart", True, "configure and activate every managed node at start-up"),
+    Param("transition_timeout_s", 120.0, "longest wait for one node's service and transition (seconds; configure loads the model)", above=0.0),
+)
+
+
+@dataclass(frozen=True)
+class LimitKey:
+    name: str
+    required: bool  # without a URDF, the robot config must give it
+    positive: bool  # must be > 0
+
+
+# Per joint: joint_limits.<joint>.<key>, ros2_control's joint_limits names; radians, seconds.
+JOINT_LIMITS = (
+    LimitKey("min_position", True, False),
+    LimitKey("max_position", True, False),
+    LimitKey("max_velocity", True, True),
+    LimitKey("max_acceleration", False, True),  # unset: unlimited
+    LimitKey("max_jerk", False, True),  # unset: unlimited
+)
+JOINT_LIMIT_KEYS = tuple(k.name for k in JOINT_LIMITS)
+
+
+def joint_limits_from_values(joints: tuple[str, ...], value, where: str) -> JointLimits:
+    """JointLimits from `value(joint, key) -> number | None`; ValueError naming `where.joint.key`.
+
+    The one rule set for limits, used by the robot config and by the executor's parameters.
+    """
+    columns: dict[str, list[float]] = {k.name: [] for k in JOINT_LIMITS}
+    for j in joints:
+        for key in JOINT_LIMITS:
+            v = value(j, key.name)
+            name = f"{where}.{j}.{key.name}"
+            if v is None:
+                if key.required:
+                    raise ValueError(f"{name}: missing (every joint needs min_position, max_position, max_velocity, or a urdf giving them)")
+                v = math.inf
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
+                raise ValueError(f"{name}: must be a number, got {v!r}")
+            if key.positive and not v > 0:
+                raise ValueError(f"{name}: must be > 0, got {v}")
+            columns[key.name].append(float(v))
+        lo, hi = columns["min_position"][-1], columns["max_position"][-1]
+        if lo >= hi:
+            raise ValueError(f"{where}.{j}: min_position {lo} must be below max_position {hi}")
+    return JointLimits(joints, *(np.array(columns[k]) for k in JOINT_LIMIT_KEYS))
+
+
+def joint_limit_parameters(limits: JointLimits) -> dict[str, float]:
+    """`joint_limits.<joint>.<key>` parameters of `limits` (unlimited values are left out)."""
+    out = {}
+    for i, j in enumerate(limits.names):
+        for k in JOINT_LIMIT_KEYS:
+            column = getattr(limits, k)
+            if column is not None and math.isfinite(float(column[i])):
+                out[f"joint_limits.{j}.{k}"] = float(column[i])
+    return out
