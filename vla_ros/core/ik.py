@@ -1,0 +1,212 @@
+"""Inverse kinematics of a chunk of end-effector poses: differential IK with limits, one point after another.
+
+The problem is pink's (pin-pink) differential IK with one frame task, a configuration limit and a
+velocity limit: at each iteration, minimise over a joint step dq
+
+    |W (J dq - e)|^2 + damping |dq|^2   subject to   lower <= dq <= upper
+
+with J the frame Jacobian (6, n) in the base-aligned frame at the EE (pinocchio
+LOCAL_WORLD_ALIGNED), e = (target position - position, log3(R_target R^T)) the pose error,
+W = diag(1, 1, 1, w, w, w) (w = `orientation_weight`, metres per radian) and the bounds the
+intersection of the joint position limits and the velocity budget of the point: every joint
+stays within max_velocity * dt_s of the previous point's solution, so consecutive targets can
+never jump. The box-constrained QP is solved with daqp (pink's default QP solver), called
+directly: the unconstrained solution is used when it is inside the bounds.
+
+Why not pink itself: `pink.solve_ik` costs ~0.4 ms per call on this CPU (task and limit objects,
+qpsolvers dispatch, in Python), i.e. >= 20 ms for a 50-point chunk against a 2 ms budget; the
+same QP with pinocchio's C++ Jacobians and daqp costs ~25 us per iteration (benchmark:
+`python -m vla_ros.benchmarks.ik_latency`).
+
+Each point is warm-started from the previous point's solution (the first from `start_q`) and
+iterated at most `max_iterations` times until the residual is within tolerance (position <=
+1 mm, rotation <= 0.01 rad by default). A point that does not converge (out of reach, against a
+limit, or farther than the velocity budget allows) or that is not finite truncates the chunk:
+the solved prefix is returned with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_ros.core.kinematics import KinematicsError, UrdfKinematics
+from vla_ros.core.types import JointLimits
+
+
+@dataclass(frozen=True)
+class IkSettings:
+    """Tolerances (metres, radians), iteration budget per point, and the QP's weights."""
+
+    position_tolerance_m: float = 1e-3
+    rotation_tolerance_rad: float = 0.01
+    max_iterations: int = 20
+    damping: float = 1e-6
+    orientation_weight: float = 1.0  # metres per radian in the cost; 0 = position only (rotation ignored)
+
+    def __post_init__(self):
+        for key in ("position_tolerance_m", "rotation_tolerance_rad", "damping"):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"ik.{key}: must be a number > 0, got {value!r}")
+        if not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
+            raise ValueError(f"ik.max_iterations: must be an integer >= 1, got {self.max_iterations!r}")
+        if not (np.isfinite(self.orientation_weight) and self.orientation_weight >= 0):
+            raise ValueError(f"ik.orientation_weight: must be >= 0, got {self.orientation_weight!r}")
+
+
+@dataclass(frozen=True)
+class IkResult:
+    """positions: (K, n) joint solutions of the first K = valid_count points (K <= H), in `joints` order.
+
+    reason: why point K was not solved ("" when all H were). position_error_m / rotation_error_rad:
+    (K,) residuals of the solved points.
+    """
+
+    positions: np.ndarray
+    valid_count: int
+    reason: str
+    position_error_m: np.ndarray
+    rotation_error_rad: np.ndarray
+
+
+class DifferentialIk:
+    """IK of the frame `ee_link` over `joints` (a subset of the kinematics' joints; the others stay neutral).
+
+    Targets are in the URDF's root frame. limits: position and velocity limits of (at least) `joints`
+    (the robot config's, else the URDF's).
+    """
+
+    def __init__(
+        self,
+        kinematics: UrdfKinematics,
+        ee_link: str,
+        joints: tuple[str, ...],
+        limits: JointLimits | None = None,
+        settings: IkSettings = IkSettings(),
+    ):
+        import daqp
+        import pinocchio
+        from scipy.linalg.lapack import dposv
+
+        self._pin, self._daqp, self._posv = pinocchio, daqp, dposv
+        self.kinematics = kinematics
+        self.settings = settings
+        self.joints = tuple(joints)
+        model = kinematics.model
+        self.model, self.data = model, model.createData()
+        self.frame_id = kinematics.frame_id(ee_link)
+        unknown = [j for j in self.joints if j not in kinematics.joint_names]
+        if unknown or not self.joints:
+            raise KinematicsError(f"{kinematics.path}: IK joints {list(self.joints)} must be a non-empty subset of {list(kinematics.joint_names)}")
+        ids = [model.getJointId(j) for j in self.joints]
+        if any(model.joints[i].nq != 1 or model.joints[i].nv != 1 for i in ids):
+            raise KinematicsError(f"{kinematics.path}: IK supports 1-DOF revolute/prismatic joints only, got {list(self.joints)}")
+        self._q_idx = np.array([model.joints[i].idx_q for i in ids])
+        v_idx = [model.joints[i].idx_v for i in ids]
+        contiguous = v_idx == list(range(v_idx[0], v_idx[0] + len(v_idx)))
+        self._v_idx = slice(v_idx[0], v_idx[0] + len(v_idx)) if contiguous else np.array(v_idx)  # a slice copies nothing
+        limits = limits if limits is not None else kinematics.joint_limits()
+        missing = [j for j in self.joints if j not in limits.names]
+        if missing:
+            raise KinematicsError(f"joint limits lack the IK joints {missing}")
+        order = [limits.names.index(j) for j in self.joints]
+        self.min_position = limits.min_position[order].copy()
+        self.max_position = limits.max_position[order].copy()
+        self.max_velocity = limits.max_velocity[order].copy()
+        self._q_full = pinocchio.neutral(model)
+        n = len(self.joints)
+        w = settings.orientation_weight
+        self._weights_sq = np.array([1.0, 1.0, 1.0, w * w, w * w, w * w])
+        self._regulariser = settings.damping * np.eye(n)
+        self._no_constraints = np.zeros((0, n))
+        self._sense = np.zeros(n, dtype=np.int32)
+
+    def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Position (3,) and rotation (3, 3) of the EE in the root frame at IK joints q (n,)."""
+        self._q_full[self._q_idx] = q
+        self._pin.framesForwardKinematics(self.model, self.data, self._q_full)
+        placement = self.data.oMf[self.frame_id]
+        return placement.translation.copy(), placement.rotation.copy()
+
+    def solve(self, positions: np.ndarray, rotations: np.ndarray, start_q: np.ndarray, dt_s: float) -> IkResult:
+        """Joint solutions of H targets: positions (H, 3) metres, rotations (H, 3, 3), root frame.
+
+        start_q: (n,) joint positions the first point is reached from; dt_s: seconds between points
+        (also from start_q to the first), the velocity budget of each point.
+        """
+        positions = np.asarray(positions, dtype=float)
+        rotations = np.asarray(rotations, dtype=float)
+        horizon = positions.shape[0]
+        if positions.shape != (horizon, 3) or rotations.shape != (horizon, 3, 3):
+            raise ValueError(f"IK targets must be positions (H, 3) and rotations (H, 3, 3), got {positions.shape} and {rotations.shape}")
+        if not dt_s > 0:
+            raise ValueError(f"IK dt_s must be > 0, got {dt_s}")
+        q = np.asarray(start_q, dtype=float).copy()
+        if q.shape != self._q_idx.shape or not np.all(np.isfinite(q)):
+            raise ValueError(f"IK start_q must be {self._q_idx.size} finite values, got {np.asarray(start_q).tolist()}")
+        step_budget = self.max_velocity * dt_s
+        solutions = np.empty((horizon, q.size))
+        errors = np.empty((horizon, 2))
+        finite = np.isfinite(positions).all(axis=1) & np.isfinite(rotations).all(axis=(1, 2))
+        for i in range(horizon):
+            if not finite[i]:
+                return self._result(solutions, errors, i, f"point {i}: target not finite")
+            ok, q, pos_err, rot_err = self._solve_point(positions[i], rotations[i], q, step_budget)
+            if not ok:
+                return self._result(
+                    solutions, errors, i,
+                    f"point {i}: unreachable (residual {pos_err * 1e3:.2f} mm, {rot_err:.4f} rad after "
+                    f"{self.settings.max_iterations} iterations within the position and velocity limits)",
+                )
+            solutions[i], errors[i] = q, (pos_err, rot_err)
+        return self._result(solutions, errors, horizon, "")
+
+    def _solve_point(self, target_p, target_r, q_prev, step_budget):
+        """Iterate from q_prev towards one target; (converged, q, position error m, rotation error rad)."""
+        pin, settings, model, data, frame = self._pin, self.settings, self.model, self.data, self.frame_id
+        check_rotation = settings.orientation_weight > 0
+        lower_total = np.maximum(self.min_position, q_prev - step_budget)
+        upper_total = np.minimum(self.max_position, q_prev + step_budget)
+        q = q_prev
+        self._q_full[self._q_idx] = q
+        # the Jacobian also places the frame: the first pose comes with it, later ones by forward kinematics only
+        jacobian = pin.computeFrameJacobian(model, data, self._q_full, frame, pin.LOCAL_WORLD_ALIGNED)
+        error = np.empty(6)
+        for iteration in range(settings.max_iterations + 1):
+            placement = data.oMf[frame]
+            error[:3] = target_p - placement.translation
+            error[3:] = pin.log3(target_r @ placement.rotation.T)
+            pos_err = float(np.sqrt(error[:3] @ error[:3]))
+            rot_err = float(np.sqrt(error[3:] @ error[3:]))
+            if pos_err <= settings.position_tolerance_m and (rot_err <= settings.rotation_tolerance_rad or not check_rotation):
+                return True, q, pos_err, rot_err
+            if iteration == settings.max_iterations:
+                break
+            if jacobian is None:
+                jacobian = pin.computeFrameJacobian(model, data, self._q_full, frame, pin.LOCAL_WORLD_ALIGNED)
+            j = jacobian[:, self._v_idx]
+            jw = j.T * self._weights_sq
+            hessian = jw @ j + self._regulariser
+            gradient = jw @ error
+            # bounds on this iteration's step; 0 always feasible (a start outside the limits may stay there)
+            lower = np.minimum(lower_total - q, 0.0)
+            upper = np.maximum(upper_total - q, 0.0)
+            _, step, info = self._posv(hessian, gradient)  # Cholesky solve (hessian is positive definite)
+            if (step < lower).any() or (step > upper).any():
+                step, _, flag, _ = self._daqp.solve(hessian, -gradient, self._no_constraints, upper, lower, self._sense)
+                if flag < 1:
+                    break
+            elif info != 0:
+                break
+            q = q + step
+            self._q_full[self._q_idx] = q
+            pin.forwardKinematics(model, data, self._q_full)
+            pin.updateFramePlacement(model, data, frame)
+            jacobian = None
+        return False, q_prev, pos_err, rot_err
+
+    @staticmethod
+    def _result(solutions, errors, count, reason) -> IkResult:
+        return IkResult(solutions[:count].copy(), count, reason, errors[:count, 0].copy(), errors[:count, 1].copy())
