@@ -49,11 +49,12 @@ class IkSettings:
         for key in ("position_tolerance_m", "rotation_tolerance_rad", "damping"):
             value = getattr(self, key)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise ValueError(f"ik.{key}: must be a number > 0, got {value!r}")
+                raise ValueError(f"{key}: must be a number > 0, got {value!r}")
         if not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
-            raise ValueError(f"ik.max_iterations: must be an integer >= 1, got {self.max_iterations!r}")
-        if not (np.isfinite(self.orientation_weight) and self.orientation_weight >= 0):
-            raise ValueError(f"ik.orientation_weight: must be >= 0, got {self.orientation_weight!r}")
+            raise ValueError(f"max_iterations: must be an integer >= 1, got {self.max_iterations!r}")
+        weight = self.orientation_weight
+        if not (isinstance(weight, (int, float)) and not isinstance(weight, bool) and np.isfinite(weight) and weight >= 0):
+            raise ValueError(f"orientation_weight: must be >= 0, got {self.orientation_weight!r}")
 
 
 @dataclass(frozen=True)

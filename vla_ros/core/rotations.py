@@ -72,6 +72,20 @@ def convert(values: np.ndarray, source: str, target: str) -> np.ndarray:
     return from_rotation(to_rotation(values, source), target)
 
 
+def valid_rows(values: np.ndarray, fmt: str) -> np.ndarray:
+    """(H,) bool: which rows of values (H, k) are usable rotations (finite; quaternions and 6D non-degenerate)."""
+    values = np.asarray(values, dtype=float)
+    ok = np.isfinite(values).all(axis=-1)
+    if fmt in ("quat_xyzw", "quat_wxyz"):
+        ok &= np.linalg.norm(np.where(np.isfinite(values), values, 0.0), axis=-1) >= _MIN_NORM
+    elif fmt == "rot6d":
+        safe = np.where(np.isfinite(values), values, 0.0)
+        a, b = safe[..., :3], safe[..., 3:]
+        a_norm = np.linalg.norm(a, axis=-1)
+        ok &= (a_norm >= _MIN_NORM) & (np.linalg.norm(np.cross(a, b), axis=-1) >= _MIN_NORM * a_norm)  # |b_perp| >= eps
+    return ok
+
+
 def matrix_to_rot6d(matrix: np.ndarray) -> np.ndarray:
     """(..., 6): the first two columns of (..., 3, 3), column after column."""
     matrix = np.asarray(matrix, dtype=float)
