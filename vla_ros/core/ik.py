@@ -27,6 +27,7 @@ the solved prefix is returned with the reason.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,7 @@ class DifferentialIk:
         n = len(self.joints)
         w = settings.orientation_weight
         self._weights_sq = np.array([1.0, 1.0, 1.0, w * w, w * w, w * w])
+        self._weighted = w != 1.0
         self._regulariser = settings.damping * np.eye(n)
         self._no_constraints = np.zeros((0, n))
         self._sense = np.zeros(n, dtype=np.int32)
@@ -167,7 +169,8 @@ class DifferentialIk:
     def _solve_point(self, target_p, target_r, q_prev, step_budget):
         """Iterate from q_prev towards one target; (converged, q, position error m, rotation error rad)."""
         pin, settings, model, data, frame = self._pin, self.settings, self.model, self.data, self.frame_id
-        check_rotation = settings.orientation_weight > 0
+        tol_p = settings.position_tolerance_m
+        tol_r = settings.rotation_tolerance_rad if settings.orientation_weight > 0 else math.inf
         lower_total = np.maximum(self.min_position, q_prev - step_budget)
         upper_total = np.minimum(self.max_position, q_prev + step_budget)
         q = q_prev
@@ -179,29 +182,29 @@ class DifferentialIk:
             placement = data.oMf[frame]
             error[:3] = target_p - placement.translation
             error[3:] = pin.log3(target_r @ placement.rotation.T)
-            pos_err = float(np.sqrt(error[:3] @ error[:3]))
-            rot_err = float(np.sqrt(error[3:] @ error[3:]))
-            if pos_err <= settings.position_tolerance_m and (rot_err <= settings.rotation_tolerance_rad or not check_rotation):
+            ex, ey, ez, rx, ry, rz = error.tolist()
+            pos_err, rot_err = math.sqrt(ex * ex + ey * ey + ez * ez), math.sqrt(rx * rx + ry * ry + rz * rz)
+            if pos_err <= tol_p and rot_err <= tol_r:
                 return True, q, pos_err, rot_err
             if iteration == settings.max_iterations:
                 break
             if jacobian is None:
                 jacobian = pin.computeFrameJacobian(model, data, self._q_full, frame, pin.LOCAL_WORLD_ALIGNED)
             j = jacobian[:, self._v_idx]
-            jw = j.T * self._weights_sq
+            jw = j.T * self._weights_sq if self._weighted else j.T
             hessian = jw @ j + self._regulariser
             gradient = jw @ error
-            # bounds on this iteration's step; 0 always feasible (a start outside the limits may stay there)
-            lower = np.minimum(lower_total - q, 0.0)
-            upper = np.maximum(upper_total - q, 0.0)
             _, step, info = self._posv(hessian, gradient)  # Cholesky solve (hessian is positive definite)
-            if (step < lower).any() or (step > upper).any():
+            q_next = q + step
+            if info != 0 or (q_next < lower_total).any() or (q_next > upper_total).any():
+                # bounds on this step; 0 always feasible (a start outside the limits may stay there)
+                lower = np.minimum(lower_total - q, 0.0)
+                upper = np.maximum(upper_total - q, 0.0)
                 step, _, flag, _ = self._daqp.solve(hessian, -gradient, self._no_constraints, upper, lower, self._sense)
                 if flag < 1:
                     break
-            elif info != 0:
-                break
-            q = q + step
+                q_next = q + step
+            q = q_next
             self._q_full[self._q_idx] = q
             pin.forwardKinematics(model, data, self._q_full)
             pin.updateFramePlacement(model, data, frame)
