@@ -47,7 +47,9 @@ def test_preset_sizes_match_their_families():
 
 
 def test_overrides_change_only_the_named_fields():
-    space = action_space_from_dict({"preset": "libero_ee_delta", "gripper": {"source_range": [-1, 1], "invert": True}, "ik": {"max_iterations": 5}})
+    space = action_space_from_dict(
+        {"preset": "libero_ee_delta", "gripper": {"source_range": [-1, 1], "invert": True}, "ik": {"max_iterations": 5}}
+    )
     gripper = space.groups[2]
     assert (gripper.source_range, gripper.invert, gripper.binarize_threshold) == ((-1.0, 1.0), True, 0.5)
     assert space.groups[0] == PRESETS["libero_ee_delta"].groups[0]
@@ -57,7 +59,10 @@ def test_overrides_change_only_the_named_fields():
 def test_groups_replace_the_preset_and_state_can_be_overridden():
     raw = {
         "preset": "bridge_ee_delta",
-        "groups": [{"type": "ee_position", "mode": "absolute"}, {"type": "ee_rotation", "mode": "absolute", "format": "quat_wxyz"}],
+        "groups": [
+            {"type": "ee_position", "mode": "absolute"},
+            {"type": "ee_rotation", "mode": "absolute", "format": "quat_wxyz"},
+        ],
         "state": {"groups": [{"type": "ee_rotation", "format": "rot6d"}]},
     }
     space = action_space_from_dict(raw)
@@ -70,18 +75,48 @@ def test_groups_replace_the_preset_and_state_can_be_overridden():
 @pytest.mark.parametrize(
     "raw, message",
     [
-        ({"preset": "openvla"}, "action_space.preset: unknown action space 'openvla' (known: ['aloha_joints', 'bridge_ee_delta'"),
-        ({"preset": "bridge_ee_delta", "gripper": {"invert": "yes"}}, "action_space.gripper.invert: must be true or false, got 'yes'"),
-        ({"preset": "bridge_ee_delta", "ee_rotation": {"format": "quat"}}, "action_space.ee_rotation.format: must be one of"),
-        ({"preset": "bridge_ee_delta", "ee_rotation": {"fromat": "quat_xyzw"}}, "action_space.ee_rotation.fromat: unknown field"),
+        (
+            {"preset": "openvla"},
+            "action_space.preset: unknown action space 'openvla' (known: ['aloha_joints', 'bridge_ee_delta'",
+        ),
+        (
+            {"preset": "bridge_ee_delta", "gripper": {"invert": "yes"}},
+            "action_space.gripper.invert: must be true or false, got 'yes'",
+        ),
+        (
+            {"preset": "bridge_ee_delta", "ee_rotation": {"format": "quat"}},
+            "action_space.ee_rotation.format: must be one of",
+        ),
+        (
+            {"preset": "bridge_ee_delta", "ee_rotation": {"fromat": "quat_xyzw"}},
+            "action_space.ee_rotation.fromat: unknown field",
+        ),
         ({"preset": "joint_delta", "gripper": {}}, "action_space.gripper: overrides need exactly one gripper group"),
-        ({"preset": "bridge_ee_delta", "chain": "each"}, "action_space.chain: must be one of ['cumulative', 'from_state'], got 'each'"),
+        (
+            {"preset": "bridge_ee_delta", "chain": "each"},
+            "action_space.chain: must be one of ['cumulative', 'from_state'], got 'each'",
+        ),
         ({"groups": [{"type": "cartesian"}]}, "action_space.groups[0].type: must be one of"),
-        ({"groups": [{"type": "ee_position", "mode": "absolute", "frame": "tool"}]}, "action_space.groups[0].frame: an absolute position"),
-        ({"groups": [{"type": "ee_rotation", "format": "rot6d", "scale": 0.5}]}, "action_space.groups[0].scale: only euler_xyz and axis_angle"),
-        ({"groups": [{"type": "gripper", "source_range": [1, 1]}]}, "action_space.groups[0].source_range: low and high must differ"),
-        ({"groups": [{"type": "gripper", "binarize_threshold": 1.5}]}, "action_space.groups[0].binarize_threshold: must be in (0, 1)"),
-        ({"preset": "bridge_ee_delta", "ik": {"max_iterations": 0}}, "action_space.ik.max_iterations: must be an integer >= 1, got 0"),
+        (
+            {"groups": [{"type": "ee_position", "mode": "absolute", "frame": "tool"}]},
+            "action_space.groups[0].frame: an absolute position",
+        ),
+        (
+            {"groups": [{"type": "ee_rotation", "format": "rot6d", "scale": 0.5}]},
+            "action_space.groups[0].scale: only euler_xyz and axis_angle",
+        ),
+        (
+            {"groups": [{"type": "gripper", "source_range": [1, 1]}]},
+            "action_space.groups[0].source_range: low and high must differ",
+        ),
+        (
+            {"groups": [{"type": "gripper", "binarize_threshold": 1.5}]},
+            "action_space.groups[0].binarize_threshold: must be in (0, 1)",
+        ),
+        (
+            {"preset": "bridge_ee_delta", "ik": {"max_iterations": 0}},
+            "action_space.ik.max_iterations: must be an integer >= 1, got 0",
+        ),
         ({"preset": "bridge_ee_delta", "speed": 1}, "action_space.speed: unknown key"),
         ({"chain": "cumulative"}, "action_space: needs `preset`"),
     ],
@@ -163,7 +198,13 @@ def test_libero_scales_model_units_to_metres_and_radians():
     actions = np.array([[1.0, -0.5, 0.0, 0.0, 0.0, 0.4, 1.0]])  # +5 cm x, -2.5 cm y, 0.2 rad about z
     targets = converter.to_ee_poses(actions, HOME_Q, HOME_Q, 0.05)
     assert np.allclose(targets.positions[0], p0 + [0.05, -0.025, 0.0])
-    assert rot_error(Rotation.from_quat(targets.quaternions_xyzw[0]).as_matrix(), Rotation.from_rotvec([0, 0, 0.2]).as_matrix() @ r0) < 1e-9
+    assert (
+        rot_error(
+            Rotation.from_quat(targets.quaternions_xyzw[0]).as_matrix(),
+            Rotation.from_rotvec([0, 0, 0.2]).as_matrix() @ r0,
+        )
+        < 1e-9
+    )
 
 
 def test_ik_joint_targets_reach_the_ee_targets():
@@ -181,7 +222,15 @@ def test_ik_joint_targets_reach_the_ee_targets():
 
 
 def test_absolute_quaternion_poses_on_the_panda():
-    converter = panda({"groups": [{"type": "ee_position", "mode": "absolute"}, {"type": "ee_rotation", "mode": "absolute", "format": "quat_wxyz"}, {"type": "gripper"}]})
+    converter = panda(
+        {
+            "groups": [
+                {"type": "ee_position", "mode": "absolute"},
+                {"type": "ee_rotation", "mode": "absolute", "format": "quat_wxyz"},
+                {"type": "gripper"},
+            ]
+        }
+    )
     rng = np.random.default_rng(1)
     path = PANDA_HOME + np.cumsum(rng.uniform(-0.02, 0.02, (10, 8)), axis=0) * np.r_[np.ones(7), 0]
     actions = []
@@ -227,7 +276,11 @@ def test_velocity_integration_is_exact_on_constant_velocities():
         ({"binarize_threshold": None, "source_range": [-1, 1], "invert": True}, [-1.0, 0.0, 1.0], [0.04, 0.02, 0.0]),
         ({"binarize_threshold": 0.5, "invert": True}, [0.2, 0.8], [0.04, 0.0]),  # binarised first, then inverted
         ({"binarize_threshold": None, "target_range": [0.01, 0.03]}, [0.0, 0.5, 1.0], [0.01, 0.02, 0.03]),
-        ({"binarize_threshold": None, "source_range": None}, [0.015, -1.0, 1.0], [0.015, 0.0, 0.04]),  # raw, clipped to the joint
+        (
+            {"binarize_threshold": None, "source_range": None},
+            [0.015, -1.0, 1.0],
+            [0.015, 0.0, 0.04],
+        ),  # raw, clipped to the joint
     ],
 )
 def test_gripper_mapping(override, values, expected):
@@ -244,8 +297,15 @@ def test_state_vectors():
     assert np.allclose(libero.state_vector(HOME_Q), expected)
     droid = sim({"preset": "droid_joint_velocity"})
     assert np.allclose(droid.state_vector(HOME_Q), np.r_[HOME_Q[:6], 1 - HOME_Q[6] / GRIPPER_HIGH])  # 0 = open
-    quat = sim({"preset": "bridge_ee_delta", "state": {"groups": [{"type": "ee_rotation", "format": "quat_xyzw"}, {"type": "gripper"}]}})
-    assert np.allclose(quat.state_vector(HOME_Q), np.r_[Rotation.from_matrix(r).as_quat(canonical=True), HOME_Q[6] / GRIPPER_HIGH])
+    quat = sim(
+        {
+            "preset": "bridge_ee_delta",
+            "state": {"groups": [{"type": "ee_rotation", "format": "quat_xyzw"}, {"type": "gripper"}]},
+        }
+    )
+    assert np.allclose(
+        quat.state_vector(HOME_Q), np.r_[Rotation.from_matrix(r).as_quat(canonical=True), HOME_Q[6] / GRIPPER_HIGH]
+    )
 
 
 # ---------------------------------------------------------------- bad model outputs
@@ -261,7 +321,9 @@ def test_non_finite_outputs_truncate_the_chunk_with_the_reason(preset, bad):
 
 
 def test_zero_norm_quaternion_truncates_the_chunk():
-    converter = sim({"groups": [{"type": "ee_position"}, {"type": "ee_rotation", "format": "quat_xyzw"}, {"type": "gripper"}]})
+    converter = sim(
+        {"groups": [{"type": "ee_position"}, {"type": "ee_rotation", "format": "quat_xyzw"}, {"type": "gripper"}]}
+    )
     actions = np.zeros((4, 8))
     actions[:, 6] = 1.0  # identity rotation delta
     actions[2, 3:7] = 0.0

@@ -136,7 +136,9 @@ def test_missing_end_effector_link_is_a_clear_error():
         DifferentialIk(kinematics, "flange", ARM_JOINTS)
 
 
-@pytest.mark.parametrize("key, value", [("max_iterations", 0), ("position_tolerance_m", -1.0), ("orientation_weight", float("nan"))])
+@pytest.mark.parametrize(
+    "key, value", [("max_iterations", 0), ("position_tolerance_m", -1.0), ("orientation_weight", float("nan"))]
+)
 def test_bad_settings_name_the_key(key, value):
     with pytest.raises(ValueError, match=f"{key}: must be"):
         IkSettings(**{key: value})

@@ -36,7 +36,9 @@ def test_each_format_matches_scipy_both_ways(quat, fmt):
     assert np.allclose(values, scipy_values(rot, fmt), atol=1e-12)
     assert np.allclose(rotations.to_matrix(scipy_values(rot, fmt), fmt), rot.as_matrix(), atol=1e-9)
     # via a matrix: the same rotation (angles are not unique at gimbal lock or at pi)
-    assert np.allclose(rotations.to_matrix(rotations.from_matrix(rot.as_matrix(), fmt), fmt), rot.as_matrix(), atol=1e-6)
+    assert np.allclose(
+        rotations.to_matrix(rotations.from_matrix(rot.as_matrix(), fmt), fmt), rot.as_matrix(), atol=1e-6
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Gimbal lock")

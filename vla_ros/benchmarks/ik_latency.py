@@ -42,7 +42,11 @@ def make_chunks(ik: DifferentialIk, count: int, horizon: int, dt_s: float, seed:
         path = []
         q = start
         for _ in range(horizon):
-            velocity = np.clip(velocity + rng.normal(0, SPEED / 5, 7) * ik.max_velocity, -SPEED * ik.max_velocity, SPEED * ik.max_velocity)
+            velocity = np.clip(
+                velocity + rng.normal(0, SPEED / 5, 7) * ik.max_velocity,
+                -SPEED * ik.max_velocity,
+                SPEED * ik.max_velocity,
+            )
             q = np.clip(q + velocity * dt_s, ik.min_position + 0.05, ik.max_position - 0.05)
             path.append(q)
         poses = [ik.forward(p) for p in path]

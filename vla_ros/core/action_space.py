@@ -93,7 +93,7 @@ class JointVelocity:
 
 @dataclass(frozen=True)
 class EePosition:
-    """End-effector position (3): delta or absolute, in the base or (deltas only) the tool frame; metres = value * scale."""
+    """End-effector position (3): delta or absolute, base or (deltas only) tool frame; metres = value * scale."""
 
     mode: str = "delta"
     frame: str = "base"
@@ -126,7 +126,9 @@ class EeRotation:
             raise ActionSpaceError(f"frame: an absolute rotation is in the base frame, got {self.frame!r}")
         object.__setattr__(self, "scale", _number("scale", self.scale))
         if self.scale != 1.0 and self.format not in ("euler_xyz", "axis_angle"):
-            raise ActionSpaceError(f"scale: only euler_xyz and axis_angle values can be scaled, got {self.scale} for {self.format}")
+            raise ActionSpaceError(
+                f"scale: only euler_xyz and axis_angle values can be scaled, got {self.scale} for {self.format}"
+            )
 
 
 @dataclass(frozen=True)
@@ -176,9 +178,18 @@ class StateSpace:
     def __post_init__(self):
         for i, group in enumerate(self.groups):
             if group.type not in STATE_GROUPS:
-                raise ActionSpaceError(f"state.groups[{i}].type: must be one of {list(STATE_GROUPS)}, got {group.type!r}")
-            if isinstance(group, (EePosition, EeRotation)) and (group.mode, group.frame, group.scale) != ("delta", "base", 1.0):
-                raise ActionSpaceError(f"state.groups[{i}]: a state {group.type} is the measured pose in the base frame (only `format` applies)")
+                raise ActionSpaceError(
+                    f"state.groups[{i}].type: must be one of {list(STATE_GROUPS)}, got {group.type!r}"
+                )
+            if isinstance(group, (EePosition, EeRotation)) and (group.mode, group.frame, group.scale) != (
+                "delta",
+                "base",
+                1.0,
+            ):
+                raise ActionSpaceError(
+                    f"state.groups[{i}]: a state {group.type} is the measured pose in the base frame "
+                    "(only `format` applies)"
+                )
             if isinstance(group, Gripper) and group.binarize_threshold is not None:
                 raise ActionSpaceError(f"state.groups[{i}].binarize_threshold: applies to actions only")
         _at_most_one_ee(self.groups, "state.groups")
@@ -186,7 +197,7 @@ class StateSpace:
 
 @dataclass(frozen=True)
 class ActionSpace:
-    """A checkpoint's action convention (groups in action-row order, delta chaining), its state input and IK settings."""
+    """A checkpoint's action convention (groups in action-row order, chaining), its state input, IK settings."""
 
     name: str
     groups: tuple[Group, ...]
@@ -245,7 +256,9 @@ def _presets() -> dict[str, ActionSpace]:
                 Gripper(binarize_threshold=0.5),
             ),
             chain="cumulative",
-            state=StateSpace((EePosition(), EeRotation(format="axis_angle"), Gripper(source_range=None, signs=(1.0, -1.0)))),
+            state=StateSpace(
+                (EePosition(), EeRotation(format="axis_angle"), Gripper(source_range=None, signs=(1.0, -1.0)))
+            ),
         ),
         # pi0 / pi0-FAST on DROID (Franka). Source: openpi examples/droid/main.py (DROID RobotEnv
         # with action_space="joint_velocity", gripper_action_space="position"; 7 joint velocities in
@@ -320,7 +333,11 @@ def action_space_from_dict(raw: Mapping[str, Any], source: str = "action_space")
         if not isinstance(state_raw, Mapping):
             raise ActionSpaceError(f"{source}.state: must be a mapping, got {state_raw!r}")
         _known_keys(state_raw, _STATE_KEYS, f"{source}.state")
-        state_groups = _groups(state_raw["groups"], STATE_GROUPS, f"{source}.state.groups") if "groups" in state_raw else state.groups
+        state_groups = (
+            _groups(state_raw["groups"], STATE_GROUPS, f"{source}.state.groups")
+            if "groups" in state_raw
+            else state.groups
+        )
         state_groups = _override(state_groups, state_raw, STATE_GROUPS, f"{source}.state")
         state = _build(StateSpace, {"groups": state_groups}, source)
     ik = base.ik if base is not None else IkSettings()
@@ -366,7 +383,9 @@ def _override(groups: tuple[Group, ...], raw: Mapping, kinds: dict, key: str) ->
                 f"{key}.{kind}: overrides need exactly one {kind} group, the space has {len(matches)} "
                 f"({[g.type for g in groups]}); give `groups` instead"
             )
-        groups[matches[0]] = _build_fields(type(groups[matches[0]]), raw[kind], f"{key}.{kind}", base=groups[matches[0]])
+        groups[matches[0]] = _build_fields(
+            type(groups[matches[0]]), raw[kind], f"{key}.{kind}", base=groups[matches[0]]
+        )
     return tuple(groups)
 
 

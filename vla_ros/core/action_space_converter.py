@@ -93,7 +93,9 @@ class ActionSpaceConverter:
         self.space = space
         self.joint_names = tuple(joint_names)
         if kinematics is not None and tuple(kinematics.joint_names) != self.joint_names:
-            raise ActionSpaceError(f"kinematics joints {list(kinematics.joint_names)} differ from the joint names {list(self.joint_names)}")
+            raise ActionSpaceError(
+                f"kinematics joints {list(kinematics.joint_names)} differ from the joint names {list(self.joint_names)}"
+            )
         if limits is None and kinematics is not None:
             limits = kinematics.joint_limits()
         if limits is not None and tuple(limits.names) != self.joint_names:
@@ -103,17 +105,25 @@ class ActionSpaceConverter:
         self._ik = None
         self.arm_joints: tuple[str, ...] = ()
         if needs_ee and (kinematics is None or not ee_link):
-            raise ActionSpaceError(f"action space '{space.name}' uses end-effector poses: it needs a URDF and an end-effector link")
+            raise ActionSpaceError(
+                f"action space '{space.name}' uses end-effector poses: it needs a URDF and an end-effector link"
+            )
         if kinematics is not None and ee_link:
             self._setup_ee(kinematics, ee_link, base_link)
-        self._grippers = [self._gripper_joint(g, f"groups[{i}]") for i, g in enumerate(space.groups) if isinstance(g, Gripper)]
-        self._gripper_ranges = [self._target_range(g, j) for g, (j, _) in zip(self._gripper_groups(space.groups), self._grippers)]
+        self._grippers = [
+            self._gripper_joint(g, f"groups[{i}]") for i, g in enumerate(space.groups) if isinstance(g, Gripper)
+        ]
+        self._gripper_ranges = [
+            self._target_range(g, j) for g, (j, _) in zip(self._gripper_groups(space.groups), self._grippers)
+        ]
         self._slices = self._layout(space.groups)
         self._joint_groups = self._resolve_joint_groups(space.groups, "groups")
         self._check_single_driver()
         self._state_joint_groups = self._resolve_joint_groups(space.state.groups, "state.groups")
         self._state_grippers = [
-            (self._gripper_joint(g, f"state.groups[{i}]")[1], g) for i, g in enumerate(space.state.groups) if isinstance(g, Gripper)
+            (self._gripper_joint(g, f"state.groups[{i}]")[1], g)
+            for i, g in enumerate(space.state.groups)
+            if isinstance(g, Gripper)
         ]
         self.action_dim = self._slices[-1].stop
         self.state_dim = sum(self._group_size(g) for g in space.state.groups)
@@ -132,7 +142,9 @@ class ActionSpaceConverter:
             moving = kinematics.chain_joints(base_frame)
             if moving:
                 raise KinematicsError(f"{kinematics.path}: base link '{base_link}' is moved by joints {list(moving)}")
-            self._base_position, self._base_rotation = kinematics.frame_pose(base_frame, np.zeros(len(self.joint_names)))
+            self._base_position, self._base_rotation = kinematics.frame_pose(
+                base_frame, np.zeros(len(self.joint_names))
+            )
 
     def _gripper_groups(self, groups):
         return [g for g in groups if isinstance(g, Gripper)]
@@ -182,13 +194,18 @@ class ActionSpaceConverter:
                 joints = self._default_joints(group)
                 unknown = [j for j in joints if j not in self.joint_names]
                 if unknown or not joints:
-                    raise ActionSpaceError(f"{key}[{i}].joints: {list(unknown) or 'none'} not among the joints {list(self.joint_names)}")
+                    raise ActionSpaceError(
+                        f"{key}[{i}].joints: {list(unknown) or 'none'} not among the joints {list(self.joint_names)}"
+                    )
                 resolved[i] = np.array([self.joint_names.index(j) for j in joints])
         return resolved
 
     def _check_single_driver(self) -> None:
         driven: dict[str, str] = {}
-        claims = [(f"groups[{i}] {self.space.groups[i].type}", [self.joint_names[k] for k in idx]) for i, idx in self._joint_groups.items()]
+        claims = [
+            (f"groups[{i}] {self.space.groups[i].type}", [self.joint_names[k] for k in idx])
+            for i, idx in self._joint_groups.items()
+        ]
         claims += [(f"gripper {j}", [j]) for j, _ in self._grippers]
         if self.space.uses_ee:
             claims.append(("end effector (IK)", list(self.arm_joints)))
@@ -199,8 +216,13 @@ class ActionSpaceConverter:
                 driven[j] = who
 
     # ------------------------------------------------------------------ conversion
-    def to_joint_targets(self, actions: np.ndarray, state_q: np.ndarray, start_q: np.ndarray, dt_s: float) -> JointTargets:
-        """Joint targets (K, D) for actions (H, A): state_q (D,) observed, start_q (D,) the plan at the first point, dt_s seconds per step."""
+    def to_joint_targets(
+        self, actions: np.ndarray, state_q: np.ndarray, start_q: np.ndarray, dt_s: float
+    ) -> JointTargets:
+        """Joint targets (K, D) for actions (H, A).
+
+        state_q: (D,) the observed joints; start_q: (D,) the plan at the chunk's first point; dt_s: seconds per step.
+        """
         actions, state_q, start_q, count, reason = self._prepare(actions, state_q, start_q, dt_s)
         actions = actions[:count]
         out = np.tile(start_q, (count, 1))
@@ -235,7 +257,9 @@ class ActionSpaceConverter:
         if self.space.uses_ee:
             actions, state_q, start_q, count, reason = self._prepare(actions, state_q, start_q, dt_s)
             actions = actions[:count]
-            positions, rots = self._ee_targets(actions, state_q, start_q) if count else (np.zeros((0, 3)), np.zeros((0, 3, 3)))
+            positions, rots = (
+                self._ee_targets(actions, state_q, start_q) if count else (np.zeros((0, 3)), np.zeros((0, 3, 3)))
+            )
             grippers = np.stack(self._gripper_columns(actions), axis=1) if self._grippers else np.zeros((count, 0))
         else:
             targets = self.to_joint_targets(actions, state_q, start_q, dt_s)
@@ -252,7 +276,9 @@ class ActionSpaceConverter:
         """(S,) the model's state input at joints q (D,)."""
         q = self._vector(q, "joint positions")
         parts = []
-        pose = self.ee_pose(q) if any(isinstance(g, (EePosition, EeRotation)) for g in self.space.state.groups) else None
+        pose = (
+            self.ee_pose(q) if any(isinstance(g, (EePosition, EeRotation)) for g in self.space.state.groups) else None
+        )
         grippers = iter(self._state_grippers)
         for i, group in enumerate(self.space.state.groups):
             if isinstance(group, JointPosition):
@@ -276,7 +302,9 @@ class ActionSpaceConverter:
     def _prepare(self, actions, state_q, start_q, dt_s):
         actions = np.asarray(actions, dtype=float)
         if actions.ndim != 2 or actions.shape[1] != self.action_dim:
-            raise ValueError(f"action space '{self.space.name}': actions must be (H, {self.action_dim}), got {actions.shape}")
+            raise ValueError(
+                f"action space '{self.space.name}': actions must be (H, {self.action_dim}), got {actions.shape}"
+            )
         if not dt_s > 0:
             raise ValueError(f"dt_s must be > 0, got {dt_s}")
         state_q, start_q = self._vector(state_q, "state_q"), self._vector(start_q, "start_q")
@@ -298,7 +326,11 @@ class ActionSpaceConverter:
         if not bad.any():
             return actions.shape[0], ""
         k = int(np.argmax(bad))
-        return k, f"point {k}: invalid action (non-finite, or a degenerate {self._rotation_format()} rotation): {np.round(actions[k], 6).tolist()}"
+        return (
+            k,
+            f"point {k}: invalid action (non-finite, or a degenerate {self._rotation_format()} rotation): "
+            f"{np.round(actions[k], 6).tolist()}",
+        )
 
     def _rotation_format(self) -> str:
         return next((g.format for g in self.space.groups if isinstance(g, EeRotation)), "")
@@ -306,7 +338,9 @@ class ActionSpaceConverter:
     def _gripper_columns(self, actions: np.ndarray) -> list[np.ndarray]:
         groups = self._gripper_groups(self.space.groups)
         slices = [self._slices[i] for i, g in enumerate(self.space.groups) if isinstance(g, Gripper)]
-        return [self._gripper_to_joint(g, actions[:, s][:, 0], r) for g, s, r in zip(groups, slices, self._gripper_ranges)]
+        return [
+            self._gripper_to_joint(g, actions[:, s][:, 0], r) for g, s, r in zip(groups, slices, self._gripper_ranges)
+        ]
 
     @staticmethod
     def _gripper_to_joint(group: Gripper, values: np.ndarray, target: tuple[float, float]) -> np.ndarray:
@@ -331,7 +365,9 @@ class ActionSpaceConverter:
             u = 1.0 - u
         return group.source_range[0] + u * (group.source_range[1] - group.source_range[0])
 
-    def _ee_targets(self, actions: np.ndarray, state_q: np.ndarray, start_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _ee_targets(
+        self, actions: np.ndarray, state_q: np.ndarray, start_q: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """EE positions (H, 3) and rotations (H, 3, 3) in the base frame for valid actions (H, A)."""
         cumulative = self.space.chain == "cumulative"
         ref_p, ref_r = self.ee_pose(start_q if cumulative else state_q)

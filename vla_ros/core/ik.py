@@ -54,7 +54,9 @@ class IkSettings:
         if not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
             raise ValueError(f"max_iterations: must be an integer >= 1, got {self.max_iterations!r}")
         weight = self.orientation_weight
-        if not (isinstance(weight, (int, float)) and not isinstance(weight, bool) and np.isfinite(weight) and weight >= 0):
+        if not (
+            isinstance(weight, (int, float)) and not isinstance(weight, bool) and np.isfinite(weight) and weight >= 0
+        ):
             raise ValueError(f"orientation_weight: must be >= 0, got {self.orientation_weight!r}")
 
 
@@ -101,14 +103,21 @@ class DifferentialIk:
         self.frame_id = kinematics.frame_id(ee_link)
         unknown = [j for j in self.joints if j not in kinematics.joint_names]
         if unknown or not self.joints:
-            raise KinematicsError(f"{kinematics.path}: IK joints {list(self.joints)} must be a non-empty subset of {list(kinematics.joint_names)}")
+            raise KinematicsError(
+                f"{kinematics.path}: IK joints {list(self.joints)} must be a non-empty subset of "
+                f"{list(kinematics.joint_names)}"
+            )
         ids = [model.getJointId(j) for j in self.joints]
         if any(model.joints[i].nq != 1 or model.joints[i].nv != 1 for i in ids):
-            raise KinematicsError(f"{kinematics.path}: IK supports 1-DOF revolute/prismatic joints only, got {list(self.joints)}")
+            raise KinematicsError(
+                f"{kinematics.path}: IK supports 1-DOF revolute/prismatic joints only, got {list(self.joints)}"
+            )
         self._q_idx = np.array([model.joints[i].idx_q for i in ids])
         v_idx = [model.joints[i].idx_v for i in ids]
         contiguous = v_idx == list(range(v_idx[0], v_idx[0] + len(v_idx)))
-        self._v_idx = slice(v_idx[0], v_idx[0] + len(v_idx)) if contiguous else np.array(v_idx)  # a slice copies nothing
+        self._v_idx = (
+            slice(v_idx[0], v_idx[0] + len(v_idx)) if contiguous else np.array(v_idx)
+        )  # a slice copies nothing
         limits = limits if limits is not None else kinematics.joint_limits()
         missing = [j for j in self.joints if j not in limits.names]
         if missing:
@@ -143,7 +152,10 @@ class DifferentialIk:
         rotations = np.asarray(rotations, dtype=float)
         horizon = positions.shape[0]
         if positions.shape != (horizon, 3) or rotations.shape != (horizon, 3, 3):
-            raise ValueError(f"IK targets must be positions (H, 3) and rotations (H, 3, 3), got {positions.shape} and {rotations.shape}")
+            raise ValueError(
+                f"IK targets must be positions (H, 3) and rotations (H, 3, 3), "
+                f"got {positions.shape} and {rotations.shape}"
+            )
         if not dt_s > 0:
             raise ValueError(f"IK dt_s must be > 0, got {dt_s}")
         q = np.asarray(start_q, dtype=float).copy()
@@ -159,7 +171,9 @@ class DifferentialIk:
             ok, q, pos_err, rot_err = self._solve_point(positions[i], rotations[i], q, step_budget)
             if not ok:
                 return self._result(
-                    solutions, errors, i,
+                    solutions,
+                    errors,
+                    i,
                     f"point {i}: unreachable (residual {pos_err * 1e3:.2f} mm, {rot_err:.4f} rad after "
                     f"{self.settings.max_iterations} iterations within the position and velocity limits)",
                 )

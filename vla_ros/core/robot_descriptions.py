@@ -21,13 +21,17 @@ def example_robot_data_urdf(relative: str) -> Path:
     try:
         distribution = metadata.distribution(EXAMPLE_ROBOT_DATA)
     except metadata.PackageNotFoundError as exc:
-        raise FileNotFoundError(f"the Python package {EXAMPLE_ROBOT_DATA} is not installed (pip install -r requirements.txt)") from exc
+        raise FileNotFoundError(
+            f"the Python package {EXAMPLE_ROBOT_DATA} is not installed (pip install -r requirements.txt)"
+        ) from exc
     path = Path(distribution.locate_file(f"{_ROBOTS_DIR}/{relative}"))
     if not path.is_file():
-        raise FileNotFoundError(f"{EXAMPLE_ROBOT_DATA} {distribution.version} has no robots/{relative} (looked at {path})")
+        raise FileNotFoundError(
+            f"{EXAMPLE_ROBOT_DATA} {distribution.version} has no robots/{relative} (looked at {path})"
+        )
     return path
 
 
 def franka_urdf_path() -> Path:
-    """The Franka Emika Panda URDF (7 arm joints panda_joint1..7, fingers, `panda_hand_tcp` link) of example-robot-data."""
+    """The Franka Emika Panda URDF of example-robot-data (panda_joint1..7, fingers, link `panda_hand_tcp`)."""
     return example_robot_data_urdf("panda_description/urdf/panda.urdf")
