@@ -16,12 +16,16 @@ GRIPPER_LOW, GRIPPER_HIGH = 0.0, 0.04  # the sim gripper joint's limits (metres)
 
 
 def sim(raw: dict, ee_link: str = "tcp", base_link: str = "base") -> ActionSpaceConverter:
-    return ActionSpaceConverter(action_space_from_dict(raw), SIM_KINEMATICS, JOINT_NAMES, ee_link, base_link)
+    space = action_space_from_dict(raw)
+    return ActionSpaceConverter(space, SIM_KINEMATICS, JOINT_NAMES, ee_link, base_link, gripper_joint="gripper")
 
 
 def panda(raw: dict) -> ActionSpaceConverter:
     kinematics = UrdfKinematics(franka_urdf_path(), PANDA_JOINTS)
-    return ActionSpaceConverter(action_space_from_dict(raw), kinematics, PANDA_JOINTS, "panda_hand_tcp", "panda_link0")
+    space = action_space_from_dict(raw)
+    return ActionSpaceConverter(
+        space, kinematics, PANDA_JOINTS, "panda_hand_tcp", "panda_link0", gripper_joint=PANDA_JOINTS[-1]
+    )
 
 
 def rot_error(a, b) -> float:
@@ -140,6 +144,25 @@ def test_configuration_errors_against_the_robot():
         sim({"preset": "bridge_ee_delta"}, base_link="link2")
     with pytest.raises(ValueError, match=r"actions must be \(H, 7\)"):
         sim({"preset": "bridge_ee_delta"}).to_joint_targets(np.zeros((3, 6)), HOME_Q, HOME_Q, 0.1)
+
+
+def test_a_gripper_needs_a_joint_and_ignored_values_are_ignored():
+    space = action_space_from_dict({"preset": "bridge_ee_delta"})
+    with pytest.raises(ActionSpaceError, match=r"groups\[2\].joint: no gripper joint"):
+        ActionSpaceConverter(space, SIM_KINEMATICS, JOINT_NAMES, "tcp")
+    # a robot whose gripper is commanded elsewhere: the model's gripper value is declared unused
+    converter = sim(
+        {
+            "preset": "bridge_ee_delta",
+            "groups": [{"type": "ee_position"}, {"type": "ee_rotation"}, {"type": "ignore", "size": 2}],
+        }
+    )
+    actions = np.zeros((3, 8))
+    actions[:, 6:] = np.nan
+    actions[:, 0] = 0.01
+    targets = converter.to_joint_targets(actions, HOME_Q, HOME_Q, 0.2)
+    assert converter.action_dim == 8 and targets.valid_count == 3, targets.reason
+    assert np.all(targets.positions[:, 6] == HOME_Q[6])  # the gripper joint holds
 
 
 def test_joint_spaces_need_no_urdf():

@@ -84,8 +84,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     kinematics = UrdfKinematics(franka_urdf_path(), JOINTS)
-    space = action_space_from_dict({"preset": "bridge_ee_delta", "gripper": {"joint": "panda_finger_joint1"}})
-    converter = ActionSpaceConverter(space, kinematics, JOINTS, "panda_hand_tcp", "panda_link0")
+    space = action_space_from_dict({"preset": "bridge_ee_delta"})
+    converter = ActionSpaceConverter(
+        space, kinematics, JOINTS, "panda_hand_tcp", "panda_link0", gripper_joint=JOINTS[-1]
+    )
     ik = DifferentialIk(kinematics, "panda_hand_tcp", ARM)
     chunks = make_chunks(ik, args.chunks, args.horizon, args.dt)
 

@@ -10,7 +10,9 @@ An ActionSpace is an ordered list of groups, each taking consecutive values of a
 - `gripper` (1): model values in `source_range` map linearly to joint positions in
   `target_range` (default: the joint's position limits; source low -> target low); `invert`
   flips the map; `binarize_threshold` (on the normalised value in [0, 1], before `invert`)
-  snaps it to 0 or 1. `source_range: null` passes raw joint values.
+  snaps it to 0 or 1. `source_range: null` passes raw joint values. `joint` defaults to the robot's
+  gripper joint;
+- `ignore` (`size` values): not used on this robot (padding, a gripper commanded elsewhere).
 Deltas are chained along a chunk by `chain`: `cumulative` (each step relative to the previous
 step's target; the first relative to the plan at the chunk's first point) or `from_state`
 (every step relative to the observed state).
@@ -133,7 +135,7 @@ class EeRotation:
 
 @dataclass(frozen=True)
 class Gripper:
-    """One gripper joint ("" = the last of the robot's joints), mapped linearly between model and joint units."""
+    """One gripper joint ("" = the robot's gripper joint), mapped linearly between model and joint units."""
 
     joint: str = ""
     source_range: tuple[float, float] | None = (0.0, 1.0)
@@ -164,9 +166,21 @@ class Gripper:
         return len(self.signs)
 
 
-ACTION_GROUPS = {g.type: g for g in (JointPosition, JointVelocity, EePosition, EeRotation, Gripper)}
+@dataclass(frozen=True)
+class Ignore:
+    """Action values not used on this robot (padding, a gripper driven elsewhere)."""
+
+    size: int = 1
+    type = "ignore"
+
+    def __post_init__(self):
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ActionSpaceError(f"size: must be an integer >= 1, got {self.size!r}")
+
+
+ACTION_GROUPS = {g.type: g for g in (JointPosition, JointVelocity, EePosition, EeRotation, Gripper, Ignore)}
 STATE_GROUPS = {g.type: g for g in (JointPosition, EePosition, EeRotation, Gripper)}
-Group = JointPosition | JointVelocity | EePosition | EeRotation | Gripper
+Group = JointPosition | JointVelocity | EePosition | EeRotation | Gripper | Ignore
 
 
 @dataclass(frozen=True)

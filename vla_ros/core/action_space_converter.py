@@ -26,6 +26,7 @@ from vla_ros.core.action_space import (
     EePosition,
     EeRotation,
     Gripper,
+    Ignore,
     JointPosition,
     JointVelocity,
 )
@@ -77,7 +78,8 @@ class ActionSpaceConverter:
 
     kinematics: UrdfKinematics built for `joint_names` (None: joint spaces without EE state only).
     ee_link / base_link: URDF links ("" base = the URDF root). limits: (D,) position and velocity
-    limits (the robot config's); default: the URDF's. Raises ActionSpaceError / KinematicsError
+    limits (the robot config's); default: the URDF's. gripper_joint: the robot's gripper joint, the
+    default of gripper groups that name none. Raises ActionSpaceError / KinematicsError
     at construction when the space cannot run on this robot.
     """
 
@@ -89,8 +91,10 @@ class ActionSpaceConverter:
         ee_link: str = "",
         base_link: str = "",
         limits: JointLimits | None = None,
+        gripper_joint: str = "",
     ):
         self.space = space
+        self.gripper_joint = gripper_joint
         self.joint_names = tuple(joint_names)
         if kinematics is not None and tuple(kinematics.joint_names) != self.joint_names:
             raise ActionSpaceError(
@@ -126,6 +130,9 @@ class ActionSpaceConverter:
             if isinstance(g, Gripper)
         ]
         self.action_dim = self._slices[-1].stop
+        self._used_columns = np.ones(self.action_dim, dtype=bool)
+        for group, columns in zip(space.groups, self._slices):
+            self._used_columns[columns] = not isinstance(group, Ignore)
         self.state_dim = sum(self._group_size(g) for g in space.state.groups)
 
     # ------------------------------------------------------------------ configuration
@@ -150,7 +157,12 @@ class ActionSpaceConverter:
         return [g for g in groups if isinstance(g, Gripper)]
 
     def _gripper_joint(self, group: Gripper, key: str) -> tuple[str, int]:
-        joint = group.joint or self.joint_names[-1]
+        joint = group.joint or self.gripper_joint
+        if not joint:
+            raise ActionSpaceError(
+                f"{key}.joint: no gripper joint (set it here or as the robot's gripper joint; "
+                "a gripper value this robot does not take is an `ignore` group)"
+            )
         if joint not in self.joint_names:
             raise ActionSpaceError(f"{key}.joint: {joint!r} is not one of the joints {list(self.joint_names)}")
         return joint, self.joint_names.index(joint)
@@ -319,7 +331,7 @@ class ActionSpaceConverter:
 
     def _valid_prefix(self, actions: np.ndarray) -> tuple[int, str]:
         """How many leading rows are usable, and why the next is not."""
-        bad = ~np.isfinite(actions).all(axis=1)
+        bad = ~np.isfinite(actions[:, self._used_columns]).all(axis=1)
         for i, group in enumerate(self.space.groups):
             if isinstance(group, EeRotation):
                 bad |= ~rotations.valid_rows(actions[:, self._slices[i]], group.format)
