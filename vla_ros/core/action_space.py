@@ -241,67 +241,87 @@ def _at_most_one_ee(groups, key: str) -> None:
             raise ActionSpaceError(f"{key}: at most one {kind.type} group, got {[g.type for g in groups]}")
 
 
+def bridge_ee_delta() -> ActionSpace:
+    """Octo / OpenVLA trained on Bridge (WidowX 250): 7 values, no proprioceptive state.
+
+    EE translation delta xyz (m) and rotation delta roll/pitch/yaw (rad) in the base frame, gripper
+    opening in [0, 1] (> 0.5 = open). Read in SimplerEnv `simpler_env/policies/octo/octo_model.py`
+    and `policies/openvla/openvla_model.py`: roll/pitch/yaw go through transforms3d `euler2axangle`
+    (static axes xyz, scipy "xyz"); the gripper is binarised at 0.5 to +1 open / -1 close. The
+    actions drive ManiSkill2 real2sim's `arm_pd_ee_target_delta_pose_align2` controller at 5 Hz:
+    each delta applies to the previous *target* (cumulative), translation along the base axes,
+    rotation about base-aligned axes at the EE (left-multiplied).
+    """
+    groups = (EePosition("delta", "base"), EeRotation("delta", "base", "euler_xyz"), Gripper(binarize_threshold=0.5))
+    return ActionSpace("bridge_ee_delta", groups, chain="cumulative")
+
+
+def libero_ee_delta() -> ActionSpace:
+    """OpenVLA / OpenVLA-OFT (and, with an override, pi0) on LIBERO (Franka Panda in robosuite).
+
+    Actions: EE delta xyz and axis-angle delta in robosuite units ([-1, 1], OSC_POSE scales them by
+    0.05 m and 0.5 rad), base frame, the goal set from the current pose each 20 Hz step
+    (cumulative when tracked), rotation left-multiplied. Gripper: the OpenVLA models predict
+    [0, 1] with 1 = open; `experiments/robot/robot_utils.py` maps it to [-1, 1], binarises by sign
+    (threshold 0.5) and flips it to robosuite's -1 open / +1 close. State (OFT, pi0): EE position
+    (3) + axis-angle from the EE quaternion (3) + the two finger positions (2). Read in
+    moojink/openvla-oft `experiments/robot/libero/` and openpi `examples/libero/main.py`; pi0-LIBERO
+    emits robosuite's raw gripper: override `gripper: {source_range: [-1, 1], invert: true}`.
+    """
+    groups = (
+        EePosition("delta", "base", scale=0.05),
+        EeRotation("delta", "base", "axis_angle", scale=0.5),
+        Gripper(binarize_threshold=0.5),
+    )
+    state = StateSpace((EePosition(), EeRotation(format="axis_angle"), Gripper(source_range=None, signs=(1.0, -1.0))))
+    return ActionSpace("libero_ee_delta", groups, chain="cumulative", state=state)
+
+
+def droid_joint_velocity() -> ActionSpace:
+    """pi0 / pi0-FAST on DROID (Franka): 7 joint velocities (rad/s) + gripper position.
+
+    Read in openpi `examples/droid/main.py` (DROID RobotEnv with action_space="joint_velocity",
+    gripper_action_space="position"; the gripper binarised at 0.5; 8 steps of a chunk at 15 Hz)
+    and `src/openpi/policies/droid_policy.py` (state: 7 joint positions + gripper position).
+    DROID's gripper position is 0 = open, 1 = closed (inverted here: the joint's low end is closed).
+    Velocities are integrated at the chunk's dt from the plan's position.
+    """
+    state = StateSpace((JointPosition(), Gripper(invert=True)))
+    return ActionSpace(
+        "droid_joint_velocity", (JointVelocity(), Gripper(invert=True, binarize_threshold=0.5)), state=state
+    )
+
+
+def aloha_joints() -> ActionSpace:
+    """pi0 on ALOHA: 14 absolute joint positions (2 x (6 arm joints + gripper)), state the same 14.
+
+    Read in openpi `src/openpi/policies/aloha_policy.py`: its input/output transforms convert the
+    grippers between the robot's and the model's units and flip some joint signs, so what reaches
+    the robot is already in the robot's joint units, in the robot config's joint order.
+    """
+    return ActionSpace("aloha_joints", (JointPosition(mode="absolute"),), state=StateSpace((JointPosition(),)))
+
+
+def joint_absolute() -> ActionSpace:
+    """Absolute joint positions in the robot's joint order, state the same (LeRobot SO-100/101 pi0 and
+    SmolVLA, the bundled demo model `models/demo`)."""
+    return ActionSpace("joint_absolute", (JointPosition(mode="absolute"),), state=StateSpace((JointPosition(),)))
+
+
+def joint_delta() -> ActionSpace:
+    """Joint positions relative to the observed state, every step of a chunk (from_state).
+
+    Read in openpi `src/openpi/transforms.py`: `DeltaActions` subtracts the current state from every
+    action of a chunk for training and `AbsoluteActions` adds it back at inference.
+    """
+    return ActionSpace(
+        "joint_delta", (JointPosition(mode="relative"),), chain="from_state", state=StateSpace((JointPosition(),))
+    )
+
+
 def _presets() -> dict[str, ActionSpace]:
-    """The conventions of public checkpoint families (see each entry's source)."""
-    return {
-        # Octo / OpenVLA on Bridge (WidowX). Source: SimplerEnv policies/octo/octo_model.py and
-        # policies/openvla/openvla_model.py (7 values: xyz delta metres, roll/pitch/yaw delta
-        # converted with transforms3d euler2axangle, i.e. static xyz; gripper > 0.5 -> open), executed
-        # by ManiSkill2 real2sim's `arm_pd_ee_target_delta_pose_align2` at 5 Hz: each delta relative
-        # to the previous *target*, translation in the base frame, rotation about base-aligned axes.
-        # No proprioceptive state.
-        "bridge_ee_delta": ActionSpace(
-            "bridge_ee_delta",
-            (EePosition("delta", "base"), EeRotation("delta", "base", "euler_xyz"), Gripper(binarize_threshold=0.5)),
-            chain="cumulative",
-        ),
-        # OpenVLA / OpenVLA-OFT on LIBERO (Franka in robosuite). Source: moojink/openvla-oft
-        # experiments/robot/libero (state = eef pos + quat2axisangle(eef quat) + 2 gripper qpos;
-        # gripper in [0, 1], 1 = open, binarised then normalised/inverted to robosuite's -1 open /
-        # +1 close) and robosuite's OSC_POSE controller (input [-1, 1] scaled to 0.05 m and 0.5 rad,
-        # axis-angle delta, goal = current pose + delta, rotation left-multiplied in the base frame),
-        # 8 steps executed open loop. pi0-LIBERO (openpi examples/libero) emits robosuite's raw
-        # gripper (-1 open, +1 close): override `gripper: {source_range: [-1, 1], invert: true}`.
-        "libero_ee_delta": ActionSpace(
-            "libero_ee_delta",
-            (
-                EePosition("delta", "base", scale=0.05),
-                EeRotation("delta", "base", "axis_angle", scale=0.5),
-                Gripper(binarize_threshold=0.5),
-            ),
-            chain="cumulative",
-            state=StateSpace(
-                (EePosition(), EeRotation(format="axis_angle"), Gripper(source_range=None, signs=(1.0, -1.0)))
-            ),
-        ),
-        # pi0 / pi0-FAST on DROID (Franka). Source: openpi examples/droid/main.py (DROID RobotEnv
-        # with action_space="joint_velocity", gripper_action_space="position"; 7 joint velocities in
-        # rad/s + gripper position, 0 = open, 1 = closed, binarised at 0.5; 8 steps at 15 Hz) and
-        # src/openpi/policies/droid_policy.py (state: 7 joint positions + gripper position).
-        "droid_joint_velocity": ActionSpace(
-            "droid_joint_velocity",
-            (JointVelocity(), Gripper(invert=True, binarize_threshold=0.5)),
-            chain="cumulative",
-            state=StateSpace((JointPosition(), Gripper(invert=True))),
-        ),
-        # pi0 on ALOHA. Source: openpi src/openpi/policies/aloha_policy.py: 14 absolute joint
-        # positions (2 x (6 arm joints + gripper)); its output transforms already map grippers and
-        # joint signs to the robot's units, so the robot's 14 joints are passed as they are.
-        "aloha_joints": ActionSpace(
-            "aloha_joints", (JointPosition(mode="absolute"),), state=StateSpace((JointPosition(),))
-        ),
-        # Absolute joint positions in the robot's joint order (LeRobot SO-100/101 pi0 / SmolVLA, the
-        # bundled demo model): source LeRobot's policies and this package's demo.
-        "joint_absolute": ActionSpace(
-            "joint_absolute", (JointPosition(mode="absolute"),), state=StateSpace((JointPosition(),))
-        ),
-        # Joint positions relative to the observed state, every step of the chunk. Source: openpi
-        # src/openpi/transforms.py DeltaActions / AbsoluteActions (the state is subtracted from and
-        # added back to every action of a chunk).
-        "joint_delta": ActionSpace(
-            "joint_delta", (JointPosition(mode="relative"),), chain="from_state", state=StateSpace((JointPosition(),))
-        ),
-    }
+    builders = (bridge_ee_delta, libero_ee_delta, droid_joint_velocity, aloha_joints, joint_absolute, joint_delta)
+    return {builder.__name__: builder() for builder in builders}
 
 
 PRESETS: dict[str, ActionSpace] = _presets()
