@@ -163,6 +163,9 @@ def test_a_gripper_needs_a_joint_and_ignored_values_are_ignored():
     targets = converter.to_joint_targets(actions, HOME_Q, HOME_Q, 0.2)
     assert converter.action_dim == 8 and targets.valid_count == 3, targets.reason
     assert np.all(targets.positions[:, 6] == HOME_Q[6])  # the gripper joint holds
+    dropped = action_space_from_dict({"preset": "bridge_ee_delta", "gripper": "ignore"})
+    assert [g.type for g in dropped.groups] == ["ee_position", "ee_rotation", "ignore"]
+    assert ActionSpaceConverter(dropped, SIM_KINEMATICS, JOINT_NAMES, "tcp").action_dim == 7
 
 
 def test_joint_spaces_need_no_urdf():

@@ -343,7 +343,8 @@ def action_space_from_dict(raw: Mapping[str, Any], source: str = "action_space")
 
     `groups: [{type: ee_position, mode: delta, ...}, ...]` replaces the preset's groups;
     `<type>: {field: value}` (e.g. `gripper: {invert: true}`) overrides fields of the one group of
-    that type; `state:` takes `groups` and per-type overrides likewise; `ik:` the IkSettings fields.
+    that type (`gripper: ignore` drops the gripper value: a robot whose gripper is commanded
+    elsewhere); `state:` takes `groups` and per-type overrides likewise; `ik:` the IkSettings fields.
     """
     if not isinstance(raw, Mapping):
         raise ActionSpaceError(f"{source}: must be a mapping, got {raw!r}")
@@ -417,9 +418,11 @@ def _override(groups: tuple[Group, ...], raw: Mapping, kinds: dict, key: str) ->
                 f"{key}.{kind}: overrides need exactly one {kind} group, the space has {len(matches)} "
                 f"({[g.type for g in groups]}); give `groups` instead"
             )
-        groups[matches[0]] = _build_fields(
-            type(groups[matches[0]]), raw[kind], f"{key}.{kind}", base=groups[matches[0]]
-        )
+        group = groups[matches[0]]
+        if raw[kind] == "ignore" and kind == "gripper" and "ignore" in kinds:  # a gripper commanded elsewhere
+            groups[matches[0]] = Ignore(group.size)
+        else:
+            groups[matches[0]] = _build_fields(type(group), raw[kind], f"{key}.{kind}", base=group)
     return tuple(groups)
 
 
