@@ -165,10 +165,14 @@ class DifferentialIk:
         solutions = np.empty((horizon, q.size))
         errors = np.empty((horizon, 2))
         finite = np.isfinite(positions).all(axis=1) & np.isfinite(rotations).all(axis=(1, 2))
+        self._q_full[self._q_idx] = q
+        jacobian = self._pin.computeFrameJacobian(
+            self.model, self.data, self._q_full, self.frame_id, self._pin.LOCAL_WORLD_ALIGNED
+        )
         for i in range(horizon):
             if not finite[i]:
                 return self._result(solutions, errors, i, f"point {i}: target not finite")
-            ok, q, pos_err, rot_err = self._solve_point(positions[i], rotations[i], q, step_budget)
+            ok, q, pos_err, rot_err, jacobian = self._solve_point(positions[i], rotations[i], q, step_budget, jacobian)
             if not ok:
                 return self._result(
                     solutions,
@@ -180,17 +184,16 @@ class DifferentialIk:
             solutions[i], errors[i] = q, (pos_err, rot_err)
         return self._result(solutions, errors, horizon, "")
 
-    def _solve_point(self, target_p, target_r, q_prev, step_budget):
-        """Iterate from q_prev towards one target; (converged, q, position error m, rotation error rad)."""
+    def _solve_point(self, target_p, target_r, q_prev, step_budget, jacobian):
+        """Iterate from q_prev towards one target.
+
+        jacobian: (6, nv) at q_prev, computed with the frame placed at q_prev. Returns (converged, q,
+        position error m, rotation error rad, the Jacobian at q with the frame placed there).
+        """
         pin, settings, model, data, frame = self._pin, self.settings, self.model, self.data, self.frame_id
         tol_p = settings.position_tolerance_m
         tol_r = settings.rotation_tolerance_rad if settings.orientation_weight > 0 else math.inf
-        lower_total = np.maximum(self.min_position, q_prev - step_budget)
-        upper_total = np.minimum(self.max_position, q_prev + step_budget)
         q = q_prev
-        self._q_full[self._q_idx] = q
-        # the Jacobian also places the frame: the first pose comes with it, later ones by forward kinematics only
-        jacobian = pin.computeFrameJacobian(model, data, self._q_full, frame, pin.LOCAL_WORLD_ALIGNED)
         error = np.empty(6)
         for iteration in range(settings.max_iterations + 1):
             placement = data.oMf[frame]
@@ -199,31 +202,30 @@ class DifferentialIk:
             ex, ey, ez, rx, ry, rz = error.tolist()
             pos_err, rot_err = math.sqrt(ex * ex + ey * ey + ez * ez), math.sqrt(rx * rx + ry * ry + rz * rz)
             if pos_err <= tol_p and rot_err <= tol_r:
-                return True, q, pos_err, rot_err
+                return True, q, pos_err, rot_err, jacobian
             if iteration == settings.max_iterations:
                 break
-            if jacobian is None:
-                jacobian = pin.computeFrameJacobian(model, data, self._q_full, frame, pin.LOCAL_WORLD_ALIGNED)
             j = jacobian[:, self._v_idx]
             jw = j.T * self._weights_sq if self._weighted else j.T
             hessian = jw @ j + self._regulariser
             gradient = jw @ error
             _, step, info = self._posv(hessian, gradient)  # Cholesky solve (hessian is positive definite)
             q_next = q + step
-            if info != 0 or (q_next < lower_total).any() or (q_next > upper_total).any():
-                # bounds on this step; 0 always feasible (a start outside the limits may stay there)
-                lower = np.minimum(lower_total - q, 0.0)
-                upper = np.maximum(upper_total - q, 0.0)
+            outside = (np.abs(q_next - q_prev) > step_budget).any()
+            if info != 0 or outside or (q_next < self.min_position).any() or (q_next > self.max_position).any():
+                # bounds on this step: the position limits and the velocity budget of the point; 0 is always
+                # feasible (a start outside the limits may stay there)
+                lower = np.minimum(np.maximum(self.min_position, q_prev - step_budget) - q, 0.0)
+                upper = np.maximum(np.minimum(self.max_position, q_prev + step_budget) - q, 0.0)
                 step, _, flag, _ = self._daqp.solve(hessian, -gradient, self._no_constraints, upper, lower, self._sense)
                 if flag < 1:
                     break
                 q_next = q + step
             q = q_next
             self._q_full[self._q_idx] = q
-            pin.forwardKinematics(model, data, self._q_full)
-            pin.updateFramePlacement(model, data, frame)
-            jacobian = None
-        return False, q_prev, pos_err, rot_err
+            # the Jacobian also places the frame: the residual check and the next step (or point) share it
+            jacobian = pin.computeFrameJacobian(model, data, self._q_full, frame, pin.LOCAL_WORLD_ALIGNED)
+        return False, q_prev, pos_err, rot_err, jacobian
 
     @staticmethod
     def _result(solutions, errors, count, reason) -> IkResult:
