@@ -216,6 +216,12 @@ def test_tool_frame_deltas_follow_the_tool_axes():
     assert np.allclose(targets.positions, [p1, p2], atol=1e-12)
     got = Rotation.from_quat(targets.quaternions_xyzw).as_matrix()
     assert rot_error(got[1], r0 @ roll @ roll) < 1e-9
+    # from the state: every step from the state's pose, along its axes
+    converter = sim({"preset": "bridge_ee_delta", "chain": "from_state", "ee_position": {"frame": "tool"}})
+    targets = converter.to_ee_poses(actions, HOME_Q, HOME_Q + 0.1, 0.2)
+    assert np.allclose(targets.positions, [p1, p1], atol=1e-12)
+    got = Rotation.from_quat(targets.quaternions_xyzw).as_matrix()
+    assert max(rot_error(g, Rotation.from_euler("x", 0.2).as_matrix() @ r0) for g in got) < 1e-9
 
 
 def test_libero_scales_model_units_to_metres_and_radians():

@@ -389,31 +389,29 @@ class ActionSpaceConverter:
                 pos_group, pos_values = group, actions[:, self._slices[i]] * group.scale
             elif isinstance(group, EeRotation):
                 rot_group, rot_values = group, actions[:, self._slices[i]]
-        horizon = actions.shape[0]
-        deltas = None
-        if rot_group is not None:
-            values = rot_values * rot_group.scale if rot_group.scale != 1.0 else rot_values
-            deltas = rotations.to_matrix(values, rot_group.format)
-        positions, rots = np.empty((horizon, 3)), np.empty((horizon, 3, 3))
-        prev_p, prev_r = ref_p, ref_r
+        rots = self._chain_rotations(rot_group, rot_values if rot_group else None, ref_r, cumulative, len(actions))
+        if pos_group is None:
+            return np.tile(ref_p, (len(actions), 1)), rots
+        if pos_group.mode == "absolute":
+            return pos_values.copy(), rots
+        if pos_group.frame == "tool":  # each step along the axes of the pose it starts from
+            frames = np.concatenate([ref_r[None], rots[:-1]]) if cumulative else ref_r[None]
+            pos_values = np.einsum("hij,hj->hi", np.broadcast_to(frames, rots.shape), pos_values)
+        return ref_p + (np.cumsum(pos_values, axis=0) if cumulative else pos_values), rots
+
+    @staticmethod
+    def _chain_rotations(group: EeRotation | None, values, ref_r: np.ndarray, cumulative: bool, horizon: int):
+        """(H, 3, 3) target rotations from the rotation group's values (H, k) and the reference rotation."""
+        if group is None:
+            return np.broadcast_to(ref_r, (horizon, 3, 3)).copy()
+        deltas = rotations.to_matrix(values * group.scale if group.scale != 1.0 else values, group.format)
+        if group.mode == "absolute":
+            return deltas
+        base = group.frame == "base"  # base: left-multiplied (about base axes); tool: right-multiplied
+        if not cumulative:
+            return deltas @ ref_r if base else ref_r @ deltas
+        out, current = np.empty_like(deltas), ref_r
         for k in range(horizon):
-            base_p, base_r = (prev_p, prev_r) if cumulative else (ref_p, ref_r)
-            if pos_group is None:
-                p = base_p
-            elif pos_group.mode == "absolute":
-                p = pos_values[k]
-            elif pos_group.frame == "base":
-                p = base_p + pos_values[k]
-            else:
-                p = base_p + base_r @ pos_values[k]
-            if rot_group is None:
-                r = base_r
-            elif rot_group.mode == "absolute":
-                r = deltas[k]
-            elif rot_group.frame == "base":
-                r = deltas[k] @ base_r
-            else:
-                r = base_r @ deltas[k]
-            positions[k], rots[k] = p, r
-            prev_p, prev_r = p, r
-        return positions, rots
+            current = deltas[k] @ current if base else current @ deltas[k]
+            out[k] = current
+        return out
