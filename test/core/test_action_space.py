@@ -384,3 +384,25 @@ def test_cartesian_output_twists():
     assert np.allclose(targets.twists(0.2), np.tile([0, 0.05, 0, 0, 0, 0.25], (3, 1)), atol=1e-9)
     joint_space = sim({"preset": "joint_absolute"}).to_ee_poses(np.tile(HOME_Q, (2, 1)), HOME_Q, HOME_Q, 0.1)
     assert np.allclose(joint_space.positions, joint_space.start_position)
+
+
+def test_ee_values_are_in_the_base_link_frame(tmp_path):
+    """The sim arm mounted on a shifted, turned pedestal: in its base link's frame nothing changes."""
+    urdf = resolve_package_path("config/urdf/sim_arm.urdf").read_text()
+    mount = (
+        '<link name="world"/><joint name="mount" type="fixed"><parent link="world"/><child link="base"/>'
+        '<origin xyz="0.3 -0.2 0.5" rpy="0.1 -0.2 0.7"/></joint>\n  <link name="base">'
+    )
+    mounted = tmp_path / "mounted.urdf"
+    mounted.write_text(urdf.replace('<link name="base">', mount, 1))
+    space = action_space_from_dict({"preset": "libero_ee_delta"})
+    kinematics = UrdfKinematics(mounted, JOINT_NAMES)
+    converter = ActionSpaceConverter(space, kinematics, JOINT_NAMES, "tcp", "base", gripper_joint="gripper")
+    reference = sim({"preset": "libero_ee_delta"}, base_link="")
+    assert np.allclose(converter.state_vector(HOME_Q), reference.state_vector(HOME_Q), atol=1e-12)
+    actions = np.tile([0.1, -0.1, 0.05, 0.0, 0.1, 0.0, 1.0], (5, 1))
+    assert np.allclose(
+        converter.to_joint_targets(actions, HOME_Q, HOME_Q, 0.05).positions,
+        reference.to_joint_targets(actions, HOME_Q, HOME_Q, 0.05).positions,
+        atol=1e-6,
+    )
