@@ -245,7 +245,7 @@ def bridge_ee_delta() -> ActionSpace:
     """Octo / OpenVLA trained on Bridge (WidowX 250): 7 values, no proprioceptive state.
 
     EE translation delta xyz (m) and rotation delta roll/pitch/yaw (rad) in the base frame, gripper
-    opening in [0, 1] (> 0.5 = open). Read in SimplerEnv `simpler_env/policies/octo/octo_model.py`
+    opening in [0, 1] (> 0.5 = open). Source: SimplerEnv `simpler_env/policies/octo/octo_model.py`
     and `policies/openvla/openvla_model.py`: roll/pitch/yaw go through transforms3d `euler2axangle`
     (static axes xyz, scipy "xyz"); the gripper is binarised at 0.5 to +1 open / -1 close. The
     actions drive ManiSkill2 real2sim's `arm_pd_ee_target_delta_pose_align2` controller at 5 Hz:
@@ -264,7 +264,7 @@ def libero_ee_delta() -> ActionSpace:
     (cumulative when tracked), rotation left-multiplied. Gripper: the OpenVLA models predict
     [0, 1] with 1 = open; `experiments/robot/robot_utils.py` maps it to [-1, 1], binarises by sign
     (threshold 0.5) and flips it to robosuite's -1 open / +1 close. State (OFT, pi0): EE position
-    (3) + axis-angle from the EE quaternion (3) + the two finger positions (2). Read in
+    (3) + axis-angle from the EE quaternion (3) + the two finger positions (2). Source:
     moojink/openvla-oft `experiments/robot/libero/` and openpi `examples/libero/main.py`; pi0-LIBERO
     emits robosuite's raw gripper: override `gripper: {source_range: [-1, 1], invert: true}`.
     """
@@ -280,7 +280,7 @@ def libero_ee_delta() -> ActionSpace:
 def droid_joint_velocity() -> ActionSpace:
     """pi0 / pi0-FAST on DROID (Franka): 7 joint velocities (rad/s) + gripper position.
 
-    Read in openpi `examples/droid/main.py` (DROID RobotEnv with action_space="joint_velocity",
+    Source: openpi `examples/droid/main.py` (DROID RobotEnv with action_space="joint_velocity",
     gripper_action_space="position"; the gripper binarised at 0.5; 8 steps of a chunk at 15 Hz)
     and `src/openpi/policies/droid_policy.py` (state: 7 joint positions + gripper position).
     DROID's gripper position is 0 = open, 1 = closed (inverted here: the joint's low end is closed).
@@ -295,7 +295,7 @@ def droid_joint_velocity() -> ActionSpace:
 def aloha_joints() -> ActionSpace:
     """pi0 on ALOHA: 14 absolute joint positions (2 x (6 arm joints + gripper)), state the same 14.
 
-    Read in openpi `src/openpi/policies/aloha_policy.py`: its input/output transforms convert the
+    Source: openpi `src/openpi/policies/aloha_policy.py`: its input/output transforms convert the
     grippers between the robot's and the model's units and flip some joint signs, so what reaches
     the robot is already in the robot's joint units, in the robot config's joint order.
     """
@@ -311,7 +311,7 @@ def joint_absolute() -> ActionSpace:
 def joint_delta() -> ActionSpace:
     """Joint positions relative to the observed state, every step of a chunk (from_state).
 
-    Read in openpi `src/openpi/transforms.py`: `DeltaActions` subtracts the current state from every
+    Source: openpi `src/openpi/transforms.py`: `DeltaActions` subtracts the current state from every
     action of a chunk for training and `AbsoluteActions` adds it back at inference.
     """
     return ActionSpace(
