@@ -1,4 +1,4 @@
-"""Robot kinematics from a URDF (pinocchio): joint limits and link positions.
+"""Robot kinematics from a URDF (pinocchio): joint limits, link positions and poses, kinematic chains.
 
 Joint vectors are in the caller's joint order (`joint_names`); URDF joints not named there
 (mimic joints, passive fingers) stay at their neutral position.
@@ -55,3 +55,23 @@ class UrdfKinematics:
         self._q[self._q_index] = q
         self._pin.framesForwardKinematics(self.model, self.data, self._q)
         return self.data.oMf[frame_id].translation.copy()
+
+    def frame_pose(self, frame_id: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Position (3,) in metres and rotation matrix (3, 3) of frame `frame_id` in the base frame at joints q (D,)."""
+        self._q[self._q_index] = q
+        self._pin.framesForwardKinematics(self.model, self.data, self._q)
+        placement = self.data.oMf[frame_id]
+        return placement.translation.copy(), placement.rotation.copy()
+
+    def relative_pose(self, frame_id: int, base_frame_id: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Position (3,) and rotation (3, 3) of frame `frame_id` expressed in frame `base_frame_id` at joints q (D,)."""
+        self._q[self._q_index] = q
+        self._pin.framesForwardKinematics(self.model, self.data, self._q)
+        placement = self.data.oMf[base_frame_id].actInv(self.data.oMf[frame_id])
+        return placement.translation.copy(), placement.rotation.copy()
+
+    def chain_joints(self, frame_id: int) -> tuple[str, ...]:
+        """The joints of `joint_names` that move frame `frame_id` (its ancestors), in `joint_names` order."""
+        parent = self.model.frames[frame_id].parentJoint
+        ancestors = {self.model.names[i] for i in self.model.supports[parent].tolist()}
+        return tuple(j for j in self.joint_names if j in ancestors)

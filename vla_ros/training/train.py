@@ -142,7 +142,7 @@ def write_model_card(folder: Path, info: dict) -> None:
         f"{info['parameters'] / 1e6:.2f}M parameters; final loss {info['final_loss']:.4f}.",
         f"- Command: `{info['command']}`",
         "",
-        "## Measured (closed loop in the sim, without ROS, on held-out seeds)",
+        "## Measured (closed loop in the sim, without ROS, on held-out seeds, through the nodes' executor core)",
         f"- Success rate: {info['eval_success_rate']:.2f} over {info['eval_episodes']} episodes "
         f"(scripted expert: {info['expert_eval_success_rate']:.2f}).",
         "- Through the full ROS pipeline: see the README's demo section.",
