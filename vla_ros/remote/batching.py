@@ -62,7 +62,8 @@ class BatchResult:
 
 
 class Batcher:
-    """Collects requests for at most `wait_s` after the first (or until `max_batch`), then infers."""
+    """Collects requests for at most `wait_s` after the first (or until `max_batch`, or one per open
+    connection: a lone client never waits), then infers."""
 
     def __init__(self, backend: Backend, max_batch: int = 1, wait_s: float = 0.002, delay_s: float = 0.0):
         if max_batch < 1 or wait_s < 0:
@@ -71,6 +72,7 @@ class Batcher:
         self.max_batch = max_batch
         self.wait_s = wait_s
         self.delay_s = delay_s  # artificial latency per forward pass (a slow or far GPU)
+        self.clients = 0  # open connections: no point waiting for more requests than there are clients
         self._queue: asyncio.Queue[_Pending] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._task: asyncio.Task | None = None
@@ -87,7 +89,7 @@ class Batcher:
     async def _collect(self) -> list[_Pending]:
         batch = [await self._queue.get()]
         deadline = time.perf_counter() + self.wait_s
-        while len(batch) < self.max_batch:
+        while len(batch) < min(self.max_batch, self.clients):
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break

@@ -95,6 +95,13 @@ class PolicyServer:
             pass
 
     async def _handler(self, websocket: ServerConnection) -> None:
+        self.batcher.clients += 1
+        try:
+            await self._serve_connection(websocket)
+        finally:
+            self.batcher.clients -= 1
+
+    async def _serve_connection(self, websocket: ServerConnection) -> None:
         await websocket.send(self._metadata_bytes)
         prev_total_ms = None
         while True:
