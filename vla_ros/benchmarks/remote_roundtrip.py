@@ -45,13 +45,20 @@ def percentiles_ms(values: list[float]) -> dict[str, float]:
     }
 
 
+def warm_up(url: str, requests: int = 10) -> None:
+    """A few requests so that the measured ones do not pay the model's first calls."""
+    link = PolicyLink(LinkSettings(url, timeout_s=60.0))
+    link.connect()
+    for _ in range(requests):
+        link.infer(request(0))
+    link.close()
+
+
 def overhead(url: str, requests: int) -> dict:
     """Round trip, server inference and their difference over `requests` sequential requests."""
     link = PolicyLink(LinkSettings(url, timeout_s=30.0))
     link.connect()
     req = request(0)
-    for _ in range(10):  # warm-up
-        link.infer(req)
     rtt, infer, over = [], [], []
     for _ in range(requests):
         _, timing = link.infer(req)
@@ -117,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     common = ("--num-threads", str(args.num_threads))
     with tempfile.TemporaryDirectory() as tmp:
         with ServedPolicy(args.backend, model, Path(tmp) / "serve.log", *common) as served:
+            warm_up(served.url)
             print(
                 json.dumps(
                     {"benchmark": "overhead", "images": "2x 224x224x3 uint8", **overhead(served.url, args.requests)}
@@ -127,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         with ServedPolicy(
             args.backend, model, Path(tmp) / "serve-batched.log", *common, "--max-batch", "4", "--batch-wait-ms", "2"
         ) as served:
+            warm_up(served.url)
             batched = {n: throughput(served.url, n, args.seconds) for n in args.clients}
     for n in args.clients:
         print(
