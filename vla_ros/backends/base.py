@@ -53,6 +53,7 @@ class Backend(abc.ABC):
 # name -> "module:function" building the backend from (model_path, options)
 _BACKENDS = {
     "octo": "vla_ros.backends.octo.backend:load_octo_backend",
+    "openvla": "vla_ros.backends.openvla.backend:load_openvla_backend",
     "pi0": "vla_ros.backends.pi0.backend:load_pi0_backend",
 }
 
