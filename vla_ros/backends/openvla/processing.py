@@ -86,8 +86,12 @@ class ActionTokenizer:
 
     def __init__(self, vocab_end: int, bins: int = 256):
         self.vocab_end = vocab_end
-        edges = np.linspace(-1.0, 1.0, bins)
-        self.centers = (edges[:-1] + edges[1:]) / 2.0
+        self.edges = np.linspace(-1.0, 1.0, bins)
+        self.centers = (self.edges[:-1] + self.edges[1:]) / 2.0
+
+    def encode(self, actions: np.ndarray) -> np.ndarray:
+        """(..., A) normalised actions -> token ids (training's discretisation, clipped to [-1, 1])."""
+        return self.vocab_end - np.digitize(np.clip(actions, -1.0, 1.0), self.edges)
 
     def decode(self, token_ids: np.ndarray) -> np.ndarray:
         """(..., A) int ids -> (..., A) bin centres; ids outside the action range clip to the end bins."""
