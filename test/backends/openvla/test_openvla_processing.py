@@ -10,7 +10,7 @@ from vla_ros.backends.openvla.processing import (
     actions_to_joint_targets,
     center_crop,
     prompt,
-    unnormalize_q01_q99,
+    unnormalize,
     with_empty_token,
 )
 
@@ -59,13 +59,13 @@ def test_all_256_action_tokens_decode_monotonically_and_the_ends_clip():
 def test_unnormalisation_maps_minus_one_and_one_to_q01_q99_and_leaves_masked_dims():
     stats = {"q01": [-0.2, 0.0, 1.0], "q99": [0.2, 4.0, 3.0], "mask": [True, True, False]}
     x = np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0], [0.0, 0.5, 0.25]])
-    out = unnormalize_q01_q99(x, stats)
+    out = unnormalize(x, stats)
     np.testing.assert_allclose(out[0], [-0.2, 0.0, -1.0])
     np.testing.assert_allclose(out[1], [0.2, 4.0, 1.0])
     np.testing.assert_allclose(out[2], [0.0, 3.0, 0.25])
-    no_mask = unnormalize_q01_q99(x, {"q01": stats["q01"], "q99": stats["q99"]})
+    no_mask = unnormalize(x, {"q01": stats["q01"], "q99": stats["q99"]})
     np.testing.assert_allclose(no_mask[:, 2], [1.0, 3.0, 2.25])
-    assert unnormalize_q01_q99(np.ones(3), stats, eps=1e-8)[1] == pytest.approx(4.0 + 1e-8)
+    assert unnormalize(np.ones(3), stats, eps=1e-8)[1] == pytest.approx(4.0 + 1e-8)
 
 
 def test_relative_joints_add_the_current_position():

@@ -3,7 +3,8 @@
 Settings come from the `config` option, else `<checkpoint>/openvla.yaml`, else the package's
 `config/backends/openvla.yaml`. Explicit options (device, dtype, unnorm_key) override them.
 OpenVLA predicts one action per forward (`action_dim` tokens): `predict` returns a 1-point chunk
-due `dt_s` after the observation.
+due `dt_s` after the observation. OpenVLA-OFT (`oft: true`) predicts `chunk_size` actions per
+forward from its extra `action_head--*.pt` (and `proprio_projector--*.pt`) files.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from vla_ros.backends.base import Backend, BackendError
 from vla_ros.backends.openvla.checkpoint import (
     build_model,
     check_folder,
+    find_component,
+    load_component,
     load_config,
     load_processor_config,
     load_tokenizer,
@@ -26,13 +29,14 @@ from vla_ros.backends.openvla.checkpoint import (
     select_stats,
 )
 from vla_ros.backends.openvla.configuration import ImageProcessorConfig, OpenVLASettings
-from vla_ros.backends.openvla.modeling import OpenVLAModel
+from vla_ros.backends.openvla.modeling import L1RegressionActionHead, OpenVLAModel, ProprioProjector
 from vla_ros.backends.openvla.processing import (
     ActionTokenizer,
     actions_to_joint_targets,
+    normalize,
     pixel_values,
     prompt,
-    unnormalize_q01_q99,
+    unnormalize,
     with_empty_token,
 )
 from vla_ros.config import default_config_dir, resolve_package_path
@@ -40,19 +44,31 @@ from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 SETTINGS_FILE = "openvla.yaml"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+STOP_TOKEN_ID = 2  # Llama-2 </s>, closing OFT's placeholder actions as in training
+OFT_RANGE_EPS = 1e-8  # OFT's unnormalisation widens the range by this
+
+
+@dataclasses.dataclass
+class OFTHeads:
+    """OpenVLA-OFT's modules outside the VLM."""
+
+    action_head: L1RegressionActionHead
+    proprio_projector: ProprioProjector | None = None
+    proprio_stats: dict | None = None
 
 
 class OpenVLABackend(Backend):
-    horizon = 1
-
-    def __init__(self, model: OpenVLAModel, image_cfg: ImageProcessorConfig, tokenizer, settings: OpenVLASettings, action_stats: dict):
+    def __init__(
+        self, model: OpenVLAModel, image_cfg: ImageProcessorConfig, tokenizer, settings: OpenVLASettings, stats: dict, oft: OFTHeads | None = None
+    ):
         self.model = model
         self.cfg = model.cfg
         self.image_cfg = image_cfg
         self.tokenizer = tokenizer
         self.settings = settings
-        self.action_stats = action_stats
-        self.action_dim = len(action_stats["q01"])
+        self.action_stats = stats["action"]
+        self.oft = oft
+        self.action_dim = len(self.action_stats["q01"])
         if len(settings.joints) != self.action_dim:
             raise BackendError(
                 f"OpenVLA ({settings.source}): joints {list(settings.joints)} must name the {self.action_dim} action dims of "
@@ -60,9 +76,10 @@ class OpenVLABackend(Backend):
             )
         self.action_tokenizer = ActionTokenizer(self.cfg.action_vocab_end, self.cfg.n_action_bins)
         self.device = next(model.parameters()).device
-        self.camera_names = (settings.camera,)
+        self.camera_names = settings.cameras
         self.joint_names = settings.joints
         self.dt_s = settings.dt_s
+        self.horizon = settings.chunk_size if oft is not None else 1
         self.relative = np.array([j in settings.relative_joints for j in settings.joints])
 
     def input_ids(self, instruction: str) -> list[int]:
@@ -79,20 +96,47 @@ class OpenVLABackend(Backend):
         tokens, logits = self.model.greedy_decode(pixels_t, ids_t, self.action_dim, self.settings.static_cache)
         return tokens.cpu().numpy(), logits.cpu().numpy()
 
+    def regress(self, pixels: np.ndarray, ids: list[int], proprio: np.ndarray | None = None) -> np.ndarray:
+        """OFT: normalised action chunk (chunk_size, A) for model inputs; proprio (P,) normalised."""
+        dev, oft = self.device, self.oft
+        extra = None
+        if oft.proprio_projector is not None:
+            p = torch.from_numpy(np.asarray(proprio, dtype=np.float32))[None].to(dev, oft.proprio_projector.fc1.weight.dtype)
+            extra = oft.proprio_projector(p)
+        with torch.no_grad():
+            embeds = self.model.embed(torch.from_numpy(pixels)[None].to(dev), torch.tensor([ids], device=dev), extra)
+            hidden = self.model.parallel_hidden(embeds, self.settings.chunk_size * self.action_dim, STOP_TOKEN_ID)
+            head_dtype = oft.action_head.model.fc1.weight.dtype
+            return oft.action_head(hidden.to(head_dtype), self.settings.chunk_size)[0].float().cpu().numpy()
+
     def predict_actions(self, observation: Observation) -> np.ndarray:
-        """Unnormalised model actions (1, A) in the checkpoint's action space (e.g. Bridge end-effector deltas)."""
-        if self.settings.camera not in observation.images:
-            raise BackendError(f"OpenVLA backend needs camera {self.settings.camera!r}; observation has {sorted(observation.images)}")
-        tokens, _ = self.generate(self.pixel_values(observation.images[self.settings.camera]), self.input_ids(observation.instruction))
-        return unnormalize_q01_q99(self.action_tokenizer.decode(tokens), self.action_stats)[None]
+        """Unnormalised model actions (H, A) in the checkpoint's action space (e.g. Bridge end-effector deltas);
+        H = 1 for OpenVLA, chunk_size for OFT."""
+        absent = [c for c in self.camera_names if c not in observation.images]
+        if absent:
+            raise BackendError(f"OpenVLA backend needs cameras {list(self.camera_names)}; observation lacks {absent}")
+        ids = self.input_ids(observation.instruction)
+        if self.oft is None:
+            tokens, _ = self.generate(self.pixel_values(observation.images[self.settings.camera]), ids)
+            return unnormalize(self.action_tokenizer.decode(tokens), self.action_stats)[None]
+        pixels = np.concatenate([self.pixel_values(observation.images[c]) for c in self.camera_names], axis=0)
+        proprio = None
+        if self.oft.proprio_projector is not None:
+            q = self._joints(observation, self.settings.proprio_joints)
+            proprio = normalize(q, self.oft.proprio_stats, self.settings.normalization)
+        normalized = self.regress(pixels, ids, proprio)
+        return unnormalize(normalized, self.action_stats, self.settings.normalization, OFT_RANGE_EPS)
+
+    def _joints(self, observation: Observation, names: tuple[str, ...]) -> np.ndarray:
+        index = {n: i for i, n in enumerate(observation.joint_names)}
+        absent = [j for j in names if j not in index]
+        if absent:
+            raise BackendError(f"OpenVLA backend expects joints {list(names)}; the observation lacks {absent}")
+        return np.asarray(observation.joint_positions, dtype=np.float64)[[index[j] for j in names]]
 
     def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
         start = time.perf_counter()
-        index = {n: i for i, n in enumerate(observation.joint_names)}
-        absent = [j for j in self.joint_names if j not in index]
-        if absent:
-            raise BackendError(f"OpenVLA backend expects joints {list(self.joint_names)}; the observation lacks {absent}")
-        q = np.asarray(observation.joint_positions, dtype=np.float64)[[index[j] for j in self.joint_names]]
+        q = self._joints(observation, self.joint_names)
         targets = actions_to_joint_targets(self.predict_actions(observation), q, self.relative)
         return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, targets, time.perf_counter() - start)
 
@@ -148,4 +192,38 @@ def load_openvla_backend(
     tokenizer = load_tokenizer(folder)
     model = build_model(cfg, settings.device, DTYPES[settings.dtype], settings.attention)
     load_weights(folder, model)
-    return OpenVLABackend(model, image_cfg, tokenizer, settings, stats["action"])
+    oft = load_oft_heads(folder, cfg.hidden_size, settings, stats) if settings.oft else None
+    return OpenVLABackend(model, image_cfg, tokenizer, settings, stats, oft)
+
+
+def load_oft_heads(folder: Path, hidden_size: int, settings: OpenVLASettings, stats: dict) -> OFTHeads:
+    """The L1 action head and, when the folder has one, the proprio projector (sizes from the statistics)."""
+    dtype = DTYPES[settings.dtype]
+    head_file = find_component(folder, "action_head")
+    if head_file is None:
+        raise BackendError(f"OpenVLA-OFT checkpoint {folder}: no action_head--*checkpoint.pt (oft: true in {settings.source})")
+    with torch.device(settings.device):
+        head = L1RegressionActionHead(hidden_size, len(stats["action"]["q01"]))
+    load_component(head_file, head)
+    heads = OFTHeads(head.to(dtype).eval())
+    projector_file = find_component(folder, "proprio_projector")
+    if projector_file is None:
+        if settings.proprio_joints:
+            raise BackendError(f"OpenVLA-OFT checkpoint {folder}: proprio_joints set in {settings.source} but no proprio_projector--*checkpoint.pt")
+        return heads
+    proprio_stats = stats.get("proprio")
+    if not settings.proprio_joints or not proprio_stats:
+        raise BackendError(
+            f"OpenVLA-OFT checkpoint {folder}: has {projector_file.name}; it needs proprio_joints in {settings.source} "
+            "and norm_stats[unnorm_key].proprio in config.json"
+        )
+    if len(proprio_stats["q01"]) != len(settings.proprio_joints):
+        raise BackendError(
+            f"OpenVLA-OFT: proprio_joints {list(settings.proprio_joints)} must match the {len(proprio_stats['q01'])} proprio dims "
+            "of the statistics"
+        )
+    with torch.device(settings.device):
+        projector = ProprioProjector(hidden_size, len(settings.proprio_joints))
+    load_component(projector_file, projector)
+    heads.proprio_projector, heads.proprio_stats = projector.to(dtype).eval(), proprio_stats
+    return heads

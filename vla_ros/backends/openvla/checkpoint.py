@@ -35,6 +35,15 @@ def _listing(keys: list[str]) -> str:
 # --- weights ------------------------------------------------------------------------------------
 
 
+def check_shapes(expected: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]], what: str) -> None:
+    """One BackendError naming every missing, unexpected and misshaped key."""
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong = [f"{k}: {shapes[k]} != {tuple(v.shape)}" for k, v in expected.items() if k in shapes and shapes[k] != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        raise BackendError(f"{what}: missing keys {_listing(missing)}, unexpected keys {_listing(unexpected)}, wrong shapes {_listing(wrong)}")
+
+
 def weight_files(folder: Path) -> dict[str, Path]:
     """Key -> shard path, from the index (sharded) or the single file; BackendError on a missing shard."""
     index = folder / INDEX
@@ -71,14 +80,7 @@ def load_weights(folder: Path, model: torch.nn.Module, what: str = "OpenVLA") ->
             with safe_open(str(path), framework="pt") as f:
                 present = set(f.keys())
                 shapes.update({k: tuple(f.get_slice(k).get_shape()) for k in keys if k in present})
-        missing = sorted(set(expected) - set(shapes))
-        unexpected = sorted(set(shapes) - set(expected))
-        wrong = [f"{k}: {shapes[k]} != {tuple(v.shape)}" for k, v in expected.items() if k in shapes and shapes[k] != tuple(v.shape)]
-        if missing or unexpected or wrong:
-            raise BackendError(
-                f"{what} weights in {folder} do not match config.json: missing keys {_listing(missing)}, "
-                f"unexpected keys {_listing(unexpected)}, wrong shapes {_listing(wrong)}"
-            )
+        check_shapes(expected, shapes, f"{what} weights in {folder} do not match config.json")
         with torch.no_grad():
             for path, keys in by_shard.items():
                 with safe_open(str(path), framework="pt") as f:
@@ -100,6 +102,34 @@ def save_sharded(folder: Path, tensors: dict[str, torch.Tensor], shards: int = 2
         weight_map.update(dict.fromkeys(part, name))
         total += sum(t.numel() * t.element_size() for t in part.values())
     (folder / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1))
+
+
+# --- OpenVLA-OFT's extra modules (`action_head--<step>_checkpoint.pt`, `proprio_projector--...`) ---------
+
+
+def find_component(folder: Path, name: str) -> Path | None:
+    """The folder's `<name>--*checkpoint.pt`; BackendError if several (name the one to keep)."""
+    found = sorted(folder.glob(f"{name}--*checkpoint.pt"))
+    if len(found) > 1:
+        raise BackendError(f"OpenVLA-OFT checkpoint {folder}: several {name} files {[f.name for f in found]}; keep one")
+    return found[0] if found else None
+
+
+def load_component(path: Path, module: torch.nn.Module) -> None:
+    """A state dict saved with torch.save (DDP "module." prefixes dropped) into `module`; tensors only:
+    a file that needs code to unpickle is refused. One BackendError naming every key mismatch first."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError or others for refused content
+        raise BackendError(f"OpenVLA-OFT {path}: refused, not a plain tensor state dict (loaded with weights_only=True: {exc})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BackendError(f"OpenVLA-OFT {path}: expected a dict of tensors, got {type(state).__name__}")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    expected = module.state_dict()
+    check_shapes(expected, {k: tuple(v.shape) for k, v in state.items()}, f"OpenVLA-OFT {path.name} does not match the model")
+    with torch.no_grad():
+        for key, target in expected.items():
+            target.copy_(state[key])
 
 
 # --- configuration, statistics, tokenizer ----------------------------------------------------------

@@ -7,10 +7,11 @@ it leaves out take transformers' `LlamaConfig` defaults, e.g. `rms_norm_eps` 1e-
 `pad_to_multiple_of`, `n_action_bins`, `norm_stats`. Vision towers are known by their timm id;
 a checkpoint of other towers can describe them in an extra `vision_towers` list (`VitSpec` fields).
 
-`OpenVLASettings` says how the robot talks to the model: the camera, the instruction-independent
-decoding options, and the joint mapping used until the action-space layer routes end-effector
-actions: action dimension i drives `joints[i]`, as an absolute target or, for `relative_joints`,
-added to the joint's current position (radians).
+`OpenVLASettings` says how the robot talks to the model: the camera(s), the decoding options,
+OpenVLA-OFT's chunk settings (the authors keep them in code constants, not in the checkpoint:
+LIBERO chunk 8 / q01-q99 bounds, ALOHA chunk 25 / min-max bounds), and the joint mapping used
+until the action-space layer routes end-effector actions: action dimension i drives `joints[i]`,
+as an absolute target or, for `relative_joints`, added to the joint's current position (radians).
 """
 
 from __future__ import annotations
@@ -214,6 +215,7 @@ class ImageProcessorConfig:
 
 DTYPES = ("float32", "bfloat16")
 ATTENTION = ("sdpa", "eager")
+NORMALIZATION = ("bounds_q99", "bounds")
 
 
 @dataclass(frozen=True)
@@ -229,11 +231,17 @@ class OpenVLASettings:
     dtype: str = "float32"  # float32 | bfloat16 (bfloat16 on GPU)
     attention: str = "sdpa"  # Llama attention kernel: sdpa | eager
     static_cache: bool = False  # preallocated KV cache (fixed shapes for CUDA graphs / torch.compile)
+    oft: bool = False  # OpenVLA-OFT: one parallel pass + L1 regression head (`action_head--*.pt`)
+    chunk_size: int = 8  # OFT actions per chunk (LIBERO 8, ALOHA 25); chunk points are dt_s apart
+    normalization: str = "bounds_q99"  # OFT action/proprio bounds: bounds_q99 (q01/q99) | bounds (min/max)
+    wrist_cameras: tuple[str, ...] = ()  # OFT: further images after `camera`, in this order
+    proprio_joints: tuple[str, ...] = ()  # OFT: joints fed, normalised, to the proprio projector
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "joints", tuple(self.joints))
-        object.__setattr__(self, "relative_joints", tuple(self.relative_joints))
+        for name in ("relative_joints", "wrist_cameras", "proprio_joints"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         where = self.source
         if not self.joints or len(set(self.joints)) != len(self.joints):
             raise ValueError(f"{where}: joints: need a non-empty list of distinct names, got {list(self.joints)}")
@@ -248,10 +256,23 @@ class OpenVLASettings:
             raise ValueError(f"{where}: dtype: must be one of {list(DTYPES)}, got {self.dtype!r}")
         if self.attention not in ATTENTION:
             raise ValueError(f"{where}: attention: must be one of {list(ATTENTION)}, got {self.attention!r}")
+        if self.chunk_size < 1:
+            raise ValueError(f"{where}: chunk_size: must be >= 1, got {self.chunk_size}")
+        if self.normalization not in NORMALIZATION:
+            raise ValueError(f"{where}: normalization: must be one of {list(NORMALIZATION)}, got {self.normalization!r}")
+        if not self.oft and (self.wrist_cameras or self.proprio_joints):
+            raise ValueError(f"{where}: wrist_cameras / proprio_joints need oft: true (OpenVLA reads one image, no state)")
+        if self.camera in self.wrist_cameras:
+            raise ValueError(f"{where}: wrist_cameras: {self.camera!r} is already the main camera")
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return (self.camera, *self.wrist_cameras)
 
     def to_yaml(self) -> str:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "source"}
-        out["joints"], out["relative_joints"] = list(self.joints), list(self.relative_joints)
+        for name in ("joints", "relative_joints", "wrist_cameras", "proprio_joints"):
+            out[name] = list(out[name])
         return yaml.safe_dump(out, sort_keys=False)
 
     @classmethod
@@ -285,7 +306,8 @@ _NUMBER = (int, float)
 _TYPES = {
     "joints": list, "relative_joints": list, "camera": str, "unnorm_key": (str, type(None)), "dt_s": _NUMBER,
     "center_crop_scale": (int, float, type(None)), "checkpoint": (str, type(None)), "device": str, "dtype": str,
-    "attention": str, "static_cache": bool,
+    "attention": str, "static_cache": bool, "oft": bool, "chunk_size": int, "normalization": str,
+    "wrist_cameras": list, "proprio_joints": list,
 }
 
 

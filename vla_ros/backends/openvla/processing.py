@@ -5,7 +5,7 @@ instruction -> prompt "In: What action should the robot take to {instruction.low
 image (H, W, 3) uint8 -> optional centre crop (area scale) -> per tower: PIL resize to S x S
                (bicubic, antialiased), /255, (x - mean) / std -> (3 * towers, S, S) float32
 action tokens (A,) -> bin index = clip(vocab_end - id - 1, 0, bins - 2) -> bin centre in [-1, 1]
-               -> q01/q99 unnormalisation where the mask is true (A,)
+               -> q01/q99 (or min/max) unnormalisation where the mask is true (A,)
 actions (H, A) -> joint targets (H, D): absolute, or added to the current position
 """
 
@@ -16,6 +16,7 @@ from PIL import Image
 
 from vla_ros.backends.openvla.configuration import EMPTY_TOKEN_ID, ImageProcessorConfig
 
+BOUNDS = {"bounds_q99": ("q01", "q99"), "bounds": ("min", "max")}  # normalisation scheme -> (low, high) statistics
 PIL_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
 
 
@@ -99,21 +100,26 @@ class ActionTokenizer:
         return self.centers[index]
 
 
-def unnormalize_q01_q99(normalized: np.ndarray, stats: dict, eps: float = 0.0) -> np.ndarray:
-    """(..., A) in [-1, 1] -> 0.5 (x + 1)(q99 - q01 + eps) + q01 where `mask` (default all) is true.
+def _bounds(stats: dict, scheme: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    low_key, high_key = BOUNDS[scheme]
+    low, high = np.asarray(stats[low_key], dtype=np.float64), np.asarray(stats[high_key], dtype=np.float64)
+    return low, high, np.asarray(stats.get("mask", np.ones_like(low, dtype=bool)), dtype=bool)
 
+
+def unnormalize(normalized: np.ndarray, stats: dict, scheme: str = "bounds_q99", eps: float = 0.0) -> np.ndarray:
+    """(..., A) in [-1, 1] -> 0.5 (x + 1)(high - low + eps) + low where `mask` (default all) is true.
+
+    scheme: "bounds_q99" (q01/q99, OpenVLA and OFT-LIBERO) or "bounds" (min/max, OFT-ALOHA).
     eps: OpenVLA-OFT adds 1e-8 to the range; OpenVLA adds nothing.
     """
-    q01, q99 = np.asarray(stats["q01"], dtype=np.float64), np.asarray(stats["q99"], dtype=np.float64)
-    mask = np.asarray(stats.get("mask", np.ones_like(q01, dtype=bool)), dtype=bool)
-    return np.where(mask, 0.5 * (normalized + 1.0) * (q99 - q01 + eps) + q01, normalized)
+    low, high, mask = _bounds(stats, scheme)
+    return np.where(mask, 0.5 * (normalized + 1.0) * (high - low + eps) + low, normalized)
 
 
-def normalize_q01_q99(x: np.ndarray, stats: dict) -> np.ndarray:
-    """Inverse map (proprio input of OFT): 2 (x - q01) / (q99 - q01 + 1e-8) - 1, clipped to [-1, 1], where `mask`."""
-    q01, q99 = np.asarray(stats["q01"], dtype=np.float64), np.asarray(stats["q99"], dtype=np.float64)
-    mask = np.asarray(stats.get("mask", np.ones_like(q01, dtype=bool)), dtype=bool)
-    return np.where(mask, np.clip(2.0 * (x - q01) / (q99 - q01 + 1e-8) - 1.0, -1.0, 1.0), x)
+def normalize(x: np.ndarray, stats: dict, scheme: str = "bounds_q99") -> np.ndarray:
+    """OFT's proprio input: 2 (x - low) / (high - low + 1e-8) - 1 where `mask`, then every dim clipped to [-1, 1]."""
+    low, high, mask = _bounds(stats, scheme)
+    return np.clip(np.where(mask, 2.0 * (x - low) / (high - low + 1e-8) - 1.0, x), -1.0, 1.0)
 
 
 def actions_to_joint_targets(actions: np.ndarray, q: np.ndarray, relative: np.ndarray) -> np.ndarray:
