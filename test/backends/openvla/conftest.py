@@ -46,6 +46,13 @@ def make_observation():
     def make(stamp_s: float = 1.0, seed: int = 0, instruction: str = "reach the red cube") -> Observation:
         rng = np.random.default_rng(seed)
         q = rng.uniform(-0.5, 0.5, len(JOINT_NAMES))
-        return Observation(stamp_s, {"front": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)}, JOINT_NAMES, q, instruction)
+        images = {"front": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), "wrist": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)}
+        return Observation(stamp_s, images, JOINT_NAMES, q, instruction)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def oft_checkpoint(tmp_path_factory) -> Path:
+    """A tiny OpenVLA-OFT folder: chunks of 4, proprio = the joints, front + wrist images."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("openvla_oft_tiny"), JOINT_NAMES, oft=True, chunk_size=4, wrist_cameras=("wrist",))

@@ -4,9 +4,11 @@ Same files and key layout as `openvla/openvla-7b` (config.json with norm_stats, 
 + index, preprocessor_config.json, tokenizer) plus the robot mapping (openvla.yaml), at toy sizes:
 two 3-block ViTs with the DINOv2-reg4 / SigLIP flags on 28x28 images, a 2-layer Llama of width 8
 with the real 32064-token vocabulary (so the action tokens and the empty token 29871 are the real
-ids), a BPE tokenizer trained on a few sim prompts.
+ids), a BPE tokenizer trained on a few sim prompts. With `oft=True` it is an OpenVLA-OFT folder:
+plus `action_head--1_checkpoint.pt` and `proprio_projector--1_checkpoint.pt` (saved from DDP, keys
+prefixed `module.`) and proprio statistics.
 
-    python -m vla_ros.backends.openvla.tiny --out /tmp/openvla_tiny
+    python -m vla_ros.backends.openvla.tiny --out /tmp/openvla_tiny [--oft]
 """
 
 from __future__ import annotations
@@ -64,21 +66,32 @@ def write_tokenizer(folder: Path, instructions: tuple[str, ...] = INSTRUCTIONS, 
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
 
 
-def tiny_norm_stats(action_dim: int, gripper: list[bool]) -> dict:
-    """Two datasets (so `unnorm_key` is required); the gripper dims are not normalised (mask False)."""
+def tiny_norm_stats(action_dim: int, gripper: list[bool], proprio_dim: int = 0) -> dict:
+    """Two datasets (so `unnorm_key` is required); the gripper dims are not normalised (mask False).
+    proprio_dim > 0 adds proprio statistics (OFT)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
 
+    def bounds(scale: float, dim: int, mask: list[bool]) -> dict:
+        q01, q99 = -scale * rng.uniform(0.5, 1.0, dim), scale * rng.uniform(0.5, 1.0, dim)
+        return {"q01": q01.tolist(), "q99": q99.tolist(), "mask": mask, "mean": ((q01 + q99) / 2).tolist(),
+                "std": ((q99 - q01) / 4).tolist(), "min": (q01 * 1.2).tolist(), "max": (q99 * 1.2).tolist()}
+
     def dataset(scale: float) -> dict:
-        q01 = -scale * rng.uniform(0.5, 1.0, action_dim)
-        q99 = scale * rng.uniform(0.5, 1.0, action_dim)
-        mask = [not g for g in gripper]
-        action = {"q01": q01.tolist(), "q99": q99.tolist(), "mask": mask, "mean": ((q01 + q99) / 2).tolist(),
-                  "std": ((q99 - q01) / 4).tolist(), "min": (q01 * 1.2).tolist(), "max": (q99 * 1.2).tolist()}
-        return {"action": action, "num_transitions": 1000, "num_trajectories": 10}
+        out = {"action": bounds(scale, action_dim, [not g for g in gripper]), "num_transitions": 1000, "num_trajectories": 10}
+        if proprio_dim:
+            out["proprio"] = bounds(10 * scale, proprio_dim, [True] * proprio_dim)
+        return out
 
     return {"sim_tabletop": dataset(0.05), "other_robot": dataset(0.5)}
+
+
+def save_component(path: Path, module) -> None:
+    """An OFT extra module as its authors save it: torch.save of the DDP-wrapped state dict."""
+    import torch
+
+    torch.save({f"module.{k}": v.to(torch.bfloat16) for k, v in module.state_dict().items()}, path)
 
 
 def make_tiny_checkpoint(
@@ -88,13 +101,17 @@ def make_tiny_checkpoint(
     image_size: int = 28,
     dt_s: float = 0.2,
     seed: int = 0,
+    oft: bool = False,
+    chunk_size: int = 4,
+    wrist_cameras: tuple[str, ...] = (),
 ) -> Path:
-    """Write the folder; the action dims are the robot's joints (gripper absolute, the others relative)."""
+    """Write the folder; the action dims are the robot's joints (gripper absolute, the others relative).
+    OFT: chunks of `chunk_size`, the joints as proprio input, `wrist_cameras` as further images."""
     import torch
 
     from vla_ros.backends.openvla.checkpoint import save_sharded
     from vla_ros.backends.openvla.configuration import ImageProcessorConfig, OpenVLAConfig, OpenVLASettings
-    from vla_ros.backends.openvla.modeling import OpenVLAModel
+    from vla_ros.backends.openvla.modeling import L1RegressionActionHead, OpenVLAModel, ProprioProjector
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,13 +121,17 @@ def make_tiny_checkpoint(
         "arch_specifier": "no-align+fused-gelu-mlp", "use_fused_vision_backbone": True, "image_resize_strategy": "resize-naive",
         "timm_model_ids": list(TINY_TOWER_IDS), "image_sizes": [image_size, image_size], "timm_override_act_layers": [None, None],
         "vision_towers": [tower_json(t) for t in TINY_TOWERS], "text_config": TINY_TEXT_CONFIG, "n_action_bins": 256,
-        "pad_to_multiple_of": 64, "pad_token_id": 32000, "norm_stats": tiny_norm_stats(len(joint_names), gripper),
+        "pad_to_multiple_of": 64, "pad_token_id": 32000,
+        "norm_stats": tiny_norm_stats(len(joint_names), gripper, len(joint_names) if oft else 0),
     }
     cfg = OpenVLAConfig.from_json(raw)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = OpenVLAModel(cfg)
         randomize(model)
+        if oft:
+            save_component(folder / "action_head--1_checkpoint.pt", L1RegressionActionHead(cfg.hidden_size, len(joint_names)))
+            save_component(folder / "proprio_projector--1_checkpoint.pt", ProprioProjector(cfg.hidden_size, len(joint_names)))
     save_sharded(folder, model.to(torch.bfloat16).state_dict())
     (folder / "config.json").write_text(json.dumps(raw, indent=1))
     processor = ImageProcessorConfig((image_size, image_size), MEANS, STDS, ("bicubic", "bicubic"))
@@ -118,7 +139,8 @@ def make_tiny_checkpoint(
     write_tokenizer(folder)
     settings = OpenVLASettings(
         joints=tuple(joint_names), camera=camera, relative_joints=tuple(j for j, g in zip(joint_names, gripper) if not g),
-        unnorm_key="sim_tabletop", dt_s=dt_s,
+        unnorm_key="sim_tabletop", dt_s=dt_s, oft=oft, chunk_size=chunk_size, wrist_cameras=wrist_cameras if oft else (),
+        proprio_joints=tuple(joint_names) if oft else (),
     )
     (folder / "openvla.yaml").write_text("# tiny random-weight OpenVLA for tests (vla_ros.backends.openvla.tiny)\n" + settings.to_yaml())
     return folder
@@ -150,8 +172,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     parser.add_argument("--dt", type=float, default=0.2, help="seconds between actions")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--oft", action="store_true", help="an OpenVLA-OFT folder (chunks, proprio, wrist image)")
     args = parser.parse_args(argv)
-    print(make_tiny_checkpoint(args.out, JOINT_NAMES, dt_s=args.dt, seed=args.seed))
+    wrist = ("wrist",) if args.oft else ()
+    print(make_tiny_checkpoint(args.out, JOINT_NAMES, dt_s=args.dt, seed=args.seed, oft=args.oft, wrist_cameras=wrist))
 
 
 if __name__ == "__main__":
