@@ -89,6 +89,20 @@ class OpenVLAModel(nn.Module):
         return DynamicCache(config=self.language_model.config)
 
     @torch.no_grad()
+    def prefill(self, embeds: torch.Tensor, cache) -> torch.Tensor:
+        """Run [BOS, patches, prompt] (1, P, H) into `cache`; the next-token logits (vocab,) float32."""
+        positions = torch.arange(embeds.shape[1], device=embeds.device)
+        out = self.language_model(inputs_embeds=embeds, past_key_values=cache, cache_position=positions, use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1].float()
+
+    @torch.no_grad()
+    def step(self, token: torch.Tensor, position: int, cache) -> torch.Tensor:
+        """Feed one token (scalar id) at sequence `position`; the next-token logits (vocab,) float32."""
+        positions = torch.tensor([position], device=token.device)
+        out = self.language_model(input_ids=token.view(1, 1), past_key_values=cache, cache_position=positions, use_cache=True)
+        return out.logits[0, -1].float()
+
+    @torch.no_grad()
     def greedy_decode(
         self, pixels: torch.Tensor, input_ids: torch.Tensor, steps: int, static_cache: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,18 +114,11 @@ class OpenVLAModel(nn.Module):
         embeds = self.embed(pixels, input_ids)
         n = embeds.shape[1]
         cache = self.new_cache(n + steps, static_cache)
-        positions = torch.arange(n, device=embeds.device)
-        logits, tokens = [], []
-        out = self.language_model(inputs_embeds=embeds, past_key_values=cache, cache_position=positions, use_cache=True, logits_to_keep=1)
-        for i in range(steps):
-            step_logits = out.logits[0, -1].float()
-            token = step_logits.argmax()
-            logits.append(step_logits)
-            tokens.append(token)
-            if i + 1 < steps:
-                out = self.language_model(
-                    input_ids=token.view(1, 1), past_key_values=cache, cache_position=positions[-1:] + i + 1, use_cache=True,
-                )
+        logits = [self.prefill(embeds, cache)]
+        tokens = [logits[0].argmax()]
+        for i in range(1, steps):
+            logits.append(self.step(tokens[-1], n + i - 1, cache))
+            tokens.append(logits[-1].argmax())
         return torch.stack(tokens), torch.stack(logits)
 
     @torch.no_grad()
