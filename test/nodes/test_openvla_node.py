@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import log_text, wait_until
 
 
@@ -44,7 +43,12 @@ def tiny_oft_checkpoint(tmp_path_factory):
     from vla_ros.sim.tabletop import JOINT_NAMES
 
     return make_tiny_checkpoint(
-        tmp_path_factory.mktemp("tiny_openvla_oft"), JOINT_NAMES, dt_s=0.1, oft=True, chunk_size=4, wrist_cameras=("wrist",)
+        tmp_path_factory.mktemp("tiny_openvla_oft"),
+        JOINT_NAMES,
+        dt_s=0.1,
+        oft=True,
+        chunk_size=4,
+        wrist_cameras=("wrist",),
     )
 
 
@@ -56,7 +60,9 @@ def test_a_tiny_openvla_oft_runs_through_the_real_nodes(nodes, tiny_oft_checkpoi
         model_path=tiny_oft_checkpoint,
     )
     peer.start_robot(rate_hz=50)
-    assert wait_until(lambda: len(peer.chunks) > 3, 90), f"no OFT chunks; policy log:\n{log_text(bringup.log_dir.parent, 'vla_policy')}"
+    assert wait_until(lambda: len(peer.chunks) > 3, 90), (
+        f"no OFT chunks; policy log:\n{log_text(bringup.log_dir.parent, 'vla_policy')}"
+    )
     msg = peer.chunks[-1]
     offsets = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
     np.testing.assert_allclose(offsets, [0.1, 0.2, 0.3, 0.4], atol=1e-6)

@@ -37,7 +37,9 @@ def benchmark_config(size: str) -> OpenVLAConfig:
     return OpenVLAConfig(towers=towers, text_config=TINY_TEXT_CONFIG)
 
 
-def run_tokens(model: OpenVLAModel, pixels: torch.Tensor, ids: torch.Tensor, static: bool, sync) -> tuple[float, list[float], float]:
+def run_tokens(
+    model: OpenVLAModel, pixels: torch.Tensor, ids: torch.Tensor, static: bool, sync
+) -> tuple[float, list[float], float]:
     """(prefill ms incl. vision and the first token, per-token ms, total ms) of one 7-token action."""
     token_ms: list[float] = []
     start = time.perf_counter()
@@ -56,7 +58,9 @@ def run_tokens(model: OpenVLAModel, pixels: torch.Tensor, ids: torch.Tensor, sta
     return 1e3 * (prefilled - start), token_ms, 1e3 * (end - start)
 
 
-def run_chunk(model: OpenVLAModel, head: L1RegressionActionHead, pixels: torch.Tensor, ids: torch.Tensor, chunk: int, sync) -> float:
+def run_chunk(
+    model: OpenVLAModel, head: L1RegressionActionHead, pixels: torch.Tensor, ids: torch.Tensor, chunk: int, sync
+) -> float:
     """ms of one OFT chunk (vision, projector, one parallel pass, head)."""
     start = time.perf_counter()
     with torch.no_grad():
@@ -97,11 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     g = torch.Generator().manual_seed(0)
     size = cfg.towers[0].img_size
     pixels = (torch.rand(1, 3 * len(cfg.towers), size, size, generator=g) * 2 - 1).to(args.device)
-    ids = torch.cat([torch.tensor([[1]]), torch.randint(3, 29000, (1, PROMPT_TOKENS - 2), generator=g), torch.tensor([[29871]])], 1).to(args.device)
+    ids = torch.cat(
+        [torch.tensor([[1]]), torch.randint(3, 29000, (1, PROMPT_TOKENS - 2), generator=g), torch.tensor([[29871]])], 1
+    ).to(args.device)
     print(
-        f"openvla {args.size}: {params / 1e9:.3f}B params, built in {time.perf_counter() - t0:.1f} s; device {args.device}, {args.dtype}, "
-        f"{args.attention}, {'static' if args.static_cache else 'dynamic'} cache, {cfg.num_patches} patches + {PROMPT_TOKENS} prompt tokens, "
-        f"{ACTION_DIM} action tokens, OFT chunk {args.chunk}, {args.repeats} repeats, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"openvla {args.size}: {params / 1e9:.3f}B params, built in {time.perf_counter() - t0:.1f} s; "
+        f"device {args.device}, {args.dtype}, {args.attention}, {'static' if args.static_cache else 'dynamic'} cache, "
+        f"{cfg.num_patches} patches + {PROMPT_TOKENS} prompt tokens, {ACTION_DIM} action tokens, "
+        f"OFT chunk {args.chunk}, {args.repeats} repeats, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     for _ in range(args.warmup):
         run_tokens(model, pixels, ids, args.static_cache, sync)

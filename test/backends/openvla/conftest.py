@@ -30,7 +30,9 @@ def reference_checkpoint() -> Path:
 @pytest.fixture(scope="session")
 def reference_settings(tmp_path_factory, expected) -> Path:
     """Robot mapping for the reference checkpoint: 7 action dims, all absolute."""
-    settings = OpenVLASettings(joints=tuple(f"a{i}" for i in range(7)), camera="front", unnorm_key=str(expected["unnorm_key"]))
+    settings = OpenVLASettings(
+        joints=tuple(f"a{i}" for i in range(7)), camera="front", unnorm_key=str(expected["unnorm_key"])
+    )
     path = tmp_path_factory.mktemp("openvla_settings") / "openvla.yaml"
     path.write_text(settings.to_yaml())
     return path
@@ -46,7 +48,10 @@ def make_observation():
     def make(stamp_s: float = 1.0, seed: int = 0, instruction: str = "reach the red cube") -> Observation:
         rng = np.random.default_rng(seed)
         q = rng.uniform(-0.5, 0.5, len(JOINT_NAMES))
-        images = {"front": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), "wrist": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)}
+        images = {
+            "front": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+            "wrist": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+        }
         return Observation(stamp_s, images, JOINT_NAMES, q, instruction)
 
     return make
@@ -55,4 +60,6 @@ def make_observation():
 @pytest.fixture(scope="session")
 def oft_checkpoint(tmp_path_factory) -> Path:
     """A tiny OpenVLA-OFT folder: chunks of 4, proprio = the joints, front + wrist images."""
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("openvla_oft_tiny"), JOINT_NAMES, oft=True, chunk_size=4, wrist_cameras=("wrist",))
+    return make_tiny_checkpoint(
+        tmp_path_factory.mktemp("openvla_oft_tiny"), JOINT_NAMES, oft=True, chunk_size=4, wrist_cameras=("wrist",)
+    )

@@ -66,9 +66,14 @@ def test_missing_unexpected_and_misshaped_keys_in_one_error_and_nothing_copied(f
 
 
 def test_unnorm_key_is_required_with_several_datasets_and_must_exist(folder, reference_settings):
-    with pytest.raises(BackendError, match=r"several datasets; set unnorm_key to one of \['other_robot', 'sim_tabletop'\]"):
+    with pytest.raises(
+        BackendError, match=r"several datasets; set unnorm_key to one of \['other_robot', 'sim_tabletop'\]"
+    ):
         _load_without_key(folder, reference_settings)
-    with pytest.raises(BackendError, match=r"unnorm_key 'bridge_orig' is not in norm_stats; available: \['other_robot', 'sim_tabletop'\]"):
+    with pytest.raises(
+        BackendError,
+        match=r"unnorm_key 'bridge_orig' is not in norm_stats; available: \['other_robot', 'sim_tabletop'\]",
+    ):
         load_openvla_backend(folder, config=reference_settings, unnorm_key="bridge_orig")
 
 
@@ -88,19 +93,28 @@ def test_joints_must_match_the_action_dims(folder, tmp_path, reference_settings)
 
 def test_missing_files_are_listed(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(BackendError, match=r"missing \['preprocessor_config.json', 'model.safetensors.index.json or model.safetensors', 'tokenizer.json or tokenizer.model'\]"):
+    with pytest.raises(
+        BackendError,
+        match=r"missing \['preprocessor_config.json', 'model.safetensors.index.json or model.safetensors', "
+        r"'tokenizer.json or tokenizer.model'\]",
+    ):
         load_openvla_backend(tmp_path)
 
 
 def test_unknown_towers_are_an_error_naming_the_ids(folder):
     raw = json.loads((folder / "config.json").read_text())
     raw.pop("vision_towers")
-    with pytest.raises(ValueError, match=r"timm_model_ids \['vit_tiny_patch14_reg4_dinov2_test', 'vit_tiny_patch14_siglip_test'\] are not known"):
+    with pytest.raises(
+        ValueError,
+        match=r"timm_model_ids \['vit_tiny_patch14_reg4_dinov2_test', 'vit_tiny_patch14_siglip_test'\] are not known",
+    ):
         OpenVLAConfig.from_json(raw)
 
 
 def test_registered_by_name(folder, reference_settings):
-    backend = load_backend("openvla", folder, config=reference_settings, device="cpu", seed=3, num_threads=0, max_guidance=5.0)
+    backend = load_backend(
+        "openvla", folder, config=reference_settings, device="cpu", seed=3, num_threads=0, max_guidance=5.0
+    )
     assert backend.horizon == 1 and backend.camera_names == ("front",)
 
 

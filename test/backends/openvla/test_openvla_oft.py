@@ -64,7 +64,7 @@ def test_a_misshaped_head_is_one_clear_error(oft_checkpoint, tmp_path):
 def test_a_proprio_projector_needs_proprio_joints(oft_checkpoint, tmp_path):
     folder = shutil.copytree(oft_checkpoint, tmp_path / "oft")
     settings = (folder / "openvla.yaml").read_text()
-    head, _, tail = settings.partition("proprio_joints:")
+    head = settings.partition("proprio_joints:")[0]
     (folder / "openvla.yaml").write_text(head + "proprio_joints: []\n")
     with pytest.raises(BackendError, match=r"has proprio_projector--1_checkpoint.pt; it needs proprio_joints"):
         load_openvla_backend(folder)

@@ -8,7 +8,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from vla_ros.backends.openvla.backend import load_openvla_backend
 from vla_ros.backends.openvla.checkpoint import load_processor_config

@@ -18,7 +18,10 @@ LLAMA_VOCAB_END = 32000
 
 
 def test_prompt_lowercases_the_instruction_in_the_fixed_template():
-    assert prompt("Put The Red Cube ON the blue cube") == "In: What action should the robot take to put the red cube on the blue cube?\nOut:"
+    assert (
+        prompt("Put The Red Cube ON the blue cube")
+        == "In: What action should the robot take to put the red cube on the blue cube?\nOut:"
+    )
 
 
 def test_empty_token_is_appended_once():
@@ -53,7 +56,9 @@ def test_all_256_action_tokens_decode_monotonically_and_the_ends_clip():
     assert tok.encode(np.array([1.0, 5.0]))[0] == tok.encode(np.array([5.0]))[0] == LLAMA_VOCAB_END - 256
     assert tok.decode(np.array([LLAMA_VOCAB_END, LLAMA_VOCAB_END + 63]))[0] == bottom  # padding ids: first bin
     assert tok.decode(np.array([100]))[0] == top  # ordinary text ids: last bin
-    np.testing.assert_allclose(tok.decode(tok.encode(np.linspace(-1, 1, 1001))), np.linspace(-1, 1, 1001), atol=1 / 255 + 1e-12)
+    np.testing.assert_allclose(
+        tok.decode(tok.encode(np.linspace(-1, 1, 1001))), np.linspace(-1, 1, 1001), atol=1 / 255 + 1e-12
+    )
 
 
 def test_unnormalisation_maps_minus_one_and_one_to_q01_q99_and_leaves_masked_dims():

@@ -59,7 +59,13 @@ class OFTHeads:
 
 class OpenVLABackend(Backend):
     def __init__(
-        self, model: OpenVLAModel, image_cfg: ImageProcessorConfig, tokenizer, settings: OpenVLASettings, stats: dict, oft: OFTHeads | None = None
+        self,
+        model: OpenVLAModel,
+        image_cfg: ImageProcessorConfig,
+        tokenizer,
+        settings: OpenVLASettings,
+        stats: dict,
+        oft: OFTHeads | None = None,
     ):
         self.model = model
         self.cfg = model.cfg
@@ -71,8 +77,8 @@ class OpenVLABackend(Backend):
         self.action_dim = len(self.action_stats["q01"])
         if len(settings.joints) != self.action_dim:
             raise BackendError(
-                f"OpenVLA ({settings.source}): joints {list(settings.joints)} must name the {self.action_dim} action dims of "
-                f"unnorm_key {settings.unnorm_key!r}"
+                f"OpenVLA ({settings.source}): joints {list(settings.joints)} must name the {self.action_dim} "
+                f"action dims of unnorm_key {settings.unnorm_key!r}"
             )
         self.action_tokenizer = ActionTokenizer(self.cfg.action_vocab_end, self.cfg.n_action_bins)
         self.device = next(model.parameters()).device
@@ -101,7 +107,9 @@ class OpenVLABackend(Backend):
         dev, oft = self.device, self.oft
         extra = None
         if oft.proprio_projector is not None:
-            p = torch.from_numpy(np.asarray(proprio, dtype=np.float32))[None].to(dev, oft.proprio_projector.fc1.weight.dtype)
+            p = torch.from_numpy(np.asarray(proprio, dtype=np.float32))[None].to(
+                dev, oft.proprio_projector.fc1.weight.dtype
+            )
             extra = oft.proprio_projector(p)
         with torch.no_grad():
             embeds = self.model.embed(torch.from_numpy(pixels)[None].to(dev), torch.tensor([ids], device=dev), extra)
@@ -134,7 +142,9 @@ class OpenVLABackend(Backend):
             raise BackendError(f"OpenVLA backend expects joints {list(names)}; the observation lacks {absent}")
         return np.asarray(observation.joint_positions, dtype=np.float64)[[index[j] for j in names]]
 
-    def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
+    def predict(
+        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
+    ) -> ActionChunk:
         start = time.perf_counter()
         q = self._joints(observation, self.joint_names)
         targets = actions_to_joint_targets(self.predict_actions(observation), q, self.relative)
@@ -179,7 +189,9 @@ def load_openvla_backend(
         raise BackendError(f"OpenVLA settings: {exc}") from exc
     if model_path is None:
         if settings.checkpoint is None:
-            raise BackendError(f"OpenVLA backend: no checkpoint folder given and {settings.source} sets no 'checkpoint'")
+            raise BackendError(
+                f"OpenVLA backend: no checkpoint folder given and {settings.source} sets no 'checkpoint'"
+            )
         model_path = resolve_package_path(settings.checkpoint)
     folder = Path(model_path)
     check_folder(folder)
@@ -188,7 +200,10 @@ def load_openvla_backend(
     settings = dataclasses.replace(settings, unnorm_key=key)
     image_cfg = load_processor_config(folder)
     if image_cfg.sizes != tuple(t.img_size for t in cfg.towers):
-        raise BackendError(f"OpenVLA checkpoint {folder}: preprocessor input_sizes {image_cfg.sizes} differ from config.json image_sizes")
+        raise BackendError(
+            f"OpenVLA checkpoint {folder}: preprocessor input_sizes {image_cfg.sizes} "
+            "differ from config.json image_sizes"
+        )
     tokenizer = load_tokenizer(folder)
     model = build_model(cfg, settings.device, DTYPES[settings.dtype], settings.attention)
     load_weights(folder, model)
@@ -201,7 +216,9 @@ def load_oft_heads(folder: Path, hidden_size: int, settings: OpenVLASettings, st
     dtype = DTYPES[settings.dtype]
     head_file = find_component(folder, "action_head")
     if head_file is None:
-        raise BackendError(f"OpenVLA-OFT checkpoint {folder}: no action_head--*checkpoint.pt (oft: true in {settings.source})")
+        raise BackendError(
+            f"OpenVLA-OFT checkpoint {folder}: no action_head--*checkpoint.pt (oft: true in {settings.source})"
+        )
     with torch.device(settings.device):
         head = L1RegressionActionHead(hidden_size, len(stats["action"]["q01"]))
     load_component(head_file, head)
@@ -209,7 +226,10 @@ def load_oft_heads(folder: Path, hidden_size: int, settings: OpenVLASettings, st
     projector_file = find_component(folder, "proprio_projector")
     if projector_file is None:
         if settings.proprio_joints:
-            raise BackendError(f"OpenVLA-OFT checkpoint {folder}: proprio_joints set in {settings.source} but no proprio_projector--*checkpoint.pt")
+            raise BackendError(
+                f"OpenVLA-OFT checkpoint {folder}: proprio_joints set in {settings.source} "
+                "but no proprio_projector--*checkpoint.pt"
+            )
         return heads
     proprio_stats = stats.get("proprio")
     if not settings.proprio_joints or not proprio_stats:
@@ -219,8 +239,8 @@ def load_oft_heads(folder: Path, hidden_size: int, settings: OpenVLASettings, st
         )
     if len(proprio_stats["q01"]) != len(settings.proprio_joints):
         raise BackendError(
-            f"OpenVLA-OFT: proprio_joints {list(settings.proprio_joints)} must match the {len(proprio_stats['q01'])} proprio dims "
-            "of the statistics"
+            f"OpenVLA-OFT: proprio_joints {list(settings.proprio_joints)} must match the "
+            f"{len(proprio_stats['q01'])} proprio dims of the statistics"
         )
     with torch.device(settings.device):
         projector = ProprioProjector(hidden_size, len(settings.proprio_joints))

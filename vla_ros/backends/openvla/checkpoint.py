@@ -22,7 +22,12 @@ from vla_ros.backends.base import BackendError
 from vla_ros.backends.openvla.configuration import ImageProcessorConfig, OpenVLAConfig
 from vla_ros.backends.openvla.modeling import OpenVLAModel
 
-CONFIG, INDEX, SINGLE, PREPROCESSOR = "config.json", "model.safetensors.index.json", "model.safetensors", "preprocessor_config.json"
+CONFIG, INDEX, SINGLE, PREPROCESSOR = (
+    "config.json",
+    "model.safetensors.index.json",
+    "model.safetensors",
+    "preprocessor_config.json",
+)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 _LISTED = 12  # keys named per category in an error
 
@@ -39,9 +44,16 @@ def check_shapes(expected: dict[str, torch.Tensor], shapes: dict[str, tuple[int,
     """One BackendError naming every missing, unexpected and misshaped key."""
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
-    wrong = [f"{k}: {shapes[k]} != {tuple(v.shape)}" for k, v in expected.items() if k in shapes and shapes[k] != tuple(v.shape)]
+    wrong = [
+        f"{k}: {shapes[k]} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in shapes and shapes[k] != tuple(v.shape)
+    ]
     if missing or unexpected or wrong:
-        raise BackendError(f"{what}: missing keys {_listing(missing)}, unexpected keys {_listing(unexpected)}, wrong shapes {_listing(wrong)}")
+        raise BackendError(
+            f"{what}: missing keys {_listing(missing)}, unexpected keys {_listing(unexpected)}, "
+            f"wrong shapes {_listing(wrong)}"
+        )
 
 
 def weight_files(folder: Path) -> dict[str, Path]:
@@ -121,12 +133,16 @@ def load_component(path: Path, module: torch.nn.Module) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError or others for refused content
-        raise BackendError(f"OpenVLA-OFT {path}: refused, not a plain tensor state dict (loaded with weights_only=True: {exc})") from exc
+        raise BackendError(
+            f"OpenVLA-OFT {path}: refused, not a plain tensor state dict (loaded with weights_only=True: {exc})"
+        ) from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BackendError(f"OpenVLA-OFT {path}: expected a dict of tensors, got {type(state).__name__}")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     expected = module.state_dict()
-    check_shapes(expected, {k: tuple(v.shape) for k, v in state.items()}, f"OpenVLA-OFT {path.name} does not match the model")
+    check_shapes(
+        expected, {k: tuple(v.shape) for k, v in state.items()}, f"OpenVLA-OFT {path.name} does not match the model"
+    )
     with torch.no_grad():
         for key, target in expected.items():
             target.copy_(state[key])
@@ -191,7 +207,9 @@ def load_tokenizer(folder: Path):
         raise BackendError(f"OpenVLA checkpoint {folder}: cannot load the tokenizer ({exc})") from exc
 
 
-def build_model(cfg: OpenVLAConfig, device: str = "cpu", dtype: torch.dtype = torch.float32, attention: str = "sdpa") -> OpenVLAModel:
+def build_model(
+    cfg: OpenVLAConfig, device: str = "cpu", dtype: torch.dtype = torch.float32, attention: str = "sdpa"
+) -> OpenVLAModel:
     """Random-weight model built directly on `device` ("meta" allocates nothing) in `dtype`, eval mode."""
     with torch.device(device):
         model = OpenVLAModel(cfg, attention)

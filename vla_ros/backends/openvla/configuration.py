@@ -29,11 +29,23 @@ from vla_ros.backends.blocks.vit import VitSpec
 # timm ids of the towers OpenVLA checkpoints use -> their flags (timm's model definitions)
 TIMM_TOWERS = {
     "vit_large_patch14_reg4_dinov2.lvd142m": VitSpec(
-        embed_dim=1024, depth=24, num_heads=16, mlp_dim=4096, class_token=True, reg_tokens=4,
-        no_embed_class=True, layer_scale=True, global_pool="token",
+        embed_dim=1024,
+        depth=24,
+        num_heads=16,
+        mlp_dim=4096,
+        class_token=True,
+        reg_tokens=4,
+        no_embed_class=True,
+        layer_scale=True,
+        global_pool="token",
     ),
     "vit_so400m_patch14_siglip_224": VitSpec(
-        embed_dim=1152, depth=27, num_heads=16, mlp_dim=4304, class_token=False, global_pool="map",
+        embed_dim=1152,
+        depth=27,
+        num_heads=16,
+        mlp_dim=4304,
+        class_token=False,
+        global_pool="map",
     ),
 }
 TIMM_TOWERS["vit_so400m_patch14_siglip_384"] = TIMM_TOWERS["vit_so400m_patch14_siglip_224"]
@@ -41,9 +53,13 @@ TIMM_TOWERS["vit_so400m_patch14_siglip_384"] = TIMM_TOWERS["vit_so400m_patch14_s
 # the published openvla/openvla-7b config.json, less its norm_stats
 OPENVLA_7B = {
     "timm_model_ids": ["vit_large_patch14_reg4_dinov2.lvd142m", "vit_so400m_patch14_siglip_224"],
-    "image_sizes": [224, 224], "use_fused_vision_backbone": True, "image_resize_strategy": "resize-naive",
+    "image_sizes": [224, 224],
+    "use_fused_vision_backbone": True,
+    "image_resize_strategy": "resize-naive",
     "text_config": {"model_type": "llama", "pad_token_id": 32000, "vocab_size": 32064},
-    "pad_to_multiple_of": 64, "n_action_bins": 256, "pad_token_id": 32000,
+    "pad_to_multiple_of": 64,
+    "n_action_bins": 256,
+    "pad_token_id": 32000,
 }
 EMPTY_TOKEN_ID = 29871  # Llama-2's "▁" piece, appended after "Out:" as in training
 RESIZE_STRATEGIES = ("resize-naive", "resize-crop", "letterbox")
@@ -69,7 +85,9 @@ class OpenVLAConfig:
         if self.n_action_bins < 2:
             raise ValueError(f"n_action_bins must be >= 2, got {self.n_action_bins}")
         if self.vocab_size - self.pad_to_multiple_of < self.n_action_bins:
-            raise ValueError(f"text_config.vocab_size {self.vocab_size} leaves no room for {self.n_action_bins} action bins")
+            raise ValueError(
+                f"text_config.vocab_size {self.vocab_size} leaves no room for {self.n_action_bins} action bins"
+            )
 
     @property
     def fused(self) -> bool:
@@ -107,7 +125,11 @@ class OpenVLAConfig:
         ids, sizes = raw["timm_model_ids"], raw["image_sizes"]
         if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids) and ids):
             raise ValueError(f"{where}: timm_model_ids must be a list of timm model names, got {ids!r}")
-        if not (isinstance(sizes, list) and len(sizes) == len(ids) and all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)):
+        if not (
+            isinstance(sizes, list)
+            and len(sizes) == len(ids)
+            and all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)
+        ):
             raise ValueError(f"{where}: image_sizes must list one integer size per timm_model_ids entry, got {sizes!r}")
         fused = raw.get("use_fused_vision_backbone", len(ids) == 2)
         if not isinstance(fused, bool) or fused != (len(ids) == 2):
@@ -147,7 +169,9 @@ def _int(raw: dict, key: str, where: str) -> int:
 def _towers(raw: dict, ids: list[str], sizes: list[int], where: str) -> tuple[VitSpec, ...]:
     explicit = raw.get("vision_towers")
     if explicit is not None:
-        if not (isinstance(explicit, list) and len(explicit) == len(ids) and all(isinstance(t, dict) for t in explicit)):
+        if not (
+            isinstance(explicit, list) and len(explicit) == len(ids) and all(isinstance(t, dict) for t in explicit)
+        ):
             raise ValueError(f"{where}: vision_towers must list one object per timm_model_ids entry, got {explicit!r}")
         names = {f.name for f in dataclasses.fields(VitSpec)}
         unknown = sorted({k for t in explicit for k in t} - names)
@@ -159,7 +183,10 @@ def _towers(raw: dict, ids: list[str], sizes: list[int], where: str) -> tuple[Vi
             raise ValueError(f"{where}: vision_towers: {exc}") from exc
     unknown = [i for i in ids if i not in TIMM_TOWERS]
     if unknown:
-        raise ValueError(f"{where}: timm_model_ids {unknown} are not known towers (known: {sorted(TIMM_TOWERS)}); describe them in 'vision_towers'")
+        raise ValueError(
+            f"{where}: timm_model_ids {unknown} are not known towers (known: {sorted(TIMM_TOWERS)}); "
+            "describe them in 'vision_towers'"
+        )
     return tuple(dataclasses.replace(TIMM_TOWERS[i], img_size=s) for i, s in zip(ids, sizes))
 
 
@@ -179,7 +206,10 @@ class ImageProcessorConfig:
     def __post_init__(self):
         n = len(self.sizes)
         if not (len(self.means) == len(self.stds) == len(self.interpolations) == n) or n not in (1, 2):
-            raise ValueError(f"one size/mean/std/interpolation per tower, got {n}/{len(self.means)}/{len(self.stds)}/{len(self.interpolations)}")
+            raise ValueError(
+                "one size/mean/std/interpolation per tower, "
+                f"got {n}/{len(self.means)}/{len(self.stds)}/{len(self.interpolations)}"
+            )
         if self.resize_strategy not in RESIZE_STRATEGIES:
             raise ValueError(f"image_resize_strategy {self.resize_strategy!r} is not one of {list(RESIZE_STRATEGIES)}")
         bad = [i for i in self.interpolations if i not in INTERPOLATIONS]
@@ -204,10 +234,14 @@ class ImageProcessorConfig:
 
     def to_json(self) -> dict:
         return {
-            "image_processor_type": "PrismaticImageProcessor", "processor_class": "PrismaticProcessor",
-            "image_resize_strategy": self.resize_strategy, "use_fused_vision_backbone": len(self.sizes) == 2,
-            "input_sizes": [[3, s, s] for s in self.sizes], "interpolations": list(self.interpolations),
-            "means": [list(m) for m in self.means], "stds": [list(s) for s in self.stds],
+            "image_processor_type": "PrismaticImageProcessor",
+            "processor_class": "PrismaticProcessor",
+            "image_resize_strategy": self.resize_strategy,
+            "use_fused_vision_backbone": len(self.sizes) == 2,
+            "input_sizes": [[3, s, s] for s in self.sizes],
+            "interpolations": list(self.interpolations),
+            "means": [list(m) for m in self.means],
+            "stds": [list(s) for s in self.stds],
         }
 
 
@@ -259,9 +293,13 @@ class OpenVLASettings:
         if self.chunk_size < 1:
             raise ValueError(f"{where}: chunk_size: must be >= 1, got {self.chunk_size}")
         if self.normalization not in NORMALIZATION:
-            raise ValueError(f"{where}: normalization: must be one of {list(NORMALIZATION)}, got {self.normalization!r}")
+            raise ValueError(
+                f"{where}: normalization: must be one of {list(NORMALIZATION)}, got {self.normalization!r}"
+            )
         if not self.oft and (self.wrist_cameras or self.proprio_joints):
-            raise ValueError(f"{where}: wrist_cameras / proprio_joints need oft: true (OpenVLA reads one image, no state)")
+            raise ValueError(
+                f"{where}: wrist_cameras / proprio_joints need oft: true (OpenVLA reads one image, no state)"
+            )
         if self.camera in self.wrist_cameras:
             raise ValueError(f"{where}: wrist_cameras: {self.camera!r} is already the main camera")
 
@@ -304,10 +342,22 @@ class OpenVLASettings:
 
 _NUMBER = (int, float)
 _TYPES = {
-    "joints": list, "relative_joints": list, "camera": str, "unnorm_key": (str, type(None)), "dt_s": _NUMBER,
-    "center_crop_scale": (int, float, type(None)), "checkpoint": (str, type(None)), "device": str, "dtype": str,
-    "attention": str, "static_cache": bool, "oft": bool, "chunk_size": int, "normalization": str,
-    "wrist_cameras": list, "proprio_joints": list,
+    "joints": list,
+    "relative_joints": list,
+    "camera": str,
+    "unnorm_key": (str, type(None)),
+    "dt_s": _NUMBER,
+    "center_crop_scale": (int, float, type(None)),
+    "checkpoint": (str, type(None)),
+    "device": str,
+    "dtype": str,
+    "attention": str,
+    "static_cache": bool,
+    "oft": bool,
+    "chunk_size": int,
+    "normalization": str,
+    "wrist_cameras": list,
+    "proprio_joints": list,
 }
 
 

@@ -32,7 +32,12 @@ class VisionBackbone(nn.Module):
         images = torch.split(pixels, 3 * len(towers), dim=1)
         # features of the second-to-last block, as Prismatic trained them
         return torch.cat(
-            [torch.cat([t.features(x, len(t.blocks) - 2) for t, x in zip(towers, torch.split(image, 3, dim=1))], dim=2) for image in images],
+            [
+                torch.cat(
+                    [t.features(x, len(t.blocks) - 2) for t, x in zip(towers, torch.split(image, 3, dim=1))], dim=2
+                )
+                for image in images
+            ],
             dim=1,
         )
 
@@ -92,14 +97,18 @@ class OpenVLAModel(nn.Module):
     def prefill(self, embeds: torch.Tensor, cache) -> torch.Tensor:
         """Run [BOS, patches, prompt] (1, P, H) into `cache`; the next-token logits (vocab,) float32."""
         positions = torch.arange(embeds.shape[1], device=embeds.device)
-        out = self.language_model(inputs_embeds=embeds, past_key_values=cache, cache_position=positions, use_cache=True, logits_to_keep=1)
+        out = self.language_model(
+            inputs_embeds=embeds, past_key_values=cache, cache_position=positions, use_cache=True, logits_to_keep=1
+        )
         return out.logits[0, -1].float()
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, position: int, cache) -> torch.Tensor:
         """Feed one token (scalar id) at sequence `position`; the next-token logits (vocab,) float32."""
         positions = torch.tensor([position], device=token.device)
-        out = self.language_model(input_ids=token.view(1, 1), past_key_values=cache, cache_position=positions, use_cache=True)
+        out = self.language_model(
+            input_ids=token.view(1, 1), past_key_values=cache, cache_position=positions, use_cache=True
+        )
         return out.logits[0, -1].float()
 
     @torch.no_grad()

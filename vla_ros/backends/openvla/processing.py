@@ -17,7 +17,11 @@ from PIL import Image
 from vla_ros.backends.openvla.configuration import EMPTY_TOKEN_ID, ImageProcessorConfig
 
 BOUNDS = {"bounds_q99": ("q01", "q99"), "bounds": ("min", "max")}  # normalisation scheme -> (low, high) statistics
-PIL_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
+PIL_FILTERS = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+}
 
 
 def prompt(instruction: str) -> str:
@@ -50,7 +54,7 @@ def _resize(image: Image.Image, size: int, strategy: str, resample: Image.Resamp
     scaled = size, int(size * long / short)
     image = image.resize((scaled[0], scaled[1]) if w <= h else (scaled[1], scaled[0]), resample)
     w, h = image.size
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    top, left = round((h - size) / 2.0), round((w - size) / 2.0)
     return image.crop((left, top, left + size, top + size))
 
 

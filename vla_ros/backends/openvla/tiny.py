@@ -21,18 +21,40 @@ from pathlib import Path
 from vla_ros.backends.blocks.vit import VitSpec
 
 INSTRUCTIONS = (
-    "reach the red cube", "reach the blue cube", "pick up the red cube", "push the blue cube to the left",
-    "put the red cube on the blue cube", "move the gripper up", "open the gripper", "close the gripper",
+    "reach the red cube",
+    "reach the blue cube",
+    "pick up the red cube",
+    "push the blue cube to the left",
+    "put the red cube on the blue cube",
+    "move the gripper up",
+    "open the gripper",
+    "close the gripper",
 )
 # timm ids under which the fixture script registers towers of these flags in the reference
 TINY_TOWER_IDS = ("vit_tiny_patch14_reg4_dinov2_test", "vit_tiny_patch14_siglip_test")
 TINY_TOWERS = (
-    VitSpec(embed_dim=16, depth=3, num_heads=2, mlp_dim=32, class_token=True, reg_tokens=4, no_embed_class=True, layer_scale=True, global_pool="token"),
+    VitSpec(
+        embed_dim=16,
+        depth=3,
+        num_heads=2,
+        mlp_dim=32,
+        class_token=True,
+        reg_tokens=4,
+        no_embed_class=True,
+        layer_scale=True,
+        global_pool="token",
+    ),
     VitSpec(embed_dim=16, depth=3, num_heads=2, mlp_dim=32, class_token=False, global_pool="map"),
 )
 TINY_TEXT_CONFIG = {
-    "model_type": "llama", "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-    "num_key_value_heads": 2, "vocab_size": 32064, "pad_token_id": 32000,
+    "model_type": "llama",
+    "hidden_size": 8,
+    "intermediate_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "vocab_size": 32064,
+    "pad_token_id": 32000,
 }
 # openvla-7b's preprocessor_config.json means/stds (DINOv2: ImageNet in bfloat16; SigLIP: 0.5)
 MEANS = ((0.484375, 0.455078125, 0.40625), (0.5, 0.5, 0.5))
@@ -57,11 +79,18 @@ def write_tokenizer(folder: Path, instructions: tuple[str, ...] = INSTRUCTIONS, 
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
     tok.train_from_iterator([prompt(i) for i in instructions] * 4, trainer)
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
     tok.save(str(folder / "tokenizer.json"))
     config = {
-        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-        "pad_token": "<unk>", "model_max_length": 2048, "clean_up_tokenization_spaces": False,
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "pad_token": "<unk>",
+        "model_max_length": 2048,
+        "clean_up_tokenization_spaces": False,
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
 
@@ -75,11 +104,22 @@ def tiny_norm_stats(action_dim: int, gripper: list[bool], proprio_dim: int = 0) 
 
     def bounds(scale: float, dim: int, mask: list[bool]) -> dict:
         q01, q99 = -scale * rng.uniform(0.5, 1.0, dim), scale * rng.uniform(0.5, 1.0, dim)
-        return {"q01": q01.tolist(), "q99": q99.tolist(), "mask": mask, "mean": ((q01 + q99) / 2).tolist(),
-                "std": ((q99 - q01) / 4).tolist(), "min": (q01 * 1.2).tolist(), "max": (q99 * 1.2).tolist()}
+        return {
+            "q01": q01.tolist(),
+            "q99": q99.tolist(),
+            "mask": mask,
+            "mean": ((q01 + q99) / 2).tolist(),
+            "std": ((q99 - q01) / 4).tolist(),
+            "min": (q01 * 1.2).tolist(),
+            "max": (q99 * 1.2).tolist(),
+        }
 
     def dataset(scale: float) -> dict:
-        out = {"action": bounds(scale, action_dim, [not g for g in gripper]), "num_transitions": 1000, "num_trajectories": 10}
+        out = {
+            "action": bounds(scale, action_dim, [not g for g in gripper]),
+            "num_transitions": 1000,
+            "num_trajectories": 10,
+        }
         if proprio_dim:
             out["proprio"] = bounds(10 * scale, proprio_dim, [True] * proprio_dim)
         return out
@@ -117,11 +157,20 @@ def make_tiny_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     gripper = ["gripper" in j for j in joint_names]
     raw = {
-        "model_type": "openvla", "vision_backbone_id": "dinosiglip-vit-so-224px", "llm_backbone_id": "llama2-7b-pure",
-        "arch_specifier": "no-align+fused-gelu-mlp", "use_fused_vision_backbone": True, "image_resize_strategy": "resize-naive",
-        "timm_model_ids": list(TINY_TOWER_IDS), "image_sizes": [image_size, image_size], "timm_override_act_layers": [None, None],
-        "vision_towers": [tower_json(t) for t in TINY_TOWERS], "text_config": TINY_TEXT_CONFIG, "n_action_bins": 256,
-        "pad_to_multiple_of": 64, "pad_token_id": 32000,
+        "model_type": "openvla",
+        "vision_backbone_id": "dinosiglip-vit-so-224px",
+        "llm_backbone_id": "llama2-7b-pure",
+        "arch_specifier": "no-align+fused-gelu-mlp",
+        "use_fused_vision_backbone": True,
+        "image_resize_strategy": "resize-naive",
+        "timm_model_ids": list(TINY_TOWER_IDS),
+        "image_sizes": [image_size, image_size],
+        "timm_override_act_layers": [None, None],
+        "vision_towers": [tower_json(t) for t in TINY_TOWERS],
+        "text_config": TINY_TEXT_CONFIG,
+        "n_action_bins": 256,
+        "pad_to_multiple_of": 64,
+        "pad_token_id": 32000,
         "norm_stats": tiny_norm_stats(len(joint_names), gripper, len(joint_names) if oft else 0),
     }
     cfg = OpenVLAConfig.from_json(raw)
@@ -130,19 +179,31 @@ def make_tiny_checkpoint(
         model = OpenVLAModel(cfg)
         randomize(model)
         if oft:
-            save_component(folder / "action_head--1_checkpoint.pt", L1RegressionActionHead(cfg.hidden_size, len(joint_names)))
-            save_component(folder / "proprio_projector--1_checkpoint.pt", ProprioProjector(cfg.hidden_size, len(joint_names)))
+            save_component(
+                folder / "action_head--1_checkpoint.pt", L1RegressionActionHead(cfg.hidden_size, len(joint_names))
+            )
+            save_component(
+                folder / "proprio_projector--1_checkpoint.pt", ProprioProjector(cfg.hidden_size, len(joint_names))
+            )
     save_sharded(folder, model.to(torch.bfloat16).state_dict())
     (folder / "config.json").write_text(json.dumps(raw, indent=1))
     processor = ImageProcessorConfig((image_size, image_size), MEANS, STDS, ("bicubic", "bicubic"))
     (folder / "preprocessor_config.json").write_text(json.dumps(processor.to_json(), indent=1))
     write_tokenizer(folder)
     settings = OpenVLASettings(
-        joints=tuple(joint_names), camera=camera, relative_joints=tuple(j for j, g in zip(joint_names, gripper) if not g),
-        unnorm_key="sim_tabletop", dt_s=dt_s, oft=oft, chunk_size=chunk_size, wrist_cameras=wrist_cameras if oft else (),
+        joints=tuple(joint_names),
+        camera=camera,
+        relative_joints=tuple(j for j, g in zip(joint_names, gripper) if not g),
+        unnorm_key="sim_tabletop",
+        dt_s=dt_s,
+        oft=oft,
+        chunk_size=chunk_size,
+        wrist_cameras=wrist_cameras if oft else (),
         proprio_joints=tuple(joint_names) if oft else (),
     )
-    (folder / "openvla.yaml").write_text("# tiny random-weight OpenVLA for tests (vla_ros.backends.openvla.tiny)\n" + settings.to_yaml())
+    (folder / "openvla.yaml").write_text(
+        "# tiny random-weight OpenVLA for tests (vla_ros.backends.openvla.tiny)\n" + settings.to_yaml()
+    )
     return folder
 
 
