@@ -74,9 +74,6 @@ class OpenVLAModel(nn.Module):
         self.projector = Projector(cfg)
         self.language_model = LlamaForCausalLM(llama_config(cfg, attention))
 
-    def set_dtype(self, dtype: torch.dtype) -> OpenVLAModel:
-        return self.to(dtype)
-
     def embed(self, pixels: torch.Tensor, input_ids: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         """pixels (1, 3 * towers, S, S), input_ids (1, L) starting with BOS -> embeddings (1, 1 + N + L - 1, H).
 
