@@ -75,3 +75,13 @@ def test_missing_action_head_is_named(oft_checkpoint, tmp_path):
     (folder / "action_head--1_checkpoint.pt").unlink()
     with pytest.raises(BackendError, match=r"no action_head--\*checkpoint.pt"):
         load_openvla_backend(folder)
+
+
+@pytest.mark.parametrize("fixture", ["openvla_checkpoint", "oft_checkpoint"])
+def test_bfloat16_runs_both_paths_close_to_float32(request, fixture, make_observation):
+    folder = request.getfixturevalue(fixture)
+    obs = make_observation()
+    full = load_openvla_backend(folder).predict_actions(obs)
+    half = load_openvla_backend(folder, dtype="bfloat16")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    np.testing.assert_allclose(half.predict_actions(obs), full, atol=0.1)
