@@ -122,6 +122,12 @@ def test_joint_state_and_joint_trajectory_outputs(nodes):
         positions = msg.position if kind == "joint_state" else msg.points[0].positions
         assert names == list(ROBOT.joint_names)
         np.testing.assert_allclose(positions, peer.q, atol=1e-9)  # holding where the robot is
+        # stamped with the time each command is for (the tick's deadline), not when it was published:
+        # consecutive stamps are whole control periods apart, however late a tick woke up
+        assert wait_until(lambda: len(peer.command_msgs) > 60, 10)
+        stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in peer.command_msgs[-50:]])
+        periods = np.diff(stamps) / 0.01
+        assert np.abs(periods - np.round(periods)).max() < 0.02, periods  # within 0.2 ms of the grid
         peer.close()
         bringup.stop()
 

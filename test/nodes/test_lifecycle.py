@@ -48,8 +48,8 @@ def test_configure_fails_on_a_missing_model_then_succeeds_and_cycles_without_lea
         assert peer.change_state("vla_policy", "deactivate")
     after = process_resources(pid)
     print(f"policy process over 20 activate/deactivate cycles: {before} -> {after}")
-    assert after["threads"] == before["threads"], (before, after)
-    assert after["fds"] == before["fds"], (before, after)
+    assert after["threads"] <= before["threads"], (before, after)  # pools may shrink, never grow per cycle
+    assert after["fds"] <= before["fds"], (before, after)
     assert after["rss_kb"] - before["rss_kb"] < 20_000, (before, after)  # < 20 MB: no per-cycle growth
     assert peer.change_state("vla_policy", "cleanup")  # frees the model
     assert peer.lifecycle_state("vla_policy") == "unconfigured"

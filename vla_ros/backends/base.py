@@ -70,6 +70,7 @@ class Backend(abc.ABC):
 # robot config's backend keys at load time.
 _BACKENDS = {
     "octo": ("vla_ros.backends.octo.backend:load_octo_backend", "vla_ros.backends.octo.configuration:OctoSettings"),
+    "openvla": ("vla_ros.backends.openvla.backend:load_openvla_backend", "vla_ros.backends.openvla.configuration:OpenVLASettings"),
     "pi0": ("vla_ros.backends.pi0.backend:load_pi0_backend", "vla_ros.backends.pi0.settings:Pi0Settings"),
     "openpi_remote": (
         "vla_ros.backends.openpi_remote.backend:load_openpi_remote_backend",

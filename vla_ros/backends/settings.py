@@ -7,8 +7,10 @@ Highest first:
   3. the package's `config/backends/<backend>.yaml`
   4. the settings class's defaults
 
-Each backend declares its settings as a frozen dataclass with a `from_dict(raw, where)`
-constructor that validates types and values; `resolve_settings` merges the layers key by key and
+Each backend declares its settings as a frozen dataclass with a `from_dict(raw, where, sources)`
+constructor that validates types and values, and `KEY_GROUPS`: keys that only make sense together
+(a robot mapping's `joints` and its relative joints), so a layer that sets one of them replaces the
+whole group rather than mixing with a lower layer's; `resolve_settings` merges the layers key by key and
 remembers where every value came from, so the node can log the effective settings and an error
 names the file (or parameter) and the key.
 """
@@ -54,15 +56,24 @@ def parse_overrides(text: str, where: str = "parameter backend_settings") -> dic
     return raw
 
 
-def settings_layers(backend: str, model_path: Path | None, overrides: Mapping[str, Any], overrides_source: str = "node parameters") -> list[tuple[str, dict[str, Any]]]:
-    """The layers that exist, lowest precedence first: (source, values)."""
+def settings_layers(
+    backend: str, model_path: Path | None, overrides: Mapping[str, Any], overrides_source: str = "node parameters",
+    settings_file: Path | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The layers that exist, lowest precedence first: (source, values).
+
+    settings_file: a settings file to use in place of the checkpoint folder's `<backend>.yaml`.
+    """
     layers: list[tuple[str, dict[str, Any]]] = []
     package_file = default_config_dir() / "backends" / f"{backend}.yaml"
     if package_file.is_file():
         layers.append((str(package_file), read_settings_file(package_file)))
-    if model_path is not None and (Path(model_path) / f"{backend}.yaml").is_file():
-        folder_file = Path(model_path) / f"{backend}.yaml"
-        layers.append((str(folder_file), read_settings_file(folder_file)))
+    if settings_file is None and model_path is not None:
+        settings_file = Path(model_path) / f"{backend}.yaml"
+    if settings_file is not None and Path(settings_file).is_file():
+        layers.append((str(settings_file), read_settings_file(Path(settings_file))))
+    elif settings_file is not None and model_path is None:
+        raise SettingsError(f"{settings_file}: backend settings file not found")
     if overrides:
         layers.append((overrides_source, dict(overrides)))
     return layers
@@ -81,6 +92,12 @@ def resolve_settings(settings_cls, layers: list[tuple[str, Mapping[str, Any]]], 
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise SettingsError(f"{source}: unknown {settings_cls.__name__} keys {unknown} (known: {sorted(known)})")
+        for group in getattr(settings_cls, "KEY_GROUPS", ()):  # a layer that sets one key of a group sets the group
+            if any(k in values for k in group):
+                for k in group:
+                    if k not in values:
+                        merged.pop(k, None)
+                        sources.pop(k, None)
         for key, value in values.items():
             merged[key] = value
             sources[key] = source

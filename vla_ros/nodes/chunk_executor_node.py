@@ -228,7 +228,8 @@ class ChunkExecutorNode(LifecycleNode):
             with self.lock:
                 if self.core is None:
                     return
-                command = self.core.tick(self._now_s() - (woke - deadline))  # the command is for the deadline
+                # the command is for the deadline: ROS time now, less how late this moment is
+                command = self.core.tick(self._now_s() - (time.monotonic() - deadline))
             if command.positions is not None and self.context.ok():
                 stamp = conversions.s_to_stamp(command.t_s)
                 self.cmd_pub.publish(conversions.command_message(self.p["output"], self.joints, command.positions, stamp, self.period_s))

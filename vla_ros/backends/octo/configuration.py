@@ -80,6 +80,8 @@ class OctoConfig:
 class OctoSettings(SettingsBase):
     """How the robot runs an Octo-design checkpoint. `cameras` / `joints` / `relative_joints` default
     to the checkpoint's own (its `camera_names`, `joint_names`, `delta_mask`)."""
+    KEY_GROUPS = (("joints", "relative_joints"),)
+
 
     device: str = "cpu"  # torch device: cpu | cuda | cuda:N
     max_guidance: float = 5.0  # RTC guidance weight clip (beta) for guided inference

@@ -25,6 +25,8 @@ DTYPES = ("float32", "bfloat16")
 
 @dataclass(frozen=True)
 class Pi0Settings(SettingsBase):
+    KEY_GROUPS = (("joints", "delta_joints"),)
+
     joints: tuple[str, ...]  # robot joints of state/action dims 0..D-1, radians (the gripper as the robot reports it)
     cameras: dict[str, str]  # robot camera -> π₀ image slot; unmapped slots are masked
     delta_joints: tuple[str, ...] = ()  # joints whose actions are relative to the current state

@@ -1,0 +1,228 @@
+"""The OpenVLA backend: checkpoint folder + settings -> model, `predict_actions` and `predict`.
+
+Settings come from the `config` option, else `<checkpoint>/openvla.yaml`, else the package's
+`config/backends/openvla.yaml`. Explicit options (device, dtype, unnorm_key) override them.
+OpenVLA predicts one action per forward (`action_dim` tokens): `predict` returns a 1-point chunk
+due `dt_s` after the observation. OpenVLA-OFT (`oft: true`) predicts `chunk_size` actions per
+forward from its extra `action_head--*.pt` (and `proprio_projector--*.pt`) files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vla_ros.backends.base import Backend, BackendError
+from vla_ros.backends.openvla.checkpoint import (
+    build_model,
+    check_folder,
+    find_component,
+    load_component,
+    load_config,
+    load_processor_config,
+    load_tokenizer,
+    load_weights,
+    select_stats,
+)
+from vla_ros.backends.openvla.configuration import ImageProcessorConfig, OpenVLASettings
+from vla_ros.backends.openvla.modeling import L1RegressionActionHead, OpenVLAModel, ProprioProjector
+from vla_ros.backends.openvla.processing import (
+    ActionTokenizer,
+    actions_to_joint_targets,
+    normalize,
+    pixel_values,
+    prompt,
+    unnormalize,
+    with_empty_token,
+)
+from vla_ros.backends.settings import SettingsError, resolve_settings, settings_layers
+from vla_ros.config import resolve_package_path
+from vla_ros.core.robot_mapping import JointNameError, select_joints
+from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+STOP_TOKEN_ID = 2  # Llama-2 </s>, closing OFT's placeholder actions as in training
+OFT_RANGE_EPS = 1e-8  # OFT's unnormalisation widens the range by this
+
+
+@dataclasses.dataclass
+class OFTHeads:
+    """OpenVLA-OFT's modules outside the VLM."""
+
+    action_head: L1RegressionActionHead
+    proprio_projector: ProprioProjector | None = None
+    proprio_stats: dict | None = None
+
+
+class OpenVLABackend(Backend):
+    def __init__(
+        self,
+        model: OpenVLAModel,
+        image_cfg: ImageProcessorConfig,
+        tokenizer,
+        settings: OpenVLASettings,
+        stats: dict,
+        oft: OFTHeads | None = None,
+    ):
+        self.model = model
+        self.cfg = model.cfg
+        self.image_cfg = image_cfg
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.action_stats = stats["action"]
+        self.oft = oft
+        self.action_dim = len(self.action_stats["q01"])
+        if len(settings.joints) != self.action_dim:
+            raise BackendError(
+                f"OpenVLA ({settings.source}): joints {list(settings.joints)} must name the {self.action_dim} "
+                f"action dims of unnorm_key {settings.unnorm_key!r}"
+            )
+        self.action_tokenizer = ActionTokenizer(self.cfg.action_vocab_end, self.cfg.n_action_bins)
+        self.device = next(model.parameters()).device
+        self.camera_names = settings.cameras
+        self.joint_names = settings.joints
+        self.dt_s = settings.dt_s
+        self.horizon = settings.chunk_size if oft is not None else 1
+        self.relative = np.array([j in settings.relative_joints for j in settings.joints])
+
+    def input_ids(self, instruction: str) -> list[int]:
+        """Token ids of the prompt for `instruction` (BOS first, empty token last)."""
+        return with_empty_token(self.tokenizer(prompt(instruction)).input_ids)
+
+    def pixel_values(self, rgb: np.ndarray) -> np.ndarray:
+        return pixel_values(rgb, self.image_cfg, self.settings.center_crop_scale)
+
+    def generate(self, pixels: np.ndarray, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy action tokens (A,) and their step logits (A, vocab) for model inputs."""
+        pixels_t = torch.from_numpy(pixels)[None].to(self.device)
+        ids_t = torch.tensor([ids], dtype=torch.long, device=self.device)
+        tokens, logits = self.model.greedy_decode(pixels_t, ids_t, self.action_dim, self.settings.static_cache)
+        return tokens.cpu().numpy(), logits.cpu().numpy()
+
+    def regress(self, pixels: np.ndarray, ids: list[int], proprio: np.ndarray | None = None) -> np.ndarray:
+        """OFT: normalised action chunk (chunk_size, A) for model inputs; proprio (P,) normalised."""
+        dev, oft = self.device, self.oft
+        extra = None
+        if oft.proprio_projector is not None:
+            p = torch.from_numpy(np.asarray(proprio, dtype=np.float32))[None].to(
+                dev, oft.proprio_projector.fc1.weight.dtype
+            )
+            extra = oft.proprio_projector(p)
+        with torch.no_grad():
+            embeds = self.model.embed(torch.from_numpy(pixels)[None].to(dev), torch.tensor([ids], device=dev), extra)
+            hidden = self.model.parallel_hidden(embeds, self.settings.chunk_size * self.action_dim, STOP_TOKEN_ID)
+            head_dtype = oft.action_head.model.fc1.weight.dtype
+            return oft.action_head(hidden.to(head_dtype), self.settings.chunk_size)[0].float().cpu().numpy()
+
+    def predict_actions(self, observation: Observation) -> np.ndarray:
+        """Unnormalised model actions (H, A) in the checkpoint's action space (e.g. Bridge end-effector deltas);
+        H = 1 for OpenVLA, chunk_size for OFT."""
+        absent = [c for c in self.camera_names if c not in observation.images]
+        if absent:
+            raise BackendError(f"OpenVLA backend needs cameras {list(self.camera_names)}; observation lacks {absent}")
+        ids = self.input_ids(observation.instruction)
+        if self.oft is None:
+            tokens, _ = self.generate(self.pixel_values(observation.images[self.settings.camera]), ids)
+            return unnormalize(self.action_tokenizer.decode(tokens), self.action_stats)[None]
+        pixels = np.concatenate([self.pixel_values(observation.images[c]) for c in self.camera_names], axis=0)
+        proprio = None
+        if self.oft.proprio_projector is not None:
+            q = self._joints(observation, self.settings.proprio_joints)
+            proprio = normalize(q, self.oft.proprio_stats, self.settings.normalization)
+        normalized = self.regress(pixels, ids, proprio)
+        return unnormalize(normalized, self.action_stats, self.settings.normalization, OFT_RANGE_EPS)
+
+    def _joints(self, observation: Observation, names: tuple[str, ...]) -> np.ndarray:
+        try:
+            return select_joints(observation.joint_names, observation.joint_positions, names, "the observation").astype(np.float64)
+        except JointNameError as exc:
+            raise BackendError(f"OpenVLA backend expects joints {list(names)}; {exc}") from exc
+
+    def predict(
+        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
+    ) -> ActionChunk:
+        start = time.perf_counter()
+        q = self._joints(observation, self.joint_names)
+        targets = actions_to_joint_targets(self.predict_actions(observation), q, self.relative)
+        return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, targets, time.perf_counter() - start)
+
+
+def load_openvla_backend(
+    model_path: Path | None = None, overrides: dict[str, Any] | None = None, seed: int = 0, *, config: str | Path | None = None
+) -> OpenVLABackend:
+    """OpenVLA backend from a checkpoint folder (`model_path`, else the settings' `checkpoint`), settings
+    layered over `overrides` (node parameters; backends/settings.py). `config`: a settings file used in
+    place of `<model_path>/openvla.yaml`. seed: unused (greedy decoding is deterministic).
+    """
+    try:
+        layers = settings_layers("openvla", model_path, overrides or {}, settings_file=Path(config) if config else None)
+        settings, sources = resolve_settings(OpenVLASettings, layers)
+    except SettingsError as exc:
+        raise BackendError(f"OpenVLA settings: {exc}") from exc
+    if model_path is None:
+        if settings.checkpoint is None:
+            raise BackendError(
+                f"OpenVLA backend: no checkpoint folder given and {settings.source} sets no 'checkpoint'"
+            )
+        model_path = resolve_package_path(settings.checkpoint)
+    folder = Path(model_path)
+    check_folder(folder)
+    cfg = load_config(folder)
+    key, stats = select_stats(cfg.norm_stats, settings.unnorm_key, f"OpenVLA checkpoint {folder}")
+    settings = dataclasses.replace(settings, unnorm_key=key)
+    image_cfg = load_processor_config(folder)
+    if image_cfg.sizes != tuple(t.img_size for t in cfg.towers):
+        raise BackendError(
+            f"OpenVLA checkpoint {folder}: preprocessor input_sizes {image_cfg.sizes} "
+            "differ from config.json image_sizes"
+        )
+    tokenizer = load_tokenizer(folder)
+    model = build_model(cfg, settings.device, DTYPES[settings.dtype], settings.attention)
+    load_weights(folder, model)
+    oft = load_oft_heads(folder, cfg.hidden_size, settings, stats) if settings.oft else None
+    backend = OpenVLABackend(model, image_cfg, tokenizer, settings, stats, oft)
+    backend.settings_sources = sources
+    return backend
+
+
+def load_oft_heads(folder: Path, hidden_size: int, settings: OpenVLASettings, stats: dict) -> OFTHeads:
+    """The L1 action head and, when the folder has one, the proprio projector (sizes from the statistics)."""
+    dtype = DTYPES[settings.dtype]
+    head_file = find_component(folder, "action_head")
+    if head_file is None:
+        raise BackendError(
+            f"OpenVLA-OFT checkpoint {folder}: no action_head--*checkpoint.pt (oft: true in {settings.source})"
+        )
+    with torch.device(settings.device):
+        head = L1RegressionActionHead(hidden_size, len(stats["action"]["q01"]))
+    load_component(head_file, head)
+    heads = OFTHeads(head.to(dtype).eval())
+    projector_file = find_component(folder, "proprio_projector")
+    if projector_file is None:
+        if settings.proprio_joints:
+            raise BackendError(
+                f"OpenVLA-OFT checkpoint {folder}: proprio_joints set in {settings.source} "
+                "but no proprio_projector--*checkpoint.pt"
+            )
+        return heads
+    proprio_stats = stats.get("proprio")
+    if not settings.proprio_joints or not proprio_stats:
+        raise BackendError(
+            f"OpenVLA-OFT checkpoint {folder}: has {projector_file.name}; it needs proprio_joints in {settings.source} "
+            "and norm_stats[unnorm_key].proprio in config.json"
+        )
+    if len(proprio_stats["q01"]) != len(settings.proprio_joints):
+        raise BackendError(
+            f"OpenVLA-OFT: proprio_joints {list(settings.proprio_joints)} must match the "
+            f"{len(proprio_stats['q01'])} proprio dims of the statistics"
+        )
+    with torch.device(settings.device):
+        projector = ProprioProjector(hidden_size, len(settings.proprio_joints))
+    load_component(projector_file, projector)
+    heads.proprio_projector, heads.proprio_stats = projector.to(dtype).eval(), proprio_stats
+    return heads
