@@ -98,8 +98,11 @@ def test_config_json_flavours():
     lerobot = Pi0Config.from_json({"type": "pi0", "chunk_size": 10, "max_state_dim": 32, "max_action_dim": 32, "tokenizer_max_length": 24,
                                    "image_resolution": [224, 224], "n_obs_steps": 1, "input_features": {}})
     assert (lerobot.action_horizon, lerobot.max_token_len, lerobot.vision.num_tokens) == (10, 24, 256)
-    with pytest.raises(ValueError, match="type is 'pi05'"):
-        Pi0Config.from_json({"type": "pi05"})
+    pi05 = Pi0Config.from_json({"type": "pi05", "min_period": 0.01, "max_period": 2.0})
+    assert pi05.pi05 and pi05.max_token_len == 200 and (pi05.time_min_period, pi05.time_max_period) == (0.01, 2.0)
+    assert Pi0Config.from_json({"action_horizon": 10}, pi05=True).pi05  # openpi's converter names no type
+    with pytest.raises(ValueError, match="type is 'pi0_fast'"):
+        Pi0Config.from_json({"type": "pi0_fast"})
     with pytest.raises(ValueError, match="paligemma_variant 'gemma_7b'"):
         Pi0Config.from_json({"paligemma_variant": "gemma_7b"})
     with pytest.raises(ValueError, match="x.json: chunk_size must be an integer"):
