@@ -173,4 +173,4 @@ def test_bundled_settings_file_is_valid():
     from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES
 
     settings = Pi0Settings.load(default_config_dir() / "backends" / "pi0.yaml")
-    assert settings.joints == JOINT_NAMES and set(settings.cameras) == set(CAMERAS) and settings.steps == 10
+    assert settings.joints == JOINT_NAMES and set(settings.cameras) == set(CAMERAS) and settings.steps is None and settings.origin is None

@@ -1,9 +1,10 @@
-"""π₀ checkpoint folder <-> model, statistics and tokenizer (PyTorch layout of openpi / LeRobot).
+"""π₀ / π₀.5 checkpoint folder <-> model, statistics and tokenizer (PyTorch layout of openpi / LeRobot).
 
 A folder holds `config.json` (`Pi0Config.from_json`), `model.safetensors` with the keys of
 openpi's `PI0Pytorch` (`paligemma_with_expert.paligemma.model.language_model.layers.{i}...`,
 `paligemma_with_expert.gemma_expert.model.layers.{i}...`, `state_proj`, `action_in_proj`,
-`action_time_mlp_in/out`, `action_out_proj`; LeRobot prefixes them with `model.`), normalization
+`action_time_mlp_in/out`, `action_out_proj`; π₀.5 has `time_mlp_in/out` and no `state_proj`, and
+its expert norms are `*layernorm.dense` / `norm.dense`; LeRobot prefixes them with `model.`), normalization
 statistics (openpi `norm_stats.json`, also under `assets/<id>/`, or LeRobot's
 `*normalizer_processor*.safetensors`) and the PaliGemma SentencePiece `tokenizer.model`.
 
@@ -11,11 +12,17 @@ Known extras of real checkpoints are accepted: `paligemma.lm_head.weight` is tie
 embedding (safetensors keeps only one of the two names) and `gemma_expert.lm_head.weight` is an
 unused leftover of the converter. Anything else missing, unexpected or misshaped is one
 BackendError, raised before any weight is copied.
+
+`load_checkpoint` puts it together: origin (openpi | LeRobot), model type, profile of the
+origin's preprocessing (`origin.py`), statistics, tokenizer, and the source of every value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +32,14 @@ from safetensors.torch import save_file
 
 from vla_ros.backends.base import BackendError
 from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
-from vla_ros.backends.pi0.configuration import Pi0Config
+from vla_ros.backends.pi0.configuration import Pi0Config, read_json
 from vla_ros.backends.pi0.modeling import Pi0Model
+from vla_ros.backends.pi0.origin import CheckpointProfile, detect_origin, read_profile
+from vla_ros.backends.pi0.settings import Pi0Settings
+from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer
+
+LOG = logging.getLogger(__name__)
+PI05_KEY = "time_mlp_in.weight"  # only π₀.5 has it (π₀: action_time_mlp_in)
 
 CONFIG, WEIGHTS, NORM_STATS = "config.json", "model.safetensors", "norm_stats.json"
 TOKENIZER_NAMES = ("tokenizer.model", "paligemma_tokenizer.model")
@@ -146,6 +159,56 @@ def load_norm_stats(folder: Path, explicit: str | None = None) -> DatasetStatist
     )
 
 
+def _openpi_raw(path: Path) -> dict[str, dict]:
+    raw = read_json(path)
+    stats = raw.get("norm_stats", raw) if isinstance(raw, dict) else None
+    if not isinstance(stats, dict) or "state" not in stats or "actions" not in stats:
+        found = sorted(stats) if isinstance(stats, dict) else type(raw).__name__
+        raise ValueError(f"{path}: needs norm_stats.state and norm_stats.actions (found {found})")
+    return {"state": stats["state"], "action": stats["actions"]}
+
+
+def _lerobot_raw(files: list[Path]) -> dict[str, dict]:
+    out: dict[str, dict] = {"state": {}, "action": {}}
+    for file in files:
+        with safe_open(str(file), framework="np") as f:
+            for key in f.keys():
+                for feature, prefix in LEROBOT_STATS.items():
+                    if key.startswith(prefix + "."):
+                        out[feature][key.removeprefix(prefix + ".")] = f.get_tensor(key)
+    return out
+
+
+def load_stats(folder: Path, explicit: str | None = None) -> tuple[dict[str, dict], str]:
+    """Raw statistics {"state": {stat: (D,)}, "action": {...}} and the file(s) they came from.
+
+    `explicit` (relative to `folder`), else the first of: norm_stats.json, assets/*/norm_stats.json
+    (exactly one), LeRobot's normalizer safetensors.
+    """
+    try:
+        if explicit is not None:
+            path = folder / explicit
+            if not path.is_file():
+                raise BackendError(f"π₀ normalization statistics not found: {path} (norm_stats setting)")
+            return (_lerobot_raw([path]) if path.suffix == ".safetensors" else _openpi_raw(path)), str(path)
+        if (folder / NORM_STATS).is_file():
+            return _openpi_raw(folder / NORM_STATS), str(folder / NORM_STATS)
+        assets = sorted(folder.glob(f"assets/*/{NORM_STATS}"))
+        if len(assets) > 1:
+            raise BackendError(f"π₀ checkpoint {folder}: several statistics {[str(a) for a in assets]}; pick one with the norm_stats setting")
+        if assets:
+            return _openpi_raw(assets[0]), str(assets[0])
+        lerobot = sorted(folder.glob("*normalizer_processor*.safetensors"))
+        if lerobot:
+            return _lerobot_raw(lerobot), ", ".join(str(p) for p in lerobot)
+    except (ValueError, KeyError, SafetensorError) as exc:
+        raise BackendError(f"π₀ normalization statistics: {exc}") from exc
+    raise BackendError(
+        f"π₀ checkpoint {folder}: no normalization statistics (looked for {NORM_STATS}, assets/*/{NORM_STATS}, "
+        "*normalizer_processor*.safetensors)"
+    )
+
+
 # --- the folder ---------------------------------------------------------------------------------
 
 
@@ -164,11 +227,62 @@ def check_folder(folder: Path) -> None:
         raise BackendError(f"π₀ checkpoint {folder}: missing {missing} (needs {CONFIG}, {WEIGHTS}, normalization statistics and {TOKENIZER_NAMES[0]})")
 
 
-def load_config(folder: Path) -> Pi0Config:
+def weights_are_pi05(path: Path) -> bool:
+    """Whether a model.safetensors holds π₀.5 weights (`time_mlp_in`), read from its key names only."""
     try:
-        return Pi0Config.load(folder / CONFIG)
+        with safe_open(str(path), framework="pt") as f:
+            return any(k.removeprefix(LEROBOT_PREFIX) == PI05_KEY for k in f.keys())
+    except SafetensorError as exc:
+        raise BackendError(f"π₀ weights {path}: not a readable safetensors file ({exc})") from exc
+
+
+def load_config(folder: Path) -> Pi0Config:
+    """config.json; a file without a model type (openpi's converter) takes it from the weight names."""
+    try:
+        raw = read_json(folder / CONFIG)
+        pi05 = None if isinstance(raw, dict) and "type" in raw else weights_are_pi05(folder / WEIGHTS)
+        return Pi0Config.from_json(raw, str(folder / CONFIG), pi05)
     except ValueError as exc:
         raise BackendError(f"π₀ checkpoint: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """Everything a π₀ backend needs from a checkpoint folder, before the weights."""
+
+    cfg: Pi0Config
+    profile: CheckpointProfile
+    settings: Pi0Settings  # with `steps` resolved (settings, else the checkpoint's, else 10)
+    stats: dict[str, dict]
+    tokenizer: PaligemmaTokenizer
+    provenance: dict[str, str]  # value name -> "value (source)", logged once at load
+
+
+def load_checkpoint(folder: Path, settings: Pi0Settings) -> LoadedCheckpoint:
+    """Read config, origin profile, statistics and tokenizer of `folder` (BackendError naming file and key)."""
+    check_folder(folder)
+    cfg = load_config(folder)
+    stats, stats_source = load_stats(folder, settings.norm_stats)
+    try:
+        origin, reason = detect_origin(folder, settings.origin)
+        profile = read_profile(folder, cfg, origin, reason)
+    except ValueError as exc:
+        raise BackendError(f"π₀ checkpoint: {exc}") from exc
+    if settings.max_token_len is not None:
+        profile = dataclasses.replace(profile, max_token_len=settings.max_token_len, sources={**profile.sources, "max_token_len": settings.source})
+    cfg = profile.apply(cfg)
+    if settings.steps is None:
+        settings = dataclasses.replace(settings, steps=profile.steps)
+    else:
+        profile = dataclasses.replace(profile, steps=settings.steps, sources={**profile.sources, "steps": settings.source})
+    try:
+        tokenizer = PaligemmaTokenizer(find_tokenizer(folder), cfg.max_token_len, origin=origin, pi05=cfg.pi05)
+    except (RuntimeError, OSError) as exc:
+        raise BackendError(f"π₀ checkpoint {folder}: cannot read the SentencePiece tokenizer ({exc})") from exc
+    provenance = {"model_type": f"{cfg.model_type} ({CONFIG} type or weight names)", "statistics": stats_source}
+    provenance.update({line.split(" = ")[0]: line.split(" = ", 1)[1] for line in profile.describe().splitlines()})
+    LOG.info("π₀ checkpoint %s:\n%s", folder, "\n".join(f"  {k} = {v}" for k, v in provenance.items()))
+    return LoadedCheckpoint(cfg, profile, settings, stats, tokenizer, provenance)
 
 
 def build_model(cfg: Pi0Config, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Pi0Model:
