@@ -68,7 +68,7 @@ class Pi0Model(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         """dtype of the transformer stacks."""
-        return self.paligemma_with_expert.stacks[1].norm.weight.dtype
+        return self.paligemma_with_expert.stacks[1].layers[0].self_attn.q_proj.weight.dtype
 
     def set_dtype(self, dtype: torch.dtype) -> Pi0Model:
         """Transformer stacks (vision tower included) in `dtype`; projections and RoPE frequencies stay float32."""
