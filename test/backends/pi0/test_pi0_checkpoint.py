@@ -12,7 +12,7 @@ from vla_ros.backends.base import BackendError
 from vla_ros.backends.pi0.checkpoint import (
     EMBED_KEY,
     build_model,
-    load_norm_stats,
+    load_stats,
     load_weights,
     save_weights,
 )
@@ -118,13 +118,14 @@ def test_norm_stats_sources(tmp_path):
     stats = {"state": {"mean": [1.0, 2.0], "std": [0.5, 0.5], "q01": [0, 0], "q99": [3, 3]}, "actions": {"mean": [0.0, 0.0], "std": [2.0, 2.0]}}
     (tmp_path / "assets" / "my_robot").mkdir(parents=True)
     (tmp_path / "assets" / "my_robot" / "norm_stats.json").write_text(json.dumps({"norm_stats": stats}))
-    loaded = load_norm_stats(tmp_path)
-    assert loaded.state.mean.tolist() == [1.0, 2.0] and loaded.action.std.tolist() == [2.0, 2.0]
+    loaded, source = load_stats(tmp_path)
+    assert loaded["state"]["mean"] == [1.0, 2.0] and loaded["action"]["std"] == [2.0, 2.0] and loaded["state"]["q99"] == [3, 3]
+    assert source.endswith("assets/my_robot/norm_stats.json")
     (tmp_path / "assets" / "other").mkdir()
     shutil.copy(tmp_path / "assets" / "my_robot" / "norm_stats.json", tmp_path / "assets" / "other")
     with pytest.raises(BackendError, match="several statistics"):
-        load_norm_stats(tmp_path)
-    assert load_norm_stats(tmp_path, "assets/other/norm_stats.json").state.mean.tolist() == [1.0, 2.0]
+        load_stats(tmp_path)
+    assert load_stats(tmp_path, "assets/other/norm_stats.json")[0]["state"]["mean"] == [1.0, 2.0]
 
 
 def test_lerobot_normalizer_stats(tmp_path):
@@ -133,17 +134,18 @@ def test_lerobot_normalizer_stats(tmp_path):
     save_file(t, str(tmp_path / "policy_preprocessor_step_3_normalizer_processor.safetensors"))
     save_file({"action.mean": torch.tensor([0.0, 1.0]), "action.std": torch.tensor([1.0, 3.0])},
               str(tmp_path / "policy_postprocessor_step_0_unnormalizer_processor.safetensors"))
-    stats = load_norm_stats(tmp_path)
-    np.testing.assert_allclose(stats.state.mean, [0.5, 0.1])
-    np.testing.assert_allclose(stats.action.std, [1.0, 3.0])
+    stats, _ = load_stats(tmp_path)
+    np.testing.assert_allclose(stats["state"]["mean"], [0.5, 0.1])
+    np.testing.assert_allclose(stats["action"]["std"], [1.0, 3.0])
+    assert "images" not in str(sorted(stats["state"]))
 
 
 def test_missing_or_broken_stats(tmp_path):
     with pytest.raises(BackendError, match="no normalization statistics"):
-        load_norm_stats(tmp_path)
+        load_stats(tmp_path)
     (tmp_path / "norm_stats.json").write_text(json.dumps({"norm_stats": {"state": {"mean": [0.0]}}}))
     with pytest.raises(BackendError, match="norm_stats.actions"):
-        load_norm_stats(tmp_path)
+        load_stats(tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,15 @@ from vla_ros.sim.tabletop import JOINT_NAMES
 
 
 def _lerobot_config(folder, **fields):
-    raw = {"type": "pi05", "input_features": {
-        "observation.images.top": {"type": "VISUAL", "shape": [3, 224, 224]},
-        "observation.state": {"type": "STATE", "shape": [7]},
-        "observation.images.wrist": {"type": "VISUAL", "shape": [3, 224, 224]},
-    }, **fields}
+    raw = {
+        "type": "pi05",
+        "input_features": {
+            "observation.images.top": {"type": "VISUAL", "shape": [3, 224, 224]},
+            "observation.state": {"type": "STATE", "shape": [7]},
+            "observation.images.wrist": {"type": "VISUAL", "shape": [3, 224, 224]},
+        },
+        **fields,
+    }
     (folder / "config.json").write_text(json.dumps(raw))
     return raw
 
@@ -44,9 +48,20 @@ def test_detect_origin_from_the_files(tmp_path):
 
 
 def test_lerobot_profile_reads_the_checkpoint_files(tmp_path):
-    raw = _lerobot_config(tmp_path, num_inference_steps=7, min_period=0.01, max_period=2.0, empty_cameras=1,
-                          normalization_mapping={"STATE": "MEAN_STD", "ACTION": "IDENTITY", "VISUAL": "IDENTITY"})
-    steps = [{"registry_name": "normalizer_processor", "config": {"eps": 1e-5, "norm_map": {"STATE": "MIN_MAX", "ACTION": "QUANTILES"}}}]
+    raw = _lerobot_config(
+        tmp_path,
+        num_inference_steps=7,
+        min_period=0.01,
+        max_period=2.0,
+        empty_cameras=1,
+        normalization_mapping={"STATE": "MEAN_STD", "ACTION": "IDENTITY", "VISUAL": "IDENTITY"},
+    )
+    steps = [
+        {
+            "registry_name": "normalizer_processor",
+            "config": {"eps": 1e-5, "norm_map": {"STATE": "MIN_MAX", "ACTION": "QUANTILES"}},
+        }
+    ]
     cfg = load_config_from(tmp_path, raw)
     profile = read_profile(tmp_path, cfg, "lerobot", "test")
     assert profile.image_slots == ("top", "wrist", "empty_camera_0")  # input_features order, then empty cameras
@@ -67,11 +82,14 @@ def load_config_from(folder, raw):
     return Pi0Config.from_json(raw, str(folder / "config.json"))
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("num_inference_steps", 0, "num_inference_steps must be a positive integer"),
-    ("normalization_mapping", {"STATE": "LOG"}, "unknown normalisation mode 'LOG'"),
-    ("empty_cameras", -1, "empty_cameras must be a non-negative integer"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("num_inference_steps", 0, "num_inference_steps must be a positive integer"),
+        ("normalization_mapping", {"STATE": "LOG"}, "unknown normalisation mode 'LOG'"),
+        ("empty_cameras", -1, "empty_cameras must be a non-negative integer"),
+    ],
+)
 def test_bad_lerobot_values_are_named(tmp_path, field, value, message):
     raw = _lerobot_config(tmp_path, **{field: value})
     with pytest.raises(ValueError, match=message):
@@ -83,7 +101,9 @@ def test_normalisation_per_origin():
     x = np.array([2.0, 3.0])
     openpi = Normalizer.from_stats(stats, "mean_std", "openpi", 1e-6, 2, "s")
     lerobot = Normalizer.from_stats(stats, "mean_std", "lerobot", 1e-8, 2, "s")
-    assert openpi.normalize(x)[0] == pytest.approx(1 / (2 + 1e-6), abs=0) and openpi.normalize(x)[1] == 3.0  # masked dim raw
+    assert (
+        openpi.normalize(x)[0] == pytest.approx(1 / (2 + 1e-6), abs=0) and openpi.normalize(x)[1] == 3.0
+    )  # masked dim raw
     assert lerobot.normalize(x)[0] == pytest.approx(1 / (2 + 1e-8), abs=0)
     assert lerobot.unnormalize(np.array([1.0, 0.0]))[0] == 3.0  # plain std on the way back
     assert openpi.unnormalize(np.array([1.0, 0.0]))[0] == pytest.approx(3.0 + 1e-6, abs=0)
@@ -94,12 +114,16 @@ def test_normalisation_per_origin():
     for n in (q_openpi, q_lerobot, openpi, lerobot):
         np.testing.assert_allclose(n.unnormalize(n.normalize(np.array([0.3, 3.0]))), [0.3, 3.0], atol=1e-9)
     assert Normalizer.from_stats({}, "identity", "lerobot", 1e-8, 2, "s").normalize(x) is not None
-    with pytest.raises(ValueError, match=r"s: quantiles normalisation needs \['q01', 'q99'\], missing \['q01', 'q99'\]"):
+    with pytest.raises(
+        ValueError, match=r"s: quantiles normalisation needs \['q01', 'q99'\], missing \['q01', 'q99'\]"
+    ):
         Normalizer.from_stats({"mean": [0.0], "std": [1.0]}, "quantiles", "openpi", 1e-6, 1, "s")
 
 
 def test_state_discretisation_and_pi05_prompt(tmp_path):
-    np.testing.assert_array_equal(discretize_state(np.array([-1.5, -1.0, -0.999, 0.0, 0.999, 1.0, 2.0])), [-1, 0, 0, 128, 255, 255, 255])
+    np.testing.assert_array_equal(
+        discretize_state(np.array([-1.5, -1.0, -0.999, 0.0, 0.999, 1.0, 2.0])), [-1, 0, 0, 128, 255, 255, 255]
+    )
     ckpt = make_tiny_checkpoint(tmp_path / "t", JOINT_NAMES, variant="pi05")
     tok = PaligemmaTokenizer(ckpt / "tokenizer.model", 64, pi05=True)
     with pytest.raises(ValueError, match="pass `state`"):
@@ -117,13 +141,20 @@ def test_openpi_pi05_folder_type_from_weight_names(tmp_path):
     (folder / "config.json").write_text(json.dumps(raw))
     assert load_config(folder).pi05
     backend = load_backend("pi0", folder)
-    assert backend.cfg.pi05 and backend.processor.profile.state_norm == "quantiles" and backend.processor.profile.origin == "openpi"
+    assert (
+        backend.cfg.pi05
+        and backend.processor.profile.state_norm == "quantiles"
+        and backend.processor.profile.origin == "openpi"
+    )
     assert backend.processor.state_input(np.zeros(7)) is None  # no state token
 
 
 def test_pi0_weights_in_a_pi05_folder_fail_naming_the_keys(tmp_path):
     folder = make_tiny_checkpoint(tmp_path / "t", JOINT_NAMES, variant="pi05")
-    save_weights(folder / "model.safetensors", Pi0Model(tiny_config(8, vocab_size=Pi0Model(load_config(folder)).cfg.vocab_size, max_token_len=64)))
+    save_weights(
+        folder / "model.safetensors",
+        Pi0Model(tiny_config(8, vocab_size=Pi0Model(load_config(folder)).cfg.vocab_size, max_token_len=64)),
+    )
     with pytest.raises(BackendError, match=r"missing keys \[.*time_mlp_in.*unexpected keys \[.*state_proj"):
         load_backend("pi0", folder)
 
@@ -135,5 +166,7 @@ def test_lerobot_origin_needs_its_quantiles(tmp_path):
     for feature in raw["norm_stats"].values():
         del feature["q01"]
     (folder / "norm_stats.json").write_text(json.dumps(raw))
-    with pytest.raises(BackendError, match=r"state statistics .* quantiles normalisation needs \['q01', 'q99'\], missing \['q01'\]"):
+    with pytest.raises(
+        BackendError, match=r"state statistics .* quantiles normalisation needs \['q01', 'q99'\], missing \['q01'\]"
+    ):
         load_backend("pi0", folder)

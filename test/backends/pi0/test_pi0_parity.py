@@ -34,7 +34,12 @@ def test_lerobot_checkpoint_reproduces_lerobot_end_to_end(kind):
     profile = backend.processor.profile
     assert backend.cfg.pi05 == (kind == "pi05") and profile.origin == "lerobot" and profile.resize == "torch_bilinear"
     # values the checkpoint states, not the defaults: 4 steps, periods 5e-3..3, 1e-8, its normalisation mapping
-    assert (backend.steps, backend.cfg.time_min_period, backend.cfg.time_max_period, profile.eps) == (4, 5e-3, 3.0, 1e-8)
+    assert (backend.steps, backend.cfg.time_min_period, backend.cfg.time_max_period, profile.eps) == (
+        4,
+        5e-3,
+        3.0,
+        1e-8,
+    )
     assert profile.state_norm == ("quantiles" if kind == "pi05" else "mean_std")
     assert profile.sources["steps"].endswith("config.json:num_inference_steps")
     assert "policy_preprocessor.json" in backend.provenance["origin"]
@@ -54,7 +59,9 @@ def test_the_origin_changes_what_a_lerobot_checkpoint_does(tmp_path):
     settings = tmp_path / "openpi.yaml"
     settings.write_text((folder / "pi0.yaml").read_text() + "origin: openpi\nsteps: 4\n")
     backend = load_backend("pi0", folder, config=settings)
-    assert backend.processor.profile.origin == "openpi" and backend.processor.profile.sources["origin"] == "origin setting"
+    assert (
+        backend.processor.profile.origin == "openpi" and backend.processor.profile.sources["origin"] == "origin setting"
+    )
     assert np.abs(backend.predict(_observation(ref), noise=ref["noise"]).positions - ref["actions"]).max() > 1e-3
 
 
@@ -63,7 +70,9 @@ def test_the_origin_changes_what_a_lerobot_checkpoint_does(tmp_path):
 @pytest.mark.parametrize("kind", ["pi0", "pi05"])
 def test_tokenizer_matches_the_reference(tmp_path, origin, kind, max_len):
     ref = np.load(FIXTURES / "tokenizer.npz")
-    tokenizer = PaligemmaTokenizer(FIXTURES / "lerobot_pi05" / "tokenizer.model", max_len, origin=origin, pi05=kind == "pi05")
+    tokenizer = PaligemmaTokenizer(
+        FIXTURES / "lerobot_pi05" / "tokenizer.model", max_len, origin=origin, pi05=kind == "pi05"
+    )
     expected = ref[f"{origin}_{kind}_{max_len}"]
     for i, prompt in enumerate(ref["prompts"]):
         ids, valid = tokenizer(str(prompt), ref["states"][i] if kind == "pi05" else None)
@@ -79,7 +88,10 @@ def test_origins_format_pi0_prompts_differently():
 
 def _resize_cases():
     ref = np.load(FIXTURES / "resize.npz")
-    return [(ref[f"{i}_input"], ref[f"{i}_lerobot"], ref[f"{i}_openpi"], str(ref[f"{i}_kind"])) for i in range(len(ref.files) // 4)]
+    return [
+        (ref[f"{i}_input"], ref[f"{i}_lerobot"], ref[f"{i}_openpi"], str(ref[f"{i}_kind"]))
+        for i in range(len(ref.files) // 4)
+    ]
 
 
 @pytest.mark.parametrize("image, lerobot, openpi, kind", _resize_cases())

@@ -25,13 +25,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from vla_ros.backends.base import BackendError
-from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
+from vla_ros.backends.normalization import DatasetStatistics
 from vla_ros.backends.pi0.configuration import Pi0Config, read_json
 from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.origin import CheckpointProfile, detect_origin, read_profile
@@ -84,7 +83,11 @@ def load_weights(path: Path, model: Pi0Model) -> None:
             shapes = {k: tuple(f.get_slice(names[k]).get_shape()) for k in names}
             missing = sorted(set(expected) - set(names))
             unexpected = sorted(names[k] for k in set(names) - set(expected))
-            wrong = [f"{names[k]}: {shapes[k]} != {tuple(v.shape)}" for k, v in expected.items() if k in shapes and shapes[k] != tuple(v.shape)]
+            wrong = [
+                f"{names[k]}: {shapes[k]} != {tuple(v.shape)}"
+                for k, v in expected.items()
+                if k in shapes and shapes[k] != tuple(v.shape)
+            ]
             if missing or unexpected or wrong:
                 raise BackendError(
                     f"π₀ weights {path} do not match config.json: missing keys {_listing(missing)}, "
@@ -104,59 +107,6 @@ def save_norm_stats(path: Path, stats: DatasetStatistics) -> None:
     """openpi's `norm_stats.json` layout."""
     raw = {"state": stats.state.to_json(), "actions": stats.action.to_json()}
     path.write_text(json.dumps({"norm_stats": raw}, indent=1))
-
-
-def _openpi_stats(path: Path) -> DatasetStatistics:
-    raw = json.loads(path.read_text())
-    stats = raw.get("norm_stats", raw) if isinstance(raw, dict) else None
-    if not isinstance(stats, dict) or "state" not in stats or "actions" not in stats:
-        found = sorted(stats) if isinstance(stats, dict) else type(raw).__name__
-        raise ValueError(f"{path}: needs norm_stats.state and norm_stats.actions (found {found})")
-    return DatasetStatistics(FeatureStats.from_json(stats["state"], f"{path}:state"), FeatureStats.from_json(stats["actions"], f"{path}:actions"))
-
-
-def _lerobot_stats(files: list[Path]) -> DatasetStatistics:
-    flat: dict[str, np.ndarray] = {}
-    for file in files:
-        with safe_open(str(file), framework="np") as f:
-            flat.update({k: f.get_tensor(k) for k in f.keys()})
-    need = [f"{LEROBOT_STATS[k]}.{s}" for k in ("state", "action") for s in ("mean", "std")]
-    absent = [k for k in need if k not in flat]
-    if absent:
-        raise ValueError(f"{[str(f) for f in files]}: missing {absent}")
-
-    def feature(key: str) -> FeatureStats:
-        mean = np.asarray(flat[f"{LEROBOT_STATS[key]}.mean"], float).reshape(-1)
-        return FeatureStats(mean, np.asarray(flat[f"{LEROBOT_STATS[key]}.std"], float).reshape(-1), np.ones(mean.shape, bool))
-
-    return DatasetStatistics(feature("state"), feature("action"))
-
-
-def load_norm_stats(folder: Path, explicit: str | None = None) -> DatasetStatistics:
-    """Statistics from `explicit` (relative to `folder`), else the first of: norm_stats.json,
-    assets/*/norm_stats.json (exactly one), LeRobot's normalizer safetensors."""
-    try:
-        if explicit is not None:
-            path = folder / explicit
-            if not path.is_file():
-                raise BackendError(f"π₀ normalization statistics not found: {path} (norm_stats setting)")
-            return _lerobot_stats([path]) if path.suffix == ".safetensors" else _openpi_stats(path)
-        if (folder / NORM_STATS).is_file():
-            return _openpi_stats(folder / NORM_STATS)
-        assets = sorted(folder.glob(f"assets/*/{NORM_STATS}"))
-        if len(assets) > 1:
-            raise BackendError(f"π₀ checkpoint {folder}: several statistics {[str(a) for a in assets]}; pick one with the norm_stats setting")
-        if assets:
-            return _openpi_stats(assets[0])
-        lerobot = sorted(folder.glob("*normalizer_processor*.safetensors"))
-        if lerobot:
-            return _lerobot_stats(lerobot)
-    except (ValueError, KeyError, SafetensorError) as exc:
-        raise BackendError(f"π₀ normalization statistics: {exc}") from exc
-    raise BackendError(
-        f"π₀ checkpoint {folder}: no normalization statistics (looked for {NORM_STATS}, assets/*/{NORM_STATS}, "
-        "*normalizer_processor*.safetensors)"
-    )
 
 
 def _openpi_raw(path: Path) -> dict[str, dict]:
@@ -195,7 +145,10 @@ def load_stats(folder: Path, explicit: str | None = None) -> tuple[dict[str, dic
             return _openpi_raw(folder / NORM_STATS), str(folder / NORM_STATS)
         assets = sorted(folder.glob(f"assets/*/{NORM_STATS}"))
         if len(assets) > 1:
-            raise BackendError(f"π₀ checkpoint {folder}: several statistics {[str(a) for a in assets]}; pick one with the norm_stats setting")
+            raise BackendError(
+                f"π₀ checkpoint {folder}: several statistics {[str(a) for a in assets]}; "
+                "pick one with the norm_stats setting"
+            )
         if assets:
             return _openpi_raw(assets[0]), str(assets[0])
         lerobot = sorted(folder.glob("*normalizer_processor*.safetensors"))
@@ -224,7 +177,10 @@ def check_folder(folder: Path) -> None:
     if find_tokenizer(folder) is None:
         missing.append(" or ".join(TOKENIZER_NAMES))
     if missing:
-        raise BackendError(f"π₀ checkpoint {folder}: missing {missing} (needs {CONFIG}, {WEIGHTS}, normalization statistics and {TOKENIZER_NAMES[0]})")
+        raise BackendError(
+            f"π₀ checkpoint {folder}: missing {missing} "
+            f"(needs {CONFIG}, {WEIGHTS}, normalization statistics and {TOKENIZER_NAMES[0]})"
+        )
 
 
 def weights_are_pi05(path: Path) -> bool:
@@ -269,12 +225,16 @@ def load_checkpoint(folder: Path, settings: Pi0Settings) -> LoadedCheckpoint:
     except ValueError as exc:
         raise BackendError(f"π₀ checkpoint: {exc}") from exc
     if settings.max_token_len is not None:
-        profile = dataclasses.replace(profile, max_token_len=settings.max_token_len, sources={**profile.sources, "max_token_len": settings.source})
+        profile = dataclasses.replace(
+            profile, max_token_len=settings.max_token_len, sources={**profile.sources, "max_token_len": settings.source}
+        )
     cfg = profile.apply(cfg)
     if settings.steps is None:
         settings = dataclasses.replace(settings, steps=profile.steps)
     else:
-        profile = dataclasses.replace(profile, steps=settings.steps, sources={**profile.sources, "steps": settings.source})
+        profile = dataclasses.replace(
+            profile, steps=settings.steps, sources={**profile.sources, "steps": settings.source}
+        )
     try:
         tokenizer = PaligemmaTokenizer(find_tokenizer(folder), cfg.max_token_len, origin=origin, pi05=cfg.pi05)
     except (RuntimeError, OSError) as exc:

@@ -85,13 +85,14 @@ class Pi0Config:
         a, b = self.paligemma, self.action_expert
         if (a.num_heads, a.num_kv_heads, a.head_dim, a.depth) != (b.num_heads, b.num_kv_heads, b.head_dim, b.depth):
             raise ValueError(
-                "paligemma and action_expert must share depth and attention layout (they attend jointly): "
-                f"{a} vs {b}"
+                f"paligemma and action_expert must share depth and attention layout (they attend jointly): {a} vs {b}"
             )
         if a.num_heads % a.num_kv_heads:
             raise ValueError(f"num_heads {a.num_heads} is not a multiple of num_kv_heads {a.num_kv_heads}")
         if self.vision.image_size % self.vision.patch_size:
-            raise ValueError(f"image_size {self.vision.image_size} not divisible by patch_size {self.vision.patch_size}")
+            raise ValueError(
+                f"image_size {self.vision.image_size} not divisible by patch_size {self.vision.patch_size}"
+            )
         if b.width % 2:
             raise ValueError(f"action_expert width must be even (sin/cos time embedding), got {b.width}")
         for name in ("state_dim", "action_dim", "action_horizon", "max_token_len", "vocab_size"):
@@ -100,7 +101,9 @@ class Pi0Config:
         if not self.image_slots:
             raise ValueError("image_slots must not be empty")
         if not 0 < self.time_min_period < self.time_max_period:
-            raise ValueError(f"need 0 < time_min_period < time_max_period, got {self.time_min_period}, {self.time_max_period}")
+            raise ValueError(
+                f"need 0 < time_min_period < time_max_period, got {self.time_min_period}, {self.time_max_period}"
+            )
 
     @property
     def model_type(self) -> str:
@@ -207,7 +210,12 @@ def _vision(raw: dict, where: str) -> VisionSpec:
     resolution = raw.get("image_resolution")
     if resolution is None:
         return SO400M_14
-    if not (isinstance(resolution, list) and len(resolution) == 2 and resolution[0] == resolution[1] and isinstance(resolution[0], int)):
+    if not (
+        isinstance(resolution, list)
+        and len(resolution) == 2
+        and resolution[0] == resolution[1]
+        and isinstance(resolution[0], int)
+    ):
         raise ValueError(f"{where}: image_resolution must be a square [size, size], got {resolution!r}")
     return dataclasses.replace(SO400M_14, image_size=resolution[0])
 
@@ -219,7 +227,9 @@ def _spec(cls, value: Any, key: str, where: str):
     required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
     unknown, missing = sorted(set(value) - names), sorted(required - set(value))
     if unknown or missing:
-        raise ValueError(f"{where}: {key} has unknown keys {unknown} / misses keys {missing} (expected {sorted(names)})")
+        raise ValueError(
+            f"{where}: {key} has unknown keys {unknown} / misses keys {missing} (expected {sorted(names)})"
+        )
     for name, v in value.items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{where}: {key}.{name} must be a positive integer, got {v!r}")

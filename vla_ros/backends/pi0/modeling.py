@@ -1,4 +1,4 @@
-"""π₀ and π₀.5 (openpi `pi0.py` / `pi0_pytorch.py`, `pi05`): prefix and suffix embeddings, attention mask, velocity.
+"""π₀ and π₀.5 (openpi `pi0.py` / `pi0_pytorch.py`): prefix and suffix embeddings, attention mask, velocity.
 
 Tokens, in order: prefix = per camera slot the SigLIP patch tokens, then the prompt tokens
 (bidirectional among themselves); suffix = π₀: one state token, then `action_horizon` action
@@ -97,7 +97,9 @@ class Pi0Model(nn.Module):
         valid = torch.cat([image_valid.repeat_interleave(t, dim=1), token_valid], dim=1)
         return embs, valid
 
-    def embed_suffix(self, state: torch.Tensor | None, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def embed_suffix(
+        self, state: torch.Tensor | None, x: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Suffix tokens (B, suffix_len, expert width) and the expert's norm condition (B, width) or None, float32.
 
         state: (B, state_dim) (π₀; unused by π₀.5); x: noisy actions (B, H, action_dim); t: flow time (B,).
@@ -127,7 +129,9 @@ class Pi0Model(nn.Module):
         """Run the prefix (B, P, W) once: per-layer keys/values plus the suffix rows of mask and positions."""
         p = prefix.shape[1]
         mask, positions = self.layout(prefix_valid)
-        _, (keys, values) = self.paligemma_with_expert((prefix, None), positions[:, :p], mask[:, :p, :p], fill_cache=True)
+        _, (keys, values) = self.paligemma_with_expert(
+            (prefix, None), positions[:, :p], mask[:, :p, :p], fill_cache=True
+        )
         return KVCache(keys, values, mask[:, p:], positions[:, p:])
 
     def velocity(self, cache: KVCache, state: torch.Tensor | None, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -139,7 +143,12 @@ class Pi0Model(nn.Module):
         return self.action_out_proj(out[:, -self.cfg.action_horizon :].float())
 
     def velocity_uncached(
-        self, prefix: torch.Tensor, prefix_valid: torch.Tensor, state: torch.Tensor | None, x: torch.Tensor, t: torch.Tensor
+        self,
+        prefix: torch.Tensor,
+        prefix_valid: torch.Tensor,
+        state: torch.Tensor | None,
+        x: torch.Tensor,
+        t: torch.Tensor,
     ) -> torch.Tensor:
         """Same as `velocity`, from one forward pass over the full prefix + suffix sequence (training path)."""
         suffix, cond = self.embed_suffix(state, x, t)

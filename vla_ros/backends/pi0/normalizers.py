@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NEEDS = {"mean_std": ("mean", "std"), "quantiles": ("q01", "q99"), "quantile10": ("q10", "q90"), "min_max": ("min", "max"), "identity": ()}
+NEEDS = {
+    "mean_std": ("mean", "std"),
+    "quantiles": ("q01", "q99"),
+    "quantile10": ("q10", "q90"),
+    "min_max": ("min", "max"),
+    "identity": (),
+}
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,17 @@
 The two toolchains feed the same network differently; a checkpoint must be run the way it was
 trained. `read_profile` collects, from the checkpoint's own files where they say it:
 
-| value               | openpi                                   | LeRobot                                              |
-|---------------------|------------------------------------------|------------------------------------------------------|
-| image resize        | PIL bilinear (openpi-client)             | torch bilinear, no antialias (`resize_with_pad_torch`)|
-| prompt              | cleaned; π₀: + "\\n" encoded apart        | π₀: task + "\\n" as is; π₀.5: as openpi               |
-| normalisation       | π₀ mean/std, π₀.5 quantiles, eps 1e-6 both ways | `normalization_mapping` / preprocessor `norm_map`, eps 1e-8 on normalise only |
-| camera slots        | base_0_rgb, left_wrist_0_rgb, right_wrist_0_rgb | `input_features` VISUAL keys in order (+ `empty_cameras`) |
-| denoising steps     | 10                                       | `num_inference_steps`                                |
-| time periods        | 4e-3 .. 4                                | `min_period` / `max_period`                          |
+- image resize: openpi PIL bilinear (openpi-client's resize_with_pad); LeRobot torch bilinear
+  without antialias (`resize_with_pad_torch`, on rgb / 255).
+- prompt: openpi cleans it; π₀ encodes "\\n" apart. LeRobot π₀: task + "\\n" as is, one
+  encoding. π₀.5 (both): "Task: ..., State: <256 bins>;\\nAction: ".
+- normalisation: openpi π₀ mean/std, π₀.5 quantiles, eps 1e-6 both ways. LeRobot: the
+  preprocessor's `norm_map` / config.json `normalization_mapping` per feature type, its `eps`
+  (1e-8) on normalise only (plain std back).
+- camera slots: openpi base_0_rgb, left_wrist_0_rgb, right_wrist_0_rgb. LeRobot: the VISUAL
+  `input_features` in order (prefix `observation.images.` dropped), then `empty_cameras`.
+- denoising steps: openpi 10; LeRobot `num_inference_steps`.
+- time-embedding periods: 4e-3..4 unless config.json says (`min_period` / `max_period`).
 
 Each value's source (file and key, or "default ...") is kept in `CheckpointProfile.sources`.
 """
@@ -58,8 +61,11 @@ class CheckpointProfile:
     def apply(self, cfg: Pi0Config) -> Pi0Config:
         """`cfg` with this profile's camera slots, prompt length and time periods."""
         return dataclasses.replace(
-            cfg, image_slots=self.image_slots, max_token_len=self.max_token_len,
-            time_min_period=self.time_min_period, time_max_period=self.time_max_period,
+            cfg,
+            image_slots=self.image_slots,
+            max_token_len=self.max_token_len,
+            time_min_period=self.time_min_period,
+            time_max_period=self.time_max_period,
         )
 
 
@@ -69,10 +75,14 @@ def detect_origin(folder: Path, explicit: str | None = None) -> tuple[str, str]:
         if explicit not in ORIGINS:
             raise ValueError(f"origin: must be one of {list(ORIGINS)}, got {explicit!r}")
         return explicit, "origin setting"
-    lerobot = sorted(p.name for p in folder.glob(LEROBOT_PREPROCESSOR)) + sorted(p.name for p in folder.glob("*normalizer_processor*.safetensors"))
+    lerobot = sorted(p.name for p in folder.glob(LEROBOT_PREPROCESSOR)) + sorted(
+        p.name for p in folder.glob("*normalizer_processor*.safetensors")
+    )
     if lerobot:
         return "lerobot", f"detected: {lerobot[0]}"
-    openpi = [p for p in ("norm_stats.json",) if (folder / p).is_file()] + sorted(str(p.relative_to(folder)) for p in folder.glob("assets/*/norm_stats.json"))
+    openpi = [p for p in ("norm_stats.json",) if (folder / p).is_file()] + sorted(
+        str(p.relative_to(folder)) for p in folder.glob("assets/*/norm_stats.json")
+    )
     if openpi:
         return "openpi", f"detected: {openpi[0]}"
     raw = _config_json(folder)
@@ -88,16 +98,24 @@ def read_profile(folder: Path, cfg: Pi0Config, origin: str, origin_reason: str) 
     """The profile of the checkpoint in `folder` (config already parsed into `cfg`)."""
     sources = {"origin": origin_reason, "resize": f"{origin} preprocessing"}
     values: dict[str, Any] = {
-        "origin": origin, "resize": RESIZE[origin], "eps": EPS[origin], "steps": DEFAULT_STEPS,
-        "image_slots": cfg.image_slots, "max_token_len": cfg.max_token_len,
-        "time_min_period": cfg.time_min_period, "time_max_period": cfg.time_max_period,
+        "origin": origin,
+        "resize": RESIZE[origin],
+        "eps": EPS[origin],
+        "steps": DEFAULT_STEPS,
+        "image_slots": cfg.image_slots,
+        "max_token_len": cfg.max_token_len,
+        "time_min_period": cfg.time_min_period,
+        "time_max_period": cfg.time_max_period,
     }
     sources["eps"] = f"{origin} default"
     raw = _config_json(folder) or {}
     cfg_file = str(folder / "config.json")
-    for name, keys in (("max_token_len", ("max_token_len", "tokenizer_max_length")),
-                       ("time_min_period", ("time_min_period", "min_period")),
-                       ("time_max_period", ("time_max_period", "max_period")), ("image_slots", ("image_slots",))):
+    for name, keys in (
+        ("max_token_len", ("max_token_len", "tokenizer_max_length")),
+        ("time_min_period", ("time_min_period", "min_period")),
+        ("time_max_period", ("time_max_period", "max_period")),
+        ("image_slots", ("image_slots",)),
+    ):
         key = next((k for k in keys if k in raw), None)
         sources[name] = f"{cfg_file}:{key}" if key else f"default for {cfg.model_type}"
     default_norm = "quantiles" if cfg.pi05 else "mean_std"
@@ -140,7 +158,11 @@ def _lerobot_cameras(raw: dict, where: str) -> tuple[str, ...]:
     features = raw.get("input_features") or {}
     if not isinstance(features, dict):
         raise ValueError(f"{where}: input_features must be a mapping, got {features!r}")
-    slots = [k.removeprefix(LEROBOT_IMAGE_PREFIX) for k, v in features.items() if isinstance(v, dict) and v.get("type") == "VISUAL"]
+    slots = [
+        k.removeprefix(LEROBOT_IMAGE_PREFIX)
+        for k, v in features.items()
+        if isinstance(v, dict) and v.get("type") == "VISUAL"
+    ]
     empty = raw.get("empty_cameras", 0)
     if isinstance(empty, bool) or not isinstance(empty, int) or empty < 0:
         raise ValueError(f"{where}: empty_cameras must be a non-negative integer, got {empty!r}")
@@ -176,4 +198,3 @@ def _positive(value: Any, where: str) -> float:
 def _config_json(folder: Path) -> Any:
     path = folder / "config.json"
     return read_json(path) if path.is_file() else None
-

@@ -107,10 +107,13 @@ class GemmaStack(nn.Module):
     def __init__(self, hf: GemmaConfig, embed: bool, adaptive: bool = False):
         super().__init__()
         if embed:
-            self.embed_tokens = GemmaTextScaledWordEmbedding(hf.vocab_size, hf.hidden_size, hf.pad_token_id, hf.hidden_size**0.5)
+            self.embed_tokens = GemmaTextScaledWordEmbedding(
+                hf.vocab_size, hf.hidden_size, hf.pad_token_id, hf.hidden_size**0.5
+            )
         self.layers = nn.ModuleList(GemmaDecoderLayer(hf, i) for i in range(hf.num_hidden_layers))
         self.norm = GemmaRMSNorm(hf.hidden_size, eps=hf.rms_norm_eps)
         if adaptive:
+
             def norm() -> AdaRMSNorm:
                 return AdaRMSNorm(hf.hidden_size, hf.hidden_size, hf.rms_norm_eps)
 
@@ -127,8 +130,14 @@ class VisionTower(nn.Module):
         v = cfg.vision
         self.vision_model = SiglipVisionModel(
             SiglipVisionConfig(
-                hidden_size=v.width, intermediate_size=v.mlp_dim, num_hidden_layers=v.depth, num_attention_heads=v.num_heads,
-                image_size=v.image_size, patch_size=v.patch_size, vision_use_head=False, hidden_act="gelu_pytorch_tanh",
+                hidden_size=v.width,
+                intermediate_size=v.mlp_dim,
+                num_hidden_layers=v.depth,
+                num_attention_heads=v.num_heads,
+                image_size=v.image_size,
+                patch_size=v.patch_size,
+                vision_use_head=False,
+                hidden_act="gelu_pytorch_tanh",
                 layer_norm_eps=1e-6,
             )
         )
@@ -145,7 +154,15 @@ class PaliGemmaWithExpert(nn.Module):
         lm = hf_gemma_config(cfg.paligemma, cfg, cfg.vocab_size)
         projector = nn.ModuleDict({"linear": nn.Linear(cfg.vision.width, cfg.paligemma.width)})
         self.paligemma = nn.ModuleDict(
-            {"model": nn.ModuleDict({"vision_tower": VisionTower(cfg), "multi_modal_projector": projector, "language_model": GemmaStack(lm, embed=True)})}
+            {
+                "model": nn.ModuleDict(
+                    {
+                        "vision_tower": VisionTower(cfg),
+                        "multi_modal_projector": projector,
+                        "language_model": GemmaStack(lm, embed=True),
+                    }
+                )
+            }
         )
         expert = GemmaStack(hf_gemma_config(cfg.action_expert, cfg, None), embed=False, adaptive=cfg.pi05)
         self.gemma_expert = nn.ModuleDict({"model": expert})
@@ -210,7 +227,9 @@ class PaliGemmaWithExpert(nn.Module):
         return outputs, ((keys, values) if fill_cache else None)
 
     @staticmethod
-    def _qkv(layers: list[GemmaDecoderLayer], hidden: list[torch.Tensor], conds: list, cos: torch.Tensor, sin: torch.Tensor):
+    def _qkv(
+        layers: list[GemmaDecoderLayer], hidden: list[torch.Tensor], conds: list, cos: torch.Tensor, sin: torch.Tensor
+    ):
         """Queries (B, heads, Nq, hd), keys and values (B, kv_heads, Nq, hd) of all streams, RoPE applied,
         and each stream's attention-residual gate (None without adaptive norms)."""
         qs, ks, vs, gates = [], [], [], []

@@ -40,7 +40,9 @@ def resize_with_pad_pil(rgb: np.ndarray, size: int) -> np.ndarray:
     h, w = fitted_size(*rgb.shape[:2], size)
     out = np.zeros((size, size, 3), np.uint8)
     top, left = max(0, int((size - h) / 2)), max(0, int((size - w) / 2))
-    out[top : top + h, left : left + w] = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((w, h), Image.BILINEAR))
+    out[top : top + h, left : left + w] = np.asarray(
+        Image.fromarray(np.ascontiguousarray(rgb)).resize((w, h), Image.BILINEAR)
+    )
     return out
 
 
@@ -84,22 +86,42 @@ class Pi0Processor:
     """stats: raw statistics {"state"|"action": {stat: (>= D,)}} or `DatasetStatistics` (mean/std);
     profile: the checkpoint origin's preprocessing (default: openpi's for cfg's model type)."""
 
-    def __init__(self, cfg: Pi0Config, settings: Pi0Settings, stats: DatasetStatistics | dict, profile: CheckpointProfile | None = None):
+    def __init__(
+        self,
+        cfg: Pi0Config,
+        settings: Pi0Settings,
+        stats: DatasetStatistics | dict,
+        profile: CheckpointProfile | None = None,
+    ):
         d = len(settings.joints)
         if d > min(cfg.state_dim, cfg.action_dim):
             raise ValueError(f"{d} joints do not fit the model's {cfg.state_dim} state / {cfg.action_dim} action dims")
         settings.check_slots(cfg.image_slots)
         if profile is None:
             mode = "quantiles" if cfg.pi05 else "mean_std"
-            profile = CheckpointProfile("openpi", "pil_bilinear", mode, mode, 1e-6, 10, cfg.image_slots, cfg.max_token_len,
-                                        cfg.time_min_period, cfg.time_max_period)
+            profile = CheckpointProfile(
+                "openpi",
+                "pil_bilinear",
+                mode,
+                mode,
+                1e-6,
+                10,
+                cfg.image_slots,
+                cfg.max_token_len,
+                cfg.time_min_period,
+                cfg.time_max_period,
+            )
         raw = _raw(stats)
         joints = f"the {d} joints {list(settings.joints)}"
         self.cfg = cfg
         self.settings = settings
         self.profile = profile
-        self.state_norm = Normalizer.from_stats(raw["state"], profile.state_norm, profile.origin, profile.eps, d, f"state statistics for {joints}")
-        self.action_norm = Normalizer.from_stats(raw["action"], profile.action_norm, profile.origin, profile.eps, d, f"action statistics for {joints}")
+        self.state_norm = Normalizer.from_stats(
+            raw["state"], profile.state_norm, profile.origin, profile.eps, d, f"state statistics for {joints}"
+        )
+        self.action_norm = Normalizer.from_stats(
+            raw["action"], profile.action_norm, profile.origin, profile.eps, d, f"action statistics for {joints}"
+        )
         self.delta_mask = np.array([j in settings.delta_joints for j in settings.joints])
         self.slot_camera = {slot: cam for cam, slot in settings.cameras.items()}
 

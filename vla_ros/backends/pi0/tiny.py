@@ -37,13 +37,21 @@ from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.settings import Pi0Settings
 
 PROMPTS = (
-    "reach the red cube", "reach the blue cube", "pick up the red cube", "push the blue cube to the left",
-    "put the red cube on the blue cube", "move the gripper up", "open the gripper", "close the gripper",
+    "reach the red cube",
+    "reach the blue cube",
+    "pick up the red cube",
+    "push the blue cube to the left",
+    "put the red cube on the blue cube",
+    "move the gripper up",
+    "open the gripper",
+    "close the gripper",
 )
 
 
 VARIANTS = ("pi0", "pi05")
-PI05_EXAMPLES = tuple(f"Task: {p}, State: {' '.join(str(7 * i + 40 * k) for i in range(7))};\nAction: " for k, p in enumerate(PROMPTS))
+PI05_EXAMPLES = tuple(
+    f"Task: {p}, State: {' '.join(str(7 * i + 40 * k) for i in range(7))};\nAction: " for k, p in enumerate(PROMPTS)
+)
 
 
 def tiny_config(horizon: int = 8, vocab_size: int = 64, max_token_len: int = 16, pi05: bool = False) -> Pi0Config:
@@ -51,7 +59,10 @@ def tiny_config(horizon: int = 8, vocab_size: int = 64, max_token_len: int = 16,
         paligemma=GemmaSpec(width=64, depth=2, mlp_dim=128, num_heads=2, num_kv_heads=1, head_dim=16),
         action_expert=GemmaSpec(width=32, depth=2, mlp_dim=64, num_heads=2, num_kv_heads=1, head_dim=16),
         vision=VisionSpec(image_size=28, patch_size=14, width=32, depth=2, mlp_dim=64, num_heads=2),
-        vocab_size=vocab_size, action_horizon=horizon, max_token_len=max_token_len, pi05=pi05,
+        vocab_size=vocab_size,
+        action_horizon=horizon,
+        max_token_len=max_token_len,
+        pi05=pi05,
     )
 
 
@@ -59,9 +70,19 @@ def tiny_tokenizer_model(prompts: tuple[str, ...] = PROMPTS, vocab_size: int = 4
     """A SentencePiece model with PaliGemma's special ids (pad 0, eos 1, bos 2, unk 3) and a "\\n" piece."""
     out = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(prompts * 4), model_writer=out, vocab_size=vocab_size, model_type="unigram",
-        pad_id=0, eos_id=1, bos_id=2, unk_id=3, user_defined_symbols=["\n"], add_dummy_prefix=False,
-        hard_vocab_limit=False, minloglevel=2, num_threads=1,
+        sentence_iterator=iter(prompts * 4),
+        model_writer=out,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        user_defined_symbols=["\n"],
+        add_dummy_prefix=False,
+        hard_vocab_limit=False,
+        minloglevel=2,
+        num_threads=1,
     )
     return out.getvalue()
 
@@ -106,10 +127,15 @@ def make_tiny_checkpoint(
             feature.update(q01=(mean - 2 * std).tolist(), q99=(mean + 2 * std).tolist())
         (folder / NORM_STATS).write_text(json.dumps(raw, indent=1))
     settings = Pi0Settings(
-        joints=tuple(joint_names), cameras=dict(zip(camera_names, IMAGE_SLOTS)),
-        delta_joints=tuple(j for j, g in zip(joint_names, gripper) if not g), dt_s=dt_s, steps=5,
+        joints=tuple(joint_names),
+        cameras=dict(zip(camera_names, IMAGE_SLOTS)),
+        delta_joints=tuple(j for j, g in zip(joint_names, gripper) if not g),
+        dt_s=dt_s,
+        steps=5,
     )
-    (folder / "pi0.yaml").write_text(f"# tiny random-weight {cfg.model_type} for tests (vla_ros.backends.pi0.tiny)\n" + settings.to_yaml())
+    (folder / "pi0.yaml").write_text(
+        f"# tiny random-weight {cfg.model_type} for tests (vla_ros.backends.pi0.tiny)\n" + settings.to_yaml()
+    )
     return folder
 
 
