@@ -25,7 +25,7 @@ class Pi0Settings:
     cameras: dict[str, str]  # robot camera -> π₀ image slot; unmapped slots are masked
     delta_joints: tuple[str, ...] = ()  # joints whose actions are relative to the current state
     dt_s: float = 0.1  # seconds between chunk points
-    steps: int | None = None  # Euler steps of the flow sampler; None = the checkpoint's (LeRobot num_inference_steps), else 10
+    steps: int | None = None  # Euler steps; None = the checkpoint's (LeRobot num_inference_steps), else 10
     max_guidance: float = 5.0  # RTC guidance weight clip (beta)
     checkpoint: str | None = None  # default checkpoint folder (absolute or relative to the package root)
     device: str = "cpu"
@@ -33,7 +33,7 @@ class Pi0Settings:
     norm_stats: str | None = None  # statistics file relative to the checkpoint; None = search the folder
     max_token_len: int | None = None  # override the checkpoint's prompt length
     skip_masked_slots: bool = True  # do not encode masked camera slots (same result, less compute)
-    origin: str | None = None  # openpi | lerobot: the toolchain that trained the checkpoint; None = detect from its files
+    origin: str | None = None  # openpi | lerobot: toolchain that trained the checkpoint; None = detect from its files
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
