@@ -94,20 +94,35 @@ def detect_origin(folder: Path, explicit: str | None = None) -> tuple[str, str]:
     )
 
 
+def default_profile(cfg: Pi0Config, origin: str = "openpi") -> CheckpointProfile:
+    """The origin's defaults for `cfg`'s model type (π₀ mean/std, π₀.5 quantiles), taking cfg's sizes."""
+    norm = "quantiles" if cfg.pi05 else "mean_std"
+    return CheckpointProfile(
+        origin=origin,
+        resize=RESIZE[origin],
+        state_norm=norm,
+        action_norm=norm,
+        eps=EPS[origin],
+        steps=DEFAULT_STEPS,
+        image_slots=cfg.image_slots,
+        max_token_len=cfg.max_token_len,
+        time_min_period=cfg.time_min_period,
+        time_max_period=cfg.time_max_period,
+        sources={
+            "resize": f"{origin} preprocessing",
+            "eps": f"{origin} default",
+            "steps": "default",
+            "state_norm": f"{origin} default for {cfg.model_type}",
+            "action_norm": f"{origin} default for {cfg.model_type}",
+        },
+    )
+
+
 def read_profile(folder: Path, cfg: Pi0Config, origin: str, origin_reason: str) -> CheckpointProfile:
     """The profile of the checkpoint in `folder` (config already parsed into `cfg`)."""
-    sources = {"origin": origin_reason, "resize": f"{origin} preprocessing"}
-    values: dict[str, Any] = {
-        "origin": origin,
-        "resize": RESIZE[origin],
-        "eps": EPS[origin],
-        "steps": DEFAULT_STEPS,
-        "image_slots": cfg.image_slots,
-        "max_token_len": cfg.max_token_len,
-        "time_min_period": cfg.time_min_period,
-        "time_max_period": cfg.time_max_period,
-    }
-    sources["eps"] = f"{origin} default"
+    base = default_profile(cfg, origin)
+    values: dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.name != "sources"}
+    sources = {**base.sources, "origin": origin_reason}
     raw = _config_json(folder) or {}
     cfg_file = str(folder / "config.json")
     for name, keys in (
@@ -118,10 +133,6 @@ def read_profile(folder: Path, cfg: Pi0Config, origin: str, origin_reason: str) 
     ):
         key = next((k for k in keys if k in raw), None)
         sources[name] = f"{cfg_file}:{key}" if key else f"default for {cfg.model_type}"
-    default_norm = "quantiles" if cfg.pi05 else "mean_std"
-    values["state_norm"] = values["action_norm"] = default_norm
-    sources["state_norm"] = sources["action_norm"] = f"{origin} default for {cfg.model_type}"
-    sources["steps"] = "default"
     if origin == "lerobot":
         _lerobot_values(folder, raw, cfg_file, values, sources)
     return CheckpointProfile(**values, sources=sources)

@@ -23,7 +23,7 @@ from vla_ros.backends.normalization import (
 )
 from vla_ros.backends.pi0.configuration import Pi0Config
 from vla_ros.backends.pi0.normalizers import Normalizer
-from vla_ros.backends.pi0.origin import CheckpointProfile
+from vla_ros.backends.pi0.origin import CheckpointProfile, default_profile
 from vla_ros.backends.pi0.settings import Pi0Settings
 
 
@@ -97,20 +97,7 @@ class Pi0Processor:
         if d > min(cfg.state_dim, cfg.action_dim):
             raise ValueError(f"{d} joints do not fit the model's {cfg.state_dim} state / {cfg.action_dim} action dims")
         settings.check_slots(cfg.image_slots)
-        if profile is None:
-            mode = "quantiles" if cfg.pi05 else "mean_std"
-            profile = CheckpointProfile(
-                "openpi",
-                "pil_bilinear",
-                mode,
-                mode,
-                1e-6,
-                10,
-                cfg.image_slots,
-                cfg.max_token_len,
-                cfg.time_min_period,
-                cfg.time_max_period,
-            )
+        profile = profile or default_profile(cfg)
         raw = _raw(stats)
         joints = f"the {d} joints {list(settings.joints)}"
         self.cfg = cfg
