@@ -240,7 +240,7 @@ def load_checkpoint(folder: Path, settings: Pi0Settings) -> LoadedCheckpoint:
     except (RuntimeError, OSError) as exc:
         raise BackendError(f"π₀ checkpoint {folder}: cannot read the SentencePiece tokenizer ({exc})") from exc
     provenance = {"model_type": f"{cfg.model_type} ({CONFIG} type or weight names)", "statistics": stats_source}
-    provenance.update({line.split(" = ")[0]: line.split(" = ", 1)[1] for line in profile.describe().splitlines()})
+    provenance.update(profile.describe())
     LOG.info("π₀ checkpoint %s:\n%s", folder, "\n".join(f"  {k} = {v}" for k, v in provenance.items()))
     return LoadedCheckpoint(cfg, profile, settings, stats, tokenizer, provenance)
 

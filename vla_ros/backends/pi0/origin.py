@@ -53,10 +53,10 @@ class CheckpointProfile:
     time_max_period: float
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # value name -> where it came from
 
-    def describe(self) -> str:
-        """One line per value: `name = value (source)`, for the load log."""
+    def describe(self) -> dict[str, str]:
+        """Value name -> "value (source)", for the load log."""
         names = [f.name for f in dataclasses.fields(self) if f.name != "sources"]
-        return "\n".join(f"{n} = {getattr(self, n)!r} ({self.sources.get(n, 'default')})" for n in names)
+        return {n: f"{getattr(self, n)!r} ({self.sources.get(n, 'default')})" for n in names}
 
     def apply(self, cfg: Pi0Config) -> Pi0Config:
         """`cfg` with this profile's camera slots, prompt length and time periods."""
