@@ -18,7 +18,7 @@ def test_a_tiny_openvla_runs_through_the_real_nodes(nodes, tiny_openvla_checkpoi
     from diagnostic_msgs.msg import DiagnosticStatus
 
     bringup, peer, _ = nodes(
-        policy_overrides={"instruction": "reach the red cube", "auto_start": True, "inference_period_s": 0.2},
+        policy_overrides={"instruction": "reach the red cube", "inference_period_s": 0.2},
         backend="openvla",
         model_path=tiny_openvla_checkpoint,
     )
@@ -55,7 +55,7 @@ def tiny_oft_checkpoint(tmp_path_factory):
 def test_a_tiny_openvla_oft_runs_through_the_real_nodes(nodes, tiny_oft_checkpoint):
     """OFT: chunks of 4 points 0.1 s apart from both cameras and the joint state."""
     bringup, peer, _ = nodes(
-        policy_overrides={"instruction": "reach the red cube", "auto_start": True, "inference_period_s": 0.2},
+        policy_overrides={"instruction": "reach the red cube", "inference_period_s": 0.2},
         backend="openvla",
         model_path=tiny_oft_checkpoint,
     )

@@ -38,6 +38,8 @@ class Backend(abc.ABC):
     #: the effective settings (a backend's settings dataclass) and where each value came from
     settings: Any = None
     settings_sources: dict[str, str] = {}
+    #: where values read from the checkpoint's own files came from (key -> file and field), if recorded
+    provenance: dict[str, str] = {}
 
     @abc.abstractmethod
     def predict(

@@ -144,6 +144,8 @@ class PolicyNode(LifecycleNode):
         )
         if backend.settings is not None:
             self.get_logger().info(f"effective backend settings: {describe(backend.settings, backend.settings_sources)}")
+        if backend.provenance:
+            self.get_logger().info("from the checkpoint: " + ", ".join(f"{k} <- {v}" for k, v in backend.provenance.items()))
         return backend
 
     def _warm_up(self) -> None:

@@ -12,7 +12,7 @@ from vla_ros.backends.base import BackendError
 from vla_ros.backends.pi0.checkpoint import (
     EMBED_KEY,
     build_model,
-    load_norm_stats,
+    load_stats,
     load_weights,
     save_weights,
 )
@@ -98,8 +98,11 @@ def test_config_json_flavours():
     lerobot = Pi0Config.from_json({"type": "pi0", "chunk_size": 10, "max_state_dim": 32, "max_action_dim": 32, "tokenizer_max_length": 24,
                                    "image_resolution": [224, 224], "n_obs_steps": 1, "input_features": {}})
     assert (lerobot.action_horizon, lerobot.max_token_len, lerobot.vision.num_tokens) == (10, 24, 256)
-    with pytest.raises(ValueError, match="type is 'pi05'"):
-        Pi0Config.from_json({"type": "pi05"})
+    pi05 = Pi0Config.from_json({"type": "pi05", "min_period": 0.01, "max_period": 2.0})
+    assert pi05.pi05 and pi05.max_token_len == 200 and (pi05.time_min_period, pi05.time_max_period) == (0.01, 2.0)
+    assert Pi0Config.from_json({"action_horizon": 10}, pi05=True).pi05  # openpi's converter names no type
+    with pytest.raises(ValueError, match="type is 'pi0_fast'"):
+        Pi0Config.from_json({"type": "pi0_fast"})
     with pytest.raises(ValueError, match="paligemma_variant 'gemma_7b'"):
         Pi0Config.from_json({"paligemma_variant": "gemma_7b"})
     with pytest.raises(ValueError, match="x.json: chunk_size must be an integer"):
@@ -115,13 +118,14 @@ def test_norm_stats_sources(tmp_path):
     stats = {"state": {"mean": [1.0, 2.0], "std": [0.5, 0.5], "q01": [0, 0], "q99": [3, 3]}, "actions": {"mean": [0.0, 0.0], "std": [2.0, 2.0]}}
     (tmp_path / "assets" / "my_robot").mkdir(parents=True)
     (tmp_path / "assets" / "my_robot" / "norm_stats.json").write_text(json.dumps({"norm_stats": stats}))
-    loaded = load_norm_stats(tmp_path)
-    assert loaded.state.mean.tolist() == [1.0, 2.0] and loaded.action.std.tolist() == [2.0, 2.0]
+    loaded, source = load_stats(tmp_path)
+    assert loaded["state"]["mean"] == [1.0, 2.0] and loaded["action"]["std"] == [2.0, 2.0] and loaded["state"]["q99"] == [3, 3]
+    assert source.endswith("assets/my_robot/norm_stats.json")
     (tmp_path / "assets" / "other").mkdir()
     shutil.copy(tmp_path / "assets" / "my_robot" / "norm_stats.json", tmp_path / "assets" / "other")
     with pytest.raises(BackendError, match="several statistics"):
-        load_norm_stats(tmp_path)
-    assert load_norm_stats(tmp_path, "assets/other/norm_stats.json").state.mean.tolist() == [1.0, 2.0]
+        load_stats(tmp_path)
+    assert load_stats(tmp_path, "assets/other/norm_stats.json")[0]["state"]["mean"] == [1.0, 2.0]
 
 
 def test_lerobot_normalizer_stats(tmp_path):
@@ -130,17 +134,18 @@ def test_lerobot_normalizer_stats(tmp_path):
     save_file(t, str(tmp_path / "policy_preprocessor_step_3_normalizer_processor.safetensors"))
     save_file({"action.mean": torch.tensor([0.0, 1.0]), "action.std": torch.tensor([1.0, 3.0])},
               str(tmp_path / "policy_postprocessor_step_0_unnormalizer_processor.safetensors"))
-    stats = load_norm_stats(tmp_path)
-    np.testing.assert_allclose(stats.state.mean, [0.5, 0.1])
-    np.testing.assert_allclose(stats.action.std, [1.0, 3.0])
+    stats, _ = load_stats(tmp_path)
+    np.testing.assert_allclose(stats["state"]["mean"], [0.5, 0.1])
+    np.testing.assert_allclose(stats["action"]["std"], [1.0, 3.0])
+    assert "images" not in str(sorted(stats["state"]))
 
 
 def test_missing_or_broken_stats(tmp_path):
     with pytest.raises(BackendError, match="no normalization statistics"):
-        load_norm_stats(tmp_path)
+        load_stats(tmp_path)
     (tmp_path / "norm_stats.json").write_text(json.dumps({"norm_stats": {"state": {"mean": [0.0]}}}))
     with pytest.raises(BackendError, match="norm_stats.actions"):
-        load_norm_stats(tmp_path)
+        load_stats(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -170,4 +175,4 @@ def test_bundled_settings_file_is_valid():
     from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES
 
     settings = Pi0Settings.load(default_config_dir() / "backends" / "pi0.yaml")
-    assert settings.joints == JOINT_NAMES and set(settings.cameras) == set(CAMERAS) and settings.steps == 10
+    assert settings.joints == JOINT_NAMES and set(settings.cameras) == set(CAMERAS) and settings.steps is None and settings.origin is None

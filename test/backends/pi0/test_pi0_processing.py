@@ -59,7 +59,7 @@ def test_model_chunk_slices_back_to_the_joints_and_round_trips(processor):
 def test_processor_rejects_short_stats_and_unknown_slots():
     cfg = tiny_config()
     short = DatasetStatistics(*(FeatureStats(np.zeros(2), np.ones(2), np.ones(2, bool)) for _ in range(2)))
-    with pytest.raises(ValueError, match="too short for the 3 joints"):
+    with pytest.raises(ValueError, match=r"state statistics for the 3 joints .*too short"):
         Pi0Processor(cfg, Pi0Settings(joints=JOINTS, cameras={"front": "base_0_rgb"}), short)
     ok = DatasetStatistics(*(FeatureStats(np.zeros(3), np.ones(3), np.ones(3, bool)) for _ in range(2)))
     with pytest.raises(ValueError, match="unknown π₀ slots"):

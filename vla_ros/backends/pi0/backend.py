@@ -17,14 +17,7 @@ import torch
 from vla_ros.backends.base import Backend, BackendError
 from vla_ros.backends.blocks.flow import euler_integrate, rtc_guided
 from vla_ros.backends.blocks.rtc import prefix_on_grid
-from vla_ros.backends.pi0.checkpoint import (
-    build_model,
-    check_folder,
-    find_tokenizer,
-    load_config,
-    load_norm_stats,
-    load_weights,
-)
+from vla_ros.backends.pi0.checkpoint import build_model, load_checkpoint, load_weights
 from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.processing import Pi0Processor
 from vla_ros.backends.pi0.settings import Pi0Settings
@@ -88,12 +81,13 @@ class Pi0Backend(Backend):
         pixels, valid = self.processor.images(observation.images)
         if self.settings.skip_masked_slots:  # masked slots take no position and are never attended
             pixels, valid = pixels[valid], valid[valid]
-        ids, id_valid = self.tokenizer(observation.instruction)
+        ids, id_valid = self.tokenizer(observation.instruction, self.processor.prompt_state(q))
         prefix, prefix_valid = self.model.embed_prefix(
             torch.from_numpy(pixels)[None].to(dev), torch.from_numpy(valid)[None].to(dev),
             torch.from_numpy(ids)[None].to(dev), torch.from_numpy(id_valid)[None].to(dev),
         )
-        state = torch.from_numpy(self.processor.state_input(q))[None].to(dev)
+        state = self.processor.state_input(q)
+        state = None if state is None else torch.from_numpy(state)[None].to(dev)
         return self.model.prefill(prefix, prefix_valid), state
 
     def _initial_noise(self, noise: np.ndarray | None) -> torch.Tensor:
@@ -122,21 +116,14 @@ def load_pi0_backend(model_path: Path | None, overrides: dict[str, Any] | None =
             raise BackendError(f"π₀ backend: no checkpoint folder given (model_path) and {settings.source} sets no 'checkpoint'")
         model_path = resolve_package_path(settings.checkpoint)
     folder = Path(model_path)
-    check_folder(folder)
-    cfg = load_config(folder)
-    if settings.max_token_len is not None:
-        cfg = dataclasses.replace(cfg, max_token_len=settings.max_token_len)
-    stats = load_norm_stats(folder, settings.norm_stats)
+    ckpt = load_checkpoint(folder, settings)
     try:
-        processor = Pi0Processor(cfg, settings, stats)
+        processor = Pi0Processor(ckpt.cfg, ckpt.settings, ckpt.stats, ckpt.profile)
     except ValueError as exc:
         raise BackendError(f"π₀ backend ({folder}, {settings.source}): {exc}") from exc
-    try:
-        tokenizer = PaligemmaTokenizer(find_tokenizer(folder), cfg.max_token_len)
-    except (RuntimeError, OSError) as exc:
-        raise BackendError(f"π₀ checkpoint {folder}: cannot read the SentencePiece tokenizer ({exc})") from exc
-    model = build_model(cfg, settings.device, DTYPES[settings.dtype])
+    model = build_model(ckpt.cfg, settings.device, DTYPES[settings.dtype])
     load_weights(folder / "model.safetensors", model)
-    backend = Pi0Backend(model, processor, tokenizer, seed)
+    backend = Pi0Backend(model, processor, ckpt.tokenizer, seed)
     backend.settings_sources = sources
+    backend.provenance = ckpt.provenance
     return backend

@@ -1,9 +1,10 @@
-"""π₀ checkpoint folder <-> model, statistics and tokenizer (PyTorch layout of openpi / LeRobot).
+"""π₀ / π₀.5 checkpoint folder <-> model, statistics and tokenizer (PyTorch layout of openpi / LeRobot).
 
 A folder holds `config.json` (`Pi0Config.from_json`), `model.safetensors` with the keys of
 openpi's `PI0Pytorch` (`paligemma_with_expert.paligemma.model.language_model.layers.{i}...`,
 `paligemma_with_expert.gemma_expert.model.layers.{i}...`, `state_proj`, `action_in_proj`,
-`action_time_mlp_in/out`, `action_out_proj`; LeRobot prefixes them with `model.`), normalization
+`action_time_mlp_in/out`, `action_out_proj`; π₀.5 has `time_mlp_in/out` and no `state_proj`, and
+its expert norms are `*layernorm.dense` / `norm.dense`; LeRobot prefixes them with `model.`), normalization
 statistics (openpi `norm_stats.json`, also under `assets/<id>/`, or LeRobot's
 `*normalizer_processor*.safetensors`) and the PaliGemma SentencePiece `tokenizer.model`.
 
@@ -11,22 +12,33 @@ Known extras of real checkpoints are accepted: `paligemma.lm_head.weight` is tie
 embedding (safetensors keeps only one of the two names) and `gemma_expert.lm_head.weight` is an
 unused leftover of the converter. Anything else missing, unexpected or misshaped is one
 BackendError, raised before any weight is copied.
+
+`load_checkpoint` puts it together: origin (openpi | LeRobot), model type, profile of the
+origin's preprocessing (`origin.py`), statistics, tokenizer, and the source of every value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from vla_ros.backends.base import BackendError
-from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
-from vla_ros.backends.pi0.configuration import Pi0Config
+from vla_ros.backends.normalization import DatasetStatistics
+from vla_ros.backends.pi0.configuration import Pi0Config, read_json
 from vla_ros.backends.pi0.modeling import Pi0Model
+from vla_ros.backends.pi0.origin import CheckpointProfile, detect_origin, read_profile
+from vla_ros.backends.pi0.settings import Pi0Settings
+from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer
+
+LOG = logging.getLogger(__name__)
+PI05_KEY = "time_mlp_in.weight"  # only π₀.5 has it (π₀: action_time_mlp_in)
 
 CONFIG, WEIGHTS, NORM_STATS = "config.json", "model.safetensors", "norm_stats.json"
 TOKENIZER_NAMES = ("tokenizer.model", "paligemma_tokenizer.model")
@@ -71,7 +83,11 @@ def load_weights(path: Path, model: Pi0Model) -> None:
             shapes = {k: tuple(f.get_slice(names[k]).get_shape()) for k in names}
             missing = sorted(set(expected) - set(names))
             unexpected = sorted(names[k] for k in set(names) - set(expected))
-            wrong = [f"{names[k]}: {shapes[k]} != {tuple(v.shape)}" for k, v in expected.items() if k in shapes and shapes[k] != tuple(v.shape)]
+            wrong = [
+                f"{names[k]}: {shapes[k]} != {tuple(v.shape)}"
+                for k, v in expected.items()
+                if k in shapes and shapes[k] != tuple(v.shape)
+            ]
             if missing or unexpected or wrong:
                 raise BackendError(
                     f"π₀ weights {path} do not match config.json: missing keys {_listing(missing)}, "
@@ -93,51 +109,51 @@ def save_norm_stats(path: Path, stats: DatasetStatistics) -> None:
     path.write_text(json.dumps({"norm_stats": raw}, indent=1))
 
 
-def _openpi_stats(path: Path) -> DatasetStatistics:
-    raw = json.loads(path.read_text())
+def _openpi_raw(path: Path) -> dict[str, dict]:
+    raw = read_json(path)
     stats = raw.get("norm_stats", raw) if isinstance(raw, dict) else None
     if not isinstance(stats, dict) or "state" not in stats or "actions" not in stats:
         found = sorted(stats) if isinstance(stats, dict) else type(raw).__name__
         raise ValueError(f"{path}: needs norm_stats.state and norm_stats.actions (found {found})")
-    return DatasetStatistics(FeatureStats.from_json(stats["state"], f"{path}:state"), FeatureStats.from_json(stats["actions"], f"{path}:actions"))
+    return {"state": stats["state"], "action": stats["actions"]}
 
 
-def _lerobot_stats(files: list[Path]) -> DatasetStatistics:
-    flat: dict[str, np.ndarray] = {}
+def _lerobot_raw(files: list[Path]) -> dict[str, dict]:
+    out: dict[str, dict] = {"state": {}, "action": {}}
     for file in files:
         with safe_open(str(file), framework="np") as f:
-            flat.update({k: f.get_tensor(k) for k in f.keys()})
-    need = [f"{LEROBOT_STATS[k]}.{s}" for k in ("state", "action") for s in ("mean", "std")]
-    absent = [k for k in need if k not in flat]
-    if absent:
-        raise ValueError(f"{[str(f) for f in files]}: missing {absent}")
-
-    def feature(key: str) -> FeatureStats:
-        mean = np.asarray(flat[f"{LEROBOT_STATS[key]}.mean"], float).reshape(-1)
-        return FeatureStats(mean, np.asarray(flat[f"{LEROBOT_STATS[key]}.std"], float).reshape(-1), np.ones(mean.shape, bool))
-
-    return DatasetStatistics(feature("state"), feature("action"))
+            for key in f.keys():
+                for feature, prefix in LEROBOT_STATS.items():
+                    if key.startswith(prefix + "."):
+                        out[feature][key.removeprefix(prefix + ".")] = f.get_tensor(key)
+    return out
 
 
-def load_norm_stats(folder: Path, explicit: str | None = None) -> DatasetStatistics:
-    """Statistics from `explicit` (relative to `folder`), else the first of: norm_stats.json,
-    assets/*/norm_stats.json (exactly one), LeRobot's normalizer safetensors."""
+def load_stats(folder: Path, explicit: str | None = None) -> tuple[dict[str, dict], str]:
+    """Raw statistics {"state": {stat: (D,)}, "action": {...}} and the file(s) they came from.
+
+    `explicit` (relative to `folder`), else the first of: norm_stats.json, assets/*/norm_stats.json
+    (exactly one), LeRobot's normalizer safetensors.
+    """
     try:
         if explicit is not None:
             path = folder / explicit
             if not path.is_file():
                 raise BackendError(f"π₀ normalization statistics not found: {path} (norm_stats setting)")
-            return _lerobot_stats([path]) if path.suffix == ".safetensors" else _openpi_stats(path)
+            return (_lerobot_raw([path]) if path.suffix == ".safetensors" else _openpi_raw(path)), str(path)
         if (folder / NORM_STATS).is_file():
-            return _openpi_stats(folder / NORM_STATS)
+            return _openpi_raw(folder / NORM_STATS), str(folder / NORM_STATS)
         assets = sorted(folder.glob(f"assets/*/{NORM_STATS}"))
         if len(assets) > 1:
-            raise BackendError(f"π₀ checkpoint {folder}: several statistics {[str(a) for a in assets]}; pick one with the norm_stats setting")
+            raise BackendError(
+                f"π₀ checkpoint {folder}: several statistics {[str(a) for a in assets]}; "
+                "pick one with the norm_stats setting"
+            )
         if assets:
-            return _openpi_stats(assets[0])
+            return _openpi_raw(assets[0]), str(assets[0])
         lerobot = sorted(folder.glob("*normalizer_processor*.safetensors"))
         if lerobot:
-            return _lerobot_stats(lerobot)
+            return _lerobot_raw(lerobot), ", ".join(str(p) for p in lerobot)
     except (ValueError, KeyError, SafetensorError) as exc:
         raise BackendError(f"π₀ normalization statistics: {exc}") from exc
     raise BackendError(
@@ -161,14 +177,72 @@ def check_folder(folder: Path) -> None:
     if find_tokenizer(folder) is None:
         missing.append(" or ".join(TOKENIZER_NAMES))
     if missing:
-        raise BackendError(f"π₀ checkpoint {folder}: missing {missing} (needs {CONFIG}, {WEIGHTS}, normalization statistics and {TOKENIZER_NAMES[0]})")
+        raise BackendError(
+            f"π₀ checkpoint {folder}: missing {missing} "
+            f"(needs {CONFIG}, {WEIGHTS}, normalization statistics and {TOKENIZER_NAMES[0]})"
+        )
+
+
+def weights_are_pi05(path: Path) -> bool:
+    """Whether a model.safetensors holds π₀.5 weights (`time_mlp_in`), read from its key names only."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return any(k.removeprefix(LEROBOT_PREFIX) == PI05_KEY for k in f.keys())
+    except SafetensorError as exc:
+        raise BackendError(f"π₀ weights {path}: not a readable safetensors file ({exc})") from exc
 
 
 def load_config(folder: Path) -> Pi0Config:
+    """config.json; a file without a model type (openpi's converter) takes it from the weight names."""
     try:
-        return Pi0Config.load(folder / CONFIG)
+        raw = read_json(folder / CONFIG)
+        pi05 = None if isinstance(raw, dict) and "type" in raw else weights_are_pi05(folder / WEIGHTS)
+        return Pi0Config.from_json(raw, str(folder / CONFIG), pi05)
     except ValueError as exc:
         raise BackendError(f"π₀ checkpoint: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """Everything a π₀ backend needs from a checkpoint folder, before the weights."""
+
+    cfg: Pi0Config
+    profile: CheckpointProfile
+    settings: Pi0Settings  # with `steps` resolved (settings, else the checkpoint's, else 10)
+    stats: dict[str, dict]
+    tokenizer: PaligemmaTokenizer
+    provenance: dict[str, str]  # value name -> "value (source)", logged once at load
+
+
+def load_checkpoint(folder: Path, settings: Pi0Settings) -> LoadedCheckpoint:
+    """Read config, origin profile, statistics and tokenizer of `folder` (BackendError naming file and key)."""
+    check_folder(folder)
+    cfg = load_config(folder)
+    stats, stats_source = load_stats(folder, settings.norm_stats)
+    try:
+        origin, reason = detect_origin(folder, settings.origin)
+        profile = read_profile(folder, cfg, origin, reason)
+    except ValueError as exc:
+        raise BackendError(f"π₀ checkpoint: {exc}") from exc
+    if settings.max_token_len is not None:
+        profile = dataclasses.replace(
+            profile, max_token_len=settings.max_token_len, sources={**profile.sources, "max_token_len": settings.source}
+        )
+    cfg = profile.apply(cfg)
+    if settings.steps is None:
+        settings = dataclasses.replace(settings, steps=profile.steps)
+    else:
+        profile = dataclasses.replace(
+            profile, steps=settings.steps, sources={**profile.sources, "steps": settings.source}
+        )
+    try:
+        tokenizer = PaligemmaTokenizer(find_tokenizer(folder), cfg.max_token_len, origin=origin, pi05=cfg.pi05)
+    except (RuntimeError, OSError) as exc:
+        raise BackendError(f"π₀ checkpoint {folder}: cannot read the SentencePiece tokenizer ({exc})") from exc
+    provenance = {"model_type": f"{cfg.model_type} ({CONFIG} type or weight names)", "statistics": stats_source}
+    provenance.update(profile.describe())
+    LOG.info("π₀ checkpoint %s:\n%s", folder, "\n".join(f"  {k} = {v}" for k, v in provenance.items()))
+    return LoadedCheckpoint(cfg, profile, settings, stats, tokenizer, provenance)
 
 
 def build_model(cfg: Pi0Config, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Pi0Model:

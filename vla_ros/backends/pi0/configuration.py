@@ -3,10 +3,14 @@
 Accepted `config.json` flavours (unknown keys are ignored, known ones are type-checked):
 - openpi's PyTorch converter: `action_dim`, `action_horizon`, `paligemma_variant`,
   `action_expert_variant`, `precision`;
-- LeRobot's `PI0Config`: `type: pi0`, `chunk_size`, `max_state_dim`, `max_action_dim`,
-  `tokenizer_max_length`, `image_resolution`, the two variants;
+- LeRobot's `PI0Config` / `PI05Config`: `type: pi0 | pi05`, `chunk_size`, `max_state_dim`,
+  `max_action_dim`, `tokenizer_max_length`, `image_resolution`, `min_period`, `max_period`, the
+  two variants (camera order, normalisation and steps are read by `origin.py`);
 - ours (what `Pi0Config.save` writes): explicit `paligemma`, `action_expert` and `vision` sizes,
   for models that are not one of the named variants (tests, benchmarks).
+
+openpi's converter writes no model type: π₀.5 is then recognised from the weight names
+(`checkpoint.weights_are_pi05`) and passed in as `pi05`.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ GEMMA_VARIANTS = {
 }
 SO400M_14 = VisionSpec()
 PALIGEMMA_VOCAB = 257_152
+MODEL_TYPES = ("pi0", "pi05")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ class Pi0Config:
     image_slots: tuple[str, ...] = IMAGE_SLOTS
     rms_norm_eps: float = 1e-6
     rope_theta: float = 10_000.0
+    pi05: bool = False  # π₀.5: adaptive-RMSNorm time conditioning, no state token, state in the prompt
+    time_min_period: float = 4e-3  # sin/cos time embedding periods (flow time t in [0, 1])
+    time_max_period: float = 4.0
     extra: dict = field(default_factory=dict, compare=False)  # provenance (e.g. checkpoint precision)
 
     def __post_init__(self):
@@ -77,13 +85,14 @@ class Pi0Config:
         a, b = self.paligemma, self.action_expert
         if (a.num_heads, a.num_kv_heads, a.head_dim, a.depth) != (b.num_heads, b.num_kv_heads, b.head_dim, b.depth):
             raise ValueError(
-                "paligemma and action_expert must share depth and attention layout (they attend jointly): "
-                f"{a} vs {b}"
+                f"paligemma and action_expert must share depth and attention layout (they attend jointly): {a} vs {b}"
             )
         if a.num_heads % a.num_kv_heads:
             raise ValueError(f"num_heads {a.num_heads} is not a multiple of num_kv_heads {a.num_kv_heads}")
         if self.vision.image_size % self.vision.patch_size:
-            raise ValueError(f"image_size {self.vision.image_size} not divisible by patch_size {self.vision.patch_size}")
+            raise ValueError(
+                f"image_size {self.vision.image_size} not divisible by patch_size {self.vision.patch_size}"
+            )
         if b.width % 2:
             raise ValueError(f"action_expert width must be even (sin/cos time embedding), got {b.width}")
         for name in ("state_dim", "action_dim", "action_horizon", "max_token_len", "vocab_size"):
@@ -91,6 +100,19 @@ class Pi0Config:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.image_slots:
             raise ValueError("image_slots must not be empty")
+        if not 0 < self.time_min_period < self.time_max_period:
+            raise ValueError(
+                f"need 0 < time_min_period < time_max_period, got {self.time_min_period}, {self.time_max_period}"
+            )
+
+    @property
+    def model_type(self) -> str:
+        return "pi05" if self.pi05 else "pi0"
+
+    @property
+    def suffix_len(self) -> int:
+        """Tokens through the action expert: (state token +) action tokens."""
+        return self.action_horizon + (0 if self.pi05 else 1)
 
     @property
     def prefix_len(self) -> int:
@@ -99,20 +121,24 @@ class Pi0Config:
     def to_json(self) -> dict:
         out = dataclasses.asdict(self)
         out["image_slots"] = list(self.image_slots)
-        return {"type": "pi0", **out}
+        del out["pi05"]
+        return {"type": self.model_type, **out}
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=1))
 
     @classmethod
-    def from_json(cls, raw: dict, where: str = "config.json") -> Pi0Config:
-        """Parse any accepted flavour; ValueError naming `where` and the key on a bad value."""
+    def from_json(cls, raw: dict, where: str = "config.json", pi05: bool | None = None) -> Pi0Config:
+        """Parse any accepted flavour; ValueError naming `where` and the key on a bad value.
+
+        pi05: the model type when the file names none (openpi's converter); a `type` wins.
+        """
         if not isinstance(raw, dict):
             raise ValueError(f"{where}: expected a JSON object, got {type(raw).__name__}")
-        kind = raw.get("type", "pi0")
-        if kind != "pi0":
-            raise ValueError(f"{where}: type is {kind!r}, this backend loads 'pi0' checkpoints")
-        kw: dict[str, Any] = {}
+        kind = raw.get("type", "pi05" if pi05 else "pi0")
+        if kind not in MODEL_TYPES:
+            raise ValueError(f"{where}: type is {kind!r}, this backend loads {list(MODEL_TYPES)} checkpoints")
+        kw: dict[str, Any] = {"pi05": kind == "pi05"}
         kw["paligemma"] = _gemma(raw, "paligemma", "paligemma_variant", "gemma_2b", where)
         kw["action_expert"] = _gemma(raw, "action_expert", "action_expert_variant", "gemma_300m", where)
         kw["vision"] = _vision(raw, where)
@@ -120,7 +146,7 @@ class Pi0Config:
         kw["action_dim"] = action_dim
         kw["state_dim"] = _int(raw, ("state_dim", "max_state_dim"), action_dim, where)
         kw["action_horizon"] = _int(raw, ("action_horizon", "chunk_size"), 50, where)
-        kw["max_token_len"] = _int(raw, ("max_token_len", "tokenizer_max_length"), 48, where)
+        kw["max_token_len"] = _int(raw, ("max_token_len", "tokenizer_max_length"), 200 if kw["pi05"] else 48, where)
         kw["vocab_size"] = _int(raw, ("vocab_size",), PALIGEMMA_VOCAB, where)
         if "image_slots" in raw:
             slots = raw["image_slots"]
@@ -130,6 +156,10 @@ class Pi0Config:
         for name in ("rms_norm_eps", "rope_theta"):
             if name in raw:
                 kw[name] = _number(raw[name], name, where)
+        for name, lerobot_name in (("time_min_period", "min_period"), ("time_max_period", "max_period")):
+            for key in (name, lerobot_name):
+                if key in raw:
+                    kw[name] = _number(raw[key], key, where)
         kw["extra"] = {k: raw[k] for k in ("precision", "dtype") if k in raw}
         try:
             return cls(**kw)
@@ -137,12 +167,16 @@ class Pi0Config:
             raise ValueError(f"{where}: {exc}") from exc
 
     @classmethod
-    def load(cls, path: Path) -> Pi0Config:
-        try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-        return cls.from_json(raw, str(path))
+    def load(cls, path: Path, pi05: bool | None = None) -> Pi0Config:
+        return cls.from_json(read_json(path), str(path), pi05)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; ValueError naming the file when it is not valid JSON."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
 
 
 def _int(raw: dict, names: tuple[str, ...], default: int, where: str) -> int:
@@ -176,7 +210,12 @@ def _vision(raw: dict, where: str) -> VisionSpec:
     resolution = raw.get("image_resolution")
     if resolution is None:
         return SO400M_14
-    if not (isinstance(resolution, list) and len(resolution) == 2 and resolution[0] == resolution[1] and isinstance(resolution[0], int)):
+    if not (
+        isinstance(resolution, list)
+        and len(resolution) == 2
+        and resolution[0] == resolution[1]
+        and isinstance(resolution[0], int)
+    ):
         raise ValueError(f"{where}: image_resolution must be a square [size, size], got {resolution!r}")
     return dataclasses.replace(SO400M_14, image_size=resolution[0])
 
@@ -188,7 +227,9 @@ def _spec(cls, value: Any, key: str, where: str):
     required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
     unknown, missing = sorted(set(value) - names), sorted(required - set(value))
     if unknown or missing:
-        raise ValueError(f"{where}: {key} has unknown keys {unknown} / misses keys {missing} (expected {sorted(names)})")
+        raise ValueError(
+            f"{where}: {key} has unknown keys {unknown} / misses keys {missing} (expected {sorted(names)})"
+        )
     for name, v in value.items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{where}: {key}.{name} must be a positive integer, got {v!r}")

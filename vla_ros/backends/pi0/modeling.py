@@ -1,11 +1,15 @@
-"""π₀ model (openpi `pi0.py` / `pi0_pytorch.py`): prefix and suffix embeddings, attention mask, velocity.
+"""π₀ and π₀.5 (openpi `pi0.py` / `pi0_pytorch.py`): prefix and suffix embeddings, attention mask, velocity.
 
 Tokens, in order: prefix = per camera slot the SigLIP patch tokens, then the prompt tokens
-(bidirectional among themselves); suffix = one state token, then `action_horizon` action tokens.
+(bidirectional among themselves); suffix = π₀: one state token, then `action_horizon` action
+tokens; π₀.5: the action tokens only (the state is text in the prompt).
 Attention (`block_attention_mask`): a token sees valid tokens of its own block and of earlier
-blocks; blocks are prefix | state | actions. RoPE positions are cumsum(valid) - 1, so padding and
-masked cameras take no position. The prefix runs once into a KV cache (`prefill`); every
-denoising step runs the suffix through the action expert only (`velocity`).
+blocks; blocks are prefix | state | actions (π₀.5: prefix | actions). RoPE positions are
+cumsum(valid) - 1, so padding and masked cameras take no position. The prefix runs once into a
+KV cache (`prefill`); every denoising step runs the suffix through the action expert only (`velocity`).
+
+Flow time t enters π₀ through the action tokens (MLP of [action, sincos(t)]) and π₀.5 through
+the expert's adaptive RMSNorms (condition = MLP(sincos(t)), action tokens = action_in_proj(x)).
 
 Dtypes: the transformer stacks run in the model's dtype (float32 or bfloat16); the state/action
 projections, the time embedding and the sampler stay float32.
@@ -22,8 +26,6 @@ from torch import nn
 from vla_ros.backends.blocks.flow import sincos_time_embedding
 from vla_ros.backends.pi0.configuration import Pi0Config
 from vla_ros.backends.pi0.paligemma import KVCache, PaliGemmaWithExpert
-
-TIME_MIN_PERIOD, TIME_MAX_PERIOD = 4e-3, 4.0
 
 
 def block_attention_mask(valid: torch.Tensor, block_starts: torch.Tensor) -> torch.Tensor:
@@ -49,20 +51,24 @@ class Pi0Model(nn.Module):
         self.cfg = cfg
         width = cfg.action_expert.width
         self.paligemma_with_expert = PaliGemmaWithExpert(cfg)
-        self.state_proj = nn.Linear(cfg.state_dim, width)
         self.action_in_proj = nn.Linear(cfg.action_dim, width)
         self.action_out_proj = nn.Linear(width, cfg.action_dim)
-        self.action_time_mlp_in = nn.Linear(2 * width, width)
-        self.action_time_mlp_out = nn.Linear(width, width)
-        # suffix blocks: state | actions
-        starts = torch.zeros(1 + cfg.action_horizon, dtype=torch.bool)
-        starts[:2] = True
+        if cfg.pi05:
+            self.time_mlp_in = nn.Linear(width, width)
+            self.time_mlp_out = nn.Linear(width, width)
+        else:
+            self.state_proj = nn.Linear(cfg.state_dim, width)
+            self.action_time_mlp_in = nn.Linear(2 * width, width)
+            self.action_time_mlp_out = nn.Linear(width, width)
+        # suffix blocks: [state |] actions
+        starts = torch.zeros(cfg.suffix_len, dtype=torch.bool)
+        starts[: cfg.suffix_len - cfg.action_horizon + 1] = True
         self.register_buffer("suffix_starts", starts, persistent=False)
 
     @property
     def dtype(self) -> torch.dtype:
         """dtype of the transformer stacks."""
-        return self.paligemma_with_expert.stacks[1].norm.weight.dtype
+        return self.paligemma_with_expert.stacks[1].layers[0].self_attn.q_proj.weight.dtype
 
     def set_dtype(self, dtype: torch.dtype) -> Pi0Model:
         """Transformer stacks (vision tower included) in `dtype`; projections and RoPE frequencies stay float32."""
@@ -91,18 +97,23 @@ class Pi0Model(nn.Module):
         valid = torch.cat([image_valid.repeat_interleave(t, dim=1), token_valid], dim=1)
         return embs, valid
 
-    def embed_suffix(self, state: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Suffix tokens (B, 1 + H, expert width), float32.
+    def embed_suffix(
+        self, state: torch.Tensor | None, x: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Suffix tokens (B, suffix_len, expert width) and the expert's norm condition (B, width) or None, float32.
 
-        state: (B, state_dim); x: noisy actions (B, H, action_dim); t: flow time (B,).
-        Action token = MLP([action_in_proj(x), sincos(t)]) with swish (openpi's π₀, not π₀.5).
+        state: (B, state_dim) (π₀; unused by π₀.5); x: noisy actions (B, H, action_dim); t: flow time (B,).
+        π₀: action token = MLP([action_in_proj(x), sincos(t)]) with swish, after a state token.
+        π₀.5: action token = action_in_proj(x); condition = swish(MLP(sincos(t))) with swish inside.
         """
-        state_token = self.state_proj(state.float())[:, None]
+        cfg = self.cfg
         actions = self.action_in_proj(x.float())
-        time = sincos_time_embedding(t, actions.shape[-1], TIME_MIN_PERIOD, TIME_MAX_PERIOD)
+        time = sincos_time_embedding(t, actions.shape[-1], cfg.time_min_period, cfg.time_max_period)
+        if cfg.pi05:
+            return actions, F.silu(self.time_mlp_out(F.silu(self.time_mlp_in(time))))
         mixed = torch.cat([actions, time[:, None].expand_as(actions)], dim=-1)
         actions = self.action_time_mlp_out(F.silu(self.action_time_mlp_in(mixed)))
-        return torch.cat([state_token, actions], dim=1)
+        return torch.cat([self.state_proj(state.float())[:, None], actions], dim=1), None
 
     # --- transformer passes -----------------------------------------------------------------
 
@@ -118,25 +129,34 @@ class Pi0Model(nn.Module):
         """Run the prefix (B, P, W) once: per-layer keys/values plus the suffix rows of mask and positions."""
         p = prefix.shape[1]
         mask, positions = self.layout(prefix_valid)
-        _, (keys, values) = self.paligemma_with_expert((prefix, None), positions[:, :p], mask[:, :p, :p], fill_cache=True)
+        _, (keys, values) = self.paligemma_with_expert(
+            (prefix, None), positions[:, :p], mask[:, :p, :p], fill_cache=True
+        )
         return KVCache(keys, values, mask[:, p:], positions[:, p:])
 
-    def velocity(self, cache: KVCache, state: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def velocity(self, cache: KVCache, state: torch.Tensor | None, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Flow velocity (B, H, action_dim), float32, of noisy actions x at time t, reading the prefix cache."""
-        suffix = self.embed_suffix(state, x, t).to(self.dtype)
-        (_, out), _ = self.paligemma_with_expert((None, suffix), cache.suffix_positions, cache.suffix_mask, cache=cache)
+        suffix, cond = self.embed_suffix(state, x, t)
+        (_, out), _ = self.paligemma_with_expert(
+            (None, suffix.to(self.dtype)), cache.suffix_positions, cache.suffix_mask, cache=cache, expert_cond=cond
+        )
         return self.action_out_proj(out[:, -self.cfg.action_horizon :].float())
 
     def velocity_uncached(
-        self, prefix: torch.Tensor, prefix_valid: torch.Tensor, state: torch.Tensor, x: torch.Tensor, t: torch.Tensor
+        self,
+        prefix: torch.Tensor,
+        prefix_valid: torch.Tensor,
+        state: torch.Tensor | None,
+        x: torch.Tensor,
+        t: torch.Tensor,
     ) -> torch.Tensor:
         """Same as `velocity`, from one forward pass over the full prefix + suffix sequence (training path)."""
-        suffix = self.embed_suffix(state, x, t).to(self.dtype)
+        suffix, cond = self.embed_suffix(state, x, t)
         mask, positions = self.layout(prefix_valid)
-        (_, out), _ = self.paligemma_with_expert((prefix, suffix), positions, mask)
+        (_, out), _ = self.paligemma_with_expert((prefix, suffix.to(self.dtype)), positions, mask, expert_cond=cond)
         return self.action_out_proj(out[:, -self.cfg.action_horizon :].float())
 
-    def denoiser(self, cache: KVCache, state: torch.Tensor) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    def denoiser(self, cache: KVCache, state: torch.Tensor | None) -> Callable[[torch.Tensor, float], torch.Tensor]:
         """The velocity field `(x, t) -> v` of one observation, for `blocks.flow` samplers."""
 
         def field(x: torch.Tensor, t: float) -> torch.Tensor:

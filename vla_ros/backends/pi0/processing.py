@@ -1,8 +1,10 @@
-"""Input/output transforms of the π₀ backend (openpi's transforms, in order).
+"""Input/output transforms of the π₀ family, as the checkpoint's origin (openpi | LeRobot) does them.
 
-images: camera -> (H, W, 3) uint8  ->  per π₀ slot (3, S, S) float32 in [-1, 1] (resize with pad)
-                                        + valid flag; a slot with no camera is -1 (black), invalid
-state:  (D,) radians               ->  normalised, zero-padded to state_dim
+images: camera -> (H, W, 3) uint8  ->  per slot (3, S, S) float32 in [-1, 1] (resize with pad:
+                                        PIL bilinear for openpi, torch bilinear without antialias
+                                        for LeRobot) + valid flag; a slot with no camera is -1, invalid
+state:  (D,) radians               ->  normalised; π₀: zero-padded to state_dim (the state token);
+                                        π₀.5: discretised into the prompt (`prompt_state`)
 chunk:  (H, action_dim) model     <->  (H, D) absolute targets: slice/pad, unnormalise/normalise,
                                         delta -> absolute where configured (and back)
 """
@@ -10,22 +12,60 @@ chunk:  (H, action_dim) model     <->  (H, D) absolute targets: slice/pad, unnor
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from vla_ros.backends.normalization import (
     DatasetStatistics,
-    FeatureStats,
     to_absolute,
     to_delta,
 )
 from vla_ros.backends.pi0.configuration import Pi0Config
+from vla_ros.backends.pi0.normalizers import Normalizer
+from vla_ros.backends.pi0.origin import CheckpointProfile, default_profile
 from vla_ros.backends.pi0.settings import Pi0Settings
-from vla_ros.core.images import resize_with_pad
 
 
-def image_input(rgb: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, size, size) float32 in [-1, 1], aspect kept, zero (black) padded."""
-    fitted = resize_with_pad(rgb, size, size)
-    return (fitted.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
+def fitted_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """Content size (h, w) of a (height, width) image fitted into size x size, aspect kept (both origins' rule)."""
+    ratio = max(width / size, height / size)
+    return max(1, int(height / ratio)), max(1, int(width / ratio))
+
+
+def resize_with_pad_pil(rgb: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3) uint8: PIL bilinear, centred in zeros (openpi-client's resize_with_pad)."""
+    if rgb.shape[:2] == (size, size):
+        return rgb
+    h, w = fitted_size(*rgb.shape[:2], size)
+    out = np.zeros((size, size, 3), np.uint8)
+    top, left = max(0, int((size - h) / 2)), max(0, int((size - w) / 2))
+    out[top : top + h, left : left + w] = np.asarray(
+        Image.fromarray(np.ascontiguousarray(rgb)).resize((w, h), Image.BILINEAR)
+    )
+    return out
+
+
+def resize_with_pad_torch(rgb: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3) float32 in [0, 1]: torch bilinear without antialias on rgb / 255,
+    clamped, centred in zeros (extra pixel of an odd margin at the bottom/right), as LeRobot does."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).float().div(255.0)
+    if rgb.shape[:2] == (size, size):
+        return x.numpy()
+    h, w = fitted_size(*rgb.shape[:2], size)
+    x = F.interpolate(x.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+    top, left = (size - h) // 2, (size - w) // 2
+    x = F.pad(x, (left, size - w - left, top, size - h - top), value=0.0)
+    return x[0].permute(1, 2, 0).numpy()
+
+
+def image_input(rgb: np.ndarray, size: int, resize: str = "pil_bilinear") -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, size, size) float32 in [-1, 1], aspect kept, black padded, resized the origin's way."""
+    if resize == "torch_bilinear":
+        unit = resize_with_pad_torch(rgb, size)
+        return (unit * 2.0 - 1.0).transpose(2, 0, 1)
+    fitted = resize_with_pad_pil(rgb, size)
+    return (fitted.astype(np.float32) / 255.0 * 2.0 - 1.0).transpose(2, 0, 1)
 
 
 def pad_last(x: np.ndarray, width: int) -> np.ndarray:
@@ -35,23 +75,40 @@ def pad_last(x: np.ndarray, width: int) -> np.ndarray:
     return np.concatenate([x, np.zeros((*x.shape[:-1], width - x.shape[-1]), x.dtype)], axis=-1)
 
 
-def _first(stats: FeatureStats, d: int) -> FeatureStats:
-    return FeatureStats(stats.mean[:d], stats.std[:d], stats.mask[:d])
+def _raw(stats: DatasetStatistics | dict) -> dict[str, dict]:
+    """{"state": {stat: array}, "action": {...}} from either statistics form."""
+    if isinstance(stats, DatasetStatistics):
+        return {"state": stats.state.to_json(), "action": stats.action.to_json()}
+    return stats
 
 
 class Pi0Processor:
-    def __init__(self, cfg: Pi0Config, settings: Pi0Settings, stats: DatasetStatistics):
+    """stats: raw statistics {"state"|"action": {stat: (>= D,)}} or `DatasetStatistics` (mean/std);
+    profile: the checkpoint origin's preprocessing (default: openpi's for cfg's model type)."""
+
+    def __init__(
+        self,
+        cfg: Pi0Config,
+        settings: Pi0Settings,
+        stats: DatasetStatistics | dict,
+        profile: CheckpointProfile | None = None,
+    ):
         d = len(settings.joints)
         if d > min(cfg.state_dim, cfg.action_dim):
             raise ValueError(f"{d} joints do not fit the model's {cfg.state_dim} state / {cfg.action_dim} action dims")
-        short = [f"{name} has {s.mean.shape[0]}" for name, s in (("state", stats.state), ("action", stats.action)) if s.mean.shape[0] < d]
-        if short:
-            raise ValueError(f"normalization statistics too short for the {d} joints {list(settings.joints)}: {', '.join(short)}")
         settings.check_slots(cfg.image_slots)
+        profile = profile or default_profile(cfg)
+        raw = _raw(stats)
+        joints = f"the {d} joints {list(settings.joints)}"
         self.cfg = cfg
         self.settings = settings
-        self.state_stats = _first(stats.state, d)
-        self.action_stats = _first(stats.action, d)
+        self.profile = profile
+        self.state_norm = Normalizer.from_stats(
+            raw["state"], profile.state_norm, profile.origin, profile.eps, d, f"state statistics for {joints}"
+        )
+        self.action_norm = Normalizer.from_stats(
+            raw["action"], profile.action_norm, profile.origin, profile.eps, d, f"action statistics for {joints}"
+        )
         self.delta_mask = np.array([j in settings.delta_joints for j in settings.joints])
         self.slot_camera = {slot: cam for cam, slot in settings.cameras.items()}
 
@@ -63,20 +120,26 @@ class Pi0Processor:
         for i, slot in enumerate(self.cfg.image_slots):
             camera = self.slot_camera.get(slot)
             if camera is not None:
-                pixels[i] = image_input(images[camera], size)
+                pixels[i] = image_input(images[camera], size, self.profile.resize)
                 valid[i] = True
         return pixels, valid
 
-    def state_input(self, q: np.ndarray) -> np.ndarray:
-        """(D,) joint positions -> (state_dim,) float32."""
-        return pad_last(self.state_stats.normalize(q).astype(np.float32), self.cfg.state_dim)
+    def state_input(self, q: np.ndarray) -> np.ndarray | None:
+        """(D,) joint positions -> (state_dim,) float32 for π₀'s state token; None for π₀.5 (no state token)."""
+        if self.cfg.pi05:
+            return None
+        return pad_last(self.state_norm.normalize(q).astype(np.float32), self.cfg.state_dim)
+
+    def prompt_state(self, q: np.ndarray) -> np.ndarray | None:
+        """(D,) joint positions -> normalised state (D,) float32 that π₀.5 writes into the prompt; None for π₀."""
+        return self.state_norm.normalize(q).astype(np.float32) if self.cfg.pi05 else None
 
     def actions_to_targets(self, q: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Absolute targets (H, D) at state q -> model units (H, action_dim) float32."""
-        normalized = self.action_stats.normalize(to_delta(actions, q, self.delta_mask)).astype(np.float32)
+        normalized = self.action_norm.normalize(to_delta(actions, q, self.delta_mask)).astype(np.float32)
         return pad_last(normalized, self.cfg.action_dim)
 
     def targets_to_actions(self, q: np.ndarray, model_out: np.ndarray) -> np.ndarray:
         """Model output (H, action_dim) -> absolute joint targets (H, D)."""
         d = len(self.settings.joints)
-        return to_absolute(self.action_stats.unnormalize(model_out[..., :d].astype(np.float64)), q, self.delta_mask)
+        return to_absolute(self.action_norm.unnormalize(model_out[..., :d].astype(np.float64)), q, self.delta_mask)

@@ -31,7 +31,7 @@ class Pi0Settings(SettingsBase):
     cameras: dict[str, str]  # robot camera -> π₀ image slot; unmapped slots are masked
     delta_joints: tuple[str, ...] = ()  # joints whose actions are relative to the current state
     dt_s: float = 0.1  # seconds between chunk points
-    steps: int = 10  # Euler steps of the flow sampler
+    steps: int | None = None  # Euler steps; None = the checkpoint's (LeRobot num_inference_steps), else 10
     max_guidance: float = 5.0  # RTC guidance weight clip (beta)
     checkpoint: str | None = None  # default checkpoint folder (absolute or relative to the package root)
     device: str = "cpu"
@@ -39,6 +39,7 @@ class Pi0Settings(SettingsBase):
     norm_stats: str | None = None  # statistics file relative to the checkpoint; None = search the folder
     max_token_len: int | None = None  # override the checkpoint's prompt length
     skip_masked_slots: bool = True  # do not encode masked camera slots (same result, less compute)
+    origin: str | None = None  # openpi | lerobot: toolchain that trained the checkpoint; None = detect from its files
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
@@ -57,12 +58,14 @@ class Pi0Settings(SettingsBase):
             raise ValueError(f"{where}: cameras: two cameras share a slot: {self.cameras}")
         if not self.dt_s > 0:
             raise ValueError(f"{where}: dt_s: must be > 0, got {self.dt_s}")
-        if self.steps < 1:
+        if self.steps is not None and self.steps < 1:
             raise ValueError(f"{where}: steps: must be >= 1, got {self.steps}")
         if self.max_guidance < 0:
             raise ValueError(f"{where}: max_guidance: must be >= 0, got {self.max_guidance}")
         if self.dtype not in DTYPES:
             raise ValueError(f"{where}: dtype: must be one of {list(DTYPES)}, got {self.dtype!r}")
+        if self.origin not in (None, "openpi", "lerobot"):
+            raise ValueError(f"{where}: origin: must be openpi, lerobot or null, got {self.origin!r}")
         if self.max_token_len is not None and self.max_token_len < 1:
             raise ValueError(f"{where}: max_token_len: must be >= 1, got {self.max_token_len}")
 
@@ -110,9 +113,10 @@ class Pi0Settings(SettingsBase):
 
 
 _TYPES = {
-    "joints": list, "delta_joints": list, "cameras": dict, "dt_s": (int, float), "steps": int,
+    "joints": list, "delta_joints": list, "cameras": dict, "dt_s": (int, float), "steps": (int, type(None)),
     "max_guidance": (int, float), "checkpoint": (str, type(None)), "device": str, "dtype": str,
     "norm_stats": (str, type(None)), "max_token_len": (int, type(None)), "skip_masked_slots": bool,
+    "origin": (str, type(None)),
 }
 
 

@@ -1,7 +1,10 @@
-"""The prompt tokenizer of π₀: PaliGemma's SentencePiece model, openpi's `PaligemmaTokenizer` format.
+"""The prompt tokenizer of the π₀ family: PaliGemma's SentencePiece model, formatted as the checkpoint's origin does.
 
-Prompt -> BOS + pieces of the cleaned prompt + pieces of "\\n" (the start-of-answer marker),
-right-padded with id 0 (mask False) or truncated to `max_len`.
+Prompt -> BOS + pieces, right-padded with id 0 (mask False) or truncated to `max_len`:
+- π₀, openpi (`PaligemmaTokenizer`): the cleaned prompt, then "\\n" encoded on its own;
+- π₀, LeRobot: `task + "\\n"` (newline added only if missing, no cleaning) encoded at once;
+- π₀.5, both: "Task: <cleaned>, State: <bins>;\\nAction: " encoded at once, where the bins are
+  the normalised state (D,) discretised into 256 bins over [-1, 1] (values outside give -1 or 255).
 """
 
 from __future__ import annotations
@@ -11,20 +14,42 @@ from pathlib import Path
 import numpy as np
 import sentencepiece
 
+STATE_BINS = 256
+
 
 def clean_prompt(prompt: str) -> str:
     """openpi's cleaning: strip, underscores and newlines to spaces."""
     return prompt.strip().replace("_", " ").replace("\n", " ")
 
 
+def discretize_state(state: np.ndarray) -> np.ndarray:
+    """Normalised state (D,) -> bin indices (D,) int, 256 bins over [-1, 1] (openpi's rule)."""
+    return np.digitize(state, bins=np.linspace(-1, 1, STATE_BINS + 1)[:-1]) - 1
+
+
+def prompt_segments(prompt: str, origin: str = "openpi", state: np.ndarray | None = None) -> list[str]:
+    """The text pieces encoded one after the other (BOS before the first)."""
+    if state is not None:
+        bins = " ".join(map(str, discretize_state(state)))
+        return [f"Task: {clean_prompt(prompt)}, State: {bins};\nAction: "]
+    if origin == "lerobot":
+        return [prompt if prompt.endswith("\n") else prompt + "\n"]
+    return [clean_prompt(prompt), "\n"]
+
+
 class PaligemmaTokenizer:
-    def __init__(self, model_file: Path, max_len: int = 48):
+    def __init__(self, model_file: Path, max_len: int = 48, origin: str = "openpi", pi05: bool = False):
         self.max_len = max_len
+        self.origin = origin
+        self.pi05 = pi05
         self.processor = sentencepiece.SentencePieceProcessor(model_proto=Path(model_file).read_bytes())
 
-    def __call__(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
-        """ids (max_len,) int64 and valid mask (max_len,) bool."""
-        ids = self.processor.encode(clean_prompt(prompt), add_bos=True) + self.processor.encode("\n")
+    def __call__(self, prompt: str, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """ids (max_len,) int64 and valid mask (max_len,) bool. state: the normalised state (π₀.5 only)."""
+        if self.pi05 and state is None:
+            raise ValueError("π₀.5 prompts carry the normalised state: pass `state`")
+        segments = prompt_segments(prompt, self.origin, state if self.pi05 else None)
+        ids = [i for k, text in enumerate(segments) for i in self.processor.encode(text, add_bos=k == 0)]
         ids = ids[: self.max_len]
         out = np.zeros(self.max_len, dtype=np.int64)
         out[: len(ids)] = ids
