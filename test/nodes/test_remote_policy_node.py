@@ -30,11 +30,18 @@ def test_server_killed_mid_run_holds_then_resumes_from_fresh_observations(nodes,
             states = [s.message for d in peer.diagnostics[-3:] for s in d.status if "executor" in s.name]
             return states[-1] if states else None
 
+        def link():
+            """The policy's latest /diagnostics: link state, server and network time."""
+            found = [{kv.key: kv.value for kv in s.values} for d in peer.diagnostics for s in d.status if "policy" in s.name]
+            return found[-1] if found else {}
+
         peer.start_robot()
         assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
         assert wait_until(lambda: len(peer.chunks) >= 3 and executor_state() == "tracking", 60), log_text(
             tmp_path, "vla_policy"
         )
+        assert wait_until(lambda: link().get("link_state") == "connected" and link().get("network_ms", "nan") != "nan", 5), link()
+        assert float(link()["server_inference_ms"]) > 0
         port = server.port
         server.stop(kill=True)
         killed_at = peer.node.get_clock().now().nanoseconds * 1e-9
@@ -44,6 +51,7 @@ def test_server_killed_mid_run_holds_then_resumes_from_fresh_observations(nodes,
         time.sleep(0.5)
         np.testing.assert_allclose(peer.commands[-1][1], held, atol=1e-9)
         assert wait_until(lambda: "openpi_remote:" in log_text(tmp_path, "vla_policy"), 5)
+        assert wait_until(lambda: link().get("link_state") in ("backoff", "disconnected"), 5), link()
 
         server.start(port=port)
         assert wait_until(lambda: len(peer.chunks) > n_held + 2 and executor_state() == "tracking", 60), log_text(

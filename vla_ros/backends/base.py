@@ -55,6 +55,10 @@ class Backend(abc.ABC):
     def reset(self) -> None:
         """Forget episode state (history windows, previous chunks)."""
 
+    def diagnostics(self) -> dict[str, str]:
+        """Extra key/values for the policy node's /diagnostics (e.g. a remote link's state and timing)."""
+        return {}
+
     def close(self) -> None:
         """Release the model and its (GPU) memory; the backend cannot predict afterwards."""
         import gc
