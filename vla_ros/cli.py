@@ -52,7 +52,9 @@ def _train(args) -> int:
     from vla_ros.backends.octo.checkpoint import save_checkpoint
     from vla_ros.sim.evaluation import expert_policy, success_rate
     from vla_ros.sim.recorder import RecorderSettings, record
-    from vla_ros.training.train import TrainSettings, backend_from, load_dataset, make_config, train, write_model_card
+    from vla_ros.training.train import (
+        ACTION_SPACES, TrainSettings, backend_from, load_dataset, make_config, train, write_model_card,
+    )
 
     start = time.monotonic()
     rec = RecorderSettings(episodes=args.episodes)
@@ -60,7 +62,7 @@ def _train(args) -> int:
         data_path = Path(args.dataset) if args.dataset else Path(tmp) / "demos.npz"
         summary = record(rec, data_path) if not (args.dataset and data_path.is_file()) else {"episodes": rec.episodes}
         data = load_dataset(data_path)
-    cfg = make_config(data, rec.dt_s)
+    cfg = make_config(data, rec.dt_s, ACTION_SPACES[args.action_space])
     settings = TrainSettings(budget_s=args.budget_s, seed=args.seed)
     model, stats, info = train(data, cfg, settings)
     out = Path(args.out)
@@ -78,6 +80,11 @@ def _train(args) -> int:
         image_size=cfg.image_size,
         horizon=cfg.horizon,
         dt_s=cfg.dt_s,
+        action_space=args.action_space,
+        action_space_text=(
+            "arm joints relative to the state" if args.action_space == "joint"
+            else f"action space {cfg.action_space}: end-effector deltas of the tool, base frame, through IK"
+        ),
         batch_size=settings.batch_size,
         threads=settings.threads,
         total_seconds=round(time.monotonic() - start, 1),
@@ -152,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--budget-s", type=float, default=600.0, help="training wall-clock budget (seconds)")
     p.add_argument("--dataset", default="", help="reuse/keep a recorded .npz")
+    p.add_argument("--action-space", choices=["joint", "ee_delta"], default="joint",
+                   help="what the model predicts: joint targets (models/demo) or end-effector deltas through IK (models/demo_ee)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--eval-first-seed", type=int, default=1000)
