@@ -2,21 +2,17 @@
 
 images: camera -> (H, W, 3) uint8  ->  per π₀ slot (3, S, S) float32 in [-1, 1] (resize with pad)
                                         + valid flag; a slot with no camera is -1 (black), invalid
-state:  (D,) radians               ->  normalised, zero-padded to state_dim
-chunk:  (H, action_dim) model     <->  (H, D) absolute targets: slice/pad, unnormalise/normalise,
-                                        delta -> absolute where configured (and back)
+state:  (S,) the action space's state vector  ->  normalised, zero-padded to state_dim
+chunk:  (H, action_dim) model    <->  (H, A) model actions: slice/pad, unnormalise/normalise
+Model actions <-> joint targets (relative joints, EE deltas, ...) is the action space's step, shared by
+every backend (backends/action_output.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vla_ros.backends.normalization import (
-    DatasetStatistics,
-    FeatureStats,
-    to_absolute,
-    to_delta,
-)
+from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
 from vla_ros.backends.pi0.configuration import Pi0Config
 from vla_ros.backends.pi0.settings import Pi0Settings
 from vla_ros.core.images import resize_with_pad
@@ -41,19 +37,25 @@ def _first(stats: FeatureStats, d: int) -> FeatureStats:
 
 class Pi0Processor:
     def __init__(self, cfg: Pi0Config, settings: Pi0Settings, stats: DatasetStatistics):
-        d = len(settings.joints)
-        if d > min(cfg.state_dim, cfg.action_dim):
-            raise ValueError(f"{d} joints do not fit the model's {cfg.state_dim} state / {cfg.action_dim} action dims")
-        short = [f"{name} has {s.mean.shape[0]}" for name, s in (("state", stats.state), ("action", stats.action)) if s.mean.shape[0] < d]
-        if short:
-            raise ValueError(f"normalization statistics too short for the {d} joints {list(settings.joints)}: {', '.join(short)}")
         settings.check_slots(cfg.image_slots)
         self.cfg = cfg
         self.settings = settings
-        self.state_stats = _first(stats.state, d)
-        self.action_stats = _first(stats.action, d)
-        self.delta_mask = np.array([j in settings.delta_joints for j in settings.joints])
+        self.stats = stats
+        if settings.action_space is None:  # joint positions: one state and action value per joint
+            self.check_dims(len(settings.joints), len(settings.joints), f"the {len(settings.joints)} joints {list(settings.joints)}")
         self.slot_camera = {slot: cam for cam, slot in settings.cameras.items()}
+
+    def check_dims(self, action_dim: int, state_dim: int, what: str) -> None:
+        """ValueError unless `action_dim` actions and `state_dim` states fit the model and its statistics."""
+        if action_dim > self.cfg.action_dim or state_dim > self.cfg.state_dim:
+            raise ValueError(f"{what} do not fit the model's {self.cfg.state_dim} state / {self.cfg.action_dim} action dims")
+        short = [
+            f"{name} has {s.mean.shape[0]}"
+            for name, s, d in (("state", self.stats.state, state_dim), ("action", self.stats.action, action_dim))
+            if s.mean.shape[0] < d
+        ]
+        if short:
+            raise ValueError(f"normalization statistics too short for {what}: {', '.join(short)}")
 
     def images(self, images: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Camera images -> (C, 3, S, S) float32 and valid (C,) bool, in the model's slot order."""
@@ -67,16 +69,17 @@ class Pi0Processor:
                 valid[i] = True
         return pixels, valid
 
-    def state_input(self, q: np.ndarray) -> np.ndarray:
-        """(D,) joint positions -> (state_dim,) float32."""
-        return pad_last(self.state_stats.normalize(q).astype(np.float32), self.cfg.state_dim)
+    def state_input(self, state: np.ndarray) -> np.ndarray:
+        """(S,) state vector -> (state_dim,) float32."""
+        stats = _first(self.stats.state, state.shape[-1])
+        return pad_last(stats.normalize(state).astype(np.float32), self.cfg.state_dim)
 
-    def actions_to_targets(self, q: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Absolute targets (H, D) at state q -> model units (H, action_dim) float32."""
-        normalized = self.action_stats.normalize(to_delta(actions, q, self.delta_mask)).astype(np.float32)
-        return pad_last(normalized, self.cfg.action_dim)
+    def actions_to_model(self, actions: np.ndarray) -> np.ndarray:
+        """Model actions (H, A) -> model units (H, action_dim) float32."""
+        stats = _first(self.stats.action, actions.shape[-1])
+        return pad_last(stats.normalize(actions).astype(np.float32), self.cfg.action_dim)
 
-    def targets_to_actions(self, q: np.ndarray, model_out: np.ndarray) -> np.ndarray:
-        """Model output (H, action_dim) -> absolute joint targets (H, D)."""
-        d = len(self.settings.joints)
-        return to_absolute(self.action_stats.unnormalize(model_out[..., :d].astype(np.float64)), q, self.delta_mask)
+    def model_to_actions(self, model_out: np.ndarray, action_dim: int) -> np.ndarray:
+        """Model output (H, action_dim) -> the first `action_dim` values, unnormalised (H, A)."""
+        stats = _first(self.stats.action, action_dim)
+        return stats.unnormalize(model_out[..., :action_dim].astype(np.float64))

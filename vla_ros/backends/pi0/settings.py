@@ -37,6 +37,7 @@ class Pi0Settings(SettingsBase):
     norm_stats: str | None = None  # statistics file relative to the checkpoint; None = search the folder
     max_token_len: int | None = None  # override the checkpoint's prompt length
     skip_masked_slots: bool = True  # do not encode masked camera slots (same result, less compute)
+    action_space: dict | None = None  # the checkpoint's action space (preset + overrides); None = joint positions of `joints`
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
@@ -111,6 +112,7 @@ _TYPES = {
     "joints": list, "delta_joints": list, "cameras": dict, "dt_s": (int, float), "steps": int,
     "max_guidance": (int, float), "checkpoint": (str, type(None)), "device": str, "dtype": str,
     "norm_stats": (str, type(None)), "max_token_len": (int, type(None)), "skip_masked_slots": bool,
+    "action_space": (dict, type(None)),
 }
 
 
