@@ -150,6 +150,11 @@ POLICY = Schema(
     Param("inference_delay_s", 0.0, "artificial extra latency before each chunk is published, to test blending under slow inference (seconds)", changeable=True, min=0.0),
     Param("use_plan_prefix", True, "hand the executor's `plan_prefix` (guided blend mode) to backends that can continue it (RTC)"),
     Param("warmup", True, "run one inference on a synthetic observation at configure, so the first real one is not slow"),
+    Param("urdf_path", "", "robot URDF for the action space's kinematics (EE actions through IK, EE state); relative to the package or `example-robot-data:<path>`; applies at the next configure", changeable=True),
+    Param("end_effector_link", "", "URDF link of end-effector actions and states ('' = none: joint action spaces only); applies at the next configure", changeable=True),
+    Param("base_link", "", "URDF link whose frame end-effector values are in ('' = the URDF root); applies at the next configure", changeable=True),
+    Param("gripper_joint", "", "joint that gripper action values drive ('' = none); applies at the next configure", changeable=True),
+    Param("action_space", "", "the robot config's `action_space:` block as a YAML mapping ('' = the checkpoint's alone), e.g. '{preset: bridge_ee_delta}' for a checkpoint that names none; applies at the next configure", changeable=True),
 )
 
 BLEND_MODES = ("replace", "crossfade", "temporal_ensemble", "guided")
