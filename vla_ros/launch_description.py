@@ -102,7 +102,14 @@ def _robot_body_parameters(cfg: RobotConfig) -> dict[str, Any]:
 
 def executor_parameters(cfg: RobotConfig) -> dict[str, Any]:
     """chunk_executor parameters from the robot config: joints, limits, workspace, `executor:` block."""
-    return {"joint_names": list(cfg.joint_names), **joint_limit_parameters(cfg.limits), **_workspace_parameters(cfg), **cfg.executor}
+    cartesian = {}
+    if cfg.cartesian_output is not None:  # the end effector's pose / twist instead of joint positions
+        ee = cfg.end_effector
+        cartesian = {"output": cfg.cartesian_output.type, "cartesian_link": ee.link, "cartesian_frame": ee.base_link}
+    return {
+        "joint_names": list(cfg.joint_names), **joint_limit_parameters(cfg.limits), **_workspace_parameters(cfg),
+        **cartesian, **cfg.executor,
+    }
 
 
 def node_specs(
