@@ -93,6 +93,12 @@ def tiny_ee_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_nan_ee_checkpoint(tmp_path_factory) -> Path:
+    """The same with NaN action statistics: every action the model outputs is NaN."""
+    return make_tiny_ee_checkpoint(tmp_path_factory.mktemp("tiny_octo_ee_nan"), action_mean=float("nan"))
+
+
+@pytest.fixture(scope="session")
 def tiny_pi0_checkpoint(tmp_path_factory) -> Path:
     """A π₀ checkpoint folder in the real layout (random weights, toy sizes) for the sim arm."""
     from vla_ros.backends.pi0.tiny import make_tiny_checkpoint

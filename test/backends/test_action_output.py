@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from conftest import make_tiny_ee_checkpoint
 from vla_ros.backends.action_output import RobotBody, build_action_output, joint_space, resolve_action_space, robot_body
 from vla_ros.backends.base import BackendError, load_backend
 from vla_ros.config import load_robot_config
@@ -121,8 +120,8 @@ def test_bad_action_spaces_and_links_fail_naming_the_key_and_value():
         build_action_output({"preset": "bridge_ee_delta"}, JOINTS)
 
 
-def test_octo_backend_runs_an_ee_checkpoint_through_ik(tmp_path):
-    folder = make_tiny_ee_checkpoint(tmp_path / "ee")
+def test_octo_backend_runs_an_ee_checkpoint_through_ik(tiny_ee_checkpoint, tiny_nan_ee_checkpoint):
+    folder = tiny_ee_checkpoint
     backend = load_backend("octo", folder, robot=robot_body(SIM))
     assert backend.output.space.name == "bridge_ee_delta"
     obs = Observation(5.0, {c: np.zeros((32, 32, 3), np.uint8) for c in ("front", "wrist")}, JOINTS, Q, "reach the red cube")
@@ -131,6 +130,5 @@ def test_octo_backend_runs_an_ee_checkpoint_through_ik(tmp_path):
     assert np.all(np.abs(chunk.positions[:, :6] - Q[:6]) < 0.1)  # mm-sized steps: small joint motions
     with pytest.raises(BackendError, match="needs a URDF and an end-effector link"):
         load_backend("octo", folder)  # no robot: an EE space cannot run
-    nan_folder = make_tiny_ee_checkpoint(tmp_path / "nan", action_mean=float("nan"))
-    chunk = load_backend("octo", nan_folder, robot=robot_body(SIM)).predict(obs)
+    chunk = load_backend("octo", tiny_nan_ee_checkpoint, robot=robot_body(SIM)).predict(obs)
     assert chunk.horizon == 0 and "non-finite" in chunk.truncated_reason
