@@ -99,6 +99,19 @@ def tiny_nan_ee_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_ee_pi0_franka(tmp_path_factory) -> Path:
+    """A tiny random π₀ for the franka_ik robot whose settings say it predicts LIBERO end-effector deltas."""
+    from vla_ros.backends.pi0.tiny import make_tiny_checkpoint
+    from vla_ros.config import load_robot_config
+
+    joints = load_robot_config("franka_ik").joint_names
+    folder = make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_pi0_franka"), joints, ("front", "wrist"), horizon=4)
+    with open(folder / "pi0.yaml", "a") as f:
+        f.write("action_space: {preset: libero_ee_delta}\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_pi0_checkpoint(tmp_path_factory) -> Path:
     """A π₀ checkpoint folder in the real layout (random weights, toy sizes) for the sim arm."""
     from vla_ros.backends.pi0.tiny import make_tiny_checkpoint

@@ -97,6 +97,7 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from vla_ros.backends.action_output import robot_body
     from vla_ros.backends.base import load_backend
     from vla_ros.backends.settings import parse_overrides
     from vla_ros.config import load_robot_config, resolve_package_path
@@ -107,10 +108,13 @@ def _evaluate(args) -> int:
     if args.expert:
         rate = success_rate(expert_policy, seeds)
     else:
-        params = policy_parameters(load_robot_config("sim"), args.backend, args.model_path)
+        robot = load_robot_config("sim")
+        params = policy_parameters(robot, args.backend, args.model_path)
         path = params.get("model_path", "")
         settings = parse_overrides(params.get("backend_settings", ""))
-        backend = load_backend(params.get("backend", "octo"), resolve_package_path(path) if path else None, settings)
+        backend = load_backend(
+            params.get("backend", "octo"), resolve_package_path(path) if path else None, settings, robot=robot_body(robot)
+        )
         rate = success_rate(lambda sim: backend.predict, seeds)
     print(json.dumps({"success_rate": rate, "episodes": len(seeds), "backend": "expert" if args.expert else args.backend or "octo"}))
     return 0

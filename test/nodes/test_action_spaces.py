@@ -115,3 +115,24 @@ def test_twist_output_follows_a_chunk_and_the_workspace_box_still_applies(nodes)
     assert z_path.min() >= SIM.workspace.min[2] - 0.01, z_path.min()
     assert np.allclose(twists[-20:], 0.0, atol=1e-6)  # stopped at the boundary
     assert wait_until(lambda: int(diagnostics(peer, ": executor").get("limit_workspace", "0")) > 0, 3)
+
+
+def test_franka_ik_runs_an_ee_checkpoint_through_ik_on_the_panda_urdf(nodes, tmp_path, tiny_ee_pi0_franka):
+    """franka_ik (Panda URDF from example-robot-data) with a π₀ checkpoint that predicts LIBERO EE deltas."""
+    franka = load_robot_config("franka_ik")
+    bringup, peer, specs = nodes(
+        robot="franka_ik", backend="pi0", model_path=tiny_ee_pi0_franka,
+        policy_overrides={"camera_topics": ["camera/image_raw", "wrist_camera/image_raw"]},
+    )
+    peer.q = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785, 0.04])
+    peer.start_robot()
+    assert wait_policy_active(peer)
+    assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
+    assert wait_until(lambda: len(peer.chunks) >= 2, 60), diagnostics(peer, ": policy")
+    for msg in peer.chunks:
+        assert list(msg.joint_names) == list(franka.joint_names)
+        positions = np.array([p.positions for p in msg.points])
+        assert np.all(positions >= franka.limits.min_position - 1e-9) and np.all(positions <= franka.limits.max_position + 1e-9)
+        steps = np.abs(np.diff(np.vstack([peer.q, positions]), axis=0))[:, :7]
+        assert np.all(steps <= franka.limits.max_velocity[:7] * 0.1 + 1e-6)  # IK's velocity budget per 0.1 s point
+    assert "action space 'libero_ee_delta'" in log_text(tmp_path, "vla_policy")
