@@ -153,7 +153,9 @@ class ActionOutput:
         """
         actions = np.asarray(actions, dtype=float)
         if actions.ndim != 2 or actions.shape[1] != self.action_dim:
-            raise ValueError(f"action space '{self.space.name}': actions must be (H, {self.action_dim}), got {actions.shape}")
+            raise ValueError(
+                f"action space '{self.space.name}': actions must be (H, {self.action_dim}), got {actions.shape}"
+            )
         targets = self.converter.to_joint_targets(actions, q, self.start_q(q, t0_s, prefix), dt_s)
         return ActionChunk(
             t0_s, dt_s, self.joint_names, targets.positions, inference_s,
@@ -221,7 +223,7 @@ def build_action_output(
 
 
 def robot_body(cfg) -> RobotBody:
-    """The RobotBody of a RobotConfig (vla_ros/config.py): its joints, URDF, end effector, action_space block, limits."""
+    """The RobotBody of a RobotConfig (vla_ros/config.py): joints, URDF, end effector, action_space block, limits."""
     from vla_ros.config import resolve_package_path
 
     ee = cfg.end_effector

@@ -109,7 +109,10 @@ def settings_class(name: str):
     return _resolve(name, 1)
 
 
-def load_backend(name: str, model_path: str | Path | None, overrides: dict[str, Any] | None = None, seed: int = 0, num_threads: int = 0, robot=None) -> Backend:
+def load_backend(
+    name: str, model_path: str | Path | None, overrides: dict[str, Any] | None = None, seed: int = 0,
+    num_threads: int = 0, robot=None,
+) -> Backend:
     """Build backend `name` from the checkpoint folder `model_path`, bound to `robot`.
 
     overrides: settings from node parameters (highest precedence, see backends/settings.py).

@@ -23,7 +23,8 @@ class CartesianCommands:
         self.kinematics = kinematics
         self._frame = kinematics.frame_id(link)
         if not kinematics.chain_joints(self._frame):
-            raise KinematicsError(f"{kinematics.path}: none of the joints {list(kinematics.joint_names)} moves '{link}'")
+            joints = list(kinematics.joint_names)
+            raise KinematicsError(f"{kinematics.path}: none of the joints {joints} moves '{link}'")
         self.frame_id = base_link or kinematics.model.frames[1].name  # the URDF's root link
         self._base = kinematics.frame_id(self.frame_id)
         self._previous: tuple[np.ndarray, Rotation] | None = None

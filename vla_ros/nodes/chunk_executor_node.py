@@ -11,8 +11,8 @@ Lifecycle (rclpy.lifecycle, standard `~/change_state` / `~/get_state`):
 
 Topics: `action_chunk` (JointTrajectory) and `joint_states` in; `commands` (the `output` kind, in
 `joint_names` order, stamped with the time the command is for; for robots driven in Cartesian space
-the pose or twist of `cartesian_link`, from the same limited and workspace-checked joint commands), `~/status` (DiagnosticStatus),
-`/diagnostics` and, in guided mode, `plan_prefix` out. Services `~/estop`, `~/reset_estop`
+the pose or twist of `cartesian_link`, from the same limited and workspace-checked joint commands),
+`~/status` (DiagnosticStatus), `/diagnostics` and, in guided mode, `plan_prefix` out. Services `~/estop`, `~/reset_estop`
 (Trigger, latched). The control loop is a dedicated thread that sleeps to absolute deadlines.
 """
 

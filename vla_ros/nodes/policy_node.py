@@ -11,11 +11,12 @@ Lifecycle (rclpy.lifecycle, the standard `~/change_state` / `~/get_state` servic
 Topics: each camera topic (Image, or CompressedImage for `.../compressed`), `joint_states`,
 `instruction` (std_msgs/String), `plan_prefix` (the executor's plan ahead, guided mode) in;
 `action_chunk` (trajectory_msgs/JointTrajectory, header.stamp = the observation's stamp) and
-`/diagnostics` out. Model actions become joint targets through the checkpoint's action space on this
-robot (backends/action_output.py: parameters urdf_path, end_effector_link, base_link, gripper_joint,
+`/diagnostics` out. Service `~/reset` (Trigger): clear the observation buffer and the backend's
+episode state. Model actions become joint targets through the checkpoint's action space on this
+robot (backends/action_output.py; parameters urdf_path, end_effector_link, base_link, gripper_joint,
 action_space); a chunk cut short (a non-finite value, an unreachable pose) is published up to the
-cut, one with no convertible point is not published; both are counted in /diagnostics and logged. Service `~/reset` (Trigger): clear the observation buffer and the backend's
-episode state. Inference runs in its own thread, scheduled from the measured latency.
+cut, one with no convertible point is not published; both are counted in /diagnostics and logged.
+Inference runs in its own thread, scheduled from the measured latency.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 from collections import deque
 
 import numpy as np
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -35,8 +37,6 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
-
-import yaml
 
 from vla_ros.backends.action_output import RobotBody
 from vla_ros.backends.base import Backend, BackendError, load_backend
@@ -140,7 +140,8 @@ class PolicyNode(LifecycleNode):
             overrides["device"] = self._param("device")
         started = time.monotonic()
         backend = load_backend(
-            name, model_path, overrides, seed=self.p["seed"], num_threads=self.p["num_threads"], robot=self._robot_body()
+            name, model_path, overrides, seed=self.p["seed"], num_threads=self.p["num_threads"],
+            robot=self._robot_body(),
         )
         missing_joints = [j for j in backend.joint_names if j not in self.joints]
         missing_cams = [c for c in backend.camera_names if c not in self.cameras]
@@ -156,10 +157,11 @@ class PolicyNode(LifecycleNode):
         )
         if backend.settings is not None:
             self.get_logger().info(f"effective backend settings: {describe(backend.settings, backend.settings_sources)}")
-        space = backend.output.space
+        out = backend.output
+        source = backend.action_space_source if backend.action_space else "the joints"
         self.get_logger().info(
-            f"action space '{space.name}' ({', '.join(g.type for g in space.groups)}; {backend.output.action_dim} values per "
-            f"point, state {backend.output.state_dim}) from {backend.action_space_source if backend.action_space else 'the joints'}"
+            f"action space '{out.space.name}' ({', '.join(g.type for g in out.space.groups)}; {out.action_dim} values "
+            f"per point, state {out.state_dim}) from {source}"
         )
         return backend
 
@@ -171,7 +173,9 @@ class PolicyNode(LifecycleNode):
         except yaml.YAMLError as exc:
             raise ValueError(f"parameter action_space: not a YAML mapping ({exc})") from exc
         if block is not None and not isinstance(block, dict):
-            raise ValueError(f"parameter action_space: must be a mapping such as '{{preset: bridge_ee_delta}}', got {text!r}")
+            raise ValueError(
+                f"parameter action_space: must be a mapping such as '{{preset: bridge_ee_delta}}', got {text!r}"
+            )
         urdf = self._param("urdf_path")
         return RobotBody(
             joint_names=self.joints,

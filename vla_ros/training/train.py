@@ -32,7 +32,9 @@ DELTA_MASK = (True,) * 6 + (False,)  # arm joints relative to the current state,
 EE_DELTA_SPACE = {
     "preset": "bridge_ee_delta",
     "gripper": {"source_range": None, "binarize_threshold": None},
-    "state": {"groups": [{"type": "joint_position"}, {"type": "ee_position"}, {"type": "gripper", "source_range": None}]},
+    "state": {
+        "groups": [{"type": "joint_position"}, {"type": "ee_position"}, {"type": "gripper", "source_range": None}]
+    },
 }
 ACTION_SPACES = {"joint": None, "ee_delta": EE_DELTA_SPACE}
 

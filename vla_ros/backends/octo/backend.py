@@ -46,8 +46,10 @@ class OctoBackend(Backend):
         self.horizon = self.cfg.horizon
         self.max_guidance = settings.max_guidance
         self.relative_joints = self.mapping.relative_joints
-        self.action_space = settings.action_space if settings.action_space is not None else (self.cfg.action_space or None)
-        self.action_space_source = settings.source if settings.action_space is not None else "octo checkpoint config.json"
+        if settings.action_space is not None:  # the settings' statement of the checkpoint's convention
+            self.action_space, self.action_space_source = settings.action_space, settings.source
+        else:
+            self.action_space, self.action_space_source = self.cfg.action_space or None, "octo checkpoint config.json"
         if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
             self.bind_robot(None)
 
@@ -57,8 +59,8 @@ class OctoBackend(Backend):
         dims = (self.output.action_dim, self.output.state_dim)
         if dims != (self.cfg.action_dim, self.cfg.state_dim):
             raise BackendError(
-                f"octo checkpoint: action space '{self.output.space.name}' on this robot has {dims[0]} action / {dims[1]} "
-                f"state values, the model {self.cfg.action_dim} / {self.cfg.state_dim}"
+                f"octo checkpoint: action space '{self.output.space.name}' on this robot has {dims[0]} action / "
+                f"{dims[1]} state values, the model {self.cfg.action_dim} / {self.cfg.state_dim}"
             )
 
     def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
@@ -73,7 +75,7 @@ class OctoBackend(Backend):
         dev = self.device
         slots = self.mapping.slot_cameras
         if self.output is None:
-            raise BackendError(f"octo backend: the action space {self.action_space} needs the robot: call bind_robot first")
+            raise BackendError(f"octo backend: action space {self.action_space} needs the robot: call bind_robot first")
         images = {s: torch.from_numpy(self.processor.image_input(observation.images[slots[s]]))[None].to(dev) for s in self.cfg.camera_names}
         state = torch.from_numpy(self.processor.state_input(self.output.state_vector(q)))[None].to(dev)
         ids, valid = self.tokenizer(observation.instruction)

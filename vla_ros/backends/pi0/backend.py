@@ -64,7 +64,8 @@ class Pi0Backend(Backend):
         """Backend.bind_robot, then check the action and state widths fit the model and its statistics."""
         super().bind_robot(robot)
         try:
-            self.processor.check_dims(self.output.action_dim, self.output.state_dim, f"action space '{self.output.space.name}'")
+            out = self.output
+            self.processor.check_dims(out.action_dim, out.state_dim, f"action space '{out.space.name}'")
         except ValueError as exc:
             raise BackendError(f"π₀ backend ({self.settings.source}): {exc}") from exc
 
@@ -107,7 +108,7 @@ class Pi0Backend(Backend):
             torch.from_numpy(ids)[None].to(dev), torch.from_numpy(id_valid)[None].to(dev),
         )
         if self.output is None:
-            raise BackendError(f"π₀ backend: the action space {self.action_space} needs the robot: call bind_robot first")
+            raise BackendError(f"π₀ backend: action space {self.action_space} needs the robot: call bind_robot first")
         state = torch.from_numpy(self.processor.state_input(self.output.state_vector(q)))[None].to(dev)
         return self.model.prefill(prefix, prefix_valid), state
 

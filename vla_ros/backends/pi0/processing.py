@@ -42,13 +42,16 @@ class Pi0Processor:
         self.settings = settings
         self.stats = stats
         if settings.action_space is None:  # joint positions: one state and action value per joint
-            self.check_dims(len(settings.joints), len(settings.joints), f"the {len(settings.joints)} joints {list(settings.joints)}")
+            d = len(settings.joints)
+            self.check_dims(d, d, f"the {d} joints {list(settings.joints)}")
         self.slot_camera = {slot: cam for cam, slot in settings.cameras.items()}
 
     def check_dims(self, action_dim: int, state_dim: int, what: str) -> None:
         """ValueError unless `action_dim` actions and `state_dim` states fit the model and its statistics."""
         if action_dim > self.cfg.action_dim or state_dim > self.cfg.state_dim:
-            raise ValueError(f"{what} do not fit the model's {self.cfg.state_dim} state / {self.cfg.action_dim} action dims")
+            raise ValueError(
+                f"{what} do not fit the model's {self.cfg.state_dim} state / {self.cfg.action_dim} action dims"
+            )
         short = [
             f"{name} has {s.mean.shape[0]}"
             for name, s, d in (("state", self.stats.state, state_dim), ("action", self.stats.action, action_dim))

@@ -37,7 +37,7 @@ class Pi0Settings(SettingsBase):
     norm_stats: str | None = None  # statistics file relative to the checkpoint; None = search the folder
     max_token_len: int | None = None  # override the checkpoint's prompt length
     skip_masked_slots: bool = True  # do not encode masked camera slots (same result, less compute)
-    action_space: dict | None = None  # the checkpoint's action space (preset + overrides); None = joint positions of `joints`
+    action_space: dict | None = None  # the checkpoint's action space (preset + overrides); None: joints per delta_joints
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
