@@ -63,7 +63,9 @@ def _train(args) -> int:
         summary = record(rec, data_path) if not (args.dataset and data_path.is_file()) else {"episodes": rec.episodes}
         data = load_dataset(data_path)
     cfg = make_config(data, rec.dt_s, ACTION_SPACES[args.action_space])
-    settings = TrainSettings(budget_s=args.budget_s, seed=args.seed, threads=args.threads)
+    settings = TrainSettings(
+        budget_s=args.budget_s, seed=args.seed, threads=args.threads, lr=args.lr, init_from=args.init_from
+    )
     model, stats, info = train(data, cfg, settings)
     out = Path(args.out)
     save_checkpoint(out, model, stats)
@@ -167,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="what the model predicts: joint targets (models/demo) or end-effector deltas through IK (models/demo_ee)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 on a machine shared with other jobs)")
+    p.add_argument("--lr", type=float, default=6e-4, help="peak learning rate")
+    p.add_argument("--init-from", default="", help="continue training from this checkpoint folder (same action space)")
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--eval-first-seed", type=int, default=1000)
     p.set_defaults(func=_train)

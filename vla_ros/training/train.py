@@ -51,6 +51,7 @@ class TrainSettings:
     shift_px: int = 0  # random image shift (pixels); 0: the cameras are fixed, a shift would blur where the cubes are
     seed: int = 0
     threads: int = 2
+    init_from: str = ""  # checkpoint folder to continue training from (same config); "" = random init
 
 
 def sim_robot() -> RobotBody:
@@ -124,6 +125,10 @@ def train(data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings,
     n = len(state)
 
     model = OctoModel(cfg)
+    if settings.init_from:
+        from vla_ros.backends.octo.checkpoint import load_model
+
+        model.load_state_dict(load_model(Path(settings.init_from), cfg).state_dict())
     optim = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     ema = [p.detach().clone() for p in model.parameters()]
     params = sum(p.numel() for p in model.parameters())
