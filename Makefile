@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: demo demo-remote test venv train evaluate colcon-check params clean
+.PHONY: demo demo-remote test venv train train-ee evaluate colcon-check params clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,9 @@ test: venv
 
 train: venv
 	$(PY) -m vla_ros.cli train --out models/demo
+
+train-ee: venv
+	$(PY) -m vla_ros.cli train --out models/demo_ee --action-space ee_delta --budget-s 1500 --threads 1
 
 evaluate: venv
 	$(PY) -m vla_ros.cli evaluate --episodes 50

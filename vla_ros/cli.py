@@ -79,7 +79,9 @@ def _train(args) -> int:
     from vla_ros.backends.octo.checkpoint import save_checkpoint
     from vla_ros.sim.evaluation import expert_policy, success_rate
     from vla_ros.sim.recorder import RecorderSettings, record
-    from vla_ros.training.train import TrainSettings, backend_from, load_dataset, make_config, train, write_model_card
+    from vla_ros.training.train import (
+        ACTION_SPACES, TrainSettings, backend_from, load_dataset, make_config, train, write_model_card,
+    )
 
     start = time.monotonic()
     rec = RecorderSettings(episodes=args.episodes)
@@ -87,8 +89,10 @@ def _train(args) -> int:
         data_path = Path(args.dataset) if args.dataset else Path(tmp) / "demos.npz"
         summary = record(rec, data_path) if not (args.dataset and data_path.is_file()) else {"episodes": rec.episodes}
         data = load_dataset(data_path)
-    cfg = make_config(data, rec.dt_s)
-    settings = TrainSettings(budget_s=args.budget_s, seed=args.seed)
+    cfg = make_config(data, rec.dt_s, ACTION_SPACES[args.action_space])
+    settings = TrainSettings(
+        budget_s=args.budget_s, seed=args.seed, threads=args.threads, lr=args.lr, init_from=args.init_from
+    )
     model, stats, info = train(data, cfg, settings)
     out = Path(args.out)
     save_checkpoint(out, model, stats)
@@ -105,6 +109,11 @@ def _train(args) -> int:
         image_size=cfg.image_size,
         horizon=cfg.horizon,
         dt_s=cfg.dt_s,
+        action_space=args.action_space,
+        action_space_text=(
+            "arm joints relative to the state" if args.action_space == "joint"
+            else f"action space {cfg.action_space}: end-effector deltas of the tool, base frame, through IK"
+        ),
         batch_size=settings.batch_size,
         threads=settings.threads,
         total_seconds=round(time.monotonic() - start, 1),
@@ -117,6 +126,7 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from vla_ros.backends.action_output import robot_body
     from vla_ros.backends.base import load_backend
     from vla_ros.backends.settings import parse_overrides
     from vla_ros.config import load_robot_config, resolve_package_path
@@ -127,10 +137,13 @@ def _evaluate(args) -> int:
     if args.expert:
         rate = success_rate(expert_policy, seeds)
     else:
-        params = policy_parameters(load_robot_config("sim"), args.backend, args.model_path)
+        robot = load_robot_config("sim")
+        params = policy_parameters(robot, args.backend, args.model_path)
         path = params.get("model_path", "")
         settings = parse_overrides(params.get("backend_settings", ""))
-        backend = load_backend(params.get("backend", "octo"), resolve_package_path(path) if path else None, settings)
+        backend = load_backend(
+            params.get("backend", "octo"), resolve_package_path(path) if path else None, settings, robot=robot_body(robot)
+        )
         rate = success_rate(lambda sim: backend.predict, seeds)
     print(json.dumps({"success_rate": rate, "episodes": len(seeds), "backend": "expert" if args.expert else args.backend or "octo"}))
     return 0
@@ -182,7 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--budget-s", type=float, default=600.0, help="training wall-clock budget (seconds)")
     p.add_argument("--dataset", default="", help="reuse/keep a recorded .npz")
+    p.add_argument("--action-space", choices=["joint", "ee_delta"], default="joint",
+                   help="what the model predicts: joint targets (models/demo) or end-effector deltas through IK (models/demo_ee)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 on a machine shared with other jobs)")
+    p.add_argument("--lr", type=float, default=6e-4, help="peak learning rate")
+    p.add_argument("--init-from", default="", help="continue training from this checkpoint folder (same action space)")
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--eval-first-seed", type=int, default=1000)
     p.set_defaults(func=_train)

@@ -42,6 +42,23 @@ def workspace_from_parameters(params: Mapping[str, Any], joints: tuple[str, ...]
     )
 
 
+def cartesian_from_parameters(params: Mapping[str, Any], joints: tuple[str, ...]):
+    """CartesianCommands for the `pose` / `twist` outputs (None for joint outputs); ValueError naming the parameter."""
+    from vla_ros.core.cartesian import CartesianCommands
+    from vla_ros.core.kinematics import UrdfKinematics
+
+    p = with_defaults(params)
+    if p["output"] not in ("pose", "twist"):
+        return None
+    if not p["urdf_path"] or not p["cartesian_link"]:
+        raise ValueError(f"parameter output: '{p['output']}' needs urdf_path and cartesian_link (the commanded link)")
+    try:
+        kinematics = UrdfKinematics(resolve_package_path(p["urdf_path"]), joints)
+    except FileNotFoundError as exc:
+        raise ValueError(f"parameter urdf_path: {exc}") from exc
+    return CartesianCommands(kinematics, p["cartesian_link"], p["cartesian_frame"])
+
+
 def executor_from_parameters(params: Mapping[str, Any], limits: JointLimits | None = None) -> ExecutorCore:
     """ExecutorCore from the chunk_executor's parameters (ValueError naming a bad one)."""
     p = with_defaults(params)

@@ -86,12 +86,30 @@ def policy_parameters(cfg: RobotConfig, backend: str = "", model_path: str = "",
         params["device"] = device
     if settings:
         params["backend_settings"] = yaml.safe_dump(settings, default_flow_style=True).strip()
+    return {**params, **_robot_body_parameters(cfg)}
+
+
+def _robot_body_parameters(cfg: RobotConfig) -> dict[str, Any]:
+    """policy_node parameters of the robot side of action spaces: URDF, end effector, `action_space:` block."""
+    params: dict[str, Any] = {"urdf_path": cfg.urdf} if cfg.urdf else {}
+    if cfg.end_effector is not None:
+        ee = cfg.end_effector
+        params.update(end_effector_link=ee.link, base_link=ee.base_link, gripper_joint=ee.gripper_joint)
+    if cfg.action_space:
+        params["action_space"] = yaml.safe_dump(cfg.action_space, default_flow_style=True, width=10_000).strip()
     return params
 
 
 def executor_parameters(cfg: RobotConfig) -> dict[str, Any]:
     """chunk_executor parameters from the robot config: joints, limits, workspace, `executor:` block."""
-    return {"joint_names": list(cfg.joint_names), **joint_limit_parameters(cfg.limits), **_workspace_parameters(cfg), **cfg.executor}
+    cartesian = {}
+    if cfg.cartesian_output is not None:  # the end effector's pose / twist instead of joint positions
+        ee = cfg.end_effector
+        cartesian = {"output": cfg.cartesian_output.type, "cartesian_link": ee.link, "cartesian_frame": ee.base_link}
+    return {
+        "joint_names": list(cfg.joint_names), **joint_limit_parameters(cfg.limits), **_workspace_parameters(cfg),
+        **cartesian, **cfg.executor,
+    }
 
 
 def node_specs(

@@ -150,10 +150,15 @@ POLICY = Schema(
     Param("inference_delay_s", 0.0, "artificial extra latency before each chunk is published, to test blending under slow inference (seconds)", changeable=True, min=0.0),
     Param("use_plan_prefix", True, "hand the executor's `plan_prefix` (guided blend mode) to backends that can continue it (RTC)"),
     Param("warmup", True, "run one inference on a synthetic observation at configure, so the first real one is not slow"),
+    Param("urdf_path", "", "robot URDF for the action space's kinematics (EE actions through IK, EE state); relative to the package or `example-robot-data:<path>`; applies at the next configure", changeable=True),
+    Param("end_effector_link", "", "URDF link of end-effector actions and states ('' = none: joint action spaces only); applies at the next configure", changeable=True),
+    Param("base_link", "", "URDF link whose frame end-effector values are in ('' = the URDF root); applies at the next configure", changeable=True),
+    Param("gripper_joint", "", "joint that gripper action values drive ('' = none); applies at the next configure", changeable=True),
+    Param("action_space", "", "the robot config's `action_space:` block as a YAML mapping ('' = the checkpoint's alone), e.g. '{preset: bridge_ee_delta}' for a checkpoint that names none; applies at the next configure", changeable=True),
 )
 
 BLEND_MODES = ("replace", "crossfade", "temporal_ensemble", "guided")
-OUTPUTS = ("position_array", "joint_trajectory", "joint_state")
+OUTPUTS = ("position_array", "joint_trajectory", "joint_state", "pose", "twist")
 
 EXECUTOR = Schema(
     Param("joint_names", [""], "command order of the joints (Float64MultiArray layout)"),
@@ -162,7 +167,9 @@ EXECUTOR = Schema(
     Param("plan_timeout_s", 0.5, "hold when the plan ended this long ago (seconds)", min=0.0),
     Param("max_stamp_skew_s", 2.0, "reject chunks stamped further than this from now (seconds)", above=0.0),
     Param("position_margin_rad", 0.0, "keep commands this far inside the position limits (radians)", min=0.0),
-    Param("output", "position_array", "command message on `commands`: position_array (Float64MultiArray, forward position controller), joint_trajectory (one-point JointTrajectory per tick, for a JointTrajectoryController) or joint_state (JointState)", choices=OUTPUTS),
+    Param("output", "position_array", "command message on `commands`: position_array (Float64MultiArray, forward position controller), joint_trajectory (one-point JointTrajectory per tick, for a JointTrajectoryController), joint_state (JointState), or for robots driven in Cartesian space pose (PoseStamped of `cartesian_link`) or twist (TwistStamped from the previous command to this one, MoveIt Servo); the Cartesian outputs are the FK of the same limited, workspace-checked joint commands", choices=OUTPUTS),
+    Param("cartesian_link", "", "URDF link commanded by the pose / twist outputs (the robot config's end_effector.link)"),
+    Param("cartesian_frame", "", "URDF link whose frame the pose / twist outputs are in (frame_id; '' = the URDF root)"),
     Param("blend_mode", "replace", "how a new chunk meets the running plan; guided publishes `plan_prefix` so the policy infers chunks that continue the plan (RTC)", choices=BLEND_MODES),
     Param("crossfade_s", 0.2, "crossfade window (seconds)", above=0.0),
     Param("ensemble_m", 0.1, "temporal_ensemble weight exp(-m i) of the i-th newest prediction", min=0.0),

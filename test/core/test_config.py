@@ -5,7 +5,7 @@ import yaml
 from vla_ros.config import ConfigError, load_robot_config
 
 
-@pytest.mark.parametrize("robot", ["sim", "franka"])
+@pytest.mark.parametrize("robot", ["sim", "franka", "franka_ik"])
 def test_bundled_robot_configs_are_valid(robot):
     cfg = load_robot_config(robot)
     assert cfg.name == robot
@@ -96,3 +96,48 @@ def test_policy_block_splits_node_parameters_from_backend_settings(tmp_path):
     cfg = load_robot_config(str(path))
     assert cfg.policy == {"backend": "pi0", "inference_period_s": 1.0}
     assert cfg.backend_settings == {"steps": 5, "dtype": "bfloat16"}
+
+
+def test_franka_ik_takes_its_urdf_from_example_robot_data():
+    from vla_ros.config import resolve_package_path
+    from vla_ros.core.robot_descriptions import franka_urdf_path
+
+    cfg = load_robot_config("franka_ik")
+    assert cfg.urdf.startswith("example-robot-data:") and resolve_package_path(cfg.urdf) == franka_urdf_path()
+    assert cfg.end_effector.link == "panda_hand_tcp" and cfg.end_effector.gripper_joint == "panda_finger_joint1"
+    assert cfg.limits.max_velocity[7] == pytest.approx(0.2)  # the finger's, from the URDF
+    assert cfg.action_space["preset"] == "libero_ee_delta"
+
+
+@pytest.mark.parametrize(
+    "mutate, key, problem",
+    [
+        (lambda r: r.update(end_effector={"link": "flange"}), "end_effector.link", "'flange' is not a link of"),
+        (lambda r: r.update(end_effector={"link": "tcp", "gripper_joint": "claw"}), "end_effector.gripper_joint", "'claw' is not one of the joints"),
+        (lambda r: r.update(end_effector={"link": "tcp", "tool": "x"}), "end_effector.tool", "unknown key"),
+        (lambda r: r.update(action_space={"preset": "bridge"}), "action_space.preset", "unknown action space 'bridge'"),
+        (lambda r: r.update(action_space={"preset": "bridge_ee_delta", "chain": "sideways"}), "action_space.chain", "must be one of ['cumulative', 'from_state'], got 'sideways'"),
+        (lambda r: r.update(action_space={"gripper": {"invert": "yes"}}), "action_space.gripper.invert", "must be true or false, got 'yes'"),
+        (lambda r: r.update(action_space={"ik": {"max_iterations": 0}}), "action_space.ik.max_iterations", "must be an integer >= 1, got 0"),
+        (lambda r: r.update(cartesian_output={"type": "wrench"}), "cartesian_output.type", "must be one of ['pose', 'twist'], got 'wrench'"),
+        (lambda r: (r.pop("end_effector"), r.update(cartesian_output={"type": "pose"})), "cartesian_output", "needs end_effector"),
+        (lambda r: r.update(urdf="example-robot-data:nope/robot.urdf"), "urdf", "has no robots/nope/robot.urdf"),
+    ],
+)
+def test_end_effector_action_space_and_cartesian_errors_name_the_key(tmp_path, mutate, key, problem):
+    with pytest.raises(ConfigError) as err:
+        load_robot_config(str(write(tmp_path, mutate, robot="sim")))
+    assert f"bad.yaml: {key}: " in str(err.value) and problem in str(err.value), str(err.value)
+
+
+def test_cartesian_output_selects_the_executor_output():
+    from vla_ros.config import parse_robot_config
+    from vla_ros.launch_description import executor_parameters, policy_parameters
+
+    raw = yaml.safe_load(open(load_robot_config("sim").source))
+    cfg = parse_robot_config({**raw, "cartesian_output": {"type": "twist"}, "action_space": {"preset": "bridge_ee_delta"}}, "x.yaml")
+    params = executor_parameters(cfg)
+    assert (params["output"], params["cartesian_link"], params["cartesian_frame"]) == ("twist", "tcp", "base")
+    policy = policy_parameters(cfg)
+    assert (policy["end_effector_link"], policy["gripper_joint"]) == ("tcp", "gripper")
+    assert yaml.safe_load(policy["action_space"]) == {"preset": "bridge_ee_delta"}

@@ -34,6 +34,8 @@ class ActionChunk:
     when explicit offsets are given (trajectories from other sources).
     t0_s: the stamp of the observation the chunk was computed from.
     inference_s: how long the backend took (for scheduling and diagnostics).
+    truncated_reason: why the chunk has fewer points than the model predicted ("" = complete; with
+    no points left it must not be published); ik_failed: the cut was an unreachable pose.
     """
 
     t0_s: float
@@ -42,6 +44,8 @@ class ActionChunk:
     positions: np.ndarray
     inference_s: float = 0.0
     offsets_s: np.ndarray | None = None
+    truncated_reason: str = ""
+    ik_failed: bool = False
 
     def __post_init__(self):
         if self.positions.ndim != 2 or self.positions.shape[1] != len(self.joint_names):

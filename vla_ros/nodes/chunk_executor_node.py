@@ -10,8 +10,9 @@ Lifecycle (rclpy.lifecycle, standard `~/change_state` / `~/get_state`):
   cleanup     drop the core (and write the run record, if `record_path`)
 
 Topics: `action_chunk` (JointTrajectory) and `joint_states` in; `commands` (the `output` kind, in
-`joint_names` order, stamped with the time the command is for), `~/status` (DiagnosticStatus),
-`/diagnostics` and, in guided mode, `plan_prefix` out. Services `~/estop`, `~/reset_estop`
+`joint_names` order, stamped with the time the command is for; for robots driven in Cartesian space
+the pose or twist of `cartesian_link`, from the same limited and workspace-checked joint commands),
+`~/status` (DiagnosticStatus), `/diagnostics` and, in guided mode, `plan_prefix` out. Services `~/estop`, `~/reset_estop`
 (Trigger, latched). The control loop is a dedicated thread that sleeps to absolute deadlines.
 """
 
@@ -32,7 +33,7 @@ from vla_ros.core.executor import Command, ExecutorCore
 from vla_ros.core.observation import ObservationError, positions_by_name
 from vla_ros.core.run_log import RunLog
 from vla_ros.core.safety import ChunkRejected
-from vla_ros.executor_setup import executor_from_parameters
+from vla_ros.executor_setup import cartesian_from_parameters, executor_from_parameters
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare, declare_joint_limits
 from vla_ros.nodes.runner import run_node
@@ -57,6 +58,7 @@ class ChunkExecutorNode(LifecycleNode):
         self.period_s = 1.0 / self.p["control_rate_hz"]
         self.lock = threading.Lock()  # the core is shared by callbacks and the control thread
         self.core: ExecutorCore | None = None
+        self.cartesian = None  # CartesianCommands for the pose / twist outputs
         self._io: list = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -74,6 +76,7 @@ class ChunkExecutorNode(LifecycleNode):
             if self._limit_error is not None:
                 raise self._limit_error
             core = executor_from_parameters(self.p, self.limits)
+            self.cartesian = cartesian_from_parameters(self.p, self.joints)
         except ValueError as exc:  # KinematicsError is a ValueError
             self.get_logger().error(f"configure failed: {exc}")
             return FAILURE
@@ -231,11 +234,22 @@ class ChunkExecutorNode(LifecycleNode):
                 # the command is for the deadline: ROS time now, less how late this moment is
                 command = self.core.tick(self._now_s() - (time.monotonic() - deadline))
             if command.positions is not None and self.context.ok():
-                stamp = conversions.s_to_stamp(command.t_s)
-                self.cmd_pub.publish(conversions.command_message(self.p["output"], self.joints, command.positions, stamp, self.period_s))
+                self.cmd_pub.publish(self._command_message(command))
+            elif self.cartesian is not None:
+                self.cartesian.reset()
             self._publish_status(force=False, command=command)
             self.tick_cpu_s.append(time.thread_time() - cpu_start)
             del self.tick_cpu_s[:-1000]
+
+    def _command_message(self, command: Command):
+        """The `output` message of a command: joint positions, or the pose / twist of `cartesian_link`."""
+        stamp = conversions.s_to_stamp(command.t_s)
+        if self.p["output"] == "pose":
+            return conversions.pose_message(*self.cartesian.pose(command.positions), self.cartesian.frame_id, stamp)
+        if self.p["output"] == "twist":
+            twist = self.cartesian.twist(command.positions, self.period_s)
+            return conversions.twist_message(twist, self.cartesian.frame_id, stamp)
+        return conversions.command_message(self.p["output"], self.joints, command.positions, stamp, self.period_s)
 
     def _publish_status(self, force: bool, command: Command | None = None) -> None:
         """`~/status` on every change of state or active limits, and periodically (`force`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, TwistStamped
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -12,7 +13,10 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from vla_ros.core import images
 from vla_ros.core.types import ActionChunk, PlanPrefix
 
-COMMAND_TYPES = {"position_array": Float64MultiArray, "joint_trajectory": JointTrajectory, "joint_state": JointState}
+COMMAND_TYPES = {
+    "position_array": Float64MultiArray, "joint_trajectory": JointTrajectory, "joint_state": JointState,
+    "pose": PoseStamped, "twist": TwistStamped,
+}
 
 try:  # ROS's cv_bridge where a ROS install provides it; the built-in conversion otherwise
     from cv_bridge import CvBridge
@@ -82,6 +86,25 @@ def command_message(kind: str, names: tuple[str, ...], positions: np.ndarray, st
         msg.header.stamp = stamp
         return msg
     raise ValueError(f"unknown output '{kind}' (one of {list(COMMAND_TYPES)})")
+
+
+def pose_message(position: np.ndarray, quat_xyzw: np.ndarray, frame_id: str, stamp: Time) -> PoseStamped:
+    """PoseStamped of a position (3,) metres and quaternion (4,) x, y, z, w in `frame_id`."""
+    msg = PoseStamped()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in position)
+    o = msg.pose.orientation
+    o.x, o.y, o.z, o.w = (float(v) for v in quat_xyzw)
+    return msg
+
+
+def twist_message(twist: np.ndarray, frame_id: str, stamp: Time) -> TwistStamped:
+    """TwistStamped (MoveIt Servo's command) of (6,) linear m/s and angular rad/s in `frame_id`."""
+    msg = TwistStamped()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in twist[:3])
+    msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in twist[3:])
+    return msg
 
 
 def diagnostic_status(name: str, message: str, values: dict, ok: bool = True) -> DiagnosticStatus:

@@ -42,8 +42,10 @@ def run_episode(
         core.on_joint_state(now, sim.joint_positions())
         if now >= next_obs - 1e-9:
             obs = Observation(now, {c: sim.render(c) for c in CAMERAS}, JOINT_NAMES, sim.joint_positions(), task.instruction)
+            chunk = policy(obs)
             try:
-                core.on_chunk(policy(obs), now)
+                if chunk.horizon:  # an action chunk with no convertible point is not sent (as in the node)
+                    core.on_chunk(chunk, now)
             except ChunkRejected:
                 pass  # counted by the core; the executor holds as the node would
             next_obs = now + replan_s

@@ -47,19 +47,25 @@ def test_state_is_normalised_then_padded_to_32(processor):
 
 
 def test_model_chunk_slices_back_to_the_joints_and_round_trips(processor):
+    from vla_ros.backends.action_output import build_action_output
+
     q = np.array([0.2, -0.3, 0.1])
-    actions = np.array([[0.25, -0.2, 0.5], [0.3, -0.1, 0.8]])
-    model_units = processor.actions_to_targets(q, actions)
+    targets = np.array([[0.25, -0.2, 0.5], [0.3, -0.1, 0.8]])
+    output = build_action_output(None, JOINTS, ("j1", "j2"))  # the settings' delta_joints: relative to the state
+    actions = output.to_model_actions(targets, q)
+    np.testing.assert_allclose(actions[0], [0.05, 0.1, 0.5])
+    model_units = processor.actions_to_model(actions)
     assert model_units.shape == (2, 32) and np.all(model_units[:, 3:] == 0)
     np.testing.assert_allclose(model_units[0, :3], [(0.05 - 0.1) / 0.1, (0.1 - 0.0) / 0.2, (0.5 - 0.5) / 0.25], atol=1e-4)
     padded = model_units + np.concatenate([np.zeros((2, 3)), np.full((2, 29), 7.0)], axis=1)  # junk in the padding
-    np.testing.assert_allclose(processor.targets_to_actions(q, padded), actions, atol=1e-5)
+    back = processor.model_to_actions(padded, output.action_dim)
+    np.testing.assert_allclose(output.to_chunk(back, q, 0.0, 0.1).positions, targets, atol=1e-5)
 
 
 def test_processor_rejects_short_stats_and_unknown_slots():
     cfg = tiny_config()
     short = DatasetStatistics(*(FeatureStats(np.zeros(2), np.ones(2), np.ones(2, bool)) for _ in range(2)))
-    with pytest.raises(ValueError, match=r"state statistics for the 3 joints .*too short"):
+    with pytest.raises(ValueError, match=r"the 3 joints .*: state statistics: statistics too short for 3 dimensions"):
         Pi0Processor(cfg, Pi0Settings(joints=JOINTS, cameras={"front": "base_0_rgb"}), short)
     ok = DatasetStatistics(*(FeatureStats(np.zeros(3), np.ones(3), np.ones(3, bool)) for _ in range(2)))
     with pytest.raises(ValueError, match="unknown π₀ slots"):

@@ -45,14 +45,33 @@ class OctoBackend(Backend):
         self.dt_s = self.cfg.dt_s
         self.horizon = self.cfg.horizon
         self.max_guidance = settings.max_guidance
+        self.relative_joints = self.mapping.relative_joints
+        if settings.action_space is not None:  # the settings' statement of the checkpoint's convention
+            self.action_space, self.action_space_source = settings.action_space, settings.source
+        else:
+            self.action_space, self.action_space_source = self.cfg.action_space or None, "octo checkpoint config.json"
+        if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
+            self.bind_robot(None)
+
+    def bind_robot(self, robot=None) -> None:
+        """Backend.bind_robot, then check the model's action and state widths against the action space."""
+        super().bind_robot(robot)
+        dims = (self.output.action_dim, self.output.state_dim)
+        if dims != (self.cfg.action_dim, self.cfg.state_dim):
+            raise BackendError(
+                f"octo checkpoint: action space '{self.output.space.name}' on this robot has {dims[0]} action / "
+                f"{dims[1]} state values, the model {self.cfg.action_dim} / {self.cfg.state_dim}"
+            )
 
     def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
         start = time.perf_counter()
         q = self._state(observation)
         dev = self.device
         slots = self.mapping.slot_cameras
+        if self.output is None:
+            raise BackendError(f"octo backend: action space {self.action_space} needs the robot: call bind_robot first")
         images = {s: torch.from_numpy(self.processor.image_input(observation.images[slots[s]]))[None].to(dev) for s in self.cfg.camera_names}
-        state = torch.from_numpy(self.processor.state_input(q))[None].to(dev)
+        state = torch.from_numpy(self.processor.state_input(self.output.state_vector(q)))[None].to(dev)
         ids, valid = self.tokenizer(observation.instruction)
         shape = (1, self.horizon, self.cfg.action_dim)
         if noise is None:
@@ -64,8 +83,8 @@ class OctoBackend(Backend):
         with torch.inference_mode() if guide is None else torch.no_grad():
             emb = self.model.embed(images, state, torch.from_numpy(ids)[None].to(dev), torch.from_numpy(valid)[None].to(dev))
             out = self.model.sample(emb, x, self.generator, guide)[0].cpu().numpy()
-        positions = self.processor.targets_to_actions(q, out)
-        return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, positions, time.perf_counter() - start)
+        actions = self.processor.model_to_actions(out)
+        return self.output.to_chunk(actions, q, observation.stamp_s, self.dt_s, prefix, time.perf_counter() - start)
 
     def _state(self, observation: Observation) -> np.ndarray:
         """(D,) joint positions in the model's order; BackendError if a joint or a camera is missing."""
@@ -117,7 +136,8 @@ class OctoBackend(Backend):
         except JointNameError as exc:
             raise BackendError(str(exc)) from exc
         targets, weights = prefix_on_grid(prefix, t0_s + self.dt_s * np.arange(1, self.horizon + 1))
-        model_targets = self.processor.actions_to_targets(q, targets)
+        actions = self.output.to_model_actions(targets, q, self.output.start_q(q, t0_s, prefix))
+        model_targets = self.processor.actions_to_model(actions)
         return torch.from_numpy(model_targets)[None].to(self.device), torch.from_numpy(weights).float().to(self.device), self.max_guidance
 
 

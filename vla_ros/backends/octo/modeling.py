@@ -120,7 +120,7 @@ class OctoModel(nn.Module):
         self.language = LanguageEncoder(cfg, len(cfg.vocab) + 2)
         self.task_proj = nn.Linear(w, w)
         self.image_tokenizers = nn.ModuleDict({c: ImageTokenizer(cfg) for c in cfg.camera_names})
-        self.proprio = nn.Linear(cfg.action_dim, w)
+        self.proprio = nn.Linear(cfg.state_dim, w)
         self.readout = nn.Parameter(torch.randn(1, 1, w) * 0.02)
         self.group_embed = nn.Parameter(torch.randn(3, w) * 0.02)  # task / observation / readout
         self.transformer = Transformer(w, cfg.depth, cfg.num_heads, cfg.mlp_dim)

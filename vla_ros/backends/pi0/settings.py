@@ -40,6 +40,7 @@ class Pi0Settings(SettingsBase):
     max_token_len: int | None = None  # override the checkpoint's prompt length
     skip_masked_slots: bool = True  # do not encode masked camera slots (same result, less compute)
     origin: str | None = None  # openpi | lerobot: toolchain that trained the checkpoint; None = detect from its files
+    action_space: dict | None = None  # the checkpoint's action space (preset + overrides); None: joints per delta_joints
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
@@ -117,6 +118,7 @@ _TYPES = {
     "max_guidance": (int, float), "checkpoint": (str, type(None)), "device": str, "dtype": str,
     "norm_stats": (str, type(None)), "max_token_len": (int, type(None)), "skip_masked_slots": bool,
     "origin": (str, type(None)),
+    "action_space": (dict, type(None)),
 }
 
 
