@@ -20,6 +20,7 @@ import numpy as np
 from vla_ros.core.jerk_limiter import JerkLimiter
 from vla_ros.core.plan import Plan
 from vla_ros.core.safety import ChunkRejected, check_chunk
+from vla_ros.core.tracker import PlanTracker
 from vla_ros.core.types import ActionChunk, JointLimits
 from vla_ros.core.workspace import Workspace
 
@@ -53,7 +54,12 @@ class ExecutorCore:
         self.settings = settings
         self.workspace = workspace
         self.plan = Plan(len(self.joint_names), settings.blend, settings.crossfade_s, settings.ensemble_m)
-        self.limiter = JerkLimiter(limits, settings.position_margin_rad, workspace.contains if workspace else None)
+        self.limiter = JerkLimiter(
+            limits, settings.position_margin_rad, workspace.contains if workspace else None,
+            clearance=workspace.clearance if workspace else None,
+            link_speed_bound=workspace.link_speed_bound_m_per_rad if workspace else None,
+        )
+        self.tracker = PlanTracker(self.limiter)
         self.counters: Counter[str] = Counter()
         self.estopped = False
         self.last_state = "waiting"
@@ -88,7 +94,9 @@ class ExecutorCore:
             raise
         ahead = now_s + self.settings.lookahead_s
         before = None if self.plan.empty else self.plan.sample(ahead)
-        dropped = self.plan.merge(chunk, now_s, self.limiter.position, self.limiter.velocity)
+        # the new plan starts at the last command's state, at the time it was due
+        lim = self.limiter
+        dropped = self.plan.merge(chunk, now_s, lim.position, lim.velocity, lim.acceleration, anchor_s=self._last_tick_s)
         # how far the switch moved the target the limiter steers to (what blending should keep small)
         self.last_switch_jump = 0.0 if before is None else float(np.max(np.abs(self.plan.sample(ahead) - before)))
         self.counters["points_dropped_late"] += dropped
@@ -125,11 +133,12 @@ class ExecutorCore:
         if self.plan.empty or now_s > self.plan.end_time_s + self.settings.plan_timeout_s:
             self.plan.clear()
             return self._emit(self.limiter.brake(dt), "holding")
-        # steer to the plan's state a little ahead (never past its end, where it is at rest)
-        lookahead = float(np.clip(self.plan.end_time_s - now_s, 0.0, self.settings.lookahead_s))
-        target, velocity = self.plan.sample_state(now_s + lookahead)
-        command = self.limiter.track(target, velocity, dt, arrive_in_s=lookahead + dt)
-        return self._emit(command, "tracking", tuple(sorted(set(self.limiter.active))))
+        # follow the plan; where that would break a limit, ruckig steers to the plan's state a little
+        # ahead (never past its end, where it is at rest)
+        lookahead = min(max(self.plan.end_time_s - now_s, 0.0), self.settings.lookahead_s)
+        command = self.tracker.step(self.plan, now_s, dt, lookahead)
+        active = self.limiter.active
+        return self._emit(command, "tracking", tuple(sorted(set(active))) if active else ())
 
     def _emit(self, positions: np.ndarray | None, state: str, limits: tuple[str, ...] = ()) -> Command:
         if state != self.last_state:

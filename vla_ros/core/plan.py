@@ -2,9 +2,12 @@
 
 A chunk's point i is due at `t0 + (i + 1) * dt`. Merging a chunk drops the points already in
 the past (latency compensation: the time spent inferring is skipped, not replayed) and starts
-the new plan from where the command is now, moving as the command moves, so the switch has no
-position or velocity jump. Between points the plan is a clamped cubic spline (C2): it starts
-with the command's velocity and ends at rest (the arm stops where the plan ends). How the new chunk meets the running plan is the blend mode:
+the new plan from where the command is now, moving and accelerating as the command does, so the
+switch has no position, velocity or acceleration jump. Between points the plan is a cubic spline
+with continuous acceleration (C2): it starts with the command's velocity and acceleration and
+ends at rest with zero acceleration (the arm stops where the plan ends, smoothly). Matching the
+two extra end conditions takes one free knot each, in the middle of the first and of the last
+interval (thirds when there is only one). How the new chunk meets the running plan is the blend mode:
 
   replace             the new chunk's points, as they are
   guided              as replace; the chunk was inferred to continue the running plan (RTC), the
@@ -15,6 +18,8 @@ with the command's velocity and ends at rest (the arm stops where the plan ends)
 """
 
 from __future__ import annotations
+
+from bisect import bisect_right
 
 import numpy as np
 
@@ -27,7 +32,10 @@ class Plan:
     """Cubic Hermite joint trajectory: times (N,) seconds, positions (N, D) radians, tangents (N, D) rad/s.
 
     `weights` (N,) holds, per point, the sum of the ensemble weights merged into it and `count`
-    (N,) how many chunks predicted it (used by temporal_ensemble only).
+    (N,) how many chunks predicted it (used by temporal_ensemble only). The spline's knots are
+    the points plus the two free ones: `knot_times_s` (M,), and `coefficients` (M-1, 4, D) are
+    segment i's power-series coefficients in the seconds since knot i. `version` counts the
+    changes (merge, clear), so followers can cache what they derive from the plan.
     """
 
     def __init__(self, num_joints: int, blend: str = "replace", crossfade_s: float = 0.2, ensemble_m: float = 0.1):
@@ -39,6 +47,7 @@ class Plan:
         self.blend = blend
         self.crossfade_s = crossfade_s
         self.ensemble_m = ensemble_m
+        self.version = 0
         self.clear()
 
     def clear(self) -> None:
@@ -47,6 +56,17 @@ class Plan:
         self.tangents = np.empty((0, self.num_joints))
         self.weights = np.empty(0)
         self.count = np.empty(0, dtype=int)
+        self._changed(np.zeros(self.num_joints), np.zeros(self.num_joints))
+
+    def _changed(self, start_velocity: np.ndarray, start_acceleration: np.ndarray) -> None:
+        self.version += 1
+        self.knot_times_s, knots, tangents, is_point = _spline(self.times_s, self.positions, start_velocity, start_acceleration)
+        self.tangents = tangents[is_point]
+        self.coefficients = _coefficients(self.knot_times_s, knots, tangents)
+        self._times_list = self.knot_times_s.tolist()  # bisect on a list: no array call per tick
+        self._rest = np.zeros((3, self.num_joints))  # (position, velocity, acceleration) after the end
+        if self.times_s.size:
+            self._rest[0] = self.positions[-1]
 
     @property
     def empty(self) -> bool:
@@ -58,13 +78,17 @@ class Plan:
         return float(self.times_s[-1]) if self.times_s.size else -np.inf
 
     def merge(
-        self, chunk: ActionChunk, now_s: float, current_command: np.ndarray, current_velocity: np.ndarray | None = None
+        self, chunk: ActionChunk, now_s: float, current_command: np.ndarray, current_velocity: np.ndarray | None = None,
+        current_acceleration: np.ndarray | None = None, anchor_s: float | None = None,
     ) -> int:
-        """Blend the chunk's future points into the plan, anchored at (now_s, current_command)
-        moving at `current_velocity` (D,) rad/s (default: at rest).
+        """Blend the chunk's future points into the plan, anchored at (anchor_s, current_command)
+        moving at `current_velocity` (D,) rad/s and accelerating at `current_acceleration` (D,)
+        rad/s^2 (defaults: at rest). anchor_s: when the current command was due (default now_s;
+        the last control tick, at most now_s, joins the command without a time step).
 
         Returns how many of the chunk's points were dropped as already past.
         """
+        anchor_s = now_s if anchor_s is None else min(anchor_s, now_s)
         times = chunk.times_s()
         future = times > now_s
         new_t, new_p = times[future], chunk.positions[future]
@@ -83,12 +107,13 @@ class Plan:
             new_p = np.where(covered[:, None], blended, new_p)
             weights = np.where(covered, old_w + w_new, 1.0)
             count = np.where(covered, old_n + 1, 1)
-        self.times_s = np.concatenate([[now_s], new_t])
+        self.times_s = np.concatenate([[anchor_s], new_t])
         self.positions = np.vstack([np.asarray(current_command, float)[None, :], new_p])
         self.weights = np.concatenate([[1.0], weights])
         self.count = np.concatenate([[1], count])
         start_velocity = np.zeros(self.num_joints) if current_velocity is None else np.asarray(current_velocity, float)
-        self.tangents = _tangents(self.times_s, self.positions, start_velocity)
+        start_acceleration = np.zeros(self.num_joints) if current_acceleration is None else np.asarray(current_acceleration, float)
+        self._changed(start_velocity, start_acceleration)
         return int(np.count_nonzero(~future))
 
     def _sample_many(self, times: np.ndarray) -> np.ndarray:
@@ -103,17 +128,24 @@ class Plan:
         """(position (D,), velocity (D,)) at time t_s; at rest on the end points outside; None if empty."""
         if self.empty:
             return None
-        if t_s >= self.times_s[-1]:
-            return self.positions[-1].copy(), np.zeros(self.num_joints)
         if t_s <= self.times_s[0]:
             return self.positions[0].copy(), self.tangents[0].copy()
-        i = int(np.searchsorted(self.times_s, t_s, side="right"))
-        h = self.times_s[i] - self.times_s[i - 1]
-        s = (t_s - self.times_s[i - 1]) / h
-        p0, p1, m0, m1 = self.positions[i - 1], self.positions[i], self.tangents[i - 1] * h, self.tangents[i] * h
-        position = (2 * s**3 - 3 * s**2 + 1) * p0 + (s**3 - 2 * s**2 + s) * m0 + (-2 * s**3 + 3 * s**2) * p1 + (s**3 - s**2) * m1
-        velocity = ((6 * s**2 - 6 * s) * p0 + (3 * s**2 - 4 * s + 1) * m0 + (6 * s - 6 * s**2) * p1 + (3 * s**2 - 2 * s) * m1) / h
-        return position, velocity
+        state = self.state_at(t_s, np.empty((3, self.num_joints)))
+        return state[0], state[1]
+
+    def segment(self, t_s: float) -> int:
+        """Index of the segment that holds t_s: 0 up to the first point (extrapolated before it),
+        N-1 (past the last segment: at rest on the last point) from the end on."""
+        return min(max(bisect_right(self._times_list, t_s) - 1, 0), len(self._times_list) - 1)
+
+    def state_at(self, t_s: float, out: np.ndarray) -> np.ndarray:
+        """(position, velocity, acceleration) (3, D) at t_s into `out`; segment 0's cubic before the
+        first point, at rest on the last point from the end on. The plan must not be empty."""
+        i = self.segment(t_s)
+        if i == len(self._times_list) - 1:
+            out[:] = self._rest
+            return out
+        return np.matmul(derivative_basis(t_s - self._times_list[i], 3), self.coefficients[i], out=out)
 
     def ahead(self, now_s: float) -> tuple[np.ndarray, np.ndarray]:
         """The plan from `now_s` on: times (K,) (now_s first, then the later points) and positions (K, D)."""
@@ -122,23 +154,69 @@ class Plan:
         return times, np.vstack([self.sample(now_s)[None, :], self.positions[later]])
 
 
-def _tangents(times: np.ndarray, positions: np.ndarray, start_velocity: np.ndarray) -> np.ndarray:
-    """(N, D) tangents of the clamped cubic spline through the points: C2 (continuous acceleration,
-    so the limiter sees no acceleration steps at the points), `start_velocity` first, rest at the end."""
-    n = len(times)
-    tangents = np.zeros_like(positions)
-    tangents[0] = start_velocity
-    if n <= 2:
-        return tangents
-    h = np.diff(times)  # (N-1,)
-    slope = np.diff(positions, axis=0) / h[:, None]  # (N-1, D)
-    # interior i = 1..N-2: h_i m_{i-1} + 2 (h_{i-1} + h_i) m_i + h_{i-1} m_{i+1} = 3 (h_i s_{i-1} + h_{i-1} s_i)
-    a = np.zeros((n - 2, n - 2))
-    idx = np.arange(n - 2)
-    a[idx, idx] = 2 * (h[:-1] + h[1:])
-    a[idx[1:], idx[:-1]] = h[2:]
-    a[idx[:-1], idx[1:]] = h[:-2]
-    rhs = 3 * (h[1:, None] * slope[:-1] + h[:-1, None] * slope[1:])
-    rhs[0] -= h[1] * tangents[0]
-    tangents[1:-1] = np.linalg.solve(a, rhs)
-    return tangents
+_POWERS = {d: np.array([[max(k - r, 0) for k in range(d + 1)] for r in range(3)]) for d in (3, 5)}
+_FACTORS = {d: np.array([[np.prod(np.arange(k - r + 1, k + 1)) if k >= r else 0.0 for k in range(d + 1)] for r in range(3)]) for d in (3, 5)}
+
+
+def derivative_basis(tau: float, degree: int) -> np.ndarray:
+    """(3, degree + 1) matrix B with B @ c = (p, p', p'') at tau for p(tau) = sum_k c_k tau^k (degree 3 or 5)."""
+    return _FACTORS[degree] * np.power(tau, _POWERS[degree])
+
+
+def _coefficients(times: np.ndarray, positions: np.ndarray, tangents: np.ndarray) -> np.ndarray:
+    """(N-1, 4, D) coefficients c of each Hermite segment, p(tau) = sum_k c_k tau^k, tau seconds."""
+    h = np.diff(times)[:, None]
+    p0, p1, m0, m1 = positions[:-1], positions[1:], tangents[:-1], tangents[1:]
+    slope = (p1 - p0) / h if len(times) > 1 else np.zeros_like(p0)
+    c2 = (3 * slope - 2 * m0 - m1) / h
+    c3 = (m0 + m1 - 2 * slope) / h**2
+    return np.stack([p0, m0, c2, c3], axis=1)
+
+
+def _spline(times: np.ndarray, positions: np.ndarray, start_velocity: np.ndarray, start_acceleration: np.ndarray):
+    """C2 cubic spline through the points (times (N,), positions (N, D)) that starts with
+    `start_velocity` (D,) and `start_acceleration` (D,) and ends at rest with zero acceleration:
+    knot times (M,), knot positions (M, D), knot tangents (M, D), and which knots are the points
+    (M,) bool; M = N + 2 (N < 2: the points, at rest)."""
+    n, d = positions.shape
+    if n < 2:
+        return times.copy(), positions.copy(), np.zeros_like(positions), np.ones(n, bool)
+    # one free knot in the first interval and one in the last (thirds of a single interval)
+    if n == 2:
+        inserted = times[0] + (times[1] - times[0]) * np.array([1 / 3, 2 / 3])
+    else:
+        inserted = np.array([(times[0] + times[1]) / 2, (times[-2] + times[-1]) / 2])
+    knot_t = np.sort(np.concatenate([times, inserted]))
+    free = np.isin(knot_t, inserted)
+    m = knot_t.size - 1  # segments
+    h = np.diff(knot_t)
+    # variables z = (y_0..y_m, m_0..m_m); rows: acceleration at the start, continuity at interior knots, zero at the end
+    # segment i: a_left = 6 (y_{i+1} - y_i) / h^2 - (4 m_i + 2 m_{i+1}) / h; a_right = -6 (y_{i+1} - y_i) / h^2 + (2 m_i + 4 m_{i+1}) / h
+    g = np.zeros((m + 1, 2 * (m + 1)))
+
+    def a_left(i):
+        row = np.zeros(2 * (m + 1))
+        row[[i, i + 1]] = [-6 / h[i] ** 2, 6 / h[i] ** 2]
+        row[[m + 1 + i, m + 2 + i]] = [-4 / h[i], -2 / h[i]]
+        return row
+
+    def a_right(i):
+        row = np.zeros(2 * (m + 1))
+        row[[i, i + 1]] = [6 / h[i] ** 2, -6 / h[i] ** 2]
+        row[[m + 1 + i, m + 2 + i]] = [2 / h[i], 4 / h[i]]
+        return row
+
+    g[0] = a_left(0)
+    for k in range(1, m):
+        g[k] = a_right(k - 1) - a_left(k)
+    g[m] = a_right(m - 1)
+    rhs = np.zeros((m + 1, d))
+    rhs[0] = start_acceleration
+    known = np.zeros((2 * (m + 1), d))
+    known[: m + 1][~free] = positions
+    known[m + 1] = start_velocity
+    unknown = np.concatenate([free, np.r_[False, np.ones(m - 1, bool), False]])
+    solution = np.linalg.solve(g[:, unknown], rhs - g[:, ~unknown] @ known[~unknown])
+    z = known.copy()
+    z[unknown] = solution
+    return knot_t, z[: m + 1], z[m + 1 :], ~free
