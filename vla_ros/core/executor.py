@@ -53,12 +53,13 @@ class ExecutorCore:
         self.joint_names = limits.names
         self.settings = settings
         self.workspace = workspace
-        self.plan = Plan(len(self.joint_names), settings.blend, settings.crossfade_s, settings.ensemble_m)
         self.limiter = JerkLimiter(
             limits, settings.position_margin_rad, workspace.contains if workspace else None,
             clearance=workspace.clearance if workspace else None,
             link_speed_bound=workspace.link_speed_bound_m_per_rad if workspace else None,
         )
+        # the plan's points are clamped to the limiter's target range (the position limits minus the margin)
+        self.plan = Plan(len(self.joint_names), settings.blend, settings.crossfade_s, settings.ensemble_m, (self.limiter.lower, self.limiter.upper))
         self.tracker = PlanTracker(self.limiter)
         self.counters: Counter[str] = Counter()
         self.estopped = False

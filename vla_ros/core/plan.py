@@ -38,7 +38,11 @@ class Plan:
     changes (merge, clear), so followers can cache what they derive from the plan.
     """
 
-    def __init__(self, num_joints: int, blend: str = "replace", crossfade_s: float = 0.2, ensemble_m: float = 0.1):
+    def __init__(
+        self, num_joints: int, blend: str = "replace", crossfade_s: float = 0.2, ensemble_m: float = 0.1,
+        position_range: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
+        """position_range: (lower (D,), upper (D,)) the chunk's points are clamped into (default: none)."""
         if blend not in BLEND_MODES:
             raise ValueError(f"unknown blend mode '{blend}' (one of {list(BLEND_MODES)})")
         if crossfade_s <= 0 or ensemble_m < 0:
@@ -47,6 +51,7 @@ class Plan:
         self.blend = blend
         self.crossfade_s = crossfade_s
         self.ensemble_m = ensemble_m
+        self.position_range = position_range
         self.version = 0
         self.clear()
 
@@ -107,6 +112,8 @@ class Plan:
             new_p = np.where(covered[:, None], blended, new_p)
             weights = np.where(covered, old_w + w_new, 1.0)
             count = np.where(covered, old_n + 1, 1)
+        if self.position_range is not None:
+            new_p = np.clip(new_p, *self.position_range)
         self.times_s = np.concatenate([[anchor_s], new_t])
         self.positions = np.vstack([np.asarray(current_command, float)[None, :], new_p])
         self.weights = np.concatenate([[1.0], weights])
