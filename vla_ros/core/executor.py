@@ -37,6 +37,7 @@ class ExecutorSettings:
     crossfade_s: float = 0.2
     ensemble_m: float = 0.1
     lookahead_s: float = 0.1  # the limiter steers to the plan's state this far ahead (smoothness)
+    plan_limit_share: float = 0.7  # the plan is smoothed to keep this share of the velocity, acceleration, jerk limits
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,14 @@ class ExecutorCore:
             clearance=workspace.clearance if workspace else None,
             link_speed_bound=workspace.link_speed_bound_m_per_rad if workspace else None,
         )
-        # the plan's points are clamped to the limiter's target range (the position limits minus the margin)
-        self.plan = Plan(len(self.joint_names), settings.blend, settings.crossfade_s, settings.ensemble_m, (self.limiter.lower, self.limiter.upper))
+        # the plan's points are clamped to the limiter's target range (the position limits minus the
+        # margin) and the plan is smoothed until it keeps a share of the other limits (room to join it)
+        lim = self.limiter
+        share = settings.plan_limit_share
+        self.plan = Plan(
+            len(self.joint_names), settings.blend, settings.crossfade_s, settings.ensemble_m, (lim.lower, lim.upper),
+            (share * lim.max_velocity, share * lim.max_acceleration, share * lim.max_jerk),
+        )
         self.tracker = PlanTracker(self.limiter)
         self.counters: Counter[str] = Counter()
         self.estopped = False

@@ -41,8 +41,11 @@ class Plan:
     def __init__(
         self, num_joints: int, blend: str = "replace", crossfade_s: float = 0.2, ensemble_m: float = 0.1,
         position_range: tuple[np.ndarray, np.ndarray] | None = None,
+        smooth_within: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ):
-        """position_range: (lower (D,), upper (D,)) the chunk's points are clamped into (default: none)."""
+        """position_range: (lower (D,), upper (D,)) the chunk's points are clamped into (default: none).
+        smooth_within: (max velocity, max acceleration, max jerk) (D,) each: smooth the spline
+        until it keeps them (see `_spline`; default: interpolate the points exactly)."""
         if blend not in BLEND_MODES:
             raise ValueError(f"unknown blend mode '{blend}' (one of {list(BLEND_MODES)})")
         if crossfade_s <= 0 or ensemble_m < 0:
@@ -52,6 +55,7 @@ class Plan:
         self.crossfade_s = crossfade_s
         self.ensemble_m = ensemble_m
         self.position_range = position_range
+        self.smooth_within = smooth_within
         self.version = 0
         self.clear()
 
@@ -65,7 +69,9 @@ class Plan:
 
     def _changed(self, start_velocity: np.ndarray, start_acceleration: np.ndarray) -> None:
         self.version += 1
-        self.knot_times_s, knots, tangents, is_point = _spline(self.times_s, self.positions, start_velocity, start_acceleration)
+        self.knot_times_s, knots, tangents, is_point = _spline(
+            self.times_s, self.positions, start_velocity, start_acceleration, self.smooth_within
+        )
         self.tangents = tangents[is_point]
         self.coefficients = _coefficients(self.knot_times_s, knots, tangents)
         self._times_list = self.knot_times_s.tolist()  # bisect on a list: no array call per tick
@@ -180,11 +186,22 @@ def _coefficients(times: np.ndarray, positions: np.ndarray, tangents: np.ndarray
     return np.stack([p0, m0, c2, c3], axis=1)
 
 
-def _spline(times: np.ndarray, positions: np.ndarray, start_velocity: np.ndarray, start_acceleration: np.ndarray):
-    """C2 cubic spline through the points (times (N,), positions (N, D)) that starts with
-    `start_velocity` (D,) and `start_acceleration` (D,) and ends at rest with zero acceleration:
-    knot times (M,), knot positions (M, D), knot tangents (M, D), and which knots are the points
-    (M,) bool; M = N + 2 (N < 2: the points, at rest)."""
+# smoothing weights tried, lightest first (seconds^5: squared jerk integral against squared point error)
+SMOOTHING_WEIGHTS = (1e-12, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
+
+
+def _spline(
+    times: np.ndarray, positions: np.ndarray, start_velocity: np.ndarray, start_acceleration: np.ndarray,
+    smooth_within: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+):
+    """C2 cubic spline that starts with `start_velocity` (D,) and `start_acceleration` (D,) and ends
+    at rest with zero acceleration, through the points (times (N,), positions (N, D); the first one
+    exactly) or, with `smooth_within` = (max velocity, max acceleration, max jerk) (D,) each, near
+    them: per joint the least-squares fit to the points plus w * integral of jerk^2 with the
+    smallest w of SMOOTHING_WEIGHTS whose spline keeps those limits (else the largest w).
+
+    Returns knot times (M,), knot positions (M, D), knot tangents (M, D) and which knots are the
+    points (M,) bool; M = N + 2 (N < 2: the points, at rest)."""
     n, d = positions.shape
     if n < 2:
         return times.copy(), positions.copy(), np.zeros_like(positions), np.ones(n, bool)
@@ -194,36 +211,66 @@ def _spline(times: np.ndarray, positions: np.ndarray, start_velocity: np.ndarray
     else:
         inserted = np.array([(times[0] + times[1]) / 2, (times[-2] + times[-1]) / 2])
     knot_t = np.sort(np.concatenate([times, inserted]))
-    free = np.isin(knot_t, inserted)
+    is_point = ~np.isin(knot_t, inserted)
     m = knot_t.size - 1  # segments
+    k = m + 1  # knots; variables z = (y_0..y_m, m_0..m_m)
     h = np.diff(knot_t)
-    # variables z = (y_0..y_m, m_0..m_m); rows: acceleration at the start, continuity at interior knots, zero at the end
-    # segment i: a_left = 6 (y_{i+1} - y_i) / h^2 - (4 m_i + 2 m_{i+1}) / h; a_right = -6 (y_{i+1} - y_i) / h^2 + (2 m_i + 4 m_{i+1}) / h
-    g = np.zeros((m + 1, 2 * (m + 1)))
+    seg = np.arange(m)
+    # per segment: acceleration at its start and end, and its jerk, as rows over z
+    a_left, a_right, jerk = (np.zeros((m, 2 * k)) for _ in range(3))
+    for row, y0, y1, m0, m1 in (
+        (a_left, -6 / h**2, 6 / h**2, -4 / h, -2 / h),
+        (a_right, 6 / h**2, -6 / h**2, 2 / h, 4 / h),
+        (jerk, 12 / h**3, -12 / h**3, 6 / h**2, 6 / h**2),
+    ):
+        row[seg, seg], row[seg, seg + 1], row[seg, k + seg], row[seg, k + seg + 1] = y0, y1, m0, m1
+    unit = np.eye(2 * k)
+    # equalities: start position, velocity, acceleration; continuous acceleration; end at rest
+    constraints = np.vstack([unit[0], unit[k], a_left[0], a_right[:-1] - a_left[1:], a_right[-1], unit[2 * k - 1]])
+    bound = np.zeros((len(constraints), d))
+    bound[0], bound[1], bound[2] = positions[0], start_velocity, start_acceleration
+    points = unit[: k][is_point][1:]  # the chunk's points (the first one, the anchor, is a constraint)
+    if smooth_within is None:  # interpolate: the points are constraints too
+        z = np.linalg.solve(np.vstack([constraints, points]), np.vstack([bound, positions[1:]]))
+        return knot_t, z[:k], z[k:], is_point
+    weights = np.array(SMOOTHING_WEIGHTS)
+    q = points.T @ points + weights[:, None, None] * (jerk.T @ (h[:, None] * jerk))  # (W, 2k, 2k)
+    c = len(constraints)
+    kkt = np.zeros((len(weights), 2 * k + c, 2 * k + c))
+    kkt[:, : 2 * k, : 2 * k] = q
+    kkt[:, : 2 * k, 2 * k :] = constraints.T
+    kkt[:, 2 * k :, : 2 * k] = constraints
+    rhs = np.vstack([points.T @ positions[1:], bound])
+    z = np.linalg.solve(kkt, np.broadcast_to(rhs, (len(weights),) + rhs.shape))[:, : 2 * k]  # (W, 2k, D)
+    coefficients = np.stack([_coefficients(knot_t, zw[:k], zw[k:]) for zw in z])  # (W, m, 4, D)
+    max_velocity, max_acceleration, max_jerk = smooth_within
+    fits = np.empty((len(weights), d), bool)
+    for i, cw in enumerate(coefficients):
+        _, _, velocity, acceleration, jerk_abs = cubic_bounds(cw, np.zeros((m, 1)), h[:, None])
+        fits[i] = (velocity.max(0) <= max_velocity) & (acceleration.max(0) <= max_acceleration) & (jerk_abs.max(0) <= max_jerk)
+    choice = np.where(fits.any(0), np.argmax(fits, axis=0), len(weights) - 1)  # (D,)
+    chosen = z[choice, :, np.arange(d)].T  # (2k, D)
+    return knot_t, chosen[:k], chosen[k:], is_point
 
-    def a_left(i):
-        row = np.zeros(2 * (m + 1))
-        row[[i, i + 1]] = [-6 / h[i] ** 2, 6 / h[i] ** 2]
-        row[[m + 1 + i, m + 2 + i]] = [-4 / h[i], -2 / h[i]]
-        return row
 
-    def a_right(i):
-        row = np.zeros(2 * (m + 1))
-        row[[i, i + 1]] = [6 / h[i] ** 2, -6 / h[i] ** 2]
-        row[[m + 1 + i, m + 2 + i]] = [2 / h[i], 4 / h[i]]
-        return row
+def cubic_bounds(c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Exact extrema of cubics p(tau) = sum_k c[:, k] tau^k (c: (S, 4, D)) over [lo, hi] ((S, 1) each):
+    position min and max, max |velocity|, max |acceleration|, |jerk|, each (S, D)."""
+    c0, c1, c2, c3 = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
 
-    g[0] = a_left(0)
-    for k in range(1, m):
-        g[k] = a_right(k - 1) - a_left(k)
-    g[m] = a_right(m - 1)
-    rhs = np.zeros((m + 1, d))
-    rhs[0] = start_acceleration
-    known = np.zeros((2 * (m + 1), d))
-    known[: m + 1][~free] = positions
-    known[m + 1] = start_velocity
-    unknown = np.concatenate([free, np.r_[False, np.ones(m - 1, bool), False]])
-    solution = np.linalg.solve(g[:, unknown], rhs - g[:, ~unknown] @ known[~unknown])
-    z = known.copy()
-    z[unknown] = solution
-    return knot_t, z[: m + 1], z[m + 1 :], ~free
+    def clip(tau):
+        return np.clip(np.nan_to_num(tau, nan=0.0, posinf=0.0, neginf=0.0), lo, hi)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vertex = clip(-c2 / (3 * c3))  # where the velocity (a parabola) turns
+        root = np.sqrt(c2**2 - 3 * c1 * c3)  # velocity zeros: position turns
+        linear_zero = -c1 / (2 * c2)
+        zero_a = clip(np.where(c3 != 0, (-c2 + root) / (3 * c3), linear_zero))
+        zero_b = clip(np.where(c3 != 0, (-c2 - root) / (3 * c3), linear_zero))
+    lo_b, hi_b = np.broadcast_to(lo, c0.shape), np.broadcast_to(hi, c0.shape)
+    taus = np.stack([lo_b, hi_b, zero_a, zero_b])
+    positions = c0 + taus * (c1 + taus * (c2 + taus * c3))
+    turns = np.stack([lo_b, hi_b, vertex])
+    velocity = np.abs(c1 + turns * (2 * c2 + 3 * turns * c3)).max(axis=0)
+    acceleration = np.maximum(np.abs(2 * c2 + 6 * c3 * lo), np.abs(2 * c2 + 6 * c3 * hi))
+    return positions.min(axis=0), positions.max(axis=0), velocity, acceleration, np.abs(6 * c3)

@@ -10,9 +10,9 @@ commanded jerk is the plan's (plus a decaying blend), not ruckig's bang-bang pro
 The nominal command is used only when it provably keeps every limit:
   - on the plan segments the tick (and the running correction) spans, the plan's exact position
     range, |velocity|, |acceleration| and |jerk| maxima (closed form per cubic segment, computed
-    once per plan) plus the correction's bounds are within the target position range (limits
-    minus margin) and the velocity, acceleration and jerk limits (so the continuous command,
-    not only its samples, is within them);
+    once per plan) plus the correction's bounds are within the position, velocity, acceleration
+    and jerk limits (so the continuous command, not only its samples, is within them; the plan's
+    points are inside the limits minus the margin, the spline may overshoot them into the margin);
   - braking from it stays inside the position limits and the workspace (JerkLimiter.accept_if_safe,
     the limiter's invariant).
 Otherwise the command is the limiter's ruckig step towards the plan's state `lookahead_s` ahead
@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from vla_ros.core.jerk_limiter import JerkLimiter
-from vla_ros.core.plan import Plan, derivative_basis
+from vla_ros.core.plan import Plan, cubic_bounds, derivative_basis
 
 # quintic Hermite blends on [0, 1] (power-series coefficients): from unit position / velocity /
 # acceleration (rows) at 0 to rest at 0 at 1
@@ -62,12 +62,13 @@ class PlanTracker:
         self.limiter = limiter
         self.filtered_ticks = 0  # ticks whose command came from the ruckig filter, all time
         self.nominal_ticks = 0
-        self.last_mode = ""  # "nominal" or "filter"
+        self.last_mode = ""  # "nominal", "filter" (braking from the nominal would leave a limit), "filter_dynamics"
         self._plan_version = -1
         self._commands_seen = -1
         self._state = np.empty((3, len(limiter.lower)))
         self._blend_state = np.empty_like(self._state)
         self._blend_end_s = -np.inf
+        self._blend_ok = True
 
     def step(self, plan: Plan, now_s: float, dt_s: float, lookahead_s: float) -> np.ndarray:
         """The command (D,) for `now_s`, `dt_s` after the last command, following `plan` (not empty)."""
@@ -84,13 +85,13 @@ class PlanTracker:
             self.nominal_ticks += 1
             self.last_mode = "nominal"
         else:
+            self.last_mode = "filter" if feasible else "filter_dynamics"
             target = plan.state_at(now_s + lookahead_s, self._state)
             lim.track(target[0], target[1], dt_s, arrive_in_s=lookahead_s + dt_s, target_acceleration=target[2])
             if not feasible:
                 lim.active.append("dynamics")  # the plan (or the join to it) asks for more than the limits allow
             self._start_blend(plan, now_s)
             self.filtered_ticks += 1
-            self.last_mode = "filter"
         self._commands_seen = lim.commands
         return lim.position.copy()
 
@@ -141,7 +142,7 @@ class PlanTracker:
         hi = np.diff(times)
         if len(c):
             lo[0] = min(0.0, first_s - times[0])
-        bounds = _cubic_bounds(c, lo[:, None], hi[:, None])
+        bounds = cubic_bounds(c, lo[:, None], hi[:, None])
         end = plan.positions[-1][None, :]
         rest = np.zeros_like(end)
         # crossing the end steps the acceleration to rest's: infeasible unless the plan ends without any
@@ -153,7 +154,8 @@ class PlanTracker:
         self._acc = np.vstack([bounds[3], rest])
         self._jerk = np.vstack([bounds[4], rest])
         lim = self.limiter
-        ok = ((self._pos_min >= lim.lower) & (self._pos_max <= lim.upper) & (self._vel <= lim.max_velocity)
+        low, high = lim.limits.min_position, lim.limits.max_position
+        ok = ((self._pos_min >= low) & (self._pos_max <= high) & (self._vel <= lim.max_velocity)
               & (self._acc <= lim.max_acceleration) & (self._jerk <= lim.max_jerk)).all(axis=1)
         self._bad_before = np.concatenate([[0], np.cumsum(~ok)]).tolist()  # bad segments before index i
 
@@ -164,7 +166,8 @@ class PlanTracker:
             return False
         s = slice(first, last + 1)
         return bool(
-            (self._pos_min[s] - extra[0] >= lim.lower).all() and (self._pos_max[s] + extra[0] <= lim.upper).all()
+            (self._pos_min[s] - extra[0] >= lim.limits.min_position).all()
+            and (self._pos_max[s] + extra[0] <= lim.limits.max_position).all()
             and (self._vel[s] + extra[1] <= lim.max_velocity).all() and (self._acc[s] + extra[2] <= lim.max_acceleration).all()
             and (self._jerk[s] + extra[3] <= lim.max_jerk).all()
         )
@@ -177,25 +180,3 @@ class PlanTracker:
         if self._end_jump and first < self._rest == last:
             return False
         return self._bad_before[last + 1] == self._bad_before[first]
-
-
-def _cubic_bounds(c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Exact extrema of cubics p(tau) = sum_k c[:, k] tau^k (c: (S, 4, D)) over [lo, hi] ((S, 1) each):
-    position min and max, max |velocity|, max |acceleration|, |jerk|, each (S, D)."""
-    c0, c1, c2, c3 = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
-
-    def clip(tau):
-        return np.clip(np.nan_to_num(tau, nan=0.0, posinf=0.0, neginf=0.0), lo, hi)
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vertex = clip(-c2 / (3 * c3))  # where the velocity (a parabola) turns
-        root = np.sqrt(c2**2 - 3 * c1 * c3)  # velocity zeros: position turns
-        linear_zero = -c1 / (2 * c2)
-        zero_a = clip(np.where(c3 != 0, (-c2 + root) / (3 * c3), linear_zero))
-        zero_b = clip(np.where(c3 != 0, (-c2 - root) / (3 * c3), linear_zero))
-    lo_b, hi_b = np.broadcast_to(lo, c0.shape), np.broadcast_to(hi, c0.shape)
-    taus = np.stack([lo_b, hi_b, zero_a, zero_b])
-    positions = c0 + taus * (c1 + taus * (c2 + taus * c3))
-    velocity = np.abs(np.stack([lo_b, hi_b, vertex]) * (2 * c2 + 3 * np.stack([lo_b, hi_b, vertex]) * c3) + c1).max(axis=0)
-    acceleration = np.maximum(np.abs(2 * c2 + 6 * c3 * lo), np.abs(2 * c2 + 6 * c3 * hi))
-    return positions.min(axis=0), positions.max(axis=0), velocity, acceleration, np.abs(6 * c3)
