@@ -34,8 +34,9 @@ class Plan:
     `weights` (N,) holds, per point, the sum of the ensemble weights merged into it and `count`
     (N,) how many chunks predicted it (used by temporal_ensemble only). The spline's knots are
     the points plus the two free ones: `knot_times_s` (M,), and `coefficients` (M-1, 4, D) are
-    segment i's power-series coefficients in the seconds since knot i. `version` counts the
-    changes (merge, clear), so followers can cache what they derive from the plan.
+    segment i's power-series coefficients in the seconds since knot i; `segment_bounds` their
+    exact position range and |velocity|, |acceleration|, |jerk| maxima (see `_bounds`). `version`
+    counts the changes (merge, clear), so followers can cache what they derive from the plan.
     """
 
     def __init__(
@@ -74,10 +75,26 @@ class Plan:
         )
         self.tangents = tangents[is_point]
         self.coefficients = _coefficients(self.knot_times_s, knots, tangents)
+        self._interpolating = self.coefficients
+        if self.smooth_within is not None and len(self.times_s) > 2:
+            _, knots, tangents, _ = _spline(self.times_s, self.positions, start_velocity, start_acceleration)
+            self._interpolating = _coefficients(self.knot_times_s, knots, tangents)
         self._times_list = self.knot_times_s.tolist()  # bisect on a list: no array call per tick
         self._rest = np.zeros((3, self.num_joints))  # (position, velocity, acceleration) after the end
         if self.times_s.size:
             self._rest[0] = self.positions[-1]
+        self._bounds()
+
+    def _bounds(self) -> None:
+        """Per segment, and at rest after the end (the last row): position min and max, max |velocity|,
+        max |acceleration|, |jerk| (S + 1, D) each; and whether reaching the end steps the acceleration."""
+        c = self.coefficients
+        h = np.diff(self.knot_times_s)[:, None]
+        bounds = cubic_bounds(c, np.zeros_like(h), h)
+        end = self._rest[:1]
+        rest = np.zeros_like(end)
+        self.segment_bounds = tuple(np.vstack([b, r]) for b, r in zip(bounds, (end, end, rest, rest, rest)))
+        self.end_acceleration_jump = bool(len(c) and (2 * c[-1, 2] + 6 * h[-1] * c[-1, 3]).any())
 
     @property
     def empty(self) -> bool:
@@ -146,6 +163,18 @@ class Plan:
         state = self.state_at(t_s, np.empty((3, self.num_joints)))
         return state[0], state[1]
 
+    def interpolated(self, t_s: float) -> np.ndarray | None:
+        """Position (D,) at t_s of the spline through the points exactly (the plan before smoothing),
+        as `sample`; None if empty. What a chunk asked for, to compare blend modes by."""
+        if self.empty:
+            return None
+        if t_s <= self.times_s[0]:
+            return self.positions[0].copy()
+        i = self.segment(t_s)
+        if i == len(self._times_list) - 1:
+            return self.positions[-1].copy()
+        return derivative_basis(t_s - self._times_list[i], 3)[0] @ self._interpolating[i]
+
     def segment(self, t_s: float) -> int:
         """Index of the segment that holds t_s: 0 up to the first point (extrapolated before it),
         N-1 (past the last segment: at rest on the last point) from the end on."""
@@ -196,8 +225,8 @@ def _spline(
 ):
     """C2 cubic spline that starts with `start_velocity` (D,) and `start_acceleration` (D,) and ends
     at rest with zero acceleration, through the points (times (N,), positions (N, D); the first one
-    exactly) or, with `smooth_within` = (max velocity, max acceleration, max jerk) (D,) each, near
-    them: per joint the least-squares fit to the points plus w * integral of jerk^2 with the
+    exactly) or, with `smooth_within` = (max velocity, max acceleration, max jerk) (D,) each,
+    exactly through the first and the last and near the others: per joint the least-squares fit to the points plus w * integral of jerk^2 with the
     smallest w of SMOOTHING_WEIGHTS whose spline keeps those limits (else the largest w).
 
     Returns knot times (M,), knot positions (M, D), knot tangents (M, D) and which knots are the
@@ -232,7 +261,11 @@ def _spline(
     points = unit[: k][is_point][1:]  # the chunk's points (the first one, the anchor, is a constraint)
     if smooth_within is None:  # interpolate: the points are constraints too
         z = np.linalg.solve(np.vstack([constraints, points]), np.vstack([bound, positions[1:]]))
-        return knot_t, z[:k], z[k:], is_point
+        return knot_t, *_exact_ends(z, k, positions[0], start_velocity), is_point
+    # smoothing: the plan still ends exactly at the last point; the points before are fitted
+    constraints = np.vstack([constraints, unit[k - 1]])
+    bound = np.vstack([bound, positions[-1:]])
+    points, targets = points[:-1], positions[1:-1]
     weights = np.array(SMOOTHING_WEIGHTS)
     q = points.T @ points + weights[:, None, None] * (jerk.T @ (h[:, None] * jerk))  # (W, 2k, 2k)
     c = len(constraints)
@@ -240,7 +273,7 @@ def _spline(
     kkt[:, : 2 * k, : 2 * k] = q
     kkt[:, : 2 * k, 2 * k :] = constraints.T
     kkt[:, 2 * k :, : 2 * k] = constraints
-    rhs = np.vstack([points.T @ positions[1:], bound])
+    rhs = np.vstack([points.T @ targets, bound])
     z = np.linalg.solve(kkt, np.broadcast_to(rhs, (len(weights),) + rhs.shape))[:, : 2 * k]  # (W, 2k, D)
     coefficients = np.stack([_coefficients(knot_t, zw[:k], zw[k:]) for zw in z])  # (W, m, 4, D)
     max_velocity, max_acceleration, max_jerk = smooth_within
@@ -250,7 +283,13 @@ def _spline(
         fits[i] = (velocity.max(0) <= max_velocity) & (acceleration.max(0) <= max_acceleration) & (jerk_abs.max(0) <= max_jerk)
     choice = np.where(fits.any(0), np.argmax(fits, axis=0), len(weights) - 1)  # (D,)
     chosen = z[choice, :, np.arange(d)].T  # (2k, D)
-    return knot_t, chosen[:k], chosen[k:], is_point
+    return knot_t, *_exact_ends(chosen, k, positions[0], start_velocity), is_point
+
+
+def _exact_ends(z: np.ndarray, k: int, start: np.ndarray, start_velocity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knot positions and tangents from the solution z (2k, D), the constrained start and end values exact (not rounded)."""
+    z[0], z[k], z[2 * k - 1] = start, start_velocity, 0.0  # (the end position is rounded: rest is at the last point)
+    return z[:k], z[k:]
 
 
 def cubic_bounds(c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:

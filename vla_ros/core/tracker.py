@@ -52,6 +52,7 @@ def _blend_maxima() -> np.ndarray:
 
 _BLEND_MAX = _blend_maxima()
 BLEND_DURATIONS_S = (0.05, 0.075, 0.1, 0.15, 0.2, 0.3)  # the shortest whose jerk fits is used; none: filter on
+_ROUNDING = np.array([[0.0], [1e-12], [1e-10]])  # offsets (position, velocity, acceleration) not worth a blend
 BLEND_JERK_SHARE = 0.5  # of the jerk limit, what a correction may use (the plan gets the rest)
 
 
@@ -75,7 +76,7 @@ class PlanTracker:
         lim = self.limiter
         last_s = now_s - dt_s
         if plan.version != self._plan_version:
-            self._compile(plan, last_s)
+            self._compile(plan)
             self._start_blend(plan, last_s)
         elif lim.commands != self._commands_seen:  # someone else commanded (a hold): join from there
             self._start_blend(plan, last_s)
@@ -107,7 +108,7 @@ class PlanTracker:
         """Blend the command's offset from the plan at t_s to zero; pick its duration, check its bounds."""
         lim = self.limiter
         offset = np.stack([lim.position, lim.velocity, lim.acceleration]) - plan.state_at(t_s, self._state)
-        if not offset.any():
+        if (np.abs(offset) <= _ROUNDING).all():  # the plan starts at the command (up to rounding)
             self._blend_end_s = -np.inf
             self._blend_ok = True
             return
@@ -132,27 +133,13 @@ class PlanTracker:
         self._blend_ok = self._within(first, last, blend_max)
 
     # --- feasibility -----------------------------------------------------------------------------
-    def _compile(self, plan: Plan, first_s: float) -> None:
-        """Per segment of a new plan (the last one: at rest after the end), its position range
-        and |velocity|, |acceleration|, |jerk| maxima (S, D); segment 0 from `first_s` on."""
+    def _compile(self, plan: Plan) -> None:
+        """Which segments of a new plan keep the limits by themselves (plan.segment_bounds)."""
         self._plan_version = plan.version
-        c = plan.coefficients  # (S - 1, 4, D)
-        times = plan.knot_times_s
-        lo = np.zeros(len(c))
-        hi = np.diff(times)
-        if len(c):
-            lo[0] = min(0.0, first_s - times[0])
-        bounds = cubic_bounds(c, lo[:, None], hi[:, None])
-        end = plan.positions[-1][None, :]
-        rest = np.zeros_like(end)
-        # crossing the end steps the acceleration to rest's: infeasible unless the plan ends without any
-        self._end_jump = bool(len(c) and (2 * c[-1, 2] + 6 * hi[-1] * c[-1, 3]).any())
-        self._rest = len(c)  # index of the segment after the end
-        self._pos_min = np.vstack([bounds[0], end])
-        self._pos_max = np.vstack([bounds[1], end])
-        self._vel = np.vstack([bounds[2], rest])
-        self._acc = np.vstack([bounds[3], rest])
-        self._jerk = np.vstack([bounds[4], rest])
+        self._pos_min, self._pos_max, self._vel, self._acc, self._jerk = plan.segment_bounds
+        self._end_jump = plan.end_acceleration_jump
+        self._rest = len(self._vel) - 1  # index of the segment after the end
+        self._start_s = plan.knot_times_s[0]
         lim = self.limiter
         low, high = lim.limits.min_position, lim.limits.max_position
         ok = ((self._pos_min >= low) & (self._pos_max <= high) & (self._vel <= lim.max_velocity)
@@ -174,8 +161,8 @@ class PlanTracker:
 
     def _feasible(self, plan: Plan, from_s: float, to_s: float) -> bool:
         """Does the reference between from_s and to_s keep the position, velocity, acceleration and jerk limits?"""
-        if from_s < self._blend_end_s and not self._blend_ok:
-            return False
+        if (from_s < self._blend_end_s and not self._blend_ok) or from_s < self._start_s - 1e-9:
+            return False  # no smooth join yet, or before the plan's start (its bounds do not cover that)
         first, last = plan.segment(from_s), plan.segment(to_s)
         if self._end_jump and first < self._rest == last:
             return False
