@@ -51,4 +51,4 @@ def test_guided_switches_jump_less_than_replace():
     assert guided[:, 0].mean() < 0.5 * replace[:, 0].mean()
     # the plan is smoothed to keep the limits, so a jump costs not jerk but following the chunk
     assert guided[:, 2].mean() < 0.5 * replace[:, 2].mean()
-    assert guided[:, 1].max() < 0.5 * load_robot_config("sim").limits.max_jerk.min()
+    assert guided[:, 1].max() < 0.25 * load_robot_config("sim").limits.max_jerk[:6].min()  # the arm joints
