@@ -12,11 +12,12 @@ from it (full deceleration to rest, jerk-limited) stays inside the position limi
 the workspace. Otherwise the limiter brakes instead, continuing the braking trajectory of the
 previous command, which was checked when that command was accepted. Targets are clamped to the
 position limits minus the margin; the margin is the room braking may use. The workspace check
-runs forward kinematics only where it matters: with the workspace's clearance (metres) at a
-recent command and its bound on the link's speed per joint speed, a braking motion whose joint
-excursion cannot move the link that far is inside without further checks; otherwise the
-clearance is recomputed at the candidate, and only if that is still not enough is the
-configuration checked at `brake_samples` points of the braking trajectory.
+runs forward kinematics only where it matters, and proves the whole braking trajectory inside
+(not only sampled points): with the workspace's clearance (metres) at a recent command and its
+bound on the link's speed per joint speed, a braking motion whose joint excursion cannot move
+the link that far is inside without forward kinematics; otherwise the clearance is recomputed at
+the candidate, and then also at the trajectory's end (see `_inside_by_clearance`). Without a
+clearance function (a bare `admissible` predicate), `brake_samples` points are checked.
 
 Besides `track` (ruckig towards a target) and `brake`, `accept_if_safe` takes a command state
 computed elsewhere (the nominal tracker, core/tracker.py) if the same invariant holds for it.
@@ -43,9 +44,9 @@ class JerkLimiter:
     """Commands (D,) that respect position, velocity, acceleration and jerk limits.
 
     admissible: optional check of a joint configuration (D,) -> bool (e.g. the workspace);
-    checked at `brake_samples` configurations along a braking trajectory unless `clearance`
-    (joints (D,) -> metres, Workspace.clearance) with `link_speed_bound` (D,) metres per radian
-    proves the whole trajectory inside.
+    checked at `brake_samples` configurations along a braking trajectory, or, given `clearance`
+    (joints (D,) -> metres, Workspace.clearance) and `link_speed_bound` (D,) metres per radian,
+    the whole trajectory is proven inside with them.
     """
 
     def __init__(
@@ -211,30 +212,40 @@ class JerkLimiter:
             if record:
                 self._flag("brake_for_position")
             return False
-        if self.admissible is None or self._inside_by_clearance(position, low, high):
+        if self.admissible is None:
             return True
-        duration = self._trajectory.duration
-        for t in np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,):
-            if not self.admissible(np.array(self._trajectory.at_time(t)[0])):
-                if record:
-                    self._flag("workspace")
-                return False
-        return True
+        if self.clearance is not None:
+            if self._inside_by_clearance(position, low, high):
+                return True
+        else:
+            duration = self._trajectory.duration
+            if all(self.admissible(np.array(self._trajectory.at_time(t)[0]))
+                   for t in (np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,))):
+                return True
+        if record:
+            self._flag("workspace")
+        return False
 
     def _inside_by_clearance(self, position: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
-        """Is a motion within the joint box [low, high] (D,) (which holds `position`) provably
-        inside the workspace? Uses the clearance cached at a recent command, else at `position`."""
-        if self.clearance is None:
-            return False
-        if self._clearance_at is not None and self._reach_m(low, high) < self._clearance_m:
+        """Does the braking trajectory just solved (from `position`, within the joint box [low, high]
+        (D,)) keep the link inside the workspace? Proven with the clearance at a recent command,
+        else at `position`, else at `position` and the trajectory's end: every configuration q of
+        the trajectory has sum_j L_j (|q_j - start_j| + |q_j - end_j|) <= R, so if R < clearance(start)
+        + clearance(end), q is within the clearance of one of them."""
+        if self._clearance_at is not None and self._reach_m(self._clearance_at, low, high) < self._clearance_m:
             return True
         self._clearance_at = position.copy()
         self._clearance_m = self.clearance(position)
-        return self._reach_m(low, high) < self._clearance_m
+        if self._reach_m(position, low, high) < self._clearance_m:
+            return True
+        if self._clearance_m < 0:
+            return False
+        end = np.array(self._trajectory.at_time(self._trajectory.duration)[0])
+        both = np.maximum(np.abs(low - position) + np.abs(low - end), np.abs(high - position) + np.abs(high - end))
+        return float(self.link_speed_bound @ both) < self._clearance_m + self.clearance(end)
 
-    def _reach_m(self, low: np.ndarray, high: np.ndarray) -> float:
-        """Bound on how far (metres) the link can be from where the clearance was computed, for joints in [low, high]."""
-        at = self._clearance_at
+    def _reach_m(self, at: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+        """Bound on how far (metres) the link can be from where it is at joints `at`, for joints in [low, high]."""
         return float(self.link_speed_bound @ np.maximum(high - at, at - low))
 
 

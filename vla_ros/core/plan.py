@@ -61,6 +61,8 @@ class Plan:
         self.clear()
 
     def clear(self) -> None:
+        if getattr(self, "times_s", None) is not None and self.times_s.size == 0:
+            return  # already empty (holding calls this every tick)
         self.times_s = np.empty(0)
         self.positions = np.empty((0, self.num_joints))
         self.tangents = np.empty((0, self.num_joints))
