@@ -121,7 +121,7 @@ class Plan:
         anchor_s = now_s if anchor_s is None else min(anchor_s, now_s)
         times = chunk.times_s()
         future = times > now_s
-        new_t, new_p = times[future], chunk.positions[future]
+        new_t, new_p = _spaced(times[future], chunk.positions[future], anchor_s)
         weights, count = np.ones(new_t.size), np.ones(new_t.size, dtype=int)
         covered = (new_t <= self.end_time_s) if not self.empty else np.zeros(new_t.size, bool)
         if covered.any() and self.blend == "crossfade":
@@ -215,6 +215,19 @@ def _coefficients(times: np.ndarray, positions: np.ndarray, tangents: np.ndarray
     c2 = (3 * slope - 2 * m0 - m1) / h
     c3 = (m0 + m1 - 2 * slope) / h**2
     return np.stack([p0, m0, c2, c3], axis=1)
+
+
+MIN_INTERVAL_S = 1e-3  # points closer in time than this to the one before are left out (a spline through them is ill-posed)
+
+
+def _spaced(times: np.ndarray, positions: np.ndarray, after_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """The points (times (N,), positions (N, D)) at least MIN_INTERVAL_S after `after_s` and after the point kept before."""
+    keep, last = [], after_s
+    for i, t in enumerate(times.tolist()):
+        if t >= last + MIN_INTERVAL_S:
+            keep.append(i)
+            last = t
+    return times[keep], positions[keep]
 
 
 # smoothing weights tried, lightest first (seconds^5: squared jerk integral against squared point error)
