@@ -12,12 +12,13 @@ from it (full deceleration to rest, jerk-limited) stays inside the position limi
 the workspace. Otherwise the limiter brakes instead, continuing the braking trajectory of the
 previous command, which was checked when that command was accepted. Targets are clamped to the
 position limits minus the margin; the margin is the room braking may use. The workspace check
-runs forward kinematics only where it matters, and proves the whole braking trajectory inside
-(not only sampled points): with the workspace's clearance (metres) at a recent command and its
-bound on the link's speed per joint speed, a braking motion whose joint excursion cannot move
-the link that far is inside without forward kinematics; otherwise the clearance is recomputed at
-the candidate, and then also at the trajectory's end (see `_inside_by_clearance`). Without a
-clearance function (a bare `admissible` predicate), `brake_samples` points are checked.
+runs forward kinematics only where it matters: with the workspace's clearance (metres) at a
+recent command and its bound on the link's speed per joint speed, a braking motion whose joint
+excursion cannot move the link that far is proven inside (the whole trajectory) without forward
+kinematics; otherwise the clearance is recomputed at the candidate, and then also at the
+trajectory's end (see `_inside_by_clearance`). Only if these bounds cannot prove it (fast
+multi-joint braking, or near the boundary) is the configuration checked at `brake_samples`
+points of the braking trajectory, as without a clearance function.
 
 Besides `track` (ruckig towards a target) and `brake`, `accept_if_safe` takes a command state
 computed elsewhere (the nominal tracker, core/tracker.py) if the same invariant holds for it.
@@ -44,9 +45,9 @@ class JerkLimiter:
     """Commands (D,) that respect position, velocity, acceleration and jerk limits.
 
     admissible: optional check of a joint configuration (D,) -> bool (e.g. the workspace);
-    checked at `brake_samples` configurations along a braking trajectory, or, given `clearance`
-    (joints (D,) -> metres, Workspace.clearance) and `link_speed_bound` (D,) metres per radian,
-    the whole trajectory is proven inside with them.
+    checked at `brake_samples` configurations along a braking trajectory, unless `clearance`
+    (joints (D,) -> metres, Workspace.clearance) and `link_speed_bound` (D,) metres per radian
+    prove the whole trajectory inside.
     """
 
     def __init__(
@@ -201,30 +202,61 @@ class JerkLimiter:
 
     def _can_stop_safely(self, position, velocity, acceleration, record: bool = True) -> bool:
         """Does braking from this state stay inside the position limits and the workspace?
-        `record`: count the limit that says no (off for candidates that have a fallback)."""
+        `record`: count the limit that says no (off for candidates that have a fallback).
+
+        First with a box any jerk-limited motion of the braking time T stays in, |q - q0| <=
+        |v0| T + |a0| T^2 / 2 + jerk T^3 / 6 (cheap, enough away from the limits), else with the
+        braking trajectory's exact range."""
         zeros = np.zeros_like(position)
         if not self._solve(position, velocity, acceleration, zeros, zeros, ControlInterface.Velocity):
             return False
-        extrema = self._trajectory.position_extrema
-        low = np.array([e.min for e in extrema])
-        high = np.array([e.max for e in extrema])
-        if (low < self.limits.min_position - _POSITION_TOLERANCE).any() or (high > self.limits.max_position + _POSITION_TOLERANCE).any():
-            if record:
-                self._flag("brake_for_position")
-            return False
+        duration = self._trajectory.duration
+        reach = np.abs(velocity) * duration + np.abs(acceleration) * (duration**2 / 2) + self.max_jerk * (duration**3 / 6)
+        low, high = position - reach, position + reach
+        if not self._inside_limits(low, high) or (self.admissible is not None and not self._clearance_suffices(low, high)):
+            low, high = self._brake_range(position)
+            if not self._inside_limits(low, high):
+                if record:
+                    self._flag("brake_for_position")
+                return False
         if self.admissible is None:
             return True
-        if self.clearance is not None:
-            if self._inside_by_clearance(position, low, high):
-                return True
-        else:
-            duration = self._trajectory.duration
-            if all(self.admissible(np.array(self._trajectory.at_time(t)[0]))
-                   for t in (np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,))):
-                return True
+        if self.clearance is not None and self._inside_by_clearance(position, low, high):
+            return True
+        if all(self.admissible(np.array(self._trajectory.at_time(t)[0]))
+               for t in (np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,))):
+            return True
         if record:
             self._flag("workspace")
         return False
+
+    def _inside_limits(self, low: np.ndarray, high: np.ndarray) -> bool:
+        return bool((low >= self.limits.min_position - _POSITION_TOLERANCE).all() and (high <= self.limits.max_position + _POSITION_TOLERANCE).all())
+
+    def _clearance_suffices(self, low: np.ndarray, high: np.ndarray) -> bool:
+        """Is the joint box [low, high] inside the workspace by the clearance cached at a recent command?"""
+        return self.clearance is not None and self._clearance_at is not None and self._reach_m(self._clearance_at, low, high) < self._clearance_m
+
+    def _brake_range(self, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) (D,): the exact position range of the braking trajectory just solved, from its
+        phases (jerk-constant pieces: the extrema are at their ends or where the velocity is zero).
+        (ruckig 0.19's `position_extrema` is stale for velocity-interface trajectories: it keeps
+        values of an earlier calculation, so it is not used.)"""
+        phases = []  # per joint: (start position, velocity, acceleration, jerk, duration) of each phase
+        for profile in self._trajectory.profiles[0]:
+            pieces = [(profile.p, profile.v, profile.a, profile.j, profile.t)]
+            if profile.brake.duration > 0:
+                b = profile.brake
+                pieces.insert(0, (b.p, b.v, b.a, b.j, b.t))
+            phases.append(np.concatenate([np.array([p[: len(t)], v[: len(t)], a[: len(t)], j, t]) for p, v, a, j, t in pieces], axis=1))
+        p, v, a, j, t = np.moveaxis(np.array(phases), 1, 0)  # each (D, phases)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            root = np.sqrt(a**2 - 2 * j * v)
+            zero_1 = np.where(j != 0, (-a + root) / j, -v / a)
+            zero_2 = np.where(j != 0, (-a - root) / j, -v / a)
+        taus = [np.zeros_like(t), t] + [np.clip(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0), 0.0, t) for z in (zero_1, zero_2)]
+        values = np.stack([p + tau * (v + tau * (a / 2 + tau * j / 6)) for tau in taus])
+        return np.minimum(values.min(axis=(0, 2)), position), np.maximum(values.max(axis=(0, 2)), position)
 
     def _inside_by_clearance(self, position: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
         """Does the braking trajectory just solved (from `position`, within the joint box [low, high]
@@ -232,7 +264,7 @@ class JerkLimiter:
         else at `position`, else at `position` and the trajectory's end: every configuration q of
         the trajectory has sum_j L_j (|q_j - start_j| + |q_j - end_j|) <= R, so if R < clearance(start)
         + clearance(end), q is within the clearance of one of them."""
-        if self._clearance_at is not None and self._reach_m(self._clearance_at, low, high) < self._clearance_m:
+        if self._clearance_suffices(low, high):
             return True
         self._clearance_at = position.copy()
         self._clearance_m = self.clearance(position)

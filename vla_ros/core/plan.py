@@ -96,7 +96,7 @@ class Plan:
         end = self._rest[:1]
         rest = np.zeros_like(end)
         self.segment_bounds = tuple(np.vstack([b, r]) for b, r in zip(bounds, (end, end, rest, rest, rest)))
-        self.end_acceleration_jump = bool(len(c) and (2 * c[-1, 2] + 6 * h[-1] * c[-1, 3]).any())
+        self.end_acceleration_jump = bool(len(c) and (np.abs(2 * c[-1, 2] + 6 * h[-1] * c[-1, 3]) > 1e-9).any())
 
     @property
     def empty(self) -> bool:
@@ -231,7 +231,7 @@ def _spaced(times: np.ndarray, positions: np.ndarray, after_s: float) -> tuple[n
 
 
 # smoothing weights tried, lightest first (seconds^5: squared jerk integral against squared point error)
-SMOOTHING_WEIGHTS = (1e-12, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
+SMOOTHING_WEIGHTS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
 
 
 def _spline(
@@ -276,7 +276,7 @@ def _spline(
     points = unit[: k][is_point][1:]  # the chunk's points (the first one, the anchor, is a constraint)
     if smooth_within is None:  # interpolate: the points are constraints too
         z = np.linalg.solve(np.vstack([constraints, points]), np.vstack([bound, positions[1:]]))
-        return knot_t, *_exact_ends(z, k, positions[0], start_velocity), is_point
+        return knot_t, *_exact_ends(z, k, positions[0], start_velocity, positions[-1]), is_point
     # smoothing: the plan still ends exactly at the last point; the points before are fitted
     constraints = np.vstack([constraints, unit[k - 1]])
     bound = np.vstack([bound, positions[-1:]])
@@ -298,12 +298,12 @@ def _spline(
         fits[i] = (velocity.max(0) <= max_velocity) & (acceleration.max(0) <= max_acceleration) & (jerk_abs.max(0) <= max_jerk)
     choice = np.where(fits.any(0), np.argmax(fits, axis=0), len(weights) - 1)  # (D,)
     chosen = z[choice, :, np.arange(d)].T  # (2k, D)
-    return knot_t, *_exact_ends(chosen, k, positions[0], start_velocity), is_point
+    return knot_t, *_exact_ends(chosen, k, positions[0], start_velocity, positions[-1]), is_point
 
 
-def _exact_ends(z: np.ndarray, k: int, start: np.ndarray, start_velocity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _exact_ends(z: np.ndarray, k: int, start: np.ndarray, start_velocity: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Knot positions and tangents from the solution z (2k, D), the constrained start and end values exact (not rounded)."""
-    z[0], z[k], z[2 * k - 1] = start, start_velocity, 0.0  # (the end position is rounded: rest is at the last point)
+    z[0], z[k], z[k - 1], z[2 * k - 1] = start, start_velocity, end, 0.0
     return z[:k], z[k:]
 
 

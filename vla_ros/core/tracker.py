@@ -52,7 +52,7 @@ def _blend_maxima() -> np.ndarray:
 
 _BLEND_MAX = _blend_maxima()
 BLEND_DURATIONS_S = (0.05, 0.075, 0.1, 0.15, 0.2, 0.3)  # the shortest whose jerk fits is used; none: filter on
-_ROUNDING = np.array([[0.0], [1e-12], [1e-10]])  # offsets (position, velocity, acceleration) not worth a blend
+_ROUNDING = np.array([[1e-12], [1e-12], [1e-10]])  # offsets (position, velocity, acceleration) not worth a blend
 BLEND_JERK_SHARE = 0.5  # of the jerk limit, what a correction may use (the plan gets the rest)
 
 
@@ -72,7 +72,8 @@ class PlanTracker:
         self._blend_ok = True
 
     def step(self, plan: Plan, now_s: float, dt_s: float, lookahead_s: float) -> np.ndarray:
-        """The command (D,) for `now_s`, `dt_s` after the last command, following `plan` (not empty)."""
+        """The command (D,) for `now_s`, `dt_s` after the last command, following `plan` (not empty);
+        where the filter acts, it steers to the plan's state `lookahead_s` ahead (at most its end)."""
         lim = self.limiter
         last_s = now_s - dt_s
         if plan.version != self._plan_version:
@@ -87,6 +88,7 @@ class PlanTracker:
             self.last_mode = "nominal"
         else:
             self.last_mode = "filter" if feasible else "filter_dynamics"
+            lookahead_s = min(lookahead_s, max(plan.end_time_s - now_s, 0.0))  # never past the end (at rest there)
             target = plan.state_at(now_s + lookahead_s, self._state)
             lim.track(target[0], target[1], dt_s, arrive_in_s=lookahead_s + dt_s, target_acceleration=target[2])
             if not feasible:
@@ -111,6 +113,10 @@ class PlanTracker:
         if (np.abs(offset) <= _ROUNDING).all():  # the plan starts at the command (up to rounding)
             self._blend_end_s = -np.inf
             self._blend_ok = True
+            return
+        if plan.segment(t_s) == len(plan.segment_bounds[0]) - 1:  # the plan has ended: ruckig stops on its end exactly
+            self._blend_end_s = np.inf
+            self._blend_ok = False
             return
         size = np.abs(offset)  # (3, D): |offset| of position, velocity, acceleration
         durations = np.array(BLEND_DURATIONS_S)[:, None]
