@@ -184,7 +184,10 @@ class JerkLimiter:
         inp.target_position = target.tolist()
         inp.target_velocity = target_velocity.tolist()
         inp.target_acceleration = [0.0] * len(target) if target_acceleration is None else target_acceleration.tolist()
-        for synchronization in (Synchronization.Time, Synchronization.No):  # unsynchronised: the robust fallback
+        # braking (velocity control): every joint stops on its own, time-optimally; otherwise joints
+        # arrive together, unsynchronised being the robust fallback
+        syncs = (Synchronization.No,) if interface == ControlInterface.Velocity else (Synchronization.Time, Synchronization.No)
+        for synchronization in syncs:
             inp.synchronization = synchronization
             try:
                 if self._otg.calculate(inp, self._trajectory) in (Result.Working, Result.Finished):
@@ -204,25 +207,31 @@ class JerkLimiter:
         """Does braking from this state stay inside the position limits and the workspace?
         `record`: count the limit that says no (off for candidates that have a fallback).
 
-        First with a box any jerk-limited motion of the braking time T stays in, |q - q0| <=
-        |v0| T + |a0| T^2 / 2 + jerk T^3 / 6 (cheap, enough away from the limits), else with the
-        braking trajectory's exact range."""
+        First with a box every joint's stop stays in (it ends at rest with zero acceleration after
+        T seconds, so it moved at most min(jerk T^3 / 6, acceleration T^2 / 2)): cheap, and enough
+        away from the limits; else with the braking trajectory's exact range."""
         zeros = np.zeros_like(position)
         if not self._solve(position, velocity, acceleration, zeros, zeros, ControlInterface.Velocity):
             return False
         duration = self._trajectory.duration
-        reach = np.abs(velocity) * duration + np.abs(acceleration) * (duration**2 / 2) + self.max_jerk * (duration**3 / 6)
+        stop_s = np.array(self._trajectory.independent_min_durations)  # (D,) when each joint is at rest
+        # a joint at rest with zero acceleration at stop_s moved at most jerk T^3 / 6 and acceleration T^2 / 2 before
+        reach = np.minimum(self.max_jerk * stop_s**3 / 6, self.max_acceleration * stop_s**2 / 2)
         low, high = position - reach, position + reach
-        if not self._inside_limits(low, high) or (self.admissible is not None and not self._clearance_suffices(low, high)):
-            low, high = self._brake_range(position)
+        exact = False
+        if not self._inside_limits(low, high):
+            (low, high), exact = self._brake_range(position), True
             if not self._inside_limits(low, high):
                 if record:
                     self._flag("brake_for_position")
                 return False
         if self.admissible is None:
             return True
-        if self.clearance is not None and self._inside_by_clearance(position, low, high):
-            return True
+        if self.clearance is not None:
+            if self._inside_by_clearance(position, low, high):
+                return True
+            if not exact and self._inside_by_clearance(position, *self._brake_range(position)):
+                return True
         if all(self.admissible(np.array(self._trajectory.at_time(t)[0]))
                for t in (np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,))):
             return True
