@@ -227,11 +227,8 @@ class JerkLimiter:
                 return False
         if self.admissible is None:
             return True
-        if self.clearance is not None:
-            if self._inside_by_clearance(position, low, high):
-                return True
-            if not exact and self._inside_by_clearance(position, *self._brake_range(position)):
-                return True
+        if self.clearance is not None and self._inside_by_clearance(position, low, high, None if exact else self._brake_range):
+            return True
         if all(self.admissible(np.array(self._trajectory.at_time(t)[0]))
                for t in (np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,))):
             return True
@@ -251,14 +248,49 @@ class JerkLimiter:
         phases (jerk-constant pieces: the extrema are at their ends or where the velocity is zero).
         (ruckig 0.19's `position_extrema` is stale for velocity-interface trajectories: it keeps
         values of an earlier calculation, so it is not used.)"""
-        phases = []  # per joint: (start position, velocity, acceleration, jerk, duration) of each phase
-        for profile in self._trajectory.profiles[0]:
-            pieces = [(profile.p, profile.v, profile.a, profile.j, profile.t)]
-            if profile.brake.duration > 0:
+        profiles = self._trajectory.profiles[0]
+        if not any(profile.brake.duration > 0 for profile in profiles):  # usual: 7 phases per joint
+            rows = np.array([[*pr.p[:7], *pr.v[:7], *pr.a[:7], *pr.j, *pr.t] for pr in profiles])  # (D, 35)
+            p, v, a, j, t = (rows[:, 7 * k : 7 * k + 7] for k in range(5))
+        else:  # a joint first brakes into its limits: its brake phases come first
+            phases = []  # per joint: (start position, velocity, acceleration, jerk, duration) of each phase
+            for profile in profiles:
                 b = profile.brake
-                pieces.insert(0, (b.p, b.v, b.a, b.j, b.t))
-            phases.append(np.concatenate([np.array([p[: len(t)], v[: len(t)], a[: len(t)], j, t]) for p, v, a, j, t in pieces], axis=1))
-        p, v, a, j, t = np.moveaxis(np.array(phases), 1, 0)  # each (D, phases)
+                pieces = [(b.p, b.v, b.a, b.j, b.t), (profile.p, profile.v, profile.a, profile.j, profile.t)]
+                phases.append(np.concatenate([np.array([p[: len(t)], v[: len(t)], a[: len(t)], j, t]) for p, v, a, j, t in pieces], axis=1))
+            p, v, a, j, t = np.moveaxis(np.array(phases), 1, 0)  # each (D, phases)
+        # velocity zeros in each phase, v + a tau + j tau^2 / 2 = 0 (where there are none: its turning point)
+        root = np.sqrt(np.maximum(a * a - 2 * j * v, 0.0))
+        linear = np.divide(-v, a, out=np.zeros_like(v), where=a != 0)
+        first = np.divide(root - a, j, out=linear.copy(), where=j != 0)
+        second = np.divide(-root - a, j, out=linear, where=j != 0)
+        taus = np.stack([np.zeros_like(t), t, np.clip(first, 0.0, t), np.clip(second, 0.0, t)])
+        values = p + taus * (v + taus * (a / 2 + taus * j / 6))  # (4, D, phases)
+        return np.minimum(values.min(axis=(0, 2)), position), np.maximum(values.max(axis=(0, 2)), position)
+
+    def _inside_limits(self, low: np.ndarray, high: np.ndarray) -> bool:
+        return bool((low >= self.limits.min_position - _POSITION_TOLERANCE).all() and (high <= self.limits.max_position + _POSITION_TOLERANCE).all())
+
+    def _clearance_suffices(self, low: np.ndarray, high: np.ndarray) -> bool:
+        """Is the joint box [low, high] inside the workspace by the clearance cached at a recent command?"""
+        return self.clearance is not None and self._clearance_at is not None and self._reach_m(self._clearance_at, low, high) < self._clearance_m
+
+    def _brake_range(self, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) (D,): the exact position range of the braking trajectory just solved, from its
+        phases (jerk-constant pieces: the extrema are at their ends or where the velocity is zero).
+        (ruckig 0.19's `position_extrema` is stale for velocity-interface trajectories: it keeps
+        values of an earlier calculation, so it is not used.)"""
+        profiles = self._trajectory.profiles[0]
+        if not any(profile.brake.duration > 0 for profile in profiles):  # usual: 7 phases per joint
+            rows = np.array([[*pr.p[:7], *pr.v[:7], *pr.a[:7], *pr.j, *pr.t] for pr in profiles])  # (D, 35)
+            p, v, a, j, t = (rows[:, 7 * k : 7 * k + 7] for k in range(5))
+        else:  # a joint first brakes into its limits: its brake phases come first
+            phases = []  # per joint: (start position, velocity, acceleration, jerk, duration) of each phase
+            for profile in profiles:
+                b = profile.brake
+                pieces = [(b.p, b.v, b.a, b.j, b.t), (profile.p, profile.v, profile.a, profile.j, profile.t)]
+                phases.append(np.concatenate([np.array([p[: len(t)], v[: len(t)], a[: len(t)], j, t]) for p, v, a, j, t in pieces], axis=1))
+            p, v, a, j, t = np.moveaxis(np.array(phases), 1, 0)  # each (D, phases)
         with np.errstate(divide="ignore", invalid="ignore"):
             root = np.sqrt(a**2 - 2 * j * v)
             zero_1 = np.where(j != 0, (-a + root) / j, -v / a)
@@ -267,23 +299,34 @@ class JerkLimiter:
         values = np.stack([p + tau * (v + tau * (a / 2 + tau * j / 6)) for tau in taus])
         return np.minimum(values.min(axis=(0, 2)), position), np.maximum(values.max(axis=(0, 2)), position)
 
-    def _inside_by_clearance(self, position: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
+    def _inside_by_clearance(self, position: np.ndarray, low: np.ndarray, high: np.ndarray, exact_range=None) -> bool:
         """Does the braking trajectory just solved (from `position`, within the joint box [low, high]
         (D,)) keep the link inside the workspace? Proven with the clearance at a recent command,
         else at `position`, else at `position` and the trajectory's end: every configuration q of
         the trajectory has sum_j L_j (|q_j - start_j| + |q_j - end_j|) <= R, so if R < clearance(start)
-        + clearance(end), q is within the clearance of one of them."""
+        + clearance(end), q is within the clearance of one of them. `exact_range(position)`: a
+        tighter box to try the same with, if the first one does not suffice."""
         if self._clearance_suffices(low, high):
             return True
         self._clearance_at = position.copy()
         self._clearance_m = self.clearance(position)
-        if self._reach_m(position, low, high) < self._clearance_m:
-            return True
         if self._clearance_m < 0:
             return False
-        end = np.array(self._trajectory.at_time(self._trajectory.duration)[0])
-        both = np.maximum(np.abs(low - position) + np.abs(low - end), np.abs(high - position) + np.abs(high - end))
-        return float(self.link_speed_bound @ both) < self._clearance_m + self.clearance(end)
+        end, end_clearance = None, 0.0
+        for box in ((low, high), None):
+            if box is None:
+                if exact_range is None:
+                    return False
+                low, high = exact_range(position)
+            if self._reach_m(position, low, high) < self._clearance_m:
+                return True
+            if end is None:
+                end = np.array(self._trajectory.at_time(self._trajectory.duration)[0])
+                end_clearance = self.clearance(end)
+            both = np.maximum(np.abs(low - position) + np.abs(low - end), np.abs(high - position) + np.abs(high - end))
+            if float(self.link_speed_bound @ both) < self._clearance_m + end_clearance:
+                return True
+        return False
 
     def _reach_m(self, at: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
         """Bound on how far (metres) the link can be from where it is at joints `at`, for joints in [low, high]."""
