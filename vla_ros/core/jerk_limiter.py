@@ -184,10 +184,7 @@ class JerkLimiter:
         inp.target_position = target.tolist()
         inp.target_velocity = target_velocity.tolist()
         inp.target_acceleration = [0.0] * len(target) if target_acceleration is None else target_acceleration.tolist()
-        # braking (velocity control): every joint stops on its own, time-optimally; otherwise joints
-        # arrive together, unsynchronised being the robust fallback
-        syncs = (Synchronization.No,) if interface == ControlInterface.Velocity else (Synchronization.Time, Synchronization.No)
-        for synchronization in syncs:
+        for synchronization in (Synchronization.Time, Synchronization.No):  # unsynchronised: the robust fallback
             inp.synchronization = synchronization
             try:
                 if self._otg.calculate(inp, self._trajectory) in (Result.Working, Result.Finished):
@@ -208,15 +205,14 @@ class JerkLimiter:
         `record`: count the limit that says no (off for candidates that have a fallback).
 
         First with a box every joint's stop stays in (it ends at rest with zero acceleration after
-        T seconds, so it moved at most min(jerk T^3 / 6, acceleration T^2 / 2)): cheap, and enough
-        away from the limits; else with the braking trajectory's exact range."""
+        the braking time T, so it moved at most min(jerk T^3 / 6, acceleration T^2 / 2)): cheap,
+        and enough away from the limits; else with the braking trajectory's exact range."""
         zeros = np.zeros_like(position)
         if not self._solve(position, velocity, acceleration, zeros, zeros, ControlInterface.Velocity):
             return False
         duration = self._trajectory.duration
-        stop_s = np.array(self._trajectory.independent_min_durations)  # (D,) when each joint is at rest
-        # a joint at rest with zero acceleration at stop_s moved at most jerk T^3 / 6 and acceleration T^2 / 2 before
-        reach = np.minimum(self.max_jerk * stop_s**3 / 6, self.max_acceleration * stop_s**2 / 2)
+        # every joint is at rest with zero acceleration at the end, so it moved at most jerk T^3 / 6 and acceleration T^2 / 2
+        reach = np.minimum(self.max_jerk * duration**3 / 6, self.max_acceleration * duration**2 / 2)
         low, high = position - reach, position + reach
         exact = False
         if not self._inside_limits(low, high):
