@@ -104,7 +104,7 @@ def test_a_chunk_that_asks_too_much_is_filtered_and_the_next_one_followed():
         modes.append(core.tracker.last_mode)
     assert_within_limits(np.array(commands), DT, ROBOT.limits)
     assert set(modes[:99]) == {"filter_dynamics"} and core.counters["limit_dynamics"] >= 99
-    assert set(modes[150:590]) == {"nominal"}  # the new plan ends at 1.2 s
+    assert set(modes[400:590]) == {"nominal"}  # the new plan ends at 1.2 s
     np.testing.assert_allclose(commands[-1][:6], target[:6], atol=1e-9)  # at rest on the plan's end
 
 

@@ -242,7 +242,8 @@ def _spline(
     at rest with zero acceleration, through the points (times (N,), positions (N, D); the first one
     exactly) or, with `smooth_within` = (max velocity, max acceleration, max jerk) (D,) each,
     exactly through the first and the last and near the others: per joint the least-squares fit to the points plus w * integral of jerk^2 with the
-    smallest w of SMOOTHING_WEIGHTS whose spline keeps those limits (else the largest w).
+    smallest w of SMOOTHING_WEIGHTS whose spline keeps those limits (else the smallest: where even
+    the smoothest spline cannot, a heavily smoothed one could swing back against the chunk).
 
     Returns knot times (M,), knot positions (M, D), knot tangents (M, D) and which knots are the
     points (M,) bool; M = N + 2 (N < 2: the points, at rest)."""
@@ -296,7 +297,8 @@ def _spline(
     for i, cw in enumerate(coefficients):
         _, _, velocity, acceleration, jerk_abs = cubic_bounds(cw, np.zeros((m, 1)), h[:, None])
         fits[i] = (velocity.max(0) <= max_velocity) & (acceleration.max(0) <= max_acceleration) & (jerk_abs.max(0) <= max_jerk)
-    choice = np.where(fits.any(0), np.argmax(fits, axis=0), len(weights) - 1)  # (D,)
+    # none fits: the closest fit (the safety filter keeps the limits; heavy smoothing could swing back)
+    choice = np.where(fits.any(0), np.argmax(fits, axis=0), 0)  # (D,)
     chosen = z[choice, :, np.arange(d)].T  # (2k, D)
     return knot_t, *_exact_ends(chosen, k, positions[0], start_velocity, positions[-1]), is_point
 
