@@ -104,7 +104,9 @@ class ExecutorCore:
         before = None if self.plan.empty else self.plan.interpolated(ahead)
         # the new plan starts at the last command's state, at the time it was due
         lim = self.limiter
-        dropped = self.plan.merge(chunk, now_s, lim.position, lim.velocity, lim.acceleration, anchor_s=self._last_tick_s)
+        dropped = self.plan.merge(
+            chunk, now_s, lim.position, lim.velocity, lim.acceleration, anchor_s=self._last_tick_s
+        )
         # how far the switch moved what the chunks ask for (the plan before smoothing; what blending should keep small)
         self.last_switch_jump = 0.0 if before is None else float(np.max(np.abs(self.plan.interpolated(ahead) - before)))
         self.counters["points_dropped_late"] += dropped

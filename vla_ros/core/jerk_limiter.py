@@ -135,7 +135,8 @@ class JerkLimiter:
         velocity = np.where(clamped != target, 0.0, np.clip(velocity, -self.max_velocity, self.max_velocity))
         acceleration = None
         if target_acceleration is not None and np.isfinite(target_acceleration).all():
-            acceleration = np.where(clamped != target, 0.0, np.clip(target_acceleration, -self.max_acceleration, self.max_acceleration))
+            bounded = np.clip(target_acceleration, -self.max_acceleration, self.max_acceleration)
+            acceleration = np.where(clamped != target, 0.0, bounded)
         # the trajectory lasts at least one tick, so the command is a point on it (not past its end)
         state = self._step(clamped, velocity, dt_s, ControlInterface.Position, max(arrive_in_s, dt_s), acceleration)
         if state is None and acceleration is not None:
@@ -174,7 +175,10 @@ class JerkLimiter:
             self.velocity = np.zeros_like(self.velocity)  # exact rest: braking is a no-op
             self.acceleration = np.zeros_like(self.acceleration)
 
-    def _solve(self, position, velocity, acceleration, target, target_velocity, interface, duration_s=0.0, target_acceleration=None) -> bool:
+    def _solve(
+        self, position, velocity, acceleration, target, target_velocity, interface, duration_s=0.0,
+        target_acceleration=None,
+    ) -> bool:
         inp = self._input
         inp.control_interface = interface
         inp.minimum_duration = duration_s if duration_s > 0 else None
@@ -195,7 +199,8 @@ class JerkLimiter:
 
     def _step(self, target, target_velocity, dt_s, interface, duration_s=0.0, target_acceleration=None):
         """State (position, velocity, acceleration) `dt_s` along ruckig's trajectory, or None."""
-        if not self._solve(self.position, self.velocity, self.acceleration, target, target_velocity, interface, duration_s, target_acceleration):
+        start = (self.position, self.velocity, self.acceleration)
+        if not self._solve(*start, target, target_velocity, interface, duration_s, target_acceleration):
             return None
         p, v, a = self._trajectory.at_time(min(max(dt_s, 0.0), self._trajectory.duration))
         return np.array(p), np.array(v), np.array(a)
@@ -211,7 +216,7 @@ class JerkLimiter:
         if not self._solve(position, velocity, acceleration, zeros, zeros, ControlInterface.Velocity):
             return False
         duration = self._trajectory.duration
-        # every joint is at rest with zero acceleration at the end, so it moved at most jerk T^3 / 6 and acceleration T^2 / 2
+        # every joint is at rest with zero acceleration at the end: it moved at most jerk T^3 / 6, acceleration T^2 / 2
         reach = np.minimum(self.max_jerk * duration**3 / 6, self.max_acceleration * duration**2 / 2)
         low, high = position - reach, position + reach
         exact = False
@@ -223,7 +228,8 @@ class JerkLimiter:
                 return False
         if self.admissible is None:
             return True
-        if self.clearance is not None and self._inside_by_clearance(position, low, high, None if exact else self._brake_range):
+        exact_range = None if exact else self._brake_range
+        if self.clearance is not None and self._inside_by_clearance(position, low, high, exact_range):
             return True
         if all(self.admissible(np.array(self._trajectory.at_time(t)[0]))
                for t in (np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,))):
@@ -233,11 +239,14 @@ class JerkLimiter:
         return False
 
     def _inside_limits(self, low: np.ndarray, high: np.ndarray) -> bool:
-        return bool((low >= self.limits.min_position - _POSITION_TOLERANCE).all() and (high <= self.limits.max_position + _POSITION_TOLERANCE).all())
+        lower, upper = self.limits.min_position - _POSITION_TOLERANCE, self.limits.max_position + _POSITION_TOLERANCE
+        return bool((low >= lower).all() and (high <= upper).all())
 
     def _clearance_suffices(self, low: np.ndarray, high: np.ndarray) -> bool:
         """Is the joint box [low, high] inside the workspace by the clearance cached at a recent command?"""
-        return self.clearance is not None and self._clearance_at is not None and self._reach_m(self._clearance_at, low, high) < self._clearance_m
+        if self.clearance is None or self._clearance_at is None:
+            return False
+        return self._reach_m(self._clearance_at, low, high) < self._clearance_m
 
     def _brake_range(self, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) (D,): the exact position range of the braking trajectory just solved, from its
@@ -253,7 +262,8 @@ class JerkLimiter:
             for profile in profiles:
                 b = profile.brake
                 pieces = [(b.p, b.v, b.a, b.j, b.t), (profile.p, profile.v, profile.a, profile.j, profile.t)]
-                phases.append(np.concatenate([np.array([p[: len(t)], v[: len(t)], a[: len(t)], j, t]) for p, v, a, j, t in pieces], axis=1))
+                arrays = [np.array([p[: len(t)], v[: len(t)], a[: len(t)], j, t]) for p, v, a, j, t in pieces]
+                phases.append(np.concatenate(arrays, axis=1))
             p, v, a, j, t = np.moveaxis(np.array(phases), 1, 0)  # each (D, phases)
         # velocity zeros in each phase, v + a tau + j tau^2 / 2 = 0 (where there are none: its turning point)
         root = np.sqrt(np.maximum(a * a - 2 * j * v, 0.0))
@@ -262,37 +272,6 @@ class JerkLimiter:
         second = np.divide(-root - a, j, out=linear, where=j != 0)
         taus = np.stack([np.zeros_like(t), t, np.clip(first, 0.0, t), np.clip(second, 0.0, t)])
         values = p + taus * (v + taus * (a / 2 + taus * j / 6))  # (4, D, phases)
-        return np.minimum(values.min(axis=(0, 2)), position), np.maximum(values.max(axis=(0, 2)), position)
-
-    def _inside_limits(self, low: np.ndarray, high: np.ndarray) -> bool:
-        return bool((low >= self.limits.min_position - _POSITION_TOLERANCE).all() and (high <= self.limits.max_position + _POSITION_TOLERANCE).all())
-
-    def _clearance_suffices(self, low: np.ndarray, high: np.ndarray) -> bool:
-        """Is the joint box [low, high] inside the workspace by the clearance cached at a recent command?"""
-        return self.clearance is not None and self._clearance_at is not None and self._reach_m(self._clearance_at, low, high) < self._clearance_m
-
-    def _brake_range(self, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) (D,): the exact position range of the braking trajectory just solved, from its
-        phases (jerk-constant pieces: the extrema are at their ends or where the velocity is zero).
-        (ruckig 0.19's `position_extrema` is stale for velocity-interface trajectories: it keeps
-        values of an earlier calculation, so it is not used.)"""
-        profiles = self._trajectory.profiles[0]
-        if not any(profile.brake.duration > 0 for profile in profiles):  # usual: 7 phases per joint
-            rows = np.array([[*pr.p[:7], *pr.v[:7], *pr.a[:7], *pr.j, *pr.t] for pr in profiles])  # (D, 35)
-            p, v, a, j, t = (rows[:, 7 * k : 7 * k + 7] for k in range(5))
-        else:  # a joint first brakes into its limits: its brake phases come first
-            phases = []  # per joint: (start position, velocity, acceleration, jerk, duration) of each phase
-            for profile in profiles:
-                b = profile.brake
-                pieces = [(b.p, b.v, b.a, b.j, b.t), (profile.p, profile.v, profile.a, profile.j, profile.t)]
-                phases.append(np.concatenate([np.array([p[: len(t)], v[: len(t)], a[: len(t)], j, t]) for p, v, a, j, t in pieces], axis=1))
-            p, v, a, j, t = np.moveaxis(np.array(phases), 1, 0)  # each (D, phases)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            root = np.sqrt(a**2 - 2 * j * v)
-            zero_1 = np.where(j != 0, (-a + root) / j, -v / a)
-            zero_2 = np.where(j != 0, (-a - root) / j, -v / a)
-        taus = [np.zeros_like(t), t] + [np.clip(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0), 0.0, t) for z in (zero_1, zero_2)]
-        values = np.stack([p + tau * (v + tau * (a / 2 + tau * j / 6)) for tau in taus])
         return np.minimum(values.min(axis=(0, 2)), position), np.maximum(values.max(axis=(0, 2)), position)
 
     def _inside_by_clearance(self, position: np.ndarray, low: np.ndarray, high: np.ndarray, exact_range=None) -> bool:

@@ -144,7 +144,9 @@ class Plan:
         self.weights = np.concatenate([[1.0], weights])
         self.count = np.concatenate([[1], count])
         start_velocity = np.zeros(self.num_joints) if current_velocity is None else np.asarray(current_velocity, float)
-        start_acceleration = np.zeros(self.num_joints) if current_acceleration is None else np.asarray(current_acceleration, float)
+        start_acceleration = np.zeros(self.num_joints) if current_acceleration is None else np.asarray(
+            current_acceleration, float
+        )
         self._changed(start_velocity, start_acceleration)
         return int(np.count_nonzero(~future))
 
@@ -199,7 +201,10 @@ class Plan:
 
 
 _POWERS = {d: np.array([[max(k - r, 0) for k in range(d + 1)] for r in range(3)]) for d in (3, 5)}
-_FACTORS = {d: np.array([[np.prod(np.arange(k - r + 1, k + 1)) if k >= r else 0.0 for k in range(d + 1)] for r in range(3)]) for d in (3, 5)}
+_FACTORS = {
+    d: np.array([[np.prod(np.arange(k - r + 1, k + 1)) if k >= r else 0.0 for k in range(d + 1)] for r in range(3)])
+    for d in (3, 5)
+}
 
 
 def derivative_basis(tau: float, degree: int) -> np.ndarray:
@@ -217,11 +222,12 @@ def _coefficients(times: np.ndarray, positions: np.ndarray, tangents: np.ndarray
     return np.stack([p0, m0, c2, c3], axis=1)
 
 
-MIN_INTERVAL_S = 1e-3  # points closer in time than this to the one before are left out (a spline through them is ill-posed)
+MIN_INTERVAL_S = 1e-3  # points closer than this to the one before are left out (an ill-posed spline)
 
 
 def _spaced(times: np.ndarray, positions: np.ndarray, after_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """The points (times (N,), positions (N, D)) at least MIN_INTERVAL_S after `after_s` and after the point kept before."""
+    """The points (times (N,), positions (N, D)) at least MIN_INTERVAL_S after `after_s` and after
+    the point kept before."""
     keep, last = [], after_s
     for i, t in enumerate(times.tolist()):
         if t >= last + MIN_INTERVAL_S:
@@ -241,9 +247,10 @@ def _spline(
     """C2 cubic spline that starts with `start_velocity` (D,) and `start_acceleration` (D,) and ends
     at rest with zero acceleration, through the points (times (N,), positions (N, D); the first one
     exactly) or, with `smooth_within` = (max velocity, max acceleration, max jerk) (D,) each,
-    exactly through the first and the last and near the others: per joint the least-squares fit to the points plus w * integral of jerk^2 with the
-    smallest w of SMOOTHING_WEIGHTS whose spline keeps those limits (else the smallest: where even
-    the smoothest spline cannot, a heavily smoothed one could swing back against the chunk).
+    exactly through the first and the last and near the others: per joint the least-squares fit
+    to the points plus w * integral of jerk^2 with the smallest w of SMOOTHING_WEIGHTS whose
+    spline keeps those limits (else the smallest: where even the smoothest spline cannot, a
+    heavily smoothed one could swing back against the chunk).
 
     Returns knot times (M,), knot positions (M, D), knot tangents (M, D) and which knots are the
     points (M,) bool; M = N + 2 (N < 2: the points, at rest)."""
@@ -296,15 +303,22 @@ def _spline(
     fits = np.empty((len(weights), d), bool)
     for i, cw in enumerate(coefficients):
         _, _, velocity, acceleration, jerk_abs = cubic_bounds(cw, np.zeros((m, 1)), h[:, None])
-        fits[i] = (velocity.max(0) <= max_velocity) & (acceleration.max(0) <= max_acceleration) & (jerk_abs.max(0) <= max_jerk)
+        fits[i] = (
+            (velocity.max(0) <= max_velocity)
+            & (acceleration.max(0) <= max_acceleration)
+            & (jerk_abs.max(0) <= max_jerk)
+        )
     # none fits: the closest fit (the safety filter keeps the limits; heavy smoothing could swing back)
     choice = np.where(fits.any(0), np.argmax(fits, axis=0), 0)  # (D,)
     chosen = z[choice, :, np.arange(d)].T  # (2k, D)
     return knot_t, *_exact_ends(chosen, k, positions[0], start_velocity, positions[-1]), is_point
 
 
-def _exact_ends(z: np.ndarray, k: int, start: np.ndarray, start_velocity: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Knot positions and tangents from the solution z (2k, D), the constrained start and end values exact (not rounded)."""
+def _exact_ends(
+    z: np.ndarray, k: int, start: np.ndarray, start_velocity: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Knot positions and tangents from the solution z (2k, D), the constrained start and end
+    values exact (not rounded)."""
     z[0], z[k], z[k - 1], z[2 * k - 1] = start, start_velocity, end, 0.0
     return z[:k], z[k:]
 

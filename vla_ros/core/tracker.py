@@ -46,7 +46,8 @@ def _blend_maxima() -> np.ndarray:
     out = np.empty((3, 4))
     for k in range(4):
         for i in range(3):
-            out[i, k] = np.abs(np.polynomial.polynomial.polyval(tau, np.polynomial.polynomial.polyder(_BLEND[i], k))).max()
+            derivative = np.polynomial.polynomial.polyder(_BLEND[i], k)
+            out[i, k] = np.abs(np.polynomial.polynomial.polyval(tau, derivative)).max()
     return out * (1 + 1e-6)
 
 
@@ -161,7 +162,8 @@ class PlanTracker:
         return bool(
             (self._pos_min[s] - extra[0] >= lim.limits.min_position).all()
             and (self._pos_max[s] + extra[0] <= lim.limits.max_position).all()
-            and (self._vel[s] + extra[1] <= lim.max_velocity).all() and (self._acc[s] + extra[2] <= lim.max_acceleration).all()
+            and (self._vel[s] + extra[1] <= lim.max_velocity).all()
+            and (self._acc[s] + extra[2] <= lim.max_acceleration).all()
             and (self._jerk[s] + extra[3] <= lim.max_jerk).all()
         )
 
