@@ -10,9 +10,10 @@ with 5 mm (braking is checked at a few points of its trajectory, see core/jerk_l
 """
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from property_settings import streams
 from test_jerk_limiter import assert_within_limits
 from vla_ros.config import load_robot_config, resolve_package_path
 from vla_ros.core.executor import ExecutorCore, ExecutorSettings
@@ -73,7 +74,7 @@ def outside_workspace(q: np.ndarray) -> bool:
     return any(np.all(p > b.lower + WORKSPACE_TOL_M) and np.all(p < b.upper - WORKSPACE_TOL_M) for b in WORKSPACE.keep_out)
 
 
-@settings(max_examples=8000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@streams(8000)
 @given(events=events, blend=st.sampled_from(BLEND_MODES), start=st.lists(st.floats(-0.05, 0.05), min_size=len(NAMES), max_size=len(NAMES)))
 def test_no_command_leaves_any_limit_whatever_the_stream(events, blend, start):
     ex = ExecutorCore(ROBOT.limits, ExecutorSettings(max_stamp_skew_s=1.0, position_margin_rad=0.02, blend=blend), WORKSPACE)

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from property_settings import streams
 from vla_ros.core.jerk_limiter import JerkLimiter
 from vla_ros.core.types import JointLimits
 
@@ -33,7 +34,7 @@ anything = st.floats(allow_nan=True, allow_infinity=True, width=64)
 targets = st.lists(st.lists(anything, min_size=3, max_size=3), min_size=1, max_size=40)
 
 
-@settings(max_examples=2000, deadline=None)
+@streams(2000)
 @given(
     targets=targets,
     repeat=st.integers(1, 15),
