@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: demo demo-remote test venv train train-ee evaluate colcon-check params clean
+.PHONY: demo demo-remote test lint venv train train-ee evaluate colcon-check params clean
 
 venv: $(STAMP)
 
@@ -27,8 +27,12 @@ demo: venv
 demo-remote: venv
 	$(PY) -m vla_ros.cli demo --remote --episodes 20
 
-test: venv
+test: venv lint
 	$(PY) -m pytest test -q -p no:cacheprovider
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 train: venv
 	$(PY) -m vla_ros.cli train --out models/demo

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from vla_ros.core.types import JointLimits
@@ -139,8 +138,20 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
     if not isinstance(raw, dict):
         raise fail("(top level)", "must be a mapping")
     known = {
-        "name", "joints", "joint_limits", "cameras", "topics", "policy", "executor", "use_sim", "description", "urdf",
-        "workspace", "end_effector", "action_space", "cartesian_output",
+        "name",
+        "joints",
+        "joint_limits",
+        "cameras",
+        "topics",
+        "policy",
+        "executor",
+        "use_sim",
+        "description",
+        "urdf",
+        "workspace",
+        "end_effector",
+        "action_space",
+        "cartesian_output",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -249,7 +260,11 @@ def _parse_workspace(raw: Any, urdf: str, fail) -> WorkspaceConfig | None:
         raise fail("workspace.link", "missing: the link whose position is checked")
 
     def point(key: str, value: Any) -> tuple[float, float, float]:
-        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+        if not (
+            isinstance(value, list)
+            and len(value) == 3
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+        ):
             raise fail(key, f"must be [x, y, z] in metres, got {value!r}")
         return tuple(float(x) for x in value)
 
@@ -265,7 +280,9 @@ def _parse_workspace(raw: Any, urdf: str, fail) -> WorkspaceConfig | None:
     keep_out = raw.get("keep_out") or []
     if not isinstance(keep_out, list):
         raise fail("workspace.keep_out", "must be a list of boxes")
-    return WorkspaceConfig(raw["link"], lower, upper, tuple(box(f"workspace.keep_out[{i}]", b) for i, b in enumerate(keep_out)))
+    return WorkspaceConfig(
+        raw["link"], lower, upper, tuple(box(f"workspace.keep_out[{i}]", b) for i, b in enumerate(keep_out))
+    )
 
 
 def _resolved_urdf(urdf: str, fail) -> Path:
@@ -286,7 +303,10 @@ def _parse_end_effector(raw: Any, urdf: str, joints: tuple[str, ...], fail) -> E
         raise fail(f"end_effector.{unknown[0]}", "unknown key (known: ['base_link', 'gripper_joint', 'link'])")
     for key in ("link", "base_link", "gripper_joint"):
         if not isinstance(raw.get(key, ""), str) or (key == "link" and not raw.get(key)):
-            raise fail(f"end_effector.{key}", f"must be a {'joint' if key == 'gripper_joint' else 'URDF link'} name, got {raw.get(key)!r}")
+            raise fail(
+                f"end_effector.{key}",
+                f"must be a {'joint' if key == 'gripper_joint' else 'URDF link'} name, got {raw.get(key)!r}",
+            )
     if not urdf:
         raise fail("end_effector", "needs a urdf (forward and inverse kinematics of the link)")
     gripper = raw.get("gripper_joint", "")
@@ -377,7 +397,10 @@ def _parse_policy(block: dict[str, Any], fail) -> tuple[dict[str, Any], dict[str
             raise fail("policy.backend", str(exc)) from exc
         unknown = sorted(set(settings) - set(known))
         if unknown:
-            raise fail(f"policy.{unknown[0]}", f"neither a policy_node parameter nor a '{backend}' backend setting (settings: {sorted(known)})")
+            raise fail(
+                f"policy.{unknown[0]}",
+                f"neither a policy_node parameter nor a '{backend}' backend setting (settings: {sorted(known)})",
+            )
         for name, value in settings.items():
             problem = type_problem(settings_class(backend), name, value)
             if problem:

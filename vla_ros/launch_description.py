@@ -107,8 +107,11 @@ def executor_parameters(cfg: RobotConfig) -> dict[str, Any]:
         ee = cfg.end_effector
         cartesian = {"output": cfg.cartesian_output.type, "cartesian_link": ee.link, "cartesian_frame": ee.base_link}
     return {
-        "joint_names": list(cfg.joint_names), **joint_limit_parameters(cfg.limits), **_workspace_parameters(cfg),
-        **cartesian, **cfg.executor,
+        "joint_names": list(cfg.joint_names),
+        **joint_limit_parameters(cfg.limits),
+        **_workspace_parameters(cfg),
+        **cartesian,
+        **cfg.executor,
     }
 
 
@@ -130,14 +133,26 @@ def node_specs(
     remaps = tuple(sorted(cfg.topics.items()))
     policy = {**policy_parameters(cfg, backend, model_path, device), **overrides.get("vla_policy", {})}
     executor = {**executor_parameters(cfg), **overrides.get("vla_chunk_executor", {})}
-    manager = {"node_names": ["vla_chunk_executor", "vla_policy"], "autostart": autostart, **overrides.get("vla_lifecycle_manager", {})}
+    manager = {
+        "node_names": ["vla_chunk_executor", "vla_policy"],
+        "autostart": autostart,
+        **overrides.get("vla_lifecycle_manager", {}),
+    }
     specs = [
         NodeSpec("chunk_executor", "vla_ros.nodes.chunk_executor_node", "vla_chunk_executor", executor, remaps),
         NodeSpec("policy_node", "vla_ros.nodes.policy_node", "vla_policy", policy, remaps),
         NodeSpec("lifecycle_manager", "vla_ros.nodes.lifecycle_manager", "vla_lifecycle_manager", manager),
     ]
     if cfg.use_sim if use_sim is None else use_sim:
-        specs.append(NodeSpec("sim_robot", "vla_ros.nodes.sim_robot_node", "vla_sim_robot", dict(overrides.get("vla_sim_robot", {})), remaps))
+        specs.append(
+            NodeSpec(
+                "sim_robot",
+                "vla_ros.nodes.sim_robot_node",
+                "vla_sim_robot",
+                dict(overrides.get("vla_sim_robot", {})),
+                remaps,
+            )
+        )
     return specs
 
 
@@ -160,8 +175,12 @@ def specs_from_launch_arguments(args: dict[str, str]) -> list[NodeSpec]:
         raise ValueError(f"unknown launch arguments {unknown} (known: {sorted(LAUNCH_ARGUMENTS)})")
     value = {name: args.get(name, default) for name, (default, _) in LAUNCH_ARGUMENTS.items()}
     return node_specs(
-        value["robot"], backend=value["backend"], model_path=value["model_path"], device=value["device"],
-        use_sim=parse_bool(value["use_sim"], "use_sim"), autostart=bool(parse_bool(value["autostart"], "autostart")),
+        value["robot"],
+        backend=value["backend"],
+        model_path=value["model_path"],
+        device=value["device"],
+        use_sim=parse_bool(value["use_sim"], "use_sim"),
+        autostart=bool(parse_bool(value["autostart"], "autostart")),
     )
 
 

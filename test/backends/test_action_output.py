@@ -73,7 +73,9 @@ def test_cumulative_deltas_start_from_the_plan_at_the_observation():
     actions = np.zeros((3, 7))
     actions[:, 6] = 0.03
     chunk = out.to_chunk(actions, Q, 1.0, 0.1, prefix)  # zero deltas: hold the plan's pose, not the measured one
-    np.testing.assert_allclose(out.converter.ee_pose(chunk.positions[-1])[0], out.converter.ee_pose(q_plan)[0], atol=1e-3)
+    np.testing.assert_allclose(
+        out.converter.ee_pose(chunk.positions[-1])[0], out.converter.ee_pose(q_plan)[0], atol=1e-3
+    )
 
 
 def test_non_finite_and_zero_quaternion_actions_truncate_with_the_reason():
@@ -106,7 +108,9 @@ def test_the_checkpoint_says_what_its_numbers_mean_the_robot_which_link():
     assert resolve_action_space(None, {"preset": "libero_ee_delta"}, "ck", "robot") == {"preset": "libero_ee_delta"}
     merged = resolve_action_space(ck, {"gripper": {"invert": True}, "ik": {"max_iterations": 5}}, "ck", "robot")
     assert merged["gripper"] == {"source_range": None, "invert": True} and merged["ik"] == {"max_iterations": 5}
-    with pytest.raises(ActionSpaceError, match="robot: action_space.preset: 'libero_ee_delta' contradicts .*'bridge_ee_delta'"):
+    with pytest.raises(
+        ActionSpaceError, match="robot: action_space.preset: 'libero_ee_delta' contradicts .*'bridge_ee_delta'"
+    ):
         resolve_action_space(ck, {"preset": "libero_ee_delta"}, "ck", "robot")
     assert resolve_action_space(None, None, "ck", "robot") is None
 
@@ -124,7 +128,9 @@ def test_octo_backend_runs_an_ee_checkpoint_through_ik(tiny_ee_checkpoint, tiny_
     folder = tiny_ee_checkpoint
     backend = load_backend("octo", folder, robot=robot_body(SIM))
     assert backend.output.space.name == "bridge_ee_delta"
-    obs = Observation(5.0, {c: np.zeros((32, 32, 3), np.uint8) for c in ("front", "wrist")}, JOINTS, Q, "reach the red cube")
+    obs = Observation(
+        5.0, {c: np.zeros((32, 32, 3), np.uint8) for c in ("front", "wrist")}, JOINTS, Q, "reach the red cube"
+    )
     chunk = backend.predict(obs)
     assert chunk.horizon == 4 and chunk.joint_names == JOINTS and chunk.truncated_reason == ""
     assert np.all(np.abs(chunk.positions[:, :6] - Q[:6]) < 0.1)  # mm-sized steps: small joint motions

@@ -13,4 +13,6 @@ from hypothesis import HealthCheck, settings
 def streams(full: int) -> settings:
     """Settings for a property test that runs `full` examples in the proof."""
     quick = os.environ.get("VLA_ROS_PROPERTIES", "full") == "quick"
-    return settings(max_examples=max(full // 20, 20) if quick else full, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    return settings(
+        max_examples=max(full // 20, 20) if quick else full, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )

@@ -413,14 +413,20 @@ def test_ee_values_are_in_the_base_link_frame(tmp_path):
     [
         {"preset": "bridge_ee_delta", "gripper": {"binarize_threshold": None}},
         {"preset": "libero_ee_delta", "chain": "from_state", "gripper": {"binarize_threshold": None}},
-        {"groups": [
-            {"type": "ee_position", "frame": "tool"}, {"type": "ee_rotation", "frame": "tool", "format": "rot6d"},
-            {"type": "gripper"},
-        ]},
-        {"groups": [
-            {"type": "ee_position", "mode": "absolute"}, {"type": "ee_rotation", "mode": "absolute", "format": "quat_wxyz"},
-            {"type": "gripper"},
-        ]},
+        {
+            "groups": [
+                {"type": "ee_position", "frame": "tool"},
+                {"type": "ee_rotation", "frame": "tool", "format": "rot6d"},
+                {"type": "gripper"},
+            ]
+        },
+        {
+            "groups": [
+                {"type": "ee_position", "mode": "absolute"},
+                {"type": "ee_rotation", "mode": "absolute", "format": "quat_wxyz"},
+                {"type": "gripper"},
+            ]
+        },
         {"preset": "joint_delta"},
         {"preset": "joint_absolute"},
     ],

@@ -48,7 +48,12 @@ def test_guided_switches_jump_less_than_replace():
     demo = resolve_package_path("models/demo")
     replace = np.array([switch("replace", demo, s) for s in range(5)])
     guided = np.array([switch("guided", demo, s) for s in range(5)])
-    print("switch jump (rad) / mean abs jerk (rad/s^3) / deviation (rad), replace:", replace.mean(0), "guided:", guided.mean(0))
+    print(
+        "switch jump (rad) / mean abs jerk (rad/s^3) / deviation (rad), replace:",
+        replace.mean(0),
+        "guided:",
+        guided.mean(0),
+    )
     assert guided[:, 0].mean() < 0.5 * replace[:, 0].mean()
     # the plan is smoothed to keep the limits, so a jump costs not jerk but following the chunk
     assert guided[:, 2].mean() < 0.5 * replace[:, 2].mean()

@@ -5,9 +5,9 @@ The sim arm (its limits, margin and workspace) tracks a slow sine stream, chunk 
 """
 
 import numpy as np
-
-from test_jerk_limiter import assert_within_limits
 from test_executor_properties import WORKSPACE
+from test_jerk_limiter import assert_within_limits
+
 from vla_ros.config import load_robot_config
 from vla_ros.core.executor import ExecutorCore, ExecutorSettings
 from vla_ros.core.jerk_limiter import JerkLimiter
@@ -37,7 +37,9 @@ def run(core: ExecutorCore, seconds: float, motion=sine):
     next_chunk, t = 0.0, 0.0
     for _ in range(int(round(seconds / DT))):
         if t >= next_chunk - 1e-9:
-            core.on_chunk(ActionChunk(t, CHUNK_DT, ROBOT.joint_names, motion(t + CHUNK_DT * np.arange(1, HORIZON + 1))), t)
+            core.on_chunk(
+                ActionChunk(t, CHUNK_DT, ROBOT.joint_names, motion(t + CHUNK_DT * np.arange(1, HORIZON + 1))), t
+            )
             next_chunk += PERIOD
         t += DT
         core.on_joint_state(t, core.limiter.position)
@@ -94,7 +96,9 @@ def test_a_chunk_that_asks_too_much_is_filtered_and_the_next_one_followed():
     core = sim_core()
     core.on_joint_state(0.0, HOME_Q)
     core.tick(0.0)
-    target = HOME_Q + np.array([0.5, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0])  # turns the tool about the base: stays in the workspace
+    target = HOME_Q + np.array(
+        [0.5, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0]
+    )  # turns the tool about the base: stays in the workspace
     core.on_chunk(ActionChunk(0.0, CHUNK_DT, ROBOT.joint_names, np.repeat(target[None], 3, axis=0)), 0.0)
     commands, modes, t = [], [], 0.0
     for k in range(1, 1001):
@@ -112,7 +116,9 @@ def test_a_chunk_that_asks_too_much_is_filtered_and_the_next_one_followed():
 
 def test_a_hold_is_joined_without_a_jump():
     """Commands made elsewhere (the executor's hold) are joined from where they left the command."""
-    limits = JointLimits(("a",), np.array([-1.0]), np.array([1.0]), np.array([1.0]), np.array([10.0]), np.array([200.0]))
+    limits = JointLimits(
+        ("a",), np.array([-1.0]), np.array([1.0]), np.array([1.0]), np.array([10.0]), np.array([200.0])
+    )
     limiter = JerkLimiter(limits)
     limiter.reset(np.zeros(1))
     tracker = PlanTracker(limiter)

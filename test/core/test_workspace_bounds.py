@@ -1,8 +1,8 @@
 """The workspace's clearance and link speed bound, which let the limiter skip forward kinematics."""
 
 import numpy as np
-
 from test_executor_properties import WORKSPACE
+
 from vla_ros.config import load_robot_config
 
 LIMITS = load_robot_config("sim").limits

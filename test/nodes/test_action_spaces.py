@@ -2,9 +2,9 @@
 configuration at configure, and the executor's Cartesian outputs (pose / twist)."""
 
 import numpy as np
+from conftest import log_text, wait_until
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from conftest import log_text, wait_until
 from vla_ros.config import load_robot_config, resolve_package_path
 from vla_ros.core.cartesian import CartesianCommands
 from vla_ros.core.kinematics import UrdfKinematics
@@ -41,7 +41,9 @@ def test_ee_checkpoint_publishes_joint_chunks_through_ik(nodes, tiny_ee_checkpoi
     assert wait_until(lambda: diagnostics(peer, ": policy").get("chunks_rejected") == "0", 5)
 
 
-def test_non_finite_model_output_is_rejected_with_the_reason_and_never_published(nodes, tmp_path, tiny_nan_ee_checkpoint):
+def test_non_finite_model_output_is_rejected_with_the_reason_and_never_published(
+    nodes, tmp_path, tiny_nan_ee_checkpoint
+):
     bringup, peer, _ = nodes(model_path=tiny_nan_ee_checkpoint)
     peer.q = Q.copy()
     peer.start_robot()
@@ -54,7 +56,9 @@ def test_non_finite_model_output_is_rejected_with_the_reason_and_never_published
     assert "chunk not published: no point could be converted" in log_text(tmp_path, "vla_policy")
 
 
-def test_unknown_preset_and_missing_link_fail_configure_with_the_reason(nodes, tmp_path, tiny_checkpoint, tiny_ee_checkpoint):
+def test_unknown_preset_and_missing_link_fail_configure_with_the_reason(
+    nodes, tmp_path, tiny_checkpoint, tiny_ee_checkpoint
+):
     bringup, peer, _ = nodes(policy_overrides={"action_space": "{preset: bridge_eee}"}, autostart=False)
     assert not peer.change_state("vla_policy", "configure")
     assert peer.lifecycle_state("vla_policy") == "unconfigured"
@@ -104,7 +108,12 @@ def test_twist_output_follows_a_chunk_and_the_workspace_box_still_applies(nodes)
     target[1] += 1.2  # shoulder down
     msg = JointTrajectory(joint_names=list(SIM.joint_names))
     msg.header.stamp = peer.now_msg()
-    msg.points = [JointTrajectoryPoint(positions=list(map(float, Q + (target - Q) * (i + 1) / 10)), time_from_start=s_to_duration(0.2 * (i + 1))) for i in range(10)]
+    msg.points = [
+        JointTrajectoryPoint(
+            positions=list(map(float, Q + (target - Q) * (i + 1) / 10)), time_from_start=s_to_duration(0.2 * (i + 1))
+        )
+        for i in range(10)
+    ]
     start = len(peer.command_msgs)
     pub.publish(msg)
     assert wait_until(lambda: len(peer.command_msgs) > start + 300, 10)
@@ -121,7 +130,9 @@ def test_franka_ik_runs_an_ee_checkpoint_through_ik_on_the_panda_urdf(nodes, tmp
     """franka_ik (Panda URDF from example-robot-data) with a π₀ checkpoint that predicts LIBERO EE deltas."""
     franka = load_robot_config("franka_ik")
     bringup, peer, specs = nodes(
-        robot="franka_ik", backend="pi0", model_path=tiny_ee_pi0_franka,
+        robot="franka_ik",
+        backend="pi0",
+        model_path=tiny_ee_pi0_franka,
         policy_overrides={"camera_topics": ["camera/image_raw", "wrist_camera/image_raw"]},
     )
     peer.q = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785, 0.04])
@@ -132,7 +143,9 @@ def test_franka_ik_runs_an_ee_checkpoint_through_ik_on_the_panda_urdf(nodes, tmp
     for msg in peer.chunks:
         assert list(msg.joint_names) == list(franka.joint_names)
         positions = np.array([p.positions for p in msg.points])
-        assert np.all(positions >= franka.limits.min_position - 1e-9) and np.all(positions <= franka.limits.max_position + 1e-9)
+        assert np.all(positions >= franka.limits.min_position - 1e-9) and np.all(
+            positions <= franka.limits.max_position + 1e-9
+        )
         steps = np.abs(np.diff(np.vstack([peer.q, positions]), axis=0))[:, :7]
         assert np.all(steps <= franka.limits.max_velocity[:7] * 0.1 + 1e-6)  # IK's velocity budget per 0.1 s point
     assert "action space 'libero_ee_delta'" in log_text(tmp_path, "vla_policy")

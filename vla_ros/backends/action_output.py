@@ -158,8 +158,13 @@ class ActionOutput:
             )
         targets = self.converter.to_joint_targets(actions, q, self.start_q(q, t0_s, prefix), dt_s)
         return ActionChunk(
-            t0_s, dt_s, self.joint_names, targets.positions, inference_s,
-            truncated_reason=targets.reason, ik_failed=targets.ik_failed,
+            t0_s,
+            dt_s,
+            self.joint_names,
+            targets.positions,
+            inference_s,
+            truncated_reason=targets.reason,
+            ik_failed=targets.ik_failed,
         )
 
     def to_model_actions(self, targets: np.ndarray, q: np.ndarray, start_q: np.ndarray | None = None) -> np.ndarray:
@@ -212,8 +217,13 @@ def build_action_output(
         )
     try:
         converter = ActionSpaceConverter(
-            space, kinematics, joints, robot.ee_link if kinematics else "", robot.base_link,
-            limits=limits, gripper_joint=robot.gripper_joint,
+            space,
+            kinematics,
+            joints,
+            robot.ee_link if kinematics else "",
+            robot.base_link,
+            limits=limits,
+            gripper_joint=robot.gripper_joint,
         )
     except KinematicsError as exc:
         raise KinematicsError(f"{robot.source}: end_effector: {exc}") from None

@@ -95,7 +95,10 @@ class Backend(abc.ABC):
 # robot config's backend keys at load time.
 _BACKENDS = {
     "octo": ("vla_ros.backends.octo.backend:load_octo_backend", "vla_ros.backends.octo.configuration:OctoSettings"),
-    "openvla": ("vla_ros.backends.openvla.backend:load_openvla_backend", "vla_ros.backends.openvla.configuration:OpenVLASettings"),
+    "openvla": (
+        "vla_ros.backends.openvla.backend:load_openvla_backend",
+        "vla_ros.backends.openvla.configuration:OpenVLASettings",
+    ),
     "pi0": ("vla_ros.backends.pi0.backend:load_pi0_backend", "vla_ros.backends.pi0.settings:Pi0Settings"),
     "openpi_remote": (
         "vla_ros.backends.openpi_remote.backend:load_openpi_remote_backend",
@@ -121,8 +124,12 @@ def settings_class(name: str):
 
 
 def load_backend(
-    name: str, model_path: str | Path | None, overrides: dict[str, Any] | None = None, seed: int = 0,
-    num_threads: int = 0, robot=None,
+    name: str,
+    model_path: str | Path | None,
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+    num_threads: int = 0,
+    robot=None,
 ) -> Backend:
     """Build backend `name` from the checkpoint folder `model_path`, bound to `robot`.
 

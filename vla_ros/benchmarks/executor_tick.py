@@ -31,10 +31,9 @@ import numpy as np
 
 from vla_ros.config import load_robot_config, resolve_package_path
 from vla_ros.core.executor import ExecutorCore
+from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 from vla_ros.executor_setup import executor_from_parameters
 from vla_ros.launch_description import executor_parameters
-from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
-from vla_ros.core.workspace import urdf_workspace
 from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES, TabletopSim, task_for_episode
 
 OBSERVATION_PERIOD_S = 0.3
@@ -70,7 +69,9 @@ def make_policy(name: str, sim: TabletopSim):
     return lambda obs, prefix: backend.predict(obs, None, prefix)
 
 
-def record(policy_name: str, seed: int, rate_hz: float, delay_s: float, blend: str, max_episode_s: float = 8.0) -> Stream:
+def record(
+    policy_name: str, seed: int, rate_hz: float, delay_s: float, blend: str, max_episode_s: float = 8.0
+) -> Stream:
     """One closed-loop episode in the sim: the chunk stream the executor received."""
     sim = TabletopSim(image_size=(64, 64))
     policy = make_policy(policy_name, sim)
@@ -86,7 +87,9 @@ def record(policy_name: str, seed: int, rate_hz: float, delay_s: float, blend: s
     while sim.outcome == "running" and tick * dt < max_episode_s:
         now = tick * dt
         if now >= next_obs_s - 1e-9:
-            obs = Observation(now, {c: sim.render(c) for c in CAMERAS}, JOINT_NAMES, sim.joint_positions(), task.instruction)
+            obs = Observation(
+                now, {c: sim.render(c) for c in CAMERAS}, JOINT_NAMES, sim.joint_positions(), task.instruction
+            )
             ahead = core.plan_ahead(now) if blend == "guided" else None
             prefix = PlanPrefix(*ahead, JOINT_NAMES, committed_until_s=now + delay_s) if ahead is not None else None
             pending.append((now + delay_s, policy(obs, prefix)))
@@ -161,15 +164,25 @@ def main() -> int:
     tick_min = np.min(per_tick, axis=0)
     jerk = np.concatenate(jerks)
     ticks = sum(s.tick_times_s.size for s in streams)
-    print(f"policy {args.policy}, {args.rate:.0f} Hz, delay {args.delay * 1e3:.0f} ms, blend {args.blend}: "
-          f"{len(streams)} episodes, {ticks} ticks, {sum(len(s.chunks) for s in streams)} chunks, "
-          f"success {np.mean([s.success for s in streams]):.2f}")
-    print(f"CPU per tick p50 / p99 / max (us), min over {args.repeats} runs: {best[0]:.1f} / {best[1]:.1f} / {best[2]:.1f}")
-    print(f"  (per run p99: {' '.join(f'{r[1]:.0f}' for r in runs)}); each tick's minimum over the runs, p50 / p99 / max: "
-          f"{np.percentile(tick_min, 50):.1f} / {np.percentile(tick_min, 99):.1f} / {tick_min.max():.1f}")
-    print(f"commanded jerk max / RMS (rad/s^3): {np.abs(jerk).max():.1f} / {np.sqrt(np.mean(jerk**2)):.2f}; "
-          f"max third difference of commands / dt^3: {max(third):.1f}; "
-          f"max deviation from the chunks' points interpolated: {max(deviations):.4f} rad")
+    print(
+        f"policy {args.policy}, {args.rate:.0f} Hz, delay {args.delay * 1e3:.0f} ms, blend {args.blend}: "
+        f"{len(streams)} episodes, {ticks} ticks, {sum(len(s.chunks) for s in streams)} chunks, "
+        f"success {np.mean([s.success for s in streams]):.2f}"
+    )
+    print(
+        f"CPU per tick p50 / p99 / max (us), min over {args.repeats} runs: {best[0]:.1f} / {best[1]:.1f} / "
+        f"{best[2]:.1f}"
+    )
+    print(
+        f"  (per run p99: {' '.join(f'{r[1]:.0f}' for r in runs)}); each tick's minimum over the runs, p50 / p99 / "
+        "max: "
+        f"{np.percentile(tick_min, 50):.1f} / {np.percentile(tick_min, 99):.1f} / {tick_min.max():.1f}"
+    )
+    print(
+        f"commanded jerk max / RMS (rad/s^3): {np.abs(jerk).max():.1f} / {np.sqrt(np.mean(jerk**2)):.2f}; "
+        f"max third difference of commands / dt^3: {max(third):.1f}; "
+        f"max deviation from the chunks' points interpolated: {max(deviations):.4f} rad"
+    )
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()

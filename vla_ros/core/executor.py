@@ -61,12 +61,16 @@ NOMINAL_STATES = ("inactive", "waiting", "holding", "tracking", "stopping")
 class ExecutorCore:
     """Turns chunks into limited, time-indexed position commands."""
 
-    def __init__(self, limits: JointLimits, settings: ExecutorSettings = ExecutorSettings(), workspace: Workspace | None = None):
+    def __init__(
+        self, limits: JointLimits, settings: ExecutorSettings = ExecutorSettings(), workspace: Workspace | None = None
+    ):
         self.joint_names = limits.names
         self.settings = settings
         self.workspace = workspace
         self.limiter = JerkLimiter(
-            limits, settings.position_margin_rad, workspace.contains if workspace else None,
+            limits,
+            settings.position_margin_rad,
+            workspace.contains if workspace else None,
             clearance=workspace.clearance if workspace else None,
             link_speed_bound=workspace.link_speed_bound_m_per_rad if workspace else None,
         )
@@ -75,7 +79,11 @@ class ExecutorCore:
         lim = self.limiter
         share = settings.plan_limit_share
         self.plan = Plan(
-            len(self.joint_names), settings.blend, settings.crossfade_s, settings.ensemble_m, (lim.lower, lim.upper),
+            len(self.joint_names),
+            settings.blend,
+            settings.crossfade_s,
+            settings.ensemble_m,
+            (lim.lower, lim.upper),
             (share * lim.max_velocity, share * lim.max_acceleration, share * lim.max_jerk),
         )
         self.tracker = PlanTracker(self.limiter)

@@ -115,7 +115,11 @@ class JerkLimiter:
         return True
 
     def track(
-        self, target: np.ndarray, target_velocity: np.ndarray | None, dt_s: float, arrive_in_s: float = 0.0,
+        self,
+        target: np.ndarray,
+        target_velocity: np.ndarray | None,
+        dt_s: float,
+        arrive_in_s: float = 0.0,
         target_acceleration: np.ndarray | None = None,
     ) -> np.ndarray:
         """The next command, `dt_s` after the last one, towards `target` (D,) moving at
@@ -176,7 +180,14 @@ class JerkLimiter:
             self.acceleration = np.zeros_like(self.acceleration)
 
     def _solve(
-        self, position, velocity, acceleration, target, target_velocity, interface, duration_s=0.0,
+        self,
+        position,
+        velocity,
+        acceleration,
+        target,
+        target_velocity,
+        interface,
+        duration_s=0.0,
         target_acceleration=None,
     ) -> bool:
         inp = self._input
@@ -231,8 +242,10 @@ class JerkLimiter:
         exact_range = None if exact else self._brake_range
         if self.clearance is not None and self._inside_by_clearance(position, low, high, exact_range):
             return True
-        if all(self.admissible(np.array(self._trajectory.at_time(t)[0]))
-               for t in (np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,))):
+        if all(
+            self.admissible(np.array(self._trajectory.at_time(t)[0]))
+            for t in (np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,))
+        ):
             return True
         if record:
             self._flag("workspace")

@@ -40,7 +40,11 @@ class Plan:
     """
 
     def __init__(
-        self, num_joints: int, blend: str = "replace", crossfade_s: float = 0.2, ensemble_m: float = 0.1,
+        self,
+        num_joints: int,
+        blend: str = "replace",
+        crossfade_s: float = 0.2,
+        ensemble_m: float = 0.1,
         position_range: tuple[np.ndarray, np.ndarray] | None = None,
         smooth_within: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ):
@@ -108,8 +112,13 @@ class Plan:
         return float(self.times_s[-1]) if self.times_s.size else -np.inf
 
     def merge(
-        self, chunk: ActionChunk, now_s: float, current_command: np.ndarray, current_velocity: np.ndarray | None = None,
-        current_acceleration: np.ndarray | None = None, anchor_s: float | None = None,
+        self,
+        chunk: ActionChunk,
+        now_s: float,
+        current_command: np.ndarray,
+        current_velocity: np.ndarray | None = None,
+        current_acceleration: np.ndarray | None = None,
+        anchor_s: float | None = None,
     ) -> int:
         """Blend the chunk's future points into the plan, anchored at (anchor_s, current_command)
         moving at `current_velocity` (D,) rad/s and accelerating at `current_acceleration` (D,)
@@ -144,8 +153,8 @@ class Plan:
         self.weights = np.concatenate([[1.0], weights])
         self.count = np.concatenate([[1], count])
         start_velocity = np.zeros(self.num_joints) if current_velocity is None else np.asarray(current_velocity, float)
-        start_acceleration = np.zeros(self.num_joints) if current_acceleration is None else np.asarray(
-            current_acceleration, float
+        start_acceleration = (
+            np.zeros(self.num_joints) if current_acceleration is None else np.asarray(current_acceleration, float)
         )
         self._changed(start_velocity, start_acceleration)
         return int(np.count_nonzero(~future))
@@ -241,7 +250,10 @@ SMOOTHING_WEIGHTS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
 
 
 def _spline(
-    times: np.ndarray, positions: np.ndarray, start_velocity: np.ndarray, start_acceleration: np.ndarray,
+    times: np.ndarray,
+    positions: np.ndarray,
+    start_velocity: np.ndarray,
+    start_acceleration: np.ndarray,
     smooth_within: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ):
     """C2 cubic spline that starts with `start_velocity` (D,) and `start_acceleration` (D,) and ends
@@ -281,7 +293,7 @@ def _spline(
     constraints = np.vstack([unit[0], unit[k], a_left[0], a_right[:-1] - a_left[1:], a_right[-1], unit[2 * k - 1]])
     bound = np.zeros((len(constraints), d))
     bound[0], bound[1], bound[2] = positions[0], start_velocity, start_acceleration
-    points = unit[: k][is_point][1:]  # the chunk's points (the first one, the anchor, is a constraint)
+    points = unit[:k][is_point][1:]  # the chunk's points (the first one, the anchor, is a constraint)
     if smooth_within is None:  # interpolate: the points are constraints too
         z = np.linalg.solve(np.vstack([constraints, points]), np.vstack([bound, positions[1:]]))
         return knot_t, *_exact_ends(z, k, positions[0], start_velocity, positions[-1]), is_point

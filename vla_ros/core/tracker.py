@@ -29,15 +29,17 @@ from __future__ import annotations
 import numpy as np
 
 from vla_ros.core.jerk_limiter import JerkLimiter
-from vla_ros.core.plan import Plan, cubic_bounds, derivative_basis
+from vla_ros.core.plan import Plan, derivative_basis
 
 # quintic Hermite blends on [0, 1] (power-series coefficients): from unit position / velocity /
 # acceleration (rows) at 0 to rest at 0 at 1
-_BLEND = np.array([
-    [1.0, 0.0, 0.0, -10.0, 15.0, -6.0],
-    [0.0, 1.0, 0.0, -6.0, 8.0, -3.0],
-    [0.0, 0.0, 0.5, -1.5, 1.5, -0.5],
-])
+_BLEND = np.array(
+    [
+        [1.0, 0.0, 0.0, -10.0, 15.0, -6.0],
+        [0.0, 1.0, 0.0, -6.0, 8.0, -3.0],
+        [0.0, 0.0, 0.5, -1.5, 1.5, -0.5],
+    ]
+)
 
 
 def _blend_maxima() -> np.ndarray:
@@ -121,8 +123,11 @@ class PlanTracker:
             return
         size = np.abs(offset)  # (3, D): |offset| of position, velocity, acceleration
         durations = np.array(BLEND_DURATIONS_S)[:, None]
-        jerk = (size[0] * _BLEND_MAX[0, 3] / durations**3 + size[1] * _BLEND_MAX[1, 3] / durations**2
-                + size[2] * _BLEND_MAX[2, 3] / durations)  # (len(durations), D)
+        jerk = (
+            size[0] * _BLEND_MAX[0, 3] / durations**3
+            + size[1] * _BLEND_MAX[1, 3] / durations**2
+            + size[2] * _BLEND_MAX[2, 3] / durations
+        )  # (len(durations), D)
         fits = (jerk <= BLEND_JERK_SHARE * lim.max_jerk).all(axis=1)
         if not fits.any():  # too far from the plan to join it smoothly yet: the filter steers on
             self._blend_end_s = np.inf
@@ -149,8 +154,13 @@ class PlanTracker:
         self._start_s = plan.knot_times_s[0]
         lim = self.limiter
         low, high = lim.limits.min_position, lim.limits.max_position
-        ok = ((self._pos_min >= low) & (self._pos_max <= high) & (self._vel <= lim.max_velocity)
-              & (self._acc <= lim.max_acceleration) & (self._jerk <= lim.max_jerk)).all(axis=1)
+        ok = (
+            (self._pos_min >= low)
+            & (self._pos_max <= high)
+            & (self._vel <= lim.max_velocity)
+            & (self._acc <= lim.max_acceleration)
+            & (self._jerk <= lim.max_jerk)
+        ).all(axis=1)
         self._bad_before = np.concatenate([[0], np.cumsum(~ok)]).tolist()  # bad segments before index i
 
     def _within(self, first: int, last: int, extra: np.ndarray) -> bool:

@@ -72,7 +72,8 @@ class Workspace:
         """Why joints q (D,) put the link outside the workspace, or None if they do not."""
         p = self.link_position(q)
         if not self.box.contains(p):
-            return f"link '{self.link}' at {np.round(p, 3).tolist()} m leaves the workspace box {self.box.lower.tolist()}..{self.box.upper.tolist()}"
+            box = f"{self.box.lower.tolist()}..{self.box.upper.tolist()}"
+            return f"link '{self.link}' at {np.round(p, 3).tolist()} m leaves the workspace box {box}"
         for i, box in enumerate(self.keep_out):
             if box.contains(p):
                 return f"link '{self.link}' at {np.round(p, 3).tolist()} m enters keep-out box {i}"
@@ -82,9 +83,7 @@ class Workspace:
         return self.violation(q) is None
 
 
-def urdf_workspace(
-    urdf_path, joint_names: tuple[str, ...], link: str, lower, upper, keep_out: tuple = ()
-) -> Workspace:
+def urdf_workspace(urdf_path, joint_names: tuple[str, ...], link: str, lower, upper, keep_out: tuple = ()) -> Workspace:
     """A Workspace whose link position comes from the URDF's forward kinematics (pinocchio).
 
     keep_out: ((min (3,), max (3,)), ...) boxes; all coordinates in metres, URDF base frame.
@@ -94,7 +93,10 @@ def urdf_workspace(
     kinematics = UrdfKinematics(urdf_path, joint_names)
     frame = kinematics.frame_id(link)
     return Workspace(
-        link, Box(lower, upper), tuple(Box(*b) for b in keep_out), lambda q: kinematics.link_position(frame, q),
+        link,
+        Box(lower, upper),
+        tuple(Box(*b) for b in keep_out),
+        lambda q: kinematics.link_position(frame, q),
         link_speed_bound(kinematics, frame),
     )
 

@@ -63,7 +63,10 @@ class PolicyNode(LifecycleNode):
         self.cameras, self.topics = tuple(self.p["camera_names"]), tuple(self.p["camera_topics"])
         self.joints = tuple(j for j in self.p["joint_names"] if j)
         if len(self.cameras) != len(self.topics) or not self.cameras:
-            raise ValueError(f"camera_names {list(self.cameras)} and camera_topics {list(self.topics)} must be non-empty and the same length")
+            raise ValueError(
+                f"camera_names {list(self.cameras)} and camera_topics {list(self.topics)} must be non-empty and the "
+                "same length"
+            )
         if not self.joints:
             raise ValueError("parameter joint_names is empty: set it from the robot config")
         self.instruction = ""
@@ -81,7 +84,9 @@ class PolicyNode(LifecycleNode):
             if reason:
                 raise ValueError(f"parameter instruction: {reason}")
             self._accept_instruction(self.p["instruction"])
-        self.get_logger().info("unconfigured: waiting for the configure transition (the lifecycle manager sends it when autostart is on)")
+        self.get_logger().info(
+            "unconfigured: waiting for the configure transition (the lifecycle manager sends it when autostart is on)"
+        )
 
     def _reset_stats(self) -> None:
         self.inference_count = 0
@@ -116,7 +121,9 @@ class PolicyNode(LifecycleNode):
         self._stop.clear()
         self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
         self._worker.start()
-        self.get_logger().info("active: " + (f"inferring for '{self.instruction}'" if self.instruction else "waiting for an instruction"))
+        self.get_logger().info(
+            "active: " + (f"inferring for '{self.instruction}'" if self.instruction else "waiting for an instruction")
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -140,7 +147,11 @@ class PolicyNode(LifecycleNode):
             overrides["device"] = self._param("device")
         started = time.monotonic()
         backend = load_backend(
-            name, model_path, overrides, seed=self.p["seed"], num_threads=self.p["num_threads"],
+            name,
+            model_path,
+            overrides,
+            seed=self.p["seed"],
+            num_threads=self.p["num_threads"],
             robot=self._robot_body(),
         )
         missing_joints = [j for j in backend.joint_names if j not in self.joints]
@@ -148,17 +159,23 @@ class PolicyNode(LifecycleNode):
         if missing_joints or missing_cams:
             backend.close()
             raise BackendError(
-                f"model {model_path} does not fit the robot: joints {missing_joints} and cameras {missing_cams} are not in the robot "
+                f"model {model_path} does not fit the robot: joints {missing_joints} and cameras {missing_cams} are "
+                "not in the robot "
                 f"config (joints {list(self.joints)}, cameras {list(self.cameras)})"
             )
         self.get_logger().info(
-            f"backend '{name}' loaded from {model_path} in {time.monotonic() - started:.1f} s; joints {list(backend.joint_names)}, "
+            f"backend '{name}' loaded from {model_path} in {time.monotonic() - started:.1f} s; joints "
+            f"{list(backend.joint_names)}, "
             f"cameras {list(backend.camera_names)}, horizon {backend.horizon} x {backend.dt_s} s"
         )
         if backend.settings is not None:
-            self.get_logger().info(f"effective backend settings: {describe(backend.settings, backend.settings_sources)}")
+            self.get_logger().info(
+                f"effective backend settings: {describe(backend.settings, backend.settings_sources)}"
+            )
         if backend.provenance:
-            self.get_logger().info("from the checkpoint: " + ", ".join(f"{k} <- {v}" for k, v in backend.provenance.items()))
+            self.get_logger().info(
+                "from the checkpoint: " + ", ".join(f"{k} <- {v}" for k, v in backend.provenance.items())
+            )
         out = backend.output
         source = backend.action_space_source if backend.action_space else "the joints"
         self.get_logger().info(
@@ -204,9 +221,19 @@ class PolicyNode(LifecycleNode):
     def _make_io(self) -> None:
         for cam, topic in zip(self.cameras, self.topics):
             if topic.endswith("/compressed"):
-                sub = self.create_subscription(CompressedImage, topic, lambda m, c=cam: self._on_image(c, m, conversions.compressed_msg_to_rgb), qos_profile_sensor_data)
+                sub = self.create_subscription(
+                    CompressedImage,
+                    topic,
+                    lambda m, c=cam: self._on_image(c, m, conversions.compressed_msg_to_rgb),
+                    qos_profile_sensor_data,
+                )
             else:
-                sub = self.create_subscription(Image, topic, lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb), qos_profile_sensor_data)
+                sub = self.create_subscription(
+                    Image,
+                    topic,
+                    lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb),
+                    qos_profile_sensor_data,
+                )
             self._io.append(sub)
         self._io.append(self.create_subscription(JointState, "joint_states", self._on_joint_state, 10))
         self._io.append(self.create_subscription(String, "instruction", self._on_instruction_topic, 10))
@@ -221,7 +248,11 @@ class PolicyNode(LifecycleNode):
         """Stop inferring, drop the I/O made at configure and free the model."""
         self._stop_worker()
         for entity in self._io:
-            destroy = {"Subscription": self.destroy_subscription, "Publisher": self.destroy_publisher, "Timer": self.destroy_timer}
+            destroy = {
+                "Subscription": self.destroy_subscription,
+                "Publisher": self.destroy_publisher,
+                "Timer": self.destroy_timer,
+            }
             destroy[type(entity).__name__](entity)
         self._io.clear()
         if getattr(self, "chunk_pub", None) is not None:
@@ -279,7 +310,8 @@ class PolicyNode(LifecycleNode):
         if not text.strip():
             return "instruction is empty"
         if len(text) > self.p["max_instruction_chars"]:
-            return f"instruction has {len(text)} characters, more than max_instruction_chars={self.p['max_instruction_chars']}"
+            limit = self.p["max_instruction_chars"]
+            return f"instruction has {len(text)} characters, more than max_instruction_chars={limit}"
         return None
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -355,7 +387,10 @@ class PolicyNode(LifecycleNode):
         if self._stop.is_set() or not self.context.ok():
             return None
         if age > max_age:
-            self.get_logger().warning(f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})", throttle_duration_sec=2.0)
+            self.get_logger().warning(
+                f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})",
+                throttle_duration_sec=2.0,
+            )
             return None
         self.chunk_pub.publish(conversions.chunk_to_trajectory(chunk))
         self.inference_count += 1
@@ -402,7 +437,11 @@ class PolicyNode(LifecycleNode):
         if self.backend is not None:
             values.update(self.backend.diagnostics())  # e.g. a remote backend's link state and timing
         ok = values.get("link_state", "connected") == "connected"
-        self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg(), ok))
+        self.diag_pub.publish(
+            conversions.diagnostic_array(
+                f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg(), ok
+            )
+        )
 
     def shutdown_gracefully(self) -> None:
         """On SIGINT/SIGTERM: stop inferring and free the model before the process exits."""

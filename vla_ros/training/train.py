@@ -107,7 +107,9 @@ def _shift(images: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Ten
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
 
-def train(data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings, log=print) -> tuple[OctoModel, DatasetStatistics, dict]:
+def train(
+    data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings, log=print
+) -> tuple[OctoModel, DatasetStatistics, dict]:
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     gen = torch.Generator().manual_seed(settings.seed)
@@ -116,7 +118,9 @@ def train(data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings,
     proc = OctoProcessor(cfg, stats)
     tokenizer = WordTokenizer(cfg.vocab, cfg.max_tokens)
     # Precompute every input once: uint8 images stay uint8 until a batch is drawn.
-    images = {c: torch.from_numpy(np.ascontiguousarray(data[f"image_{c}"].transpose(0, 3, 1, 2))) for c in cfg.camera_names}
+    images = {
+        c: torch.from_numpy(np.ascontiguousarray(data[f"image_{c}"].transpose(0, 3, 1, 2))) for c in cfg.camera_names
+    }
     state = torch.from_numpy(proc.state_input(states))
     targets = torch.from_numpy(proc.actions_to_model(actions))
     text = [tokenizer(str(s)) for s in data["instructions"]]
@@ -163,7 +167,12 @@ def train(data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings,
         for e, p in zip(ema, model.parameters()):
             p.copy_(e)
     model.eval()
-    info = {"steps": step, "train_seconds": round(time.monotonic() - start, 1), "final_loss": float(np.mean(losses[-200:])), "parameters": params}
+    info = {
+        "steps": step,
+        "train_seconds": round(time.monotonic() - start, 1),
+        "final_loss": float(np.mean(losses[-200:])),
+        "parameters": params,
+    }
     return model, stats, info
 
 
@@ -179,7 +188,8 @@ def write_model_card(folder: Path, info: dict) -> None:
         "## Training",
         f"- Data: {info['episodes']} scripted-expert episodes in the vla_ros MuJoCo tabletop scene "
         f"({info['samples']} samples, DART noise {info['noise_rad']} rad), tasks {info['instructions']}.",
-        f"- {info['steps']} AdamW steps, batch {info['batch_size']}, {info['train_seconds']} s on {info['threads']} CPU threads; "
+        f"- {info['steps']} AdamW steps, batch {info['batch_size']}, {info['train_seconds']} s on {info['threads']} "
+        "CPU threads; "
         f"{info['parameters'] / 1e6:.2f}M parameters; final loss {info['final_loss']:.4f}.",
         f"- Command: `{info['command']}`",
         "",

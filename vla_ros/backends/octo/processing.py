@@ -30,7 +30,8 @@ class OctoProcessor:
     def __init__(self, cfg: OctoConfig, stats: DatasetStatistics):
         if stats.state.mean.shape != (cfg.state_dim,) or stats.action.mean.shape != (cfg.action_dim,):
             raise ValueError(
-                f"dataset statistics are for {stats.state.mean.shape[0]} state / {stats.action.mean.shape[0]} action dims, "
+                f"dataset statistics are for {stats.state.mean.shape[0]} state / {stats.action.mean.shape[0]} action "
+                "dims, "
                 f"the model has {cfg.state_dim} / {cfg.action_dim}"
             )
         self.cfg = cfg

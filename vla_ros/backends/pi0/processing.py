@@ -139,7 +139,9 @@ class Pi0Processor:
         """(S,) state vector -> (state_dim,) float32 for π₀'s state token; None for π₀.5 (no state token)."""
         if self.cfg.pi05:
             return None
-        return pad_last(self._normalizer("state", state.shape[-1]).normalize(state).astype(np.float32), self.cfg.state_dim)
+        return pad_last(
+            self._normalizer("state", state.shape[-1]).normalize(state).astype(np.float32), self.cfg.state_dim
+        )
 
     def prompt_state(self, state: np.ndarray) -> np.ndarray | None:
         """(S,) state vector -> normalised (S,) float32 that π₀.5 writes into the prompt; None for π₀."""
