@@ -226,8 +226,20 @@ class ChunkExecutorNode(LifecycleNode):
         return res
 
     # --- control loop --------------------------------------------------------------------
+    def _ros_minus_monotonic_s(self, previous: float | None) -> float:
+        """ROS time minus the monotonic clock (seconds), from two back-to-back reads; a pair that was
+        interrupted (more than 0.2 ms apart) keeps the previous estimate. Stamps computed with it sit on
+        the control grid however late a tick wakes; a jump of the ROS clock shows on the next tight read."""
+        before = time.monotonic()
+        ros = self._now_s()
+        after = time.monotonic()
+        if previous is not None and after - before > 2e-4:
+            return previous
+        return ros - 0.5 * (before + after)
+
     def _control_loop(self) -> None:
         deadline = time.monotonic()
+        offset_s = None
         while not self._stop.is_set() and self.context.ok():
             deadline += self.period_s
             delay = deadline - time.monotonic()
@@ -239,11 +251,11 @@ class ChunkExecutorNode(LifecycleNode):
             self.tick_lateness_s.append(woke - deadline)
             del self.tick_lateness_s[:-1000]
             cpu_start = time.thread_time()
+            offset_s = self._ros_minus_monotonic_s(offset_s)
             with self.lock:
                 if self.core is None:
                     return
-                # the command is for the deadline: ROS time now, less how late this moment is
-                command = self.core.tick(self._now_s() - (time.monotonic() - deadline))
+                command = self.core.tick(deadline + offset_s)  # the command is for the deadline, in ROS time
             if command.positions is not None and self.context.ok():
                 self.cmd_pub.publish(self._command_message(command))
             elif self.cartesian is not None:
