@@ -74,6 +74,8 @@ _BACKENDS = {
     "octo": ("vla_ros.backends.octo.backend:load_octo_backend", "vla_ros.backends.octo.configuration:OctoSettings"),
     "openvla": ("vla_ros.backends.openvla.backend:load_openvla_backend", "vla_ros.backends.openvla.configuration:OpenVLASettings"),
     "pi0": ("vla_ros.backends.pi0.backend:load_pi0_backend", "vla_ros.backends.pi0.settings:Pi0Settings"),
+    # no model: the ROS path's own cost (benchmarks and tests)
+    "noop": ("vla_ros.backends.noop.backend:load_noop_backend", "vla_ros.backends.noop.configuration:NoopSettings"),
 }
 
 
