@@ -18,6 +18,7 @@ from vla_ros.backends.base import Backend, BackendError
 from vla_ros.backends.blocks.flow import euler_integrate, rtc_guided
 from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.backends.pi0.checkpoint import build_model, load_checkpoint, load_weights
+from vla_ros.backends.pi0.fast import DeviceImages, FastSampler
 from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.processing import Pi0Processor
 from vla_ros.backends.pi0.settings import Pi0Settings
@@ -47,6 +48,8 @@ class Pi0Backend(Backend):
         self.horizon = self.cfg.action_horizon
         self.steps = self.settings.steps
         self.max_guidance = self.settings.max_guidance
+        self.sampler = FastSampler(model, self.steps, self.settings.fast_path)  # unguided chunks
+        self.device_images = DeviceImages(processor, self.device)
 
     @property
     def noise_shape(self) -> tuple[int, int, int]:
@@ -60,11 +63,12 @@ class Pi0Backend(Backend):
             raise BackendError(f"π₀ backend needs cameras {list(self.camera_names)}; observation lacks {missing}")
         with torch.no_grad():
             cache, state = self._encode(observation, q)
-            field = self.model.denoiser(cache, state)
-            if prefix is not None:
+            if prefix is None:
+                out = self.sampler(cache, state, self._initial_noise(noise))
+            else:  # RTC guidance differentiates through each step: the eager loop
                 target, weights = self._guidance_target(prefix, q, observation.stamp_s)
-                field = rtc_guided(field, target, weights, self.max_guidance)
-            out = euler_integrate(field, self._initial_noise(noise), self.steps)
+                field = rtc_guided(self.model.denoiser(cache, state), target, weights, self.max_guidance)
+                out = euler_integrate(field, self._initial_noise(noise), self.steps)
         positions = self.processor.targets_to_actions(q, out[0].cpu().numpy())
         return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, positions, time.perf_counter() - start)
 
@@ -78,12 +82,12 @@ class Pi0Backend(Backend):
     def _encode(self, observation: Observation, q: np.ndarray):
         """Prefix KV cache and the state tensor (1, state_dim) of one observation."""
         dev = self.device
-        pixels, valid = self.processor.images(observation.images)
+        pixels, valid = self.device_images(observation.images)  # on the device, scaled there from uint8
         if self.settings.skip_masked_slots:  # masked slots take no position and are never attended
-            pixels, valid = pixels[valid], valid[valid]
+            pixels, valid = pixels[torch.from_numpy(np.flatnonzero(valid)).to(dev)], valid[valid]
         ids, id_valid = self.tokenizer(observation.instruction, self.processor.prompt_state(q))
         prefix, prefix_valid = self.model.embed_prefix(
-            torch.from_numpy(pixels)[None].to(dev), torch.from_numpy(valid)[None].to(dev),
+            pixels[None], torch.from_numpy(valid)[None].to(dev),
             torch.from_numpy(ids)[None].to(dev), torch.from_numpy(id_valid)[None].to(dev),
         )
         state = self.processor.state_input(q)

@@ -21,6 +21,7 @@ from vla_ros.backends.settings import SettingsBase
 from vla_ros.core.robot_mapping import RobotMapping
 
 DTYPES = ("float32", "bfloat16")
+FAST_PATHS = ("eager", "compile", "cuda_graph", "auto")  # backends/pi0/fast.py
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Pi0Settings(SettingsBase):
     max_token_len: int | None = None  # override the checkpoint's prompt length
     skip_masked_slots: bool = True  # do not encode masked camera slots (same result, less compute)
     origin: str | None = None  # openpi | lerobot: toolchain that trained the checkpoint; None = detect from its files
+    fast_path: str = "auto"  # denoising loop: eager | compile | cuda_graph | auto (cuda_graph on CUDA, else eager)
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
@@ -66,6 +68,8 @@ class Pi0Settings(SettingsBase):
             raise ValueError(f"{where}: dtype: must be one of {list(DTYPES)}, got {self.dtype!r}")
         if self.origin not in (None, "openpi", "lerobot"):
             raise ValueError(f"{where}: origin: must be openpi, lerobot or null, got {self.origin!r}")
+        if self.fast_path not in FAST_PATHS:
+            raise ValueError(f"{where}: fast_path: must be one of {list(FAST_PATHS)}, got {self.fast_path!r}")
         if self.max_token_len is not None and self.max_token_len < 1:
             raise ValueError(f"{where}: max_token_len: must be >= 1, got {self.max_token_len}")
 
@@ -116,7 +120,7 @@ _TYPES = {
     "joints": list, "delta_joints": list, "cameras": dict, "dt_s": (int, float), "steps": (int, type(None)),
     "max_guidance": (int, float), "checkpoint": (str, type(None)), "device": str, "dtype": str,
     "norm_stats": (str, type(None)), "max_token_len": (int, type(None)), "skip_masked_slots": bool,
-    "origin": (str, type(None)),
+    "origin": (str, type(None)), "fast_path": str,
 }
 
 
