@@ -23,23 +23,26 @@ stage() {  # stage <name> <seconds> <command...>
   local name=$1 limit=$2
   shift 2
   echo "== $name (limit ${limit} s)"
-  timeout "$limit" "$@" 2>&1 | tee "$LOG/$name.log" | grep -v '^#\|Warning\|warn(' || true
-  [ "${PIPESTATUS[0]}" = 124 ] && echo "!! $name stopped at its ${limit} s limit"
+  timeout "$limit" "$@" >"$LOG/$name.log" 2>&1
+  local rc=$?
+  grep -v '^#\|Warning\|warn(' "$LOG/$name.log" | tail -40
+  [ "$rc" = 124 ] && echo "!! $name stopped at its ${limit} s limit"
+  [ "$rc" != 0 ] && [ "$rc" != 124 ] && echo "!! $name exited with code $rc"
   return 0
 }
 date -u
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
 $PY -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'
 
-stage fastpath 120 $PY -m vla_ros.benchmarks.fastpath_check --size full --device cuda --modes eager,cuda_graph,compile --cameras 3
+stage fastpath 130 $PY -m vla_ros.benchmarks.fastpath_check --size full --device cuda --modes eager,cuda_graph,compile --cameras 3
 stage bench_graph 150 $PY -m vla_ros.benchmarks.bench --size full --device cuda --dtype bfloat16 --cameras 1,3 \
   --modes eager,cuda_graph --repeats 50 --profile
 grep '^#' "$LOG/bench_graph.log" | head -20
-stage bench_compile 170 $PY -m vla_ros.benchmarks.bench --size full --device cuda --dtype bfloat16 --cameras 1,3 \
+stage bench_compile 160 $PY -m vla_ros.benchmarks.bench --size full --device cuda --dtype bfloat16 --cameras 1,3 \
   --modes compile --repeats 50 --warmup 2
 if ls .whl/lerobot-0.6.1-*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/lerobot_site .whl/*.whl
-  PYTHONPATH="/tmp/lerobot_site:$PYTHONPATH" stage lerobot 120 $PY scripts/lerobot_pi0_latency.py --cameras 1,3 --repeats 30
+  PYTHONPATH="/tmp/lerobot_site:$PYTHONPATH" stage lerobot 110 $PY scripts/lerobot_pi0_latency.py --cameras 1,3 --repeats 30
   $PY - "$LOG" <<'PYEOF'
 import re, sys
 from pathlib import Path
