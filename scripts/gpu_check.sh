@@ -32,9 +32,10 @@ stage() {  # stage <name> <seconds> <command...>
 }
 date -u
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
-$PY -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'
+$PY -c "import torch, transformers as t; print('torch', torch.__version__, torch.version.cuda, 'transformers', t.__version__)"
 
-stage fastpath 130 $PY -m vla_ros.benchmarks.fastpath_check --size full --device cuda --modes eager,cuda_graph,compile --cameras 3
+stage fastpath 130 $PY -m vla_ros.benchmarks.fastpath_check --size full --device cuda \
+  --modes eager,cuda_graph,compile --cameras 3
 stage bench_graph 150 $PY -m vla_ros.benchmarks.bench --size full --device cuda --dtype bfloat16 --cameras 1,3 \
   --modes eager,cuda_graph --repeats 50 --profile
 grep '^#' "$LOG/bench_graph.log" | head -20
@@ -42,7 +43,8 @@ stage bench_compile 160 $PY -m vla_ros.benchmarks.bench --size full --device cud
   --modes compile --repeats 50 --warmup 2
 if ls .whl/lerobot-0.6.1-*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/lerobot_site .whl/*.whl
-  PYTHONPATH="/tmp/lerobot_site:$PYTHONPATH" stage lerobot 110 $PY scripts/lerobot_pi0_latency.py --cameras 1,3 --repeats 30
+  PYTHONPATH="/tmp/lerobot_site:$PYTHONPATH" stage lerobot 110 \
+    $PY scripts/lerobot_pi0_latency.py --cameras 1,3 --repeats 30
   $PY - "$LOG" <<'PYEOF'
 import re, sys
 from pathlib import Path

@@ -25,7 +25,12 @@ def build(cameras: int, device: str):
     names = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")[:cameras]
     images = {f"observation.images.{n}": PolicyFeature(FeatureType.VISUAL, (3, 480, 640)) for n in names}
     config = PI0Config(
-        dtype="bfloat16", chunk_size=50, n_action_steps=50, num_inference_steps=10, tokenizer_max_length=48, device=device,
+        dtype="bfloat16",
+        chunk_size=50,
+        n_action_steps=50,
+        num_inference_steps=10,
+        tokenizer_max_length=48,
+        device=device,
         input_features={**images, "observation.state": PolicyFeature(FeatureType.STATE, (32,))},
         output_features={"action": PolicyFeature(FeatureType.ACTION, (32,))},
     )
@@ -49,7 +54,9 @@ def main() -> int:
     args = parser.parse_args()
     import lerobot
 
-    print(f"LeRobot {getattr(lerobot, '__version__', '?')} PI0, torch {torch.__version__}, {torch.cuda.get_device_name()}")
+    print(
+        f"LeRobot {getattr(lerobot, '__version__', '?')} PI0, torch {torch.__version__}, {torch.cuda.get_device_name()}"
+    )
     print("| reference | cameras | total ms p50 / p99 | peak GPU GiB |")
     print("|---|---|---|---|")
     for cameras in (int(c) for c in args.cameras.split(",")):
@@ -65,7 +72,11 @@ def main() -> int:
                 if i >= args.warmup:
                     times.append(1e3 * (time.perf_counter() - t0))
         p50, p99 = np.percentile(times, [50, 99])
-        print(f"| LeRobot 0.6.1 PI0, bfloat16 | {cameras} | {p50:.2f} / {p99:.2f} | {torch.cuda.max_memory_allocated() / 2**30:.2f} |", flush=True)
+        print(
+            f"| LeRobot 0.6.1 PI0, bfloat16 | {cameras} | {p50:.2f} / {p99:.2f} "
+            f"| {torch.cuda.max_memory_allocated() / 2**30:.2f} |",
+            flush=True,
+        )
         del policy, batch
         torch.cuda.empty_cache()
     return 0

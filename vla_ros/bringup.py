@@ -24,7 +24,13 @@ from pathlib import Path
 
 import yaml
 
-from vla_ros.launch_description import LAUNCH_ARGUMENTS, NodeSpec, dds_environment, params_yaml, specs_from_launch_arguments
+from vla_ros.launch_description import (
+    LAUNCH_ARGUMENTS,
+    NodeSpec,
+    dds_environment,
+    params_yaml,
+    specs_from_launch_arguments,
+)
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bringup", help="pip-only equivalent of ros2 launch vla_ros policy.launch.py (args name:=value)")
     p.add_argument("launch_args", nargs="*")
     p.set_defaults(func=lambda a: __import__("vla_ros.bringup", fromlist=["main"]).main(a.launch_args))
-    sub.add_parser("bench", help="π₀ latency table per size, device, dtype and fast path (random weights); vla-ros bench --help")
+    sub.add_parser("bench", help="π₀ latency table per size, device, dtype, fast path (random weights); bench --help")
     p = sub.add_parser("params", help="print the node parameter tables (markdown)")
     p.set_defaults(func=_params)
     argv = sys.argv[1:] if argv is None else argv

@@ -29,6 +29,7 @@ import time
 import numpy as np
 import torch
 
+from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
 from vla_ros.backends.pi0.checkpoint import build_model
 from vla_ros.backends.pi0.configuration import IMAGE_SLOTS, Pi0Config
 from vla_ros.backends.pi0.fast import DeviceImages, FastSampler
@@ -36,7 +37,6 @@ from vla_ros.backends.pi0.origin import default_profile
 from vla_ros.backends.pi0.processing import Pi0Processor
 from vla_ros.backends.pi0.settings import Pi0Settings
 from vla_ros.backends.pi0.tiny import tiny_config
-from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 PROMPT_TOKENS = 48
@@ -45,7 +45,9 @@ HORIZON = 50
 
 def bench_config(size: str, cameras: int) -> Pi0Config:
     cfg = Pi0Config() if size == "full" else tiny_config(horizon=HORIZON, vocab_size=257, max_token_len=PROMPT_TOKENS)
-    return dataclasses.replace(cfg, image_slots=IMAGE_SLOTS[:cameras], action_horizon=HORIZON, max_token_len=PROMPT_TOKENS)
+    return dataclasses.replace(
+        cfg, image_slots=IMAGE_SLOTS[:cameras], action_horizon=HORIZON, max_token_len=PROMPT_TOKENS
+    )
 
 
 def processor_for(cfg: Pi0Config) -> Pi0Processor:
@@ -93,8 +95,17 @@ def weight_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters() if p is not embed)
 
 
-def run_row(size: str, device: torch.device, dtype_name: str, mode: str, cameras: int, steps: int, repeats: int, warmup: int,
-            profile: bool) -> dict:
+def run_row(
+    size: str,
+    device: torch.device,
+    dtype_name: str,
+    mode: str,
+    cameras: int,
+    steps: int,
+    repeats: int,
+    warmup: int,
+    profile: bool,
+) -> dict:
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     cfg = bench_config(size, cameras)
@@ -132,24 +143,33 @@ def run_row(size: str, device: torch.device, dtype_name: str, mode: str, cameras
     warmup_s = time.perf_counter() - started
     times = np.array([chunk() for _ in range(repeats)])
     pixels, valid = images(frames)
-    flops = chunk_flops(model, pixels[None], torch.from_numpy(valid)[None].to(device), tokens, token_valid, state, noise, steps)
+    flops = chunk_flops(
+        model, pixels[None], torch.from_numpy(valid)[None].to(device), tokens, token_valid, state, noise, steps
+    )
     bandwidth, rate = measured_rates(device, DTYPES[dtype_name])
     bound_ms = 1e3 * max(weight_bytes(model) / bandwidth, flops / rate)
     total = times.sum(axis=1)
     row = {
-        "size": size, "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "device": str(device), "dtype": dtype_name,
-        "mode": sampler.mode, "cameras": cameras, "warmup_s": warmup_s,
-        "pre": np.percentile(times[:, 0], [50, 99]), "prefix": np.percentile(times[:, 1], [50, 99]),
-        "step": np.percentile(times[:, 2] / steps, [50, 99]), "total": np.percentile(total, [50, 99]),
+        "size": size,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "device": str(device),
+        "dtype": dtype_name,
+        "mode": sampler.mode,
+        "cameras": cameras,
+        "warmup_s": warmup_s,
+        "pre": np.percentile(times[:, 0], [50, 99]),
+        "prefix": np.percentile(times[:, 1], [50, 99]),
+        "step": np.percentile(times[:, 2] / steps, [50, 99]),
+        "total": np.percentile(total, [50, 99]),
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
-        "bound_ms": bound_ms, "ratio": float(np.percentile(total, 50)) / bound_ms,
-        "gflop": flops / 1e9, "bandwidth_gbs": bandwidth / 1e9, "tflops": rate / 1e12,
+        "bound_ms": bound_ms,
+        "ratio": float(np.percentile(total, 50)) / bound_ms,
+        "gflop": flops / 1e9,
+        "bandwidth_gbs": bandwidth / 1e9,
+        "tflops": rate / 1e12,
     }
     if profile and cuda:
         row["attention_kernels"] = attention_kernels(chunk)
-    del model, sampler
-    if cuda:
-        torch.cuda.empty_cache()
     return row
 
 
@@ -180,18 +200,23 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         peak = "-" if np.isnan(r["peak_gib"]) else f"{r['peak_gib']:.2f}"
         lines.append(
-            f"| {r['size']} ({r['params_m']:.3g}M) | {r['device']} | {r['dtype']} | {r['mode']} | {r['cameras']} | {pct(r['pre'])} "
-            f"| {pct(r['prefix'])} | {pct(r['step'])} | {pct(r['total'])} | {peak} | {r['bound_ms']:.3f} | {r['ratio']:.1f} |"
+            f"| {r['size']} ({r['params_m']:.3g}M) | {r['device']} | {r['dtype']} | {r['mode']} | {r['cameras']} "
+            f"| {pct(r['pre'])} | {pct(r['prefix'])} | {pct(r['step'])} | {pct(r['total'])} | {peak} "
+            f"| {r['bound_ms']:.3f} | {r['ratio']:.1f} |"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vla-ros bench", description="π₀ latency table (random weights) with a lower bound")
+    parser = argparse.ArgumentParser(
+        prog="vla-ros bench", description="π₀ latency table (random weights) with a lower bound"
+    )
     parser.add_argument("--size", default="tiny", help="comma-separated: tiny, full")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", help="comma-separated: float32, bfloat16")
-    parser.add_argument("--modes", default="", help="comma-separated: eager, compile, cuda_graph (default: eager on CPU, all on CUDA)")
+    parser.add_argument(
+        "--modes", default="", help="comma-separated: eager, compile, cuda_graph (default: eager on CPU, all on CUDA)"
+    )
     parser.add_argument("--cameras", default="3", help="comma-separated camera counts (1-3)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=30)
@@ -202,23 +227,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    modes = args.modes.split(",") if args.modes else (["eager", "compile", "cuda_graph"] if device.type == "cuda" else ["eager"])
+    modes = (
+        args.modes.split(",")
+        if args.modes
+        else (["eager", "compile", "cuda_graph"] if device.type == "cuda" else ["eager"])
+    )
     rows = []
     for size in args.size.split(","):
         for dtype in args.dtype.split(","):
             for cameras in (int(c) for c in args.cameras.split(",")):
                 for mode in modes:
-                    row = run_row(size, device, dtype, mode, cameras, args.steps, args.repeats, args.warmup, args.profile)
+                    row = run_row(
+                        size, device, dtype, mode, cameras, args.steps, args.repeats, args.warmup, args.profile
+                    )
                     rows.append(row)
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()  # this row's model is gone
                     print(
-                        f"# {size} {dtype} {mode} {cameras} cam: warm-up {row['warmup_s']:.1f} s, {row['gflop']:.3g} GFLOP/chunk, "
+                        f"# {size} {dtype} {mode} {cameras} cam: warm-up {row['warmup_s']:.1f} s, "
+                        f"{row['gflop']:.3g} GFLOP/chunk, "
                         f"measured {row['bandwidth_gbs']:.0f} GB/s copy, {row['tflops']:.2f} TFLOP/s matmul",
                         flush=True,
                     )
                     for line in row.get("attention_kernels", []):
                         print(f"#   attention kernel: {line}", flush=True)
     load = os.getloadavg()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    )
     print(
         f"vla-ros bench: π₀, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {name}, torch {torch.__version__}, "
         f"load average {load[0]:.1f}, {PROMPT_TOKENS} prompt tokens, horizon {HORIZON}, {args.steps} steps, "

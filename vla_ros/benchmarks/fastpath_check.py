@@ -44,14 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     g = torch.Generator().manual_seed(1)
     c, s, n = args.cameras, cfg.vision.image_size, cfg.max_token_len
     inputs = [
-        torch.rand(1, c, 3, s, s, generator=g) * 2 - 1, torch.ones(1, c, dtype=torch.bool),
-        torch.randint(0, cfg.vocab_size, (1, n), generator=g), torch.ones(1, n, dtype=torch.bool),
-        torch.randn(1, cfg.state_dim, generator=g), torch.randn(1, cfg.action_horizon, cfg.action_dim, generator=g),
+        torch.rand(1, c, 3, s, s, generator=g) * 2 - 1,
+        torch.ones(1, c, dtype=torch.bool),
+        torch.randint(0, cfg.vocab_size, (1, n), generator=g),
+        torch.ones(1, n, dtype=torch.bool),
+        torch.randn(1, cfg.state_dim, generator=g),
+        torch.randn(1, cfg.action_horizon, cfg.action_dim, generator=g),
     ]
     inputs = [t.to(device) for t in inputs]
     torch.manual_seed(0)
     reference_model = build_model(cfg, str(device), torch.float32)
-    weights = {k: v.to("cpu") for k, v in reference_model.state_dict().items()} if device.type == "cuda" else reference_model.state_dict()
+    weights = (
+        {k: v.to("cpu") for k, v in reference_model.state_dict().items()}
+        if device.type == "cuda"
+        else reference_model.state_dict()
+    )
     reference = chunk(reference_model, inputs, args.steps, "eager")
     print("| size | device | dtype | mode | max abs delta vs eager float32 | max abs reference | first call s |")
     print("|---|---|---|---|---|---|---|")
@@ -67,12 +74,17 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 out = chunk(models[dtype], inputs, args.steps, mode)
             except Exception as exc:  # noqa: BLE001 - report and go on with the other modes
-                print(f"| {args.size} | {device} | {dtype} | {mode} | failed: {type(exc).__name__}: {str(exc)[:120]} | | |", flush=True)
+                print(
+                    f"| {args.size} | {device} | {dtype} | {mode} "
+                    f"| failed: {type(exc).__name__}: {str(exc)[:120]} | | |",
+                    flush=True,
+                )
                 continue
             delta = (out - reference).abs().max().item()
             print(
                 f"| {args.size} | {device} | {dtype} | {mode} | {delta:.3e} | {reference.abs().max().item():.3f} "
-                f"| {time.perf_counter() - started:.1f} |", flush=True,
+                f"| {time.perf_counter() - started:.1f} |",
+                flush=True,
             )
     return 0
 

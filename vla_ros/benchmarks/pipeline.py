@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_ros.launch_description import DDS_PROFILE_VARIABLE, NodeSpec, dds_environment, params_yaml
+from vla_ros.launch_description import DDS_PROFILE_VARIABLE, NodeSpec, dds_environment
 
 JOINTS = ("joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7")
 CAMERAS = {"rgb8": ("camera/image_raw", (480, 640)), "jpeg": ("camera/image_raw/compressed", (480, 640))}
@@ -49,9 +49,16 @@ def policy_spec(camera: str, image_size: int) -> NodeSpec:
     topic = CAMERAS[camera][0]
     settings = json.dumps({"joints": list(JOINTS), "cameras": ["cam"], "image_size": image_size})
     params = {
-        "backend": "noop", "model_path": "", "backend_settings": settings, "joint_names": list(JOINTS),
-        "camera_names": ["cam"], "camera_topics": [topic], "instruction": "benchmark",
-        "inference_period_s": 0.01, "schedule_margin_s": 0.0, "max_observation_age_s": 1.0,
+        "backend": "noop",
+        "model_path": "",
+        "backend_settings": settings,
+        "joint_names": list(JOINTS),
+        "camera_names": ["cam"],
+        "camera_topics": [topic],
+        "instruction": "benchmark",
+        "inference_period_s": 0.01,
+        "schedule_margin_s": 0.0,
+        "max_observation_age_s": 1.0,
     }
     return NodeSpec("policy_node", "vla_ros.nodes.policy_node", NODE, params)
 
@@ -175,10 +182,14 @@ def measure(camera: str, frames: int, rate_hz: float, log_dir: Path, image_size:
         driver.close()
     latency_ms = np.array([1e3 * (driver.received[k] - t) for k, t in sent.items() if k in driver.received])
     return {
-        "camera": camera, "image_size": image_size, "frames": frames, "chunks": int(latency_ms.size),
+        "camera": camera,
+        "image_size": image_size,
+        "frames": frames,
+        "chunks": int(latency_ms.size),
         "p50_ms": float(np.percentile(latency_ms, 50)) if latency_ms.size else float("nan"),
         "p99_ms": float(np.percentile(latency_ms, 99)) if latency_ms.size else float("nan"),
-        "node_p50_ms": node_p50, "node_p99_ms": node_p99,
+        "node_p50_ms": node_p50,
+        "node_p99_ms": node_p99,
     }
 
 
@@ -190,50 +201,78 @@ def worker_env(dds: str, domain_id: int, log_dir: Path) -> dict[str, str]:
     return env
 
 
-def run_case(dds: str, camera: str, frames: int, rate_hz: float, log_dir: Path, image_size: int = 224, timeout_s: float = 300.0) -> dict:
+def run_case(
+    dds: str, camera: str, frames: int, rate_hz: float, log_dir: Path, image_size: int = 224, timeout_s: float = 300.0
+) -> dict:
     """One measurement in a fresh worker process (DDS settings are read at rclpy start-up)."""
     domain = 150 + (os.getpid() + hash((dds, camera))) % 60
-    cmd = [sys.executable, "-m", "vla_ros.benchmarks.pipeline", "--worker", camera, "--frames", str(frames), "--rate-hz", str(rate_hz), "--log-dir", str(log_dir),
-           "--image-size", str(image_size)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vla_ros.benchmarks.pipeline",
+        "--worker",
+        camera,
+        "--frames",
+        str(frames),
+        "--rate-hz",
+        str(rate_hz),
+        "--log-dir",
+        str(log_dir),
+        "--image-size",
+        str(image_size),
+    ]
     out = subprocess.run(cmd, env=worker_env(dds, domain, log_dir), capture_output=True, text=True, timeout=timeout_s)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
-        raise RuntimeError(f"pipeline worker ({dds}, {camera}) failed with code {out.returncode}:\n{out.stderr[-2000:]}")
+        raise RuntimeError(
+            f"pipeline worker ({dds}, {camera}) failed with code {out.returncode}:\n{out.stderr[-2000:]}"
+        )
     return {"dds": dds, **json.loads(lines[-1])}
 
 
 def table(results: list[dict]) -> str:
     rows = [
-        "| camera | backend input | DDS | chunks / frames | frame -> chunk p50 / p99 (ms) | median of runs' p50 (ms) | node: frame stamp -> chunk published p50 / p99 (ms) |",
+        "| camera | backend input | DDS | chunks / frames | frame -> chunk p50 / p99 (ms) | median of runs' p50 (ms) "
+        "| node: frame stamp -> chunk published p50 / p99 (ms) |",
         "|---|---|---|---|---|---|---|",
     ]
-    keys = sorted({(r["camera"], r["image_size"], r["dds"]) for r in results}, key=lambda k: (list(CAMERAS).index(k[0]), k[1], k[2]))
+    keys = sorted(
+        {(r["camera"], r["image_size"], r["dds"]) for r in results},
+        key=lambda k: (list(CAMERAS).index(k[0]), k[1], k[2]),
+    )
     for camera, size, dds in keys:
         runs = [r for r in results if (r["camera"], r["image_size"], r["dds"]) == (camera, size, dds)]
         best = min(runs, key=lambda r: r["p50_ms"] if r["chunks"] else float("inf"))
         median = float(np.median([r["p50_ms"] for r in runs]))
         label = "640x480 rgb8 Image" if camera == "rgb8" else "480x640 JPEG CompressedImage"
         rows.append(
-            f"| {label} | {f'fitted into {size}x{size} (INTER_AREA)' if size else 'as received'} | {dds} | {best['chunks']} / {best['frames']} | {best['p50_ms']:.2f} / {best['p99_ms']:.2f} | {median:.2f} "
+            f"| {label} | {f'fitted into {size}x{size} (INTER_AREA)' if size else 'as received'} | {dds} "
+            f"| {best['chunks']} / {best['frames']} | {best['p50_ms']:.2f} / {best['p99_ms']:.2f} | {median:.2f} "
             f"| {best['node_p50_ms']:.2f} / {best['node_p99_ms']:.2f} |"
         )
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="frame -> chunk overhead of the ROS path (no-op backend, real node processes)")
+    parser = argparse.ArgumentParser(
+        description="frame -> chunk overhead of the ROS path (no-op backend, real node processes)"
+    )
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--rate-hz", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--dds", default="shm,udp", help="comma-separated: shm, udp")
     parser.add_argument("--cameras", default="rgb8,jpeg", help="comma-separated: rgb8, jpeg")
-    parser.add_argument("--image-size", default="224", help="comma-separated backend input sizes; 0 = frames as received")
+    parser.add_argument(
+        "--image-size", default="224", help="comma-separated backend input sizes; 0 = frames as received"
+    )
     parser.add_argument("--worker", choices=tuple(CAMERAS), help=argparse.SUPPRESS)
     parser.add_argument("--log-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.worker:
         sys.setswitchinterval(0.0005)  # as the policy node: the driver's own threads add no GIL wait
-        print(json.dumps(measure(args.worker, args.frames, args.rate_hz, args.log_dir, int(args.image_size))), flush=True)
+        print(
+            json.dumps(measure(args.worker, args.frames, args.rate_hz, args.log_dir, int(args.image_size))), flush=True
+        )
         return 0
     with tempfile.TemporaryDirectory(prefix="vla_ros_pipeline_") as tmp:
         log_dir = args.log_dir or Path(tmp)
@@ -244,11 +283,16 @@ def main(argv: list[str] | None = None) -> int:
                     for size in (int(v) for v in args.image_size.split(",")):
                         results.append(run_case(dds, camera, args.frames, args.rate_hz, log_dir, size))
                         r = results[-1]
-                        print(f"# {dds} {camera} {size}: {r['chunks']}/{r['frames']} chunks, p50 {r['p50_ms']:.2f} ms", file=sys.stderr, flush=True)
+                        print(
+                            f"# {dds} {camera} {size}: {r['chunks']}/{r['frames']} chunks, p50 {r['p50_ms']:.2f} ms",
+                            file=sys.stderr,
+                            flush=True,
+                        )
     load = os.getloadavg()
     print(
         f"pipeline benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
-        f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, {args.frames} frames at {args.rate_hz:g} Hz, {args.runs} run(s)"
+        f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, {args.frames} frames at {args.rate_hz:g} Hz, "
+        f"{args.runs} run(s)"
     )
     print(table(results))
     return 0

@@ -44,7 +44,9 @@ def image_msg_to_rgb(msg: Image) -> np.ndarray:
     """
     if _BRIDGE is not None and msg.encoding in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
         return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")
-    return images.image_msg_fields_to_rgb8(msg.data, msg.height, msg.width, msg.encoding, msg.step, msg.is_bigendian, copy=False)
+    return images.image_msg_fields_to_rgb8(
+        msg.data, msg.height, msg.width, msg.encoding, msg.step, msg.is_bigendian, copy=False
+    )
 
 
 def compressed_msg_to_rgb(msg: CompressedImage) -> np.ndarray:

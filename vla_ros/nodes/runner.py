@@ -20,7 +20,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def run_node(
-    factory, name: str, startup_errors: tuple[type[BaseException], ...] = (ValueError,), args=None, multithreaded: bool = False,
+    factory,
+    name: str,
+    startup_errors: tuple[type[BaseException], ...] = (ValueError,),
+    args=None,
+    multithreaded: bool = False,
     switch_interval_s: float | None = None,
 ) -> int:
     """Spin the node `factory()` builds until a stop signal; a startup error in `startup_errors` is

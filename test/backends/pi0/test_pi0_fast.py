@@ -58,7 +58,9 @@ def test_compiled_sampler_matches_eager_float32():
     on this CI's 2 cores; the full-size loop is compiled and checked by scripts/gpu_check.sh)."""
     cfg = tiny_config(horizon=8)
     cfg = dataclasses.replace(
-        cfg, paligemma=dataclasses.replace(cfg.paligemma, depth=1), action_expert=dataclasses.replace(cfg.action_expert, depth=1)
+        cfg,
+        paligemma=dataclasses.replace(cfg.paligemma, depth=1),
+        action_expert=dataclasses.replace(cfg.action_expert, depth=1),
     )
     torch.manual_seed(0)
     model = build_model(cfg, "cpu", torch.float32)
@@ -102,10 +104,15 @@ def test_modes_are_checked_against_the_device():
 def test_device_images_are_bit_identical_to_the_processor_on_cpu(origin):
     cfg = dataclasses.replace(tiny_config(horizon=4), vision=dataclasses.replace(tiny_config().vision, image_size=56))
     settings = Pi0Settings(joints=("a", "b"), cameras={"front": "base_0_rgb", "wrist": "right_wrist_0_rgb"})
-    stats = DatasetStatistics(FeatureStats(np.zeros(2), np.ones(2), np.ones(2, bool)), FeatureStats(np.zeros(2), np.ones(2), np.ones(2, bool)))
+    stats = DatasetStatistics(
+        FeatureStats(np.zeros(2), np.ones(2), np.ones(2, bool)), FeatureStats(np.zeros(2), np.ones(2), np.ones(2, bool))
+    )
     processor = Pi0Processor(cfg, settings, stats, default_profile(cfg, origin))
     rng = np.random.default_rng(3)
-    frames = {"front": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), "wrist": rng.integers(0, 256, (56, 56, 3), dtype=np.uint8)}
+    frames = {
+        "front": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+        "wrist": rng.integers(0, 256, (56, 56, 3), dtype=np.uint8),
+    }
     frames["front"].flags.writeable = False  # as a view of a received message
     expected, expected_valid = processor.images(frames)
     pixels, valid = DeviceImages(processor, torch.device("cpu"))(frames)

@@ -32,17 +32,29 @@ class NoopBackend(Backend):
         self.dt_s = settings.dt_s
         self.last_inputs: dict[str, np.ndarray] = {}  # the prepared frames of the last predict
 
-    def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
+    def predict(
+        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
+    ) -> ActionChunk:
         start = time.perf_counter()
         try:
-            q = select_joints(observation.joint_names, np.asarray(observation.joint_positions, float), self.joint_names, "the observation")
+            q = select_joints(
+                observation.joint_names,
+                np.asarray(observation.joint_positions, float),
+                self.joint_names,
+                "the observation",
+            )
         except JointNameError as exc:
             raise BackendError(f"noop backend: {exc}") from exc
         size = self.settings.image_size
         try:
-            self.last_inputs = {c: resize_with_pad(observation.images[c], size, size) if size else observation.images[c] for c in self.camera_names}
+            self.last_inputs = {
+                c: resize_with_pad(observation.images[c], size, size) if size else observation.images[c]
+                for c in self.camera_names
+            }
         except KeyError as exc:
-            raise BackendError(f"noop backend needs cameras {list(self.camera_names)}; observation lacks {exc}") from exc
+            raise BackendError(
+                f"noop backend needs cameras {list(self.camera_names)}; observation lacks {exc}"
+            ) from exc
         positions = np.repeat(q[None], self.horizon, axis=0)
         return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, positions, time.perf_counter() - start)
 

@@ -20,8 +20,11 @@ class NoopSettings(SettingsBase):
         object.__setattr__(self, "joints", tuple(self.joints))
         object.__setattr__(self, "cameras", tuple(self.cameras))
         if not self.joints or not self.cameras:
-            raise ValueError(f"{self.source}: joints and cameras must be non-empty, got {list(self.joints)}, {list(self.cameras)}")
+            raise ValueError(
+                f"{self.source}: joints and cameras must be non-empty, got {list(self.joints)}, {list(self.cameras)}"
+            )
         if self.horizon < 1 or not self.dt_s > 0 or self.image_size < 0:
             raise ValueError(
-                f"{self.source}: need horizon >= 1, dt_s > 0, image_size >= 0; got {self.horizon}, {self.dt_s}, {self.image_size}"
+                f"{self.source}: need horizon >= 1, dt_s > 0, image_size >= 0; "
+                f"got {self.horizon}, {self.dt_s}, {self.image_size}"
             )

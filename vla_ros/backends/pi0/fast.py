@@ -59,12 +59,19 @@ class FastSampler:
         self.device = next(model.parameters()).device
         self.mode = resolve_mode(mode, self.device)
         compiled = self.mode == "compile"
-        self._compiled = torch.compile(self._loop, fullgraph=True, dynamic=False, backend=compile_backend) if compiled else None
+        self._compiled = (
+            torch.compile(self._loop, fullgraph=True, dynamic=False, backend=compile_backend) if compiled else None
+        )
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor], torch.Tensor]] = {}
 
     def _loop(
-        self, keys: list[torch.Tensor], values: list[torch.Tensor], mask: torch.Tensor, positions: torch.Tensor,
-        state: torch.Tensor | None, noise: torch.Tensor,
+        self,
+        keys: list[torch.Tensor],
+        values: list[torch.Tensor],
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        state: torch.Tensor | None,
+        noise: torch.Tensor,
     ) -> torch.Tensor:
         """The Euler loop of `blocks.flow.euler_integrate` over `Pi0Model.velocity`, unrolled (static t, dt)."""
         cache = KVCache(keys, values, mask, positions)
@@ -104,8 +111,12 @@ class FastSampler:
 
         def run() -> torch.Tensor:
             return self._loop(
-                [static[f"k{i}"] for i in range(depth)], [static[f"v{i}"] for i in range(depth)], static["mask"],
-                static["positions"], static.get("state"), static["noise"],
+                [static[f"k{i}"] for i in range(depth)],
+                [static[f"v{i}"] for i in range(depth)],
+                static["mask"],
+                static["positions"],
+                static.get("state"),
+                static["noise"],
             )
 
         side = torch.cuda.Stream()
@@ -157,7 +168,9 @@ class DeviceImages:
         x = frame.to(self.device, non_blocking=True).float().div(255.0)
         if rgb.shape[:2] != (self.size, self.size):
             h, w = fitted_size(*rgb.shape[:2], self.size)
-            x = F.interpolate(x.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+            x = F.interpolate(x.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False).clamp(
+                0.0, 1.0
+            )
             top, left = (self.size - h) // 2, (self.size - w) // 2
             x = F.pad(x, (left, self.size - w - left, top, self.size - h - top), value=0.0)[0].permute(1, 2, 0)
         return (x * 2.0 - 1.0).permute(2, 0, 1)
