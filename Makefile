@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: demo test venv train evaluate colcon-check params clean
+.PHONY: demo demo-remote test lint venv train train-ee evaluate colcon-check params clean
 
 venv: $(STAMP)
 
@@ -24,11 +24,21 @@ $(STAMP): requirements.txt setup.py
 demo: venv
 	$(PY) -m vla_ros.cli demo --episodes 20
 
-test: venv
+demo-remote: venv
+	$(PY) -m vla_ros.cli demo --remote --episodes 20
+
+test: venv lint
 	$(PY) -m pytest test -q -p no:cacheprovider
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 train: venv
 	$(PY) -m vla_ros.cli train --out models/demo
+
+train-ee: venv
+	$(PY) -m vla_ros.cli train --out models/demo_ee --action-space ee_delta --budget-s 1500 --threads 1
 
 evaluate: venv
 	$(PY) -m vla_ros.cli evaluate --episodes 50

@@ -65,8 +65,12 @@ class Bringup:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 out = open(self.log_dir / f"{spec.name}.log", "w")  # noqa: SIM115 - closed with the process
             self.procs[spec.name] = subprocess.Popen(
-                spec.command(str(params_file)), env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
-                start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
+                spec.command(str(params_file)),
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),
             )
 
     def dead(self) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""`python -m vla_ros.cli demo | compare-blends | plot | train | evaluate | bringup | bench | params`."""
+"""`python -m vla_ros.cli demo | compare-blends | plot | train | evaluate | bringup | params | serve | bench`."""
 
 from __future__ import annotations
 
@@ -10,32 +10,91 @@ import time
 from pathlib import Path
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _demo(args) -> int:
     from vla_ros.demo import run_demo
 
-    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    log = _log
+    if args.remote:
+        return _demo_remote(args, log)
     summary = run_demo(
-        args.episodes, args.first_seed, args.run_dir, args.model_path, episode_timeout_s=args.episode_timeout_s,
-        blend_mode=args.blend, inference_delay_s=args.inference_delay_s, backend=args.backend, log=log,
+        args.episodes,
+        args.first_seed,
+        args.run_dir,
+        args.model_path,
+        episode_timeout_s=args.episode_timeout_s,
+        blend_mode=args.blend,
+        inference_delay_s=args.inference_delay_s,
+        backend=args.backend,
+        log=log,
     )
+    return _demo_result(summary, args)
+
+
+def _demo_result(summary: dict, args) -> int:
     short = {k: v for k, v in summary.items() if k != "episodes_detail"}
     print(json.dumps(short), flush=True)
     return 0 if summary["success_rate"] >= args.min_success_rate else 1
+
+
+def _demo_remote(args, log) -> int:
+    """The demo with the policy node's backend `openpi_remote`, talking to `vla-ros serve` in another process."""
+    from vla_ros.config import load_robot_config, resolve_package_path
+    from vla_ros.demo import run_demo
+    from vla_ros.remote.local_server import ServedPolicy, write_remote_settings
+
+    policy = load_robot_config("sim").policy
+    run_dir = (args.run_dir or Path("runs") / time.strftime("demo-remote-%Y%m%d-%H%M%S")).resolve()
+    model_path = resolve_package_path(args.model_path or policy.get("model_path", "models/demo"))
+    backend = args.backend or policy.get("backend", "octo")
+    with ServedPolicy(backend, model_path, run_dir / "logs" / "serve.log") as served:
+        log(f"serving {model_path} at {served.url}")
+        settings = write_remote_settings(run_dir / "remote_policy", served.port)
+        summary = run_demo(
+            args.episodes,
+            args.first_seed,
+            run_dir,
+            str(settings),
+            episode_timeout_s=args.episode_timeout_s,
+            blend_mode=args.blend,
+            inference_delay_s=args.inference_delay_s,
+            backend="openpi_remote",
+            log=log,
+        )
+    summary["remote"] = {"server": served.url, "served_backend": backend, "model_path": str(model_path)}
+    return _demo_result(summary, args)
 
 
 def _compare_blends(args) -> int:
     """The demo for every (delay, blend mode): one markdown table row each."""
     from vla_ros.demo import run_demo
 
-    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    log = _log
     base = args.run_dir or Path("runs") / time.strftime("blends-%Y%m%d-%H%M%S")
-    print("| inference delay | blend mode | success | max jerk (rad/s^3) | RMS jerk (rad/s^3) | switch jump p50 / max (rad) |")
+    print(
+        "| inference delay | blend mode | success | max jerk (rad/s^3) | RMS jerk (rad/s^3) | switch jump p50 / max "
+        "(rad) |"
+    )
     print("|---|---|---|---|---|---|")
     for delay in args.delays:
         for mode in args.modes:
-            s = run_demo(args.episodes, args.first_seed, base / f"{mode}-{int(delay * 1000)}ms", blend_mode=mode, inference_delay_s=delay, log=log)
+            s = run_demo(
+                args.episodes,
+                args.first_seed,
+                base / f"{mode}-{int(delay * 1000)}ms",
+                blend_mode=mode,
+                inference_delay_s=delay,
+                log=log,
+            )
             m = s["smoothness"]
-            print(f"| {delay * 1000:.0f} ms | {mode} | {s['success_rate']:.2f} | {m['max_jerk']:.1f} | {m['rms_jerk']:.2f} | {m['switch_jump_p50']:.4f} / {m['switch_jump_max']:.4f} |", flush=True)
+            print(
+                f"| {delay * 1000:.0f} ms | {mode} | {s['success_rate']:.2f} | {m['max_jerk']:.1f} | "
+                f"{m['rms_jerk']:.2f} | {m['switch_jump_p50']:.4f} / {m['switch_jump_max']:.4f} |",
+                flush=True,
+            )
     return 0
 
 
@@ -52,7 +111,15 @@ def _train(args) -> int:
     from vla_ros.backends.octo.checkpoint import save_checkpoint
     from vla_ros.sim.evaluation import expert_policy, success_rate
     from vla_ros.sim.recorder import RecorderSettings, record
-    from vla_ros.training.train import TrainSettings, backend_from, load_dataset, make_config, train, write_model_card
+    from vla_ros.training.train import (
+        ACTION_SPACES,
+        TrainSettings,
+        backend_from,
+        load_dataset,
+        make_config,
+        train,
+        write_model_card,
+    )
 
     start = time.monotonic()
     rec = RecorderSettings(episodes=args.episodes)
@@ -60,8 +127,10 @@ def _train(args) -> int:
         data_path = Path(args.dataset) if args.dataset else Path(tmp) / "demos.npz"
         summary = record(rec, data_path) if not (args.dataset and data_path.is_file()) else {"episodes": rec.episodes}
         data = load_dataset(data_path)
-    cfg = make_config(data, rec.dt_s)
-    settings = TrainSettings(budget_s=args.budget_s, seed=args.seed)
+    cfg = make_config(data, rec.dt_s, ACTION_SPACES[args.action_space])
+    settings = TrainSettings(
+        budget_s=args.budget_s, seed=args.seed, threads=args.threads, lr=args.lr, init_from=args.init_from
+    )
     model, stats, info = train(data, cfg, settings)
     out = Path(args.out)
     save_checkpoint(out, model, stats)
@@ -78,6 +147,12 @@ def _train(args) -> int:
         image_size=cfg.image_size,
         horizon=cfg.horizon,
         dt_s=cfg.dt_s,
+        action_space=args.action_space,
+        action_space_text=(
+            "arm joints relative to the state"
+            if args.action_space == "joint"
+            else f"action space {cfg.action_space}: end-effector deltas of the tool, base frame, through IK"
+        ),
         batch_size=settings.batch_size,
         threads=settings.threads,
         total_seconds=round(time.monotonic() - start, 1),
@@ -90,6 +165,7 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from vla_ros.backends.action_output import robot_body
     from vla_ros.backends.base import load_backend
     from vla_ros.backends.settings import parse_overrides
     from vla_ros.config import load_robot_config, resolve_package_path
@@ -100,12 +176,26 @@ def _evaluate(args) -> int:
     if args.expert:
         rate = success_rate(expert_policy, seeds)
     else:
-        params = policy_parameters(load_robot_config("sim"), args.backend, args.model_path)
+        robot = load_robot_config("sim")
+        params = policy_parameters(robot, args.backend, args.model_path)
         path = params.get("model_path", "")
         settings = parse_overrides(params.get("backend_settings", ""))
-        backend = load_backend(params.get("backend", "octo"), resolve_package_path(path) if path else None, settings)
+        backend = load_backend(
+            params.get("backend", "octo"),
+            resolve_package_path(path) if path else None,
+            settings,
+            robot=robot_body(robot),
+        )
         rate = success_rate(lambda sim: backend.predict, seeds)
-    print(json.dumps({"success_rate": rate, "episodes": len(seeds), "backend": "expert" if args.expert else args.backend or "octo"}))
+    print(
+        json.dumps(
+            {
+                "success_rate": rate,
+                "episodes": len(seeds),
+                "backend": "expert" if args.expert else args.backend or "octo",
+            }
+        )
+    )
     return 0
 
 
@@ -113,8 +203,10 @@ def _params(_args) -> int:
     from vla_ros.params import EXECUTOR, MANAGER, POLICY, SIM
 
     tables = (
-        ("policy_node (vla_policy)", POLICY), ("chunk_executor (vla_chunk_executor)", EXECUTOR),
-        ("lifecycle_manager (vla_lifecycle_manager)", MANAGER), ("sim_robot (vla_sim_robot)", SIM),
+        ("policy_node (vla_policy)", POLICY),
+        ("chunk_executor (vla_chunk_executor)", EXECUTOR),
+        ("lifecycle_manager (vla_lifecycle_manager)", MANAGER),
+        ("sim_robot (vla_sim_robot)", SIM),
     )
     for title, schema in tables:
         print(f"#### {title}\n\n{schema.markdown()}\n")
@@ -131,9 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-path", default="")
     p.add_argument("--episode-timeout-s", type=float, default=10.0)
     p.add_argument("--min-success-rate", type=float, default=0.0, help="exit 1 below this rate")
-    p.add_argument("--blend", default="replace", help="executor blend mode: replace, crossfade, temporal_ensemble, guided")
-    p.add_argument("--inference-delay-s", type=float, default=0.0, help="artificial latency added to every chunk (seconds)")
+    p.add_argument(
+        "--blend", default="replace", help="executor blend mode: replace, crossfade, temporal_ensemble, guided"
+    )
+    p.add_argument(
+        "--inference-delay-s", type=float, default=0.0, help="artificial latency added to every chunk (seconds)"
+    )
     p.add_argument("--backend", default="", help="policy backend (default: the robot config's)")
+    p.add_argument(
+        "--remote",
+        action="store_true",
+        help="serve the backend with `vla-ros serve` in another process (node: openpi_remote)",
+    )
     p.set_defaults(func=_demo)
     p = sub.add_parser("compare-blends", help="the demo per inference delay and blend mode; prints a markdown table")
     p.add_argument("--delays", type=float, nargs="+", default=[0.1, 0.2, 0.3])
@@ -145,18 +246,36 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("plot", help="plot a run recorded by the executor (record_path) to PNG; prints smoothness")
     p.add_argument("run", type=Path, help="the .npz the executor wrote")
     p.add_argument("--out", type=Path, default=None, help="PNG path (default: next to the run)")
-    p.add_argument("--window", type=float, nargs=2, default=None, metavar=("START_S", "END_S"), help="seconds after the first command")
+    p.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("START_S", "END_S"),
+        help="seconds after the first command",
+    )
     p.set_defaults(func=_plot)
     p = sub.add_parser("train", help="record expert demonstrations and train the demo model")
     p.add_argument("--out", default="models/demo")
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--budget-s", type=float, default=600.0, help="training wall-clock budget (seconds)")
     p.add_argument("--dataset", default="", help="reuse/keep a recorded .npz")
+    p.add_argument(
+        "--action-space",
+        choices=["joint", "ee_delta"],
+        default="joint",
+        help="what the model predicts: joint targets (models/demo) or end-effector deltas through IK (models/demo_ee)",
+    )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 on a machine shared with other jobs)")
+    p.add_argument("--lr", type=float, default=6e-4, help="peak learning rate")
+    p.add_argument("--init-from", default="", help="continue training from this checkpoint folder (same action space)")
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--eval-first-seed", type=int, default=1000)
     p.set_defaults(func=_train)
-    p = sub.add_parser("evaluate", help="closed-loop success rate in the sim without ROS (same executor core as the nodes)")
+    p = sub.add_parser(
+        "evaluate", help="closed-loop success rate in the sim without ROS (same executor core as the nodes)"
+    )
     p.add_argument("--backend", default="", help="policy backend (default: the sim robot config's)")
     p.add_argument("--model-path", default="", help="checkpoint folder (default: the robot config's)")
     p.add_argument("--episodes", type=int, default=20)
@@ -169,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("bench", help="π₀ latency table per size, device, dtype, fast path (random weights); bench --help")
     p = sub.add_parser("params", help="print the node parameter tables (markdown)")
     p.set_defaults(func=_params)
+    p = sub.add_parser("serve", help="serve a backend over openpi's websocket protocol")
+    __import__("vla_ros.remote.server", fromlist=["add_serve_arguments"]).add_serve_arguments(p)
+    p.set_defaults(func=lambda a: __import__("vla_ros.remote.server", fromlist=["serve_main"]).serve_main(a))
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # its own options (benchmarks/bench.py)
         from vla_ros.benchmarks.bench import main as bench

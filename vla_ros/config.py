@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from vla_ros.core.types import JointLimits
@@ -45,6 +44,27 @@ class RobotConfig:
     use_sim: bool = False
     urdf: str = ""  # URDF path as written in the config ("" = none)
     workspace: WorkspaceConfig | None = None
+    end_effector: EndEffectorConfig | None = None
+    action_space: dict[str, Any] | None = None  # the `action_space:` block (validated; see backends/action_output.py)
+    cartesian_output: CartesianOutputConfig | None = None
+
+
+@dataclass(frozen=True)
+class EndEffectorConfig:
+    """The URDF link end-effector actions and states refer to, the base link whose frame they are in
+    ("" = the URDF root) and the gripper joint gripper values drive ("" = none)."""
+
+    link: str
+    base_link: str = ""
+    gripper_joint: str = ""
+
+
+@dataclass(frozen=True)
+class CartesianOutputConfig:
+    """Commands as end-effector targets of `end_effector.link` in `base_link`'s frame: `pose`
+    (geometry_msgs/PoseStamped) or `twist` (geometry_msgs/TwistStamped, MoveIt Servo)."""
+
+    type: str
 
 
 @dataclass(frozen=True)
@@ -80,8 +100,16 @@ def default_config_dir() -> Path:
         raise ConfigError(f"cannot find the vla_ros config folder (looked in {source}): {exc}") from exc
 
 
+URDF_PACKAGE_PREFIX = "example-robot-data:"
+
+
 def resolve_package_path(path: str) -> Path:
-    """A path as written in config: absolute, or relative to the package root / share dir."""
+    """A path as written in config: absolute, relative to the package root / share dir, or
+    `example-robot-data:<robots/ relative path>` (a URDF shipped by the example-robot-data wheel)."""
+    if path.startswith(URDF_PACKAGE_PREFIX):
+        from vla_ros.core.robot_descriptions import example_robot_data_urdf
+
+        return example_robot_data_urdf(path[len(URDF_PACKAGE_PREFIX) :])
     p = Path(path).expanduser()
     if p.is_absolute():
         return p
@@ -109,7 +137,22 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
 
     if not isinstance(raw, dict):
         raise fail("(top level)", "must be a mapping")
-    known = {"name", "joints", "joint_limits", "cameras", "topics", "policy", "executor", "use_sim", "description", "urdf", "workspace"}
+    known = {
+        "name",
+        "joints",
+        "joint_limits",
+        "cameras",
+        "topics",
+        "policy",
+        "executor",
+        "use_sim",
+        "description",
+        "urdf",
+        "workspace",
+        "end_effector",
+        "action_space",
+        "cartesian_output",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise fail(unknown[0], f"unknown key (known: {sorted(known)})")
@@ -127,6 +170,9 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
         raise fail("urdf", f"must be a path, got {urdf!r}")
     limits = _parse_limits(raw["joint_limits"], tuple(joints), urdf, fail)
     workspace = _parse_workspace(raw.get("workspace"), urdf, fail)
+    end_effector = _parse_end_effector(raw.get("end_effector"), urdf, tuple(joints), fail)
+    action_space = _parse_action_space(raw.get("action_space"), source, fail)
+    cartesian_output = _parse_cartesian_output(raw.get("cartesian_output"), end_effector, fail)
 
     cams = raw["cameras"]
     if not isinstance(cams, dict) or not cams:
@@ -163,6 +209,9 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
         use_sim=bool(raw.get("use_sim", False)),
         urdf=urdf,
         workspace=workspace,
+        end_effector=end_effector,
+        action_space=action_space,
+        cartesian_output=cartesian_output,
     )
 
 
@@ -185,7 +234,7 @@ def _parse_limits(limits_raw: Any, joints: tuple[str, ...], urdf: str, fail) -> 
         from vla_ros.core.kinematics import KinematicsError, UrdfKinematics
 
         try:
-            base = UrdfKinematics(resolve_package_path(urdf), joints).joint_limits()
+            base = UrdfKinematics(_resolved_urdf(urdf, fail), joints).joint_limits()
         except KinematicsError as exc:
             raise fail("urdf", str(exc)) from exc
 
@@ -211,7 +260,11 @@ def _parse_workspace(raw: Any, urdf: str, fail) -> WorkspaceConfig | None:
         raise fail("workspace.link", "missing: the link whose position is checked")
 
     def point(key: str, value: Any) -> tuple[float, float, float]:
-        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+        if not (
+            isinstance(value, list)
+            and len(value) == 3
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+        ):
             raise fail(key, f"must be [x, y, z] in metres, got {value!r}")
         return tuple(float(x) for x in value)
 
@@ -227,7 +280,90 @@ def _parse_workspace(raw: Any, urdf: str, fail) -> WorkspaceConfig | None:
     keep_out = raw.get("keep_out") or []
     if not isinstance(keep_out, list):
         raise fail("workspace.keep_out", "must be a list of boxes")
-    return WorkspaceConfig(raw["link"], lower, upper, tuple(box(f"workspace.keep_out[{i}]", b) for i, b in enumerate(keep_out)))
+    return WorkspaceConfig(
+        raw["link"], lower, upper, tuple(box(f"workspace.keep_out[{i}]", b) for i, b in enumerate(keep_out))
+    )
+
+
+def _resolved_urdf(urdf: str, fail) -> Path:
+    try:
+        return resolve_package_path(urdf)
+    except FileNotFoundError as exc:
+        raise fail("urdf", str(exc)) from exc
+
+
+def _parse_end_effector(raw: Any, urdf: str, joints: tuple[str, ...], fail) -> EndEffectorConfig | None:
+    """`end_effector: {link, base_link, gripper_joint}`; the links must be in the URDF, the joint a robot joint."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise fail("end_effector", f"must be {{link: ..., base_link: ..., gripper_joint: ...}}, got {raw!r}")
+    unknown = sorted(set(raw) - {"link", "base_link", "gripper_joint"})
+    if unknown:
+        raise fail(f"end_effector.{unknown[0]}", "unknown key (known: ['base_link', 'gripper_joint', 'link'])")
+    for key in ("link", "base_link", "gripper_joint"):
+        if not isinstance(raw.get(key, ""), str) or (key == "link" and not raw.get(key)):
+            raise fail(
+                f"end_effector.{key}",
+                f"must be a {'joint' if key == 'gripper_joint' else 'URDF link'} name, got {raw.get(key)!r}",
+            )
+    if not urdf:
+        raise fail("end_effector", "needs a urdf (forward and inverse kinematics of the link)")
+    gripper = raw.get("gripper_joint", "")
+    if gripper and gripper not in joints:
+        raise fail("end_effector.gripper_joint", f"{gripper!r} is not one of the joints {list(joints)}")
+    from vla_ros.core.kinematics import KinematicsError, UrdfKinematics
+
+    try:
+        kinematics = UrdfKinematics(_resolved_urdf(urdf, fail), joints)
+    except KinematicsError as exc:
+        raise fail("urdf", str(exc)) from exc
+    for key in ("link", "base_link"):
+        if raw.get(key) and not kinematics.model.existFrame(raw[key]):
+            raise fail(f"end_effector.{key}", f"{raw[key]!r} is not a link of {kinematics.path}")
+    return EndEffectorConfig(raw["link"], raw.get("base_link", ""), gripper)
+
+
+def _parse_action_space(raw: Any, source: str, fail) -> dict[str, Any] | None:
+    """`action_space:` (preset + overrides, or groups), checked by the core: an unknown preset or field
+    names the key and the value. Returned as written: the checkpoint's own space may come first."""
+    if raw is None:
+        return None
+    from vla_ros.core.action_space import ActionSpaceError, action_space_from_dict
+
+    if not isinstance(raw, dict):
+        raise fail("action_space", f"must be a mapping (preset and overrides), got {raw!r}")
+    if "preset" in raw or "groups" in raw:
+        try:
+            action_space_from_dict(raw, source="action_space")
+        except ActionSpaceError as exc:
+            raise fail(*str(exc).split(": ", 1)) from exc
+    else:  # overrides of the checkpoint's space: check them over a preset that has every group type
+        problems = []
+        for preset in ("libero_ee_delta", "droid_joint_velocity", "joint_absolute"):
+            try:
+                action_space_from_dict({"preset": preset, **raw}, source="action_space")
+                break
+            except ActionSpaceError as exc:
+                problems.append(str(exc))
+        else:
+            raise fail(*problems[0].replace("action_space.preset.", "action_space.").split(": ", 1))
+    return dict(raw)
+
+
+CARTESIAN_OUTPUTS = ("pose", "twist")
+
+
+def _parse_cartesian_output(raw: Any, end_effector: EndEffectorConfig | None, fail) -> CartesianOutputConfig | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"type"}:
+        raise fail("cartesian_output", f"must be {{type: pose | twist}}, got {raw!r}")
+    if raw.get("type") not in CARTESIAN_OUTPUTS:
+        raise fail("cartesian_output.type", f"must be one of {list(CARTESIAN_OUTPUTS)}, got {raw.get('type')!r}")
+    if end_effector is None:
+        raise fail("cartesian_output", "needs end_effector (the link whose pose is commanded)")
+    return CartesianOutputConfig(raw["type"])
 
 
 _NODE_KEYS_SET_BY_BRINGUP = ("joint_names", "camera_names", "camera_topics")
@@ -261,7 +397,10 @@ def _parse_policy(block: dict[str, Any], fail) -> tuple[dict[str, Any], dict[str
             raise fail("policy.backend", str(exc)) from exc
         unknown = sorted(set(settings) - set(known))
         if unknown:
-            raise fail(f"policy.{unknown[0]}", f"neither a policy_node parameter nor a '{backend}' backend setting (settings: {sorted(known)})")
+            raise fail(
+                f"policy.{unknown[0]}",
+                f"neither a policy_node parameter nor a '{backend}' backend setting (settings: {sorted(known)})",
+            )
         for name, value in settings.items():
             problem = type_problem(settings_class(backend), name, value)
             if problem:

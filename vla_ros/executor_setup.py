@@ -38,8 +38,30 @@ def workspace_from_parameters(params: Mapping[str, Any], joints: tuple[str, ...]
         raise ValueError(f"parameter workspace_keep_out: needs 6 numbers per box, got {len(keep_out)}")
     boxes = tuple((keep_out[i : i + 3], keep_out[i + 3 : i + 6]) for i in range(0, len(keep_out), 6))
     return urdf_workspace(
-        resolve_package_path(params["urdf_path"]), joints, params["workspace_link"], params["workspace_min"], params["workspace_max"], boxes
+        resolve_package_path(params["urdf_path"]),
+        joints,
+        params["workspace_link"],
+        params["workspace_min"],
+        params["workspace_max"],
+        boxes,
     )
+
+
+def cartesian_from_parameters(params: Mapping[str, Any], joints: tuple[str, ...]):
+    """CartesianCommands for the `pose` / `twist` outputs (None for joint outputs); ValueError naming the parameter."""
+    from vla_ros.core.cartesian import CartesianCommands
+    from vla_ros.core.kinematics import UrdfKinematics
+
+    p = with_defaults(params)
+    if p["output"] not in ("pose", "twist"):
+        return None
+    if not p["urdf_path"] or not p["cartesian_link"]:
+        raise ValueError(f"parameter output: '{p['output']}' needs urdf_path and cartesian_link (the commanded link)")
+    try:
+        kinematics = UrdfKinematics(resolve_package_path(p["urdf_path"]), joints)
+    except FileNotFoundError as exc:
+        raise ValueError(f"parameter urdf_path: {exc}") from exc
+    return CartesianCommands(kinematics, p["cartesian_link"], p["cartesian_frame"])
 
 
 def executor_from_parameters(params: Mapping[str, Any], limits: JointLimits | None = None) -> ExecutorCore:

@@ -119,12 +119,33 @@ def policy_parameters(cfg: RobotConfig, backend: str = "", model_path: str = "",
         params["device"] = device
     if settings:
         params["backend_settings"] = yaml.safe_dump(settings, default_flow_style=True).strip()
+    return {**params, **_robot_body_parameters(cfg)}
+
+
+def _robot_body_parameters(cfg: RobotConfig) -> dict[str, Any]:
+    """policy_node parameters of the robot side of action spaces: URDF, end effector, `action_space:` block."""
+    params: dict[str, Any] = {"urdf_path": cfg.urdf} if cfg.urdf else {}
+    if cfg.end_effector is not None:
+        ee = cfg.end_effector
+        params.update(end_effector_link=ee.link, base_link=ee.base_link, gripper_joint=ee.gripper_joint)
+    if cfg.action_space:
+        params["action_space"] = yaml.safe_dump(cfg.action_space, default_flow_style=True, width=10_000).strip()
     return params
 
 
 def executor_parameters(cfg: RobotConfig) -> dict[str, Any]:
     """chunk_executor parameters from the robot config: joints, limits, workspace, `executor:` block."""
-    return {"joint_names": list(cfg.joint_names), **joint_limit_parameters(cfg.limits), **_workspace_parameters(cfg), **cfg.executor}
+    cartesian = {}
+    if cfg.cartesian_output is not None:  # the end effector's pose / twist instead of joint positions
+        ee = cfg.end_effector
+        cartesian = {"output": cfg.cartesian_output.type, "cartesian_link": ee.link, "cartesian_frame": ee.base_link}
+    return {
+        "joint_names": list(cfg.joint_names),
+        **joint_limit_parameters(cfg.limits),
+        **_workspace_parameters(cfg),
+        **cartesian,
+        **cfg.executor,
+    }
 
 
 def node_specs(
@@ -145,14 +166,26 @@ def node_specs(
     remaps = tuple(sorted(cfg.topics.items()))
     policy = {**policy_parameters(cfg, backend, model_path, device), **overrides.get("vla_policy", {})}
     executor = {**executor_parameters(cfg), **overrides.get("vla_chunk_executor", {})}
-    manager = {"node_names": ["vla_chunk_executor", "vla_policy"], "autostart": autostart, **overrides.get("vla_lifecycle_manager", {})}
+    manager = {
+        "node_names": ["vla_chunk_executor", "vla_policy"],
+        "autostart": autostart,
+        **overrides.get("vla_lifecycle_manager", {}),
+    }
     specs = [
         NodeSpec("chunk_executor", "vla_ros.nodes.chunk_executor_node", "vla_chunk_executor", executor, remaps),
         NodeSpec("policy_node", "vla_ros.nodes.policy_node", "vla_policy", policy, remaps),
         NodeSpec("lifecycle_manager", "vla_ros.nodes.lifecycle_manager", "vla_lifecycle_manager", manager),
     ]
     if cfg.use_sim if use_sim is None else use_sim:
-        specs.append(NodeSpec("sim_robot", "vla_ros.nodes.sim_robot_node", "vla_sim_robot", dict(overrides.get("vla_sim_robot", {})), remaps))
+        specs.append(
+            NodeSpec(
+                "sim_robot",
+                "vla_ros.nodes.sim_robot_node",
+                "vla_sim_robot",
+                dict(overrides.get("vla_sim_robot", {})),
+                remaps,
+            )
+        )
     return specs
 
 
@@ -175,8 +208,12 @@ def specs_from_launch_arguments(args: dict[str, str]) -> list[NodeSpec]:
         raise ValueError(f"unknown launch arguments {unknown} (known: {sorted(LAUNCH_ARGUMENTS)})")
     value = {name: args.get(name, default) for name, (default, _) in LAUNCH_ARGUMENTS.items()}
     return node_specs(
-        value["robot"], backend=value["backend"], model_path=value["model_path"], device=value["device"],
-        use_sim=parse_bool(value["use_sim"], "use_sim"), autostart=bool(parse_bool(value["autostart"], "autostart")),
+        value["robot"],
+        backend=value["backend"],
+        model_path=value["model_path"],
+        device=value["device"],
+        use_sim=parse_bool(value["use_sim"], "use_sim"),
+        autostart=bool(parse_bool(value["autostart"], "autostart")),
     )
 
 

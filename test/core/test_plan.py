@@ -33,7 +33,12 @@ def test_sampling_passes_through_the_points_and_rests_at_the_end():
 def test_the_plan_has_continuous_acceleration_at_its_points():
     plan = Plan(1)
     rng = np.random.default_rng(0)
-    plan.merge(ActionChunk(0.0, 0.1, ("a",), rng.normal(size=(6, 1))), now_s=0.0, current_command=np.zeros(1), current_velocity=np.array([0.5]))
+    plan.merge(
+        ActionChunk(0.0, 0.1, ("a",), rng.normal(size=(6, 1))),
+        now_s=0.0,
+        current_command=np.zeros(1),
+        current_velocity=np.array([0.5]),
+    )
     eps = 1e-7
     for knot in plan.times_s[1:-1]:
         accel_before = (plan.sample_state(knot - eps)[1] - plan.sample_state(knot - 2 * eps)[1]) / eps
@@ -43,7 +48,12 @@ def test_the_plan_has_continuous_acceleration_at_its_points():
 
 def test_the_plan_starts_moving_as_the_command_moves():
     plan = Plan(1)
-    plan.merge(ActionChunk(0.0, 0.1, ("a",), np.array([[1.0], [2.0]])), now_s=0.0, current_command=np.zeros(1), current_velocity=np.array([0.7]))
+    plan.merge(
+        ActionChunk(0.0, 0.1, ("a",), np.array([[1.0], [2.0]])),
+        now_s=0.0,
+        current_command=np.zeros(1),
+        current_velocity=np.array([0.7]),
+    )
     np.testing.assert_allclose(plan.sample_state(0.0)[1], [0.7])
     eps = 1e-6  # the sampled velocity is the derivative of the sampled position
     p0, v0 = plan.sample_state(0.13)
@@ -104,3 +114,41 @@ def test_blending_only_touches_times_the_old_plan_covers():
     plan.merge(ActionChunk(0.0, 0.1, ("a",), np.ones((4, 1))), now_s=0.0, current_command=np.zeros(1))
     assert plan.positions[3, 0] == 1.0 and plan.positions[4, 0] == 1.0  # 0.3 and 0.4 s: new only
     assert plan.positions[1, 0] < 1.0
+
+
+def test_the_plan_starts_with_the_commands_acceleration_and_ends_at_rest_without_acceleration():
+    plan = Plan(2)
+    rng = np.random.default_rng(2)
+    plan.merge(
+        chunk(0.0, rng.normal(size=(5, 2))),
+        now_s=0.0,
+        current_command=np.zeros(2),
+        current_velocity=np.array([0.3, -0.2]),
+        current_acceleration=np.array([2.0, -1.0]),
+    )
+    state = np.empty((3, 2))
+    np.testing.assert_allclose(plan.state_at(0.0, state), [[0, 0], [0.3, -0.2], [2.0, -1.0]], atol=1e-9)
+    np.testing.assert_allclose(plan.state_at(plan.end_time_s - 1e-12, state)[1:], 0.0, atol=1e-6)
+    for t, p in zip(plan.times_s, plan.positions):  # still through every point
+        np.testing.assert_allclose(plan.sample(t), p, atol=1e-9)
+
+
+def test_smoothing_keeps_the_limits_where_interpolation_would_not_and_ends_on_the_last_point():
+    limits = (np.array([1.0]), np.array([5.0]), np.array([50.0]))  # velocity, acceleration, jerk
+    noisy = 0.02 * np.random.default_rng(3).normal(size=(8, 1)) + np.linspace(0.05, 0.4, 8)[:, None]
+    exact, smooth = Plan(1), Plan(1, smooth_within=limits)
+    for plan in (exact, smooth):
+        plan.merge(ActionChunk(0.0, 0.1, ("a",), noisy), now_s=0.0, current_command=np.zeros(1))
+    assert exact.segment_bounds[4].max() > limits[2][0]  # interpolating the noise takes more jerk
+    for bound, limit in zip(smooth.segment_bounds[2:], limits):
+        assert bound.max() <= limit[0]
+    np.testing.assert_allclose(smooth.sample(smooth.end_time_s), noisy[-1])
+    np.testing.assert_allclose(smooth.interpolated(0.3), exact.sample(0.3))  # what the chunk asked for
+
+
+def test_points_too_close_in_time_are_left_out():
+    plan = Plan(1)
+    c = ActionChunk(0.0, 0.1, ("a",), np.array([[0.1], [0.2], [0.3]]), offsets_s=np.array([0.1, 0.1000001, 0.2]))
+    plan.merge(c, now_s=0.0, current_command=np.zeros(1))
+    np.testing.assert_allclose(plan.times_s, [0.0, 0.1, 0.2])
+    assert np.all(np.isfinite(plan.coefficients))

@@ -40,6 +40,25 @@ class Backend(abc.ABC):
     settings_sources: dict[str, str] = {}
     #: where values read from the checkpoint's own files came from (key -> file and field), if recorded
     provenance: dict[str, str] = {}
+    #: the checkpoint's action space (an `action_space` block: preset and overrides, or groups); None =
+    #: joint positions of `joint_names`, those in `relative_joints` relative to the state
+    action_space: Any = None
+    relative_joints: tuple[str, ...] = ()
+    action_space_source: str = "checkpoint"  # where `action_space` was read (errors name it)
+    #: model actions -> joint targets and joints -> the model's state (backends/action_output.py), set by bind_robot
+    output: Any = None
+
+    def bind_robot(self, robot=None) -> None:
+        """Build `self.output` for this checkpoint on `robot` (a RobotBody; None = joint spaces only).
+
+        Raises ActionSpaceError / KinematicsError (ValueError) naming the source and key. Backends whose
+        model sizes depend on the robot (action and state dims) check them here.
+        """
+        from vla_ros.backends.action_output import build_action_output
+
+        self.output = build_action_output(
+            self.action_space, tuple(self.joint_names), tuple(self.relative_joints), robot, self.action_space_source
+        )
 
     @abc.abstractmethod
     def predict(
@@ -54,6 +73,10 @@ class Backend(abc.ABC):
 
     def reset(self) -> None:
         """Forget episode state (history windows, previous chunks)."""
+
+    def diagnostics(self) -> dict[str, str]:
+        """Extra key/values for the policy node's /diagnostics (e.g. a remote link's state and timing)."""
+        return {}
 
     def close(self) -> None:
         """Release the model and its (GPU) memory; the backend cannot predict afterwards."""
@@ -72,8 +95,15 @@ class Backend(abc.ABC):
 # robot config's backend keys at load time.
 _BACKENDS = {
     "octo": ("vla_ros.backends.octo.backend:load_octo_backend", "vla_ros.backends.octo.configuration:OctoSettings"),
-    "openvla": ("vla_ros.backends.openvla.backend:load_openvla_backend", "vla_ros.backends.openvla.configuration:OpenVLASettings"),
+    "openvla": (
+        "vla_ros.backends.openvla.backend:load_openvla_backend",
+        "vla_ros.backends.openvla.configuration:OpenVLASettings",
+    ),
     "pi0": ("vla_ros.backends.pi0.backend:load_pi0_backend", "vla_ros.backends.pi0.settings:Pi0Settings"),
+    "openpi_remote": (
+        "vla_ros.backends.openpi_remote.backend:load_openpi_remote_backend",
+        "vla_ros.backends.openpi_remote.configuration:RemoteSettings",
+    ),
     # no model: the ROS path's own cost (benchmarks and tests)
     "noop": ("vla_ros.backends.noop.backend:load_noop_backend", "vla_ros.backends.noop.configuration:NoopSettings"),
 }
@@ -95,11 +125,20 @@ def settings_class(name: str):
     return _resolve(name, 1)
 
 
-def load_backend(name: str, model_path: str | Path | None, overrides: dict[str, Any] | None = None, seed: int = 0, num_threads: int = 0) -> Backend:
-    """Build backend `name` from the checkpoint folder `model_path`.
+def load_backend(
+    name: str,
+    model_path: str | Path | None,
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+    num_threads: int = 0,
+    robot=None,
+) -> Backend:
+    """Build backend `name` from the checkpoint folder `model_path`, bound to `robot`.
 
     overrides: settings from node parameters (highest precedence, see backends/settings.py).
     seed: sampler seed; num_threads: torch CPU threads (0 = torch's default).
+    robot: the RobotBody (URDF, end effector, the robot config's action_space block) the checkpoint's
+    action space runs on (backends/action_output.py); None = joint spaces only.
     The backend's `settings` and `settings_sources` (key -> where its value came from) are set.
     """
     loader = _resolve(name, 0)
@@ -110,6 +149,12 @@ def load_backend(name: str, model_path: str | Path | None, overrides: dict[str, 
     from vla_ros.backends.settings import SettingsError
 
     try:
-        return loader(Path(model_path) if model_path else None, dict(overrides or {}), seed)
+        backend = loader(Path(model_path) if model_path else None, dict(overrides or {}), seed)
     except SettingsError as exc:
         raise BackendError(str(exc)) from exc
+    try:
+        backend.bind_robot(robot)
+    except ValueError as exc:  # ActionSpaceError, KinematicsError: bad preset, link, joint
+        backend.close()
+        raise BackendError(f"{name} backend ({model_path}): {exc}") from exc
+    return backend

@@ -57,7 +57,10 @@ def parse_overrides(text: str, where: str = "parameter backend_settings") -> dic
 
 
 def settings_layers(
-    backend: str, model_path: Path | None, overrides: Mapping[str, Any], overrides_source: str = "node parameters",
+    backend: str,
+    model_path: Path | None,
+    overrides: Mapping[str, Any],
+    overrides_source: str = "node parameters",
     settings_file: Path | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The layers that exist, lowest precedence first: (source, values).
@@ -126,7 +129,9 @@ def _type_problem(value: Any, hint: Any) -> str | None:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         problems = [_type_problem(value, a) for a in args]
-        return None if any(p is None for p in problems) else f"must be one of {[getattr(a, '__name__', str(a)) for a in args]}"
+        if any(p is None for p in problems):
+            return None
+        return " or ".join(p.removeprefix("must be ") for p in problems).join(("must be ", ""))
     if hint is type(None):
         return None if value is None else "must be null"
     if hint is Any:
@@ -180,7 +185,9 @@ class SettingsBase:
         values = {}
         for key, value in raw.items():
             if key not in cls.field_names():
-                raise SettingsError(f"{sources.get(key, where)}: unknown key '{key}' (known: {sorted(cls.field_names())})")
+                raise SettingsError(
+                    f"{sources.get(key, where)}: unknown key '{key}' (known: {sorted(cls.field_names())})"
+                )
             problem = _type_problem(value, hints[key])
             if problem:
                 raise SettingsError(f"{sources.get(key, where)}: {key}: {problem}, got {value!r}")

@@ -1,7 +1,8 @@
 """π₀ inference latency with random weights: prefix (SigLIP + Gemma 2B into the KV cache), one
 denoising step (action expert over state + action tokens), and the whole chunk.
 
-    python -m vla_ros.benchmarks.pi0_latency --size tiny --device cpu --dtype float32 --steps 10 --cameras 3 --repeats 20
+    python -m vla_ros.benchmarks.pi0_latency --size tiny --device cpu --dtype float32 --steps 10 \
+        --cameras 3 --repeats 20
 
 `full` is the real π₀ size (Gemma 2B + 300M expert + SigLIP So400m/14, 224x224, 48 prompt
 tokens, 50 actions): ~3.3B parameters, 13 GB in float32 — a GPU job. `tiny` keeps the real token
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     params = sum(p.numel() for p in model.parameters())
     inputs = random_inputs(cfg, args.device)
     print(
-        f"pi0 {args.size}: {params / 1e6:.1f}M params, built in {time.perf_counter() - t0:.1f} s; device {args.device}, "
+        f"pi0 {args.size}: {params / 1e6:.1f}M params, built in {time.perf_counter() - t0:.1f} s; device "
+        f"{args.device}, "
         f"{args.dtype}, {args.cameras} cameras, prefix {cfg.prefix_len} tokens, {cfg.action_horizon} actions, "
         f"{args.steps} steps, {args.repeats} repeats, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )

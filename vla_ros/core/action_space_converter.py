@@ -39,12 +39,14 @@ from vla_ros.core.types import JointLimits
 class JointTargets:
     """positions: (K, D) joint targets in `joint_names` order for the first K = valid_count of H points.
 
-    reason: why the chunk stops at point K ("" when all H points converted).
+    reason: why the chunk stops at point K ("" when all H points converted); ik_failed: the IK stopped it
+    (an unreachable pose), not an invalid action value.
     """
 
     positions: np.ndarray
     valid_count: int
     reason: str
+    ik_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,7 @@ class ActionSpaceConverter:
         state_q: (D,) the observed joints; start_q: (D,) the plan at the chunk's first point; dt_s: seconds per step.
         """
         actions, state_q, start_q, count, reason = self._prepare(actions, state_q, start_q, dt_s)
-        actions = actions[:count]
+        actions, ik_failed = actions[:count], False
         out = np.tile(start_q, (count, 1))
         for i, idx in self._joint_groups.items():
             values = actions[:, self._slices[i]]
@@ -258,8 +260,8 @@ class ActionSpaceConverter:
             result = self._ik.solve(root_p, root_r, start_q[self._arm_idx], dt_s)
             out[: result.valid_count, self._arm_idx] = result.positions
             if result.valid_count < count:
-                count, reason = result.valid_count, result.reason
-        return JointTargets(out[:count], count, reason)
+                count, reason, ik_failed = result.valid_count, result.reason, True
+        return JointTargets(out[:count], count, reason, ik_failed)
 
     def to_ee_poses(self, actions: np.ndarray, state_q: np.ndarray, start_q: np.ndarray, dt_s: float) -> EeTargets:
         """The EE targets (base frame) of actions (H, A), without IK (joint spaces: FK of their joint targets)."""
@@ -283,6 +285,36 @@ class ActionSpaceConverter:
         quats = Rotation.from_matrix(rots).as_quat(canonical=True) if count else np.zeros((0, 4))
         start_quat = Rotation.from_matrix(start_r).as_quat(canonical=True)
         return EeTargets(positions, quats, grippers, count, reason, start_p, start_quat)
+
+    def to_actions(self, targets: np.ndarray, state_q: np.ndarray, start_q: np.ndarray) -> np.ndarray:
+        """The inverse of `to_joint_targets`: model actions (H, A) that convert to joint targets (H, D).
+
+        For training labels (the expert's joint targets recorded as this space's actions) and for guidance
+        towards a joint plan. Joint velocities are not inverted (ActionSpaceError); `ignore` columns are 0;
+        binarised grippers give their normalised value. state_q / start_q (D,) as in `to_joint_targets`.
+        """
+        targets = np.asarray(targets, dtype=float)
+        if targets.ndim != 2 or targets.shape[1] != len(self.joint_names):
+            raise ValueError(f"targets must be (H, {len(self.joint_names)}), got {targets.shape}")
+        state_q, start_q = self._vector(state_q, "state_q"), self._vector(start_q, "start_q")
+        cumulative = self.space.chain == "cumulative"
+        out = np.zeros((len(targets), self.action_dim))
+        for i, idx in self._joint_groups.items():
+            group = self.space.groups[i]
+            if isinstance(group, JointVelocity):
+                raise ActionSpaceError(f"action space '{self.space.name}': joint velocities are not inverted")
+            values = targets[:, idx]
+            if group.mode == "relative":
+                values = np.diff(np.vstack([start_q[idx], values]), axis=0) if cumulative else values - state_q[idx]
+            out[:, self._slices[i]] = values
+        grippers = iter(self._grippers)
+        for i, group in enumerate(self.space.groups):
+            if isinstance(group, Gripper):
+                joint, j = next(grippers)
+                out[:, self._slices[i]][:, 0] = [self._gripper_to_model(group, v, joint) for v in targets[:, j]]
+        if self.space.uses_ee and len(targets):
+            out[:, self._ee_columns()] = self._ee_actions(targets, state_q, start_q)
+        return out
 
     def state_vector(self, q: np.ndarray) -> np.ndarray:
         """(S,) the model's state input at joints q (D,)."""
@@ -398,6 +430,41 @@ class ActionSpaceConverter:
             frames = np.concatenate([ref_r[None], rots[:-1]]) if cumulative else ref_r[None]
             pos_values = np.einsum("hij,hj->hi", np.broadcast_to(frames, rots.shape), pos_values)
         return ref_p + (np.cumsum(pos_values, axis=0) if cumulative else pos_values), rots
+
+    def _ee_columns(self) -> np.ndarray:
+        """Column indices of the ee_position and ee_rotation groups, in that order."""
+        kinds = (EePosition, EeRotation)
+        slices = [self._slices[i] for k in kinds for i, g in enumerate(self.space.groups) if isinstance(g, k)]
+        return np.concatenate([np.arange(s.start, s.stop) for s in slices])
+
+    def _ee_actions(self, targets: np.ndarray, state_q: np.ndarray, start_q: np.ndarray) -> np.ndarray:
+        """ee_position / ee_rotation values (H, 3 + k) whose `_ee_targets` are the FK poses of joint targets (H, D)."""
+        cumulative = self.space.chain == "cumulative"
+        ref_p, ref_r = self.ee_pose(start_q if cumulative else state_q)
+        poses = [self.ee_pose(q) for q in targets]
+        positions, rots = np.array([p for p, _ in poses]), np.array([r for _, r in poses])
+        prev_p = np.vstack([ref_p[None], positions[:-1]]) if cumulative else np.broadcast_to(ref_p, positions.shape)
+        prev_r = np.concatenate([ref_r[None], rots[:-1]]) if cumulative else np.broadcast_to(ref_r, rots.shape)
+        parts = []
+        for group in self.space.groups:
+            if isinstance(group, EePosition):
+                if group.mode == "absolute":
+                    values = positions
+                elif group.frame == "base":
+                    values = positions - prev_p
+                else:  # along the axes of the pose each step starts from
+                    values = np.einsum("hji,hj->hi", prev_r, positions - prev_p)
+                parts.append((0, values / group.scale))
+        for group in self.space.groups:
+            if isinstance(group, EeRotation):
+                if group.mode == "absolute":
+                    deltas = rots
+                elif group.frame == "base":  # R_k = D_k R_prev
+                    deltas = rots @ np.swapaxes(prev_r, 1, 2)
+                else:  # R_k = R_prev D_k
+                    deltas = np.swapaxes(prev_r, 1, 2) @ rots
+                parts.append((1, rotations.from_matrix(deltas, group.format) / group.scale))
+        return np.hstack([values for _, values in sorted(parts, key=lambda part: part[0])])
 
     @staticmethod
     def _chain_rotations(group: EeRotation | None, values, ref_r: np.ndarray, cumulative: bool, horizon: int):

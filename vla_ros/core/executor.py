@@ -26,6 +26,7 @@ from vla_ros.core.jerk_limiter import JerkLimiter
 from vla_ros.core.plan import Plan
 from vla_ros.core.run_log import RunLog
 from vla_ros.core.safety import ChunkRejected, check_chunk
+from vla_ros.core.tracker import PlanTracker
 from vla_ros.core.types import ActionChunk, JointLimits
 from vla_ros.core.workspace import Workspace
 
@@ -42,6 +43,7 @@ class ExecutorSettings:
     crossfade_s: float = 0.2
     ensemble_m: float = 0.1
     lookahead_s: float = 0.1  # the limiter steers to the plan's state this far ahead (smoothness)
+    plan_limit_share: float = 0.7  # the plan is smoothed to keep this share of the velocity, acceleration, jerk limits
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,32 @@ NOMINAL_STATES = ("inactive", "waiting", "holding", "tracking", "stopping")
 class ExecutorCore:
     """Turns chunks into limited, time-indexed position commands."""
 
-    def __init__(self, limits: JointLimits, settings: ExecutorSettings = ExecutorSettings(), workspace: Workspace | None = None):
+    def __init__(
+        self, limits: JointLimits, settings: ExecutorSettings = ExecutorSettings(), workspace: Workspace | None = None
+    ):
         self.joint_names = limits.names
         self.settings = settings
         self.workspace = workspace
-        self.plan = Plan(len(self.joint_names), settings.blend, settings.crossfade_s, settings.ensemble_m)
-        self.limiter = JerkLimiter(limits, settings.position_margin_rad, workspace.contains if workspace else None)
+        self.limiter = JerkLimiter(
+            limits,
+            settings.position_margin_rad,
+            workspace.contains if workspace else None,
+            clearance=workspace.clearance if workspace else None,
+            link_speed_bound=workspace.link_speed_bound_m_per_rad if workspace else None,
+        )
+        # the plan's points are clamped to the limiter's target range (the position limits minus the
+        # margin) and the plan is smoothed until it keeps a share of the other limits (room to join it)
+        lim = self.limiter
+        share = settings.plan_limit_share
+        self.plan = Plan(
+            len(self.joint_names),
+            settings.blend,
+            settings.crossfade_s,
+            settings.ensemble_m,
+            (lim.lower, lim.upper),
+            (share * lim.max_velocity, share * lim.max_acceleration, share * lim.max_jerk),
+        )
+        self.tracker = PlanTracker(self.limiter)
         self.counters: Counter[str] = Counter()
         self.estopped = False
         self.active = False
@@ -127,10 +149,14 @@ class ExecutorCore:
             self.counters["chunks_rejected"] += 1
             raise
         ahead = now_s + self.settings.lookahead_s
-        before = None if self.plan.empty else self.plan.sample(ahead)
-        dropped = self.plan.merge(chunk, now_s, self.limiter.position, self.limiter.velocity)
-        # how far the switch moved the target the limiter steers to (what blending should keep small)
-        self.last_switch_jump = 0.0 if before is None else float(np.max(np.abs(self.plan.sample(ahead) - before)))
+        before = None if self.plan.empty else self.plan.interpolated(ahead)
+        # the new plan starts at the last command's state, at the time it was due
+        lim = self.limiter
+        dropped = self.plan.merge(
+            chunk, now_s, lim.position, lim.velocity, lim.acceleration, anchor_s=self._last_tick_s
+        )
+        # how far the switch moved what the chunks ask for (the plan before smoothing; what blending should keep small)
+        self.last_switch_jump = 0.0 if before is None else float(np.max(np.abs(self.plan.interpolated(ahead) - before)))
         self.counters["points_dropped_late"] += dropped
         self.counters["chunks_accepted"] += 1
         if self.run_log is not None:
@@ -180,11 +206,12 @@ class ExecutorCore:
         if self.plan.empty or now_s > self.plan.end_time_s + self.settings.plan_timeout_s:
             self.plan.clear()
             return self._emit(now_s, self.limiter.brake(dt), "holding")
-        # steer to the plan's state a little ahead (never past its end, where it is at rest)
-        lookahead = float(np.clip(self.plan.end_time_s - now_s, 0.0, self.settings.lookahead_s))
-        target, velocity = self.plan.sample_state(now_s + lookahead)
-        command = self.limiter.track(target, velocity, dt, arrive_in_s=lookahead + dt)
-        return self._emit(now_s, command, "tracking", tuple(sorted(set(self.limiter.active))))
+        # follow the plan; where that would break a limit, ruckig steers to the plan's state a little
+        # ahead (never past its end, where it is at rest)
+        lookahead = min(max(self.plan.end_time_s - now_s, 0.0), self.settings.lookahead_s)
+        command = self.tracker.step(self.plan, now_s, dt, lookahead)
+        active = self.limiter.active
+        return self._emit(now_s, command, "tracking", tuple(sorted(set(active))) if active else ())
 
     def _emit(self, now_s: float, positions: np.ndarray | None, state: str, limits: tuple[str, ...] = ()) -> Command:
         if state != self.last_state:

@@ -17,9 +17,7 @@ class ChunkRejected(ValueError):
     """A chunk that must not be executed; the message says why."""
 
 
-def check_chunk(
-    chunk: ActionChunk, joint_names: tuple[str, ...], now_s: float, max_stamp_skew_s: float
-) -> ActionChunk:
+def check_chunk(chunk: ActionChunk, joint_names: tuple[str, ...], now_s: float, max_stamp_skew_s: float) -> ActionChunk:
     """Validate a chunk and return it reordered to `joint_names` order.
 
     Rejects: missing joints, non-finite positions, a stamp further than `max_stamp_skew_s`

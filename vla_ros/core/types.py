@@ -34,6 +34,8 @@ class ActionChunk:
     when explicit offsets are given (trajectories from other sources).
     t0_s: the stamp of the observation the chunk was computed from.
     inference_s: how long the backend took (for scheduling and diagnostics).
+    truncated_reason: why the chunk has fewer points than the model predicted ("" = complete; with
+    no points left it must not be published); ik_failed: the cut was an unreachable pose.
     """
 
     t0_s: float
@@ -42,12 +44,12 @@ class ActionChunk:
     positions: np.ndarray
     inference_s: float = 0.0
     offsets_s: np.ndarray | None = None
+    truncated_reason: str = ""
+    ik_failed: bool = False
 
     def __post_init__(self):
         if self.positions.ndim != 2 or self.positions.shape[1] != len(self.joint_names):
-            raise ValueError(
-                f"chunk positions must be (H, {len(self.joint_names)}), got {self.positions.shape}"
-            )
+            raise ValueError(f"chunk positions must be (H, {len(self.joint_names)}), got {self.positions.shape}")
         if not self.dt_s > 0:
             raise ValueError(f"chunk dt_s must be > 0, got {self.dt_s}")
         if self.offsets_s is not None:
@@ -87,14 +89,18 @@ class PlanPrefix:
         times = np.asarray(self.times_s, dtype=float)
         positions = np.asarray(self.positions, dtype=float)
         if times.ndim != 1 or times.size == 0 or positions.shape != (times.size, len(self.joint_names)):
-            raise ValueError(f"plan prefix needs (K,) times and (K, {len(self.joint_names)}) positions, got {times.shape} and {positions.shape}")
+            raise ValueError(
+                f"plan prefix needs (K,) times and (K, {len(self.joint_names)}) positions, got {times.shape} and "
+                f"{positions.shape}"
+            )
         if np.any(np.diff(times) <= 0) or not np.all(np.isfinite(positions)):
             raise ValueError("plan prefix times must increase strictly and positions be finite")
         object.__setattr__(self, "times_s", times)
         object.__setattr__(self, "positions", positions)
 
     def in_joint_order(self, joint_names: tuple[str, ...]) -> PlanPrefix:
-        """The same prefix with positions (K, len(joint_names)) in `joint_names` order (JointNameError if one is missing)."""
+        """The same prefix with positions (K, len(joint_names)) in `joint_names` order (JointNameError if one is "
+        "missing)."""
         from vla_ros.core.robot_mapping import select_joints
 
         positions = select_joints(self.joint_names, self.positions, joint_names, "plan prefix")

@@ -10,9 +10,10 @@ Lifecycle (rclpy.lifecycle, standard `~/change_state` / `~/get_state`):
   cleanup     drop the core (and write the run record, if `record_path`)
 
 Topics: `action_chunk` (JointTrajectory) and `joint_states` in; `commands` (the `output` kind, in
-`joint_names` order, stamped with the time the command is for), `~/status` (DiagnosticStatus),
-`/diagnostics` and, in guided mode, `plan_prefix` out. Services `~/estop`, `~/reset_estop`
-(Trigger, latched). The control loop is a dedicated thread that sleeps to absolute deadlines.
+`joint_names` order, stamped with the time the command is for; for robots driven in Cartesian space
+the pose or twist of `cartesian_link`, from the same limited and workspace-checked joint commands),
+`~/status` (DiagnosticStatus), `/diagnostics` and, in guided mode, `plan_prefix` out. Services
+`~/estop`, `~/reset_estop` (Trigger, latched). The control loop is a dedicated thread that sleeps to absolute deadlines.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from vla_ros.core.executor import Command, ExecutorCore
 from vla_ros.core.observation import ObservationError, positions_by_name
 from vla_ros.core.run_log import RunLog
 from vla_ros.core.safety import ChunkRejected
-from vla_ros.executor_setup import executor_from_parameters
+from vla_ros.executor_setup import cartesian_from_parameters, executor_from_parameters
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare, declare_joint_limits
 from vla_ros.nodes.runner import run_node
@@ -57,6 +58,7 @@ class ChunkExecutorNode(LifecycleNode):
         self.period_s = 1.0 / self.p["control_rate_hz"]
         self.lock = threading.Lock()  # the core is shared by callbacks and the control thread
         self.core: ExecutorCore | None = None
+        self.cartesian = None  # CartesianCommands for the pose / twist outputs
         self._io: list = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -74,6 +76,7 @@ class ChunkExecutorNode(LifecycleNode):
             if self._limit_error is not None:
                 raise self._limit_error
             core = executor_from_parameters(self.p, self.limits)
+            self.cartesian = cartesian_from_parameters(self.p, self.joints)
         except ValueError as exc:  # KinematicsError is a ValueError
             self.get_logger().error(f"configure failed: {exc}")
             return FAILURE
@@ -85,7 +88,9 @@ class ChunkExecutorNode(LifecycleNode):
         self._stop.clear()
         self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
         self._thread.start()
-        self.get_logger().info(f"configured: {list(self.joints)} at {self.p['control_rate_hz']} Hz, blend {self.p['blend_mode']}")
+        self.get_logger().info(
+            f"configured: {list(self.joints)} at {self.p['control_rate_hz']} Hz, blend {self.p['blend_mode']}"
+        )
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -120,7 +125,9 @@ class ChunkExecutorNode(LifecycleNode):
         while self.core.active and time.monotonic() < deadline and self._thread is not None:
             time.sleep(self.period_s)
         if self.core.active:
-            self.get_logger().error(f"not at rest after {self.p['deactivate_timeout_s']} s of braking; stopping commands anyway")
+            self.get_logger().error(
+                f"not at rest after {self.p['deactivate_timeout_s']} s of braking; stopping commands anyway"
+            )
             with self.lock:
                 self.core.active = self.core.stopping = False
         self.get_logger().info("inactive: at rest, commands stopped")
@@ -138,7 +145,10 @@ class ChunkExecutorNode(LifecycleNode):
         self._io += [self.cmd_pub, self.diag_pub, self.status_pub]
         if self.p["blend_mode"] == "guided":
             self.prefix_pub = self.create_publisher(JointTrajectory, "plan_prefix", 10)
-            self._io += [self.prefix_pub, self.create_timer(1.0 / self.p["plan_prefix_rate_hz"], self._publish_plan_prefix)]
+            self._io += [
+                self.prefix_pub,
+                self.create_timer(1.0 / self.p["plan_prefix_rate_hz"], self._publish_plan_prefix),
+            ]
 
     def _release(self) -> None:
         self._stop.set()
@@ -146,7 +156,11 @@ class ChunkExecutorNode(LifecycleNode):
             self._thread.join(timeout=2.0)
             self._thread = None
         for entity in self._io:
-            destroy = {"Subscription": self.destroy_subscription, "Publisher": self.destroy_publisher, "Timer": self.destroy_timer}
+            destroy = {
+                "Subscription": self.destroy_subscription,
+                "Publisher": self.destroy_publisher,
+                "Timer": self.destroy_timer,
+            }
             destroy[type(entity).__name__](entity)
         self._io.clear()
         with self.lock:
@@ -231,11 +245,22 @@ class ChunkExecutorNode(LifecycleNode):
                 # the command is for the deadline: ROS time now, less how late this moment is
                 command = self.core.tick(self._now_s() - (time.monotonic() - deadline))
             if command.positions is not None and self.context.ok():
-                stamp = conversions.s_to_stamp(command.t_s)
-                self.cmd_pub.publish(conversions.command_message(self.p["output"], self.joints, command.positions, stamp, self.period_s))
+                self.cmd_pub.publish(self._command_message(command))
+            elif self.cartesian is not None:
+                self.cartesian.reset()
             self._publish_status(force=False, command=command)
             self.tick_cpu_s.append(time.thread_time() - cpu_start)
             del self.tick_cpu_s[:-1000]
+
+    def _command_message(self, command: Command):
+        """The `output` message of a command: joint positions, or the pose / twist of `cartesian_link`."""
+        stamp = conversions.s_to_stamp(command.t_s)
+        if self.p["output"] == "pose":
+            return conversions.pose_message(*self.cartesian.pose(command.positions), self.cartesian.frame_id, stamp)
+        if self.p["output"] == "twist":
+            twist = self.cartesian.twist(command.positions, self.period_s)
+            return conversions.twist_message(twist, self.cartesian.frame_id, stamp)
+        return conversions.command_message(self.p["output"], self.joints, command.positions, stamp, self.period_s)
 
     def _publish_status(self, force: bool, command: Command | None = None) -> None:
         """`~/status` on every change of state or active limits, and periodically (`force`)."""
@@ -271,7 +296,11 @@ class ChunkExecutorNode(LifecycleNode):
             "tick_cpu_p50_us": f"{np.percentile(cpu, 50):.1f}",
             "tick_cpu_p99_us": f"{np.percentile(cpu, 99):.1f}",
         }
-        self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: executor", status["state"], values, self.get_clock().now().to_msg(), nominal))
+        self.diag_pub.publish(
+            conversions.diagnostic_array(
+                f"{self.get_name()}: executor", status["state"], values, self.get_clock().now().to_msg(), nominal
+            )
+        )
 
 
 def main(args=None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, TwistStamped
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -12,7 +13,13 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from vla_ros.core import images
 from vla_ros.core.types import ActionChunk, PlanPrefix
 
-COMMAND_TYPES = {"position_array": Float64MultiArray, "joint_trajectory": JointTrajectory, "joint_state": JointState}
+COMMAND_TYPES = {
+    "position_array": Float64MultiArray,
+    "joint_trajectory": JointTrajectory,
+    "joint_state": JointState,
+    "pose": PoseStamped,
+    "twist": TwistStamped,
+}
 
 try:  # ROS's cv_bridge where a ROS install provides it; the built-in conversion otherwise
     from cv_bridge import CvBridge
@@ -90,9 +97,30 @@ def command_message(kind: str, names: tuple[str, ...], positions: np.ndarray, st
     raise ValueError(f"unknown output '{kind}' (one of {list(COMMAND_TYPES)})")
 
 
+def pose_message(position: np.ndarray, quat_xyzw: np.ndarray, frame_id: str, stamp: Time) -> PoseStamped:
+    """PoseStamped of a position (3,) metres and quaternion (4,) x, y, z, w in `frame_id`."""
+    msg = PoseStamped()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in position)
+    o = msg.pose.orientation
+    o.x, o.y, o.z, o.w = (float(v) for v in quat_xyzw)
+    return msg
+
+
+def twist_message(twist: np.ndarray, frame_id: str, stamp: Time) -> TwistStamped:
+    """TwistStamped (MoveIt Servo's command) of (6,) linear m/s and angular rad/s in `frame_id`."""
+    msg = TwistStamped()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in twist[:3])
+    msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in twist[3:])
+    return msg
+
+
 def diagnostic_status(name: str, message: str, values: dict, ok: bool = True) -> DiagnosticStatus:
     """A DiagnosticStatus (OK or WARN) with `values` as key/value strings."""
-    status = DiagnosticStatus(level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN, name=name, message=message, hardware_id="vla_ros")
+    status = DiagnosticStatus(
+        level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN, name=name, message=message, hardware_id="vla_ros"
+    )
     status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
     return status
 
@@ -108,14 +136,19 @@ def plan_to_trajectory(names: tuple[str, ...], times_s: np.ndarray, positions: n
     """The executor's plan ahead: header.stamp = times_s[0], points at their offsets from it."""
     msg = JointTrajectory(joint_names=list(names))
     msg.header.stamp = s_to_stamp(float(times_s[0]))
-    msg.points = [JointTrajectoryPoint(positions=row.tolist(), time_from_start=s_to_duration(float(t - times_s[0]))) for row, t in zip(positions, times_s)]
+    msg.points = [
+        JointTrajectoryPoint(positions=row.tolist(), time_from_start=s_to_duration(float(t - times_s[0])))
+        for row, t in zip(positions, times_s)
+    ]
     return msg
 
 
 def trajectory_to_prefix(msg: JointTrajectory, joint_names: tuple[str, ...], committed_until_s: float) -> PlanPrefix:
     """A `plan_prefix` message as a PlanPrefix in `joint_names` order (ValueError if it does not fit)."""
     chunk = trajectory_to_chunk(msg, 0.0)
-    return PlanPrefix(chunk.times_s(), chunk.positions, chunk.joint_names, committed_until_s).in_joint_order(tuple(joint_names))
+    return PlanPrefix(chunk.times_s(), chunk.positions, chunk.joint_names, committed_until_s).in_joint_order(
+        tuple(joint_names)
+    )
 
 
 def trajectory_to_chunk(msg: JointTrajectory, now_s: float) -> ActionChunk:

@@ -38,7 +38,9 @@ class LifecycleManager(Node):
         self.p = declare(self, MANAGER)
         group = ReentrantCallbackGroup()
         self.nodes = [n for n in self.p["node_names"] if n]
-        self._change = {n: self.create_client(ChangeState, f"/{n}/change_state", callback_group=group) for n in self.nodes}
+        self._change = {
+            n: self.create_client(ChangeState, f"/{n}/change_state", callback_group=group) for n in self.nodes
+        }
         self._get = {n: self.create_client(GetState, f"/{n}/get_state", callback_group=group) for n in self.nodes}
         self.create_service(Trigger, "~/startup", self._srv_startup, callback_group=group)
         self.create_service(Trigger, "~/shutdown", self._srv_shutdown, callback_group=group)
@@ -50,7 +52,9 @@ class LifecycleManager(Node):
     # --- transitions ---------------------------------------------------------------------
     def _call(self, client, request, what: str):
         if not client.wait_for_service(timeout_sec=self.p["transition_timeout_s"]):
-            raise TimeoutError(f"{what}: service {client.srv_name} not available after {self.p['transition_timeout_s']} s")
+            raise TimeoutError(
+                f"{what}: service {client.srv_name} not available after {self.p['transition_timeout_s']} s"
+            )
         future = client.call_async(request)
         deadline = time.monotonic() + self.p["transition_timeout_s"]
         while not future.done():

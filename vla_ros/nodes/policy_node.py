@@ -12,7 +12,11 @@ Topics: each camera topic (Image, or CompressedImage for `.../compressed`), `joi
 `instruction` (std_msgs/String), `plan_prefix` (the executor's plan ahead, guided mode) in;
 `action_chunk` (trajectory_msgs/JointTrajectory, header.stamp = the observation's stamp) and
 `/diagnostics` out. Service `~/reset` (Trigger): clear the observation buffer and the backend's
-episode state. Inference runs in its own thread, scheduled from the measured latency.
+episode state. Model actions become joint targets through the checkpoint's action space on this
+robot (backends/action_output.py; parameters urdf_path, end_effector_link, base_link, gripper_joint,
+action_space); a chunk cut short (a non-finite value, an unreachable pose) is published up to the
+cut, one with no convertible point is not published; both are counted in /diagnostics and logged.
+Inference runs in its own thread, scheduled from the measured latency.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from collections import deque
 
 import numpy as np
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -33,6 +38,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from vla_ros.backends.action_output import RobotBody
 from vla_ros.backends.base import Backend, BackendError, load_backend
 from vla_ros.backends.settings import SettingsError, describe, parse_overrides
 from vla_ros.config import resolve_package_path
@@ -57,7 +63,10 @@ class PolicyNode(LifecycleNode):
         self.cameras, self.topics = tuple(self.p["camera_names"]), tuple(self.p["camera_topics"])
         self.joints = tuple(j for j in self.p["joint_names"] if j)
         if len(self.cameras) != len(self.topics) or not self.cameras:
-            raise ValueError(f"camera_names {list(self.cameras)} and camera_topics {list(self.topics)} must be non-empty and the same length")
+            raise ValueError(
+                f"camera_names {list(self.cameras)} and camera_topics {list(self.topics)} must be non-empty and the "
+                "same length"
+            )
         if not self.joints:
             raise ValueError("parameter joint_names is empty: set it from the robot config")
         self.instruction = ""
@@ -75,11 +84,17 @@ class PolicyNode(LifecycleNode):
             if reason:
                 raise ValueError(f"parameter instruction: {reason}")
             self._accept_instruction(self.p["instruction"])
-        self.get_logger().info("unconfigured: waiting for the configure transition (the lifecycle manager sends it when autostart is on)")
+        self.get_logger().info(
+            "unconfigured: waiting for the configure transition (the lifecycle manager sends it when autostart is on)"
+        )
 
     def _reset_stats(self) -> None:
         self.inference_count = 0
         self.guided_count = 0
+        self.truncated_count = 0  # chunks published shorter than predicted
+        self.rejected_count = 0  # chunks with no convertible point (not published)
+        self.ik_failure_count = 0  # of those two, cut by an unreachable pose
+        self.last_truncation = ""
         self.frame_to_chunk_s: deque[float] = deque(maxlen=10_000)  # oldest frame used -> chunk published
         self.inference_s: deque[float] = deque(maxlen=10_000)
         self.scheduler = InferenceScheduler(self.get_parameter("inference_period_s").value, self.p["schedule_margin_s"])
@@ -106,7 +121,9 @@ class PolicyNode(LifecycleNode):
         self._stop.clear()
         self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
         self._worker.start()
-        self.get_logger().info("active: " + (f"inferring for '{self.instruction}'" if self.instruction else "waiting for an instruction"))
+        self.get_logger().info(
+            "active: " + (f"inferring for '{self.instruction}'" if self.instruction else "waiting for an instruction")
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -129,24 +146,65 @@ class PolicyNode(LifecycleNode):
         if self._param("device"):
             overrides["device"] = self._param("device")
         started = time.monotonic()
-        backend = load_backend(name, model_path, overrides, seed=self.p["seed"], num_threads=self.p["num_threads"])
+        backend = load_backend(
+            name,
+            model_path,
+            overrides,
+            seed=self.p["seed"],
+            num_threads=self.p["num_threads"],
+            robot=self._robot_body(),
+        )
         missing_joints = [j for j in backend.joint_names if j not in self.joints]
         missing_cams = [c for c in backend.camera_names if c not in self.cameras]
         if missing_joints or missing_cams:
             backend.close()
             raise BackendError(
-                f"model {model_path} does not fit the robot: joints {missing_joints} and cameras {missing_cams} are not in the robot "
+                f"model {model_path} does not fit the robot: joints {missing_joints} and cameras {missing_cams} are "
+                "not in the robot "
                 f"config (joints {list(self.joints)}, cameras {list(self.cameras)})"
             )
         self.get_logger().info(
-            f"backend '{name}' loaded from {model_path} in {time.monotonic() - started:.1f} s; joints {list(backend.joint_names)}, "
+            f"backend '{name}' loaded from {model_path} in {time.monotonic() - started:.1f} s; joints "
+            f"{list(backend.joint_names)}, "
             f"cameras {list(backend.camera_names)}, horizon {backend.horizon} x {backend.dt_s} s"
         )
         if backend.settings is not None:
-            self.get_logger().info(f"effective backend settings: {describe(backend.settings, backend.settings_sources)}")
+            self.get_logger().info(
+                f"effective backend settings: {describe(backend.settings, backend.settings_sources)}"
+            )
         if backend.provenance:
-            self.get_logger().info("from the checkpoint: " + ", ".join(f"{k} <- {v}" for k, v in backend.provenance.items()))
+            self.get_logger().info(
+                "from the checkpoint: " + ", ".join(f"{k} <- {v}" for k, v in backend.provenance.items())
+            )
+        out = backend.output
+        source = backend.action_space_source if backend.action_space else "the joints"
+        self.get_logger().info(
+            f"action space '{out.space.name}' ({', '.join(g.type for g in out.space.groups)}; {out.action_dim} values "
+            f"per point, state {out.state_dim}) from {source}"
+        )
         return backend
+
+    def _robot_body(self) -> RobotBody:
+        """The robot side of the action space, from the parameters (ValueError naming a bad one)."""
+        text = self._param("action_space")
+        try:
+            block = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"parameter action_space: not a YAML mapping ({exc})") from exc
+        if block is not None and not isinstance(block, dict):
+            raise ValueError(
+                f"parameter action_space: must be a mapping such as '{{preset: bridge_ee_delta}}', got {text!r}"
+            )
+        urdf = self._param("urdf_path")
+        return RobotBody(
+            joint_names=self.joints,
+            urdf=str(resolve_package_path(urdf)) if urdf else "",
+            ee_link=self._param("end_effector_link"),
+            base_link=self._param("base_link"),
+            gripper_joint=self._param("gripper_joint"),
+            action_space=block,
+            source="policy_node parameters",
+        )
 
     def _warm_up(self) -> None:
         """One inference on a synthetic observation (black images, joints at zero): the first real
@@ -163,13 +221,23 @@ class PolicyNode(LifecycleNode):
     def _make_io(self) -> None:
         for cam, topic in zip(self.cameras, self.topics):
             if topic.endswith("/compressed"):
-                sub = self.create_subscription(CompressedImage, topic, lambda m, c=cam: self._on_image(c, m, conversions.compressed_msg_to_rgb), qos_profile_sensor_data)
+                sub = self.create_subscription(
+                    CompressedImage,
+                    topic,
+                    lambda m, c=cam: self._on_image(c, m, conversions.compressed_msg_to_rgb),
+                    qos_profile_sensor_data,
+                )
             else:
-                sub = self.create_subscription(Image, topic, lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb), qos_profile_sensor_data)
+                sub = self.create_subscription(
+                    Image,
+                    topic,
+                    lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb),
+                    qos_profile_sensor_data,
+                )
             self._io.append(sub)
         self._io.append(self.create_subscription(JointState, "joint_states", self._on_joint_state, 10))
         self._io.append(self.create_subscription(String, "instruction", self._on_instruction_topic, 10))
-        if self.p["use_plan_prefix"] and self.backend.supports_prefix:
+        if self.p["use_plan_prefix"]:  # RTC guidance, and where cumulative deltas start
             self._io.append(self.create_subscription(JointTrajectory, "plan_prefix", self._on_plan_prefix, 10))
         self.chunk_pub = self.create_lifecycle_publisher(JointTrajectory, "action_chunk", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -180,7 +248,11 @@ class PolicyNode(LifecycleNode):
         """Stop inferring, drop the I/O made at configure and free the model."""
         self._stop_worker()
         for entity in self._io:
-            destroy = {"Subscription": self.destroy_subscription, "Publisher": self.destroy_publisher, "Timer": self.destroy_timer}
+            destroy = {
+                "Subscription": self.destroy_subscription,
+                "Publisher": self.destroy_publisher,
+                "Timer": self.destroy_timer,
+            }
             destroy[type(entity).__name__](entity)
         self._io.clear()
         if getattr(self, "chunk_pub", None) is not None:
@@ -238,7 +310,8 @@ class PolicyNode(LifecycleNode):
         if not text.strip():
             return "instruction is empty"
         if len(text) > self.p["max_instruction_chars"]:
-            return f"instruction has {len(text)} characters, more than max_instruction_chars={self.p['max_instruction_chars']}"
+            limit = self.p["max_instruction_chars"]
+            return f"instruction has {len(text)} characters, more than max_instruction_chars={limit}"
         return None
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -299,11 +372,13 @@ class PolicyNode(LifecycleNode):
         except ObservationError as exc:
             self.get_logger().warning(f"not inferring: {exc}", throttle_duration_sec=2.0)
             return None
-        prefix = self._plan_prefix(self._now_s()) if self.backend.supports_prefix else None
+        prefix = self._plan_prefix(self._now_s())
         try:
             chunk = self.backend.predict(obs, prefix=prefix)
         except Exception as exc:  # noqa: BLE001 - a failing model must not kill the node
             self.get_logger().error(f"backend failed: {exc!r}", throttle_duration_sec=2.0)
+            return None
+        if not self._count_truncation(chunk):
             return None
         delay = self._param("inference_delay_s")
         if delay > 0:
@@ -312,15 +387,32 @@ class PolicyNode(LifecycleNode):
         if self._stop.is_set() or not self.context.ok():
             return None
         if age > max_age:
-            self.get_logger().warning(f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})", throttle_duration_sec=2.0)
+            self.get_logger().warning(
+                f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})",
+                throttle_duration_sec=2.0,
+            )
             return None
         self.chunk_pub.publish(conversions.chunk_to_trajectory(chunk))
         self.inference_count += 1
-        self.guided_count += prefix is not None
+        self.guided_count += prefix is not None and self.backend.supports_prefix
         self.inference_s.append(chunk.inference_s)
         self.snapshot_to_publish.add(age)
         self.frame_to_chunk_s.append(self._now_s() - min(obs.image_stamps_s.values()))
         return float(chunk.times_s()[-1])
+
+    def _count_truncation(self, chunk) -> bool:
+        """Count and log (throttled) a chunk cut short by the action space; False if nothing is left to publish."""
+        if not chunk.truncated_reason:
+            return True
+        self.ik_failure_count += chunk.ik_failed
+        self.last_truncation = chunk.truncated_reason
+        if chunk.horizon == 0:
+            self.rejected_count += 1
+            self._error("chunk:rejected", f"chunk not published: no point could be converted: {chunk.truncated_reason}")
+            return False
+        self.truncated_count += 1
+        self._error("chunk:truncated", f"chunk cut to {chunk.horizon} points: {chunk.truncated_reason}")
+        return True
 
     def _publish_diagnostics(self) -> None:
         def ms(values, q):
@@ -332,13 +424,24 @@ class PolicyNode(LifecycleNode):
             "instruction": self.instruction,
             "chunks_published": self.inference_count,
             "chunks_guided": self.guided_count,
+            "chunks_truncated": self.truncated_count,
+            "chunks_rejected": self.rejected_count,
+            "ik_failures": self.ik_failure_count,
+            "last_truncation": self.last_truncation,
             "latency_estimate_ms": f"{self.scheduler.latency.value() * 1e3:.1f}",
             "frame_to_chunk_p50_ms": ms(f2c, 50),
             "frame_to_chunk_p99_ms": ms(f2c, 99),
             "inference_p50_ms": ms(inf, 50),
             "inference_p99_ms": ms(inf, 99),
         }
-        self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg()))
+        if self.backend is not None:
+            values.update(self.backend.diagnostics())  # e.g. a remote backend's link state and timing
+        ok = values.get("link_state", "connected") == "connected"
+        self.diag_pub.publish(
+            conversions.diagnostic_array(
+                f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg(), ok
+            )
+        )
 
     def shutdown_gracefully(self) -> None:
         """On SIGINT/SIGTERM: stop inferring and free the model before the process exits."""

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vla_ros.backends.normalization import DatasetStatistics, FeatureStats, to_delta
+from vla_ros.backends.action_output import ActionOutput, RobotBody, build_action_output, robot_body
+from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
 from vla_ros.backends.octo.backend import OctoBackend
 from vla_ros.backends.octo.configuration import OctoConfig
 from vla_ros.backends.octo.modeling import OctoModel
@@ -25,6 +26,17 @@ from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES
 
 DELTA_MASK = (True,) * 6 + (False,)  # arm joints relative to the current state, gripper absolute
+# `--action-space ee_delta`: the expert's joint targets recorded as Bridge's end-effector deltas (xyz and
+# roll/pitch/yaw of the tool, base frame, chained along the chunk) with the gripper opening in metres;
+# state: the arm joints, the tool position (forward kinematics) and the gripper.
+EE_DELTA_SPACE = {
+    "preset": "bridge_ee_delta",
+    "gripper": {"source_range": None, "binarize_threshold": None},
+    "state": {
+        "groups": [{"type": "joint_position"}, {"type": "ee_position"}, {"type": "gripper", "source_range": None}]
+    },
+}
+ACTION_SPACES = {"joint": None, "ee_delta": EE_DELTA_SPACE}
 
 
 @dataclass(frozen=True)
@@ -39,22 +51,46 @@ class TrainSettings:
     shift_px: int = 0  # random image shift (pixels); 0: the cameras are fixed, a shift would blur where the cubes are
     seed: int = 0
     threads: int = 2
+    init_from: str = ""  # checkpoint folder to continue training from (same config); "" = random init
 
 
-def dataset_statistics(data: dict[str, np.ndarray]) -> DatasetStatistics:
-    deltas = to_delta(data["actions"], data["state"], np.array(DELTA_MASK))
-    return DatasetStatistics(FeatureStats.from_data(data["state"]), FeatureStats.from_data(deltas))
+def sim_robot() -> RobotBody:
+    """The sim arm as the action space sees it (config/robots/sim.yaml: URDF, tool link, gripper joint)."""
+    from vla_ros.config import load_robot_config
+
+    return robot_body(load_robot_config("sim"))
 
 
-def make_config(data: dict[str, np.ndarray], dt_s: float, **overrides) -> OctoConfig:
+def action_output(action_space: dict | None) -> ActionOutput:
+    """The sim arm's ActionOutput for a checkpoint's action space (None: joints relative per DELTA_MASK)."""
+    relative = tuple(j for j, rel in zip(JOINT_NAMES, DELTA_MASK) if rel)
+    return build_action_output(action_space, JOINT_NAMES, relative, sim_robot(), "training")
+
+
+def model_space(data: dict[str, np.ndarray], output: ActionOutput) -> tuple[np.ndarray, np.ndarray]:
+    """The recorded joint states (N, D) and expert targets (N, H, D) as model states (N, S) and actions (N, H, A)."""
+    states = np.stack([output.state_vector(q) for q in data["state"]])
+    return states, output.to_model_actions(data["actions"], data["state"])
+
+
+def dataset_statistics(states: np.ndarray, actions: np.ndarray) -> DatasetStatistics:
+    return DatasetStatistics(FeatureStats.from_data(states), FeatureStats.from_data(actions))
+
+
+def make_config(data: dict[str, np.ndarray], dt_s: float, action_space: dict | None = None, **overrides) -> OctoConfig:
+    """The model config for recorded data in `action_space` (None: joint targets, arm joints relative)."""
     instructions = [str(s) for s in data["instructions"]]
+    output = action_output(action_space)
     return OctoConfig(
         camera_names=CAMERAS,
         image_size=int(data[f"image_{CAMERAS[0]}"].shape[1]),
         joint_names=JOINT_NAMES,
         horizon=int(data["actions"].shape[1]),
         dt_s=dt_s,
-        delta_mask=DELTA_MASK,
+        delta_mask=() if action_space else DELTA_MASK,
+        action_space=dict(action_space or {}),
+        action_dim=output.action_dim,
+        state_dim=output.state_dim,
         vocab=WordTokenizer.build_vocab(instructions),
         **{"coord_channels": True, "film": True, **overrides},
     )
@@ -71,23 +107,32 @@ def _shift(images: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Ten
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
 
-def train(data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings, log=print) -> tuple[OctoModel, DatasetStatistics, dict]:
+def train(
+    data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings, log=print
+) -> tuple[OctoModel, DatasetStatistics, dict]:
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     gen = torch.Generator().manual_seed(settings.seed)
-    stats = dataset_statistics(data)
+    states, actions = model_space(data, action_output(cfg.action_space or None))
+    stats = dataset_statistics(states, actions)
     proc = OctoProcessor(cfg, stats)
     tokenizer = WordTokenizer(cfg.vocab, cfg.max_tokens)
     # Precompute every input once: uint8 images stay uint8 until a batch is drawn.
-    images = {c: torch.from_numpy(np.ascontiguousarray(data[f"image_{c}"].transpose(0, 3, 1, 2))) for c in cfg.camera_names}
-    state = torch.from_numpy(np.stack([proc.state_input(q) for q in data["state"]]))
-    targets = torch.from_numpy(proc.actions_to_targets(data["state"], data["actions"]))
+    images = {
+        c: torch.from_numpy(np.ascontiguousarray(data[f"image_{c}"].transpose(0, 3, 1, 2))) for c in cfg.camera_names
+    }
+    state = torch.from_numpy(proc.state_input(states))
+    targets = torch.from_numpy(proc.actions_to_model(actions))
     text = [tokenizer(str(s)) for s in data["instructions"]]
     ids = torch.from_numpy(np.stack([text[t][0] for t in data["task"]]))
     valid = torch.from_numpy(np.stack([text[t][1] for t in data["task"]]))
     n = len(state)
 
     model = OctoModel(cfg)
+    if settings.init_from:
+        from vla_ros.backends.octo.checkpoint import load_model
+
+        model.load_state_dict(load_model(Path(settings.init_from), cfg).state_dict())
     optim = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     ema = [p.detach().clone() for p in model.parameters()]
     params = sum(p.numel() for p in model.parameters())
@@ -122,7 +167,12 @@ def train(data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings,
         for e, p in zip(ema, model.parameters()):
             p.copy_(e)
     model.eval()
-    info = {"steps": step, "train_seconds": round(time.monotonic() - start, 1), "final_loss": float(np.mean(losses[-200:])), "parameters": params}
+    info = {
+        "steps": step,
+        "train_seconds": round(time.monotonic() - start, 1),
+        "final_loss": float(np.mean(losses[-200:])),
+        "parameters": params,
+    }
     return model, stats, info
 
 
@@ -133,12 +183,13 @@ def write_model_card(folder: Path, info: dict) -> None:
         "",
         "Task/observation/readout tokens, blockwise-causal transformer, DDPM diffusion action head.",
         f"Cameras {list(CAMERAS)} at {info['image_size']}x{info['image_size']}, joints {list(JOINT_NAMES)}, "
-        f"chunks of {info['horizon']} points every {info['dt_s']} s (arm joints relative to the state).",
+        f"chunks of {info['horizon']} points every {info['dt_s']} s ({info['action_space_text']}).",
         "",
         "## Training",
         f"- Data: {info['episodes']} scripted-expert episodes in the vla_ros MuJoCo tabletop scene "
         f"({info['samples']} samples, DART noise {info['noise_rad']} rad), tasks {info['instructions']}.",
-        f"- {info['steps']} AdamW steps, batch {info['batch_size']}, {info['train_seconds']} s on {info['threads']} CPU threads; "
+        f"- {info['steps']} AdamW steps, batch {info['batch_size']}, {info['train_seconds']} s on {info['threads']} "
+        "CPU threads; "
         f"{info['parameters'] / 1e6:.2f}M parameters; final loss {info['final_loss']:.4f}.",
         f"- Command: `{info['command']}`",
         "",
@@ -159,4 +210,7 @@ def load_dataset(path: Path) -> dict[str, np.ndarray]:
 
 
 def backend_from(model: OctoModel, stats: DatasetStatistics) -> OctoBackend:
-    return OctoBackend(model, stats)
+    """The trained model as a backend on the sim arm."""
+    backend = OctoBackend(model, stats)
+    backend.bind_robot(sim_robot())
+    return backend

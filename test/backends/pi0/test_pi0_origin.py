@@ -167,6 +167,6 @@ def test_lerobot_origin_needs_its_quantiles(tmp_path):
         del feature["q01"]
     (folder / "norm_stats.json").write_text(json.dumps(raw))
     with pytest.raises(
-        BackendError, match=r"state statistics .* quantiles normalisation needs \['q01', 'q99'\], missing \['q01'\]"
+        BackendError, match=r"state statistics: quantiles normalisation needs \['q01', 'q99'\], missing \['q01'\]"
     ):
         load_backend("pi0", folder)

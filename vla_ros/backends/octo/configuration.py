@@ -22,6 +22,11 @@ class OctoConfig:
     horizon: int = 8  # action chunk length
     dt_s: float = 0.1  # seconds between chunk points
     delta_mask: tuple[bool, ...] = ()  # per joint: predict relative to the current state (else absolute)
+    # the action space (backends/action_output.py): {} = joint positions of joint_names per delta_mask;
+    # else an `action_space` block (preset + overrides, or groups) whose actions are action_dim wide
+    action_space: dict = field(default_factory=dict)
+    action_dim: int = 0  # values per chunk point (0: one per joint)
+    state_dim: int = 0  # proprio values (0: one per joint)
     # language
     vocab: tuple[str, ...] = ()  # word vocabulary; ids 0/1 are [pad]/[unk]
     max_tokens: int = 8
@@ -50,14 +55,14 @@ class OctoConfig:
             raise ValueError("OctoConfig.joint_names must not be empty")
         if self.delta_mask and len(self.delta_mask) != len(self.joint_names):
             raise ValueError(f"delta_mask has {len(self.delta_mask)} entries for {len(self.joint_names)} joints")
+        if self.action_space and any(self.delta_mask):
+            raise ValueError("delta_mask: the action space says what is relative; leave delta_mask empty")
+        self.action_dim = self.action_dim or len(self.joint_names)
+        self.state_dim = self.state_dim or len(self.joint_names)
         if self.width % self.num_heads:
             raise ValueError(f"width {self.width} not divisible by num_heads {self.num_heads}")
         if self.image_size % (2 ** len(self.stem_channels)):
             raise ValueError(f"image_size {self.image_size} not divisible by 2**{len(self.stem_channels)}")
-
-    @property
-    def action_dim(self) -> int:
-        return len(self.joint_names)
 
     @property
     def patches_per_image(self) -> int:
@@ -80,14 +85,15 @@ class OctoConfig:
 class OctoSettings(SettingsBase):
     """How the robot runs an Octo-design checkpoint. `cameras` / `joints` / `relative_joints` default
     to the checkpoint's own (its `camera_names`, `joint_names`, `delta_mask`)."""
-    KEY_GROUPS = (("joints", "relative_joints"),)
 
+    KEY_GROUPS = (("joints", "relative_joints"),)
 
     device: str = "cpu"  # torch device: cpu | cuda | cuda:N
     max_guidance: float = 5.0  # RTC guidance weight clip (beta) for guided inference
     cameras: dict[str, str] | None = None  # robot camera -> the model's camera slot
     joints: tuple[str, ...] | None = None  # robot joint of model dim i
     relative_joints: tuple[str, ...] | None = None  # joints predicted relative to the state
+    action_space: dict | None = None  # the checkpoint's action space, over its config.json's (None: config.json's)
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
@@ -105,9 +111,16 @@ class OctoSettings(SettingsBase):
             if getattr(self, key) is not None:
                 default[key] = getattr(self, key)
         mapping = RobotMapping.from_dict(default, self.source)
+        if self.action_space or cfg.action_space:  # the action space maps the joints
+            mapping.check_slots(cfg.camera_names)
+            return mapping
         if len(mapping.joints) != cfg.action_dim:
-            raise ValueError(f"{self.source}: joints: the model has {cfg.action_dim} action dims, got {len(mapping.joints)} joints")
+            raise ValueError(
+                f"{self.source}: joints: the model has {cfg.action_dim} action dims, got {len(mapping.joints)} joints"
+            )
         if mapping.relative_mask.tolist() != list(cfg.delta_mask or [False] * cfg.action_dim):
-            raise ValueError(f"{self.source}: relative_joints: the checkpoint was trained with delta_mask {list(cfg.delta_mask)}")
+            raise ValueError(
+                f"{self.source}: relative_joints: the checkpoint was trained with delta_mask {list(cfg.delta_mask)}"
+            )
         mapping.check_slots(cfg.camera_names)
         return mapping

@@ -1,15 +1,16 @@
 """Input/output transforms of the Octo-design backend, shared by inference and training.
 
 images: camera -> (H, W, 3) uint8 RGB  ->  (3, S, S) float32 in [-1, 1]
-state:  (D,) radians                   ->  normalised (D,)
-chunk:  (H, D) absolute targets       <->  normalised (H, D), relative to the state where delta_mask
+state:  (S,) the action space's state vector  ->  normalised (S,)
+chunk:  (H, A) model actions (unnormalised)   <->  normalised (H, A)
+Joint targets <-> model actions is the action space's step (backends/action_output.py), shared by all backends.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vla_ros.backends.normalization import DatasetStatistics, to_absolute, to_delta
+from vla_ros.backends.normalization import DatasetStatistics
 from vla_ros.backends.octo.configuration import OctoConfig
 from vla_ros.core.images import resize_rgb
 
@@ -27,26 +28,27 @@ def image_input(rgb: np.ndarray, size: int) -> np.ndarray:
 
 class OctoProcessor:
     def __init__(self, cfg: OctoConfig, stats: DatasetStatistics):
-        if stats.state.mean.shape != (cfg.action_dim,) or stats.action.mean.shape != (cfg.action_dim,):
+        if stats.state.mean.shape != (cfg.state_dim,) or stats.action.mean.shape != (cfg.action_dim,):
             raise ValueError(
-                f"dataset statistics are for {stats.state.mean.shape[0]} state / {stats.action.mean.shape[0]} action dims, "
-                f"the model has {cfg.action_dim} joints {list(cfg.joint_names)}"
+                f"dataset statistics are for {stats.state.mean.shape[0]} state / {stats.action.mean.shape[0]} action "
+                "dims, "
+                f"the model has {cfg.state_dim} / {cfg.action_dim}"
             )
         self.cfg = cfg
         self.stats = stats
-        self.delta_mask = np.array(cfg.delta_mask or [False] * cfg.action_dim)
 
     def image_input(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 -> (3, S, S) float32 in [-1, 1] at the model's image size."""
         return image_input(rgb, self.cfg.image_size)
 
-    def state_input(self, q: np.ndarray) -> np.ndarray:
-        return self.stats.state.normalize(q).astype(np.float32)
+    def state_input(self, state: np.ndarray) -> np.ndarray:
+        """The state vector (..., S) -> normalised float32."""
+        return self.stats.state.normalize(state).astype(np.float32)
 
-    def actions_to_targets(self, q: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Training labels: absolute targets (..., H, D) at state q -> normalised model targets."""
-        return self.stats.action.normalize(to_delta(actions, q, self.delta_mask)).astype(np.float32)
+    def actions_to_model(self, actions: np.ndarray) -> np.ndarray:
+        """Model actions (..., H, A) -> normalised float32 (training labels, guidance targets)."""
+        return self.stats.action.normalize(actions).astype(np.float32)
 
-    def targets_to_actions(self, q: np.ndarray, normalised: np.ndarray) -> np.ndarray:
-        """Model output (H, D) -> absolute joint targets (H, D)."""
-        return to_absolute(self.stats.action.unnormalize(normalised), q, self.delta_mask)
+    def model_to_actions(self, normalised: np.ndarray) -> np.ndarray:
+        """Model output (H, A) -> unnormalised model actions (H, A) (ActionOutput.to_chunk makes joint targets)."""
+        return self.stats.action.unnormalize(np.asarray(normalised, dtype=np.float64))

@@ -6,7 +6,6 @@ Settings: the package's `config/backends/pi0.yaml` < `<checkpoint>/pi0.yaml` < n
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -50,14 +49,32 @@ class Pi0Backend(Backend):
         self.max_guidance = self.settings.max_guidance
         self.sampler = FastSampler(model, self.steps, self.settings.fast_path)  # unguided chunks
         self.device_images = DeviceImages(processor, self.device)
+        self.relative_joints = self.settings.delta_joints
+        self.action_space = self.settings.action_space
+        self.action_space_source = self.settings.source
+        if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
+            self.bind_robot(None)
+
+    def bind_robot(self, robot=None) -> None:
+        """Backend.bind_robot, then check the action and state widths fit the model and its statistics."""
+        super().bind_robot(robot)
+        try:
+            out = self.output
+            self.processor.check_dims(out.action_dim, out.state_dim, f"action space '{out.space.name}'")
+        except ValueError as exc:
+            raise BackendError(f"π₀ backend ({self.settings.source}): {exc}") from exc
 
     @property
     def noise_shape(self) -> tuple[int, int, int]:
         return (1, self.horizon, self.cfg.action_dim)
 
-    def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
+    def predict(
+        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
+    ) -> ActionChunk:
         start = time.perf_counter()
-        q = self._select_joints(observation.joint_names, np.asarray(observation.joint_positions, dtype=np.float64), "observation")
+        q = self._select_joints(
+            observation.joint_names, np.asarray(observation.joint_positions, dtype=np.float64), "observation"
+        )
         missing = [c for c in self.camera_names if c not in observation.images]
         if missing:
             raise BackendError(f"π₀ backend needs cameras {list(self.camera_names)}; observation lacks {missing}")
@@ -69,8 +86,8 @@ class Pi0Backend(Backend):
                 target, weights = self._guidance_target(prefix, q, observation.stamp_s)
                 field = rtc_guided(self.model.denoiser(cache, state), target, weights, self.max_guidance)
                 out = euler_integrate(field, self._initial_noise(noise), self.steps)
-        positions = self.processor.targets_to_actions(q, out[0].cpu().numpy())
-        return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, positions, time.perf_counter() - start)
+        actions = self.processor.model_to_actions(out[0].float().cpu().numpy(), self.output.action_dim)
+        return self.output.to_chunk(actions, q, observation.stamp_s, self.dt_s, prefix, time.perf_counter() - start)
 
     def _select_joints(self, names: tuple[str, ...], values: np.ndarray, what: str) -> np.ndarray:
         """values (..., len(names)) -> (..., D) in `joint_names` order."""
@@ -80,17 +97,23 @@ class Pi0Backend(Backend):
             raise BackendError(f"π₀ backend expects joints {list(self.joint_names)}; {exc}") from exc
 
     def _encode(self, observation: Observation, q: np.ndarray):
-        """Prefix KV cache and the state tensor (1, state_dim) of one observation."""
+        """Prefix KV cache and the state tensor (1, state_dim) of one observation (None for π₀.5,
+        whose state is written into the prompt)."""
         dev = self.device
+        if self.output is None:
+            raise BackendError(f"π₀ backend: action space {self.action_space} needs the robot: call bind_robot first")
+        state_vector = self.output.state_vector(q)
         pixels, valid = self.device_images(observation.images)  # on the device, scaled there from uint8
         if self.settings.skip_masked_slots:  # masked slots take no position and are never attended
             pixels, valid = pixels[torch.from_numpy(np.flatnonzero(valid)).to(dev)], valid[valid]
-        ids, id_valid = self.tokenizer(observation.instruction, self.processor.prompt_state(q))
+        ids, id_valid = self.tokenizer(observation.instruction, self.processor.prompt_state(state_vector))
         prefix, prefix_valid = self.model.embed_prefix(
-            pixels[None], torch.from_numpy(valid)[None].to(dev),
-            torch.from_numpy(ids)[None].to(dev), torch.from_numpy(id_valid)[None].to(dev),
+            pixels[None],
+            torch.from_numpy(valid)[None].to(dev),
+            torch.from_numpy(ids)[None].to(dev),
+            torch.from_numpy(id_valid)[None].to(dev),
         )
-        state = self.processor.state_input(q)
+        state = self.processor.state_input(state_vector)
         state = None if state is None else torch.from_numpy(state)[None].to(dev)
         return self.model.prefill(prefix, prefix_valid), state
 
@@ -99,7 +122,9 @@ class Pi0Backend(Backend):
             return torch.randn(self.noise_shape, generator=self.generator, device=self.device)
         noise = np.asarray(noise, dtype=np.float32)
         if noise.size != np.prod(self.noise_shape):
-            raise BackendError(f"π₀ noise must have shape {self.noise_shape[1:]} (horizon, padded action dim), got {noise.shape}")
+            raise BackendError(
+                f"π₀ noise must have shape {self.noise_shape[1:]} (horizon, padded action dim), got {noise.shape}"
+            )
         return torch.from_numpy(noise).reshape(self.noise_shape).to(self.device)
 
     def _guidance_target(self, prefix: PlanPrefix, q: np.ndarray, t0_s: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +132,8 @@ class Pi0Backend(Backend):
         grid = t0_s + self.dt_s * np.arange(1, self.horizon + 1)
         targets, weights = prefix_on_grid(prefix, grid)
         targets = self._select_joints(prefix.joint_names, targets, "plan prefix")
-        model_units = self.processor.actions_to_targets(q, targets)
+        actions = self.output.to_model_actions(targets, q, self.output.start_q(q, t0_s, prefix))
+        model_units = self.processor.actions_to_model(actions)
         return (torch.from_numpy(model_units)[None].to(self.device), torch.from_numpy(weights).float().to(self.device))
 
 
@@ -117,7 +143,9 @@ def load_pi0_backend(model_path: Path | None, overrides: dict[str, Any] | None =
     settings, sources = resolve_settings(Pi0Settings, settings_layers("pi0", model_path, overrides or {}))
     if model_path is None:
         if settings.checkpoint is None:
-            raise BackendError(f"π₀ backend: no checkpoint folder given (model_path) and {settings.source} sets no 'checkpoint'")
+            raise BackendError(
+                f"π₀ backend: no checkpoint folder given (model_path) and {settings.source} sets no 'checkpoint'"
+            )
         model_path = resolve_package_path(settings.checkpoint)
     folder = Path(model_path)
     ckpt = load_checkpoint(folder, settings)

@@ -3,10 +3,11 @@
 images: camera -> (H, W, 3) uint8  ->  per slot (3, S, S) float32 in [-1, 1] (resize with pad:
                                         PIL bilinear for openpi, torch bilinear without antialias
                                         for LeRobot) + valid flag; a slot with no camera is -1, invalid
-state:  (D,) radians               ->  normalised; π₀: zero-padded to state_dim (the state token);
-                                        π₀.5: discretised into the prompt (`prompt_state`)
-chunk:  (H, action_dim) model     <->  (H, D) absolute targets: slice/pad, unnormalise/normalise,
-                                        delta -> absolute where configured (and back)
+state:  (S,) the action space's state vector  ->  normalised; π₀: zero-padded to state_dim (the state
+                                        token); π₀.5: discretised into the prompt (`prompt_state`)
+chunk:  (H, action_dim) model    <->  (H, A) model actions: slice/pad, unnormalise/normalise
+Model actions <-> joint targets (relative joints, EE deltas, ...) is the action space's step, shared by
+every backend (backends/action_output.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vla_ros.backends.normalization import (
-    DatasetStatistics,
-    to_absolute,
-    to_delta,
-)
+from vla_ros.backends.normalization import DatasetStatistics
 from vla_ros.backends.pi0.configuration import Pi0Config
 from vla_ros.backends.pi0.normalizers import Normalizer
 from vla_ros.backends.pi0.origin import CheckpointProfile, default_profile
@@ -93,24 +90,38 @@ class Pi0Processor:
         stats: DatasetStatistics | dict,
         profile: CheckpointProfile | None = None,
     ):
-        d = len(settings.joints)
-        if d > min(cfg.state_dim, cfg.action_dim):
-            raise ValueError(f"{d} joints do not fit the model's {cfg.state_dim} state / {cfg.action_dim} action dims")
         settings.check_slots(cfg.image_slots)
-        profile = profile or default_profile(cfg)
-        raw = _raw(stats)
-        joints = f"the {d} joints {list(settings.joints)}"
         self.cfg = cfg
         self.settings = settings
-        self.profile = profile
-        self.state_norm = Normalizer.from_stats(
-            raw["state"], profile.state_norm, profile.origin, profile.eps, d, f"state statistics for {joints}"
-        )
-        self.action_norm = Normalizer.from_stats(
-            raw["action"], profile.action_norm, profile.origin, profile.eps, d, f"action statistics for {joints}"
-        )
-        self.delta_mask = np.array([j in settings.delta_joints for j in settings.joints])
+        self.profile = profile or default_profile(cfg)
+        self.raw_stats = _raw(stats)
+        self._norms: dict[tuple[str, int], Normalizer] = {}
+        if settings.action_space is None:  # joint positions: one state and action value per joint
+            d = len(settings.joints)
+            self.check_dims(d, d, f"the {d} joints {list(settings.joints)}")
         self.slot_camera = {slot: cam for cam, slot in settings.cameras.items()}
+
+    def _normalizer(self, feature: str, dims: int) -> Normalizer:
+        """The origin's normaliser of the first `dims` values of `feature` ('state' | 'action')."""
+        key = (feature, dims)
+        if key not in self._norms:
+            mode = self.profile.state_norm if feature == "state" else self.profile.action_norm
+            self._norms[key] = Normalizer.from_stats(
+                self.raw_stats[feature], mode, self.profile.origin, self.profile.eps, dims, f"{feature} statistics"
+            )
+        return self._norms[key]
+
+    def check_dims(self, action_dim: int, state_dim: int, what: str) -> None:
+        """ValueError unless `action_dim` actions and `state_dim` states fit the model and its statistics."""
+        if action_dim > self.cfg.action_dim or state_dim > self.cfg.state_dim:
+            raise ValueError(
+                f"{what} do not fit the model's {self.cfg.state_dim} state / {self.cfg.action_dim} action dims"
+            )
+        try:
+            self._normalizer("state", state_dim)
+            self._normalizer("action", action_dim)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from exc
 
     def images(self, images: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Camera images -> (C, 3, S, S) float32 and valid (C,) bool, in the model's slot order."""
@@ -124,22 +135,23 @@ class Pi0Processor:
                 valid[i] = True
         return pixels, valid
 
-    def state_input(self, q: np.ndarray) -> np.ndarray | None:
-        """(D,) joint positions -> (state_dim,) float32 for π₀'s state token; None for π₀.5 (no state token)."""
+    def state_input(self, state: np.ndarray) -> np.ndarray | None:
+        """(S,) state vector -> (state_dim,) float32 for π₀'s state token; None for π₀.5 (no state token)."""
         if self.cfg.pi05:
             return None
-        return pad_last(self.state_norm.normalize(q).astype(np.float32), self.cfg.state_dim)
+        return pad_last(
+            self._normalizer("state", state.shape[-1]).normalize(state).astype(np.float32), self.cfg.state_dim
+        )
 
-    def prompt_state(self, q: np.ndarray) -> np.ndarray | None:
-        """(D,) joint positions -> normalised state (D,) float32 that π₀.5 writes into the prompt; None for π₀."""
-        return self.state_norm.normalize(q).astype(np.float32) if self.cfg.pi05 else None
+    def prompt_state(self, state: np.ndarray) -> np.ndarray | None:
+        """(S,) state vector -> normalised (S,) float32 that π₀.5 writes into the prompt; None for π₀."""
+        return self._normalizer("state", state.shape[-1]).normalize(state).astype(np.float32) if self.cfg.pi05 else None
 
-    def actions_to_targets(self, q: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Absolute targets (H, D) at state q -> model units (H, action_dim) float32."""
-        normalized = self.action_norm.normalize(to_delta(actions, q, self.delta_mask)).astype(np.float32)
+    def actions_to_model(self, actions: np.ndarray) -> np.ndarray:
+        """Model actions (H, A) -> model units (H, action_dim) float32."""
+        normalized = self._normalizer("action", actions.shape[-1]).normalize(actions).astype(np.float32)
         return pad_last(normalized, self.cfg.action_dim)
 
-    def targets_to_actions(self, q: np.ndarray, model_out: np.ndarray) -> np.ndarray:
-        """Model output (H, action_dim) -> absolute joint targets (H, D)."""
-        d = len(self.settings.joints)
-        return to_absolute(self.action_norm.unnormalize(model_out[..., :d].astype(np.float64)), q, self.delta_mask)
+    def model_to_actions(self, model_out: np.ndarray, action_dim: int) -> np.ndarray:
+        """Model output (H, action_dim) -> the first `action_dim` values, unnormalised (H, A)."""
+        return self._normalizer("action", action_dim).unnormalize(model_out[..., :action_dim].astype(np.float64))

@@ -41,6 +41,9 @@ class Pi0Settings(SettingsBase):
     max_token_len: int | None = None  # override the checkpoint's prompt length
     skip_masked_slots: bool = True  # do not encode masked camera slots (same result, less compute)
     origin: str | None = None  # openpi | lerobot: toolchain that trained the checkpoint; None = detect from its files
+    action_space: dict | None = (
+        None  # the checkpoint's action space (preset + overrides); None: joints per delta_joints
+    )
     fast_path: str = "auto"  # denoising loop: eager | compile | cuda_graph | auto (cuda_graph on CUDA, else eager)
     source: str = field(default="<memory>", compare=False)
 
@@ -117,16 +120,29 @@ class Pi0Settings(SettingsBase):
 
 
 _TYPES = {
-    "joints": list, "delta_joints": list, "cameras": dict, "dt_s": (int, float), "steps": (int, type(None)),
-    "max_guidance": (int, float), "checkpoint": (str, type(None)), "device": str, "dtype": str,
-    "norm_stats": (str, type(None)), "max_token_len": (int, type(None)), "skip_masked_slots": bool,
-    "origin": (str, type(None)), "fast_path": str,
+    "joints": list,
+    "delta_joints": list,
+    "cameras": dict,
+    "dt_s": (int, float),
+    "steps": (int, type(None)),
+    "max_guidance": (int, float),
+    "checkpoint": (str, type(None)),
+    "device": str,
+    "dtype": str,
+    "norm_stats": (str, type(None)),
+    "max_token_len": (int, type(None)),
+    "skip_masked_slots": bool,
+    "origin": (str, type(None)),
+    "action_space": (dict, type(None)),
+    "fast_path": str,
 }
 
 
 def _check_type(key: str, value: Any, where: str) -> None:
     expected = _TYPES[key]
-    ok = isinstance(value, expected) and not (isinstance(value, bool) and expected in (int, (int, float), (int, type(None))))
+    ok = isinstance(value, expected) and not (
+        isinstance(value, bool) and expected in (int, (int, float), (int, type(None)))
+    )
     if key in ("joints", "delta_joints") and ok:
         ok = all(isinstance(v, str) for v in value)
     if key == "cameras" and ok:

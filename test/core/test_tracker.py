@@ -1,0 +1,131 @@
+"""The nominal tracker: commands are the plan's own states when no limit is near, joins are smooth,
+and the ruckig filter takes over only where the nominal command would break a limit.
+
+The sim arm (its limits, margin and workspace) tracks a slow sine stream, chunk after chunk.
+"""
+
+import numpy as np
+from test_executor_properties import WORKSPACE
+from test_jerk_limiter import assert_within_limits
+
+from vla_ros.config import load_robot_config
+from vla_ros.core.executor import ExecutorCore, ExecutorSettings
+from vla_ros.core.jerk_limiter import JerkLimiter
+from vla_ros.core.plan import Plan
+from vla_ros.core.tracker import PlanTracker
+from vla_ros.core.types import ActionChunk, JointLimits
+from vla_ros.sim.tabletop import HOME_Q
+
+ROBOT = load_robot_config("sim")
+DT = 0.002  # 500 Hz
+CHUNK_DT, HORIZON, PERIOD = 0.1, 8, 0.3  # the demo's chunks: 8 points 0.1 s apart, one every 0.3 s
+
+
+def sine(t: np.ndarray, amplitude: float = 0.2, hz: float = 0.5) -> np.ndarray:
+    """(len(t), 7) a slow in-limit motion of the arm joints from rest at the home pose (the gripper
+    still): amplitude (1 - cos(w t))^2 / 4, which starts with zero velocity, acceleration and jerk."""
+    wave = amplitude * (1 - np.cos(2 * np.pi * hz * np.asarray(t)[:, None])) ** 2 / 4
+    return HOME_Q + wave * np.array([1.0, -1.0, 0.5, 1.0, -1.0, 1.0, 0.0])
+
+
+def run(core: ExecutorCore, seconds: float, motion=sine):
+    """Chunks of `motion` every PERIOD (observed at the chunk's stamp, arriving at once), ticks at DT.
+    Returns tick times (T,), commands (T, D), commanded accelerations (T, D), states (T,), plan states (T, 3, D)."""
+    core.on_joint_state(0.0, motion(np.zeros(1))[0])
+    core.tick(0.0)  # the control loop runs before the first chunk
+    times, commands, accelerations, states, planned = [], [], [], [], []
+    next_chunk, t = 0.0, 0.0
+    for _ in range(int(round(seconds / DT))):
+        if t >= next_chunk - 1e-9:
+            core.on_chunk(
+                ActionChunk(t, CHUNK_DT, ROBOT.joint_names, motion(t + CHUNK_DT * np.arange(1, HORIZON + 1))), t
+            )
+            next_chunk += PERIOD
+        t += DT
+        core.on_joint_state(t, core.limiter.position)
+        command = core.tick(t)
+        times.append(t)
+        commands.append(command.positions)
+        accelerations.append(core.limiter.acceleration.copy())
+        states.append(command.state)
+        planned.append(core.plan.state_at(t, np.empty((3, 7))))
+    return np.array(times), np.array(commands), np.array(accelerations), states, np.array(planned)
+
+
+def sim_core() -> ExecutorCore:
+    core = ExecutorCore(ROBOT.limits, ExecutorSettings(position_margin_rad=0.02), WORKSPACE)
+    core.activate()  # commands from the first joint state on
+    return core
+
+
+def test_with_no_limit_near_the_filter_passes_the_plan_through_exactly():
+    """Every command is the plan's own position, velocity and acceleration at its time: the filter
+    (ruckig) never acts and no limit is reported."""
+    core = sim_core()
+    _, commands, accelerations, states, planned = run(core, 3.0)
+    assert set(states) == {"tracking"}
+    assert core.tracker.filtered_ticks == 0 and core.tracker.nominal_ticks == len(commands)
+    np.testing.assert_array_equal(commands, planned[:, 0])
+    np.testing.assert_array_equal(accelerations, planned[:, 2])
+    assert not core.limiter.activations
+
+
+def test_on_a_smooth_plan_jerk_follows_the_plan_not_the_limit():
+    """Commanded jerk (from the commanded accelerations, as `vla-ros plot`) stays far below the limit,
+    and its RMS is the plan's own (the plan's third derivative at the same ticks)."""
+    core = sim_core()
+    times, commands, accelerations, _, _ = run(core, 3.0)
+    assert_within_limits(commands, DT, ROBOT.limits)
+    jerk = np.diff(accelerations, axis=0) / DT
+    plan_jerk = []
+    for t in times[1:] - DT / 2:  # the plan's jerk in the middle of each tick (constant per segment)
+        i = core.plan.segment(t)
+        plan_jerk.append(6 * core.plan.coefficients[i, 3] if i < len(core.plan.coefficients) else np.zeros(7))
+    # (the plan sampled above is the last one: compare over its span, which the commands followed)
+    span = times[1:] - DT / 2 >= core.plan.knot_times_s[0]
+    rms, plan_rms = np.sqrt(np.mean(jerk[span] ** 2)), np.sqrt(np.mean(np.array(plan_jerk)[span] ** 2))
+    assert np.all(np.abs(jerk).max(axis=0) < 0.5 * ROBOT.limits.max_jerk)
+    assert abs(rms - plan_rms) < 0.05 * plan_rms
+
+
+def test_a_chunk_that_asks_too_much_is_filtered_and_the_next_one_followed():
+    """A chunk that asks for 0.5 rad in 0.3 s (twice the acceleration limit): ruckig takes over; the
+    next chunk's plan starts where the command is (the start of braking from full speed, which the
+    filter still shapes for a moment) and is then followed, to its end; every command stays within
+    the limits."""
+    core = sim_core()
+    core.on_joint_state(0.0, HOME_Q)
+    core.tick(0.0)
+    target = HOME_Q + np.array(
+        [0.5, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0]
+    )  # turns the tool about the base: stays in the workspace
+    core.on_chunk(ActionChunk(0.0, CHUNK_DT, ROBOT.joint_names, np.repeat(target[None], 3, axis=0)), 0.0)
+    commands, modes, t = [], [], 0.0
+    for k in range(1, 1001):
+        if k == 100:  # 0.2 s: the next chunk, still at the target
+            core.on_chunk(ActionChunk(t, CHUNK_DT, ROBOT.joint_names, np.repeat(target[None], 10, axis=0)), t)
+        t += DT
+        core.on_joint_state(t, core.limiter.position)
+        commands.append(core.tick(t).positions)
+        modes.append(core.tracker.last_mode)
+    assert_within_limits(np.array(commands), DT, ROBOT.limits)
+    assert set(modes[:99]) == {"filter_dynamics"} and core.counters["limit_dynamics"] >= 99
+    assert set(modes[400:590]) == {"nominal"}  # the new plan ends at 1.2 s
+    np.testing.assert_allclose(commands[-1][:6], target[:6], atol=1e-9)  # at rest on the plan's end
+
+
+def test_a_hold_is_joined_without_a_jump():
+    """Commands made elsewhere (the executor's hold) are joined from where they left the command."""
+    limits = JointLimits(
+        ("a",), np.array([-1.0]), np.array([1.0]), np.array([1.0]), np.array([10.0]), np.array([200.0])
+    )
+    limiter = JerkLimiter(limits)
+    limiter.reset(np.zeros(1))
+    tracker = PlanTracker(limiter)
+    plan = Plan(1)
+    plan.merge(ActionChunk(0.0, 0.1, ("a",), np.linspace(0.01, 0.3, 10)[:, None]), 0.0, np.zeros(1))
+    commands = [tracker.step(plan, k * DT, DT, 0.1) for k in range(1, 100)]
+    commands += [limiter.brake(DT) for _ in range(20)]  # someone else commands for 40 ms
+    commands += [tracker.step(plan, k * DT, DT, 0.1) for k in range(120, 600)]
+    assert_within_limits(np.array(commands), DT, limits)
+    np.testing.assert_allclose(commands[-1], [0.3], atol=1e-9)  # at rest on the plan's end
