@@ -1,10 +1,12 @@
 """ros2 launch vla_ros policy.launch.py robot:=sim [backend:=octo] [model_path:=...] [device:=cuda:0]
-                                        [use_sim:=true] [autostart:=true]
+                                        [use_sim:=true] [autostart:=true] [dds_profile:=shm|none|/path.xml]
 
 Starts the nodes that `vla_ros.launch_description` lists for the robot's config
 (`config/robots/<robot>.yaml`): the chunk executor and the policy node (managed lifecycle nodes),
 the lifecycle manager that configures and activates them (`autostart`), and, for the simulated
-robot, the MuJoCo sim. The pip-only bring-up (`python -m vla_ros.bringup`) starts the same list.
+robot, the MuJoCo sim. The nodes get the Fast DDS profile `dds_profile` names (default: the
+package's shared-memory profile, unless FASTDDS_DEFAULT_PROFILES_FILE is already set). The
+pip-only bring-up (`python -m vla_ros.bringup`) starts the same list.
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -12,11 +14,13 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from vla_ros.launch_description import LAUNCH_ARGUMENTS, specs_from_launch_arguments
+from vla_ros.launch_description import LAUNCH_ARGUMENTS, dds_environment, specs_from_launch_arguments
 
 
 def _nodes(context):
-    specs = specs_from_launch_arguments({name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS})
+    values = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
+    specs = specs_from_launch_arguments(values)
+    env = dds_environment(values["dds_profile"])
     return [
         Node(
             package="vla_ros",
@@ -24,6 +28,7 @@ def _nodes(context):
             name=spec.name,
             parameters=[spec.parameters],
             remappings=list(spec.remappings),
+            additional_env=env,
             output="screen",
         )
         for spec in specs

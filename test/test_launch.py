@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from vla_ros.bringup import Bringup, parse_launch_args
-from vla_ros.launch_description import LAUNCH_ARGUMENTS, node_specs, params_yaml
+from vla_ros.launch_description import DDS_PROFILE_VARIABLE, LAUNCH_ARGUMENTS, dds_environment, node_specs, params_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +79,7 @@ def _load_launch_file_with_recording_stand_ins():
             "device": "",
             "use_sim": "",
             "autostart": "true",
+            "dds_profile": "shm",
         }
 
         def __init__(self, name):
@@ -125,6 +126,19 @@ def test_launch_file_builds_the_same_nodes_as_the_bringup():
     assert [(b["executable"], b["name"]) for b in built] == [(s.executable, s.name) for s in specs]
     for b, s in zip(built, specs):
         assert b["parameters"] == [s.parameters] and b["remappings"] == list(s.remappings)
+        assert b["additional_env"] == dds_environment("shm")
+
+
+def test_dds_profile_argument_sets_the_fastdds_variable_unless_the_user_has_one(tmp_path):
+    shipped = dds_environment("shm", environ={})[DDS_PROFILE_VARIABLE]
+    assert Path(shipped).is_file() and "<type>SHM</type>" in Path(shipped).read_text()
+    assert dds_environment("shm", environ={DDS_PROFILE_VARIABLE: "/mine.xml"}) == {}  # the user's own profile wins
+    assert dds_environment("none", environ={}) == {}
+    own = tmp_path / "own.xml"
+    own.write_text("<dds/>")
+    assert dds_environment(str(own), environ={DDS_PROFILE_VARIABLE: "/mine.xml"}) == {DDS_PROFILE_VARIABLE: str(own)}
+    with pytest.raises(ValueError, match="dds_profile"):
+        dds_environment(str(tmp_path / "missing.xml"))
 
 
 def test_console_scripts_match_the_node_modules():

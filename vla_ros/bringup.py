@@ -1,7 +1,7 @@
 """Pip-only bring-up: the nodes of `policy.launch.py`, started as subprocesses with `--ros-args`.
 
     python -m vla_ros.bringup robot:=sim [backend:=octo] [model_path:=...] [device:=...]
-                              [use_sim:=true] [autostart:=true]
+                              [use_sim:=true] [autostart:=true] [dds_profile:=shm|none|/path.xml]
 
 Same node list, parameters and remaps as the launch file (both come from
 `vla_ros.launch_description`), the lifecycle manager included: it configures and activates the
@@ -24,7 +24,13 @@ from pathlib import Path
 
 import yaml
 
-from vla_ros.launch_description import NodeSpec, params_yaml, specs_from_launch_arguments
+from vla_ros.launch_description import (
+    LAUNCH_ARGUMENTS,
+    NodeSpec,
+    dds_environment,
+    params_yaml,
+    specs_from_launch_arguments,
+)
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -109,7 +115,9 @@ def parse_launch_args(argv: list[str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        specs = specs_from_launch_arguments(parse_launch_args(sys.argv[1:] if argv is None else argv))
+        args = parse_launch_args(sys.argv[1:] if argv is None else argv)
+        specs = specs_from_launch_arguments(args)
+        env = dds_environment(args.get("dds_profile", LAUNCH_ARGUMENTS["dds_profile"][0]))
     except ValueError as exc:  # ConfigError too
         print(f"[bringup] {exc}", file=sys.stderr, flush=True)
         return 2
@@ -120,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # set even if inherited as ignored
         signal.signal(sig, on_signal)
-    bringup = Bringup(specs)
+    bringup = Bringup(specs, env=env)
     bringup.start()
-    print(f"[bringup] started {[s.name for s in specs]}; Ctrl-C to stop", flush=True)
+    dds = ", ".join(f"{k}={v}" for k, v in env.items()) or "DDS profile left as the environment has it"
+    print(f"[bringup] started {[s.name for s in specs]} ({dds}); Ctrl-C to stop", flush=True)
     code = 0
     try:
         while stop["signal"] is None:

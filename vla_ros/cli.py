@@ -1,4 +1,4 @@
-"""`python -m vla_ros.cli demo | compare-blends | plot | train | evaluate | bringup | params | serve`."""
+"""`python -m vla_ros.cli demo | compare-blends | plot | train | evaluate | bringup | params | serve | bench`."""
 
 from __future__ import annotations
 
@@ -285,11 +285,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bringup", help="pip-only equivalent of ros2 launch vla_ros policy.launch.py (args name:=value)")
     p.add_argument("launch_args", nargs="*")
     p.set_defaults(func=lambda a: __import__("vla_ros.bringup", fromlist=["main"]).main(a.launch_args))
+    sub.add_parser("bench", help="π₀ latency table per size, device, dtype, fast path (random weights); bench --help")
     p = sub.add_parser("params", help="print the node parameter tables (markdown)")
     p.set_defaults(func=_params)
     p = sub.add_parser("serve", help="serve a backend over openpi's websocket protocol")
     __import__("vla_ros.remote.server", fromlist=["add_serve_arguments"]).add_serve_arguments(p)
     p.set_defaults(func=lambda a: __import__("vla_ros.remote.server", fromlist=["serve_main"]).serve_main(a))
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own options (benchmarks/bench.py)
+        from vla_ros.benchmarks.bench import main as bench
+
+        return bench(argv[1:])
     args = parser.parse_args(argv)
     return args.func(args)
 

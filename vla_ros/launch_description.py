@@ -7,13 +7,16 @@ so they cannot drift apart.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from vla_ros.config import RobotConfig, load_robot_config
+from vla_ros.config import RobotConfig, load_robot_config, resolve_package_path
 from vla_ros.params import joint_limit_parameters
 
 
@@ -58,7 +61,37 @@ LAUNCH_ARGUMENTS = {
     "device": ("", "torch device of the policy, e.g. cuda:0 (default: the backend settings')"),
     "use_sim": ("", "start the MuJoCo sim robot: true/false (default: the robot config's use_sim)"),
     "autostart": ("true", "the lifecycle manager configures and activates the nodes at start-up"),
+    "dds_profile": (
+        "shm",
+        "Fast DDS profile of the nodes: shm (the package's config/fastdds_shm.xml: shared memory on this host, UDP on "
+        "loopback), none, or a path to an XML file; with shm, a FASTDDS_DEFAULT_PROFILES_FILE already set wins",
+    ),
 }
+
+DDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+SHM_PROFILE = "config/fastdds_shm.xml"
+
+
+def dds_environment(profile: str = "shm", environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment variables that give the nodes the Fast DDS profile named by the `dds_profile` argument.
+
+    'shm': the package's shared-memory profile, unless `environ` (default os.environ) already sets
+    FASTDDS_DEFAULT_PROFILES_FILE (the user's own profile wins); 'none' or '': nothing; any other
+    value: that XML file (it must exist). Only rmw_fastrtps_cpp reads the variable.
+    """
+    environ = os.environ if environ is None else environ
+    choice = profile.strip()
+    if choice.lower() in ("", "none"):
+        return {}
+    if choice.lower() == "shm":
+        if environ.get(DDS_PROFILE_VARIABLE):
+            return {}
+        path = resolve_package_path(SHM_PROFILE)
+    else:
+        path = Path(choice).expanduser().resolve()
+    if not path.is_file():
+        raise ValueError(f"launch argument dds_profile:={profile!r}: no Fast DDS profile at {path}")
+    return {DDS_PROFILE_VARIABLE: str(path)}
 
 
 def policy_parameters(cfg: RobotConfig, backend: str = "", model_path: str = "", device: str = "") -> dict[str, Any]:

@@ -104,6 +104,8 @@ _BACKENDS = {
         "vla_ros.backends.openpi_remote.backend:load_openpi_remote_backend",
         "vla_ros.backends.openpi_remote.configuration:RemoteSettings",
     ),
+    # no model: the ROS path's own cost (benchmarks and tests)
+    "noop": ("vla_ros.backends.noop.backend:load_noop_backend", "vla_ros.backends.noop.configuration:NoopSettings"),
 }
 
 

@@ -281,16 +281,22 @@ def image_msg_fields_to_rgb8(
     encoding: str,
     step: int,
     is_bigendian: bool | int,
+    copy: bool = True,
 ) -> np.ndarray:
     """``sensor_msgs/Image`` fields -> ``HxWx3 uint8`` RGB (``to_rgb8(decode_image(...))``).
 
     Same validation and errors as :func:`decode_image`. For 8-bit colour encodings the
     channel reordering is applied on the view of ``data``, so the bytes are copied once.
+    ``copy=False``: an rgb8 image comes back as a read-only view of ``data`` (no copy; it keeps
+    ``data`` alive), for callers that own the buffer and never change it (a received message).
     """
     view = _raw_view(data, height, width, encoding, step, is_bigendian)
     out, is_new = _rgb_view_or_new(view, encoding)
-    if not is_new:
+    if not is_new and copy:
         out = np.array(out, order="C", copy=True)  # detach from the caller's buffer
+    elif not is_new:
+        out = out.view()
+        out.flags.writeable = False
     return out
 
 

@@ -44,10 +44,16 @@ def s_to_duration(t_s: float) -> Duration:
 
 
 def image_msg_to_rgb(msg: Image) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; raises images.ImageFormatError on a malformed image."""
+    """(H, W, 3) uint8 RGB; raises images.ImageFormatError on a malformed image.
+
+    An rgb8 frame is a read-only view of the received message's buffer (rclpy hands every
+    callback a message of its own): no copy; other encodings are converted once.
+    """
     if _BRIDGE is not None and msg.encoding in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
         return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")
-    return images.image_msg_fields_to_rgb8(msg.data, msg.height, msg.width, msg.encoding, msg.step, msg.is_bigendian)
+    return images.image_msg_fields_to_rgb8(
+        msg.data, msg.height, msg.width, msg.encoding, msg.step, msg.is_bigendian, copy=False
+    )
 
 
 def compressed_msg_to_rgb(msg: CompressedImage) -> np.ndarray:

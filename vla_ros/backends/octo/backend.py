@@ -122,7 +122,11 @@ class OctoBackend(Backend):
             )
             for s in self.cfg.camera_names
         }
-        state = torch.from_numpy(np.stack([self.processor.state_input(q) for q in qs])).to(dev)
+        if self.output is None:
+            raise BackendError(f"octo backend: action space {self.action_space} needs the robot: call bind_robot first")
+        state = torch.from_numpy(np.stack([self.processor.state_input(self.output.state_vector(q)) for q in qs])).to(
+            dev
+        )
         tokens = [self.tokenizer(o.instruction) for o in observations]
         ids = torch.from_numpy(np.stack([t[0] for t in tokens])).to(dev)
         valid = torch.from_numpy(np.stack([t[1] for t in tokens])).to(dev)
@@ -138,9 +142,8 @@ class OctoBackend(Backend):
         with torch.inference_mode():
             out = self.model.sample(self.model.embed(images, state, ids, valid), x, self.generator).cpu().numpy()
         elapsed = time.perf_counter() - start
-        to_actions = self.processor.targets_to_actions
         return [
-            ActionChunk(o.stamp_s, self.dt_s, self.joint_names, to_actions(q, out[i]), elapsed)
+            self.output.to_chunk(self.processor.model_to_actions(out[i]), q, o.stamp_s, self.dt_s, None, elapsed)
             for i, (o, q) in enumerate(zip(observations, qs))
         ]
 

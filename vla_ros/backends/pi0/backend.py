@@ -17,6 +17,7 @@ from vla_ros.backends.base import Backend, BackendError
 from vla_ros.backends.blocks.flow import euler_integrate, rtc_guided
 from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.backends.pi0.checkpoint import build_model, load_checkpoint, load_weights
+from vla_ros.backends.pi0.fast import DeviceImages, FastSampler
 from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.processing import Pi0Processor
 from vla_ros.backends.pi0.settings import Pi0Settings
@@ -46,6 +47,8 @@ class Pi0Backend(Backend):
         self.horizon = self.cfg.action_horizon
         self.steps = self.settings.steps
         self.max_guidance = self.settings.max_guidance
+        self.sampler = FastSampler(model, self.steps, self.settings.fast_path)  # unguided chunks
+        self.device_images = DeviceImages(processor, self.device)
         self.relative_joints = self.settings.delta_joints
         self.action_space = self.settings.action_space
         self.action_space_source = self.settings.source
@@ -77,11 +80,12 @@ class Pi0Backend(Backend):
             raise BackendError(f"π₀ backend needs cameras {list(self.camera_names)}; observation lacks {missing}")
         with torch.no_grad():
             cache, state = self._encode(observation, q)
-            field = self.model.denoiser(cache, state)
-            if prefix is not None:
+            if prefix is None:
+                out = self.sampler(cache, state, self._initial_noise(noise))
+            else:  # RTC guidance differentiates through each step: the eager loop
                 target, weights = self._guidance_target(prefix, q, observation.stamp_s)
-                field = rtc_guided(field, target, weights, self.max_guidance)
-            out = euler_integrate(field, self._initial_noise(noise), self.steps)
+                field = rtc_guided(self.model.denoiser(cache, state), target, weights, self.max_guidance)
+                out = euler_integrate(field, self._initial_noise(noise), self.steps)
         actions = self.processor.model_to_actions(out[0].float().cpu().numpy(), self.output.action_dim)
         return self.output.to_chunk(actions, q, observation.stamp_s, self.dt_s, prefix, time.perf_counter() - start)
 
@@ -99,12 +103,12 @@ class Pi0Backend(Backend):
         if self.output is None:
             raise BackendError(f"π₀ backend: action space {self.action_space} needs the robot: call bind_robot first")
         state_vector = self.output.state_vector(q)
-        pixels, valid = self.processor.images(observation.images)
+        pixels, valid = self.device_images(observation.images)  # on the device, scaled there from uint8
         if self.settings.skip_masked_slots:  # masked slots take no position and are never attended
-            pixels, valid = pixels[valid], valid[valid]
+            pixels, valid = pixels[torch.from_numpy(np.flatnonzero(valid)).to(dev)], valid[valid]
         ids, id_valid = self.tokenizer(observation.instruction, self.processor.prompt_state(state_vector))
         prefix, prefix_valid = self.model.embed_prefix(
-            torch.from_numpy(pixels)[None].to(dev),
+            pixels[None],
             torch.from_numpy(valid)[None].to(dev),
             torch.from_numpy(ids)[None].to(dev),
             torch.from_numpy(id_valid)[None].to(dev),

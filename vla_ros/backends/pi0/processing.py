@@ -46,7 +46,7 @@ def resize_with_pad_pil(rgb: np.ndarray, size: int) -> np.ndarray:
 def resize_with_pad_torch(rgb: np.ndarray, size: int) -> np.ndarray:
     """(H, W, 3) uint8 -> (size, size, 3) float32 in [0, 1]: torch bilinear without antialias on rgb / 255,
     clamped, centred in zeros (extra pixel of an odd margin at the bottom/right), as LeRobot does."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).float().div(255.0)
+    x = torch.tensor(rgb, dtype=torch.float32).div(255.0)  # one converting copy (frames may be read-only views)
     if rgb.shape[:2] == (size, size):
         return x.numpy()
     h, w = fitted_size(*rgb.shape[:2], size)

@@ -21,6 +21,7 @@ from vla_ros.backends.settings import SettingsBase
 from vla_ros.core.robot_mapping import RobotMapping
 
 DTYPES = ("float32", "bfloat16")
+FAST_PATHS = ("eager", "compile", "cuda_graph", "auto")  # backends/pi0/fast.py
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Pi0Settings(SettingsBase):
     action_space: dict | None = (
         None  # the checkpoint's action space (preset + overrides); None: joints per delta_joints
     )
+    fast_path: str = "auto"  # denoising loop: eager | compile | cuda_graph | auto (cuda_graph on CUDA, else eager)
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
@@ -69,6 +71,8 @@ class Pi0Settings(SettingsBase):
             raise ValueError(f"{where}: dtype: must be one of {list(DTYPES)}, got {self.dtype!r}")
         if self.origin not in (None, "openpi", "lerobot"):
             raise ValueError(f"{where}: origin: must be openpi, lerobot or null, got {self.origin!r}")
+        if self.fast_path not in FAST_PATHS:
+            raise ValueError(f"{where}: fast_path: must be one of {list(FAST_PATHS)}, got {self.fast_path!r}")
         if self.max_token_len is not None and self.max_token_len < 1:
             raise ValueError(f"{where}: max_token_len: must be >= 1, got {self.max_token_len}")
 
@@ -130,6 +134,7 @@ _TYPES = {
     "skip_masked_slots": bool,
     "origin": (str, type(None)),
     "action_space": (dict, type(None)),
+    "fast_path": str,
 }
 
 
