@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -38,6 +38,7 @@ from vla_ros.backends.settings import SettingsError, describe, parse_overrides
 from vla_ros.config import resolve_package_path
 from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationBuffer, ObservationError
+from vla_ros.core.safety import ChunkRejected, check_policy_chunk
 from vla_ros.core.scheduling import InferenceScheduler, LatencyEstimate
 from vla_ros.core.types import Observation, PlanPrefix
 from vla_ros.nodes import conversions
@@ -79,6 +80,8 @@ class PolicyNode(LifecycleNode):
 
     def _reset_stats(self) -> None:
         self.inference_count = 0
+        self.faults: Counter[str] = Counter()  # backend_errors, outputs_rejected, chunks_dropped_stale
+        self.last_fault = ""  # the newest of them, in words (for /diagnostics)
         self.guided_count = 0
         self.frame_to_chunk_s: deque[float] = deque(maxlen=10_000)  # oldest frame used -> chunk published
         self.inference_s: deque[float] = deque(maxlen=10_000)
@@ -301,9 +304,12 @@ class PolicyNode(LifecycleNode):
             return None
         prefix = self._plan_prefix(self._now_s()) if self.backend.supports_prefix else None
         try:
-            chunk = self.backend.predict(obs, prefix=prefix)
+            chunk = check_policy_chunk(self.backend.predict(obs, prefix=prefix), self.backend.joint_names)
+        except ChunkRejected as exc:
+            self._fault("outputs_rejected", f"not publishing: {exc}")
+            return None
         except Exception as exc:  # noqa: BLE001 - a failing model must not kill the node
-            self.get_logger().error(f"backend failed: {exc!r}", throttle_duration_sec=2.0)
+            self._fault("backend_errors", f"backend failed, no chunk for this observation: {exc!r}")
             return None
         delay = self._param("inference_delay_s")
         if delay > 0:
@@ -312,7 +318,7 @@ class PolicyNode(LifecycleNode):
         if self._stop.is_set() or not self.context.ok():
             return None
         if age > max_age:
-            self.get_logger().warning(f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})", throttle_duration_sec=2.0)
+            self._fault("chunks_dropped_stale", f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age}): inference is too slow")
             return None
         self.chunk_pub.publish(conversions.chunk_to_trajectory(chunk))
         self.inference_count += 1
@@ -321,6 +327,12 @@ class PolicyNode(LifecycleNode):
         self.snapshot_to_publish.add(age)
         self.frame_to_chunk_s.append(self._now_s() - min(obs.image_stamps_s.values()))
         return float(chunk.times_s()[-1])
+
+    def _fault(self, counter: str, text: str) -> None:
+        """Count a chunk not published and log why (throttled per counter)."""
+        self.faults[counter] += 1
+        self.last_fault = text
+        self._error(counter, f"{text} ({counter}: {self.faults[counter]})")
 
     def _publish_diagnostics(self) -> None:
         def ms(values, q):
@@ -337,6 +349,8 @@ class PolicyNode(LifecycleNode):
             "frame_to_chunk_p99_ms": ms(f2c, 99),
             "inference_p50_ms": ms(inf, 50),
             "inference_p99_ms": ms(inf, 99),
+            **{k: self.faults[k] for k in ("backend_errors", "outputs_rejected", "chunks_dropped_stale")},
+            "last_fault": self.last_fault,
         }
         self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg()))
 
