@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_ros.core.input_guards import GlitchFilter, WriterArbiter
 from vla_ros.core.jerk_limiter import JerkLimiter
 from vla_ros.core.plan import Plan
 from vla_ros.core.run_log import RunLog
@@ -42,6 +43,8 @@ class ExecutorSettings:
     crossfade_s: float = 0.2
     ensemble_m: float = 0.1
     lookahead_s: float = 0.1  # the limiter steers to the plan's state this far ahead (smoothness)
+    glitch_margin_rad: float = 0.05  # a measured jump beyond max_velocity x elapsed + this is a glitch
+    glitch_settle_s: float = 0.5  # a jump that persists this long is real (core/input_guards.py)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class ExecutorCore:
         self._last_tick_s: float | None = None
         self.last_switch_jump = 0.0  # radians: change of the steered-to target at the last chunk switch
         self.run_log: RunLog | None = None  # set to record the run (chunks, commands, measured joints)
+        self.glitches = GlitchFilter(limits.max_velocity, settings.glitch_margin_rad, settings.glitch_settle_s)
+        self.writers = WriterArbiter(settings.plan_timeout_s)
 
     # --- lifecycle -----------------------------------------------------------------------
     def activate(self) -> None:
@@ -96,14 +101,24 @@ class ExecutorCore:
             self.stopping = True
 
     # --- inputs --------------------------------------------------------------------------
-    def on_joint_state(self, stamp_s: float, positions: np.ndarray) -> None:
-        """Measured joint positions (D,) in `joint_names` order, received at `stamp_s`."""
-        self.measured = np.asarray(positions, dtype=float)
+    def on_joint_state(self, stamp_s: float, positions: np.ndarray) -> str | None:
+        """Measured joint positions (D,) in `joint_names` order, received at `stamp_s`. A sensor
+        glitch (core/input_guards.py) is ignored and counted: returns why, else None."""
+        positions = np.asarray(positions, dtype=float)
+        if not self.glitches.accept(stamp_s, positions):
+            self.counters["joint_glitches"] += 1
+            jump = np.abs(positions - self.glitches.last[1])
+            i = int(np.argmax(jump))
+            return (f"sensor glitch: '{self.joint_names[i]}' jumped {jump[i]:.3f} rad in {stamp_s - self.glitches.last[0]:.3f} s "
+                    f"(more than max_velocity x elapsed + {self.settings.glitch_margin_rad} rad)")
+        self.counters["joint_reanchored"] += self.glitches.reanchored
+        self.measured = positions
         if self.active and self.limiter.position is None:
             self.limiter.reset(positions)
         self._joint_stamp_s = stamp_s
         if self.run_log is not None:
             self.run_log.add_measured(stamp_s, self.measured)
+        return None
 
     def reject(self, reason: str) -> None:
         """Count a chunk message that could not even be read (malformed)."""
@@ -111,9 +126,9 @@ class ExecutorCore:
         self.counters["chunks_rejected"] += 1
         self.counters[f"rejected_{reason}"] += 1
 
-    def on_chunk(self, chunk: ActionChunk, now_s: float) -> ActionChunk:
+    def on_chunk(self, chunk: ActionChunk, now_s: float, source: str | None = None) -> ActionChunk:
         """Validate and merge a chunk; returns it in `joint_names` order. Raises ChunkRejected
-        (counted) if it must not run."""
+        (counted) if it must not run. `source`: the writer (publisher id), for the one-writer rule."""
         self.counters["chunks_received"] += 1
         try:
             if not self.active or self.stopping:
@@ -122,6 +137,10 @@ class ExecutorCore:
                 raise ChunkRejected("e-stop is latched; call reset_estop first")
             if self.limiter.position is None:
                 raise ChunkRejected("no joint state received yet; cannot start a plan")
+            second_writer = self.writers.admit(source, now_s)
+            if second_writer:
+                self.counters["rejected_second_writer"] += 1
+                raise ChunkRejected(second_writer)
             chunk = check_chunk(chunk, self.joint_names, now_s, self.settings.max_stamp_skew_s)
         except ChunkRejected:
             self.counters["chunks_rejected"] += 1

@@ -167,10 +167,11 @@ class ChunkExecutorNode(LifecycleNode):
                 self.get_logger().error(f"ignoring joint state: {exc}")
             return
         with self.lock:
-            if self.core is not None:
-                self.core.on_joint_state(self._now_s(), q)
+            ignored = self.core.on_joint_state(self._now_s(), q) if self.core is not None else None
+        if ignored and self._throttle.ready("joints:glitch"):
+            self.get_logger().error(f"ignoring joint state: {ignored}")
 
-    def _on_chunk(self, msg: JointTrajectory) -> None:
+    def _on_chunk(self, msg: JointTrajectory, info: dict) -> None:
         now = self._now_s()
         try:
             chunk = conversions.trajectory_to_chunk(msg, now)
@@ -183,7 +184,7 @@ class ChunkExecutorNode(LifecycleNode):
         try:
             with self.lock:
                 if self.core is not None:
-                    self.core.on_chunk(chunk, now)
+                    self.core.on_chunk(chunk, now, conversions.writer_id(info))
         except ChunkRejected as exc:
             self._log_rejection(exc)
 
