@@ -1,5 +1,5 @@
 """ros2 launch vla_ros policy.launch.py robot:=sim [backend:=octo] [model_path:=...] [device:=cuda:0]
-                                        [use_sim:=true] [autostart:=true]
+                                        [use_sim:=true] [autostart:=true] [respawn:=false]
 
 Starts the nodes that `vla_ros.launch_description` lists for the robot's config
 (`config/robots/<robot>.yaml`): the chunk executor and the policy node (managed lifecycle nodes),
@@ -12,11 +12,13 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from vla_ros.launch_description import LAUNCH_ARGUMENTS, specs_from_launch_arguments
+from vla_ros.launch_description import LAUNCH_ARGUMENTS, respawn_from_launch_arguments, specs_from_launch_arguments
 
 
 def _nodes(context):
-    specs = specs_from_launch_arguments({name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS})
+    args = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
+    specs = specs_from_launch_arguments(args)
+    respawn = respawn_from_launch_arguments(args)
     return [
         Node(
             package="vla_ros",
@@ -25,6 +27,8 @@ def _nodes(context):
             parameters=[spec.parameters],
             remappings=list(spec.remappings),
             output="screen",
+            respawn=respawn,
+            respawn_delay=1.0,
         )
         for spec in specs
     ]

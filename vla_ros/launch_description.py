@@ -58,6 +58,7 @@ LAUNCH_ARGUMENTS = {
     "device": ("", "torch device of the policy, e.g. cuda:0 (default: the backend settings')"),
     "use_sim": ("", "start the MuJoCo sim robot: true/false (default: the robot config's use_sim)"),
     "autostart": ("true", "the lifecycle manager configures and activates the nodes at start-up"),
+    "respawn": ("false", "restart a node process that dies; the lifecycle manager configures and activates it again (autostart)"),
 }
 
 
@@ -145,6 +146,11 @@ def specs_from_launch_arguments(args: dict[str, str]) -> list[NodeSpec]:
         value["robot"], backend=value["backend"], model_path=value["model_path"], device=value["device"],
         use_sim=parse_bool(value["use_sim"], "use_sim"), autostart=bool(parse_bool(value["autostart"], "autostart")),
     )
+
+
+def respawn_from_launch_arguments(args: dict[str, str]) -> bool:
+    """The `respawn` launch argument (default false)."""
+    return bool(parse_bool(args.get("respawn", LAUNCH_ARGUMENTS["respawn"][0]), "respawn"))
 
 
 def params_yaml(spec: NodeSpec) -> dict[str, Any]:

@@ -191,6 +191,7 @@ SIM = Schema(
 MANAGER = Schema(
     Param("node_names", ["vla_chunk_executor", "vla_policy"], "managed nodes, configured and activated in this order (deactivated in reverse)"),
     Param("autostart", True, "configure and activate every managed node at start-up"),
+    Param("watch_period_s", 0.5, "with autostart: how often each node's get_state is polled, to bring a restarted node up again (seconds; 0 = do not watch)", min=0.0),
     Param("transition_timeout_s", 120.0, "longest wait for one node's service and transition (seconds; configure loads the model)", above=0.0),
 )
 

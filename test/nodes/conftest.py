@@ -148,12 +148,12 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
     started: list[Bringup] = []
     peers: list[Peer] = []
 
-    def start(policy_overrides=None, executor_overrides=None, commands_type=None, backend="octo", model_path=None, autostart=True, robot="sim"):
+    def start(policy_overrides=None, executor_overrides=None, commands_type=None, backend="octo", model_path=None, autostart=True, robot="sim", respawn=False):
         specs = node_specs(robot, backend=backend, model_path=str(tiny_checkpoint) if model_path is None else str(model_path), use_sim=False, autostart=autostart, overrides={
             "vla_policy": {"inference_period_s": 0.2, **(policy_overrides or {})},
             "vla_chunk_executor": {**(executor_overrides or {})},
         })
-        bringup = Bringup(specs, log_dir=tmp_path / "logs", env=ros_env)
+        bringup = Bringup(specs, log_dir=tmp_path / "logs", env=ros_env, respawn=respawn)
         bringup.start()
         started.append(bringup)
         peer = Peer(tuple(specs[0].parameters["joint_names"]), commands_type)
