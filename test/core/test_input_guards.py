@@ -49,3 +49,22 @@ def test_the_first_writer_wins_until_silent():
     assert arbiter.admit("A", 1.0) is not None
     assert arbiter.writers == {"A", "B"}
     assert arbiter.admit(None, 1.0) is None
+
+
+def test_a_clock_jump_is_counted_drops_the_plan_and_never_makes_an_oversized_step():
+    from vla_ros.core.types import ActionChunk
+
+    core = ExecutorCore(LIMITS)
+    core.on_joint_state(0.0, np.zeros(2))
+    core.activate()
+    core.on_chunk(ActionChunk(0.0, 0.1, ("a", "b"), np.tile([[2.0, 0.0]], (30, 1))), 0.0)
+    t, previous, states = 0.0, None, []
+    for i in range(200):
+        t += 0.01 + (10.0 if i == 50 else 0.0) - (20.0 if i == 120 else 0.0)  # forwards 10 s, back 20 s
+        core.on_joint_state(t, np.zeros(2))
+        command = core.tick(t, elapsed_s=0.01)
+        if previous is not None:
+            assert np.abs(command.positions - previous).max() <= LIMITS.max_velocity.max() * 0.01 + 1e-9, i
+        previous, _ = command.positions, states.append(command.state)
+    assert core.counters["clock_jumps"] == 2
+    assert states[49] == "tracking" and states[50] == "holding" and states[-1] == "holding"

@@ -45,6 +45,7 @@ class ExecutorSettings:
     lookahead_s: float = 0.1  # the limiter steers to the plan's state this far ahead (smoothness)
     glitch_margin_rad: float = 0.05  # a measured jump beyond max_velocity x elapsed + this is a glitch
     glitch_settle_s: float = 0.5  # a jump that persists this long is real (core/input_guards.py)
+    clock_jump_s: float = 0.5  # ROS time moving this much more than the steady clock between ticks is a clock jump
 
 
 @dataclass(frozen=True)
@@ -172,8 +173,20 @@ class ExecutorCore:
         return self.plan.ahead(now_s)
 
     # --- control loop --------------------------------------------------------------------
-    def tick(self, now_s: float) -> Command:
-        """The command for time `now_s` (seconds); call at the control rate."""
+    def tick(self, now_s: float, elapsed_s: float | None = None) -> Command:
+        """The command for time `now_s` (seconds); call at the control rate.
+
+        elapsed_s: seconds since the previous tick by a steady clock (the limiter integrates this);
+        default: the change of `now_s`. When `now_s` (ROS time, maybe simulated) moves backwards or
+        further than `elapsed_s` + `clock_jump_s`, it is a clock jump: counted, the plan (timed on
+        the old clock) is dropped and the arm holds; the step stays that of `elapsed_s`.
+        """
+        if elapsed_s is not None and self._last_tick_s is not None:
+            advance = now_s - self._last_tick_s
+            if advance < 0 or advance > elapsed_s + self.settings.clock_jump_s:
+                self.counters["clock_jumps"] += 1
+                self.plan.clear()
+            self._last_tick_s = now_s - elapsed_s
         command = self._command(now_s)
         if self.run_log is not None and command.positions is not None:
             self.run_log.add_command(now_s, command.positions, self.limiter.acceleration)

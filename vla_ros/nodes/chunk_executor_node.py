@@ -216,6 +216,7 @@ class ChunkExecutorNode(LifecycleNode):
     def _control_loop(self) -> None:
         deadline = time.monotonic()
         while not self._stop.is_set() and self.context.ok():
+            previous = deadline
             deadline += self.period_s
             delay = deadline - time.monotonic()
             if delay > 0:
@@ -230,7 +231,7 @@ class ChunkExecutorNode(LifecycleNode):
                 if self.core is None:
                     return
                 # the command is for the deadline: ROS time now, less how late this moment is
-                command = self.core.tick(self._now_s() - (time.monotonic() - deadline))
+                command = self.core.tick(self._now_s() - (time.monotonic() - deadline), elapsed_s=deadline - previous)
             if command.positions is not None and self.context.ok():
                 stamp = conversions.s_to_stamp(command.t_s)
                 self.cmd_pub.publish(conversions.command_message(self.p["output"], self.joints, command.positions, stamp, self.period_s))

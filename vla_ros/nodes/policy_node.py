@@ -211,7 +211,9 @@ class PolicyNode(LifecycleNode):
             fmt = msg.encoding if hasattr(msg, "encoding") else msg.format
             self._error(f"image:{camera}:{fmt}:{len(msg.data)}", f"dropping frame from camera '{camera}': {exc}")
             return
-        self.buffer.add_image(camera, conversions.stamp_to_s(msg.header.stamp), rgb)
+        if not self.buffer.add_image(camera, conversions.stamp_to_s(msg.header.stamp), rgb):
+            self.faults["frames_out_of_order"] += 1
+            self._error(f"order:{camera}", f"dropping frame from camera '{camera}': stamped no later than the frame held (out of order or a duplicated stamp)")
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
@@ -349,7 +351,7 @@ class PolicyNode(LifecycleNode):
             "frame_to_chunk_p99_ms": ms(f2c, 99),
             "inference_p50_ms": ms(inf, 50),
             "inference_p99_ms": ms(inf, 99),
-            **{k: self.faults[k] for k in ("backend_errors", "outputs_rejected", "chunks_dropped_stale")},
+            **{k: self.faults[k] for k in ("backend_errors", "outputs_rejected", "chunks_dropped_stale", "frames_out_of_order")},
             "last_fault": self.last_fault,
         }
         self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg()))
