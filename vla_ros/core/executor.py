@@ -103,10 +103,12 @@ class ExecutorCore:
 
     # --- inputs --------------------------------------------------------------------------
     def on_joint_state(self, stamp_s: float, positions: np.ndarray) -> str | None:
-        """Measured joint positions (D,) in `joint_names` order, received at `stamp_s`. A sensor
-        glitch (core/input_guards.py) is ignored and counted: returns why, else None."""
+        """Measured joint positions (D,) in `joint_names` order, received at `stamp_s`. While
+        active, a sensor glitch (core/input_guards.py) is ignored and counted: returns why, else None."""
         positions = np.asarray(positions, dtype=float)
-        if not self.glitches.accept(stamp_s, positions):
+        if not self.active:  # not commanding: every measurement is the truth (e.g. the arm was moved)
+            self.glitches.reset(stamp_s, positions)
+        elif not self.glitches.accept(stamp_s, positions):
             self.counters["joint_glitches"] += 1
             jump = np.abs(positions - self.glitches.last[1])
             i = int(np.argmax(jump))

@@ -2,7 +2,7 @@
 than one writer on the chunk topic.
 
 Rules (README "Fault catalogue"):
-  glitch   a measured position farther than max_velocity x elapsed + margin_rad from the last
+  glitch   while the executor is active, a measured position farther than max_velocity x elapsed + margin_rad from the last
            accepted one (any joint) is a sensor glitch: ignored and counted, so the executor does
            not start from it; while glitches last no joint state is accepted and the executor
            holds (stale joints). A jump that persists, consistent with itself, for `settle_s`
@@ -29,6 +29,10 @@ class GlitchFilter:
     def _consistent(self, ref: tuple[float, np.ndarray], stamp_s: float, q: np.ndarray) -> bool:
         bound = self.max_velocity * max(0.0, stamp_s - ref[0]) + self.margin_rad
         return bool(np.all(np.abs(q - ref[1]) <= bound))
+
+    def reset(self, stamp_s: float, q: np.ndarray) -> None:
+        """Take `q` as the reference, unchecked (e.g. while nothing is commanded)."""
+        self.last, self._pending, self.reanchored = (stamp_s, q), None, False
 
     def accept(self, stamp_s: float, q: np.ndarray) -> bool:
         """True if `q` (measured at `stamp_s`) is plausible and becomes the reference."""
