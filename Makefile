@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: demo test venv train evaluate colcon-check params clean
+.PHONY: demo test venv train evaluate colcon-check params soak clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest test -q -p no:cacheprovider
+
+SOAK_MINUTES ?= 2
+soak: venv
+	$(PY) -m vla_ros.cli soak --minutes $(SOAK_MINUTES)
 
 train: venv
 	$(PY) -m vla_ros.cli train --out models/demo

@@ -40,6 +40,7 @@ from vla_ros.nodes.throttle import KeyedThrottle
 from vla_ros.params import EXECUTOR
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+MAX_TICK_PERIODS = 2  # the longest time one tick integrates, in control periods (a stall is not one step)
 
 
 class ChunkExecutorNode(LifecycleNode):
@@ -231,7 +232,10 @@ class ChunkExecutorNode(LifecycleNode):
                 if self.core is None:
                     return
                 # the command is for the deadline: ROS time now, less how late this moment is
-                command = self.core.tick(self._now_s() - (time.monotonic() - deadline), elapsed_s=deadline - previous)
+                # a tick integrates at most MAX_TICK_PERIODS periods: after a stall the arm falls behind
+                # the plan and catches up within the limits, never one step for the whole stall
+                elapsed = min(deadline - previous, MAX_TICK_PERIODS * self.period_s)
+                command = self.core.tick(self._now_s() - (time.monotonic() - deadline), elapsed_s=elapsed)
             if command.positions is not None and self.context.ok():
                 stamp = conversions.s_to_stamp(command.t_s)
                 self.cmd_pub.publish(conversions.command_message(self.p["output"], self.joints, command.positions, stamp, self.period_s))
