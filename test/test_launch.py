@@ -62,7 +62,7 @@ def _load_launch_file_with_recording_stand_ins():
             built.append(kwargs)
 
     class LaunchConfiguration:
-        values = {"robot": "franka", "backend": "", "model_path": "/ckpt", "device": "", "use_sim": "", "autostart": "true"}
+        values = {"robot": "franka", "backend": "", "model_path": "/ckpt", "device": "", "use_sim": "", "autostart": "true", "respawn": "true"}
 
         def __init__(self, name):
             self.name = name
@@ -106,6 +106,7 @@ def test_launch_file_builds_the_same_nodes_as_the_bringup():
     assert [(b["executable"], b["name"]) for b in built] == [(s.executable, s.name) for s in specs]
     for b, s in zip(built, specs):
         assert b["parameters"] == [s.parameters] and b["remappings"] == list(s.remappings)
+        assert b["respawn"] is True  # respawn:=true reaches launch_ros
 
 
 def test_console_scripts_match_the_node_modules():
