@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: demo test venv train evaluate colcon-check params soak clean
+.PHONY: demo demo-remote test venv train evaluate colcon-check params soak clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,9 @@ $(STAMP): requirements.txt setup.py
 
 demo: venv
 	$(PY) -m vla_ros.cli demo --episodes 20
+
+demo-remote: venv
+	$(PY) -m vla_ros.cli demo --remote --episodes 20
 
 test: venv
 	$(PY) -m pytest test -q -p no:cacheprovider

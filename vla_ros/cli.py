@@ -1,4 +1,4 @@
-"""`python -m vla_ros.cli demo | soak | compare-blends | plot | train | evaluate | bringup | params`."""
+"""`python -m vla_ros.cli demo | soak | compare-blends | plot | train | evaluate | bringup | params | serve`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,16 @@ def _demo(args) -> int:
     from vla_ros.demo import run_demo
 
     log = (lambda m: print(m, file=sys.stderr, flush=True))
+    if args.remote:
+        return _demo_remote(args, log)
     summary = run_demo(
         args.episodes, args.first_seed, args.run_dir, args.model_path, episode_timeout_s=args.episode_timeout_s,
         blend_mode=args.blend, inference_delay_s=args.inference_delay_s, backend=args.backend, log=log,
     )
+    return _demo_result(summary, args)
+
+
+def _demo_result(summary: dict, args) -> int:
     short = {k: v for k, v in summary.items() if k != "episodes_detail"}
     print(json.dumps(short), flush=True)
     return 0 if summary["success_rate"] >= args.min_success_rate else 1
@@ -29,6 +35,27 @@ def _soak(args) -> int:
     report = run_soak(args.minutes, args.run_dir, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(report), flush=True)
     return 0 if report["limit_violations"] == 0 and not any(n["fds"][1] > n["fds"][0] for n in report["nodes"].values()) else 1
+
+
+def _demo_remote(args, log) -> int:
+    """The demo with the policy node's backend `openpi_remote`, talking to `vla-ros serve` in another process."""
+    from vla_ros.config import load_robot_config, resolve_package_path
+    from vla_ros.demo import run_demo
+    from vla_ros.remote.local_server import ServedPolicy, write_remote_settings
+
+    policy = load_robot_config("sim").policy
+    run_dir = (args.run_dir or Path("runs") / time.strftime("demo-remote-%Y%m%d-%H%M%S")).resolve()
+    model_path = resolve_package_path(args.model_path or policy.get("model_path", "models/demo"))
+    backend = args.backend or policy.get("backend", "octo")
+    with ServedPolicy(backend, model_path, run_dir / "logs" / "serve.log") as served:
+        log(f"serving {model_path} at {served.url}")
+        settings = write_remote_settings(run_dir / "remote_policy", served.port)
+        summary = run_demo(
+            args.episodes, args.first_seed, run_dir, str(settings), episode_timeout_s=args.episode_timeout_s,
+            blend_mode=args.blend, inference_delay_s=args.inference_delay_s, backend="openpi_remote", log=log,
+        )
+    summary["remote"] = {"server": served.url, "served_backend": backend, "model_path": str(model_path)}
+    return _demo_result(summary, args)
 
 
 def _compare_blends(args) -> int:
@@ -142,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blend", default="replace", help="executor blend mode: replace, crossfade, temporal_ensemble, guided")
     p.add_argument("--inference-delay-s", type=float, default=0.0, help="artificial latency added to every chunk (seconds)")
     p.add_argument("--backend", default="", help="policy backend (default: the robot config's)")
+    p.add_argument(
+        "--remote", action="store_true", help="serve the backend with `vla-ros serve` in another process (node: openpi_remote)"
+    )
     p.set_defaults(func=_demo)
     p = sub.add_parser("soak", help="the demo with randomly injected faults for N minutes; prints one JSON report (exit 1 on a limit violation or fd growth)")
     p.add_argument("--minutes", type=float, default=2.0)
@@ -181,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=lambda a: __import__("vla_ros.bringup", fromlist=["main"]).main(a.launch_args))
     p = sub.add_parser("params", help="print the node parameter tables (markdown)")
     p.set_defaults(func=_params)
+    p = sub.add_parser("serve", help="serve a backend over openpi's websocket protocol")
+    __import__("vla_ros.remote.server", fromlist=["add_serve_arguments"]).add_serve_arguments(p)
+    p.set_defaults(func=lambda a: __import__("vla_ros.remote.server", fromlist=["serve_main"]).serve_main(a))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -55,6 +55,10 @@ class Backend(abc.ABC):
     def reset(self) -> None:
         """Forget episode state (history windows, previous chunks)."""
 
+    def diagnostics(self) -> dict[str, str]:
+        """Extra key/values for the policy node's /diagnostics (e.g. a remote link's state and timing)."""
+        return {}
+
     def close(self) -> None:
         """Release the model and its (GPU) memory; the backend cannot predict afterwards."""
         import gc
@@ -79,6 +83,10 @@ _BACKENDS = {
     ),
     "openvla": ("vla_ros.backends.openvla.backend:load_openvla_backend", "vla_ros.backends.openvla.configuration:OpenVLASettings"),
     "pi0": ("vla_ros.backends.pi0.backend:load_pi0_backend", "vla_ros.backends.pi0.settings:Pi0Settings"),
+    "openpi_remote": (
+        "vla_ros.backends.openpi_remote.backend:load_openpi_remote_backend",
+        "vla_ros.backends.openpi_remote.configuration:RemoteSettings",
+    ),
 }
 
 

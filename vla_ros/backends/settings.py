@@ -126,7 +126,9 @@ def _type_problem(value: Any, hint: Any) -> str | None:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         problems = [_type_problem(value, a) for a in args]
-        return None if any(p is None for p in problems) else f"must be one of {[getattr(a, '__name__', str(a)) for a in args]}"
+        if any(p is None for p in problems):
+            return None
+        return " or ".join(p.removeprefix("must be ") for p in problems).join(("must be ", ""))
     if hint is type(None):
         return None if value is None else "must be null"
     if hint is Any:

@@ -354,7 +354,10 @@ class PolicyNode(LifecycleNode):
             **{k: self.faults[k] for k in ("backend_errors", "outputs_rejected", "chunks_dropped_stale", "frames_out_of_order")},
             "last_fault": self.last_fault,
         }
-        self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg()))
+        if self.backend is not None:
+            values.update(self.backend.diagnostics())  # e.g. a remote backend's link state and timing
+        ok = values.get("link_state", "connected") == "connected"
+        self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg(), ok))
 
     def shutdown_gracefully(self) -> None:
         """On SIGINT/SIGTERM: stop inferring and free the model before the process exits."""

@@ -48,13 +48,7 @@ class OctoBackend(Backend):
 
     def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
         start = time.perf_counter()
-        try:
-            q = select_joints(observation.joint_names, observation.joint_positions, self.joint_names, "observation").astype(np.float64)
-        except JointNameError as exc:
-            raise BackendError(f"octo backend: {exc}") from exc
-        missing = [c for c in self.camera_names if c not in observation.images]
-        if missing:
-            raise BackendError(f"octo backend needs cameras {list(self.camera_names)}; observation lacks {missing}")
+        q = self._state(observation)
         dev = self.device
         slots = self.mapping.slot_cameras
         images = {s: torch.from_numpy(self.processor.image_input(observation.images[slots[s]]))[None].to(dev) for s in self.cfg.camera_names}
@@ -72,6 +66,49 @@ class OctoBackend(Backend):
             out = self.model.sample(emb, x, self.generator, guide)[0].cpu().numpy()
         positions = self.processor.targets_to_actions(q, out)
         return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, positions, time.perf_counter() - start)
+
+    def _state(self, observation: Observation) -> np.ndarray:
+        """(D,) joint positions in the model's order; BackendError if a joint or a camera is missing."""
+        try:
+            q = select_joints(observation.joint_names, observation.joint_positions, self.joint_names, "observation").astype(np.float64)
+        except JointNameError as exc:
+            raise BackendError(f"octo backend: {exc}") from exc
+        missing = [c for c in self.camera_names if c not in observation.images]
+        if missing:
+            raise BackendError(f"octo backend needs cameras {list(self.camera_names)}; observation lacks {missing}")
+        return q
+
+    def predict_batch(
+        self, observations: list[Observation], noises: list[np.ndarray | None] | None = None
+    ) -> list[ActionChunk]:
+        """One forward pass for several observations (several robots on one server); chunk i is for
+        observations[i]. noises[i]: (H, action_dim) or None. No plan prefix (guidance is per robot)."""
+        start = time.perf_counter()
+        qs = [self._state(o) for o in observations]
+        dev, slots = self.device, self.mapping.slot_cameras
+        images = {
+            s: torch.from_numpy(np.stack([self.processor.image_input(o.images[slots[s]]) for o in observations])).to(dev)
+            for s in self.cfg.camera_names
+        }
+        state = torch.from_numpy(np.stack([self.processor.state_input(q) for q in qs])).to(dev)
+        tokens = [self.tokenizer(o.instruction) for o in observations]
+        ids = torch.from_numpy(np.stack([t[0] for t in tokens])).to(dev)
+        valid = torch.from_numpy(np.stack([t[1] for t in tokens])).to(dev)
+        shape = (1, self.horizon, self.cfg.action_dim)
+        x = torch.cat([
+            torch.randn(shape, generator=self.generator, device=dev)
+            if z is None
+            else torch.as_tensor(z, dtype=torch.float32, device=dev).reshape(shape)
+            for z in (noises or [None] * len(observations))
+        ])
+        with torch.inference_mode():
+            out = self.model.sample(self.model.embed(images, state, ids, valid), x, self.generator).cpu().numpy()
+        elapsed = time.perf_counter() - start
+        to_actions = self.processor.targets_to_actions
+        return [
+            ActionChunk(o.stamp_s, self.dt_s, self.joint_names, to_actions(q, out[i]), elapsed)
+            for i, (o, q) in enumerate(zip(observations, qs))
+        ]
 
     def _guidance_target(self, prefix: PlanPrefix, q: np.ndarray, t0_s: float) -> tuple[torch.Tensor, torch.Tensor, float]:
         """RTC target (1, H, D) in model units, weights (H,) and the guidance clip, from the executor's plan ahead."""

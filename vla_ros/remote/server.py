@@ -1,0 +1,231 @@
+"""`vla-ros serve`: any vla_ros backend behind openpi's websocket policy protocol.
+
+Protocol (what `openpi_client.websocket_client_policy.WebsocketClientPolicy` speaks): on connect
+the server sends its metadata (one binary msgpack frame); then, per request, the client sends one
+observation map and receives one map with `actions` and `server_timing`. A request the server
+cannot answer gets a text frame with the reason, then the connection is closed (as openpi's server
+does); other connections are not affected. Keys: `vla_ros.remote.schema`. `GET /healthz` answers
+200. With an API key, a handshake without `Authorization: Api-Key <key>` is refused with HTTP 401
+before any inference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+
+import websockets
+from websockets.asyncio.server import Request, Response, ServerConnection, serve
+from websockets.frames import CloseCode
+
+from vla_ros.backends.base import Backend
+from vla_ros.remote import schema
+from vla_ros.remote.auth import HEADER, key_matches, read_api_key
+from vla_ros.remote.batching import Batcher, batching_mode
+from vla_ros.remote.wire import DEFAULT_MAX_MESSAGE_BYTES, WireError, packb, unpackb
+
+log = logging.getLogger("vla_ros.serve")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """host/port to listen on (port 0: any free port); api_key: required key or None; certfile/keyfile:
+    PEM paths for TLS (wss://); max_batch / batch_wait_s: batching; max_message_bytes: per message;
+    inference_delay_s: artificial latency per forward pass (to rehearse a slow link or GPU)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    max_batch: int = 1
+    batch_wait_s: float = 0.002
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    inference_delay_s: float = 0.0  # artificial latency added to every forward pass
+
+
+def server_ssl_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+class PolicyServer:
+    """Serves `backend` (registered as `backend_name`) to any number of websocket clients."""
+
+    def __init__(self, backend: Backend, backend_name: str, settings: ServeSettings = ServeSettings()):
+        self.backend = backend
+        self.settings = settings
+        self.metadata = schema.metadata(backend, backend_name, batching_mode(backend), settings.max_batch)
+        self._metadata_bytes = packb(self.metadata)
+        self.batcher = Batcher(backend, settings.max_batch, settings.batch_wait_s, settings.inference_delay_s)
+        self.port: int | None = None
+        self.requests_served = 0
+        self.requests_refused = 0
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Health check, and the API key check before the websocket handshake completes."""
+        if request.path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "OK\n")
+        key = self.settings.api_key
+        if key is not None:
+            given = request.headers.get(HEADER, "")
+            if not key_matches(given, key):
+                self.requests_refused += 1
+                reason = "missing API key" if not given else "wrong API key"
+                log.warning("refused %s: %s", connection.remote_address, reason)
+                return connection.respond(
+                    http.HTTPStatus.UNAUTHORIZED, f"{reason} (send 'Authorization: Api-Key <key>')\n"
+                )
+        return None
+
+    async def _refuse(self, websocket: ServerConnection, reason: str, code: CloseCode) -> None:
+        """openpi's error convention: a text frame with the reason, then close."""
+        self.requests_refused += 1
+        log.warning("%s: %s", websocket.remote_address, reason)
+        try:
+            await websocket.send(reason)
+            await websocket.close(code, reason.encode()[:120].decode(errors="ignore"))  # close reasons: <= 123 bytes
+        except websockets.ConnectionClosed:
+            pass
+
+    async def _handler(self, websocket: ServerConnection) -> None:
+        self.batcher.clients += 1
+        try:
+            await self._serve_connection(websocket)
+        finally:
+            self.batcher.clients -= 1
+
+    async def _serve_connection(self, websocket: ServerConnection) -> None:
+        await websocket.send(self._metadata_bytes)
+        prev_total_ms = None
+        while True:
+            try:
+                message = await websocket.recv()
+            except websockets.ConnectionClosed:
+                return
+            started = time.perf_counter()
+            if isinstance(message, str):
+                await self._refuse(
+                    websocket, "bad request: expected a binary msgpack frame, got text", CloseCode.UNSUPPORTED_DATA
+                )
+                return
+            try:
+                observation, noise = schema.parse_request(unpackb(message), self.backend)
+            except (WireError, schema.RequestError) as exc:
+                await self._refuse(websocket, f"bad request: {exc}", CloseCode.INVALID_DATA)
+                return
+            result = await self.batcher.submit(observation, noise)
+            if isinstance(result.chunk, Exception):
+                await self._refuse(websocket, f"inference failed: {result.chunk!r}", CloseCode.INTERNAL_ERROR)
+                return
+            timing = {
+                "infer_ms": result.infer_s * 1e3,
+                "queue_ms": result.queue_s * 1e3,
+                "batch_size": result.batch_size,
+            }
+            if prev_total_ms is not None:
+                timing["prev_total_ms"] = prev_total_ms
+            try:
+                await websocket.send(packb({schema.ACTIONS_KEY: result.chunk.positions, schema.TIMING_KEY: timing}))
+            except websockets.ConnectionClosed:
+                return
+            self.requests_served += 1
+            prev_total_ms = (time.perf_counter() - started) * 1e3
+
+    async def run(self, ready: asyncio.Event | None = None, on_ready=None) -> None:
+        """Serve until cancelled; `on_ready(url)` is called once listening."""
+        s = self.settings
+        context = server_ssl_context(s.certfile, s.keyfile) if s.certfile else None
+        self.batcher.start()
+        try:
+            async with serve(
+                self._handler,
+                s.host,
+                s.port,
+                compression=None,
+                max_size=s.max_message_bytes,
+                process_request=self._process_request,
+                ssl=context,
+            ) as server:
+                self.port = next(iter(server.sockets)).getsockname()[1]
+                if on_ready is not None:
+                    on_ready(f"{'wss' if context else 'ws'}://{s.host}:{self.port}")
+                if ready is not None:
+                    ready.set()
+                await server.serve_forever()
+        finally:
+            await self.batcher.close()
+
+
+def serve_main(args) -> int:
+    """`vla-ros serve`: load the backend, print one JSON line when listening, serve until interrupted."""
+    from vla_ros.backends.base import BackendError, load_backend
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        api_key = read_api_key(args.api_key_file) if args.api_key_file else None
+        overrides = {"device": args.device} if args.device else {}
+        backend = load_backend(
+            args.backend, args.model_path, overrides, seed=args.seed, num_threads=args.num_threads or 0
+        )
+    except (BackendError, ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    settings = ServeSettings(
+        args.host,
+        args.port,
+        api_key,
+        args.certfile,
+        args.keyfile,
+        args.max_batch,
+        args.batch_wait_ms / 1e3,
+        int(args.max_message_mb * 2**20),
+        args.inference_delay_s,
+    )
+    server = PolicyServer(backend, args.backend, settings)
+
+    def ready(url: str) -> None:
+        print(
+            json.dumps(
+                {
+                    "serving": url,
+                    "port": server.port,
+                    **{k: server.metadata[k] for k in ("backend", "horizon", "batching")},
+                }
+            ),
+            flush=True,
+        )
+
+    try:
+        asyncio.run(server.run(on_ready=ready))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def add_serve_arguments(parser) -> None:
+    """The `vla-ros serve` options."""
+    parser.add_argument("--backend", required=True, help="backend registry name (octo, pi0, ...)")
+    parser.add_argument("--model-path", required=True, help="checkpoint folder")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed when listening)")
+    parser.add_argument("--api-key-file", default=None, help="file holding the key clients must send")
+    parser.add_argument("--certfile", default=None, help="PEM certificate: serve wss:// (TLS)")
+    parser.add_argument("--keyfile", default=None, help="PEM private key of --certfile (if not inside it)")
+    parser.add_argument("--max-batch", type=int, default=1, help="requests run in one forward pass at most")
+    parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long the first request waits for others")
+    parser.add_argument(
+        "--max-message-mb", type=float, default=DEFAULT_MAX_MESSAGE_BYTES / 2**20, help="largest accepted message"
+    )
+    parser.add_argument(
+        "--inference-delay-s", type=float, default=0.0, help="artificial latency added to every forward pass"
+    )
+    parser.add_argument("--device", default=None, help="torch device for the backend")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
