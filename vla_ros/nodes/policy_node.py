@@ -80,7 +80,7 @@ class PolicyNode(LifecycleNode):
 
     def _reset_stats(self) -> None:
         self.inference_count = 0
-        self.faults: Counter[str] = Counter()  # backend_errors, outputs_rejected, chunks_dropped_stale
+        self.faults: Counter[str] = Counter()  # backend_errors, outputs_rejected, chunks_dropped_stale, frames_out_of_order
         self.last_fault = ""  # the newest of them, in words (for /diagnostics)
         self.guided_count = 0
         self.frame_to_chunk_s: deque[float] = deque(maxlen=10_000)  # oldest frame used -> chunk published
