@@ -224,8 +224,7 @@ def run_soak(minutes: float, run_dir: Path | None = None, seed: int = 0, episode
                     log(f"episode {episodes} seed {seed_i} fault {fault}: {'interrupted' if fault == 'kill_policy' else 'lost'} ({exc})")
                 if fault == "kill_policy":  # the bring-up respawns it, the manager brings it up
                     interrupted += 1
-                    time.sleep(1.0)
-                    sup.wait_until_active(180.0)
+                    _wait_policy_back(sup, 180.0)
         finally:
             stop.set()
             sup.close()
@@ -233,6 +232,24 @@ def run_soak(minutes: float, run_dir: Path | None = None, seed: int = 0, episode
     report["run_dir"] = str(run_dir)
     (run_dir / "soak.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def _wait_policy_back(sup: Supervisor, timeout_s: float) -> None:
+    """Until the respawned policy is active again. The lifecycle manager activates it; a deactivate
+    that this supervisor sent to the dying process may still reach the new one (seen in a 15-minute
+    soak), so an inactive policy is activated again here."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            sup.wait_until_active(5.0)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+        try:
+            sup.set_active("policy_state", True)
+        except (RuntimeError, TimeoutError):
+            pass  # still starting
 
 
 def _inject(injector: FaultInjector, fault: str, sup: Supervisor, errors: list[str]) -> None:
