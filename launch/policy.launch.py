@@ -7,11 +7,11 @@ the lifecycle manager that configures and activates them (`autostart`), and, for
 robot, the MuJoCo sim. The pip-only bring-up (`python -m vla_ros.bringup`) starts the same list.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchDescription
 from vla_ros.launch_description import LAUNCH_ARGUMENTS, respawn_from_launch_arguments, specs_from_launch_arguments
 
 
@@ -35,5 +35,8 @@ def _nodes(context):
 
 
 def generate_launch_description():
-    arguments = [DeclareLaunchArgument(name, default_value=default, description=text) for name, (default, text) in LAUNCH_ARGUMENTS.items()]
+    arguments = [
+        DeclareLaunchArgument(name, default_value=default, description=text)
+        for name, (default, text) in LAUNCH_ARGUMENTS.items()
+    ]
     return LaunchDescription([*arguments, OpaqueFunction(function=_nodes)])

@@ -43,9 +43,22 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     cfg = OctoConfig(
-        camera_names=("front", "wrist"), image_size=32, joint_names=JOINT_NAMES, horizon=4, dt_s=0.1,
-        delta_mask=(True,) * 6 + (False,), vocab=("reach", "the", "red", "blue", "cube"), max_tokens=8,
-        width=32, depth=2, num_heads=2, mlp_dim=64, stem_channels=(8, 16), head_hidden=32, head_blocks=1, diffusion_steps=5,
+        camera_names=("front", "wrist"),
+        image_size=32,
+        joint_names=JOINT_NAMES,
+        horizon=4,
+        dt_s=0.1,
+        delta_mask=(True,) * 6 + (False,),
+        vocab=("reach", "the", "red", "blue", "cube"),
+        max_tokens=8,
+        width=32,
+        depth=2,
+        num_heads=2,
+        mlp_dim=64,
+        stem_channels=(8, 16),
+        head_hidden=32,
+        head_blocks=1,
+        diffusion_steps=5,
     )
     d = len(JOINT_NAMES)
     stats = DatasetStatistics(
@@ -63,4 +76,6 @@ def tiny_pi0_checkpoint(tmp_path_factory) -> Path:
     from vla_ros.backends.pi0.tiny import make_tiny_checkpoint
     from vla_ros.sim.tabletop import JOINT_NAMES
 
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_pi0"), JOINT_NAMES, ("front", "wrist"), horizon=8, dt_s=0.1)
+    return make_tiny_checkpoint(
+        tmp_path_factory.mktemp("tiny_pi0"), JOINT_NAMES, ("front", "wrist"), horizon=8, dt_s=0.1
+    )

@@ -28,7 +28,10 @@ def test_sim_bringup_lists_the_managed_nodes_their_manager_and_the_sim():
     assert policy.parameters["camera_topics"] == ["camera/image_raw", "wrist_camera/image_raw"]
     assert executor.parameters["joint_limits.elbow.max_velocity"] == 2.0
     assert executor.parameters["joint_limits.gripper.max_jerk"] == 50.0
-    assert executor.parameters["workspace_link"] == "tcp" and executor.parameters["urdf_path"] == "config/urdf/sim_arm.urdf"
+    assert (
+        executor.parameters["workspace_link"] == "tcp"
+        and executor.parameters["urdf_path"] == "config/urdf/sim_arm.urdf"
+    )
     assert len(executor.parameters["workspace_keep_out"]) == 6
     assert "joint_limits.panda_joint1.max_jerk" in node_specs("franka")[0].parameters
 
@@ -48,8 +51,15 @@ def test_real_robot_remaps_topics_and_has_no_sim():
     assert ("commands", "/forward_position_controller/commands") in specs[0].remappings
     cmd = specs[0].command("/tmp/p.yaml")
     assert cmd[cmd.index("--ros-args") :] == [
-        "--ros-args", "-r", "__node:=vla_chunk_executor", "--params-file", "/tmp/p.yaml",
-        "-r", "commands:=/forward_position_controller/commands", "-r", "joint_states:=/joint_states",
+        "--ros-args",
+        "-r",
+        "__node:=vla_chunk_executor",
+        "--params-file",
+        "/tmp/p.yaml",
+        "-r",
+        "commands:=/forward_position_controller/commands",
+        "-r",
+        "joint_states:=/joint_states",
     ]
 
 
@@ -62,7 +72,15 @@ def _load_launch_file_with_recording_stand_ins():
             built.append(kwargs)
 
     class LaunchConfiguration:
-        values = {"robot": "franka", "backend": "", "model_path": "/ckpt", "device": "", "use_sim": "", "autostart": "true", "respawn": "true"}
+        values = {
+            "robot": "franka",
+            "backend": "",
+            "model_path": "/ckpt",
+            "device": "",
+            "use_sim": "",
+            "autostart": "true",
+            "respawn": "true",
+        }
 
         def __init__(self, name):
             self.name = name
@@ -76,7 +94,9 @@ def _load_launch_file_with_recording_stand_ins():
 
     fake = {
         "launch": types.SimpleNamespace(LaunchDescription=list),
-        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=lambda *a, **k: ("arg", a, k), OpaqueFunction=OpaqueFunction),
+        "launch.actions": types.SimpleNamespace(
+            DeclareLaunchArgument=lambda *a, **k: ("arg", a, k), OpaqueFunction=OpaqueFunction
+        ),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=LaunchConfiguration),
         "launch_ros.actions": types.SimpleNamespace(Node=Node),
     }
@@ -126,14 +146,21 @@ def test_launch_args_are_parsed_like_ros2_launch():
 
 
 def test_a_node_that_dies_is_reported_with_a_clear_message(ros_env, tmp_path):
-    specs = [s for s in node_specs("sim", use_sim=False, overrides={"vla_policy": {"camera_topics": ["only_one"]}}) if s.name == "vla_policy"]
+    specs = [
+        s
+        for s in node_specs("sim", use_sim=False, overrides={"vla_policy": {"camera_topics": ["only_one"]}})
+        if s.name == "vla_policy"
+    ]
     with Bringup(specs, log_dir=tmp_path / "logs", env=ros_env) as bringup:
         deadline = time.monotonic() + 60
         while not bringup.dead() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert bringup.dead() == {"vla_policy": 1}
     log = (tmp_path / "logs" / "vla_policy.log").read_text()
-    assert "cannot start: camera_names ['front', 'wrist'] and camera_topics ['only_one'] must be non-empty and the same length" in log
+    assert (
+        "cannot start: camera_names ['front', 'wrist'] and camera_topics ['only_one'] must be non-empty and the same length"
+        in log
+    )
 
 
 def test_a_node_that_fails_to_configure_is_reported_by_the_manager(ros_env, tmp_path):
@@ -195,7 +222,9 @@ def _start_bringup(ros_env, tiny_checkpoint, ignore_sigint: bool = False):
     return proc, children
 
 
-@pytest.mark.parametrize("sig, ignore_sigint", [(signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGKILL, False)])
+@pytest.mark.parametrize(
+    "sig, ignore_sigint", [(signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGKILL, False)]
+)
 def test_no_node_outlives_the_bringup(ros_env, tiny_checkpoint, sig, ignore_sigint):
     """SIGTERM (supervisors), SIGINT to a background bring-up (inherited SIG_IGN) and even SIGKILL
     of the bring-up end every node."""

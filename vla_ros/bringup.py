@@ -45,7 +45,13 @@ def _die_with_parent(parent_pid: int):
 class Bringup:
     """Owns the node processes of one bring-up."""
 
-    def __init__(self, specs: list[NodeSpec], log_dir: Path | None = None, env: dict[str, str] | None = None, respawn: bool = False):
+    def __init__(
+        self,
+        specs: list[NodeSpec],
+        log_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        respawn: bool = False,
+    ):
         """respawn: restart a node that exits (checked every 0.2 s), reported on stderr and counted
         in `restarts`; the lifecycle manager brings it up again (autostart)."""
         self.specs = specs
@@ -71,8 +77,12 @@ class Bringup:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{spec.name}.log", "a")  # noqa: SIM115 - closed with the process
         self.procs[spec.name] = subprocess.Popen(
-            spec.command(str(params_file)), env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
-            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
+            spec.command(str(params_file)),
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
 
     def _respawn_loop(self) -> None:
@@ -82,7 +92,11 @@ class Bringup:
                 if code is None or self._stopping.is_set():
                     continue
                 self.restarts[spec.name] = self.restarts.get(spec.name, 0) + 1
-                print(f"[bringup] {spec.name} exited with code {code}; respawning (restart {self.restarts[spec.name]})", file=sys.stderr, flush=True)
+                print(
+                    f"[bringup] {spec.name} exited with code {code}; respawning (restart {self.restarts[spec.name]})",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 self._spawn(spec)
 
     def dead(self) -> dict[str, int]:

@@ -13,12 +13,19 @@ from pathlib import Path
 def _demo(args) -> int:
     from vla_ros.demo import run_demo
 
-    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    log = lambda m: print(m, file=sys.stderr, flush=True)
     if args.remote:
         return _demo_remote(args, log)
     summary = run_demo(
-        args.episodes, args.first_seed, args.run_dir, args.model_path, episode_timeout_s=args.episode_timeout_s,
-        blend_mode=args.blend, inference_delay_s=args.inference_delay_s, backend=args.backend, log=log,
+        args.episodes,
+        args.first_seed,
+        args.run_dir,
+        args.model_path,
+        episode_timeout_s=args.episode_timeout_s,
+        blend_mode=args.blend,
+        inference_delay_s=args.inference_delay_s,
+        backend=args.backend,
+        log=log,
     )
     return _demo_result(summary, args)
 
@@ -34,7 +41,11 @@ def _soak(args) -> int:
 
     report = run_soak(args.minutes, args.run_dir, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(report), flush=True)
-    return 0 if report["limit_violations"] == 0 and not any(n["fds"][1] > n["fds"][0] for n in report["nodes"].values()) else 1
+    return (
+        0
+        if report["limit_violations"] == 0 and not any(n["fds"][1] > n["fds"][0] for n in report["nodes"].values())
+        else 1
+    )
 
 
 def _demo_remote(args, log) -> int:
@@ -51,8 +62,15 @@ def _demo_remote(args, log) -> int:
         log(f"serving {model_path} at {served.url}")
         settings = write_remote_settings(run_dir / "remote_policy", served.port)
         summary = run_demo(
-            args.episodes, args.first_seed, run_dir, str(settings), episode_timeout_s=args.episode_timeout_s,
-            blend_mode=args.blend, inference_delay_s=args.inference_delay_s, backend="openpi_remote", log=log,
+            args.episodes,
+            args.first_seed,
+            run_dir,
+            str(settings),
+            episode_timeout_s=args.episode_timeout_s,
+            blend_mode=args.blend,
+            inference_delay_s=args.inference_delay_s,
+            backend="openpi_remote",
+            log=log,
         )
     summary["remote"] = {"server": served.url, "served_backend": backend, "model_path": str(model_path)}
     return _demo_result(summary, args)
@@ -62,15 +80,27 @@ def _compare_blends(args) -> int:
     """The demo for every (delay, blend mode): one markdown table row each."""
     from vla_ros.demo import run_demo
 
-    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    log = lambda m: print(m, file=sys.stderr, flush=True)
     base = args.run_dir or Path("runs") / time.strftime("blends-%Y%m%d-%H%M%S")
-    print("| inference delay | blend mode | success | max jerk (rad/s^3) | RMS jerk (rad/s^3) | switch jump p50 / max (rad) |")
+    print(
+        "| inference delay | blend mode | success | max jerk (rad/s^3) | RMS jerk (rad/s^3) | switch jump p50 / max (rad) |"
+    )
     print("|---|---|---|---|---|---|")
     for delay in args.delays:
         for mode in args.modes:
-            s = run_demo(args.episodes, args.first_seed, base / f"{mode}-{int(delay * 1000)}ms", blend_mode=mode, inference_delay_s=delay, log=log)
+            s = run_demo(
+                args.episodes,
+                args.first_seed,
+                base / f"{mode}-{int(delay * 1000)}ms",
+                blend_mode=mode,
+                inference_delay_s=delay,
+                log=log,
+            )
             m = s["smoothness"]
-            print(f"| {delay * 1000:.0f} ms | {mode} | {s['success_rate']:.2f} | {m['max_jerk']:.1f} | {m['rms_jerk']:.2f} | {m['switch_jump_p50']:.4f} / {m['switch_jump_max']:.4f} |", flush=True)
+            print(
+                f"| {delay * 1000:.0f} ms | {mode} | {s['success_rate']:.2f} | {m['max_jerk']:.1f} | {m['rms_jerk']:.2f} | {m['switch_jump_p50']:.4f} / {m['switch_jump_max']:.4f} |",
+                flush=True,
+            )
     return 0
 
 
@@ -140,7 +170,15 @@ def _evaluate(args) -> int:
         settings = parse_overrides(params.get("backend_settings", ""))
         backend = load_backend(params.get("backend", "octo"), resolve_package_path(path) if path else None, settings)
         rate = success_rate(lambda sim: backend.predict, seeds)
-    print(json.dumps({"success_rate": rate, "episodes": len(seeds), "backend": "expert" if args.expert else args.backend or "octo"}))
+    print(
+        json.dumps(
+            {
+                "success_rate": rate,
+                "episodes": len(seeds),
+                "backend": "expert" if args.expert else args.backend or "octo",
+            }
+        )
+    )
     return 0
 
 
@@ -148,8 +186,10 @@ def _params(_args) -> int:
     from vla_ros.params import EXECUTOR, MANAGER, POLICY, SIM
 
     tables = (
-        ("policy_node (vla_policy)", POLICY), ("chunk_executor (vla_chunk_executor)", EXECUTOR),
-        ("lifecycle_manager (vla_lifecycle_manager)", MANAGER), ("sim_robot (vla_sim_robot)", SIM),
+        ("policy_node (vla_policy)", POLICY),
+        ("chunk_executor (vla_chunk_executor)", EXECUTOR),
+        ("lifecycle_manager (vla_lifecycle_manager)", MANAGER),
+        ("sim_robot (vla_sim_robot)", SIM),
     )
     for title, schema in tables:
         print(f"#### {title}\n\n{schema.markdown()}\n")
@@ -166,14 +206,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-path", default="")
     p.add_argument("--episode-timeout-s", type=float, default=10.0)
     p.add_argument("--min-success-rate", type=float, default=0.0, help="exit 1 below this rate")
-    p.add_argument("--blend", default="replace", help="executor blend mode: replace, crossfade, temporal_ensemble, guided")
-    p.add_argument("--inference-delay-s", type=float, default=0.0, help="artificial latency added to every chunk (seconds)")
+    p.add_argument(
+        "--blend", default="replace", help="executor blend mode: replace, crossfade, temporal_ensemble, guided"
+    )
+    p.add_argument(
+        "--inference-delay-s", type=float, default=0.0, help="artificial latency added to every chunk (seconds)"
+    )
     p.add_argument("--backend", default="", help="policy backend (default: the robot config's)")
     p.add_argument(
-        "--remote", action="store_true", help="serve the backend with `vla-ros serve` in another process (node: openpi_remote)"
+        "--remote",
+        action="store_true",
+        help="serve the backend with `vla-ros serve` in another process (node: openpi_remote)",
     )
     p.set_defaults(func=_demo)
-    p = sub.add_parser("soak", help="the demo with randomly injected faults for N minutes; prints one JSON report (exit 1 on a limit violation or fd growth)")
+    p = sub.add_parser(
+        "soak",
+        help="the demo with randomly injected faults for N minutes; prints one JSON report (exit 1 on a limit violation or fd growth)",
+    )
     p.add_argument("--minutes", type=float, default=2.0)
     p.add_argument("--run-dir", type=Path, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -188,7 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("plot", help="plot a run recorded by the executor (record_path) to PNG; prints smoothness")
     p.add_argument("run", type=Path, help="the .npz the executor wrote")
     p.add_argument("--out", type=Path, default=None, help="PNG path (default: next to the run)")
-    p.add_argument("--window", type=float, nargs=2, default=None, metavar=("START_S", "END_S"), help="seconds after the first command")
+    p.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("START_S", "END_S"),
+        help="seconds after the first command",
+    )
     p.set_defaults(func=_plot)
     p = sub.add_parser("train", help="record expert demonstrations and train the demo model")
     p.add_argument("--out", default="models/demo")
@@ -199,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--eval-first-seed", type=int, default=1000)
     p.set_defaults(func=_train)
-    p = sub.add_parser("evaluate", help="closed-loop success rate in the sim without ROS (same executor core as the nodes)")
+    p = sub.add_parser(
+        "evaluate", help="closed-loop success rate in the sim without ROS (same executor core as the nodes)"
+    )
     p.add_argument("--backend", default="", help="policy backend (default: the sim robot config's)")
     p.add_argument("--model-path", default="", help="checkpoint folder (default: the robot config's)")
     p.add_argument("--episodes", type=int, default=20)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from vla_ros.core.types import JointLimits
@@ -109,7 +108,19 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
 
     if not isinstance(raw, dict):
         raise fail("(top level)", "must be a mapping")
-    known = {"name", "joints", "joint_limits", "cameras", "topics", "policy", "executor", "use_sim", "description", "urdf", "workspace"}
+    known = {
+        "name",
+        "joints",
+        "joint_limits",
+        "cameras",
+        "topics",
+        "policy",
+        "executor",
+        "use_sim",
+        "description",
+        "urdf",
+        "workspace",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise fail(unknown[0], f"unknown key (known: {sorted(known)})")
@@ -211,7 +222,11 @@ def _parse_workspace(raw: Any, urdf: str, fail) -> WorkspaceConfig | None:
         raise fail("workspace.link", "missing: the link whose position is checked")
 
     def point(key: str, value: Any) -> tuple[float, float, float]:
-        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+        if not (
+            isinstance(value, list)
+            and len(value) == 3
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+        ):
             raise fail(key, f"must be [x, y, z] in metres, got {value!r}")
         return tuple(float(x) for x in value)
 
@@ -227,7 +242,9 @@ def _parse_workspace(raw: Any, urdf: str, fail) -> WorkspaceConfig | None:
     keep_out = raw.get("keep_out") or []
     if not isinstance(keep_out, list):
         raise fail("workspace.keep_out", "must be a list of boxes")
-    return WorkspaceConfig(raw["link"], lower, upper, tuple(box(f"workspace.keep_out[{i}]", b) for i, b in enumerate(keep_out)))
+    return WorkspaceConfig(
+        raw["link"], lower, upper, tuple(box(f"workspace.keep_out[{i}]", b) for i, b in enumerate(keep_out))
+    )
 
 
 _NODE_KEYS_SET_BY_BRINGUP = ("joint_names", "camera_names", "camera_topics")
@@ -261,7 +278,10 @@ def _parse_policy(block: dict[str, Any], fail) -> tuple[dict[str, Any], dict[str
             raise fail("policy.backend", str(exc)) from exc
         unknown = sorted(set(settings) - set(known))
         if unknown:
-            raise fail(f"policy.{unknown[0]}", f"neither a policy_node parameter nor a '{backend}' backend setting (settings: {sorted(known)})")
+            raise fail(
+                f"policy.{unknown[0]}",
+                f"neither a policy_node parameter nor a '{backend}' backend setting (settings: {sorted(known)})",
+            )
         for name, value in settings.items():
             problem = type_problem(settings_class(backend), name, value)
             if problem:

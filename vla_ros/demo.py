@@ -50,11 +50,11 @@ class Supervisor:
     def __init__(self):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        from lifecycle_msgs.srv import ChangeState
         from rcl_interfaces.srv import SetParameters
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
-        from lifecycle_msgs.srv import ChangeState
         from std_srvs.srv import Trigger
         from trajectory_msgs.msg import JointTrajectory
 
@@ -132,7 +132,9 @@ class Supervisor:
     def set_parameter(self, client: str, name: str, value) -> None:
         from rclpy.parameter import Parameter
 
-        res = self.call(client, self._types["SetParameters"].Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        res = self.call(
+            client, self._types["SetParameters"].Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        )
         if not res.results[0].successful:
             raise RuntimeError(f"setting {name}={value!r} failed: {res.results[0].reason}")
 
@@ -214,11 +216,17 @@ def run_demo(
     env = demo_environment(run_dir, domain_id)
     os.environ.update(env)  # the supervisor in this process joins the same domain
     record_path = run_dir / "executor_run.npz"
-    specs = node_specs("sim", backend=backend, model_path=model_path, use_sim=True, overrides={
-        "vla_sim_robot": {"max_episode_s": episode_timeout_s},
-        "vla_policy": {"inference_delay_s": inference_delay_s},
-        "vla_chunk_executor": {"blend_mode": blend_mode, "record_path": str(record_path)},
-    })
+    specs = node_specs(
+        "sim",
+        backend=backend,
+        model_path=model_path,
+        use_sim=True,
+        overrides={
+            "vla_sim_robot": {"max_episode_s": episode_timeout_s},
+            "vla_policy": {"inference_delay_s": inference_delay_s},
+            "vla_chunk_executor": {"blend_mode": blend_mode, "record_path": str(record_path)},
+        },
+    )
     first_episode_s = (0.0, 0.0)
     results = []
     with Bringup(specs, log_dir=run_dir / "logs", env=env) as bringup:
@@ -237,8 +245,17 @@ def run_demo(
                     first_record = sup.record
                     sup.record = None
                     first_episode_s = (started, started + duration + 0.5)
-                results.append({"seed": first_seed + i, "instruction": instruction, "success": ok, "duration_s": round(duration, 2)})
-                log(f"episode {i + 1}/{episodes} seed {first_seed + i} '{instruction}': {'success' if ok else 'failure'} ({duration:.1f} s)")
+                results.append(
+                    {
+                        "seed": first_seed + i,
+                        "instruction": instruction,
+                        "success": ok,
+                        "duration_s": round(duration, 2),
+                    }
+                )
+                log(
+                    f"episode {i + 1}/{episodes} seed {first_seed + i} '{instruction}': {'success' if ok else 'failure'} ({duration:.1f} s)"
+                )
             time.sleep(1.2)  # one more diagnostics period
             policy_diag = next((v for k, v in sup.diagnostics.items() if k.endswith(": policy")), {})
             latency = np.array(sup.chunk_latency_s) * 1e3
@@ -256,9 +273,18 @@ def run_demo(
         "blend_mode": blend_mode,
         "inference_delay_s": inference_delay_s,
         "smoothness": {k: round(v, 4) for k, v in smoothness(run).items()},
-        "frame_to_chunk_ms": {"p50": float(policy_diag.get("frame_to_chunk_p50_ms", "nan")), "p99": float(policy_diag.get("frame_to_chunk_p99_ms", "nan"))},
-        "observation_to_chunk_received_ms": {"p50": float(np.percentile(latency, 50)) if latency.size else None, "p99": float(np.percentile(latency, 99)) if latency.size else None},
-        "inference_ms": {"p50": float(policy_diag.get("inference_p50_ms", "nan")), "p99": float(policy_diag.get("inference_p99_ms", "nan"))},
+        "frame_to_chunk_ms": {
+            "p50": float(policy_diag.get("frame_to_chunk_p50_ms", "nan")),
+            "p99": float(policy_diag.get("frame_to_chunk_p99_ms", "nan")),
+        },
+        "observation_to_chunk_received_ms": {
+            "p50": float(np.percentile(latency, 50)) if latency.size else None,
+            "p99": float(np.percentile(latency, 99)) if latency.size else None,
+        },
+        "inference_ms": {
+            "p50": float(policy_diag.get("inference_p50_ms", "nan")),
+            "p99": float(policy_diag.get("inference_p99_ms", "nan")),
+        },
         "run_dir": str(run_dir),
         "video": str(video) if video else None,
         "plot": str(plot) if plot else None,

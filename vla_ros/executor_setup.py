@@ -38,7 +38,12 @@ def workspace_from_parameters(params: Mapping[str, Any], joints: tuple[str, ...]
         raise ValueError(f"parameter workspace_keep_out: needs 6 numbers per box, got {len(keep_out)}")
     boxes = tuple((keep_out[i : i + 3], keep_out[i + 3 : i + 6]) for i in range(0, len(keep_out), 6))
     return urdf_workspace(
-        resolve_package_path(params["urdf_path"]), joints, params["workspace_link"], params["workspace_min"], params["workspace_max"], boxes
+        resolve_package_path(params["urdf_path"]),
+        joints,
+        params["workspace_link"],
+        params["workspace_min"],
+        params["workspace_max"],
+        boxes,
     )
 
 

@@ -58,7 +58,10 @@ LAUNCH_ARGUMENTS = {
     "device": ("", "torch device of the policy, e.g. cuda:0 (default: the backend settings')"),
     "use_sim": ("", "start the MuJoCo sim robot: true/false (default: the robot config's use_sim)"),
     "autostart": ("true", "the lifecycle manager configures and activates the nodes at start-up"),
-    "respawn": ("false", "restart a node process that dies; the lifecycle manager configures and activates it again (autostart)"),
+    "respawn": (
+        "false",
+        "restart a node process that dies; the lifecycle manager configures and activates it again (autostart)",
+    ),
 }
 
 
@@ -92,7 +95,12 @@ def policy_parameters(cfg: RobotConfig, backend: str = "", model_path: str = "",
 
 def executor_parameters(cfg: RobotConfig) -> dict[str, Any]:
     """chunk_executor parameters from the robot config: joints, limits, workspace, `executor:` block."""
-    return {"joint_names": list(cfg.joint_names), **joint_limit_parameters(cfg.limits), **_workspace_parameters(cfg), **cfg.executor}
+    return {
+        "joint_names": list(cfg.joint_names),
+        **joint_limit_parameters(cfg.limits),
+        **_workspace_parameters(cfg),
+        **cfg.executor,
+    }
 
 
 def node_specs(
@@ -113,14 +121,26 @@ def node_specs(
     remaps = tuple(sorted(cfg.topics.items()))
     policy = {**policy_parameters(cfg, backend, model_path, device), **overrides.get("vla_policy", {})}
     executor = {**executor_parameters(cfg), **overrides.get("vla_chunk_executor", {})}
-    manager = {"node_names": ["vla_chunk_executor", "vla_policy"], "autostart": autostart, **overrides.get("vla_lifecycle_manager", {})}
+    manager = {
+        "node_names": ["vla_chunk_executor", "vla_policy"],
+        "autostart": autostart,
+        **overrides.get("vla_lifecycle_manager", {}),
+    }
     specs = [
         NodeSpec("chunk_executor", "vla_ros.nodes.chunk_executor_node", "vla_chunk_executor", executor, remaps),
         NodeSpec("policy_node", "vla_ros.nodes.policy_node", "vla_policy", policy, remaps),
         NodeSpec("lifecycle_manager", "vla_ros.nodes.lifecycle_manager", "vla_lifecycle_manager", manager),
     ]
     if cfg.use_sim if use_sim is None else use_sim:
-        specs.append(NodeSpec("sim_robot", "vla_ros.nodes.sim_robot_node", "vla_sim_robot", dict(overrides.get("vla_sim_robot", {})), remaps))
+        specs.append(
+            NodeSpec(
+                "sim_robot",
+                "vla_ros.nodes.sim_robot_node",
+                "vla_sim_robot",
+                dict(overrides.get("vla_sim_robot", {})),
+                remaps,
+            )
+        )
     return specs
 
 
@@ -143,8 +163,12 @@ def specs_from_launch_arguments(args: dict[str, str]) -> list[NodeSpec]:
         raise ValueError(f"unknown launch arguments {unknown} (known: {sorted(LAUNCH_ARGUMENTS)})")
     value = {name: args.get(name, default) for name, (default, _) in LAUNCH_ARGUMENTS.items()}
     return node_specs(
-        value["robot"], backend=value["backend"], model_path=value["model_path"], device=value["device"],
-        use_sim=parse_bool(value["use_sim"], "use_sim"), autostart=bool(parse_bool(value["autostart"], "autostart")),
+        value["robot"],
+        backend=value["backend"],
+        model_path=value["model_path"],
+        device=value["device"],
+        use_sim=parse_bool(value["use_sim"], "use_sim"),
+        autostart=bool(parse_bool(value["autostart"], "autostart")),
     )
 
 

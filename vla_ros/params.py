@@ -76,7 +76,9 @@ class Param:
         elif kind == "str_list":
             ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
         else:
-            ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+            ok = isinstance(value, (list, tuple)) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+            )
         if not ok:
             return f"must be a {self.rule()}, got {value!r}"
         if kind in ("int", "float"):
@@ -134,22 +136,70 @@ class Schema(tuple):
 
 POLICY = Schema(
     Param("backend", "octo", "policy backend (registry name); applies at the next configure", changeable=True),
-    Param("model_path", "models/demo", "checkpoint folder; relative paths resolve against the package (source tree or share/vla_ros); '' = the backend settings' `checkpoint`; applies at the next configure", changeable=True),
-    Param("device", "", "torch device (cpu, cuda, cuda:N); '' = from the backend settings; applies at the next configure", changeable=True),
-    Param("backend_settings", "", "backend settings over the checkpoint's, as a YAML mapping, e.g. '{steps: 5, dtype: bfloat16}' (the robot config's extra `policy:` keys land here); applies at the next configure", changeable=True),
+    Param(
+        "model_path",
+        "models/demo",
+        "checkpoint folder; relative paths resolve against the package (source tree or share/vla_ros); '' = the backend settings' `checkpoint`; applies at the next configure",
+        changeable=True,
+    ),
+    Param(
+        "device",
+        "",
+        "torch device (cpu, cuda, cuda:N); '' = from the backend settings; applies at the next configure",
+        changeable=True,
+    ),
+    Param(
+        "backend_settings",
+        "",
+        "backend settings over the checkpoint's, as a YAML mapping, e.g. '{steps: 5, dtype: bfloat16}' (the robot config's extra `policy:` keys land here); applies at the next configure",
+        changeable=True,
+    ),
     Param("num_threads", 0, "torch CPU threads (0 = torch default)", min=0),
     Param("seed", 0, "sampler seed (reproducible noise)", min=0),
     Param("camera_names", ["front"], "robot camera names, in the order of camera_topics"),
-    Param("camera_topics", ["camera/image_raw"], "image topic per camera (same order); a topic ending in /compressed carries sensor_msgs/CompressedImage"),
+    Param(
+        "camera_topics",
+        ["camera/image_raw"],
+        "image topic per camera (same order); a topic ending in /compressed carries sensor_msgs/CompressedImage",
+    ),
     Param("joint_names", [""], "robot joints (state input and action output), in command order"),
-    Param("instruction", "", "language goal; settable through the parameter service and the `instruction` topic", changeable=True),
+    Param(
+        "instruction",
+        "",
+        "language goal; settable through the parameter service and the `instruction` topic",
+        changeable=True,
+    ),
     Param("max_instruction_chars", 256, "longest accepted instruction (characters)", min=1),
-    Param("max_observation_age_s", 0.5, "never infer from an image or joint state older than this (seconds)", changeable=True, above=0.0),
-    Param("inference_period_s", 0.3, "longest time between chunk requests while active; requests come earlier when the plan would run out before the next chunk (measured latency) (seconds)", changeable=True, above=0.0),
+    Param(
+        "max_observation_age_s",
+        0.5,
+        "never infer from an image or joint state older than this (seconds)",
+        changeable=True,
+        above=0.0,
+    ),
+    Param(
+        "inference_period_s",
+        0.3,
+        "longest time between chunk requests while active; requests come earlier when the plan would run out before the next chunk (measured latency) (seconds)",
+        changeable=True,
+        above=0.0,
+    ),
     Param("schedule_margin_s", 0.05, "the next chunk is due this long before the running plan ends (seconds)", min=0.0),
-    Param("inference_delay_s", 0.0, "artificial extra latency before each chunk is published, to test blending under slow inference (seconds)", changeable=True, min=0.0),
-    Param("use_plan_prefix", True, "hand the executor's `plan_prefix` (guided blend mode) to backends that can continue it (RTC)"),
-    Param("warmup", True, "run one inference on a synthetic observation at configure, so the first real one is not slow"),
+    Param(
+        "inference_delay_s",
+        0.0,
+        "artificial extra latency before each chunk is published, to test blending under slow inference (seconds)",
+        changeable=True,
+        min=0.0,
+    ),
+    Param(
+        "use_plan_prefix",
+        True,
+        "hand the executor's `plan_prefix` (guided blend mode) to backends that can continue it (RTC)",
+    ),
+    Param(
+        "warmup", True, "run one inference on a synthetic observation at configure, so the first real one is not slow"
+    ),
 )
 
 BLEND_MODES = ("replace", "crossfade", "temporal_ensemble", "guided")
@@ -162,20 +212,51 @@ EXECUTOR = Schema(
     Param("plan_timeout_s", 0.5, "hold when the plan ended this long ago (seconds)", min=0.0),
     Param("max_stamp_skew_s", 2.0, "reject chunks stamped further than this from now (seconds)", above=0.0),
     Param("position_margin_rad", 0.0, "keep commands this far inside the position limits (radians)", min=0.0),
-    Param("output", "position_array", "command message on `commands`: position_array (Float64MultiArray, forward position controller), joint_trajectory (one-point JointTrajectory per tick, for a JointTrajectoryController) or joint_state (JointState)", choices=OUTPUTS),
-    Param("blend_mode", "replace", "how a new chunk meets the running plan; guided publishes `plan_prefix` so the policy infers chunks that continue the plan (RTC)", choices=BLEND_MODES),
+    Param(
+        "output",
+        "position_array",
+        "command message on `commands`: position_array (Float64MultiArray, forward position controller), joint_trajectory (one-point JointTrajectory per tick, for a JointTrajectoryController) or joint_state (JointState)",
+        choices=OUTPUTS,
+    ),
+    Param(
+        "blend_mode",
+        "replace",
+        "how a new chunk meets the running plan; guided publishes `plan_prefix` so the policy infers chunks that continue the plan (RTC)",
+        choices=BLEND_MODES,
+    ),
     Param("crossfade_s", 0.2, "crossfade window (seconds)", above=0.0),
     Param("ensemble_m", 0.1, "temporal_ensemble weight exp(-m i) of the i-th newest prediction", min=0.0),
-    Param("lookahead_s", 0.1, "the jerk limiter steers to the plan's state this far ahead (seconds; smoother tracking, no lag)", min=0.0),
+    Param(
+        "lookahead_s",
+        0.1,
+        "the jerk limiter steers to the plan's state this far ahead (seconds; smoother tracking, no lag)",
+        min=0.0,
+    ),
     Param("plan_prefix_rate_hz", 20.0, "rate of `plan_prefix` (the plan ahead) in guided mode (Hz)", above=0.0),
     Param("urdf_path", "", "robot URDF for the workspace check (path; relative to the package)"),
     Param("workspace_link", "", "URDF link kept inside the workspace ('' = no workspace check)"),
     Param("workspace_min", [0.0, 0.0, 0.0], "workspace box lower corner x, y, z (metres, URDF base frame)"),
     Param("workspace_max", [0.0, 0.0, 0.0], "workspace box upper corner x, y, z (metres)"),
-    Param("workspace_keep_out", [], "keep-out boxes, 6 numbers each: min x, y, z, max x, y, z (metres)", list_kind="float"),
-    Param("status_rate_hz", 10.0, "rate of `~/status` (diagnostic_msgs/DiagnosticStatus; also sent on every state change) (Hz)", above=0.0),
-    Param("record_path", "", "if set, write the run (chunks, commands, measured joints, limits) to this .npz at cleanup/shutdown; plot it with `vla-ros plot`"),
-    Param("deactivate_timeout_s", 3.0, "on deactivate (and shutdown) brake to rest for at most this long before commands stop (seconds)", above=0.0),
+    Param(
+        "workspace_keep_out", [], "keep-out boxes, 6 numbers each: min x, y, z, max x, y, z (metres)", list_kind="float"
+    ),
+    Param(
+        "status_rate_hz",
+        10.0,
+        "rate of `~/status` (diagnostic_msgs/DiagnosticStatus; also sent on every state change) (Hz)",
+        above=0.0,
+    ),
+    Param(
+        "record_path",
+        "",
+        "if set, write the run (chunks, commands, measured joints, limits) to this .npz at cleanup/shutdown; plot it with `vla-ros plot`",
+    ),
+    Param(
+        "deactivate_timeout_s",
+        3.0,
+        "on deactivate (and shutdown) brake to rest for at most this long before commands stop (seconds)",
+        above=0.0,
+    ),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics (seconds)", above=0.0),
 )
 
@@ -184,15 +265,41 @@ SIM = Schema(
     Param("image_height", 128, "camera image height (pixels)", min=8),
     Param("camera_rate_hz", 10.0, "camera publish rate (Hz)", above=0.0),
     Param("joint_state_rate_hz", 100.0, "joint_states publish rate (Hz)", above=0.0),
-    Param("episode_seed", 0, "seed of the episode the next ~/reset starts (cube placement and task)", changeable=True, min=0),
-    Param("max_episode_s", 10.0, "an episode still running after this long is a failure (seconds)", changeable=True, above=0.0),
+    Param(
+        "episode_seed",
+        0,
+        "seed of the episode the next ~/reset starts (cube placement and task)",
+        changeable=True,
+        min=0,
+    ),
+    Param(
+        "max_episode_s",
+        10.0,
+        "an episode still running after this long is a failure (seconds)",
+        changeable=True,
+        above=0.0,
+    ),
 )
 
 MANAGER = Schema(
-    Param("node_names", ["vla_chunk_executor", "vla_policy"], "managed nodes, configured and activated in this order (deactivated in reverse)"),
+    Param(
+        "node_names",
+        ["vla_chunk_executor", "vla_policy"],
+        "managed nodes, configured and activated in this order (deactivated in reverse)",
+    ),
     Param("autostart", True, "configure and activate every managed node at start-up"),
-    Param("watch_period_s", 0.5, "with autostart: how often each node's get_state is polled, to bring a restarted node up again (seconds; 0 = do not watch)", min=0.0),
-    Param("transition_timeout_s", 120.0, "longest wait for one node's service and transition (seconds; configure loads the model)", above=0.0),
+    Param(
+        "watch_period_s",
+        0.5,
+        "with autostart: how often each node's get_state is polled, to bring a restarted node up again (seconds; 0 = do not watch)",
+        min=0.0,
+    ),
+    Param(
+        "transition_timeout_s",
+        120.0,
+        "longest wait for one node's service and transition (seconds; configure loads the model)",
+        above=0.0,
+    ),
 )
 
 
@@ -226,7 +333,9 @@ def joint_limits_from_values(joints: tuple[str, ...], value, where: str) -> Join
             name = f"{where}.{j}.{key.name}"
             if v is None:
                 if key.required:
-                    raise ValueError(f"{name}: missing (every joint needs min_position, max_position, max_velocity, or a urdf giving them)")
+                    raise ValueError(
+                        f"{name}: missing (every joint needs min_position, max_position, max_velocity, or a urdf giving them)"
+                    )
                 v = math.inf
             if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
                 raise ValueError(f"{name}: must be a number, got {v!r}")

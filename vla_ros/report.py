@@ -88,13 +88,37 @@ def plot_run(run: dict[str, np.ndarray], path: Path, window_s: tuple[float, floa
         for k, cid in enumerate(np.unique(run["chunk_id"])):
             sel = (run["chunk_id"] == cid) & visible(run["chunk_t"])
             if sel.any():
-                ax.plot(run["chunk_t"][sel] - t0, run["chunk_q"][sel, j], color="tab:orange", lw=0.7, alpha=0.6, label="planned chunks" if k == 0 else None)
+                ax.plot(
+                    run["chunk_t"][sel] - t0,
+                    run["chunk_q"][sel, j],
+                    color="tab:orange",
+                    lw=0.7,
+                    alpha=0.6,
+                    label="planned chunks" if k == 0 else None,
+                )
         commanded = visible(run["command_t"])
-        ax.plot(*_with_gaps(run["command_t"][commanded] - t0, run["command_q"][commanded, j]), color="tab:blue", lw=1.5, label="commanded")
+        ax.plot(
+            *_with_gaps(run["command_t"][commanded] - t0, run["command_q"][commanded, j]),
+            color="tab:blue",
+            lw=1.5,
+            label="commanded",
+        )
         measured = visible(run["measured_t"])
-        ax.plot(*_with_gaps(run["measured_t"][measured] - t0, run["measured_q"][measured, j]), color="tab:green", lw=1.0, ls="--", label="measured")
+        ax.plot(
+            *_with_gaps(run["measured_t"][measured] - t0, run["measured_q"][measured, j]),
+            color="tab:green",
+            lw=1.0,
+            ls="--",
+            label="measured",
+        )
         for limit in (run["min_position"][j], run["max_position"][j]):
-            ax.axhline(limit, color="tab:red", lw=0.8, ls=":", label="position limits" if limit == run["min_position"][j] else None)
+            ax.axhline(
+                limit,
+                color="tab:red",
+                lw=0.8,
+                ls=":",
+                label="position limits" if limit == run["min_position"][j] else None,
+            )
         span = run["command_q"][commanded, j] if commanded.any() else np.zeros(1)
         pad = max(0.05, 0.2 * float(np.ptp(span)))
         ax.set_ylim(float(span.min()) - pad, float(span.max()) + pad)  # limit lines show when they are near

@@ -31,7 +31,16 @@ from vla_ros.demo import Supervisor, demo_environment
 from vla_ros.launch_description import node_specs
 from vla_ros.nodes.chunk_executor_node import MAX_TICK_PERIODS
 
-FAULTS = ("second_writer", "future_chunk", "joint_glitch", "bad_frame", "instruction_flood", "bad_params", "estop", "kill_policy")
+FAULTS = (
+    "second_writer",
+    "future_chunk",
+    "joint_glitch",
+    "bad_frame",
+    "instruction_flood",
+    "bad_params",
+    "estop",
+    "kill_policy",
+)
 WEIGHTS = (4, 4, 4, 4, 4, 4, 4, 1)
 SAMPLE_PERIOD_S = 1.0  # seconds between samples of /proc and /diagnostics
 WARMUP_S = 20.0  # a process's first seconds (model load, first inferences) are not its baseline
@@ -40,7 +49,9 @@ WARMUP_S = 20.0  # a process's first seconds (model load, first inferences) are 
 def process_sample(pid: int) -> dict[str, int] | None:
     """RSS (kB) and open file descriptors of a process, from /proc (None if it is gone)."""
     try:
-        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
         return {"rss_kb": int(status["VmRSS"].split()[0]), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
     except (FileNotFoundError, ProcessLookupError, KeyError):
         return None
@@ -107,7 +118,10 @@ class FaultInjector:
 
         msg = JointTrajectory(joint_names=list(self.joints))
         msg.header.stamp = stamp
-        msg.points = [JointTrajectoryPoint(positions=p.tolist(), time_from_start=s_to_duration(0.1 * (i + 1))) for i, p in enumerate(positions)]
+        msg.points = [
+            JointTrajectoryPoint(positions=p.tolist(), time_from_start=s_to_duration(0.1 * (i + 1)))
+            for i, p in enumerate(positions)
+        ]
         return msg
 
     def _here(self) -> np.ndarray:
@@ -119,7 +133,9 @@ class FaultInjector:
 
     def _second_writer(self, _instruction: str) -> None:
         for _ in range(5):
-            self.chunk_pub.publish(self._chunk(self.sup.node.get_clock().now().to_msg(), np.repeat(self._here()[None], 5, 0)))
+            self.chunk_pub.publish(
+                self._chunk(self.sup.node.get_clock().now().to_msg(), np.repeat(self._here()[None], 5, 0))
+            )
             time.sleep(0.1)
 
     def _future_chunk(self, _instruction: str) -> None:
@@ -167,7 +183,9 @@ class FaultInjector:
         os.kill(self.bringup.procs["vla_policy"].pid, signal.SIGKILL)
 
 
-def run_soak(minutes: float, run_dir: Path | None = None, seed: int = 0, episode_timeout_s: float = 10.0, log=print) -> dict:
+def run_soak(
+    minutes: float, run_dir: Path | None = None, seed: int = 0, episode_timeout_s: float = 10.0, log=print
+) -> dict:
     """Run the soak for `minutes`; return (and write to run_dir/soak.json) the report."""
     from std_msgs.msg import Float64MultiArray
 
@@ -186,7 +204,9 @@ def run_soak(minutes: float, run_dir: Path | None = None, seed: int = 0, episode
     started = time.monotonic()
     with Bringup(specs, log_dir=run_dir / "logs", env=env, respawn=True) as bringup:
         sup = Supervisor()
-        sup.node.create_subscription(Float64MultiArray, "commands", lambda m: monitor.on_command(np.asarray(m.data)), 100)
+        sup.node.create_subscription(
+            Float64MultiArray, "commands", lambda m: monitor.on_command(np.asarray(m.data)), 100
+        )
         injector = FaultInjector(sup, bringup, robot.joint_names, rng)
         stop = threading.Event()
 
@@ -221,14 +241,29 @@ def run_soak(minutes: float, run_dir: Path | None = None, seed: int = 0, episode
                     if fault != "kill_policy":
                         lost += 1
                         errors.append(f"episode {episodes} ({fault}): {exc}")
-                    log(f"episode {episodes} seed {seed_i} fault {fault}: {'interrupted' if fault == 'kill_policy' else 'lost'} ({exc})")
+                    log(
+                        f"episode {episodes} seed {seed_i} fault {fault}: {'interrupted' if fault == 'kill_policy' else 'lost'} ({exc})"
+                    )
                 if fault == "kill_policy":  # the bring-up respawns it, the manager brings it up
                     interrupted += 1
                     _wait_policy_back(sup, 180.0)
         finally:
             stop.set()
             sup.close()
-    report = _report(minutes, episodes, successes, lost, interrupted, timed_out, monitor, samples, lateness, injector.injected, dict(bringup.restarts), errors)
+    report = _report(
+        minutes,
+        episodes,
+        successes,
+        lost,
+        interrupted,
+        timed_out,
+        monitor,
+        samples,
+        lateness,
+        injector.injected,
+        dict(bringup.restarts),
+        errors,
+    )
     report["run_dir"] = str(run_dir)
     (run_dir / "soak.json").write_text(json.dumps(report, indent=1))
     return report
@@ -254,7 +289,10 @@ def _wait_policy_back(sup: Supervisor, timeout_s: float) -> None:
 
 def _inject(injector: FaultInjector, fault: str, sup: Supervisor, errors: list[str]) -> None:
     try:
-        injector.inject(fault, sup.diagnostics.get("vla_policy: policy", {}).get("instruction", "reach the cube") or "reach the cube")
+        injector.inject(
+            fault,
+            sup.diagnostics.get("vla_policy: policy", {}).get("instruction", "reach the cube") or "reach the cube",
+        )
     except Exception as exc:  # noqa: BLE001 - a failed injection is reported, not fatal
         errors.append(f"injecting {fault}: {exc!r}")
 
@@ -263,7 +301,9 @@ def specs_parameter(specs, node: str, name: str, default):
     return next((s.parameters.get(name, default) for s in specs if s.name == node), default)
 
 
-def _report(minutes, episodes, successes, lost, interrupted, timed_out, monitor, samples, lateness, injected, restarts, errors) -> dict:
+def _report(
+    minutes, episodes, successes, lost, interrupted, timed_out, monitor, samples, lateness, injected, restarts, errors
+) -> dict:
     nodes = {}
     for name, rows in samples.items():
         pid = rows[-1][1]  # the newest process of this node, after its warm-up (model load)

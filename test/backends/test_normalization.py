@@ -27,7 +27,10 @@ def test_delta_round_trip():
 
 
 def test_statistics_file_round_trip(tmp_path):
-    s = DatasetStatistics(FeatureStats.from_data(np.random.rand(10, 2)), FeatureStats.from_data(np.random.rand(10, 4, 2), np.array([True, False])))
+    s = DatasetStatistics(
+        FeatureStats.from_data(np.random.rand(10, 2)),
+        FeatureStats.from_data(np.random.rand(10, 4, 2), np.array([True, False])),
+    )
     s.save(tmp_path / "stats.json")
     t = DatasetStatistics.load(tmp_path / "stats.json")
     np.testing.assert_allclose(t.action.std, s.action.std)

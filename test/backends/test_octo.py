@@ -1,6 +1,5 @@
 """The Octo-design backend: attention rule, sampler, checkpoint I/O, predict."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -8,9 +7,9 @@ from safetensors.torch import load_file, save_file
 
 from vla_ros.backends.base import BackendError, load_backend
 from vla_ros.backends.blocks.diffusion import DDPMSchedule, cosine_beta_schedule
+from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.backends.octo.modeling import OBS, READOUT, TASK, blockwise_causal_mask
 from vla_ros.backends.octo.text import WordTokenizer
-from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.core.types import Observation, PlanPrefix
 from vla_ros.sim.tabletop import JOINT_NAMES
 
@@ -50,7 +49,9 @@ def test_sampler_recovers_the_data_with_an_oracle_denoiser():
         ab = sched.alpha_bar[k].view(-1, 1)
         return (x - ab.sqrt() * x0) / (1 - ab).sqrt()
 
-    out = sched.sample(oracle, torch.randn(1, 4, generator=torch.Generator().manual_seed(1)), torch.Generator().manual_seed(2))
+    out = sched.sample(
+        oracle, torch.randn(1, 4, generator=torch.Generator().manual_seed(1)), torch.Generator().manual_seed(2)
+    )
     torch.testing.assert_close(out, x0, atol=1e-4, rtol=0)
 
 
@@ -124,7 +125,9 @@ def test_missing_key_is_named(tiny_checkpoint, tmp_path):
 def test_missing_files_and_unknown_backend_are_clear_errors(tmp_path):
     with pytest.raises(BackendError, match="checkpoint folder not found"):
         load_backend("octo", tmp_path / "nope")
-    with pytest.raises(BackendError, match=r"missing \['config.json', 'model.safetensors', 'dataset_statistics.json'\]"):
+    with pytest.raises(
+        BackendError, match=r"missing \['config.json', 'model.safetensors', 'dataset_statistics.json'\]"
+    ):
         load_backend("octo", tmp_path)
     available = r"\['fault_injection', 'octo', 'openpi_remote', 'openvla', 'pi0'\]"
     with pytest.raises(BackendError, match=rf"unknown backend 'rt2' \(available: {available}\)"):
@@ -136,7 +139,13 @@ def test_joints_are_matched_by_name_and_missing_ones_refused(tiny_checkpoint):
     obs = observation(np.random.default_rng(0))
     noise = np.zeros((4, len(JOINT_NAMES)))
     order = np.random.default_rng(1).permutation(len(JOINT_NAMES))
-    extra = Observation(obs.stamp_s, obs.images, (*np.array(JOINT_NAMES)[order], "conveyor"), np.append(obs.joint_positions[order], 9.0), obs.instruction)
+    extra = Observation(
+        obs.stamp_s,
+        obs.images,
+        (*np.array(JOINT_NAMES)[order], "conveyor"),
+        np.append(obs.joint_positions[order], 9.0),
+        obs.instruction,
+    )
     backend.generator.manual_seed(0)
     expected = backend.predict(obs, noise).positions
     backend.generator.manual_seed(0)

@@ -2,19 +2,28 @@
 
 import numpy as np
 import pytest
-
 from test_jerk_limiter import assert_within_limits
+
 from vla_ros.core.executor import ExecutorCore, ExecutorSettings
 from vla_ros.core.safety import ChunkRejected
 from vla_ros.core.types import ActionChunk, JointLimits
 
 NAMES = ("a", "b")
-LIMITS = JointLimits(NAMES, np.array([-1.0, -1.0]), np.array([1.0, 1.0]), np.array([1.0, 2.0]), np.array([10.0, 10.0]), np.array([200.0, 200.0]))
+LIMITS = JointLimits(
+    NAMES,
+    np.array([-1.0, -1.0]),
+    np.array([1.0, 1.0]),
+    np.array([1.0, 2.0]),
+    np.array([10.0, 10.0]),
+    np.array([200.0, 200.0]),
+)
 DT = 0.01
 
 
 def core(blend="replace"):
-    ex = ExecutorCore(LIMITS, ExecutorSettings(joint_state_timeout_s=0.2, plan_timeout_s=0.3, max_stamp_skew_s=1.0, blend=blend))
+    ex = ExecutorCore(
+        LIMITS, ExecutorSettings(joint_state_timeout_s=0.2, plan_timeout_s=0.3, max_stamp_skew_s=1.0, blend=blend)
+    )
     ex.activate()
     return ex
 
@@ -65,8 +74,6 @@ def test_estop_latches_until_reset():
     ex.on_chunk(ActionChunk(0.0, 0.1, NAMES, np.ones((2, 2)) * 0.5), 0.01)
     assert ex.tick(0.02).state == "tracking"
     assert ex.counters["chunks_rejected"] == 1 and ex.counters["estops"] == 1
-
-
 
 
 def test_lifecycle_inactive_until_activated_then_brakes_to_rest_on_deactivate():

@@ -12,8 +12,8 @@ with 5 mm (braking is checked at a few points of its trajectory, see core/jerk_l
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from test_jerk_limiter import assert_within_limits
+
 from vla_ros.config import load_robot_config, resolve_package_path
 from vla_ros.core.executor import ExecutorCore, ExecutorSettings
 from vla_ros.core.plan import BLEND_MODES
@@ -70,13 +70,21 @@ def outside_workspace(q: np.ndarray) -> bool:
     box = WORKSPACE.box
     if np.any(p < box.lower - WORKSPACE_TOL_M) or np.any(p > box.upper + WORKSPACE_TOL_M):
         return True
-    return any(np.all(p > b.lower + WORKSPACE_TOL_M) and np.all(p < b.upper - WORKSPACE_TOL_M) for b in WORKSPACE.keep_out)
+    return any(
+        np.all(p > b.lower + WORKSPACE_TOL_M) and np.all(p < b.upper - WORKSPACE_TOL_M) for b in WORKSPACE.keep_out
+    )
 
 
 @settings(max_examples=8000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events=events, blend=st.sampled_from(BLEND_MODES), start=st.lists(st.floats(-0.05, 0.05), min_size=len(NAMES), max_size=len(NAMES)))
+@given(
+    events=events,
+    blend=st.sampled_from(BLEND_MODES),
+    start=st.lists(st.floats(-0.05, 0.05), min_size=len(NAMES), max_size=len(NAMES)),
+)
 def test_no_command_leaves_any_limit_whatever_the_stream(events, blend, start):
-    ex = ExecutorCore(ROBOT.limits, ExecutorSettings(max_stamp_skew_s=1.0, position_margin_rad=0.02, blend=blend), WORKSPACE)
+    ex = ExecutorCore(
+        ROBOT.limits, ExecutorSettings(max_stamp_skew_s=1.0, position_margin_rad=0.02, blend=blend), WORKSPACE
+    )
     ex.activate()
     t, last_chunk, commands, dropout_until = 0.0, None, [], -1.0
     ex.on_joint_state(t, HOME_Q + np.array(start))  # the arm starts inside the workspace
@@ -103,7 +111,14 @@ def test_no_command_leaves_any_limit_whatever_the_stream(events, blend, start):
             offer(last_chunk)
         elif kind == "burst" and last_chunk is not None:
             for i in range(a):
-                offer(ActionChunk(last_chunk.t0_s + 0.001 * i, last_chunk.dt_s, last_chunk.joint_names, last_chunk.positions[::-1].copy()))
+                offer(
+                    ActionChunk(
+                        last_chunk.t0_s + 0.001 * i,
+                        last_chunk.dt_s,
+                        last_chunk.joint_names,
+                        last_chunk.positions[::-1].copy(),
+                    )
+                )
         elif kind == "joints_dropout":
             dropout_until = t + a * DT
         elif kind == "estop":

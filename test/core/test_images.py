@@ -186,9 +186,7 @@ def test_row_padding_is_skipped(enc, pixel, extra):
     if img.dtype == np.uint8:
         assert not (img == PAD).any()
     # the one-step conversion agrees with decode + to_rgb8
-    np.testing.assert_array_equal(
-        image_msg_fields_to_rgb8(data, height, width, enc, step, 0), to_rgb8(img, enc)
-    )
+    np.testing.assert_array_equal(image_msg_fields_to_rgb8(data, height, width, enc, step, 0), to_rgb8(img, enc))
 
 
 def test_padding_with_distinct_rows():

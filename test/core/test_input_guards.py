@@ -6,7 +6,9 @@ from vla_ros.core.executor import ExecutorCore
 from vla_ros.core.input_guards import GlitchFilter, WriterArbiter
 from vla_ros.core.types import JointLimits
 
-LIMITS = JointLimits(("a", "b"), np.full(2, -3.0), np.full(2, 3.0), np.full(2, 1.0), np.full(2, 10.0), np.full(2, 100.0))
+LIMITS = JointLimits(
+    ("a", "b"), np.full(2, -3.0), np.full(2, 3.0), np.full(2, 1.0), np.full(2, 10.0), np.full(2, 100.0)
+)
 
 
 def test_a_jump_beyond_velocity_times_elapsed_is_a_glitch_until_it_persists():

@@ -82,7 +82,14 @@ def test_a_moving_target_is_tracked_closely_when_it_is_feasible():
     commands = []
     for tk in t:  # steer to where the target will be `ahead` later, as the executor does
         goal_t = tk - dt + ahead
-        commands.append(lim.track(np.array([0.5 * np.sin(2 * goal_t), 0.0, 0.0]), np.array([np.cos(2 * goal_t), 0, 0]), dt, arrive_in_s=ahead))
+        commands.append(
+            lim.track(
+                np.array([0.5 * np.sin(2 * goal_t), 0.0, 0.0]),
+                np.array([np.cos(2 * goal_t), 0, 0]),
+                dt,
+                arrive_in_s=ahead,
+            )
+        )
     error = np.abs(np.array(commands)[50:, 0] - 0.5 * np.sin(2 * t[50:]))
     assert error.max() < 0.01
 
@@ -114,7 +121,10 @@ def test_use_before_reset_is_an_error_and_bad_margins_are_refused():
 
 
 def test_margin_is_capped_at_a_quarter_of_small_ranges_and_missing_limits_get_fast_ramps():
-    lim = JerkLimiter(JointLimits(LIMITS.names, LIMITS.min_position, LIMITS.max_position, LIMITS.max_velocity), position_margin_rad=0.05)
+    lim = JerkLimiter(
+        JointLimits(LIMITS.names, LIMITS.min_position, LIMITS.max_position, LIMITS.max_velocity),
+        position_margin_rad=0.05,
+    )
     np.testing.assert_allclose(lim.lower, [-0.95, -1.95, 0.01])
     np.testing.assert_allclose(lim.upper, [0.95, 1.95, 0.03])
     np.testing.assert_allclose(lim.max_acceleration, LIMITS.max_velocity / 0.01)  # full speed in 10 ms

@@ -33,7 +33,12 @@ def test_sampling_passes_through_the_points_and_rests_at_the_end():
 def test_the_plan_has_continuous_acceleration_at_its_points():
     plan = Plan(1)
     rng = np.random.default_rng(0)
-    plan.merge(ActionChunk(0.0, 0.1, ("a",), rng.normal(size=(6, 1))), now_s=0.0, current_command=np.zeros(1), current_velocity=np.array([0.5]))
+    plan.merge(
+        ActionChunk(0.0, 0.1, ("a",), rng.normal(size=(6, 1))),
+        now_s=0.0,
+        current_command=np.zeros(1),
+        current_velocity=np.array([0.5]),
+    )
     eps = 1e-7
     for knot in plan.times_s[1:-1]:
         accel_before = (plan.sample_state(knot - eps)[1] - plan.sample_state(knot - 2 * eps)[1]) / eps
@@ -43,7 +48,12 @@ def test_the_plan_has_continuous_acceleration_at_its_points():
 
 def test_the_plan_starts_moving_as_the_command_moves():
     plan = Plan(1)
-    plan.merge(ActionChunk(0.0, 0.1, ("a",), np.array([[1.0], [2.0]])), now_s=0.0, current_command=np.zeros(1), current_velocity=np.array([0.7]))
+    plan.merge(
+        ActionChunk(0.0, 0.1, ("a",), np.array([[1.0], [2.0]])),
+        now_s=0.0,
+        current_command=np.zeros(1),
+        current_velocity=np.array([0.7]),
+    )
     np.testing.assert_allclose(plan.sample_state(0.0)[1], [0.7])
     eps = 1e-6  # the sampled velocity is the derivative of the sampled position
     p0, v0 = plan.sample_state(0.13)

@@ -39,7 +39,9 @@ def test_steady_state_never_runs_out_of_plan():
         latency = rng.uniform(0.15, 0.3)
         arrival = start + latency
         if plan_end is not None and i > 20:  # after the estimate has warmed up
-            assert arrival <= plan_end + 1e-9, f"cycle {i}: chunk arrived {arrival - plan_end:.3f} s after the plan ended"
+            assert arrival <= plan_end + 1e-9, (
+                f"cycle {i}: chunk arrived {arrival - plan_end:.3f} s after the plan ended"
+            )
         plan_end = start + 0.8  # the chunk starts at its observation (taken at `start`)
         sched.on_cycle(latency, plan_end)
         start = max(sched.next_start_s(start), arrival)  # one inference at a time

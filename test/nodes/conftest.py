@@ -45,7 +45,10 @@ class Peer:
         self.node.create_subscription(commands_type or Float64MultiArray, "commands", self._on_command, 500)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
         self.js_pub = self.node.create_publisher(JointState, "joint_states", 10)
-        self.img_pubs = {c: self.node.create_publisher(Image, t, 2) for c, t in (("front", "camera/image_raw"), ("wrist", "wrist_camera/image_raw"))}
+        self.img_pubs = {
+            c: self.node.create_publisher(Image, t, 2)
+            for c, t in (("front", "camera/image_raw"), ("wrist", "wrist_camera/image_raw"))
+        }
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         threading.Thread(target=self.executor.spin, daemon=True).start()
@@ -68,7 +71,9 @@ class Peer:
 
         stamp = self.now_msg()
         self.published_stamps.append(stamp.sec + stamp.nanosec * 1e-9)
-        msg = JointState(name=list(reversed(self.joint_names)) + ["extra_joint"], position=list(reversed(self.q.tolist())) + [9.9])
+        msg = JointState(
+            name=list(reversed(self.joint_names)) + ["extra_joint"], position=list(reversed(self.q.tolist())) + [9.9]
+        )
         msg.header.stamp = stamp
         self.js_pub.publish(msg)
 
@@ -104,7 +109,11 @@ class Peer:
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
 
-        res = self.call(SetParameters, f"/{node}/set_parameters", SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+        res = self.call(
+            SetParameters,
+            f"/{node}/set_parameters",
+            SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]),
+        )
         return res.results[0]
 
     def change_state(self, node: str, transition: str) -> bool:
@@ -124,7 +133,9 @@ class Peer:
 
     def wait_active(self, *nodes: str, timeout_s: float = 60.0) -> bool:
         """Until the lifecycle manager has activated `nodes` (bounded)."""
-        return all(wait_until(lambda n=n: self.lifecycle_state(n) == "active", timeout_s, interval_s=0.2) for n in nodes)
+        return all(
+            wait_until(lambda n=n: self.lifecycle_state(n) == "active", timeout_s, interval_s=0.2) for n in nodes
+        )
 
     def trigger(self, name: str):
         from std_srvs.srv import Trigger
@@ -148,11 +159,27 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
     started: list[Bringup] = []
     peers: list[Peer] = []
 
-    def start(policy_overrides=None, executor_overrides=None, commands_type=None, backend="octo", model_path=None, autostart=True, robot="sim", respawn=False):
-        specs = node_specs(robot, backend=backend, model_path=str(tiny_checkpoint) if model_path is None else str(model_path), use_sim=False, autostart=autostart, overrides={
-            "vla_policy": {"inference_period_s": 0.2, **(policy_overrides or {})},
-            "vla_chunk_executor": {**(executor_overrides or {})},
-        })
+    def start(
+        policy_overrides=None,
+        executor_overrides=None,
+        commands_type=None,
+        backend="octo",
+        model_path=None,
+        autostart=True,
+        robot="sim",
+        respawn=False,
+    ):
+        specs = node_specs(
+            robot,
+            backend=backend,
+            model_path=str(tiny_checkpoint) if model_path is None else str(model_path),
+            use_sim=False,
+            autostart=autostart,
+            overrides={
+                "vla_policy": {"inference_period_s": 0.2, **(policy_overrides or {})},
+                "vla_chunk_executor": {**(executor_overrides or {})},
+            },
+        )
         bringup = Bringup(specs, log_dir=tmp_path / "logs", env=ros_env, respawn=respawn)
         bringup.start()
         started.append(bringup)

@@ -25,7 +25,10 @@ def trajectory(peer, positions, dt_s: float = 0.1, stamp=None, frame_id: str = "
     msg = JointTrajectory(joint_names=list(ROBOT.joint_names))
     msg.header.stamp = stamp or peer.now_msg()
     msg.header.frame_id = frame_id
-    msg.points = [JointTrajectoryPoint(positions=list(map(float, p)), time_from_start=s_to_duration(dt_s * (i + 1))) for i, p in enumerate(positions)]
+    msg.points = [
+        JointTrajectoryPoint(positions=list(map(float, p)), time_from_start=s_to_duration(dt_s * (i + 1)))
+        for i, p in enumerate(positions)
+    ]
     return msg
 
 
@@ -36,4 +39,6 @@ def assert_within_limits(commands: list[tuple[float, np.ndarray]], period_s: flo
     assert len(q) > 2
     assert np.all(q >= ROBOT.limits.min_position - 1e-9) and np.all(q <= ROBOT.limits.max_position + 1e-9)
     steps = np.abs(np.diff(q, axis=0))
-    assert np.all(steps <= ROBOT.limits.max_velocity * period_s * slack + 1e-9), f"a command step of {steps.max():.4f} rad"
+    assert np.all(steps <= ROBOT.limits.max_velocity * period_s * slack + 1e-9), (
+        f"a command step of {steps.max():.4f} rad"
+    )

@@ -3,9 +3,9 @@
 import time
 
 import numpy as np
+from conftest import wait_until
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from conftest import wait_until
 from vla_ros.config import load_robot_config
 from vla_ros.nodes.conversions import s_to_duration
 
@@ -15,7 +15,10 @@ ROBOT = load_robot_config("sim")
 def trajectory(peer, positions, dt=0.1, stamp=None):
     msg = JointTrajectory(joint_names=list(ROBOT.joint_names))
     msg.header.stamp = stamp or peer.now_msg()
-    msg.points = [JointTrajectoryPoint(positions=list(map(float, p)), time_from_start=s_to_duration(dt * (i + 1))) for i, p in enumerate(positions)]
+    msg.points = [
+        JointTrajectoryPoint(positions=list(map(float, p)), time_from_start=s_to_duration(dt * (i + 1)))
+        for i, p in enumerate(positions)
+    ]
     return msg
 
 
@@ -40,7 +43,9 @@ def test_commands_stay_within_position_and_velocity_limits_under_huge_jumps(node
     cmds = [(t, c) for t, c in peer.commands if t >= t_start]
     q = np.array([c for _, c in cmds])
     margin = np.minimum(0.02, 0.25 * (ROBOT.limits.max_position - ROBOT.limits.min_position))
-    assert np.all(q >= ROBOT.limits.min_position + margin - 1e-9) and np.all(q <= ROBOT.limits.max_position - margin + 1e-9)
+    assert np.all(q >= ROBOT.limits.min_position + margin - 1e-9) and np.all(
+        q <= ROBOT.limits.max_position - margin + 1e-9
+    )
     # over any stretch, displacement <= max_velocity * elapsed (+ one control period of slack)
     t = np.array([t for t, _ in cmds])
     span = t[-1] - t[0]
@@ -141,7 +146,9 @@ def test_estop_under_load_stops_within_the_deceleration_limits_and_reports_it(no
     peer.node.create_subscription(DiagnosticStatus, "/vla_chunk_executor/status", statuses.append, 50)
     peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
     peer.start_robot(rate_hz=50)
-    assert wait_until(lambda: len(peer.chunks) > 5 and any(s.message == "tracking" for s in statuses), 60), "no chunks tracked"
+    assert wait_until(lambda: len(peer.chunks) > 5 and any(s.message == "tracking" for s in statuses), 60), (
+        "no chunks tracked"
+    )
     assert peer.trigger("/vla_chunk_executor/estop").success
     stopped_at = time.monotonic()
     chunks_before = len(peer.chunks)
@@ -168,7 +175,14 @@ def test_guided_mode_publishes_the_plan_ahead_and_the_policy_continues_it(nodes)
     peer.start_robot(rate_hz=50)
 
     def guided_chunks() -> int:
-        values = [kv for d in peer.diagnostics for s in d.status if "policy" in s.name for kv in s.values if kv.key == "chunks_guided"]
+        values = [
+            kv
+            for d in peer.diagnostics
+            for s in d.status
+            if "policy" in s.name
+            for kv in s.values
+            if kv.key == "chunks_guided"
+        ]
         return int(values[-1].value) if values else 0
 
     assert wait_until(lambda: guided_chunks() > 3, 60), "the policy never used the plan prefix"

@@ -10,11 +10,10 @@ import threading
 import time
 
 import numpy as np
-from sensor_msgs.msg import JointState
-from trajectory_msgs.msg import JointTrajectory
-
 from conftest import log_text, wait_until
 from faults import HOME, ROBOT, assert_within_limits, diagnostics, trajectory
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory
 
 EXECUTOR = "vla_chunk_executor: executor"
 FAST_DIAGNOSTICS = {"diagnostics_period_s": 0.2}
@@ -32,7 +31,9 @@ def test_killed_nodes_are_reported_respawned_and_resume_safely(nodes, tmp_path):
     """SIGKILL the policy mid-episode: the executor holds within limits; the respawned policy is
     configured and activated again and publishes only from observations after its restart. SIGKILL
     the executor: the respawned one starts from the measured position, not its last command."""
-    bringup, peer, _ = nodes(respawn=True, policy_overrides={"instruction": "reach the red cube"}, executor_overrides=FAST_DIAGNOSTICS)
+    bringup, peer, _ = nodes(
+        respawn=True, policy_overrides={"instruction": "reach the red cube"}, executor_overrides=FAST_DIAGNOSTICS
+    )
     peer.q = HOME.copy()
     peer.start_robot(rate_hz=50)
     assert wait_until(lambda: len(peer.chunks) >= 2, 60), log_text(tmp_path, "vla_policy")
@@ -45,13 +46,18 @@ def test_killed_nodes_are_reported_respawned_and_resume_safely(nodes, tmp_path):
     after = peer.chunks[n_chunks:]
     assert all(stamp_s(m.header.stamp) > killed_at for m in after), "a chunk from before the restart"
     manager = log_text(tmp_path, "vla_lifecycle_manager")
-    assert "vla_policy: lost (no answer to get_state)" in manager and "vla_policy: back (restarted, unconfigured)" in manager
+    assert (
+        "vla_policy: lost (no answer to get_state)" in manager
+        and "vla_policy: back (restarted, unconfigured)" in manager
+    )
 
     t0 = time.monotonic()
     os.kill(bringup.procs["vla_chunk_executor"].pid, signal.SIGKILL)
     peer.q = HOME + np.r_[0.2, np.zeros(6)]  # where the arm is measured when the new executor starts
     assert wait_until(lambda: bringup.restarts.get("vla_chunk_executor") == 1, 5)
-    assert wait_until(lambda: sum(t > t0 + 0.5 for t, _ in peer.commands) > 30, 90), log_text(tmp_path, "vla_lifecycle_manager")
+    assert wait_until(lambda: sum(t > t0 + 0.5 for t, _ in peer.commands) > 30, 90), log_text(
+        tmp_path, "vla_lifecycle_manager"
+    )
     resumed = [(t, c) for t, c in peer.commands if t > t0 + 0.5]
     assert np.abs(resumed[0][1] - peer.q).max() <= ROBOT.limits.max_velocity.max() * 0.01 * 1.6, (resumed[0][1], peer.q)
     assert_within_limits(resumed)
@@ -94,7 +100,9 @@ def test_joint_state_faults_hold_and_are_reported_the_executor_never_chases_a_gl
         t_start, stale = time.monotonic(), counter(peer, "entered_stale_joints")
         mode["fault"] = "reordered"  # names in a new order every message: fine, by name
         time.sleep(0.5)
-        assert counter(peer, "joint_glitches") == 0 and "ignoring joint state" not in log_text(tmp_path, "vla_chunk_executor")
+        assert counter(peer, "joint_glitches") == 0 and "ignoring joint state" not in log_text(
+            tmp_path, "vla_chunk_executor"
+        )
         assert wait_until(lambda: diagnostics(peer, EXECUTOR).get("message") == "holding", 2)
         stale = counter(peer, "entered_stale_joints")
         for fault in ("stopped", "missing", "nan", "glitch"):
@@ -103,7 +111,13 @@ def test_joint_state_faults_hold_and_are_reported_the_executor_never_chases_a_gl
             assert wait_until(lambda: diagnostics(peer, EXECUTOR).get("message") == "stale_joints", 2), fault
             mode["fault"] = "none"
             stale += 1
-            assert wait_until(lambda s=stale: counter(peer, "entered_stale_joints") >= s and diagnostics(peer, EXECUTOR).get("message") == "holding", 3), fault
+            assert wait_until(
+                lambda s=stale: (
+                    counter(peer, "entered_stale_joints") >= s
+                    and diagnostics(peer, EXECUTOR).get("message") == "holding"
+                ),
+                3,
+            ), fault
         assert counter(peer, "joint_glitches") >= 20
         # a glitch while tracking: the plan goes on, the commands never head for the glitch
         pub.publish(trajectory(peer, [HOME + np.r_[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]] * 10))
@@ -160,7 +174,10 @@ def test_a_chunk_stamped_in_the_future_is_rejected(nodes, tmp_path):
     future = type(now)(sec=now.sec + 3, nanosec=now.nanosec)
     pub.publish(trajectory(peer, [HOME + np.r_[0.5, np.zeros(6)]] * 5, stamp=future))
     assert wait_until(lambda: counter(peer, "chunks_rejected") >= 1, 3)
-    assert re.search(r"rejected chunk: chunk stamp is 2\.9\d+ s in the future \(limit 2\.0 s\)", log_text(tmp_path, "vla_chunk_executor"))
+    assert re.search(
+        r"rejected chunk: chunk stamp is 2\.9\d+ s in the future \(limit 2\.0 s\)",
+        log_text(tmp_path, "vla_chunk_executor"),
+    )
     time.sleep(0.2)
     np.testing.assert_allclose(peer.commands[-1][1], HOME, atol=1e-9)
     assert bringup.dead() == {}

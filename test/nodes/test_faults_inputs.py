@@ -7,13 +7,13 @@ import threading
 import time
 
 import numpy as np
-from rosgraph_msgs.msg import Clock
-from std_msgs.msg import String
-from trajectory_msgs.msg import JointTrajectory
-
 from conftest import log_text, wait_until
 from faults import HOME, assert_within_limits, diagnostics, trajectory
+from rosgraph_msgs.msg import Clock
+from std_msgs.msg import String
 from test_lifecycle import process_resources
+from trajectory_msgs.msg import JointTrajectory
+
 from vla_ros.nodes.conversions import rgb_to_image_msg, s_to_stamp
 from vla_ros.params import POLICY
 
@@ -33,7 +33,14 @@ def camera_loop(peer, mode: dict, stop: threading.Event, max_s: float = 60.0) ->
     while not stop.is_set() and time.monotonic() < end:
         peer.publish_state()
         fault, now = mode["camera"], peer.now_msg()
-        frames = {"normal": small, "1hz": small, "out_of_order": small, "duplicated": small, "size": small[:16, :24], "big": big}
+        frames = {
+            "normal": small,
+            "1hz": small,
+            "out_of_order": small,
+            "duplicated": small,
+            "size": small[:16, :24],
+            "big": big,
+        }
         if fault == "stopped" or (fault == "1hz" and time.monotonic() - last_slow < 1.0):
             frames = {}
         if fault == "1hz" and frames:
@@ -61,7 +68,12 @@ def test_camera_faults_never_feed_a_stale_frame_and_memory_stays_bounded(nodes, 
     bringup, peer, _ = nodes(policy_overrides={"instruction": "reach the red cube", "inference_period_s": 0.1})
     peer.q = HOME.copy()
     received: list[tuple[float, float]] = []  # (received at, observation stamp) of every chunk
-    peer.node.create_subscription(JointTrajectory, "action_chunk", lambda m: received.append((stamp_s(peer.now_msg()), stamp_s(m.header.stamp))), 50)
+    peer.node.create_subscription(
+        JointTrajectory,
+        "action_chunk",
+        lambda m: received.append((stamp_s(peer.now_msg()), stamp_s(m.header.stamp))),
+        50,
+    )
     mode, stop = {"camera": "normal"}, threading.Event()
     threading.Thread(target=camera_loop, args=(peer, mode, stop), daemon=True).start()
     pid = bringup.procs["vla_policy"].pid
@@ -79,7 +91,10 @@ def test_camera_faults_never_feed_a_stale_frame_and_memory_stays_bounded(nodes, 
         rss_after = process_resources(pid)
         mode["camera"] = "normal"
         print(f"policy process over 4 s of two 1920x1080 cameras at 60 Hz: {rss_before} -> {rss_after}")
-        assert rss_after["rss_kb"] - rss_before["rss_kb"] < 150_000, (rss_before, rss_after)  # a few frames, not a queue
+        assert rss_after["rss_kb"] - rss_before["rss_kb"] < 150_000, (
+            rss_before,
+            rss_after,
+        )  # a few frames, not a queue
         assert rss_after["fds"] <= rss_before["fds"] + 2
         n = len(received)
         assert wait_until(lambda: len(received) > n, 10)
@@ -113,7 +128,9 @@ def test_a_simulated_clock_jumping_forwards_and_backwards_holds_without_an_overs
     peer.publish_images = False
     peer.start_robot(rate_hz=100)
     try:
-        assert wait_until(lambda: len(peer.commands) > 10 and pub.get_subscription_count() > 0, 30), log_text(tmp_path, "vla_chunk_executor")
+        assert wait_until(lambda: len(peer.commands) > 10 and pub.get_subscription_count() > 0, 30), log_text(
+            tmp_path, "vla_chunk_executor"
+        )
         t0 = time.monotonic()
         plan = [HOME + np.r_[0.05 * (i + 1), np.zeros(6)] for i in range(30)]
         pub.publish(trajectory(peer, plan, stamp=s_to_stamp(sim_time["t"])))
@@ -126,7 +143,9 @@ def test_a_simulated_clock_jumping_forwards_and_backwards_holds_without_an_overs
         time.sleep(1.0)
         commands = [(t, c) for t, c in peer.commands if t > t0]
         assert_within_limits(commands)
-        assert wait_until(lambda: int(diagnostics(peer, EXECUTOR_DIAG).get("clock_jumps", 0)) >= 2, 5), diagnostics(peer, EXECUTOR_DIAG)
+        assert wait_until(lambda: int(diagnostics(peer, EXECUTOR_DIAG).get("clock_jumps", 0)) >= 2, 5), diagnostics(
+            peer, EXECUTOR_DIAG
+        )
         assert wait_until(lambda: diagnostics(peer, EXECUTOR_DIAG).get("message") == "holding", 5)
     finally:
         sim_time["stop"] = True

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 import yaml
+from conftest import log_text, wait_until
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from conftest import log_text, wait_until
 from vla_ros.config import load_robot_config
 from vla_ros.nodes.conversions import s_to_duration
 
@@ -21,7 +21,11 @@ HOME = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
 def process_resources(pid: int) -> dict[str, int]:
     """Threads, open file descriptors and resident memory (kB) of a process, from /proc."""
     status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
-    return {"threads": int(status["Threads"]), "fds": len(os.listdir(f"/proc/{pid}/fd")), "rss_kb": int(status["VmRSS"].split()[0])}
+    return {
+        "threads": int(status["Threads"]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "rss_kb": int(status["VmRSS"].split()[0]),
+    }
 
 
 def test_configure_fails_on_a_missing_model_then_succeeds_and_cycles_without_leaks(nodes, tmp_path, tiny_checkpoint):
@@ -67,7 +71,12 @@ def test_executor_brakes_to_rest_on_deactivate_then_stops_commanding(nodes):
     assert wait_until(lambda: len(peer.commands) > 10 and pub.get_subscription_count() > 0, 30)
     msg = JointTrajectory(joint_names=list(ROBOT.joint_names))
     msg.header.stamp = peer.now_msg()
-    msg.points = [JointTrajectoryPoint(positions=list(HOME + np.r_[0.1 * (i + 1), np.zeros(6)]), time_from_start=s_to_duration(0.1 * (i + 1))) for i in range(20)]
+    msg.points = [
+        JointTrajectoryPoint(
+            positions=list(HOME + np.r_[0.1 * (i + 1), np.zeros(6)]), time_from_start=s_to_duration(0.1 * (i + 1))
+        )
+        for i in range(20)
+    ]
     pub.publish(msg)
     assert wait_until(lambda: peer.commands[-1][1][0] > 0.3, 5), "the executor did not move"
     asked = time.monotonic()
@@ -83,17 +92,27 @@ def test_executor_brakes_to_rest_on_deactivate_then_stops_commanding(nodes):
     assert not wait_until(lambda: len(peer.commands) > n, 0.5), "commands after deactivate"
     assert peer.change_state("vla_chunk_executor", "activate")
     assert wait_until(lambda: len(peer.commands) > n + 5, 5)
-    np.testing.assert_allclose(peer.commands[-1][1], HOME, atol=1e-9)  # from the measured position, not the last command
+    np.testing.assert_allclose(
+        peer.commands[-1][1], HOME, atol=1e-9
+    )  # from the measured position, not the last command
     assert bringup.dead() == {}
 
 
 def test_pi0_with_settings_from_the_robot_config(nodes, tmp_path, tiny_pi0_checkpoint):
     """A robot config's `policy: {backend: pi0, steps: 3, device: cpu}` reaches the π₀ backend."""
     raw = yaml.safe_load(open(ROBOT.source).read())
-    raw["policy"] = {"backend": "pi0", "model_path": str(tiny_pi0_checkpoint), "steps": 3, "device": "cpu", "inference_period_s": 0.2}
+    raw["policy"] = {
+        "backend": "pi0",
+        "model_path": str(tiny_pi0_checkpoint),
+        "steps": 3,
+        "device": "cpu",
+        "inference_period_s": 0.2,
+    }
     robot = tmp_path / "pi0_sim.yaml"
     robot.write_text(yaml.safe_dump(raw))
-    bringup, peer, _ = nodes(robot=str(robot), backend="", model_path="", policy_overrides={"instruction": "reach the red cube"})
+    bringup, peer, _ = nodes(
+        robot=str(robot), backend="", model_path="", policy_overrides={"instruction": "reach the red cube"}
+    )
     peer.q = HOME.copy()
     peer.start_robot(rate_hz=50)
     assert wait_until(lambda: len(peer.chunks) >= 2, 90), log_text(tmp_path, "vla_policy")

@@ -3,7 +3,6 @@
 import time
 
 import numpy as np
-
 from conftest import log_text, wait_until
 
 
@@ -14,7 +13,9 @@ def test_no_chunk_before_an_instruction_then_timed_chunks_until_deactivated(node
     assert not wait_until(lambda: peer.chunks, 1.5), "a chunk was published without an instruction"
 
     assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
-    assert wait_until(lambda: len(peer.chunks) >= 3, 20), f"no chunks; policy log:\n{log_text(bringup.log_dir.parent, 'vla_policy')}"
+    assert wait_until(lambda: len(peer.chunks) >= 3, 20), (
+        f"no chunks; policy log:\n{log_text(bringup.log_dir.parent, 'vla_policy')}"
+    )
     msg = peer.chunks[-1]
     assert list(msg.joint_names) == peer.specs["vla_policy"].parameters["joint_names"]
     stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
@@ -41,7 +42,9 @@ def test_instruction_is_validated_by_the_parameter_service_and_the_topic(nodes):
     pub = peer.node.create_publisher(String, "instruction", 10)
     assert wait_until(lambda: pub.get_subscription_count() > 0, 10)
     pub.publish(String(data="reach the blue cube"))
-    assert wait_until(lambda: "instruction: 'reach the blue cube'" in log_text(bringup.log_dir.parent, "vla_policy"), 10)
+    assert wait_until(
+        lambda: "instruction: 'reach the blue cube'" in log_text(bringup.log_dir.parent, "vla_policy"), 10
+    )
 
 
 def test_no_chunk_from_a_stale_observation_when_the_camera_stops(nodes):
@@ -71,12 +74,12 @@ def test_malformed_image_and_unknown_encoding_are_logged_and_survived(nodes):
         msg.header.stamp = peer.now_msg()
         peer.img_pubs["front"].publish(msg)
     log = lambda: log_text(bringup.log_dir.parent, "vla_policy")  # noqa: E731
-    assert wait_until(lambda: "expected at least step*height" in log() and "'yuv422_weird' encoding is not supported" in log(), 10), log()
+    assert wait_until(
+        lambda: "expected at least step*height" in log() and "'yuv422_weird' encoding is not supported" in log(), 10
+    ), log()
     n = len(peer.chunks)
     assert wait_until(lambda: len(peer.chunks) > n, 10), "policy stopped producing chunks after bad frames"
     assert bringup.dead() == {}
-
-
 
 
 def test_compressed_camera_topics_are_decoded(nodes):
@@ -84,9 +87,11 @@ def test_compressed_camera_topics_are_decoded(nodes):
 
     from vla_ros.core.images import encode_compressed
 
-    bringup, peer, _ = nodes(policy_overrides={
-                "camera_topics": ["camera/image_raw/compressed", "wrist_camera/image_raw"],
-    })
+    bringup, peer, _ = nodes(
+        policy_overrides={
+            "camera_topics": ["camera/image_raw/compressed", "wrist_camera/image_raw"],
+        }
+    )
     pub = peer.node.create_publisher(CompressedImage, "camera/image_raw/compressed", 2)
     jpeg = encode_compressed(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8), "jpeg")
     peer.img_pubs = {"wrist": peer.img_pubs["wrist"]}  # the front camera now comes compressed
@@ -106,7 +111,9 @@ def test_compressed_camera_topics_are_decoded(nodes):
 
 
 def test_camera_loss_makes_the_executor_hold_through_the_whole_chain(nodes):
-    bringup, peer, _ = nodes(policy_overrides={"max_observation_age_s": 0.3}, executor_overrides={"plan_timeout_s": 0.3})
+    bringup, peer, _ = nodes(
+        policy_overrides={"max_observation_age_s": 0.3}, executor_overrides={"plan_timeout_s": 0.3}
+    )
     peer.start_robot()
     assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
 
@@ -138,7 +145,9 @@ def test_a_tiny_pi0_runs_through_the_real_nodes(nodes, tiny_pi0_checkpoint):
     peer.node.create_subscription(DiagnosticStatus, "/vla_chunk_executor/status", statuses.append, 50)
     peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
     peer.start_robot(rate_hz=50)
-    assert wait_until(lambda: len(peer.chunks) > 5 and any(s.message == "tracking" for s in statuses), 90), "no π₀ chunks tracked"
+    assert wait_until(lambda: len(peer.chunks) > 5 and any(s.message == "tracking" for s in statuses), 90), (
+        "no π₀ chunks tracked"
+    )
     msg = peer.chunks[-1]
     assert list(msg.joint_names) == list(peer.joint_names) and len(msg.points) == 8
     assert np.all(np.isfinite([p.positions for p in msg.points]))

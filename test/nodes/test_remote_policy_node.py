@@ -32,7 +32,9 @@ def test_server_killed_mid_run_holds_then_resumes_from_fresh_observations(nodes,
 
         def link():
             """The policy's latest /diagnostics: link state, server and network time."""
-            found = [{kv.key: kv.value for kv in s.values} for d in peer.diagnostics for s in d.status if "policy" in s.name]
+            found = [
+                {kv.key: kv.value for kv in s.values} for d in peer.diagnostics for s in d.status if "policy" in s.name
+            ]
             return found[-1] if found else {}
 
         peer.start_robot()
@@ -40,7 +42,9 @@ def test_server_killed_mid_run_holds_then_resumes_from_fresh_observations(nodes,
         assert wait_until(lambda: len(peer.chunks) >= 3 and executor_state() == "tracking", 60), log_text(
             tmp_path, "vla_policy"
         )
-        assert wait_until(lambda: link().get("link_state") == "connected" and link().get("network_ms", "nan") != "nan", 5), link()
+        assert wait_until(
+            lambda: link().get("link_state") == "connected" and link().get("network_ms", "nan") != "nan", 5
+        ), link()
         assert float(link()["server_inference_ms"]) > 0
         port = server.port
         server.stop(kill=True)

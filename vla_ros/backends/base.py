@@ -81,7 +81,10 @@ _BACKENDS = {
         "vla_ros.backends.fault_injection.backend:load_fault_injection_backend",
         "vla_ros.backends.fault_injection.configuration:FaultInjectionSettings",
     ),
-    "openvla": ("vla_ros.backends.openvla.backend:load_openvla_backend", "vla_ros.backends.openvla.configuration:OpenVLASettings"),
+    "openvla": (
+        "vla_ros.backends.openvla.backend:load_openvla_backend",
+        "vla_ros.backends.openvla.configuration:OpenVLASettings",
+    ),
     "pi0": ("vla_ros.backends.pi0.backend:load_pi0_backend", "vla_ros.backends.pi0.settings:Pi0Settings"),
     "openpi_remote": (
         "vla_ros.backends.openpi_remote.backend:load_openpi_remote_backend",
@@ -106,7 +109,13 @@ def settings_class(name: str):
     return _resolve(name, 1)
 
 
-def load_backend(name: str, model_path: str | Path | None, overrides: dict[str, Any] | None = None, seed: int = 0, num_threads: int = 0) -> Backend:
+def load_backend(
+    name: str,
+    model_path: str | Path | None,
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+    num_threads: int = 0,
+) -> Backend:
     """Build backend `name` from the checkpoint folder `model_path`.
 
     overrides: settings from node parameters (highest precedence, see backends/settings.py).

@@ -71,7 +71,10 @@ class DatasetStatistics:
         for key in ("state", "action"):
             if key not in raw:
                 raise ValueError(f"{path}: missing '{key}' statistics (keys: {sorted(raw)})")
-        return cls(FeatureStats.from_json(raw["state"], f"{path}:state"), FeatureStats.from_json(raw["action"], f"{path}:action"))
+        return cls(
+            FeatureStats.from_json(raw["state"], f"{path}:state"),
+            FeatureStats.from_json(raw["action"], f"{path}:action"),
+        )
 
 
 def to_delta(actions: np.ndarray, state: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -57,7 +57,10 @@ def parse_overrides(text: str, where: str = "parameter backend_settings") -> dic
 
 
 def settings_layers(
-    backend: str, model_path: Path | None, overrides: Mapping[str, Any], overrides_source: str = "node parameters",
+    backend: str,
+    model_path: Path | None,
+    overrides: Mapping[str, Any],
+    overrides_source: str = "node parameters",
     settings_file: Path | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The layers that exist, lowest precedence first: (source, values).
@@ -182,7 +185,9 @@ class SettingsBase:
         values = {}
         for key, value in raw.items():
             if key not in cls.field_names():
-                raise SettingsError(f"{sources.get(key, where)}: unknown key '{key}' (known: {sorted(cls.field_names())})")
+                raise SettingsError(
+                    f"{sources.get(key, where)}: unknown key '{key}' (known: {sorted(cls.field_names())})"
+                )
             problem = _type_problem(value, hints[key])
             if problem:
                 raise SettingsError(f"{sources.get(key, where)}: {key}: {problem}, got {value!r}")

@@ -18,6 +18,12 @@ def check_state_dict(weights: Mapping, expected: Mapping, where: str) -> None:
     """
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
-    bad_shapes = [f"{k}: {_shape(weights[k])} != {_shape(v)}" for k, v in expected.items() if k in weights and _shape(weights[k]) != _shape(v)]
+    bad_shapes = [
+        f"{k}: {_shape(weights[k])} != {_shape(v)}"
+        for k, v in expected.items()
+        if k in weights and _shape(weights[k]) != _shape(v)
+    ]
     if missing or unexpected or bad_shapes:
-        raise BackendError(f"{where} does not match the model: missing keys {missing}, unexpected keys {unexpected}, wrong shapes {bad_shapes}")
+        raise BackendError(
+            f"{where} does not match the model: missing keys {missing}, unexpected keys {unexpected}, wrong shapes {bad_shapes}"
+        )

@@ -20,7 +20,14 @@ from pathlib import Path
 from vla_ros.bringup import Bringup
 from vla_ros.launch_description import node_specs
 
-KEYS = ("tick_lateness_p50_ms", "tick_lateness_p99_ms", "tick_lateness_max_ms", "tick_cpu_p50_us", "tick_cpu_p99_us", "chunks_accepted")
+KEYS = (
+    "tick_lateness_p50_ms",
+    "tick_lateness_p99_ms",
+    "tick_lateness_max_ms",
+    "tick_cpu_p50_us",
+    "tick_cpu_p99_us",
+    "chunks_accepted",
+)
 
 
 def measure(rate_hz: float, seconds: float, log_dir: Path, domain_id: int) -> dict[str, str]:
@@ -29,12 +36,20 @@ def measure(rate_hz: float, seconds: float, log_dir: Path, domain_id: int) -> di
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
 
-    env = {"ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_LOG_DIR": str(log_dir / "ros")}
+    env = {
+        "ROS_DOMAIN_ID": str(domain_id),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_LOG_DIR": str(log_dir / "ros"),
+    }
     os.environ.update(env)
-    specs = node_specs("sim", use_sim=True, overrides={
-        "vla_policy": {"instruction": "reach the red cube"},
-        "vla_chunk_executor": {"control_rate_hz": rate_hz},
-    })
+    specs = node_specs(
+        "sim",
+        use_sim=True,
+        overrides={
+            "vla_policy": {"instruction": "reach the red cube"},
+            "vla_chunk_executor": {"control_rate_hz": rate_hz},
+        },
+    )
     latest: dict[str, str] = {}
     with Bringup(specs, log_dir=log_dir / f"{rate_hz:.0f}hz", env=env):
         rclpy.init(args=[])

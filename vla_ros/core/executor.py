@@ -63,7 +63,9 @@ NOMINAL_STATES = ("inactive", "waiting", "holding", "tracking", "stopping")
 class ExecutorCore:
     """Turns chunks into limited, time-indexed position commands."""
 
-    def __init__(self, limits: JointLimits, settings: ExecutorSettings = ExecutorSettings(), workspace: Workspace | None = None):
+    def __init__(
+        self, limits: JointLimits, settings: ExecutorSettings = ExecutorSettings(), workspace: Workspace | None = None
+    ):
         self.joint_names = limits.names
         self.settings = settings
         self.workspace = workspace
@@ -112,8 +114,10 @@ class ExecutorCore:
             self.counters["joint_glitches"] += 1
             jump = np.abs(positions - self.glitches.last[1])
             i = int(np.argmax(jump))
-            return (f"sensor glitch: '{self.joint_names[i]}' jumped {jump[i]:.3f} rad in {stamp_s - self.glitches.last[0]:.3f} s "
-                    f"(more than max_velocity x elapsed + {self.settings.glitch_margin_rad} rad)")
+            return (
+                f"sensor glitch: '{self.joint_names[i]}' jumped {jump[i]:.3f} rad in {stamp_s - self.glitches.last[0]:.3f} s "
+                f"(more than max_velocity x elapsed + {self.settings.glitch_margin_rad} rad)"
+            )
         self.counters["joint_reanchored"] += self.glitches.reanchored
         self.measured = positions
         if self.active and self.limiter.position is None:

@@ -64,9 +64,7 @@ ENCODE_ENCODINGS: tuple[str, ...] = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 
 def _check_encoding(encoding: Any, supported: tuple[str, ...] = SUPPORTED_ENCODINGS) -> str:
     if not isinstance(encoding, str) or encoding not in supported:
-        raise ImageFormatError(
-            f"image {encoding!r} encoding is not supported (supported: {', '.join(supported)})"
-        )
+        raise ImageFormatError(f"image {encoding!r} encoding is not supported (supported: {', '.join(supported)})")
     return encoding
 
 
@@ -76,9 +74,7 @@ def _is_int(value: Any) -> bool:
 
 def _check_int(name: str, value: Any, encoding: str) -> int:
     if not _is_int(value):
-        raise ImageFormatError(
-            f"image {encoding!r}: {name} must be an int, got {type(value).__name__} {value!r}"
-        )
+        raise ImageFormatError(f"image {encoding!r}: {name} must be an int, got {type(value).__name__} {value!r}")
     value = int(value)
     if value <= 0:
         raise ImageFormatError(f"image {encoding!r}: {name} must be positive, got {value}")
@@ -107,9 +103,7 @@ def _as_byte_buffer(data: Any, encoding: str) -> np.ndarray:
     return np.frombuffer(mv, dtype=np.uint8)
 
 
-def _raw_view(
-    data: Any, height: Any, width: Any, encoding: Any, step: Any, is_bigendian: Any
-) -> np.ndarray:
+def _raw_view(data: Any, height: Any, width: Any, encoding: Any, step: Any, is_bigendian: Any) -> np.ndarray:
     """Validated, *non-copying* strided view of the image in ``data``.
 
     Shape ``HxW`` (1 channel) or ``HxWxC``; dtype ``uint8`` or ``>u2``/``<u2``
@@ -197,9 +191,7 @@ def _check_rgb(rgb: Any, what: str = "rgb") -> np.ndarray:
     if not isinstance(rgb, np.ndarray):
         raise ImageFormatError(f"{what} must be a numpy array, got {type(rgb).__name__}")
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ImageFormatError(
-            f"{what} must be an HxWx3 uint8 array, got shape {rgb.shape} dtype {rgb.dtype}"
-        )
+        raise ImageFormatError(f"{what} must be an HxWx3 uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ImageFormatError(f"{what} must be non-empty, got shape {rgb.shape}")
     return rgb
@@ -261,9 +253,7 @@ def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
     """
     encoding = _check_encoding(encoding)
     if not isinstance(array, np.ndarray):
-        raise ImageFormatError(
-            f"image {encoding!r}: expected a numpy array, got {type(array).__name__}"
-        )
+        raise ImageFormatError(f"image {encoding!r}: expected a numpy array, got {type(array).__name__}")
     channels, bpc = _LAYOUT[encoding]
     want_dtype = np.dtype(np.uint8) if bpc == 1 else np.dtype(np.uint16)
     if channels == 1 and array.ndim == 3 and array.shape[2] == 1:
@@ -350,9 +340,7 @@ def encode_image(rgb: np.ndarray, encoding: str = "rgb8") -> dict:
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10 decodes straight to RGB
 
 
-def decode_compressed(
-    data: bytes | bytearray | memoryview | np.ndarray, format: str
-) -> np.ndarray:
+def decode_compressed(data: bytes | bytearray | memoryview | np.ndarray, format: str) -> np.ndarray:
     """Decode ``sensor_msgs/CompressedImage`` data (JPEG, PNG, ...) to ``HxWx3 uint8`` RGB.
 
     ``format`` is the message's format string (``"jpeg"``, ``"png"``,
@@ -379,13 +367,9 @@ def decode_compressed(
     try:
         img = cv2.imdecode(buf, flags)
     except cv2.error as exc:
-        raise ImageFormatError(
-            f"could not decode compressed image ({fmt!r}, {buf.size} bytes): {exc}"
-        ) from exc
+        raise ImageFormatError(f"could not decode compressed image ({fmt!r}, {buf.size} bytes): {exc}") from exc
     if img is None or img.size == 0:
-        raise ImageFormatError(
-            f"could not decode compressed image ({fmt!r}, {buf.size} bytes): not a valid image"
-        )
+        raise ImageFormatError(f"could not decode compressed image ({fmt!r}, {buf.size} bytes): not a valid image")
     if img.dtype != np.uint8:  # e.g. 16-bit PNG with some OpenCV builds
         img = (img >> 8).astype(np.uint8) if img.dtype == np.uint16 else img.astype(np.uint8)
     if img.ndim == 2:
@@ -403,9 +387,7 @@ def _compressed_ext(format: str) -> str:
         return ".png"
     if "jpeg" in codec_part or "jpg" in codec_part:
         return ".jpg"
-    raise ImageFormatError(
-        f"compressed image format {format!r} is not supported (supported: jpeg, png)"
-    )
+    raise ImageFormatError(f"compressed image format {format!r} is not supported (supported: jpeg, png)")
 
 
 def encode_compressed(rgb: np.ndarray, format: str = "jpeg", quality: int = 90) -> bytes:

@@ -67,5 +67,7 @@ class WriterArbiter:
         if source == self.owner or self.owner is None or now_s - self._owner_seen_s > self.silence_s:
             self.owner, self._owner_seen_s = source, now_s
             return None
-        return (f"a second writer ({source}) publishes on action_chunk; following {self.owner} until it is silent "
-                f"for {self.silence_s} s")
+        return (
+            f"a second writer ({source}) publishes on action_chunk; following {self.owner} until it is silent "
+            f"for {self.silence_s} s"
+        )

@@ -152,7 +152,9 @@ class JerkLimiter:
 
     def _step(self, target, target_velocity, dt_s, interface, duration_s=0.0):
         """State (position, velocity, acceleration) `dt_s` along ruckig's trajectory, or None."""
-        if not self._solve(self.position, self.velocity, self.acceleration, target, target_velocity, interface, duration_s):
+        if not self._solve(
+            self.position, self.velocity, self.acceleration, target, target_velocity, interface, duration_s
+        ):
             return None
         p, v, a = self._trajectory.at_time(min(max(dt_s, 0.0), self._trajectory.duration))
         return np.array(p), np.array(v), np.array(a)
@@ -165,7 +167,9 @@ class JerkLimiter:
         extrema = self._trajectory.position_extrema
         low = np.array([e.min for e in extrema])
         high = np.array([e.max for e in extrema])
-        if np.any(low < self.limits.min_position - _POSITION_TOLERANCE) or np.any(high > self.limits.max_position + _POSITION_TOLERANCE):
+        if np.any(low < self.limits.min_position - _POSITION_TOLERANCE) or np.any(
+            high > self.limits.max_position + _POSITION_TOLERANCE
+        ):
             self._flag("brake_for_position")
             return False
         if self.admissible is None:

@@ -43,7 +43,9 @@ class UrdfKinematics:
         lower = self.model.lowerPositionLimit[self._q_index]
         upper = self.model.upperPositionLimit[self._q_index]
         velocity = self.model.velocityLimit[self._q_index]
-        return JointLimits(self.joint_names, lower, upper, velocity, np.full(len(lower), np.inf), np.full(len(lower), np.inf))
+        return JointLimits(
+            self.joint_names, lower, upper, velocity, np.full(len(lower), np.inf), np.full(len(lower), np.inf)
+        )
 
     def frame_id(self, link: str) -> int:
         if not self.model.existFrame(link):

@@ -111,8 +111,15 @@ class Plan:
         h = self.times_s[i] - self.times_s[i - 1]
         s = (t_s - self.times_s[i - 1]) / h
         p0, p1, m0, m1 = self.positions[i - 1], self.positions[i], self.tangents[i - 1] * h, self.tangents[i] * h
-        position = (2 * s**3 - 3 * s**2 + 1) * p0 + (s**3 - 2 * s**2 + s) * m0 + (-2 * s**3 + 3 * s**2) * p1 + (s**3 - s**2) * m1
-        velocity = ((6 * s**2 - 6 * s) * p0 + (3 * s**2 - 4 * s + 1) * m0 + (6 * s - 6 * s**2) * p1 + (3 * s**2 - 2 * s) * m1) / h
+        position = (
+            (2 * s**3 - 3 * s**2 + 1) * p0
+            + (s**3 - 2 * s**2 + s) * m0
+            + (-2 * s**3 + 3 * s**2) * p1
+            + (s**3 - s**2) * m1
+        )
+        velocity = (
+            (6 * s**2 - 6 * s) * p0 + (3 * s**2 - 4 * s + 1) * m0 + (6 * s - 6 * s**2) * p1 + (3 * s**2 - 2 * s) * m1
+        ) / h
         return position, velocity
 
     def ahead(self, now_s: float) -> tuple[np.ndarray, np.ndarray]:

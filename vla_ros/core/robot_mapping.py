@@ -70,16 +70,28 @@ class RobotMapping:
         if not isinstance(raw, Mapping):
             raise ValueError(f"{where}: expected a mapping with joints and cameras, got {raw!r}")
         joints, cameras, relative = raw.get("joints"), raw.get("cameras"), raw.get("relative_joints", [])
-        if not (isinstance(joints, Sequence) and not isinstance(joints, str) and all(isinstance(j, str) for j in joints)):
+        if not (
+            isinstance(joints, Sequence) and not isinstance(joints, str) and all(isinstance(j, str) for j in joints)
+        ):
             raise ValueError(f"{where}: joints: must be a list of joint names, got {joints!r}")
-        if not (isinstance(cameras, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in cameras.items())):
+        if not (
+            isinstance(cameras, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in cameras.items())
+        ):
             raise ValueError(f"{where}: cameras: must map robot camera -> model slot, got {cameras!r}")
-        if not (isinstance(relative, Sequence) and not isinstance(relative, str) and all(isinstance(j, str) for j in relative)):
+        if not (
+            isinstance(relative, Sequence)
+            and not isinstance(relative, str)
+            and all(isinstance(j, str) for j in relative)
+        ):
             raise ValueError(f"{where}: relative_joints: must be a list of joint names, got {relative!r}")
         return cls(tuple(joints), dict(cameras), tuple(relative), where)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"joints": list(self.joints), "cameras": dict(self.cameras), "relative_joints": list(self.relative_joints)}
+        return {
+            "joints": list(self.joints),
+            "cameras": dict(self.cameras),
+            "relative_joints": list(self.relative_joints),
+        }
 
     @property
     def relative_mask(self) -> np.ndarray:

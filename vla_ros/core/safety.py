@@ -17,9 +17,7 @@ class ChunkRejected(ValueError):
     """A chunk that must not be executed; the message says why."""
 
 
-def check_chunk(
-    chunk: ActionChunk, joint_names: tuple[str, ...], now_s: float, max_stamp_skew_s: float
-) -> ActionChunk:
+def check_chunk(chunk: ActionChunk, joint_names: tuple[str, ...], now_s: float, max_stamp_skew_s: float) -> ActionChunk:
     """Validate a chunk and return it reordered to `joint_names` order.
 
     Rejects: missing joints, non-finite positions, a stamp further than `max_stamp_skew_s`
@@ -50,7 +48,9 @@ def check_policy_chunk(chunk: object, joint_names: tuple[str, ...]) -> ActionChu
     if not isinstance(chunk, ActionChunk):
         raise ChunkRejected(f"backend output is a {type(chunk).__name__}, not an ActionChunk")
     if tuple(chunk.joint_names) != tuple(joint_names):
-        raise ChunkRejected(f"backend output has joints {list(chunk.joint_names)} (shape {chunk.positions.shape}), expected {list(joint_names)}")
+        raise ChunkRejected(
+            f"backend output has joints {list(chunk.joint_names)} (shape {chunk.positions.shape}), expected {list(joint_names)}"
+        )
     if chunk.horizon == 0:
         raise ChunkRejected("backend output has no points")
     if not np.all(np.isfinite(chunk.positions)) or not np.isfinite(chunk.dt_s):

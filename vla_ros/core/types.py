@@ -45,9 +45,7 @@ class ActionChunk:
 
     def __post_init__(self):
         if self.positions.ndim != 2 or self.positions.shape[1] != len(self.joint_names):
-            raise ValueError(
-                f"chunk positions must be (H, {len(self.joint_names)}), got {self.positions.shape}"
-            )
+            raise ValueError(f"chunk positions must be (H, {len(self.joint_names)}), got {self.positions.shape}")
         if not self.dt_s > 0:
             raise ValueError(f"chunk dt_s must be > 0, got {self.dt_s}")
         if self.offsets_s is not None:
@@ -87,7 +85,9 @@ class PlanPrefix:
         times = np.asarray(self.times_s, dtype=float)
         positions = np.asarray(self.positions, dtype=float)
         if times.ndim != 1 or times.size == 0 or positions.shape != (times.size, len(self.joint_names)):
-            raise ValueError(f"plan prefix needs (K,) times and (K, {len(self.joint_names)}) positions, got {times.shape} and {positions.shape}")
+            raise ValueError(
+                f"plan prefix needs (K,) times and (K, {len(self.joint_names)}) positions, got {times.shape} and {positions.shape}"
+            )
         if np.any(np.diff(times) <= 0) or not np.all(np.isfinite(positions)):
             raise ValueError("plan prefix times must increase strictly and positions be finite")
         object.__setattr__(self, "times_s", times)

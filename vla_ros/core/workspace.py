@@ -33,7 +33,9 @@ class Box:
 class Workspace:
     """`link_position(q) -> (3,)` must stay in `box` and outside every box of `keep_out`."""
 
-    def __init__(self, link: str, box: Box, keep_out: tuple[Box, ...], link_position: Callable[[np.ndarray], np.ndarray]):
+    def __init__(
+        self, link: str, box: Box, keep_out: tuple[Box, ...], link_position: Callable[[np.ndarray], np.ndarray]
+    ):
         self.link = link
         self.box = box
         self.keep_out = tuple(keep_out)
@@ -53,9 +55,7 @@ class Workspace:
         return self.violation(q) is None
 
 
-def urdf_workspace(
-    urdf_path, joint_names: tuple[str, ...], link: str, lower, upper, keep_out: tuple = ()
-) -> Workspace:
+def urdf_workspace(urdf_path, joint_names: tuple[str, ...], link: str, lower, upper, keep_out: tuple = ()) -> Workspace:
     """A Workspace whose link position comes from the URDF's forward kinematics (pinocchio).
 
     keep_out: ((min (3,), max (3,)), ...) boxes; all coordinates in metres, URDF base frame.
@@ -64,4 +64,6 @@ def urdf_workspace(
 
     kinematics = UrdfKinematics(urdf_path, joint_names)
     frame = kinematics.frame_id(link)
-    return Workspace(link, Box(lower, upper), tuple(Box(*b) for b in keep_out), lambda q: kinematics.link_position(frame, q))
+    return Workspace(
+        link, Box(lower, upper), tuple(Box(*b) for b in keep_out), lambda q: kinematics.link_position(frame, q)
+    )

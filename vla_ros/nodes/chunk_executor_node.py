@@ -86,7 +86,9 @@ class ChunkExecutorNode(LifecycleNode):
         self._stop.clear()
         self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
         self._thread.start()
-        self.get_logger().info(f"configured: {list(self.joints)} at {self.p['control_rate_hz']} Hz, blend {self.p['blend_mode']}")
+        self.get_logger().info(
+            f"configured: {list(self.joints)} at {self.p['control_rate_hz']} Hz, blend {self.p['blend_mode']}"
+        )
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -121,7 +123,9 @@ class ChunkExecutorNode(LifecycleNode):
         while self.core.active and time.monotonic() < deadline and self._thread is not None:
             time.sleep(self.period_s)
         if self.core.active:
-            self.get_logger().error(f"not at rest after {self.p['deactivate_timeout_s']} s of braking; stopping commands anyway")
+            self.get_logger().error(
+                f"not at rest after {self.p['deactivate_timeout_s']} s of braking; stopping commands anyway"
+            )
             with self.lock:
                 self.core.active = self.core.stopping = False
         self.get_logger().info("inactive: at rest, commands stopped")
@@ -139,7 +143,10 @@ class ChunkExecutorNode(LifecycleNode):
         self._io += [self.cmd_pub, self.diag_pub, self.status_pub]
         if self.p["blend_mode"] == "guided":
             self.prefix_pub = self.create_publisher(JointTrajectory, "plan_prefix", 10)
-            self._io += [self.prefix_pub, self.create_timer(1.0 / self.p["plan_prefix_rate_hz"], self._publish_plan_prefix)]
+            self._io += [
+                self.prefix_pub,
+                self.create_timer(1.0 / self.p["plan_prefix_rate_hz"], self._publish_plan_prefix),
+            ]
 
     def _release(self) -> None:
         self._stop.set()
@@ -147,7 +154,11 @@ class ChunkExecutorNode(LifecycleNode):
             self._thread.join(timeout=2.0)
             self._thread = None
         for entity in self._io:
-            destroy = {"Subscription": self.destroy_subscription, "Publisher": self.destroy_publisher, "Timer": self.destroy_timer}
+            destroy = {
+                "Subscription": self.destroy_subscription,
+                "Publisher": self.destroy_publisher,
+                "Timer": self.destroy_timer,
+            }
             destroy[type(entity).__name__](entity)
         self._io.clear()
         with self.lock:
@@ -238,7 +249,9 @@ class ChunkExecutorNode(LifecycleNode):
                 command = self.core.tick(self._now_s() - (time.monotonic() - deadline), elapsed_s=elapsed)
             if command.positions is not None and self.context.ok():
                 stamp = conversions.s_to_stamp(command.t_s)
-                self.cmd_pub.publish(conversions.command_message(self.p["output"], self.joints, command.positions, stamp, self.period_s))
+                self.cmd_pub.publish(
+                    conversions.command_message(self.p["output"], self.joints, command.positions, stamp, self.period_s)
+                )
             self._publish_status(force=False, command=command)
             self.tick_cpu_s.append(time.thread_time() - cpu_start)
             del self.tick_cpu_s[:-1000]
@@ -277,7 +290,11 @@ class ChunkExecutorNode(LifecycleNode):
             "tick_cpu_p50_us": f"{np.percentile(cpu, 50):.1f}",
             "tick_cpu_p99_us": f"{np.percentile(cpu, 99):.1f}",
         }
-        self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: executor", status["state"], values, self.get_clock().now().to_msg(), nominal))
+        self.diag_pub.publish(
+            conversions.diagnostic_array(
+                f"{self.get_name()}: executor", status["state"], values, self.get_clock().now().to_msg(), nominal
+            )
+        )
 
 
 def main(args=None) -> int:

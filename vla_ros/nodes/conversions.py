@@ -86,7 +86,9 @@ def command_message(kind: str, names: tuple[str, ...], positions: np.ndarray, st
 
 def diagnostic_status(name: str, message: str, values: dict, ok: bool = True) -> DiagnosticStatus:
     """A DiagnosticStatus (OK or WARN) with `values` as key/value strings."""
-    status = DiagnosticStatus(level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN, name=name, message=message, hardware_id="vla_ros")
+    status = DiagnosticStatus(
+        level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN, name=name, message=message, hardware_id="vla_ros"
+    )
     status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
     return status
 
@@ -102,14 +104,19 @@ def plan_to_trajectory(names: tuple[str, ...], times_s: np.ndarray, positions: n
     """The executor's plan ahead: header.stamp = times_s[0], points at their offsets from it."""
     msg = JointTrajectory(joint_names=list(names))
     msg.header.stamp = s_to_stamp(float(times_s[0]))
-    msg.points = [JointTrajectoryPoint(positions=row.tolist(), time_from_start=s_to_duration(float(t - times_s[0]))) for row, t in zip(positions, times_s)]
+    msg.points = [
+        JointTrajectoryPoint(positions=row.tolist(), time_from_start=s_to_duration(float(t - times_s[0])))
+        for row, t in zip(positions, times_s)
+    ]
     return msg
 
 
 def trajectory_to_prefix(msg: JointTrajectory, joint_names: tuple[str, ...], committed_until_s: float) -> PlanPrefix:
     """A `plan_prefix` message as a PlanPrefix in `joint_names` order (ValueError if it does not fit)."""
     chunk = trajectory_to_chunk(msg, 0.0)
-    return PlanPrefix(chunk.times_s(), chunk.positions, chunk.joint_names, committed_until_s).in_joint_order(tuple(joint_names))
+    return PlanPrefix(chunk.times_s(), chunk.positions, chunk.joint_names, committed_until_s).in_joint_order(
+        tuple(joint_names)
+    )
 
 
 def trajectory_to_chunk(msg: JointTrajectory, now_s: float) -> ActionChunk:

@@ -42,7 +42,9 @@ class LifecycleManager(Node):
         self.p = declare(self, MANAGER)
         group = ReentrantCallbackGroup()
         self.nodes = [n for n in self.p["node_names"] if n]
-        self._change = {n: self.create_client(ChangeState, f"/{n}/change_state", callback_group=group) for n in self.nodes}
+        self._change = {
+            n: self.create_client(ChangeState, f"/{n}/change_state", callback_group=group) for n in self.nodes
+        }
         self._get = {n: self.create_client(GetState, f"/{n}/get_state", callback_group=group) for n in self.nodes}
         self.create_service(Trigger, "~/startup", self._srv_startup, callback_group=group)
         self.create_service(Trigger, "~/shutdown", self._srv_shutdown, callback_group=group)
@@ -66,7 +68,9 @@ class LifecycleManager(Node):
         except (TimeoutError, RuntimeError):
             if node not in self.lost:
                 self.lost.add(node)
-                self.get_logger().error(f"{node}: lost (no answer to get_state); it is brought up again if it comes back")
+                self.get_logger().error(
+                    f"{node}: lost (no answer to get_state); it is brought up again if it comes back"
+                )
             return
         if node in self.lost and state == State.PRIMARY_STATE_UNCONFIGURED:
             self.get_logger().warning(f"{node}: back (restarted, unconfigured): configuring and activating it")

@@ -7,8 +7,8 @@ from typing import Any
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.parameter import Parameter
 
-from vla_ros.params import JOINT_LIMIT_KEYS, Param, Schema, joint_limits_from_values
 from vla_ros.core.types import JointLimits
+from vla_ros.params import JOINT_LIMIT_KEYS, Param, Schema, joint_limits_from_values
 
 _LIST_TYPES = {"float_list": Parameter.Type.DOUBLE_ARRAY, "str_list": Parameter.Type.STRING_ARRAY}
 
@@ -57,6 +57,8 @@ def declare_joint_limits(node, joints: tuple[str, ...]) -> JointLimits:
     for j in joints:
         for k in JOINT_LIMIT_KEYS:
             name = f"joint_limits.{j}.{k}"
-            d = ParameterDescriptor(description=f"{k} of joint {j} (radians, seconds)", read_only=True, dynamic_typing=True)
+            d = ParameterDescriptor(
+                description=f"{k} of joint {j} (radians, seconds)", read_only=True, dynamic_typing=True
+            )
             values[(j, k)] = node.declare_parameter(name, None, d).value
     return joint_limits_from_values(joints, lambda j, k: values[(j, k)], "parameter joint_limits")

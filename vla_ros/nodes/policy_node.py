@@ -58,7 +58,9 @@ class PolicyNode(LifecycleNode):
         self.cameras, self.topics = tuple(self.p["camera_names"]), tuple(self.p["camera_topics"])
         self.joints = tuple(j for j in self.p["joint_names"] if j)
         if len(self.cameras) != len(self.topics) or not self.cameras:
-            raise ValueError(f"camera_names {list(self.cameras)} and camera_topics {list(self.topics)} must be non-empty and the same length")
+            raise ValueError(
+                f"camera_names {list(self.cameras)} and camera_topics {list(self.topics)} must be non-empty and the same length"
+            )
         if not self.joints:
             raise ValueError("parameter joint_names is empty: set it from the robot config")
         self.instruction = ""
@@ -76,11 +78,15 @@ class PolicyNode(LifecycleNode):
             if reason:
                 raise ValueError(f"parameter instruction: {reason}")
             self._accept_instruction(self.p["instruction"])
-        self.get_logger().info("unconfigured: waiting for the configure transition (the lifecycle manager sends it when autostart is on)")
+        self.get_logger().info(
+            "unconfigured: waiting for the configure transition (the lifecycle manager sends it when autostart is on)"
+        )
 
     def _reset_stats(self) -> None:
         self.inference_count = 0
-        self.faults: Counter[str] = Counter()  # backend_errors, outputs_rejected, chunks_dropped_stale, frames_out_of_order
+        self.faults: Counter[str] = (
+            Counter()
+        )  # backend_errors, outputs_rejected, chunks_dropped_stale, frames_out_of_order
         self.last_fault = ""  # the newest of them, in words (for /diagnostics)
         self.guided_count = 0
         self.frame_to_chunk_s: deque[float] = deque(maxlen=10_000)  # oldest frame used -> chunk published
@@ -109,7 +115,9 @@ class PolicyNode(LifecycleNode):
         self._stop.clear()
         self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
         self._worker.start()
-        self.get_logger().info("active: " + (f"inferring for '{self.instruction}'" if self.instruction else "waiting for an instruction"))
+        self.get_logger().info(
+            "active: " + (f"inferring for '{self.instruction}'" if self.instruction else "waiting for an instruction")
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -146,9 +154,13 @@ class PolicyNode(LifecycleNode):
             f"cameras {list(backend.camera_names)}, horizon {backend.horizon} x {backend.dt_s} s"
         )
         if backend.settings is not None:
-            self.get_logger().info(f"effective backend settings: {describe(backend.settings, backend.settings_sources)}")
+            self.get_logger().info(
+                f"effective backend settings: {describe(backend.settings, backend.settings_sources)}"
+            )
         if backend.provenance:
-            self.get_logger().info("from the checkpoint: " + ", ".join(f"{k} <- {v}" for k, v in backend.provenance.items()))
+            self.get_logger().info(
+                "from the checkpoint: " + ", ".join(f"{k} <- {v}" for k, v in backend.provenance.items())
+            )
         return backend
 
     def _warm_up(self) -> None:
@@ -166,9 +178,19 @@ class PolicyNode(LifecycleNode):
     def _make_io(self) -> None:
         for cam, topic in zip(self.cameras, self.topics):
             if topic.endswith("/compressed"):
-                sub = self.create_subscription(CompressedImage, topic, lambda m, c=cam: self._on_image(c, m, conversions.compressed_msg_to_rgb), qos_profile_sensor_data)
+                sub = self.create_subscription(
+                    CompressedImage,
+                    topic,
+                    lambda m, c=cam: self._on_image(c, m, conversions.compressed_msg_to_rgb),
+                    qos_profile_sensor_data,
+                )
             else:
-                sub = self.create_subscription(Image, topic, lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb), qos_profile_sensor_data)
+                sub = self.create_subscription(
+                    Image,
+                    topic,
+                    lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb),
+                    qos_profile_sensor_data,
+                )
             self._io.append(sub)
         self._io.append(self.create_subscription(JointState, "joint_states", self._on_joint_state, 10))
         self._io.append(self.create_subscription(String, "instruction", self._on_instruction_topic, 10))
@@ -183,7 +205,11 @@ class PolicyNode(LifecycleNode):
         """Stop inferring, drop the I/O made at configure and free the model."""
         self._stop_worker()
         for entity in self._io:
-            destroy = {"Subscription": self.destroy_subscription, "Publisher": self.destroy_publisher, "Timer": self.destroy_timer}
+            destroy = {
+                "Subscription": self.destroy_subscription,
+                "Publisher": self.destroy_publisher,
+                "Timer": self.destroy_timer,
+            }
             destroy[type(entity).__name__](entity)
         self._io.clear()
         if getattr(self, "chunk_pub", None) is not None:
@@ -213,7 +239,10 @@ class PolicyNode(LifecycleNode):
             return
         if not self.buffer.add_image(camera, conversions.stamp_to_s(msg.header.stamp), rgb):
             self.faults["frames_out_of_order"] += 1
-            self._error(f"order:{camera}", f"dropping frame from camera '{camera}': stamped no later than the frame held (out of order or a duplicated stamp)")
+            self._error(
+                f"order:{camera}",
+                f"dropping frame from camera '{camera}': stamped no later than the frame held (out of order or a duplicated stamp)",
+            )
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
@@ -320,7 +349,10 @@ class PolicyNode(LifecycleNode):
         if self._stop.is_set() or not self.context.ok():
             return None
         if age > max_age:
-            self._fault("chunks_dropped_stale", f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age}): inference is too slow")
+            self._fault(
+                "chunks_dropped_stale",
+                f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age}): inference is too slow",
+            )
             return None
         self.chunk_pub.publish(conversions.chunk_to_trajectory(chunk))
         self.inference_count += 1
@@ -351,13 +383,20 @@ class PolicyNode(LifecycleNode):
             "frame_to_chunk_p99_ms": ms(f2c, 99),
             "inference_p50_ms": ms(inf, 50),
             "inference_p99_ms": ms(inf, 99),
-            **{k: self.faults[k] for k in ("backend_errors", "outputs_rejected", "chunks_dropped_stale", "frames_out_of_order")},
+            **{
+                k: self.faults[k]
+                for k in ("backend_errors", "outputs_rejected", "chunks_dropped_stale", "frames_out_of_order")
+            },
             "last_fault": self.last_fault,
         }
         if self.backend is not None:
             values.update(self.backend.diagnostics())  # e.g. a remote backend's link state and timing
         ok = values.get("link_state", "connected") == "connected"
-        self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg(), ok))
+        self.diag_pub.publish(
+            conversions.diagnostic_array(
+                f"{self.get_name()}: policy", state, values, self.get_clock().now().to_msg(), ok
+            )
+        )
 
     def shutdown_gracefully(self) -> None:
         """On SIGINT/SIGTERM: stop inferring and free the model before the process exits."""

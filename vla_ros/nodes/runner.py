@@ -19,7 +19,13 @@ from rclpy.signals import SignalHandlerOptions
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def run_node(factory, name: str, startup_errors: tuple[type[BaseException], ...] = (ValueError,), args=None, multithreaded: bool = False) -> int:
+def run_node(
+    factory,
+    name: str,
+    startup_errors: tuple[type[BaseException], ...] = (ValueError,),
+    args=None,
+    multithreaded: bool = False,
+) -> int:
     """Spin the node `factory()` builds until a stop signal; a startup error in `startup_errors` is
     logged as fatal (exit 1). `multithreaded`: callbacks that wait on other services need it."""
     rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)

@@ -21,8 +21,8 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from vla_ros.nodes import conversions
-from vla_ros.nodes.runner import run_node
 from vla_ros.nodes.params import declare
+from vla_ros.nodes.runner import run_node
 from vla_ros.params import SIM
 from vla_ros.sim.tabletop import JOINT_NAMES, TabletopSim
 
@@ -51,7 +51,10 @@ class SimRobotNode(Node):
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         if len(msg.data) != len(JOINT_NAMES) or not np.all(np.isfinite(msg.data)):
-            self.get_logger().error(f"ignoring command: need {len(JOINT_NAMES)} finite values, got {list(msg.data)}", throttle_duration_sec=2.0)
+            self.get_logger().error(
+                f"ignoring command: need {len(JOINT_NAMES)} finite values, got {list(msg.data)}",
+                throttle_duration_sec=2.0,
+            )
             return
         with self.lock:
             self.sim.set_command(np.asarray(msg.data))
@@ -92,7 +95,10 @@ class SimRobotNode(Node):
             with self.lock:
                 before = self.sim.outcome
                 self.sim.advance(PHYSICS_CHUNK_S)
-                if self.sim.outcome == "running" and self.sim.time_s - self.episode_start_s > self.get_parameter("max_episode_s").value:
+                if (
+                    self.sim.outcome == "running"
+                    and self.sim.time_s - self.episode_start_s > self.get_parameter("max_episode_s").value
+                ):
                     self.sim.outcome = "failure"
                 outcome = self.sim.outcome
                 q, dq = self.sim.joint_positions(), self.sim.joint_velocities()
@@ -102,7 +108,9 @@ class SimRobotNode(Node):
             stamp = self.get_clock().now().to_msg()
             if now >= next_js:
                 next_js += js_period
-                self.js_pub.publish(JointState(header=_header(stamp), name=list(JOINT_NAMES), position=q.tolist(), velocity=dq.tolist()))
+                self.js_pub.publish(
+                    JointState(header=_header(stamp), name=list(JOINT_NAMES), position=q.tolist(), velocity=dq.tolist())
+                )
             if now >= next_cam:
                 next_cam = max(next_cam + cam_period, now)
                 for cam, pub in self.image_pubs.items():

@@ -27,8 +27,13 @@ Policy = Callable[[Observation], ActionChunk]
 
 
 def run_episode(
-    sim: TabletopSim, policy: Policy, seed: int, robot: RobotConfig | None = None, replan_s: float = 0.3,
-    max_episode_s: float = 8.0, executor_overrides: dict[str, Any] | None = None,
+    sim: TabletopSim,
+    policy: Policy,
+    seed: int,
+    robot: RobotConfig | None = None,
+    replan_s: float = 0.3,
+    max_episode_s: float = 8.0,
+    executor_overrides: dict[str, Any] | None = None,
 ) -> bool:
     """`policy(observation) -> ActionChunk` through the executor core; True if the task succeeds."""
     robot = robot or load_robot_config("sim")
@@ -41,7 +46,9 @@ def run_episode(
         now = sim.time_s
         core.on_joint_state(now, sim.joint_positions())
         if now >= next_obs - 1e-9:
-            obs = Observation(now, {c: sim.render(c) for c in CAMERAS}, JOINT_NAMES, sim.joint_positions(), task.instruction)
+            obs = Observation(
+                now, {c: sim.render(c) for c in CAMERAS}, JOINT_NAMES, sim.joint_positions(), task.instruction
+            )
             try:
                 core.on_chunk(policy(obs), now)
             except ChunkRejected:

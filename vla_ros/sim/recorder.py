@@ -78,6 +78,10 @@ def record(settings: RecorderSettings, out: Path, log=print) -> dict:
     arrays["instructions"] = np.array([t.instruction for t in TASKS])
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **arrays)
-    summary = {"episodes": settings.episodes, "samples": len(data["state"]), "expert_success_rate": successes / settings.episodes}
+    summary = {
+        "episodes": settings.episodes,
+        "samples": len(data["state"]),
+        "expert_success_rate": successes / settings.episodes,
+    }
     log(f"saved {out}: {summary}")
     return summary

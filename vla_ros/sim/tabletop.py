@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 import mujoco
+import numpy as np
 
 SCENE_XML = Path(__file__).with_name("assets") / "tabletop_arm.xml"
 

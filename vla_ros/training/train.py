@@ -71,7 +71,9 @@ def _shift(images: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Ten
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
 
-def train(data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings, log=print) -> tuple[OctoModel, DatasetStatistics, dict]:
+def train(
+    data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings, log=print
+) -> tuple[OctoModel, DatasetStatistics, dict]:
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     gen = torch.Generator().manual_seed(settings.seed)
@@ -79,7 +81,9 @@ def train(data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings,
     proc = OctoProcessor(cfg, stats)
     tokenizer = WordTokenizer(cfg.vocab, cfg.max_tokens)
     # Precompute every input once: uint8 images stay uint8 until a batch is drawn.
-    images = {c: torch.from_numpy(np.ascontiguousarray(data[f"image_{c}"].transpose(0, 3, 1, 2))) for c in cfg.camera_names}
+    images = {
+        c: torch.from_numpy(np.ascontiguousarray(data[f"image_{c}"].transpose(0, 3, 1, 2))) for c in cfg.camera_names
+    }
     state = torch.from_numpy(np.stack([proc.state_input(q) for q in data["state"]]))
     targets = torch.from_numpy(proc.actions_to_targets(data["state"], data["actions"]))
     text = [tokenizer(str(s)) for s in data["instructions"]]
@@ -122,7 +126,12 @@ def train(data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings,
         for e, p in zip(ema, model.parameters()):
             p.copy_(e)
     model.eval()
-    info = {"steps": step, "train_seconds": round(time.monotonic() - start, 1), "final_loss": float(np.mean(losses[-200:])), "parameters": params}
+    info = {
+        "steps": step,
+        "train_seconds": round(time.monotonic() - start, 1),
+        "final_loss": float(np.mean(losses[-200:])),
+        "parameters": params,
+    }
     return model, stats, info
 
 

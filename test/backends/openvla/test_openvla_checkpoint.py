@@ -4,8 +4,8 @@ import json
 import shutil
 
 import pytest
-import yaml
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 
 from vla_ros.backends.base import BackendError, load_backend

@@ -47,7 +47,10 @@ def pi0_checkpoint(tmp_path_factory):
 
 def _observation(stamp_s: float = 1.0, seed: int = 0, instruction: str = "reach the red cube") -> Observation:
     rng = np.random.default_rng(seed)
-    images = {"front": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), "wrist": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)}
+    images = {
+        "front": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+        "wrist": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+    }
     q = rng.uniform(-0.5, 0.5, len(JOINT_NAMES))
     q[-1] = 0.02
     return Observation(stamp_s, images, JOINT_NAMES, q, instruction)

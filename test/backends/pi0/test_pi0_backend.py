@@ -3,8 +3,8 @@
 import shutil
 
 import numpy as np
-import yaml
 import pytest
+import yaml
 
 from vla_ros.backends.base import BackendError, load_backend
 from vla_ros.backends.pi0 import tiny
@@ -43,9 +43,13 @@ def test_same_noise_same_chunk_and_noise_matters(backend, make_observation):
 def test_joint_order_of_the_observation_does_not_matter(backend, make_observation):
     obs = make_observation()
     order = list(reversed(range(len(JOINT_NAMES))))
-    shuffled = Observation(obs.stamp_s, obs.images, tuple(JOINT_NAMES[i] for i in order), obs.joint_positions[order], obs.instruction)
+    shuffled = Observation(
+        obs.stamp_s, obs.images, tuple(JOINT_NAMES[i] for i in order), obs.joint_positions[order], obs.instruction
+    )
     noise = np.zeros((backend.horizon, 32), np.float32)
-    np.testing.assert_allclose(backend.predict(shuffled, noise=noise).positions, backend.predict(obs, noise=noise).positions)
+    np.testing.assert_allclose(
+        backend.predict(shuffled, noise=noise).positions, backend.predict(obs, noise=noise).positions
+    )
 
 
 def test_rtc_guidance_pulls_the_frozen_part_to_the_plan(backend, make_observation):
@@ -65,9 +69,15 @@ def test_rtc_guidance_pulls_the_frozen_part_to_the_plan(backend, make_observatio
 def test_missing_camera_or_joint_is_a_clear_error(backend, make_observation):
     obs = make_observation()
     with pytest.raises(BackendError, match=r"lacks \['wrist'\]"):
-        backend.predict(Observation(obs.stamp_s, {"front": obs.images["front"]}, obs.joint_names, obs.joint_positions, obs.instruction))
+        backend.predict(
+            Observation(
+                obs.stamp_s, {"front": obs.images["front"]}, obs.joint_names, obs.joint_positions, obs.instruction
+            )
+        )
     with pytest.raises(BackendError, match=r"lacks joints \['gripper'\]"):
-        backend.predict(Observation(obs.stamp_s, obs.images, obs.joint_names[:6], obs.joint_positions[:6], obs.instruction))
+        backend.predict(
+            Observation(obs.stamp_s, obs.images, obs.joint_names[:6], obs.joint_positions[:6], obs.instruction)
+        )
 
 
 def test_node_parameters_override_the_folder_settings_which_override_the_package(pi0_checkpoint, tmp_path):
@@ -79,18 +89,23 @@ def test_node_parameters_override_the_folder_settings_which_override_the_package
     assert (b.steps, b.max_guidance) == (2, 2.0)
     assert b.settings_sources["steps"] == "node parameters"
     assert b.settings_sources["max_guidance"] == str(folder / "pi0.yaml")
-    with pytest.raises(BackendError, match=r"node parameters: dtype: must be one of \['float32', 'bfloat16'\], got 'float16'"):
+    with pytest.raises(
+        BackendError, match=r"node parameters: dtype: must be one of \['float32', 'bfloat16'\], got 'float16'"
+    ):
         load_backend("pi0", folder, {"dtype": "float16"})
     with pytest.raises(BackendError, match=r"node parameters: unknown Pi0Settings keys \['stepz'\]"):
         load_backend("pi0", folder, {"stepz": 2})
 
 
-@pytest.mark.parametrize("remove, message", [
-    ("tokenizer.model", r"missing \['tokenizer.model or paligemma_tokenizer.model'\]"),
-    ("norm_stats.json", "no normalization statistics"),
-    ("model.safetensors", r"missing \['model.safetensors'\]"),
-    ("config.json", r"missing \['config.json'\]"),
-])
+@pytest.mark.parametrize(
+    "remove, message",
+    [
+        ("tokenizer.model", r"missing \['tokenizer.model or paligemma_tokenizer.model'\]"),
+        ("norm_stats.json", "no normalization statistics"),
+        ("model.safetensors", r"missing \['model.safetensors'\]"),
+        ("config.json", r"missing \['config.json'\]"),
+    ],
+)
 def test_incomplete_checkpoint_folders_fail_clearly(tmp_path, pi0_checkpoint, remove, message):
     folder = tmp_path / "ckpt"
     shutil.copytree(pi0_checkpoint, folder)

@@ -22,7 +22,9 @@ from vla_ros.backends.pi0.settings import Pi0Settings
 
 def velocity_of(model, inputs):
     with torch.no_grad():
-        cache = model.prefill(*model.embed_prefix(inputs["images"], inputs["image_valid"], inputs["tokens"], inputs["token_valid"]))
+        cache = model.prefill(
+            *model.embed_prefix(inputs["images"], inputs["image_valid"], inputs["tokens"], inputs["token_valid"])
+        )
         return model.velocity(cache, inputs["state"], inputs["x"], torch.full((2,), 0.3))
 
 
@@ -45,7 +47,9 @@ def test_save_load_reproduces_outputs_exactly(tmp_path, tiny_cfg, tiny_model, ti
 def test_converter_layout_with_tied_lm_head_and_unused_expert_head_loads(tmp_path, tiny_cfg, tiny_model, tiny_inputs):
     weights = dict(tiny_model.state_dict())
     weights["paligemma_with_expert.paligemma.lm_head.weight"] = weights.pop(EMBED_KEY)  # safetensors kept the tied name
-    weights["paligemma_with_expert.gemma_expert.lm_head.weight"] = torch.zeros(tiny_cfg.vocab_size, tiny_cfg.action_expert.width)
+    weights["paligemma_with_expert.gemma_expert.lm_head.weight"] = torch.zeros(
+        tiny_cfg.vocab_size, tiny_cfg.action_expert.width
+    )
     save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp_path / "model.safetensors"))
     other = fresh(tiny_cfg, 2)
     load_weights(tmp_path / "model.safetensors", other)
@@ -71,12 +75,20 @@ def corrupt(tmp_path, tiny_model, edit):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda w: w.pop("paligemma_with_expert.gemma_expert.model.layers.1.mlp.down_proj.weight"), r"missing keys \['paligemma_with_expert.gemma_expert.model.layers.1.mlp.down_proj.weight'\]"),
-        (lambda w: w.__setitem__("state_proj.weight", torch.zeros(32, 7)), r"wrong shapes \['state_proj.weight: \(32, 7\) != \(32, 32\)'\]"),
+        (
+            lambda w: w.pop("paligemma_with_expert.gemma_expert.model.layers.1.mlp.down_proj.weight"),
+            r"missing keys \['paligemma_with_expert.gemma_expert.model.layers.1.mlp.down_proj.weight'\]",
+        ),
+        (
+            lambda w: w.__setitem__("state_proj.weight", torch.zeros(32, 7)),
+            r"wrong shapes \['state_proj.weight: \(32, 7\) != \(32, 32\)'\]",
+        ),
         (lambda w: w.__setitem__("time_mlp_in.weight", torch.zeros(2)), r"unexpected keys \['time_mlp_in.weight'\]"),
     ],
 )
-def test_mismatched_weights_fail_with_one_clear_error_and_no_partial_copy(tmp_path, tiny_cfg, tiny_model, edit, message):
+def test_mismatched_weights_fail_with_one_clear_error_and_no_partial_copy(
+    tmp_path, tiny_cfg, tiny_model, edit, message
+):
     path = corrupt(tmp_path, tiny_model, edit)
     model = fresh(tiny_cfg, 3)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -92,11 +104,33 @@ def test_not_a_safetensors_file(tmp_path, tiny_cfg):
 
 
 def test_config_json_flavours():
-    openpi = Pi0Config.from_json({"action_dim": 32, "action_horizon": 50, "paligemma_variant": "gemma_2b", "action_expert_variant": "gemma_300m", "precision": "bfloat16"})
-    assert openpi.paligemma == GEMMA_VARIANTS["gemma_2b"] and openpi.action_expert.width == 1024 and openpi.vision == SO400M_14
+    openpi = Pi0Config.from_json(
+        {
+            "action_dim": 32,
+            "action_horizon": 50,
+            "paligemma_variant": "gemma_2b",
+            "action_expert_variant": "gemma_300m",
+            "precision": "bfloat16",
+        }
+    )
+    assert (
+        openpi.paligemma == GEMMA_VARIANTS["gemma_2b"]
+        and openpi.action_expert.width == 1024
+        and openpi.vision == SO400M_14
+    )
     assert openpi.prefix_len == 3 * 256 + 48 and openpi.extra == {"precision": "bfloat16"}
-    lerobot = Pi0Config.from_json({"type": "pi0", "chunk_size": 10, "max_state_dim": 32, "max_action_dim": 32, "tokenizer_max_length": 24,
-                                   "image_resolution": [224, 224], "n_obs_steps": 1, "input_features": {}})
+    lerobot = Pi0Config.from_json(
+        {
+            "type": "pi0",
+            "chunk_size": 10,
+            "max_state_dim": 32,
+            "max_action_dim": 32,
+            "tokenizer_max_length": 24,
+            "image_resolution": [224, 224],
+            "n_obs_steps": 1,
+            "input_features": {},
+        }
+    )
     assert (lerobot.action_horizon, lerobot.max_token_len, lerobot.vision.num_tokens) == (10, 24, 256)
     pi05 = Pi0Config.from_json({"type": "pi05", "min_period": 0.01, "max_period": 2.0})
     assert pi05.pi05 and pi05.max_token_len == 200 and (pi05.time_min_period, pi05.time_max_period) == (0.01, 2.0)
@@ -115,11 +149,18 @@ def test_own_config_round_trips(tmp_path, tiny_cfg):
 
 
 def test_norm_stats_sources(tmp_path):
-    stats = {"state": {"mean": [1.0, 2.0], "std": [0.5, 0.5], "q01": [0, 0], "q99": [3, 3]}, "actions": {"mean": [0.0, 0.0], "std": [2.0, 2.0]}}
+    stats = {
+        "state": {"mean": [1.0, 2.0], "std": [0.5, 0.5], "q01": [0, 0], "q99": [3, 3]},
+        "actions": {"mean": [0.0, 0.0], "std": [2.0, 2.0]},
+    }
     (tmp_path / "assets" / "my_robot").mkdir(parents=True)
     (tmp_path / "assets" / "my_robot" / "norm_stats.json").write_text(json.dumps({"norm_stats": stats}))
     loaded, source = load_stats(tmp_path)
-    assert loaded["state"]["mean"] == [1.0, 2.0] and loaded["action"]["std"] == [2.0, 2.0] and loaded["state"]["q99"] == [3, 3]
+    assert (
+        loaded["state"]["mean"] == [1.0, 2.0]
+        and loaded["action"]["std"] == [2.0, 2.0]
+        and loaded["state"]["q99"] == [3, 3]
+    )
     assert source.endswith("assets/my_robot/norm_stats.json")
     (tmp_path / "assets" / "other").mkdir()
     shutil.copy(tmp_path / "assets" / "my_robot" / "norm_stats.json", tmp_path / "assets" / "other")
@@ -129,11 +170,16 @@ def test_norm_stats_sources(tmp_path):
 
 
 def test_lerobot_normalizer_stats(tmp_path):
-    t = {"observation.state.mean": torch.tensor([0.5, 0.1]), "observation.state.std": torch.tensor([2.0, 1.0]),
-         "observation.images.base_0_rgb.mean": torch.zeros(3, 1, 1)}
+    t = {
+        "observation.state.mean": torch.tensor([0.5, 0.1]),
+        "observation.state.std": torch.tensor([2.0, 1.0]),
+        "observation.images.base_0_rgb.mean": torch.zeros(3, 1, 1),
+    }
     save_file(t, str(tmp_path / "policy_preprocessor_step_3_normalizer_processor.safetensors"))
-    save_file({"action.mean": torch.tensor([0.0, 1.0]), "action.std": torch.tensor([1.0, 3.0])},
-              str(tmp_path / "policy_postprocessor_step_0_unnormalizer_processor.safetensors"))
+    save_file(
+        {"action.mean": torch.tensor([0.0, 1.0]), "action.std": torch.tensor([1.0, 3.0])},
+        str(tmp_path / "policy_postprocessor_step_0_unnormalizer_processor.safetensors"),
+    )
     stats, _ = load_stats(tmp_path)
     np.testing.assert_allclose(stats["state"]["mean"], [0.5, 0.1])
     np.testing.assert_allclose(stats["action"]["std"], [1.0, 3.0])
@@ -154,7 +200,10 @@ def test_missing_or_broken_stats(tmp_path):
         ("joints: [a, b]\ncameras: {front: base_0_rgb}\ndelta_joints: [c]\n", r"pi0.yaml: delta_joints: \['c'\]"),
         ("joints: [a]\ncameras: {front: base_0_rgb}\nsteps: ten\n", "pi0.yaml: steps: wrong type"),
         ("joints: [a]\ncameras: {front: base_0_rgb}\nspeed: 3\n", r"pi0.yaml: unknown keys \['speed'\]"),
-        ("joints: [a]\ncameras: {front: base_0_rgb, wrist: base_0_rgb}\n", "pi0.yaml: cameras: two cameras share a slot"),
+        (
+            "joints: [a]\ncameras: {front: base_0_rgb, wrist: base_0_rgb}\n",
+            "pi0.yaml: cameras: two cameras share a slot",
+        ),
     ],
 )
 def test_settings_errors_name_file_and_key(tmp_path, text, match):
@@ -175,4 +224,9 @@ def test_bundled_settings_file_is_valid():
     from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES
 
     settings = Pi0Settings.load(default_config_dir() / "backends" / "pi0.yaml")
-    assert settings.joints == JOINT_NAMES and set(settings.cameras) == set(CAMERAS) and settings.steps is None and settings.origin is None
+    assert (
+        settings.joints == JOINT_NAMES
+        and set(settings.cameras) == set(CAMERAS)
+        and settings.steps is None
+        and settings.origin is None
+    )

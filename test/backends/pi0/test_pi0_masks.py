@@ -40,7 +40,11 @@ def test_generic_block_rule_matches_big_vision_examples():
     causal = block_attention_mask(valid, torch.ones(6, dtype=torch.bool))[0]
     assert torch.equal(causal, torch.tril(torch.ones(6, 6, dtype=torch.bool)))
     prefix_lm = block_attention_mask(valid, torch.tensor([False] * 3 + [True] * 3))[0]
-    assert prefix_lm[:3, :3].all() and not prefix_lm[:3, 3:].any() and torch.equal(prefix_lm[3:, 3:], torch.tril(torch.ones(3, 3, dtype=torch.bool)))
+    assert (
+        prefix_lm[:3, :3].all()
+        and not prefix_lm[:3, 3:].any()
+        and torch.equal(prefix_lm[3:, 3:], torch.tril(torch.ones(3, 3, dtype=torch.bool)))
+    )
 
 
 def test_positions_skip_padding_and_masked_cameras(tiny_model):

@@ -19,7 +19,11 @@ REAL_KEYS = (
     "paligemma_with_expert.gemma_expert.model.layers.0.self_attn.k_proj.weight",
     "paligemma_with_expert.gemma_expert.model.layers.1.post_attention_layernorm.weight",
     "paligemma_with_expert.gemma_expert.model.norm.weight",
-    "state_proj.weight", "action_in_proj.bias", "action_out_proj.weight", "action_time_mlp_in.weight", "action_time_mlp_out.bias",
+    "state_proj.weight",
+    "action_in_proj.bias",
+    "action_out_proj.weight",
+    "action_time_mlp_in.weight",
+    "action_time_mlp_out.bias",
 )
 
 
@@ -30,7 +34,9 @@ def test_state_dict_uses_the_real_checkpoint_layout(tiny_model):
     cfg = tiny_model.cfg
     sd = tiny_model.state_dict()
     assert sd["paligemma_with_expert.gemma_expert.model.layers.0.self_attn.q_proj.weight"].shape == (
-        cfg.action_expert.num_heads * cfg.action_expert.head_dim, cfg.action_expert.width)
+        cfg.action_expert.num_heads * cfg.action_expert.head_dim,
+        cfg.action_expert.width,
+    )
     assert sd["action_time_mlp_in.weight"].shape == (cfg.action_expert.width, 2 * cfg.action_expert.width)
     assert sd["state_proj.weight"].shape == (cfg.action_expert.width, 32)
 
@@ -38,7 +44,9 @@ def test_state_dict_uses_the_real_checkpoint_layout(tiny_model):
 def test_prefix_embedding_layout_and_language_scale(tiny_model, tiny_inputs):
     cfg = tiny_model.cfg
     with torch.no_grad():
-        embs, valid = tiny_model.embed_prefix(tiny_inputs["images"], tiny_inputs["image_valid"], tiny_inputs["tokens"], tiny_inputs["token_valid"])
+        embs, valid = tiny_model.embed_prefix(
+            tiny_inputs["images"], tiny_inputs["image_valid"], tiny_inputs["tokens"], tiny_inputs["token_valid"]
+        )
         table = tiny_model.paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight
     t = cfg.vision.num_tokens
     assert t == 4 and embs.shape == (2, 3 * t + cfg.max_token_len, cfg.paligemma.width)
@@ -62,7 +70,9 @@ def test_kv_cached_velocity_equals_the_full_sequence_forward(tiny_model, tiny_in
 def test_the_cache_is_reused_unchanged_across_steps(tiny_model, tiny_inputs):
     i = tiny_inputs
     with torch.no_grad():
-        cache = tiny_model.prefill(*tiny_model.embed_prefix(i["images"], i["image_valid"], i["tokens"], i["token_valid"]))
+        cache = tiny_model.prefill(
+            *tiny_model.embed_prefix(i["images"], i["image_valid"], i["tokens"], i["token_valid"])
+        )
         keys = [k.clone() for k in cache.keys]
         a = tiny_model.velocity(cache, i["state"], i["x"], torch.full((2,), 0.5))
         tiny_model.velocity(cache, i["state"], i["x"] + 1, torch.full((2,), 0.9))
@@ -74,8 +84,14 @@ def test_masked_slots_can_be_dropped_without_changing_the_velocity(tiny_model, t
     i = tiny_inputs
     keep = [0, 1]  # batch element 0 has slot 2 masked
     with torch.no_grad():
-        full = tiny_model.prefill(*tiny_model.embed_prefix(i["images"][:1], i["image_valid"][:1], i["tokens"][:1], i["token_valid"][:1]))
-        dropped = tiny_model.prefill(*tiny_model.embed_prefix(i["images"][:1, keep], i["image_valid"][:1, keep], i["tokens"][:1], i["token_valid"][:1]))
+        full = tiny_model.prefill(
+            *tiny_model.embed_prefix(i["images"][:1], i["image_valid"][:1], i["tokens"][:1], i["token_valid"][:1])
+        )
+        dropped = tiny_model.prefill(
+            *tiny_model.embed_prefix(
+                i["images"][:1, keep], i["image_valid"][:1, keep], i["tokens"][:1], i["token_valid"][:1]
+            )
+        )
         t = torch.full((1,), 0.4)
         a = tiny_model.velocity(full, i["state"][:1], i["x"][:1], t)
         b = tiny_model.velocity(dropped, i["state"][:1], i["x"][:1], t)
@@ -85,7 +101,9 @@ def test_masked_slots_can_be_dropped_without_changing_the_velocity(tiny_model, t
 def test_state_and_time_reach_the_actions(tiny_model, tiny_inputs):
     i = tiny_inputs
     with torch.no_grad():
-        cache = tiny_model.prefill(*tiny_model.embed_prefix(i["images"], i["image_valid"], i["tokens"], i["token_valid"]))
+        cache = tiny_model.prefill(
+            *tiny_model.embed_prefix(i["images"], i["image_valid"], i["tokens"], i["token_valid"])
+        )
         v = tiny_model.velocity(cache, i["state"], i["x"], torch.full((2,), 0.5))
         assert not torch.allclose(v, tiny_model.velocity(cache, i["state"] + 1, i["x"], torch.full((2,), 0.5)))
         assert not torch.allclose(v, tiny_model.velocity(cache, i["state"], i["x"], torch.full((2,), 0.6)))

@@ -14,7 +14,9 @@ JOINTS = ("j1", "j2", "grip")
 
 @pytest.fixture
 def processor():
-    settings = Pi0Settings(joints=JOINTS, cameras={"front": "base_0_rgb", "wrist": "right_wrist_0_rgb"}, delta_joints=("j1", "j2"))
+    settings = Pi0Settings(
+        joints=JOINTS, cameras={"front": "base_0_rgb", "wrist": "right_wrist_0_rgb"}, delta_joints=("j1", "j2")
+    )
     stats = DatasetStatistics(  # longer than the 3 joints, as openpi stats of a padded robot are
         FeatureStats(np.array([1.0, -1.0, 0.0, 9.0]), np.array([2.0, 0.5, 1.0, 9.0]), np.ones(4, bool)),
         FeatureStats(np.array([0.1, 0.0, 0.5, 9.0]), np.array([0.1, 0.2, 0.25, 9.0]), np.ones(4, bool)),
@@ -33,10 +35,18 @@ def test_resize_with_pad_keeps_aspect_and_scales_to_unit_range():
 
 def test_camera_slots_and_masks(processor):
     rng = np.random.default_rng(0)
-    pixels, valid = processor.images({"front": rng.integers(0, 256, (40, 30, 3), dtype=np.uint8), "wrist": np.full((28, 28, 3), 255, np.uint8)})
-    assert pixels.shape == (3, 3, 28, 28) and valid.tolist() == [True, False, True]  # base, left wrist (none), right wrist
+    pixels, valid = processor.images(
+        {"front": rng.integers(0, 256, (40, 30, 3), dtype=np.uint8), "wrist": np.full((28, 28, 3), 255, np.uint8)}
+    )
+    assert pixels.shape == (3, 3, 28, 28) and valid.tolist() == [
+        True,
+        False,
+        True,
+    ]  # base, left wrist (none), right wrist
     assert np.all(pixels[1] == -1) and np.all(pixels[2] == 1)
-    assert pixels[0].min() >= -1 and pixels[0].max() <= 1 and np.all(pixels[0][:, :, :3] == -1)  # 40x30 padded left/right
+    assert (
+        pixels[0].min() >= -1 and pixels[0].max() <= 1 and np.all(pixels[0][:, :, :3] == -1)
+    )  # 40x30 padded left/right
 
 
 def test_state_is_normalised_then_padded_to_32(processor):
@@ -51,7 +61,9 @@ def test_model_chunk_slices_back_to_the_joints_and_round_trips(processor):
     actions = np.array([[0.25, -0.2, 0.5], [0.3, -0.1, 0.8]])
     model_units = processor.actions_to_targets(q, actions)
     assert model_units.shape == (2, 32) and np.all(model_units[:, 3:] == 0)
-    np.testing.assert_allclose(model_units[0, :3], [(0.05 - 0.1) / 0.1, (0.1 - 0.0) / 0.2, (0.5 - 0.5) / 0.25], atol=1e-4)
+    np.testing.assert_allclose(
+        model_units[0, :3], [(0.05 - 0.1) / 0.1, (0.1 - 0.0) / 0.2, (0.5 - 0.5) / 0.25], atol=1e-4
+    )
     padded = model_units + np.concatenate([np.zeros((2, 3)), np.full((2, 29), 7.0)], axis=1)  # junk in the padding
     np.testing.assert_allclose(processor.targets_to_actions(q, padded), actions, atol=1e-5)
 
@@ -75,7 +87,7 @@ def test_tokenizer_follows_openpi_format(tmp_path):
     ids, valid = tok("  reach_the red cube\n")
     expected = [sp.bos_id()] + sp.encode("reach the red cube") + sp.encode("\n")
     assert ids[: len(expected)].tolist() == expected and valid.sum() == len(expected)
-    assert np.all(ids[len(expected):] == 0) and not valid[len(expected):].any()
+    assert np.all(ids[len(expected) :] == 0) and not valid[len(expected) :].any()
     assert sp.id_to_piece(int(ids[len(expected) - 1])) == "\n"
     short = PaligemmaTokenizer(tmp_path / "tok.model", max_len=4)
     ids, valid = short("put the red cube on the blue cube")

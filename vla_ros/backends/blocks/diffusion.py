@@ -95,7 +95,9 @@ def rtc_guided_denoiser(
             return ((flat - math.sqrt(1 - ab) * denoise(flat, k)) / math.sqrt(ab)).reshape(x3.shape)
 
         clean, gradient = rtc.guidance_gradient(x.reshape(target.shape), predict_clean, target, weights)
-        clean = clean + (1 - ab) / math.sqrt(ab) * rtc.guidance_scale(1 - ab, max_guidance) * gradient  # eps - sqrt(1 - a) s g, as x0
+        clean = (
+            clean + (1 - ab) / math.sqrt(ab) * rtc.guidance_scale(1 - ab, max_guidance) * gradient
+        )  # eps - sqrt(1 - a) s g, as x0
         clean = mask * target + (1 - mask) * clean
         return (x - math.sqrt(ab) * clean.reshape(x.shape)) / math.sqrt(1 - ab)
 

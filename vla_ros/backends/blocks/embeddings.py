@@ -26,7 +26,11 @@ class MLPResNetBlock(nn.Module):
     def __init__(self, width: int, dropout: float = 0.0):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Dropout(dropout), nn.LayerNorm(width), nn.Linear(width, 4 * width), nn.SiLU(), nn.Linear(4 * width, width)
+            nn.Dropout(dropout),
+            nn.LayerNorm(width),
+            nn.Linear(width, 4 * width),
+            nn.SiLU(),
+            nn.Linear(4 * width, width),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

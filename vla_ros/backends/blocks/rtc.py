@@ -38,7 +38,9 @@ def prefix_on_grid(prefix: PlanPrefix, grid_times_s: np.ndarray) -> tuple[np.nda
     with weight 0.
     """
     grid = np.asarray(grid_times_s, dtype=np.float64)
-    targets = np.stack([np.interp(grid, prefix.times_s, prefix.positions[:, j]) for j in range(prefix.positions.shape[1])], axis=1)
+    targets = np.stack(
+        [np.interp(grid, prefix.times_s, prefix.positions[:, j]) for j in range(prefix.positions.shape[1])], axis=1
+    )
     frozen = int(np.sum(grid <= prefix.committed_until_s))
     overlap = int(np.sum(grid <= prefix.times_s[-1]))
     return targets, soft_mask(len(grid), frozen, overlap)

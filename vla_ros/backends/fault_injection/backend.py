@@ -26,7 +26,9 @@ class FaultInjectionBackend(Backend):
         self.dt_s, self.horizon, self.supports_prefix = inner.dt_s, inner.horizon, inner.supports_prefix
         self.calls = 0
 
-    def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
+    def predict(
+        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
+    ) -> ActionChunk:
         self.calls += 1
         faulty = self.calls > 1 and self.calls % self.settings.every_n == 0
         fault = self.settings.fault if faulty else "none"
@@ -50,7 +52,9 @@ class FaultInjectionBackend(Backend):
         self.inner.close()
 
 
-def load_fault_injection_backend(model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0) -> FaultInjectionBackend:
+def load_fault_injection_backend(
+    model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0
+) -> FaultInjectionBackend:
     """The wrapped backend `inner` loaded from `model_path`; keys of FaultInjectionSettings in
     `overrides` choose the fault, the other keys go to the inner backend."""
     overrides = dict(overrides or {})

@@ -28,7 +28,9 @@ from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 class OctoBackend(Backend):
     supports_prefix = True
 
-    def __init__(self, model: OctoModel, stats: DatasetStatistics, settings: OctoSettings = OctoSettings(), seed: int = 0):
+    def __init__(
+        self, model: OctoModel, stats: DatasetStatistics, settings: OctoSettings = OctoSettings(), seed: int = 0
+    ):
         self.model = model
         self.cfg = model.cfg
         self.settings = settings
@@ -46,12 +48,17 @@ class OctoBackend(Backend):
         self.horizon = self.cfg.horizon
         self.max_guidance = settings.max_guidance
 
-    def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
+    def predict(
+        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
+    ) -> ActionChunk:
         start = time.perf_counter()
         q = self._state(observation)
         dev = self.device
         slots = self.mapping.slot_cameras
-        images = {s: torch.from_numpy(self.processor.image_input(observation.images[slots[s]]))[None].to(dev) for s in self.cfg.camera_names}
+        images = {
+            s: torch.from_numpy(self.processor.image_input(observation.images[slots[s]]))[None].to(dev)
+            for s in self.cfg.camera_names
+        }
         state = torch.from_numpy(self.processor.state_input(q))[None].to(dev)
         ids, valid = self.tokenizer(observation.instruction)
         shape = (1, self.horizon, self.cfg.action_dim)
@@ -62,7 +69,9 @@ class OctoBackend(Backend):
         guide = None if prefix is None else self._guidance_target(prefix, q, observation.stamp_s)
         # guidance differentiates through the head: no_grad (not inference_mode) keeps that possible
         with torch.inference_mode() if guide is None else torch.no_grad():
-            emb = self.model.embed(images, state, torch.from_numpy(ids)[None].to(dev), torch.from_numpy(valid)[None].to(dev))
+            emb = self.model.embed(
+                images, state, torch.from_numpy(ids)[None].to(dev), torch.from_numpy(valid)[None].to(dev)
+            )
             out = self.model.sample(emb, x, self.generator, guide)[0].cpu().numpy()
         positions = self.processor.targets_to_actions(q, out)
         return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, positions, time.perf_counter() - start)
@@ -70,7 +79,9 @@ class OctoBackend(Backend):
     def _state(self, observation: Observation) -> np.ndarray:
         """(D,) joint positions in the model's order; BackendError if a joint or a camera is missing."""
         try:
-            q = select_joints(observation.joint_names, observation.joint_positions, self.joint_names, "observation").astype(np.float64)
+            q = select_joints(
+                observation.joint_names, observation.joint_positions, self.joint_names, "observation"
+            ).astype(np.float64)
         except JointNameError as exc:
             raise BackendError(f"octo backend: {exc}") from exc
         missing = [c for c in self.camera_names if c not in observation.images]
@@ -87,7 +98,9 @@ class OctoBackend(Backend):
         qs = [self._state(o) for o in observations]
         dev, slots = self.device, self.mapping.slot_cameras
         images = {
-            s: torch.from_numpy(np.stack([self.processor.image_input(o.images[slots[s]]) for o in observations])).to(dev)
+            s: torch.from_numpy(np.stack([self.processor.image_input(o.images[slots[s]]) for o in observations])).to(
+                dev
+            )
             for s in self.cfg.camera_names
         }
         state = torch.from_numpy(np.stack([self.processor.state_input(q) for q in qs])).to(dev)
@@ -95,12 +108,14 @@ class OctoBackend(Backend):
         ids = torch.from_numpy(np.stack([t[0] for t in tokens])).to(dev)
         valid = torch.from_numpy(np.stack([t[1] for t in tokens])).to(dev)
         shape = (1, self.horizon, self.cfg.action_dim)
-        x = torch.cat([
-            torch.randn(shape, generator=self.generator, device=dev)
-            if z is None
-            else torch.as_tensor(z, dtype=torch.float32, device=dev).reshape(shape)
-            for z in (noises or [None] * len(observations))
-        ])
+        x = torch.cat(
+            [
+                torch.randn(shape, generator=self.generator, device=dev)
+                if z is None
+                else torch.as_tensor(z, dtype=torch.float32, device=dev).reshape(shape)
+                for z in (noises or [None] * len(observations))
+            ]
+        )
         with torch.inference_mode():
             out = self.model.sample(self.model.embed(images, state, ids, valid), x, self.generator).cpu().numpy()
         elapsed = time.perf_counter() - start
@@ -110,7 +125,9 @@ class OctoBackend(Backend):
             for i, (o, q) in enumerate(zip(observations, qs))
         ]
 
-    def _guidance_target(self, prefix: PlanPrefix, q: np.ndarray, t0_s: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def _guidance_target(
+        self, prefix: PlanPrefix, q: np.ndarray, t0_s: float
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """RTC target (1, H, D) in model units, weights (H,) and the guidance clip, from the executor's plan ahead."""
         try:
             prefix = prefix.in_joint_order(self.joint_names)
@@ -118,7 +135,11 @@ class OctoBackend(Backend):
             raise BackendError(str(exc)) from exc
         targets, weights = prefix_on_grid(prefix, t0_s + self.dt_s * np.arange(1, self.horizon + 1))
         model_targets = self.processor.actions_to_targets(q, targets)
-        return torch.from_numpy(model_targets)[None].to(self.device), torch.from_numpy(weights).float().to(self.device), self.max_guidance
+        return (
+            torch.from_numpy(model_targets)[None].to(self.device),
+            torch.from_numpy(weights).float().to(self.device),
+            self.max_guidance,
+        )
 
 
 def load_octo_backend(model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0) -> OctoBackend:

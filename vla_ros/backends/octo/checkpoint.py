@@ -29,7 +29,9 @@ def load_config(folder: Path) -> tuple[OctoConfig, DatasetStatistics]:
         raise BackendError(f"octo checkpoint folder not found: {folder}")
     missing = [f for f in CHECKPOINT_FILES if not (folder / f).is_file()]
     if missing:
-        raise BackendError(f"octo checkpoint {folder}: missing {missing} (a checkpoint folder holds {list(CHECKPOINT_FILES)})")
+        raise BackendError(
+            f"octo checkpoint {folder}: missing {missing} (a checkpoint folder holds {list(CHECKPOINT_FILES)})"
+        )
     try:
         return OctoConfig.load(folder / "config.json"), DatasetStatistics.load(folder / "dataset_statistics.json")
     except (ValueError, TypeError) as exc:

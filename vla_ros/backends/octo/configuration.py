@@ -80,8 +80,8 @@ class OctoConfig:
 class OctoSettings(SettingsBase):
     """How the robot runs an Octo-design checkpoint. `cameras` / `joints` / `relative_joints` default
     to the checkpoint's own (its `camera_names`, `joint_names`, `delta_mask`)."""
-    KEY_GROUPS = (("joints", "relative_joints"),)
 
+    KEY_GROUPS = (("joints", "relative_joints"),)
 
     device: str = "cpu"  # torch device: cpu | cuda | cuda:N
     max_guidance: float = 5.0  # RTC guidance weight clip (beta) for guided inference
@@ -106,8 +106,12 @@ class OctoSettings(SettingsBase):
                 default[key] = getattr(self, key)
         mapping = RobotMapping.from_dict(default, self.source)
         if len(mapping.joints) != cfg.action_dim:
-            raise ValueError(f"{self.source}: joints: the model has {cfg.action_dim} action dims, got {len(mapping.joints)} joints")
+            raise ValueError(
+                f"{self.source}: joints: the model has {cfg.action_dim} action dims, got {len(mapping.joints)} joints"
+            )
         if mapping.relative_mask.tolist() != list(cfg.delta_mask or [False] * cfg.action_dim):
-            raise ValueError(f"{self.source}: relative_joints: the checkpoint was trained with delta_mask {list(cfg.delta_mask)}")
+            raise ValueError(
+                f"{self.source}: relative_joints: the checkpoint was trained with delta_mask {list(cfg.delta_mask)}"
+            )
         mapping.check_slots(cfg.camera_names)
         return mapping

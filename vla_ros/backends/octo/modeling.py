@@ -126,7 +126,9 @@ class OctoModel(nn.Module):
         self.transformer = Transformer(w, cfg.depth, cfg.num_heads, cfg.mlp_dim)
         flat = cfg.horizon * cfg.action_dim
         self.time_features = LearnedFourierFeatures(cfg.time_dim)
-        self.time_mlp = nn.Sequential(nn.Linear(cfg.time_dim, 2 * cfg.time_dim), nn.SiLU(), nn.Linear(2 * cfg.time_dim, cfg.time_dim))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(cfg.time_dim, 2 * cfg.time_dim), nn.SiLU(), nn.Linear(2 * cfg.time_dim, cfg.time_dim)
+        )
         self.head = MLPResNet(cfg.time_dim + w + flat, cfg.head_hidden, flat, cfg.head_blocks, cfg.dropout)
         self.schedule = DDPMSchedule(cfg.diffusion_steps)
         n_obs = len(cfg.camera_names) * cfg.patches_per_image + 1
@@ -134,7 +136,9 @@ class OctoModel(nn.Module):
         self.register_buffer("token_kinds", torch.tensor(kinds), persistent=False)
         self.register_buffer("token_steps", torch.zeros(len(kinds), dtype=torch.long), persistent=False)
 
-    def embed(self, images: dict[str, torch.Tensor], state: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def embed(
+        self, images: dict[str, torch.Tensor], state: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
         """Readout embedding (B, W) from images (B, 3, S, S) in [-1, 1], normalised state (B, D), text."""
         b = state.shape[0]
         language = self.language(ids, valid)
@@ -155,7 +159,9 @@ class OctoModel(nn.Module):
         time = self.time_mlp(self.time_features(t))
         return self.head(torch.cat([time, embedding, noisy], -1))
 
-    def loss(self, embedding: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(
+        self, embedding: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Diffusion loss for normalised action chunks (B, H, D), `diffusion_samples` noise draws each."""
         n = self.cfg.diffusion_samples
         x0 = actions.flatten(1).repeat(n, 1)

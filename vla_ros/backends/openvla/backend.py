@@ -139,7 +139,9 @@ class OpenVLABackend(Backend):
 
     def _joints(self, observation: Observation, names: tuple[str, ...]) -> np.ndarray:
         try:
-            return select_joints(observation.joint_names, observation.joint_positions, names, "the observation").astype(np.float64)
+            return select_joints(observation.joint_names, observation.joint_positions, names, "the observation").astype(
+                np.float64
+            )
         except JointNameError as exc:
             raise BackendError(f"OpenVLA backend expects joints {list(names)}; {exc}") from exc
 
@@ -153,7 +155,11 @@ class OpenVLABackend(Backend):
 
 
 def load_openvla_backend(
-    model_path: Path | None = None, overrides: dict[str, Any] | None = None, seed: int = 0, *, config: str | Path | None = None
+    model_path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+    *,
+    config: str | Path | None = None,
 ) -> OpenVLABackend:
     """OpenVLA backend from a checkpoint folder (`model_path`, else the settings' `checkpoint`), settings
     layered over `overrides` (node parameters; backends/settings.py). `config`: a settings file used in

@@ -6,7 +6,6 @@ Settings: the package's `config/backends/pi0.yaml` < `<checkpoint>/pi0.yaml` < n
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -52,9 +51,13 @@ class Pi0Backend(Backend):
     def noise_shape(self) -> tuple[int, int, int]:
         return (1, self.horizon, self.cfg.action_dim)
 
-    def predict(self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None) -> ActionChunk:
+    def predict(
+        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
+    ) -> ActionChunk:
         start = time.perf_counter()
-        q = self._select_joints(observation.joint_names, np.asarray(observation.joint_positions, dtype=np.float64), "observation")
+        q = self._select_joints(
+            observation.joint_names, np.asarray(observation.joint_positions, dtype=np.float64), "observation"
+        )
         missing = [c for c in self.camera_names if c not in observation.images]
         if missing:
             raise BackendError(f"π₀ backend needs cameras {list(self.camera_names)}; observation lacks {missing}")
@@ -83,8 +86,10 @@ class Pi0Backend(Backend):
             pixels, valid = pixels[valid], valid[valid]
         ids, id_valid = self.tokenizer(observation.instruction, self.processor.prompt_state(q))
         prefix, prefix_valid = self.model.embed_prefix(
-            torch.from_numpy(pixels)[None].to(dev), torch.from_numpy(valid)[None].to(dev),
-            torch.from_numpy(ids)[None].to(dev), torch.from_numpy(id_valid)[None].to(dev),
+            torch.from_numpy(pixels)[None].to(dev),
+            torch.from_numpy(valid)[None].to(dev),
+            torch.from_numpy(ids)[None].to(dev),
+            torch.from_numpy(id_valid)[None].to(dev),
         )
         state = self.processor.state_input(q)
         state = None if state is None else torch.from_numpy(state)[None].to(dev)
@@ -95,7 +100,9 @@ class Pi0Backend(Backend):
             return torch.randn(self.noise_shape, generator=self.generator, device=self.device)
         noise = np.asarray(noise, dtype=np.float32)
         if noise.size != np.prod(self.noise_shape):
-            raise BackendError(f"π₀ noise must have shape {self.noise_shape[1:]} (horizon, padded action dim), got {noise.shape}")
+            raise BackendError(
+                f"π₀ noise must have shape {self.noise_shape[1:]} (horizon, padded action dim), got {noise.shape}"
+            )
         return torch.from_numpy(noise).reshape(self.noise_shape).to(self.device)
 
     def _guidance_target(self, prefix: PlanPrefix, q: np.ndarray, t0_s: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,7 +120,9 @@ def load_pi0_backend(model_path: Path | None, overrides: dict[str, Any] | None =
     settings, sources = resolve_settings(Pi0Settings, settings_layers("pi0", model_path, overrides or {}))
     if model_path is None:
         if settings.checkpoint is None:
-            raise BackendError(f"π₀ backend: no checkpoint folder given (model_path) and {settings.source} sets no 'checkpoint'")
+            raise BackendError(
+                f"π₀ backend: no checkpoint folder given (model_path) and {settings.source} sets no 'checkpoint'"
+            )
         model_path = resolve_package_path(settings.checkpoint)
     folder = Path(model_path)
     ckpt = load_checkpoint(folder, settings)

@@ -113,16 +113,27 @@ class Pi0Settings(SettingsBase):
 
 
 _TYPES = {
-    "joints": list, "delta_joints": list, "cameras": dict, "dt_s": (int, float), "steps": (int, type(None)),
-    "max_guidance": (int, float), "checkpoint": (str, type(None)), "device": str, "dtype": str,
-    "norm_stats": (str, type(None)), "max_token_len": (int, type(None)), "skip_masked_slots": bool,
+    "joints": list,
+    "delta_joints": list,
+    "cameras": dict,
+    "dt_s": (int, float),
+    "steps": (int, type(None)),
+    "max_guidance": (int, float),
+    "checkpoint": (str, type(None)),
+    "device": str,
+    "dtype": str,
+    "norm_stats": (str, type(None)),
+    "max_token_len": (int, type(None)),
+    "skip_masked_slots": bool,
     "origin": (str, type(None)),
 }
 
 
 def _check_type(key: str, value: Any, where: str) -> None:
     expected = _TYPES[key]
-    ok = isinstance(value, expected) and not (isinstance(value, bool) and expected in (int, (int, float), (int, type(None))))
+    ok = isinstance(value, expected) and not (
+        isinstance(value, bool) and expected in (int, (int, float), (int, type(None)))
+    )
     if key in ("joints", "delta_joints") and ok:
         ok = all(isinstance(v, str) for v in value)
     if key == "cameras" and ok:
