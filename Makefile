@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: demo demo-remote test lint venv train train-ee evaluate colcon-check params clean
+.PHONY: demo demo-remote test lint venv train train-ee evaluate colcon-check params soak clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ test: venv lint
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+SOAK_MINUTES ?= 2
+soak: venv
+	$(PY) -m vla_ros.cli soak --minutes $(SOAK_MINUTES)
 
 train: venv
 	$(PY) -m vla_ros.cli train --out models/demo

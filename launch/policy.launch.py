@@ -1,5 +1,6 @@
 """ros2 launch vla_ros policy.launch.py robot:=sim [backend:=octo] [model_path:=...] [device:=cuda:0]
-                                        [use_sim:=true] [autostart:=true] [dds_profile:=shm|none|/path.xml]
+                                        [use_sim:=true] [autostart:=true] [respawn:=false]
+                                        [dds_profile:=shm|none|/path.xml]
 
 Starts the nodes that `vla_ros.launch_description` lists for the robot's config
 (`config/robots/<robot>.yaml`): the chunk executor and the policy node (managed lifecycle nodes),
@@ -14,13 +15,19 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from vla_ros.launch_description import LAUNCH_ARGUMENTS, dds_environment, specs_from_launch_arguments
+from vla_ros.launch_description import (
+    LAUNCH_ARGUMENTS,
+    dds_environment,
+    respawn_from_launch_arguments,
+    specs_from_launch_arguments,
+)
 
 
 def _nodes(context):
     values = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
     specs = specs_from_launch_arguments(values)
     env = dds_environment(values["dds_profile"])
+    respawn = respawn_from_launch_arguments(values)
     return [
         Node(
             package="vla_ros",
@@ -30,6 +37,8 @@ def _nodes(context):
             remappings=list(spec.remappings),
             additional_env=env,
             output="screen",
+            respawn=respawn,
+            respawn_delay=1.0,
         )
         for spec in specs
     ]

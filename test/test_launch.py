@@ -80,6 +80,7 @@ def _load_launch_file_with_recording_stand_ins():
             "use_sim": "",
             "autostart": "true",
             "dds_profile": "shm",
+            "respawn": "true",
         }
 
         def __init__(self, name):
@@ -127,6 +128,7 @@ def test_launch_file_builds_the_same_nodes_as_the_bringup():
     for b, s in zip(built, specs):
         assert b["parameters"] == [s.parameters] and b["remappings"] == list(s.remappings)
         assert b["additional_env"] == dds_environment("shm")
+        assert b["respawn"] is True  # respawn:=true reaches launch_ros
 
 
 def test_dds_profile_argument_sets_the_fastdds_variable_unless_the_user_has_one(tmp_path):

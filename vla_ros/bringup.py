@@ -1,13 +1,15 @@
 """Pip-only bring-up: the nodes of `policy.launch.py`, started as subprocesses with `--ros-args`.
 
     python -m vla_ros.bringup robot:=sim [backend:=octo] [model_path:=...] [device:=...]
-                              [use_sim:=true] [autostart:=true] [dds_profile:=shm|none|/path.xml]
+                              [use_sim:=true] [autostart:=true] [respawn:=false]
+                              [dds_profile:=shm|none|/path.xml]
 
 Same node list, parameters and remaps as the launch file (both come from
 `vla_ros.launch_description`), the lifecycle manager included: it configures and activates the
 managed nodes (`autostart`) and reports one that fails. SIGINT (Ctrl-C), SIGTERM and SIGHUP stop
 every node (SIGINT, then SIGTERM, then SIGKILL; the executor brakes to rest first); a node that
-dies is reported with its exit code and the others are stopped. No node outlives the bring-up,
+dies is reported with its exit code and the others are stopped — or, with `respawn:=true`, it is
+restarted (and the lifecycle manager configures and activates it again). No node outlives the bring-up,
 even a SIGKILLed one: each child asks the kernel for SIGTERM when its parent dies.
 """
 
@@ -19,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from vla_ros.launch_description import (
     NodeSpec,
     dds_environment,
     params_yaml,
+    respawn_from_launch_arguments,
     specs_from_launch_arguments,
 )
 
@@ -49,29 +53,59 @@ def _die_with_parent(parent_pid: int):
 class Bringup:
     """Owns the node processes of one bring-up."""
 
-    def __init__(self, specs: list[NodeSpec], log_dir: Path | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        specs: list[NodeSpec],
+        log_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        respawn: bool = False,
+    ):
+        """respawn: restart a node that exits (checked every 0.2 s), reported on stderr and counted
+        in `restarts`; the lifecycle manager brings it up again (autostart)."""
         self.specs = specs
         self.env = {**os.environ, **(env or {})}
         self._tmp = tempfile.TemporaryDirectory(prefix="vla_ros_bringup_")
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
+        self.respawn = respawn
+        self.restarts: dict[str, int] = {}
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         for spec in self.specs:
-            params_file = Path(self._tmp.name) / f"{spec.name}.yaml"
-            params_file.write_text(yaml.safe_dump(params_yaml(spec)))
-            out = None
-            if self.log_dir is not None:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                out = open(self.log_dir / f"{spec.name}.log", "w")  # noqa: SIM115 - closed with the process
-            self.procs[spec.name] = subprocess.Popen(
-                spec.command(str(params_file)),
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT if out else None,
-                start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()),
-            )
+            self._spawn(spec)
+        if self.respawn:
+            threading.Thread(target=self._respawn_loop, name="respawn", daemon=True).start()
+
+    def _spawn(self, spec: NodeSpec) -> None:
+        params_file = Path(self._tmp.name) / f"{spec.name}.yaml"
+        params_file.write_text(yaml.safe_dump(params_yaml(spec)))
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{spec.name}.log", "a")  # noqa: SIM115 - closed with the process
+        self.procs[spec.name] = subprocess.Popen(
+            spec.command(str(params_file)),
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+
+    def _respawn_loop(self) -> None:
+        while not self._stopping.wait(0.2):
+            for spec in self.specs:
+                code = self.procs[spec.name].poll()
+                if code is None or self._stopping.is_set():
+                    continue
+                self.restarts[spec.name] = self.restarts.get(spec.name, 0) + 1
+                print(
+                    f"[bringup] {spec.name} exited with code {code}; respawning (restart {self.restarts[spec.name]})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self._spawn(spec)
 
     def dead(self) -> dict[str, int]:
         """Nodes that have exited, with their exit codes."""
@@ -80,6 +114,7 @@ class Bringup:
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGINT every node, then SIGTERM, then SIGKILL, each after `timeout_s` seconds: a node
         finishes its transition in progress (a model load), brakes to rest and exits on the first."""
+        self._stopping.set()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             alive = [p for p in self.procs.values() if p.poll() is None]
             if not alive:
@@ -118,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_launch_args(sys.argv[1:] if argv is None else argv)
         specs = specs_from_launch_arguments(args)
         env = dds_environment(args.get("dds_profile", LAUNCH_ARGUMENTS["dds_profile"][0]))
+        respawn = respawn_from_launch_arguments(args)
     except ValueError as exc:  # ConfigError too
         print(f"[bringup] {exc}", file=sys.stderr, flush=True)
         return 2
@@ -128,14 +164,14 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # set even if inherited as ignored
         signal.signal(sig, on_signal)
-    bringup = Bringup(specs, env=env)
+    bringup = Bringup(specs, env=env, respawn=respawn)
     bringup.start()
     dds = ", ".join(f"{k}={v}" for k, v in env.items()) or "DDS profile left as the environment has it"
     print(f"[bringup] started {[s.name for s in specs]} ({dds}); Ctrl-C to stop", flush=True)
     code = 0
     try:
         while stop["signal"] is None:
-            dead = bringup.dead()
+            dead = {} if respawn else bringup.dead()
             if dead:
                 print(f"[bringup] node(s) exited: {dead}; stopping the others", file=sys.stderr, flush=True)
                 code = 1

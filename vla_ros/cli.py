@@ -1,4 +1,4 @@
-"""`python -m vla_ros.cli demo | compare-blends | plot | train | evaluate | bringup | params | serve | bench`."""
+"""`python -m vla_ros.cli demo | soak | compare-blends | plot | train | evaluate | bringup | params | serve | bench`."""
 
 from __future__ import annotations
 
@@ -38,6 +38,18 @@ def _demo_result(summary: dict, args) -> int:
     short = {k: v for k, v in summary.items() if k != "episodes_detail"}
     print(json.dumps(short), flush=True)
     return 0 if summary["success_rate"] >= args.min_success_rate else 1
+
+
+def _soak(args) -> int:
+    from vla_ros.soak import run_soak
+
+    report = run_soak(args.minutes, args.run_dir, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(report), flush=True)
+    return (
+        0
+        if report["limit_violations"] == 0 and not any(n["fds"][1] > n["fds"][0] for n in report["nodes"].values())
+        else 1
+    )
 
 
 def _demo_remote(args, log) -> int:
@@ -236,6 +248,15 @@ def main(argv: list[str] | None = None) -> int:
         help="serve the backend with `vla-ros serve` in another process (node: openpi_remote)",
     )
     p.set_defaults(func=_demo)
+    p = sub.add_parser(
+        "soak",
+        help="the demo with randomly injected faults for N minutes; prints one JSON report "
+        "(exit 1 on a limit violation or fd growth)",
+    )
+    p.add_argument("--minutes", type=float, default=2.0)
+    p.add_argument("--run-dir", type=Path, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_soak)
     p = sub.add_parser("compare-blends", help="the demo per inference delay and blend mode; prints a markdown table")
     p.add_argument("--delays", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     p.add_argument("--modes", nargs="+", default=["replace", "temporal_ensemble", "guided"])

@@ -156,10 +156,13 @@ class Supervisor:
             while True:
                 if client.wait_for_service(timeout_sec=1.0):
                     future = client.call_async(GetState.Request())
-                    while not future.done() and time.monotonic() < deadline:
+                    answer_by = min(deadline, time.monotonic() + 2.0)  # a node that died (respawn) never answers
+                    while not future.done() and time.monotonic() < answer_by:
                         time.sleep(0.01)
                     if future.done() and future.result().current_state.label == "active":
                         break
+                    if not future.done():
+                        client.remove_pending_request(future)
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{name} not active after {timeout_s} s (see the node logs)")
                 time.sleep(0.2)

@@ -66,6 +66,10 @@ LAUNCH_ARGUMENTS = {
         "Fast DDS profile of the nodes: shm (the package's config/fastdds_shm.xml: shared memory on this host, UDP on "
         "loopback), none, or a path to an XML file; with shm, a FASTDDS_DEFAULT_PROFILES_FILE already set wins",
     ),
+    "respawn": (
+        "false",
+        "restart a node process that dies; the lifecycle manager configures and activates it again (autostart)",
+    ),
 }
 
 DDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -215,6 +219,11 @@ def specs_from_launch_arguments(args: dict[str, str]) -> list[NodeSpec]:
         use_sim=parse_bool(value["use_sim"], "use_sim"),
         autostart=bool(parse_bool(value["autostart"], "autostart")),
     )
+
+
+def respawn_from_launch_arguments(args: dict[str, str]) -> bool:
+    """The `respawn` launch argument (default false)."""
+    return bool(parse_bool(args.get("respawn", LAUNCH_ARGUMENTS["respawn"][0]), "respawn"))
 
 
 def params_yaml(spec: NodeSpec) -> dict[str, Any]:

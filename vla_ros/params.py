@@ -337,6 +337,13 @@ MANAGER = Schema(
     ),
     Param("autostart", True, "configure and activate every managed node at start-up"),
     Param(
+        "watch_period_s",
+        0.5,
+        "with autostart: how often each node's get_state is polled, to bring a restarted node up again (seconds; 0 = "
+        "do not watch)",
+        min=0.0,
+    ),
+    Param(
         "transition_timeout_s",
         120.0,
         "longest wait for one node's service and transition (seconds; configure loads the model)",

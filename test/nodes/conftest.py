@@ -167,6 +167,7 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
         model_path=None,
         autostart=True,
         robot="sim",
+        respawn=False,
     ):
         specs = node_specs(
             robot,
@@ -179,7 +180,7 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
                 "vla_chunk_executor": {**(executor_overrides or {})},
             },
         )
-        bringup = Bringup(specs, log_dir=tmp_path / "logs", env=ros_env)
+        bringup = Bringup(specs, log_dir=tmp_path / "logs", env=ros_env, respawn=respawn)
         bringup.start()
         started.append(bringup)
         peer = Peer(tuple(specs[0].parameters["joint_names"]), commands_type)

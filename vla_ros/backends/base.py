@@ -95,6 +95,11 @@ class Backend(abc.ABC):
 # robot config's backend keys at load time.
 _BACKENDS = {
     "octo": ("vla_ros.backends.octo.backend:load_octo_backend", "vla_ros.backends.octo.configuration:OctoSettings"),
+    # a test and diagnostic tool: wraps another backend and injects faults (backends/fault_injection)
+    "fault_injection": (
+        "vla_ros.backends.fault_injection.backend:load_fault_injection_backend",
+        "vla_ros.backends.fault_injection.configuration:FaultInjectionSettings",
+    ),
     "openvla": (
         "vla_ros.backends.openvla.backend:load_openvla_backend",
         "vla_ros.backends.openvla.configuration:OpenVLASettings",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_ros.core.input_guards import GlitchFilter, WriterArbiter
 from vla_ros.core.jerk_limiter import JerkLimiter
 from vla_ros.core.plan import Plan
 from vla_ros.core.run_log import RunLog
@@ -44,6 +45,9 @@ class ExecutorSettings:
     ensemble_m: float = 0.1
     lookahead_s: float = 0.1  # the limiter steers to the plan's state this far ahead (smoothness)
     plan_limit_share: float = 0.7  # the plan is smoothed to keep this share of the velocity, acceleration, jerk limits
+    glitch_margin_rad: float = 0.05  # a measured jump beyond max_velocity x elapsed + this is a glitch
+    glitch_settle_s: float = 0.5  # a jump that persists this long is real (core/input_guards.py)
+    clock_jump_s: float = 0.5  # ROS time moving this much more than the steady clock between ticks is a clock jump
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ class ExecutorCore:
         self._last_tick_s: float | None = None
         self.last_switch_jump = 0.0  # radians: change of the steered-to target at the last chunk switch
         self.run_log: RunLog | None = None  # set to record the run (chunks, commands, measured joints)
+        self.glitches = GlitchFilter(limits.max_velocity, settings.glitch_margin_rad, settings.glitch_settle_s)
+        self.writers = WriterArbiter(settings.plan_timeout_s)
 
     # --- lifecycle -----------------------------------------------------------------------
     def activate(self) -> None:
@@ -118,14 +124,29 @@ class ExecutorCore:
             self.stopping = True
 
     # --- inputs --------------------------------------------------------------------------
-    def on_joint_state(self, stamp_s: float, positions: np.ndarray) -> None:
-        """Measured joint positions (D,) in `joint_names` order, received at `stamp_s`."""
-        self.measured = np.asarray(positions, dtype=float)
+    def on_joint_state(self, stamp_s: float, positions: np.ndarray) -> str | None:
+        """Measured joint positions (D,) in `joint_names` order, received at `stamp_s`. While
+        active, a sensor glitch (core/input_guards.py) is ignored and counted: returns why, else None."""
+        positions = np.asarray(positions, dtype=float)
+        if not self.active:  # not commanding: every measurement is the truth (e.g. the arm was moved)
+            self.glitches.reset(stamp_s, positions)
+        elif not self.glitches.accept(stamp_s, positions):
+            self.counters["joint_glitches"] += 1
+            jump = np.abs(positions - self.glitches.last[1])
+            i = int(np.argmax(jump))
+            return (
+                f"sensor glitch: '{self.joint_names[i]}' jumped {jump[i]:.3f} rad in "
+                f"{stamp_s - self.glitches.last[0]:.3f} s "
+                f"(more than max_velocity x elapsed + {self.settings.glitch_margin_rad} rad)"
+            )
+        self.counters["joint_reanchored"] += self.glitches.reanchored
+        self.measured = positions
         if self.active and self.limiter.position is None:
             self.limiter.reset(positions)
         self._joint_stamp_s = stamp_s
         if self.run_log is not None:
             self.run_log.add_measured(stamp_s, self.measured)
+        return None
 
     def reject(self, reason: str) -> None:
         """Count a chunk message that could not even be read (malformed)."""
@@ -133,9 +154,9 @@ class ExecutorCore:
         self.counters["chunks_rejected"] += 1
         self.counters[f"rejected_{reason}"] += 1
 
-    def on_chunk(self, chunk: ActionChunk, now_s: float) -> ActionChunk:
+    def on_chunk(self, chunk: ActionChunk, now_s: float, source: str | None = None) -> ActionChunk:
         """Validate and merge a chunk; returns it in `joint_names` order. Raises ChunkRejected
-        (counted) if it must not run."""
+        (counted) if it must not run. `source`: the writer (publisher id), for the one-writer rule."""
         self.counters["chunks_received"] += 1
         try:
             if not self.active or self.stopping:
@@ -144,6 +165,10 @@ class ExecutorCore:
                 raise ChunkRejected("e-stop is latched; call reset_estop first")
             if self.limiter.position is None:
                 raise ChunkRejected("no joint state received yet; cannot start a plan")
+            second_writer = self.writers.admit(source, now_s)
+            if second_writer:
+                self.counters["rejected_second_writer"] += 1
+                raise ChunkRejected(second_writer)
             chunk = check_chunk(chunk, self.joint_names, now_s, self.settings.max_stamp_skew_s)
         except ChunkRejected:
             self.counters["chunks_rejected"] += 1
@@ -179,8 +204,20 @@ class ExecutorCore:
         return self.plan.ahead(now_s)
 
     # --- control loop --------------------------------------------------------------------
-    def tick(self, now_s: float) -> Command:
-        """The command for time `now_s` (seconds); call at the control rate."""
+    def tick(self, now_s: float, elapsed_s: float | None = None) -> Command:
+        """The command for time `now_s` (seconds); call at the control rate.
+
+        elapsed_s: seconds since the previous tick by a steady clock (the limiter integrates this);
+        default: the change of `now_s`. When `now_s` (ROS time, maybe simulated) moves backwards or
+        further than `elapsed_s` + `clock_jump_s`, it is a clock jump: counted, the plan (timed on
+        the old clock) is dropped and the arm holds; the step stays that of `elapsed_s`.
+        """
+        if elapsed_s is not None and self._last_tick_s is not None:
+            advance = now_s - self._last_tick_s
+            if advance < 0 or advance > elapsed_s + self.settings.clock_jump_s:
+                self.counters["clock_jumps"] += 1
+                self.plan.clear()
+            self._last_tick_s = now_s - elapsed_s
         command = self._command(now_s)
         if self.run_log is not None and command.positions is not None:
             self.run_log.add_command(now_s, command.positions, self.limiter.acceleration)

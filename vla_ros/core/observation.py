@@ -51,12 +51,18 @@ class ObservationBuffer:
         self._images: dict[str, _Stamped] = {}
         self._joints: _Stamped | None = None
 
-    def add_image(self, camera: str, stamp_s: float, rgb: np.ndarray) -> None:
+    def add_image(self, camera: str, stamp_s: float, rgb: np.ndarray) -> bool:
+        """Keep the newest frame per camera: one stamped no later than the held frame (out of
+        order, or a duplicated stamp) is dropped; returns False then."""
         if camera not in self.camera_names:
             raise ObservationError(f"unknown camera '{camera}' (configured: {list(self.camera_names)})")
         with self._lock:
+            held = self._images.get(camera)
+            if held is not None and stamp_s <= held.stamp_s:
+                return False
             self._images[camera] = _Stamped(stamp_s, rgb)
             self._new_frame.notify_all()
+            return True
 
     def wait_for_frames(self, newer_than_s: float, timeout_s: float) -> bool:
         """Block until every camera has a frame stamped after `newer_than_s` (False on timeout)."""

@@ -41,6 +41,7 @@ from vla_ros.nodes.throttle import KeyedThrottle
 from vla_ros.params import EXECUTOR
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+MAX_TICK_PERIODS = 2  # the longest time one tick integrates, in control periods (a stall is not one step)
 
 
 class ChunkExecutorNode(LifecycleNode):
@@ -181,10 +182,11 @@ class ChunkExecutorNode(LifecycleNode):
                 self.get_logger().error(f"ignoring joint state: {exc}")
             return
         with self.lock:
-            if self.core is not None:
-                self.core.on_joint_state(self._now_s(), q)
+            ignored = self.core.on_joint_state(self._now_s(), q) if self.core is not None else None
+        if ignored and self._throttle.ready("joints:glitch"):
+            self.get_logger().error(f"ignoring joint state: {ignored}")
 
-    def _on_chunk(self, msg: JointTrajectory) -> None:
+    def _on_chunk(self, msg: JointTrajectory, info: dict) -> None:
         now = self._now_s()
         try:
             chunk = conversions.trajectory_to_chunk(msg, now)
@@ -197,7 +199,7 @@ class ChunkExecutorNode(LifecycleNode):
         try:
             with self.lock:
                 if self.core is not None:
-                    self.core.on_chunk(chunk, now)
+                    self.core.on_chunk(chunk, now, conversions.writer_id(info))
         except ChunkRejected as exc:
             self._log_rejection(exc)
 
@@ -241,6 +243,7 @@ class ChunkExecutorNode(LifecycleNode):
         deadline = time.monotonic()
         offset_s = None
         while not self._stop.is_set() and self.context.ok():
+            previous = deadline
             deadline += self.period_s
             delay = deadline - time.monotonic()
             if delay > 0:
@@ -255,7 +258,11 @@ class ChunkExecutorNode(LifecycleNode):
             with self.lock:
                 if self.core is None:
                     return
-                command = self.core.tick(deadline + offset_s)  # the command is for the deadline, in ROS time
+                # a tick integrates at most MAX_TICK_PERIODS periods: after a stall the arm falls behind
+                # the plan and catches up within the limits, never one step for the whole stall
+                elapsed = min(deadline - previous, MAX_TICK_PERIODS * self.period_s)
+                # the command is for the deadline, in ROS time
+                command = self.core.tick(deadline + offset_s, elapsed_s=elapsed)
             if command.positions is not None and self.context.ok():
                 self.cmd_pub.publish(self._command_message(command))
             elif self.cartesian is not None:

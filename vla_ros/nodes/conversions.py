@@ -170,3 +170,10 @@ def trajectory_to_chunk(msg: JointTrajectory, now_s: float) -> ActionChunk:
     t0 = stamp_to_s(msg.header.stamp) or now_s
     dt = float(offsets[0]) if offsets[0] > 0 else 1.0
     return ActionChunk(t0, dt, names, np.vstack(rows), offsets_s=offsets)
+
+
+def writer_id(info) -> str | None:
+    """A short id of the publisher of a received message, from rclpy's MessageInfo (None if unknown)."""
+    gid = (info or {}).get("publisher_gid")
+    data = gid.get("data") if isinstance(gid, dict) else gid
+    return None if data is None else "publisher " + bytes(data).hex()

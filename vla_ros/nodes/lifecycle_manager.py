@@ -3,6 +3,10 @@
 With `autostart` it configures every node of `node_names` in order, then activates them (the
 executor first, so it commands from the measured position before any chunk arrives). A node that
 fails a transition is reported (its own log says why) and the others are not activated.
+With `autostart` it then watches the nodes (`get_state` every `watch_period_s`): a node that stops
+answering is reported as lost; one that answers again in `unconfigured` (a restarted process, e.g.
+the bring-up's `respawn`) is configured and activated again. A node that answers throughout is left
+as it is (a `cleanup` by an operator stands).
 Services: `~/startup` (configure + activate all), `~/shutdown` (deactivate in reverse order, then
 clean up) — std_srvs/Trigger. Transitions go through each node's standard `~/change_state`.
 """
@@ -46,25 +50,51 @@ class LifecycleManager(Node):
         self.create_service(Trigger, "~/shutdown", self._srv_shutdown, callback_group=group)
         self._busy = threading.Lock()
         self.result: str | None = None  # the last startup/shutdown outcome
+        self.lost: set[str] = set()  # nodes that stopped answering get_state
         if self.p["autostart"]:
-            threading.Thread(target=self.startup, name="autostart", daemon=True).start()
+            threading.Thread(target=self._autostart, name="autostart", daemon=True).start()
+
+    def _autostart(self) -> None:
+        self.startup()
+        while self.context.ok() and self.p["watch_period_s"] > 0:
+            time.sleep(self.p["watch_period_s"])
+            for node in self.nodes:
+                self._watch(node)
+
+    def _watch(self, node: str) -> None:
+        """Report a node that stopped answering; bring it up again when it is back, unconfigured."""
+        try:
+            state = self.state(node, timeout_s=max(0.5, self.p["watch_period_s"]))
+        except (TimeoutError, RuntimeError):
+            if node not in self.lost:
+                self.lost.add(node)
+                self.get_logger().error(
+                    f"{node}: lost (no answer to get_state); it is brought up again if it comes back"
+                )
+            return
+        if node in self.lost and state == State.PRIMARY_STATE_UNCONFIGURED:
+            self.get_logger().warning(f"{node}: back (restarted, unconfigured): configuring and activating it")
+            if self._run([(node, "configure"), (node, "activate")], f"restart of {node}"):
+                self.lost.discard(node)
+        elif node in self.lost:
+            self.lost.discard(node)
 
     # --- transitions ---------------------------------------------------------------------
-    def _call(self, client, request, what: str):
-        if not client.wait_for_service(timeout_sec=self.p["transition_timeout_s"]):
-            raise TimeoutError(
-                f"{what}: service {client.srv_name} not available after {self.p['transition_timeout_s']} s"
-            )
+    def _call(self, client, request, what: str, timeout_s: float | None = None):
+        timeout_s = timeout_s or self.p["transition_timeout_s"]
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise TimeoutError(f"{what}: service {client.srv_name} not available after {timeout_s} s")
         future = client.call_async(request)
-        deadline = time.monotonic() + self.p["transition_timeout_s"]
+        deadline = time.monotonic() + timeout_s
         while not future.done():
             if time.monotonic() > deadline or not self.context.ok():
-                raise TimeoutError(f"{what}: no answer from {client.srv_name} after {self.p['transition_timeout_s']} s")
+                client.remove_pending_request(future)
+                raise TimeoutError(f"{what}: no answer from {client.srv_name} after {timeout_s} s")
             time.sleep(0.01)
         return future.result()
 
-    def state(self, node: str) -> int:
-        return self._call(self._get[node], GetState.Request(), f"get_state of {node}").current_state.id
+    def state(self, node: str, timeout_s: float | None = None) -> int:
+        return self._call(self._get[node], GetState.Request(), f"get_state of {node}", timeout_s).current_state.id
 
     def transition(self, node: str, step: str) -> None:
         """Run `step` on `node` unless it is already past it; RuntimeError if the node refuses."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 
 import numpy as np
 import yaml
@@ -44,6 +44,7 @@ from vla_ros.backends.settings import SettingsError, describe, parse_overrides
 from vla_ros.config import resolve_package_path
 from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationBuffer, ObservationError
+from vla_ros.core.safety import ChunkRejected, check_policy_chunk
 from vla_ros.core.scheduling import InferenceScheduler, LatencyEstimate
 from vla_ros.core.types import Observation, PlanPrefix
 from vla_ros.nodes import conversions
@@ -90,6 +91,10 @@ class PolicyNode(LifecycleNode):
 
     def _reset_stats(self) -> None:
         self.inference_count = 0
+        self.faults: Counter[str] = (
+            Counter()
+        )  # backend_errors, outputs_rejected, chunks_dropped_stale, frames_out_of_order
+        self.last_fault = ""  # the newest of them, in words (for /diagnostics)
         self.guided_count = 0
         self.truncated_count = 0  # chunks published shorter than predicted
         self.rejected_count = 0  # chunks with no convertible point (not published)
@@ -280,7 +285,13 @@ class PolicyNode(LifecycleNode):
             fmt = msg.encoding if hasattr(msg, "encoding") else msg.format
             self._error(f"image:{camera}:{fmt}:{len(msg.data)}", f"dropping frame from camera '{camera}': {exc}")
             return
-        self.buffer.add_image(camera, conversions.stamp_to_s(msg.header.stamp), rgb)
+        if not self.buffer.add_image(camera, conversions.stamp_to_s(msg.header.stamp), rgb):
+            self.faults["frames_out_of_order"] += 1
+            self._error(
+                f"order:{camera}",
+                f"dropping frame from camera '{camera}': stamped no later than the frame held (out of order or a "
+                "duplicated stamp)",
+            )
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
@@ -374,9 +385,12 @@ class PolicyNode(LifecycleNode):
             return None
         prefix = self._plan_prefix(self._now_s())
         try:
-            chunk = self.backend.predict(obs, prefix=prefix)
+            chunk = check_policy_chunk(self.backend.predict(obs, prefix=prefix), self.backend.joint_names)
+        except ChunkRejected as exc:
+            self._fault("outputs_rejected", f"not publishing: {exc}")
+            return None
         except Exception as exc:  # noqa: BLE001 - a failing model must not kill the node
-            self.get_logger().error(f"backend failed: {exc!r}", throttle_duration_sec=2.0)
+            self._fault("backend_errors", f"backend failed, no chunk for this observation: {exc!r}")
             return None
         if not self._count_truncation(chunk):
             return None
@@ -387,9 +401,10 @@ class PolicyNode(LifecycleNode):
         if self._stop.is_set() or not self.context.ok():
             return None
         if age > max_age:
-            self.get_logger().warning(
-                f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age})",
-                throttle_duration_sec=2.0,
+            self._fault(
+                "chunks_dropped_stale",
+                f"dropping chunk: its observation is {age:.3f} s old (> max_observation_age_s={max_age}): inference "
+                "is too slow",
             )
             return None
         self.chunk_pub.publish(conversions.chunk_to_trajectory(chunk))
@@ -414,6 +429,12 @@ class PolicyNode(LifecycleNode):
         self._error("chunk:truncated", f"chunk cut to {chunk.horizon} points: {chunk.truncated_reason}")
         return True
 
+    def _fault(self, counter: str, text: str) -> None:
+        """Count a chunk not published and log why (throttled per counter)."""
+        self.faults[counter] += 1
+        self.last_fault = text
+        self._error(counter, f"{text} ({counter}: {self.faults[counter]})")
+
     def _publish_diagnostics(self) -> None:
         def ms(values, q):
             return f"{np.percentile(np.asarray(values), q) * 1e3:.2f}" if values else "nan"
@@ -433,6 +454,11 @@ class PolicyNode(LifecycleNode):
             "frame_to_chunk_p99_ms": ms(f2c, 99),
             "inference_p50_ms": ms(inf, 50),
             "inference_p99_ms": ms(inf, 99),
+            **{
+                k: self.faults[k]
+                for k in ("backend_errors", "outputs_rejected", "chunks_dropped_stale", "frames_out_of_order")
+            },
+            "last_fault": self.last_fault,
         }
         if self.backend is not None:
             values.update(self.backend.diagnostics())  # e.g. a remote backend's link state and timing

@@ -1,0 +1,338 @@
+"""`vla-ros soak --minutes N`: the demo pipeline runs episodes continuously while faults from the
+README's fault catalogue are injected at random, and reports what a long run would reveal.
+
+Each episode gets one fault, injected from outside through the standard interfaces while the
+policy runs: a second writer on `action_chunk`, a chunk stamped in the future, a 1-rad joint-state
+glitch, an undecodable camera frame, an instruction flood, invalid parameter values, an e-stop and
+reset, or (rarely: it reloads the model) a SIGKILLed policy node that the bring-up respawns.
+
+Reported (one JSON line, and `soak.json` in the run folder): RSS and open file descriptors of each
+node at the first sample after its warm-up and the last (per process: a respawned node starts anew), tick lateness p99
+per minute, limit violations of the commands (position outside the limits, or a step faster than
+max_velocity, see LimitMonitor; must be 0), episodes run, lost (the pipeline failed them: a service call
+failed or timed out) and timed out (no outcome within the wall-clock timeout: the sim ran slow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vla_ros.bringup import Bringup
+from vla_ros.config import load_robot_config
+from vla_ros.demo import Supervisor, demo_environment
+from vla_ros.launch_description import node_specs
+from vla_ros.nodes.chunk_executor_node import MAX_TICK_PERIODS
+
+FAULTS = (
+    "second_writer",
+    "future_chunk",
+    "joint_glitch",
+    "bad_frame",
+    "instruction_flood",
+    "bad_params",
+    "estop",
+    "kill_policy",
+)
+WEIGHTS = (4, 4, 4, 4, 4, 4, 4, 1)
+SAMPLE_PERIOD_S = 1.0  # seconds between samples of /proc and /diagnostics
+WARMUP_S = 20.0  # a process's first seconds (model load, first inferences) are not its baseline
+
+
+def process_sample(pid: int) -> dict[str, int] | None:
+    """RSS (kB) and open file descriptors of a process, from /proc (None if it is gone)."""
+    try:
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
+        return {"rss_kb": int(status["VmRSS"].split()[0]), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+    except (FileNotFoundError, ProcessLookupError, KeyError):
+        return None
+
+
+class LimitMonitor:
+    """Commands outside the position limits, or a step longer than max_velocity x the longest time
+    one executor tick integrates (MAX_TICK_PERIODS control periods, however late the tick). A gap
+    of more than 3 periods between arrivals (inactive) starts a new sequence."""
+
+    def __init__(self, limits, period_s: float):
+        self.limits, self.period_s = limits, period_s
+        self.max_step = limits.max_velocity * MAX_TICK_PERIODS * period_s * 1.001 + 1e-9  # (D,) radians
+        self.commands, self.violations = 0, 0
+        self.examples: list[str] = []  # the first violations, in words
+        self._last: tuple[float, np.ndarray] | None = None
+
+    def on_command(self, q: np.ndarray) -> None:
+        now = time.monotonic()
+        self.commands += 1
+        problems = []
+        if np.any(q < self.limits.min_position - 1e-9) or np.any(q > self.limits.max_position + 1e-9):
+            problems.append(f"position outside the limits: {np.round(q, 4).tolist()}")
+        if self._last is not None and now - self._last[0] < 3 * self.period_s:
+            ratio = np.abs(q - self._last[1]) / self.max_step
+            if ratio.max() > 1.0:
+                j = int(np.argmax(ratio))
+                problems.append(f"joint {j} stepped {ratio[j]:.2f} x max_velocity x {MAX_TICK_PERIODS} periods")
+        if problems:
+            self.violations += 1
+            self.examples += problems[: max(0, 10 - len(self.examples))]
+        self._last = (now, q)
+
+
+class FaultInjector:
+    """Injects one fault through ROS topics and services (from the supervisor's node)."""
+
+    def __init__(self, sup: Supervisor, bringup: Bringup, joint_names: tuple[str, ...], rng: random.Random):
+        from sensor_msgs.msg import Image, JointState
+        from std_msgs.msg import String
+        from std_srvs.srv import Trigger
+        from trajectory_msgs.msg import JointTrajectory
+
+        self.sup, self.bringup, self.joints, self.rng = sup, bringup, joint_names, rng
+        n = sup.node
+        self.chunk_pub = n.create_publisher(JointTrajectory, "action_chunk", 10)
+        self.js_pub = n.create_publisher(JointState, "joint_states", 10)
+        self.img_pub = n.create_publisher(Image, "camera/image_raw", 2)
+        self.instr_pub = n.create_publisher(String, "instruction", 100)
+        self.last_js: JointState | None = None
+        n.create_subscription(JointState, "joint_states", lambda m: setattr(self, "last_js", m), 10)
+        sup.clients["estop"] = n.create_client(Trigger, "/vla_chunk_executor/estop")
+        sup.clients["reset_estop"] = n.create_client(Trigger, "/vla_chunk_executor/reset_estop")
+        self.injected: dict[str, int] = {}
+
+    def inject(self, fault: str, instruction: str) -> None:
+        self.injected[fault] = self.injected.get(fault, 0) + 1
+        getattr(self, f"_{fault}")(instruction)
+
+    def _chunk(self, stamp, positions: np.ndarray):
+        from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+        from vla_ros.nodes.conversions import s_to_duration
+
+        msg = JointTrajectory(joint_names=list(self.joints))
+        msg.header.stamp = stamp
+        msg.points = [
+            JointTrajectoryPoint(positions=p.tolist(), time_from_start=s_to_duration(0.1 * (i + 1)))
+            for i, p in enumerate(positions)
+        ]
+        return msg
+
+    def _here(self) -> np.ndarray:
+        js = self.last_js
+        if js is None:
+            return np.zeros(len(self.joints))
+        by_name = dict(zip(js.name, js.position))
+        return np.array([by_name.get(j, 0.0) for j in self.joints])
+
+    def _second_writer(self, _instruction: str) -> None:
+        for _ in range(5):
+            self.chunk_pub.publish(
+                self._chunk(self.sup.node.get_clock().now().to_msg(), np.repeat(self._here()[None], 5, 0))
+            )
+            time.sleep(0.1)
+
+    def _future_chunk(self, _instruction: str) -> None:
+        from vla_ros.nodes.conversions import s_to_stamp
+
+        self.chunk_pub.publish(self._chunk(s_to_stamp(self.sup._now() + 5.0), np.repeat(self._here()[None], 5, 0)))
+
+    def _joint_glitch(self, _instruction: str) -> None:
+        js = self.last_js
+        if js is not None:
+            js.position = [p + (1.0 if i == 0 else 0.0) for i, p in enumerate(js.position)]
+            js.header.stamp = self.sup.node.get_clock().now().to_msg()
+            self.js_pub.publish(js)
+
+    def _bad_frame(self, _instruction: str) -> None:
+        from sensor_msgs.msg import Image
+
+        msg = Image(height=4, width=4, encoding="32FC1", step=16, data=bytes(64))
+        msg.header.stamp = self.sup.node.get_clock().now().to_msg()
+        self.img_pub.publish(msg)
+
+    def _instruction_flood(self, instruction: str) -> None:
+        from std_msgs.msg import String
+
+        for i in range(50):
+            self.instr_pub.publish(String(data=instruction if i % 2 else instruction + " "))
+            time.sleep(0.01)
+        self.instr_pub.publish(String(data=instruction))
+
+    def _bad_params(self, _instruction: str) -> None:
+        for name, value in (("max_observation_age_s", -1.0), ("inference_period_s", 0.0), ("instruction", "")):
+            try:
+                self.sup.set_parameter("policy_params", name, value)
+            except RuntimeError:
+                pass  # rejected, as it must be
+            else:
+                raise RuntimeError(f"invalid {name}={value!r} was accepted")
+
+    def _estop(self, _instruction: str) -> None:
+        self.sup.trigger("estop")
+        time.sleep(0.3)
+        self.sup.trigger("reset_estop")
+
+    def _kill_policy(self, _instruction: str) -> None:
+        os.kill(self.bringup.procs["vla_policy"].pid, signal.SIGKILL)
+
+
+def run_soak(
+    minutes: float, run_dir: Path | None = None, seed: int = 0, episode_timeout_s: float = 10.0, log=print
+) -> dict:
+    """Run the soak for `minutes`; return (and write to run_dir/soak.json) the report."""
+    from std_msgs.msg import Float64MultiArray
+
+    run_dir = Path(run_dir or Path("runs") / time.strftime("soak-%Y%m%d-%H%M%S")).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = demo_environment(run_dir, 40 + os.getpid() % 50)
+    os.environ.update(env)
+    robot = load_robot_config("sim")
+    specs = node_specs("sim", use_sim=True, overrides={"vla_sim_robot": {"max_episode_s": episode_timeout_s}})
+    period_s = 1.0 / specs_parameter(specs, "vla_chunk_executor", "control_rate_hz", 100.0)
+    rng = random.Random(seed)
+    monitor = LimitMonitor(robot.limits, period_s)
+    samples: dict[str, list[tuple[float, int, dict]]] = {}  # node -> (t, pid, sample)
+    lateness: list[tuple[float, float]] = []  # (t, executor tick lateness p99 ms)
+    episodes, lost, successes, interrupted, timed_out, errors = 0, 0, 0, 0, 0, []
+    started = time.monotonic()
+    with Bringup(specs, log_dir=run_dir / "logs", env=env, respawn=True) as bringup:
+        sup = Supervisor()
+        sup.node.create_subscription(
+            Float64MultiArray, "commands", lambda m: monitor.on_command(np.asarray(m.data)), 100
+        )
+        injector = FaultInjector(sup, bringup, robot.joint_names, rng)
+        stop = threading.Event()
+
+        def sample_loop():
+            while not stop.wait(SAMPLE_PERIOD_S):
+                t = time.monotonic() - started
+                for name, proc in list(bringup.procs.items()):
+                    s = process_sample(proc.pid)
+                    if s is not None:
+                        samples.setdefault(name, []).append((t, proc.pid, s))
+                executor = next((v for k, v in sup.diagnostics.items() if k.endswith(": executor")), {})
+                if "tick_lateness_p99_ms" in executor:
+                    lateness.append((t, float(executor["tick_lateness_p99_ms"])))
+
+        try:
+            sup.wait_for_services(120.0)
+            sup.wait_until_active(180.0)
+            threading.Thread(target=sample_loop, daemon=True).start()
+            while time.monotonic() - started < minutes * 60:
+                fault = rng.choices(FAULTS, WEIGHTS)[0]
+                seed_i = 1000 + episodes
+                episodes += 1
+                try:
+                    timer = threading.Timer(rng.uniform(0.5, 2.0), lambda f=fault: _inject(injector, f, sup, errors))
+                    timer.start()
+                    ok, instruction, duration = sup.run_episode(seed_i, episode_timeout_s + 1.0, record=False)
+                    timer.join()
+                    successes += ok
+                    timed_out += not ok and duration > episode_timeout_s  # the sim ran slower than the wall clock
+                    log(f"episode {episodes} seed {seed_i} fault {fault}: {sup.outcome} ({duration:.1f} s)")
+                except (RuntimeError, TimeoutError) as exc:
+                    if fault != "kill_policy":
+                        lost += 1
+                        errors.append(f"episode {episodes} ({fault}): {exc}")
+                    log(
+                        f"episode {episodes} seed {seed_i} fault {fault}: "
+                        f"{'interrupted' if fault == 'kill_policy' else 'lost'} ({exc})"
+                    )
+                if fault == "kill_policy":  # the bring-up respawns it, the manager brings it up
+                    interrupted += 1
+                    _wait_policy_back(sup, 180.0)
+        finally:
+            stop.set()
+            sup.close()
+    report = _report(
+        minutes,
+        episodes,
+        successes,
+        lost,
+        interrupted,
+        timed_out,
+        monitor,
+        samples,
+        lateness,
+        injector.injected,
+        dict(bringup.restarts),
+        errors,
+    )
+    report["run_dir"] = str(run_dir)
+    (run_dir / "soak.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _wait_policy_back(sup: Supervisor, timeout_s: float) -> None:
+    """Until the respawned policy is active again. The lifecycle manager activates it; a deactivate
+    that this supervisor sent to the dying process may still reach the new one (seen in a 15-minute
+    soak), so an inactive policy is activated again here."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            sup.wait_until_active(5.0)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+        try:
+            sup.set_active("policy_state", True)
+        except (RuntimeError, TimeoutError):
+            pass  # still starting
+
+
+def _inject(injector: FaultInjector, fault: str, sup: Supervisor, errors: list[str]) -> None:
+    try:
+        injector.inject(
+            fault,
+            sup.diagnostics.get("vla_policy: policy", {}).get("instruction", "reach the cube") or "reach the cube",
+        )
+    except Exception as exc:  # noqa: BLE001 - a failed injection is reported, not fatal
+        errors.append(f"injecting {fault}: {exc!r}")
+
+
+def specs_parameter(specs, node: str, name: str, default):
+    return next((s.parameters.get(name, default) for s in specs if s.name == node), default)
+
+
+def _report(
+    minutes, episodes, successes, lost, interrupted, timed_out, monitor, samples, lateness, injected, restarts, errors
+) -> dict:
+    nodes = {}
+    for name, rows in samples.items():
+        pid = rows[-1][1]  # the newest process of this node, after its warm-up (model load)
+        born = next(t for t, p, _ in rows if p == pid)
+        own = [s for t, p, s in rows if p == pid and t >= born + WARMUP_S] or [s for _, p, s in rows if p == pid]
+        first, last = own[0], own[-1]
+        nodes[name] = {
+            "rss_mb": [round(first["rss_kb"] / 1024, 1), round(last["rss_kb"] / 1024, 1)],
+            "rss_growth_pct": round(100 * (last["rss_kb"] - first["rss_kb"]) / first["rss_kb"], 2),
+            "fds": [first["fds"], last["fds"]],
+            "samples": len(own),
+        }
+    per_minute: dict[int, list[float]] = {}
+    for t, p99 in lateness:
+        per_minute.setdefault(int(t // 60), []).append(p99)
+    return {
+        "minutes": minutes,
+        "episodes": episodes,
+        "successes": successes,
+        "lost_episodes": lost,
+        "episodes_interrupted_by_a_kill": interrupted,
+        "episodes_timed_out": timed_out,
+        "limit_violations": monitor.violations,
+        "commands_checked": monitor.commands,
+        "violation_examples": monitor.examples,
+        "faults_injected": injected,
+        "restarts": restarts,
+        "nodes": nodes,
+        "tick_lateness_p99_ms_per_minute": {m: round(max(v), 3) for m, v in sorted(per_minute.items())},
+        "errors": errors[:20],
+    }
