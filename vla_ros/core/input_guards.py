@@ -2,11 +2,12 @@
 than one writer on the chunk topic.
 
 Rules (README "Fault catalogue"):
-  glitch   while the executor is active, a measured position farther than max_velocity x elapsed
-           + margin_rad from the last accepted one (any joint) is a sensor glitch: ignored and counted, so the executor does
-           not start from it; while glitches last no joint state is accepted and the executor
-           holds (stale joints). A jump that persists, consistent with itself, for `settle_s`
-           is real: it is accepted (re-anchored) and counted.
+  glitch   while the executor is active, a measured position farther than
+           max_velocity x elapsed + margin_rad from the last accepted one (any joint) is a sensor
+           glitch: ignored and counted, so the executor does not start from it; while glitches
+           last no joint state is accepted and the executor holds (stale joints). A jump that
+           persists, consistent with itself, for `settle_s` is real: it is accepted
+           (re-anchored) and counted.
   writers  the first writer of chunks wins until it is silent for `silence_s` (the executor's
            plan_timeout_s); chunks from any other writer meanwhile are rejected and counted.
 """
