@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -126,3 +127,23 @@ def test_full_size_openvla_7b_builds_on_the_meta_device_with_7_54b_parameters():
     assert all(p.is_meta for p in model.parameters())
     assert sum(p.numel() for p in model.parameters()) == 7_541_237_184  # the reference model's count
     assert model.language_model.config.rms_norm_eps == 1e-6  # transformers' default, as openvla-7b leaves it
+
+
+def test_end_effector_actions_go_through_the_shared_action_space_layer(openvla_checkpoint, make_observation):
+    """An OpenVLA checkpoint in Bridge's convention on the sim arm: its 7 values per step are EE
+    deltas + gripper, turned into joint targets by the same step as every backend (IK)."""
+    from vla_ros.backends.action_output import robot_body
+    from vla_ros.config import load_robot_config
+
+    robot = robot_body(load_robot_config("sim"))
+    ee = load_backend("openvla", openvla_checkpoint, {"action_space": {"preset": "bridge_ee_delta"}}, robot=robot)
+    assert ee.output.space.name == "bridge_ee_delta"
+    obs = make_observation()
+    chunk = ee.predict(obs)
+    actions = ee.predict_actions(obs)
+    expected = ee.output.to_chunk(actions, obs.joint_positions, obs.stamp_s, ee.dt_s)
+    np.testing.assert_allclose(chunk.positions, expected.positions)
+    assert chunk.joint_names == ee.joint_names and np.all(np.isfinite(chunk.positions))
+    joint = load_backend("openvla", openvla_checkpoint, robot=robot)  # the same numbers read as joint targets
+    assert joint.output.space.name != "bridge_ee_delta"
+    assert not np.allclose(joint.predict(obs).positions, chunk.positions)

@@ -7,7 +7,6 @@ from vla_ros.backends.openvla.backend import load_openvla_backend
 from vla_ros.backends.openvla.configuration import EMPTY_TOKEN_ID
 from vla_ros.backends.openvla.processing import (
     ActionTokenizer,
-    actions_to_joint_targets,
     center_crop,
     prompt,
     unnormalize,
@@ -71,12 +70,6 @@ def test_unnormalisation_maps_minus_one_and_one_to_q01_q99_and_leaves_masked_dim
     no_mask = unnormalize(x, {"q01": stats["q01"], "q99": stats["q99"]})
     np.testing.assert_allclose(no_mask[:, 2], [1.0, 3.0, 2.25])
     assert unnormalize(np.ones(3), stats, eps=1e-8)[1] == pytest.approx(4.0 + 1e-8)
-
-
-def test_relative_joints_add_the_current_position():
-    q = np.array([0.1, -0.2, 0.03])
-    out = actions_to_joint_targets(np.array([[0.01, 0.02, 0.5]]), q, np.array([True, True, False]))
-    np.testing.assert_allclose(out, [[0.11, -0.18, 0.5]])
 
 
 def test_center_crop_keeps_the_area_fraction_around_the_centre():

@@ -33,7 +33,6 @@ from vla_ros.backends.openvla.configuration import ImageProcessorConfig, OpenVLA
 from vla_ros.backends.openvla.modeling import L1RegressionActionHead, OpenVLAModel, ProprioProjector
 from vla_ros.backends.openvla.processing import (
     ActionTokenizer,
-    actions_to_joint_targets,
     normalize,
     pixel_values,
     prompt,
@@ -77,7 +76,7 @@ class OpenVLABackend(Backend):
         self.action_stats = stats["action"]
         self.oft = oft
         self.action_dim = len(self.action_stats["q01"])
-        if len(settings.joints) != self.action_dim:
+        if settings.action_space is None and len(settings.joints) != self.action_dim:
             raise BackendError(
                 f"OpenVLA ({settings.source}): joints {list(settings.joints)} must name the {self.action_dim} "
                 f"action dims of unnorm_key {settings.unnorm_key!r}"
@@ -88,7 +87,21 @@ class OpenVLABackend(Backend):
         self.joint_names = settings.joints
         self.dt_s = settings.dt_s
         self.horizon = settings.chunk_size if oft is not None else 1
-        self.relative = np.array([j in settings.relative_joints for j in settings.joints])
+        self.relative_joints = settings.relative_joints
+        self.action_space = settings.action_space
+        self.action_space_source = settings.source
+        if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
+            self.bind_robot(None)
+
+    def bind_robot(self, robot=None) -> None:
+        """Backend.bind_robot, then check that the action space has the checkpoint's action width."""
+        super().bind_robot(robot)
+        if self.output.action_dim != self.action_dim:
+            raise BackendError(
+                f"OpenVLA ({self.settings.source}): action space '{self.output.space.name}' takes "
+                f"{self.output.action_dim} values per point, unnorm_key {self.settings.unnorm_key!r} has "
+                f"{self.action_dim}"
+            )
 
     def input_ids(self, instruction: str) -> list[int]:
         """Token ids of the prompt for `instruction` (BOS first, empty token last)."""
@@ -150,8 +163,10 @@ class OpenVLABackend(Backend):
     ) -> ActionChunk:
         start = time.perf_counter()
         q = self._joints(observation, self.joint_names)
-        targets = actions_to_joint_targets(self.predict_actions(observation), q, self.relative)
-        return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, targets, time.perf_counter() - start)
+        if self.output is None:
+            raise BackendError("OpenVLA backend: call bind_robot first (load_backend does)")
+        actions = self.predict_actions(observation)
+        return self.output.to_chunk(actions, q, observation.stamp_s, self.dt_s, prefix, time.perf_counter() - start)
 
 
 def load_openvla_backend(

@@ -273,6 +273,7 @@ class OpenVLASettings(SettingsBase):
     normalization: str = "bounds_q99"  # OFT action/proprio bounds: bounds_q99 (q01/q99) | bounds (min/max)
     wrist_cameras: tuple[str, ...] = ()  # OFT: further images after `camera`, in this order
     proprio_joints: tuple[str, ...] = ()  # OFT: joints fed, normalised, to the proprio projector
+    action_space: dict | None = None  # the checkpoint's action space (preset + overrides); None: joint positions
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
@@ -361,6 +362,7 @@ _TYPES = {
     "normalization": str,
     "wrist_cameras": list,
     "proprio_joints": list,
+    "action_space": (dict, type(None)),
 }
 
 

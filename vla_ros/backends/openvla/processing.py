@@ -124,8 +124,3 @@ def normalize(x: np.ndarray, stats: dict, scheme: str = "bounds_q99") -> np.ndar
     """OFT's proprio input: 2 (x - low) / (high - low + 1e-8) - 1 where `mask`, then every dim clipped to [-1, 1]."""
     low, high, mask = _bounds(stats, scheme)
     return np.clip(np.where(mask, 2.0 * (x - low) / (high - low + 1e-8) - 1.0, x), -1.0, 1.0)
-
-
-def actions_to_joint_targets(actions: np.ndarray, q: np.ndarray, relative: np.ndarray) -> np.ndarray:
-    """(H, D) model actions at joint positions q (D,) -> absolute targets (H, D) radians."""
-    return np.where(relative, actions + q, actions)
