@@ -88,7 +88,7 @@ def test_custom_map_and_actions_take_the_first_columns():
         ),
         ({"keys": "libero", "joints": ["a"]}, "cameras: preset 'libero' needs"),
         ({"keys": "custom", "joints": ["a"], "cameras": {"front": "x"}}, "needs 'state'"),
-        ({"action_space": "eef_delta"}, "action_space: must be one of"),
+        ({"action_space": "eef_delta"}, "action_space: must be one of .*droid_joint_velocity"),
         ({"image_layout": "nhwc"}, "image_layout"),
     ],
 )

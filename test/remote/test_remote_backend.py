@@ -188,3 +188,15 @@ def test_tls_link_verifies_the_servers_certificate(serve, tiny_checkpoint, tmp_p
         remote_backend(tmp_path, server.port, tls=True, wait_for_server_s=0.0)
     with pytest.raises(BackendError, match="cannot connect|no valid metadata"):  # plain ws:// to a TLS port
         remote_backend(tmp_path, server.port, wait_for_server_s=0.0)
+
+
+def test_remote_actions_go_through_the_shared_action_space_step(octo_server, tmp_path):
+    """A server's actions are read in the declared convention by the same output step as local
+    backends; a convention the server contradicts in its metadata is refused at load."""
+    remote = remote_backend(tmp_path, octo_server.port)
+    assert remote.output.space.name != "droid_joint_velocity"
+    assert remote.output.action_dim == len(remote.joint_names)  # absolute joint positions
+    with pytest.raises(BackendError, match="the server's actions are 'joint_position', settings.action_space is"):
+        remote_backend(tmp_path, octo_server.port, action_space="droid_joint_velocity")
+    with pytest.raises(BackendError, match="action_space: must be one of .*'eef_delta'"):
+        remote_backend(tmp_path, octo_server.port, action_space="eef_delta")

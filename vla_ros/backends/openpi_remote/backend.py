@@ -20,6 +20,7 @@ from vla_ros.backends.base import Backend, BackendError
 from vla_ros.backends.openpi_remote.configuration import PRESETS, RemoteSettings
 from vla_ros.backends.openpi_remote.processing import RemoteProcessor
 from vla_ros.backends.settings import resolve_settings, settings_layers
+from vla_ros.core.robot_mapping import JointNameError, select_joints
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 from vla_ros.remote.auth import read_api_key
 from vla_ros.remote.client import LinkError, LinkSettings, PolicyLink
@@ -43,12 +44,16 @@ class OpenpiRemoteBackend(Backend):
         self.horizon = int(self.server_metadata.get("horizon") or 0)  # 0 until the first answer when unknown
         self._connections_checked = link.connections
         self.chunks = 0
+        self.action_space = None if settings.action_space == ACTION_SPACE else {"preset": settings.action_space}
+        self.action_space_source = settings.source
+        if self.action_space is None:  # joint positions need no robot; presets wait for bind_robot
+            self.bind_robot(None)
 
     @staticmethod
     def _processor(settings: RemoteSettings, metadata: dict) -> RemoteProcessor:
         where = f"openpi_remote ({settings.source}, server {settings.url})"
-        space = metadata.get("action_space", ACTION_SPACE)
-        if space != settings.action_space:
+        space = metadata.get("action_space")
+        if space is not None and space != settings.action_space:
             raise BackendError(
                 f"{where}: the server's actions are '{space}', settings.action_space is '{settings.action_space}'"
             )
@@ -114,10 +119,18 @@ class OpenpiRemoteBackend(Backend):
             response, _timing = self.link.infer(request)
         except LinkError as exc:
             raise BackendError(f"openpi_remote: {exc}") from exc
-        positions = self.processor.positions(response)
-        self.horizon = positions.shape[0]
+        if self.output is None:
+            raise BackendError("openpi_remote: call bind_robot first (load_backend does)")
+        actions = self.processor.positions(response, self.output.action_dim)
+        self.horizon = actions.shape[0]
         self.chunks += 1
-        return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, positions, time.perf_counter() - start)
+        try:
+            q = select_joints(observation.joint_names, observation.joint_positions, self.joint_names, "observation")
+        except JointNameError as exc:
+            raise BackendError(f"openpi_remote: {exc}") from exc
+        return self.output.to_chunk(
+            actions, q.astype(np.float64), observation.stamp_s, self.dt_s, prefix, time.perf_counter() - start
+        )
 
     def diagnostics(self) -> dict[str, str]:
         """Link state and the last round trip split into server inference and network (milliseconds)."""

@@ -78,7 +78,10 @@ class RemoteSettings(SettingsBase):
     image_layout: str | None = None  # hwc | chw (default: the preset's)
     prompt_key: str = "prompt"
     actions_key: str = "actions"
-    action_space: str = "joint_position"  # what the server's actions are (absolute joint positions)
+    # what the server's actions are: joint_position (absolute, columns = `joints`) or an action-space
+    # preset of core/action_space.py (e.g. droid_joint_velocity, libero_ee_delta), applied by the shared
+    # output step with the robot config's URDF and end effector
+    action_space: str = "joint_position"
     dt_s: float | None = None  # seconds between action points (None: the server's metadata)
     source: str = field(default="<memory>", compare=False)
 
@@ -102,8 +105,11 @@ class RemoteSettings(SettingsBase):
             raise ValueError(f"{where}: wait_for_server_s: must be >= 0, got {self.wait_for_server_s}")
         if self.dt_s is not None and not self.dt_s > 0:
             raise ValueError(f"{where}: dt_s: must be > 0, got {self.dt_s}")
-        if self.action_space not in ACTION_SPACES:
-            raise ValueError(f"{where}: action_space: must be one of {list(ACTION_SPACES)}, got {self.action_space!r}")
+        from vla_ros.core.action_space import PRESETS as SPACE_PRESETS
+
+        if self.action_space not in ACTION_SPACES and self.action_space not in SPACE_PRESETS:
+            known = [*ACTION_SPACES, *sorted(SPACE_PRESETS)]
+            raise ValueError(f"{where}: action_space: must be one of {known}, got {self.action_space!r}")
         if self.image_layout is not None and self.image_layout not in LAYOUTS:
             raise ValueError(f"{where}: image_layout: must be one of {list(LAYOUTS)}, got {self.image_layout!r}")
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):

@@ -58,10 +58,11 @@ class RemoteProcessor:
             request["noise"] = np.asarray(noise, dtype=np.float32)
         return request
 
-    def positions(self, response: dict[str, Any]) -> np.ndarray:
-        """(H, D) joint positions from the answer's actions (H, A >= D): columns 0..D-1."""
+    def positions(self, response: dict[str, Any], width: int | None = None) -> np.ndarray:
+        """(H, width) model actions from the answer's actions (H, A >= width): columns 0..width-1
+        (default width: one per joint, absolute joint positions)."""
         actions = response.get(self.actions_key)
-        d = len(self.joints)
+        d = len(self.joints) if width is None else width
         if not isinstance(actions, np.ndarray) or actions.ndim != 2 or actions.shape[0] < 1 or actions.shape[1] < d:
             got = f"{actions.dtype} {actions.shape}" if isinstance(actions, np.ndarray) else type(actions).__name__
             raise BackendError(f"openpi_remote: answer's '{self.actions_key}' must be an (H, >={d}) array, got {got}")
