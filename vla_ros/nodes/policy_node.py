@@ -46,7 +46,7 @@ from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationBuffer, ObservationError
 from vla_ros.core.safety import ChunkRejected, check_policy_chunk
 from vla_ros.core.scheduling import InferenceScheduler, LatencyEstimate
-from vla_ros.core.types import Observation, PlanPrefix
+from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare
 from vla_ros.nodes.runner import run_node
@@ -385,14 +385,16 @@ class PolicyNode(LifecycleNode):
             return None
         prefix = self._plan_prefix(self._now_s())
         try:
-            chunk = check_policy_chunk(self.backend.predict(obs, prefix=prefix), self.backend.joint_names)
-        except ChunkRejected as exc:
-            self._fault("outputs_rejected", f"not publishing: {exc}")
-            return None
+            chunk = self.backend.predict(obs, prefix=prefix)
         except Exception as exc:  # noqa: BLE001 - a failing model must not kill the node
             self._fault("backend_errors", f"backend failed, no chunk for this observation: {exc!r}")
             return None
-        if not self._count_truncation(chunk):
+        if isinstance(chunk, ActionChunk) and not self._count_truncation(chunk):
+            return None  # the action space left no point (e.g. NaN model output): counted with the reason
+        try:
+            chunk = check_policy_chunk(chunk, self.backend.joint_names)
+        except ChunkRejected as exc:
+            self._fault("outputs_rejected", f"not publishing: {exc}")
             return None
         delay = self._param("inference_delay_s")
         if delay > 0:
