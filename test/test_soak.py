@@ -18,3 +18,25 @@ def test_steps_within_two_ticks_pass_and_a_jump_or_an_out_of_range_position_does
     monitor.on_command(LIMITS.max_position + 0.1)
     assert monitor.violations == 2
     assert "joint 0 stepped" in monitor.examples[0] and "position outside the limits" in monitor.examples[1]
+
+
+def test_a_node_is_judged_on_its_settled_process_not_on_one_respawned_just_before_the_end():
+    from vla_ros.soak import _report
+
+    class Monitor:
+        violations, commands, examples = 0, 100, []
+
+    steady = [(float(t), 1, {"rss_kb": 100_000, "fds": 18}) for t in range(100)]
+    young = [
+        (float(t), 2, {"rss_kb": 30_000 if t < 103 else 380_000, "fds": 3 if t < 103 else 18}) for t in range(100, 106)
+    ]
+    report = _report(2, 1, 1, 0, 0, 0, Monitor, {"vla_policy": steady + young}, [], {}, {}, [])
+    assert report["nodes"]["vla_policy"] == {
+        "rss_mb": [97.7, 97.7],
+        "rss_growth_pct": 0.0,
+        "fds": [18, 18],
+        "samples": 80,
+    }
+    leaking = [(float(t), 1, {"rss_kb": 100_000 + 1000 * t, "fds": 18 + t // 50}) for t in range(100)]
+    node = _report(2, 1, 1, 0, 0, 0, Monitor, {"vla_policy": leaking}, [], {}, {}, [])["nodes"]["vla_policy"]
+    assert node["rss_growth_pct"] > 50 and node["fds"][1] > node["fds"][0]

@@ -307,9 +307,14 @@ def _report(
 ) -> dict:
     nodes = {}
     for name, rows in samples.items():
-        pid = rows[-1][1]  # the newest process of this node, after its warm-up (model load)
-        born = next(t for t, p, _ in rows if p == pid)
-        own = [s for t, p, s in rows if p == pid and t >= born + WARMUP_S] or [s for _, p, s in rows if p == pid]
+        # per process, the samples after its warm-up (model load); a node is judged on its process
+        # with the most of them, so a process respawned just before the end is not taken for growth
+        born: dict[int, float] = {}
+        for t, p, _ in rows:
+            born.setdefault(p, t)
+        settled = {p: [s for t, q, s in rows if q == p and t >= born[p] + WARMUP_S] for p in born}
+        pid = max(settled, key=lambda p: (len(settled[p]), born[p]))
+        own = settled[pid] or [s for _, p, s in rows if p == pid]
         first, last = own[0], own[-1]
         nodes[name] = {
             "rss_mb": [round(first["rss_kb"] / 1024, 1), round(last["rss_kb"] / 1024, 1)],
