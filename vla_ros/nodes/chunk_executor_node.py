@@ -36,7 +36,7 @@ from vla_ros.core.safety import ChunkRejected
 from vla_ros.executor_setup import cartesian_from_parameters, executor_from_parameters
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare, declare_joint_limits
-from vla_ros.nodes.runner import run_node
+from vla_ros.nodes.runner import destroy_entities, run_node
 from vla_ros.nodes.throttle import KeyedThrottle
 from vla_ros.params import EXECUTOR
 
@@ -156,14 +156,7 @@ class ChunkExecutorNode(LifecycleNode):
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
-        for entity in self._io:
-            destroy = {
-                "Subscription": self.destroy_subscription,
-                "Publisher": self.destroy_publisher,
-                "Timer": self.destroy_timer,
-            }
-            destroy[type(entity).__name__](entity)
-        self._io.clear()
+        destroy_entities(self, self._io)
         with self.lock:
             core, self.core = self.core, None
         if core is not None and core.run_log is not None:

@@ -49,7 +49,7 @@ from vla_ros.core.scheduling import InferenceScheduler, LatencyEstimate
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare
-from vla_ros.nodes.runner import run_node
+from vla_ros.nodes.runner import destroy_entities, run_node
 from vla_ros.nodes.throttle import KeyedThrottle
 from vla_ros.params import POLICY
 
@@ -252,14 +252,7 @@ class PolicyNode(LifecycleNode):
     def _release(self) -> None:
         """Stop inferring, drop the I/O made at configure and free the model."""
         self._stop_worker()
-        for entity in self._io:
-            destroy = {
-                "Subscription": self.destroy_subscription,
-                "Publisher": self.destroy_publisher,
-                "Timer": self.destroy_timer,
-            }
-            destroy[type(entity).__name__](entity)
-        self._io.clear()
+        destroy_entities(self, self._io)
         if getattr(self, "chunk_pub", None) is not None:
             self.destroy_lifecycle_publisher(self.chunk_pub)
             self.chunk_pub = None

@@ -55,3 +55,15 @@ def run_node(
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def destroy_entities(node, entities: list) -> None:
+    """Destroy the subscriptions, publishers and timers a node made at configure, and empty the list."""
+    destroy = {
+        "Subscription": node.destroy_subscription,
+        "Publisher": node.destroy_publisher,
+        "Timer": node.destroy_timer,
+    }
+    for entity in entities:
+        destroy[type(entity).__name__](entity)
+    entities.clear()
