@@ -43,7 +43,13 @@ def _demo_result(summary: dict, args) -> int:
 def _soak(args) -> int:
     from vla_ros.soak import run_soak
 
-    report = run_soak(args.minutes, args.run_dir, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
+    report = run_soak(
+        args.minutes,
+        args.run_dir,
+        args.seed,
+        transport=args.transport,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     print(json.dumps(report), flush=True)
     return (
         0
@@ -256,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=2.0)
     p.add_argument("--run-dir", type=Path, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--transport",
+        choices=("default", "udp"),
+        default="default",
+        help="DDS transports: Fast DDS's default (shared memory + UDP on one host) or UDP only "
+        "(FASTDDS_BUILTIN_TRANSPORTS=UDPv4; see the README's soak section on shared memory and respawn)",
+    )
     p.set_defaults(func=_soak)
     p = sub.add_parser("compare-blends", help="the demo per inference delay and blend mode; prints a markdown table")
     p.add_argument("--delays", type=float, nargs="+", default=[0.1, 0.2, 0.3])

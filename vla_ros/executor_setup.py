@@ -77,6 +77,10 @@ def executor_from_parameters(params: Mapping[str, Any], limits: JointLimits | No
         crossfade_s=p["crossfade_s"],
         ensemble_m=p["ensemble_m"],
         lookahead_s=p["lookahead_s"],
+        plan_limit_share=p["plan_limit_share"],
+        glitch_margin_rad=p["glitch_margin_rad"],
+        glitch_settle_s=p["glitch_settle_s"],
+        clock_jump_s=p["clock_jump_s"],
     )
     limits = limits if limits is not None else limits_from_parameters(p, joints)
     return ExecutorCore(limits, settings, workspace_from_parameters(p, joints))

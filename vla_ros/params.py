@@ -45,13 +45,14 @@ class Param:
         if isinstance(d, str):
             return "str"
         if isinstance(d, (list, tuple)):
-            item = self.list_kind or ("str" if d and isinstance(d[0], str) else "float")
+            item = self.list_kind or _item_kind(d[0] if d else 0.0)
             return f"{item}_list"
         raise TypeError(f"parameter {self.name}: unsupported default {d!r}")
 
     def rule(self) -> str:
         """The constraint in words (for errors and the README)."""
-        parts = [{"str_list": "list of strings", "float_list": "list of numbers"}.get(self.kind, self.kind)]
+        lists = {"str_list": "list of strings", "float_list": "list of numbers", "int_list": "list of integers"}
+        parts = [lists.get(self.kind, self.kind)]
         if self.above is not None:
             parts.append(f"> {self.above:g}")
         if self.min is not None:
@@ -75,6 +76,8 @@ class Param:
             ok = isinstance(value, str)
         elif kind == "str_list":
             ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        elif kind == "int_list":
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         else:
             ok = isinstance(value, (list, tuple)) and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
@@ -99,6 +102,12 @@ class Param:
         if self.kind == "float_list" and isinstance(value, (list, tuple)):
             return [float(v) for v in value]
         return value
+
+
+def _item_kind(item: Any) -> str:
+    if isinstance(item, str):
+        return "str"
+    return "int" if isinstance(item, int) and not isinstance(item, bool) else "float"
 
 
 class Schema(tuple):
@@ -306,6 +315,49 @@ EXECUTOR = Schema(
         above=0.0,
     ),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics (seconds)", above=0.0),
+    Param(
+        "plan_limit_share",
+        0.5,
+        "the plan is smoothed to keep this share of the velocity, acceleration and jerk limits (lower: smoother)",
+        above=0.0,
+        max=1.0,
+    ),
+    Param(
+        "glitch_margin_rad",
+        0.05,
+        "a measured joint farther than max_velocity x elapsed + this from the last accepted one is a sensor glitch, "
+        "ignored (radians)",
+        above=0.0,
+    ),
+    Param("glitch_settle_s", 0.5, "a measured jump that persists this long is real and accepted (seconds)", above=0.0),
+    Param(
+        "clock_jump_s",
+        0.5,
+        "ROS time moving this much more (or less) than the steady clock between ticks is a clock jump: the plan is "
+        "dropped and the arm holds (seconds)",
+        above=0.0,
+    ),
+    Param(
+        "realtime_priority",
+        0,
+        "SCHED_FIFO priority of the control loop thread (1-98; 0 = normal scheduling); when not permitted, one log "
+        "line says why and the loop runs at normal priority",
+        min=0,
+        max=98,
+    ),
+    Param(
+        "cpu_affinity",
+        [],
+        "CPUs the control loop thread is pinned to (indices; empty = not pinned)",
+        list_kind="int",
+    ),
+    Param("lock_memory", False, "lock the process memory (mlockall) so the control loop never page-faults"),
+    Param(
+        "gc_between_ticks",
+        True,
+        "keep Python's garbage collection out of the ticks: freeze start-up objects, collect only when a tick leaves "
+        "slack",
+    ),
 )
 
 SIM = Schema(

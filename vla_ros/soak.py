@@ -184,14 +184,22 @@ class FaultInjector:
 
 
 def run_soak(
-    minutes: float, run_dir: Path | None = None, seed: int = 0, episode_timeout_s: float = 10.0, log=print
+    minutes: float,
+    run_dir: Path | None = None,
+    seed: int = 0,
+    episode_timeout_s: float = 10.0,
+    transport: str = "default",
+    log=print,
 ) -> dict:
-    """Run the soak for `minutes`; return (and write to run_dir/soak.json) the report."""
+    """Run the soak for `minutes` (SIGINT / SIGTERM end it early, with the report); return (and write to
+    run_dir/soak.json) the report. `transport`: "default" (Fast DDS's shared memory + UDP) or "udp"."""
     from std_msgs.msg import Float64MultiArray
 
     run_dir = Path(run_dir or Path("runs") / time.strftime("soak-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     env = demo_environment(run_dir, 40 + os.getpid() % 50)
+    if transport == "udp":
+        env["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"
     os.environ.update(env)
     robot = load_robot_config("sim")
     specs = node_specs("sim", use_sim=True, overrides={"vla_sim_robot": {"max_episode_s": episode_timeout_s}})
@@ -204,6 +212,9 @@ def run_soak(
     started = time.monotonic()
     with Bringup(specs, log_dir=run_dir / "logs", env=env, respawn=True) as bringup:
         sup = Supervisor()
+        ended = threading.Event()  # a stop signal: finish the episode, then report
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: ended.set())
         sup.node.create_subscription(
             Float64MultiArray, "commands", lambda m: monitor.on_command(np.asarray(m.data)), 100
         )
@@ -225,7 +236,7 @@ def run_soak(
             sup.wait_for_services(120.0)
             sup.wait_until_active(180.0)
             threading.Thread(target=sample_loop, daemon=True).start()
-            while time.monotonic() - started < minutes * 60:
+            while time.monotonic() - started < minutes * 60 and not ended.is_set():
                 fault = rng.choices(FAULTS, WEIGHTS)[0]
                 seed_i = 1000 + episodes
                 episodes += 1
@@ -266,6 +277,8 @@ def run_soak(
         errors,
     )
     report["run_dir"] = str(run_dir)
+    report["transport"] = transport
+    report["ended_early"] = ended.is_set()
     (run_dir / "soak.json").write_text(json.dumps(report, indent=1))
     return report
 

@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from property_settings import streams
+from ruckig import ControlInterface, InputParameter, Result, Ruckig, Synchronization, Trajectory
 
-from vla_ros.core.jerk_limiter import JerkLimiter
+from vla_ros.core.jerk_limiter import JerkLimiter, stop_extent, stop_phases, stop_position
 from vla_ros.core.types import JointLimits
 
 LIMITS = JointLimits(
@@ -129,3 +130,47 @@ def test_margin_is_capped_at_a_quarter_of_small_ranges_and_missing_limits_get_fa
     np.testing.assert_allclose(lim.lower, [-0.95, -1.95, 0.01])
     np.testing.assert_allclose(lim.upper, [0.95, 1.95, 0.03])
     np.testing.assert_allclose(lim.max_acceleration, LIMITS.max_velocity / 0.01)  # full speed in 10 ms
+
+
+joint_states = st.lists(
+    st.tuples(
+        st.floats(-3.0, 3.0),  # velocity, rad/s
+        st.floats(-1.0, 1.0),  # acceleration, share of the limit
+        st.floats(0.5, 20.0),  # acceleration limit, rad/s^2
+        st.floats(5.0, 500.0),  # jerk limit, rad/s^3
+        st.booleans(),  # at rest
+    ),
+    min_size=1,
+    max_size=7,
+)
+
+
+@streams(500)
+@given(joints=joint_states)
+def test_the_closed_form_stop_is_ruckigs_unsynchronised_stop(joints):
+    """`stop_phases` (what the braking check uses) against ruckig's velocity-interface stop with
+    every joint unsynchronised (what `brake` executes): same durations and positions along the way,
+    and `stop_extent`'s range contains ruckig's trajectory sampled densely and touches its extremes."""
+    v = np.array([0.0 if j[4] else j[0] for j in joints])
+    a = np.array([0.0 if j[4] else j[1] * j[2] for j in joints])
+    limit_a, limit_j = np.array([j[2] for j in joints]), np.array([j[3] for j in joints])
+    n = len(joints)
+    otg, trajectory, inp = Ruckig(n), Trajectory(n), InputParameter(n)
+    inp.control_interface, inp.synchronization = ControlInterface.Velocity, Synchronization.No
+    inp.current_position, inp.current_velocity, inp.current_acceleration = [0.0] * n, v.tolist(), a.tolist()
+    inp.target_position, inp.target_velocity, inp.target_acceleration = [0.0] * n, [0.0] * n, [0.0] * n
+    inp.max_velocity, inp.max_acceleration, inp.max_jerk = [100.0] * n, limit_a.tolist(), limit_j.tolist()
+    assert otg.calculate(inp, trajectory) in (Result.Working, Result.Finished)
+    phases = [stop_phases(*args) for args in zip(v, a, limit_a, limit_j)]
+    durations = [sum(t for _, t in p) for p in phases]
+    np.testing.assert_allclose(durations, trajectory.independent_min_durations, atol=1e-9)
+    times = np.linspace(0.0, trajectory.duration, 400)
+    sampled = np.array([trajectory.at_time(t)[0] for t in times])  # (400, n)
+    ours = np.array([[stop_position(v[i], a[i], phases[i], t) for i in range(n)] for t in times])
+    np.testing.assert_allclose(ours, sampled, atol=1e-9)
+    extents = np.array([stop_extent(v[i], a[i], phases[i]) for i in range(n)])  # (n, 3): low, high, end
+    assert (sampled >= extents[:, 0] - 1e-9).all() and (sampled <= extents[:, 1] + 1e-9).all()
+    np.testing.assert_allclose(extents[:, 2], sampled[-1], atol=1e-9)
+    step = np.abs(np.diff(sampled, axis=0)).max(axis=0) if len(times) > 1 else np.zeros(n)  # sampling resolution
+    assert (sampled.min(axis=0) - extents[:, 0] <= step + 1e-9).all()
+    assert (extents[:, 1] - sampled.max(axis=0) <= step + 1e-9).all()

@@ -88,30 +88,55 @@ def test_on_a_smooth_plan_jerk_follows_the_plan_not_the_limit():
     assert abs(rms - plan_rms) < 0.05 * plan_rms
 
 
-def test_a_chunk_that_asks_too_much_is_filtered_and_the_next_one_followed():
-    """A chunk that asks for 0.5 rad in 0.3 s (twice the acceleration limit): ruckig takes over; the
-    next chunk's plan starts where the command is (the start of braking from full speed, which the
-    filter still shapes for a moment) and is then followed, to its end; every command stays within
-    the limits."""
+TURN = np.array([0.5, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0])  # turns the tool about the base: stays in the workspace
+
+
+def turn_then_hold(chunk_dt_s: float, seconds: float = 2.0):
+    """The sim core at rest at HOME_Q, sent a chunk of 3 points at HOME_Q + TURN, `chunk_dt_s` apart,
+    and 0.2 s later a chunk of 10 points there; `seconds` of ticks. Returns (core, commands (T, D), modes (T,),
+    the first plan's time scale)."""
     core = sim_core()
     core.on_joint_state(0.0, HOME_Q)
     core.tick(0.0)
-    target = HOME_Q + np.array(
-        [0.5, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0]
-    )  # turns the tool about the base: stays in the workspace
-    core.on_chunk(ActionChunk(0.0, CHUNK_DT, ROBOT.joint_names, np.repeat(target[None], 3, axis=0)), 0.0)
+    target = HOME_Q + TURN
+    core.on_chunk(ActionChunk(0.0, chunk_dt_s, ROBOT.joint_names, np.repeat(target[None], 3, axis=0)), 0.0)
+    scale = core.plan.time_scale
     commands, modes, t = [], [], 0.0
-    for k in range(1, 1001):
+    for k in range(1, int(round(seconds / DT)) + 1):
         if k == 100:  # 0.2 s: the next chunk, still at the target
             core.on_chunk(ActionChunk(t, CHUNK_DT, ROBOT.joint_names, np.repeat(target[None], 10, axis=0)), t)
         t += DT
         core.on_joint_state(t, core.limiter.position)
         commands.append(core.tick(t).positions)
         modes.append(core.tracker.last_mode)
-    assert_within_limits(np.array(commands), DT, ROBOT.limits)
+    return core, np.array(commands), modes, scale
+
+
+def test_a_chunk_that_asks_too_much_is_slowed_down_and_followed():
+    """0.5 rad from rest in 0.2 s steps: at the chunk's pace no smoothing keeps the velocity limit and
+    half the acceleration and jerk limits, so the plan takes its points later (time scale > 1) and is
+    followed nominally, never swinging back: until the next chunk every joint moves one way only;
+    every command stays within the limits."""
+    core, commands, modes, scale = turn_then_hold(0.2, seconds=4.0)
+    assert 1.0 < scale <= 3.0 and core.counters["chunks_slowed"] >= 1
+    assert_within_limits(commands, DT, ROBOT.limits)
+    assert set(modes) == {"nominal"}
+    steps = np.diff(commands[:99], axis=0) * np.sign(TURN)
+    assert (steps[:, TURN != 0] >= -1e-12).all() and (steps[:, TURN != 0] > 0).any()  # towards the target
+    np.testing.assert_allclose(commands[-1][:6], (HOME_Q + TURN)[:6], atol=1e-9)
+
+
+def test_a_chunk_that_asks_far_too_much_is_filtered_and_the_next_one_followed():
+    """0.5 rad in 30 ms: even three times slower it breaks the limits, so ruckig takes over; the
+    next chunk's plan starts where the command is (the start of braking from full speed, which the
+    filter still shapes for a moment) and is then followed, to its end; every command stays within
+    the limits."""
+    core, commands, modes, scale = turn_then_hold(0.01)
+    assert scale == 1.0
+    assert_within_limits(commands, DT, ROBOT.limits)
     assert set(modes[:99]) == {"filter_dynamics"} and core.counters["limit_dynamics"] >= 99
     assert set(modes[400:590]) == {"nominal"}  # the new plan ends at 1.2 s
-    np.testing.assert_allclose(commands[-1][:6], target[:6], atol=1e-9)  # at rest on the plan's end
+    np.testing.assert_allclose(commands[-1][:6], (HOME_Q + TURN)[:6], atol=1e-9)  # at rest on the plan's end
 
 
 def test_a_hold_is_joined_without_a_jump():

@@ -109,6 +109,36 @@ def record(
     return Stream(received, np.array(times), start_q, sim.outcome == "success")
 
 
+def save_streams(path: str, streams: list[Stream]) -> None:
+    """Write recorded streams to an .npz (plain arrays; the chunks' points concatenated, with their counts)."""
+    arrays = {}
+    for i, s in enumerate(streams):
+        arrays[f"ep{i}_arrival_s"] = np.array([a for a, _ in s.chunks])
+        arrays[f"ep{i}_t0_s"] = np.array([c.t0_s for _, c in s.chunks])
+        arrays[f"ep{i}_dt_s"] = np.array([c.dt_s for _, c in s.chunks])
+        arrays[f"ep{i}_points"] = np.array([len(c.positions) for _, c in s.chunks])
+        arrays[f"ep{i}_positions"] = np.concatenate([c.positions for _, c in s.chunks])
+        arrays[f"ep{i}_tick_times_s"], arrays[f"ep{i}_start_q"] = s.tick_times_s, s.start_q
+        arrays[f"ep{i}_success"] = np.array(s.success)
+    np.savez_compressed(path, **arrays)
+
+
+def load_streams(path: str) -> list[Stream]:
+    """Streams written by `save_streams` (no pickle)."""
+    data = np.load(path, allow_pickle=False)
+    streams = []
+    for i in range(sum(k.endswith("_success") for k in data.files)):
+        positions = np.split(data[f"ep{i}_positions"], np.cumsum(data[f"ep{i}_points"])[:-1])
+        chunks = [
+            (float(a), ActionChunk(float(t), float(d), JOINT_NAMES, p))
+            for a, t, d, p in zip(data[f"ep{i}_arrival_s"], data[f"ep{i}_t0_s"], data[f"ep{i}_dt_s"], positions)
+        ]
+        streams.append(
+            Stream(chunks, data[f"ep{i}_tick_times_s"], data[f"ep{i}_start_q"], bool(data[f"ep{i}_success"]))
+        )
+    return streams
+
+
 def replay(stream: Stream, blend: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Tick CPU times (T,) seconds, commands (T, D), commanded accelerations (T, D) and the largest
     deviation (rad) of a tracking command from the chunks' points interpolated."""
@@ -144,8 +174,15 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=2, help="seeds 1000, 1001, ...")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile one replay: top entries by own time")
+    parser.add_argument("--save", default="", help="write the recorded streams to this .npz")
+    parser.add_argument("--load", default="", help="replay streams from this .npz instead of recording")
     args = parser.parse_args()
-    streams = [record(args.policy, 1000 + i, args.rate, args.delay, args.blend) for i in range(args.episodes)]
+    if args.load:
+        streams = load_streams(args.load)
+    else:
+        streams = [record(args.policy, 1000 + i, args.rate, args.delay, args.blend) for i in range(args.episodes)]
+    if args.save:
+        save_streams(args.save, streams)
     dt = 1.0 / args.rate
     runs, jerks, third, per_tick, deviations = [], [], [], [], []
     for repeat in range(args.repeats):

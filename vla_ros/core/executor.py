@@ -44,7 +44,7 @@ class ExecutorSettings:
     crossfade_s: float = 0.2
     ensemble_m: float = 0.1
     lookahead_s: float = 0.1  # the limiter steers to the plan's state this far ahead (smoothness)
-    plan_limit_share: float = 0.7  # the plan is smoothed to keep this share of the velocity, acceleration, jerk limits
+    plan_limit_share: float = 0.5  # the plan is smoothed to keep this share of the velocity, acceleration, jerk limits
     glitch_margin_rad: float = 0.05  # a measured jump beyond max_velocity x elapsed + this is a glitch
     glitch_settle_s: float = 0.5  # a jump that persists this long is real (core/input_guards.py)
     clock_jump_s: float = 0.5  # ROS time moving this much more than the steady clock between ticks is a clock jump
@@ -81,14 +81,14 @@ class ExecutorCore:
         # the plan's points are clamped to the limiter's target range (the position limits minus the
         # margin) and the plan is smoothed until it keeps a share of the other limits (room to join it)
         lim = self.limiter
-        share = settings.plan_limit_share
         self.plan = Plan(
             len(self.joint_names),
             settings.blend,
             settings.crossfade_s,
             settings.ensemble_m,
             (lim.lower, lim.upper),
-            (share * lim.max_velocity, share * lim.max_acceleration, share * lim.max_jerk),
+            (lim.max_velocity, lim.max_acceleration, lim.max_jerk),
+            settings.plan_limit_share,
         )
         self.tracker = PlanTracker(self.limiter)
         self.counters: Counter[str] = Counter()
@@ -180,9 +180,11 @@ class ExecutorCore:
         dropped = self.plan.merge(
             chunk, now_s, lim.position, lim.velocity, lim.acceleration, anchor_s=self._last_tick_s
         )
+        self.tracker.prepare(self.plan)  # the per-plan work here, not in the next control tick
         # how far the switch moved what the chunks ask for (the plan before smoothing; what blending should keep small)
         self.last_switch_jump = 0.0 if before is None else float(np.max(np.abs(self.plan.interpolated(ahead) - before)))
         self.counters["points_dropped_late"] += dropped
+        self.counters["chunks_slowed"] += self.plan.time_scale > 1.0  # no smoothing kept the limits at its pace
         self.counters["chunks_accepted"] += 1
         if self.run_log is not None:
             self.run_log.add_chunk(chunk, now_s, self.last_switch_jump)

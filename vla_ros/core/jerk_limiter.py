@@ -29,6 +29,7 @@ Joints without an acceleration (jerk) limit get one that reaches full speed (acc
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Callable
 
@@ -39,6 +40,8 @@ from vla_ros.core.types import JointLimits
 
 UNLIMITED_RAMP_S = 0.01
 _POSITION_TOLERANCE = 1e-9  # radians of float slack on the position limits
+_SYNCHRONIZED_FIRST = (Synchronization.Time, Synchronization.No)  # unsynchronised: the robust fallback
+_EACH_JOINT = (Synchronization.No,)  # braking: every joint stops as fast as it can (`stop_phases`)
 
 
 class JerkLimiter:
@@ -76,6 +79,9 @@ class JerkLimiter:
         self._clearance_at: np.ndarray | None = None  # joints where the clearance was last computed
         self._clearance_m = -np.inf
         self.commands = 0  # commands accepted so far (lets a follower notice commands it did not make)
+        self._max_a, self._max_j = self.max_acceleration.tolist(), self.max_jerk.tolist()
+        self._low_list = (limits.min_position - _POSITION_TOLERANCE).tolist()
+        self._high_list = (limits.max_position + _POSITION_TOLERANCE).tolist()
         self._otg = Ruckig(n)
         self._trajectory = Trajectory(n)
         self._input = InputParameter(n)
@@ -157,7 +163,8 @@ class JerkLimiter:
         """Decelerate towards rest within the acceleration and jerk limits (the hold command)."""
         self._require_started()
         if not self.at_rest:
-            state = self._step(self.position, np.zeros_like(self.position), dt_s, ControlInterface.Velocity)
+            zeros = np.zeros_like(self.position)
+            state = self._step(zeros, zeros, dt_s, ControlInterface.Velocity, synchronizations=_EACH_JOINT)
             if state is None:  # cannot happen for valid limits; never leave the last position
                 self._flag("ruckig_error")
                 state = (self.position, np.zeros_like(self.position), np.zeros_like(self.position))
@@ -189,6 +196,7 @@ class JerkLimiter:
         interface,
         duration_s=0.0,
         target_acceleration=None,
+        synchronizations=_SYNCHRONIZED_FIRST,
     ) -> bool:
         inp = self._input
         inp.control_interface = interface
@@ -199,7 +207,7 @@ class JerkLimiter:
         inp.target_position = target.tolist()
         inp.target_velocity = target_velocity.tolist()
         inp.target_acceleration = [0.0] * len(target) if target_acceleration is None else target_acceleration.tolist()
-        for synchronization in (Synchronization.Time, Synchronization.No):  # unsynchronised: the robust fallback
+        for synchronization in synchronizations:
             inp.synchronization = synchronization
             try:
                 if self._otg.calculate(inp, self._trajectory) in (Result.Working, Result.Finished):
@@ -208,10 +216,22 @@ class JerkLimiter:
                 pass
         return False
 
-    def _step(self, target, target_velocity, dt_s, interface, duration_s=0.0, target_acceleration=None):
+    def _step(
+        self,
+        target,
+        target_velocity,
+        dt_s,
+        interface,
+        duration_s=0.0,
+        target_acceleration=None,
+        synchronizations=_SYNCHRONIZED_FIRST,
+    ):
         """State (position, velocity, acceleration) `dt_s` along ruckig's trajectory, or None."""
         start = (self.position, self.velocity, self.acceleration)
-        if not self._solve(*start, target, target_velocity, interface, duration_s, target_acceleration):
+        solved = self._solve(
+            *start, target, target_velocity, interface, duration_s, target_acceleration, synchronizations
+        )
+        if not solved:
             return None
         p, v, a = self._trajectory.at_time(min(max(dt_s, 0.0), self._trajectory.duration))
         return np.array(p), np.array(v), np.array(a)
@@ -220,40 +240,36 @@ class JerkLimiter:
         """Does braking from this state stay inside the position limits and the workspace?
         `record`: count the limit that says no (off for candidates that have a fallback).
 
-        First with a box every joint's stop stays in (it ends at rest with zero acceleration after
-        the braking time T, so it moved at most min(jerk T^3 / 6, acceleration T^2 / 2)): cheap,
-        and enough away from the limits; else with the braking trajectory's exact range."""
-        zeros = np.zeros_like(position)
-        if not self._solve(position, velocity, acceleration, zeros, zeros, ControlInterface.Velocity):
+        Braking is each joint's own time-optimal stop (`stop_phases`: what `brake` executes, ruckig's
+        unsynchronised velocity-interface profile, in closed form), so its exact extent costs a few
+        float operations per joint and no ruckig solve."""
+        q = position.tolist()
+        stops = [
+            (phases, *stop_extent(v, a, phases))
+            for v, a, max_a, max_j in zip(velocity.tolist(), acceleration.tolist(), self._max_a, self._max_j)
+            for phases in (stop_phases(v, a, max_a, max_j),)
+        ]
+        if not all(
+            lo <= x + s[1] and x + s[2] <= hi for x, s, lo, hi in zip(q, stops, self._low_list, self._high_list)
+        ):
+            if record:
+                self._flag("brake_for_position")
             return False
-        duration = self._trajectory.duration
-        # every joint is at rest with zero acceleration at the end: it moved at most jerk T^3 / 6, acceleration T^2 / 2
-        reach = np.minimum(self.max_jerk * duration**3 / 6, self.max_acceleration * duration**2 / 2)
-        low, high = position - reach, position + reach
-        exact = False
-        if not self._inside_limits(low, high):
-            (low, high), exact = self._brake_range(position), True
-            if not self._inside_limits(low, high):
-                if record:
-                    self._flag("brake_for_position")
-                return False
         if self.admissible is None:
             return True
-        exact_range = None if exact else self._brake_range
-        if self.clearance is not None and self._inside_by_clearance(position, low, high, exact_range):
+        low, high, end = (position + np.array([s[k] for s in stops]) for k in (1, 2, 3))
+        if self.clearance is not None and self._inside_by_clearance(position, low, high, end):
             return True
-        if all(
-            self.admissible(np.array(self._trajectory.at_time(t)[0]))
-            for t in (np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,))
-        ):
-            return True
-        if record:
-            self._flag("workspace")
-        return False
-
-    def _inside_limits(self, low: np.ndarray, high: np.ndarray) -> bool:
-        lower, upper = self.limits.min_position - _POSITION_TOLERANCE, self.limits.max_position + _POSITION_TOLERANCE
-        return bool((low >= lower).all() and (high <= upper).all())
+        duration = max((sum(t for _, t in s[0]) for s in stops), default=0.0)
+        for time_s in np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,):
+            offsets = [
+                stop_position(v, a, s[0], time_s) for v, a, s in zip(velocity.tolist(), acceleration.tolist(), stops)
+            ]
+            if not self.admissible(position + np.array(offsets)):
+                if record:
+                    self._flag("workspace")
+                return False
+        return True
 
     def _clearance_suffices(self, low: np.ndarray, high: np.ndarray) -> bool:
         """Is the joint box [low, high] inside the workspace by the clearance cached at a recent command?"""
@@ -261,64 +277,76 @@ class JerkLimiter:
             return False
         return self._reach_m(self._clearance_at, low, high) < self._clearance_m
 
-    def _brake_range(self, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) (D,): the exact position range of the braking trajectory just solved, from its
-        phases (jerk-constant pieces: the extrema are at their ends or where the velocity is zero).
-        (ruckig 0.19's `position_extrema` is stale for velocity-interface trajectories: it keeps
-        values of an earlier calculation, so it is not used.)"""
-        profiles = self._trajectory.profiles[0]
-        if not any(profile.brake.duration > 0 for profile in profiles):  # usual: 7 phases per joint
-            rows = np.array([[*pr.p[:7], *pr.v[:7], *pr.a[:7], *pr.j, *pr.t] for pr in profiles])  # (D, 35)
-            p, v, a, j, t = (rows[:, 7 * k : 7 * k + 7] for k in range(5))
-        else:  # a joint first brakes into its limits: its brake phases come first
-            phases = []  # per joint: (start position, velocity, acceleration, jerk, duration) of each phase
-            for profile in profiles:
-                b = profile.brake
-                pieces = [(b.p, b.v, b.a, b.j, b.t), (profile.p, profile.v, profile.a, profile.j, profile.t)]
-                arrays = [np.array([p[: len(t)], v[: len(t)], a[: len(t)], j, t]) for p, v, a, j, t in pieces]
-                phases.append(np.concatenate(arrays, axis=1))
-            p, v, a, j, t = np.moveaxis(np.array(phases), 1, 0)  # each (D, phases)
-        # velocity zeros in each phase, v + a tau + j tau^2 / 2 = 0 (where there are none: its turning point)
-        root = np.sqrt(np.maximum(a * a - 2 * j * v, 0.0))
-        linear = np.divide(-v, a, out=np.zeros_like(v), where=a != 0)
-        first = np.divide(root - a, j, out=linear.copy(), where=j != 0)
-        second = np.divide(-root - a, j, out=linear, where=j != 0)
-        taus = np.stack([np.zeros_like(t), t, np.clip(first, 0.0, t), np.clip(second, 0.0, t)])
-        values = p + taus * (v + taus * (a / 2 + taus * j / 6))  # (4, D, phases)
-        return np.minimum(values.min(axis=(0, 2)), position), np.maximum(values.max(axis=(0, 2)), position)
-
-    def _inside_by_clearance(self, position: np.ndarray, low: np.ndarray, high: np.ndarray, exact_range=None) -> bool:
-        """Does the braking trajectory just solved (from `position`, within the joint box [low, high]
-        (D,)) keep the link inside the workspace? Proven with the clearance at a recent command,
-        else at `position`, else at `position` and the trajectory's end: every configuration q of
-        the trajectory has sum_j L_j (|q_j - start_j| + |q_j - end_j|) <= R, so if R < clearance(start)
-        + clearance(end), q is within the clearance of one of them. `exact_range(position)`: a
-        tighter box to try the same with, if the first one does not suffice."""
+    def _inside_by_clearance(self, position: np.ndarray, low: np.ndarray, high: np.ndarray, end: np.ndarray) -> bool:
+        """Does the braking trajectory from `position` to `end` (D,), within the joint box [low, high]
+        (D,), keep the link inside the workspace? Proven with the clearance at a recent command,
+        else at `position`, else at `position` and `end`: every configuration q of the trajectory
+        has sum_j L_j (|q_j - start_j| + |q_j - end_j|) <= R, so if R < clearance(start) +
+        clearance(end), q is within the clearance of one of them."""
         if self._clearance_suffices(low, high):
             return True
         self._clearance_at = position.copy()
         self._clearance_m = self.clearance(position)
         if self._clearance_m < 0:
             return False
-        end, end_clearance = None, 0.0
-        for box in ((low, high), None):
-            if box is None:
-                if exact_range is None:
-                    return False
-                low, high = exact_range(position)
-            if self._reach_m(position, low, high) < self._clearance_m:
-                return True
-            if end is None:
-                end = np.array(self._trajectory.at_time(self._trajectory.duration)[0])
-                end_clearance = self.clearance(end)
-            both = np.maximum(np.abs(low - position) + np.abs(low - end), np.abs(high - position) + np.abs(high - end))
-            if float(self.link_speed_bound @ both) < self._clearance_m + end_clearance:
-                return True
-        return False
+        if self._reach_m(position, low, high) < self._clearance_m:
+            return True
+        both = np.maximum(np.abs(low - position) + np.abs(low - end), np.abs(high - position) + np.abs(high - end))
+        return float(self.link_speed_bound @ both) < self._clearance_m + self.clearance(end)
 
     def _reach_m(self, at: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
         """Bound on how far (metres) the link can be from where it is at joints `at`, for joints in [low, high]."""
         return float(self.link_speed_bound @ np.maximum(high - at, at - low))
+
+
+def stop_phases(v: float, a: float, max_a: float, max_j: float) -> tuple[tuple[float, float], ...]:
+    """One joint's time-optimal stop from velocity `v` (rad/s) and acceleration `a` (rad/s^2) to rest
+    with zero acceleration within `max_a` and `max_j`: (jerk rad/s^3, duration s) of up to three
+    phases (towards the acceleration that stops the joint, holding it, back to zero).
+
+    The joint's velocity once its acceleration is ramped to zero, v + a|a| / (2 J), gives the
+    direction d of the stopping acceleration; it peaks at d A when that leaves a phase of constant
+    acceleration, else at d sqrt(a^2 / 2 - d J v). The same profile as ruckig's unsynchronised
+    velocity interface (test/core/test_jerk_limiter.py checks it). Plain floats: for one joint they
+    are several times faster than NumPy."""
+    coasting = v + a * abs(a) / (2.0 * max_j)
+    if coasting == 0.0:
+        return ((-math.copysign(max_j, a), abs(a) / max_j),) if a else ()
+    d = -1.0 if coasting > 0 else 1.0
+    hold = (-d * v - (2.0 * max_a * max_a - a * a) / (2.0 * max_j)) / max_a  # time at the acceleration limit
+    peak = max_a if hold >= 0 else math.sqrt(max(0.5 * a * a - d * max_j * v, 0.0))
+    return ((d * max_j, (peak - d * a) / max_j), (0.0, max(hold, 0.0)), (-d * max_j, peak / max_j))
+
+
+def stop_extent(v: float, a: float, phases) -> tuple[float, float, float]:
+    """(lowest, highest, final) displacement (radians) of a joint along `phases` (stop_phases) from
+    velocity v and acceleration a: the extremes are at the phases' ends or where the velocity is zero."""
+    p = low = high = 0.0
+    for j, t in phases:
+        taus = [t]
+        if j:
+            disc = a * a - 2.0 * j * v
+            if disc >= 0.0:
+                root = math.sqrt(disc)
+                taus += [(-a + root) / j, (-a - root) / j]
+        elif a:
+            taus.append(-v / a)
+        for tau in taus:
+            if 0.0 < tau <= t:
+                x = p + tau * (v + tau * (0.5 * a + tau * j / 6.0))
+                low, high = min(low, x), max(high, x)
+        p, v, a = p + t * (v + t * (0.5 * a + t * j / 6.0)), v + t * (a + 0.5 * j * t), a + j * t
+    return low, high, p
+
+
+def stop_position(v: float, a: float, phases, time_s: float) -> float:
+    """Displacement (radians) of a joint `time_s` seconds into its stop (`phases`, stop_phases)."""
+    p = 0.0
+    for j, t in phases:
+        tau = min(max(time_s, 0.0), t)
+        p, v, a = p + tau * (v + tau * (0.5 * a + tau * j / 6.0)), v + tau * (a + 0.5 * j * tau), a + j * tau
+        time_s -= t
+    return p
 
 
 def _finite_or(values: np.ndarray | None, fallback: np.ndarray, n: int) -> np.ndarray:

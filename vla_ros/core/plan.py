@@ -47,10 +47,12 @@ class Plan:
         ensemble_m: float = 0.1,
         position_range: tuple[np.ndarray, np.ndarray] | None = None,
         smooth_within: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        limit_share: float = 1.0,
     ):
         """position_range: (lower (D,), upper (D,)) the chunk's points are clamped into (default: none).
-        smooth_within: (max velocity, max acceleration, max jerk) (D,) each: smooth the spline
-        until it keeps them (see `_spline`; default: interpolate the points exactly)."""
+        smooth_within: the (max velocity, max acceleration, max jerk) limits (D,) each: smooth the
+        spline until it keeps `limit_share` of them, else the limits themselves, else slow it down
+        until it does (see `_fit_in_time`; default: interpolate the points exactly)."""
         if blend not in BLEND_MODES:
             raise ValueError(f"unknown blend mode '{blend}' (one of {list(BLEND_MODES)})")
         if crossfade_s <= 0 or ensemble_m < 0:
@@ -61,6 +63,7 @@ class Plan:
         self.ensemble_m = ensemble_m
         self.position_range = position_range
         self.smooth_within = smooth_within
+        self.limit_share = limit_share
         self.version = 0
         self.clear()
 
@@ -76,15 +79,18 @@ class Plan:
 
     def _changed(self, start_velocity: np.ndarray, start_acceleration: np.ndarray) -> None:
         self.version += 1
-        self.knot_times_s, knots, tangents, is_point = _spline(
-            self.times_s, self.positions, start_velocity, start_acceleration, self.smooth_within
+        requested = self.times_s
+        self.time_scale, self.knot_times_s, knots, tangents, is_point = _fit_in_time(
+            self.times_s, self.positions, start_velocity, start_acceleration, self.smooth_within, self.limit_share
         )
+        if self.time_scale != 1.0:
+            self.times_s = self.times_s[0] + self.time_scale * (self.times_s - self.times_s[0])
         self.tangents = tangents[is_point]
         self.coefficients = _coefficients(self.knot_times_s, knots, tangents)
-        self._interpolating = self.coefficients
-        if self.smooth_within is not None and len(self.times_s) > 2:
-            _, knots, tangents, _ = _spline(self.times_s, self.positions, start_velocity, start_acceleration)
-            self._interpolating = _coefficients(self.knot_times_s, knots, tangents)
+        self._interpolating, self._interpolating_times = self.coefficients, self.knot_times_s.tolist()
+        if self.smooth_within is not None and len(requested) > 2:
+            knot_t, knots, tangents, _, _ = _spline(requested, self.positions, start_velocity, start_acceleration)
+            self._interpolating, self._interpolating_times = _coefficients(knot_t, knots, tangents), knot_t.tolist()
         self._times_list = self.knot_times_s.tolist()  # bisect on a list: no array call per tick
         self._rest = np.zeros((3, self.num_joints))  # (position, velocity, acceleration) after the end
         if self.times_s.size:
@@ -177,16 +183,18 @@ class Plan:
         return state[0], state[1]
 
     def interpolated(self, t_s: float) -> np.ndarray | None:
-        """Position (D,) at t_s of the spline through the points exactly (the plan before smoothing),
-        as `sample`; None if empty. What a chunk asked for, to compare blend modes by."""
+        """Position (D,) at t_s of the spline through the points exactly at their requested times (the
+        plan before smoothing and slowing), as `sample`; None if empty. What a chunk asked for, to
+        compare blend modes by."""
         if self.empty:
             return None
         if t_s <= self.times_s[0]:
             return self.positions[0].copy()
-        i = self.segment(t_s)
-        if i == len(self._times_list) - 1:
+        times = self._interpolating_times
+        i = bisect_right(times, t_s) - 1
+        if i >= len(times) - 1:
             return self.positions[-1].copy()
-        return derivative_basis(t_s - self._times_list[i], 3)[0] @ self._interpolating[i]
+        return derivative_basis(t_s - times[i], 3)[0] @ self._interpolating[i]
 
     def segment(self, t_s: float) -> int:
         """Index of the segment that holds t_s: 0 up to the first point (extrapolated before it),
@@ -255,20 +263,22 @@ def _spline(
     start_velocity: np.ndarray,
     start_acceleration: np.ndarray,
     smooth_within: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    share: float = 1.0,
 ):
     """C2 cubic spline that starts with `start_velocity` (D,) and `start_acceleration` (D,) and ends
     at rest with zero acceleration, through the points (times (N,), positions (N, D); the first one
     exactly) or, with `smooth_within` = (max velocity, max acceleration, max jerk) (D,) each,
     exactly through the first and the last and near the others: per joint the least-squares fit
     to the points plus w * integral of jerk^2 with the smallest w of SMOOTHING_WEIGHTS whose
-    spline keeps those limits (else the smallest: where even the smoothest spline cannot, a
-    heavily smoothed one could swing back against the chunk).
+    spline keeps `share` of those limits, else the limits (else the smallest: where even the
+    smoothest spline cannot, a heavily smoothed one could swing back against the chunk).
 
-    Returns knot times (M,), knot positions (M, D), knot tangents (M, D) and which knots are the
-    points (M,) bool; M = N + 2 (N < 2: the points, at rest)."""
+    Returns knot times (M,), knot positions (M, D), knot tangents (M, D), which knots are the
+    points (M,) bool (M = N + 2; N < 2: the points, at rest), and whether every joint keeps the
+    limits (True when interpolating)."""
     n, d = positions.shape
     if n < 2:
-        return times.copy(), positions.copy(), np.zeros_like(positions), np.ones(n, bool)
+        return times.copy(), positions.copy(), np.zeros_like(positions), np.ones(n, bool), True
     # one free knot in the first interval and one in the last (thirds of a single interval)
     if n == 2:
         inserted = times[0] + (times[1] - times[0]) * np.array([1 / 3, 2 / 3])
@@ -296,7 +306,7 @@ def _spline(
     points = unit[:k][is_point][1:]  # the chunk's points (the first one, the anchor, is a constraint)
     if smooth_within is None:  # interpolate: the points are constraints too
         z = np.linalg.solve(np.vstack([constraints, points]), np.vstack([bound, positions[1:]]))
-        return knot_t, *_exact_ends(z, k, positions[0], start_velocity, positions[-1]), is_point
+        return knot_t, *_exact_ends(z, k, positions[0], start_velocity, positions[-1]), is_point, True
     # smoothing: the plan still ends exactly at the last point; the points before are fitted
     constraints = np.vstack([constraints, unit[k - 1]])
     bound = np.vstack([bound, positions[-1:]])
@@ -312,18 +322,53 @@ def _spline(
     z = np.linalg.solve(kkt, np.broadcast_to(rhs, (len(weights),) + rhs.shape))[:, : 2 * k]  # (W, 2k, D)
     coefficients = np.stack([_coefficients(knot_t, zw[:k], zw[k:]) for zw in z])  # (W, m, 4, D)
     max_velocity, max_acceleration, max_jerk = smooth_within
-    fits = np.empty((len(weights), d), bool)
+    bounds = np.empty((3, len(weights), d))  # max |velocity|, |acceleration|, |jerk| per weight and joint
     for i, cw in enumerate(coefficients):
         _, _, velocity, acceleration, jerk_abs = cubic_bounds(cw, np.zeros((m, 1)), h[:, None])
-        fits[i] = (
-            (velocity.max(0) <= max_velocity)
-            & (acceleration.max(0) <= max_acceleration)
-            & (jerk_abs.max(0) <= max_jerk)
-        )
-    # none fits: the closest fit (the safety filter keeps the limits; heavy smoothing could swing back)
+        bounds[:, i] = velocity.max(0), acceleration.max(0), jerk_abs.max(0)
+    limits = np.stack([max_velocity, max_acceleration, max_jerk])[:, None, :]  # (3, 1, D)
+    shares = np.array([1.0, share, share])[:, None, None]  # the velocity a chunk asks for is kept (no lag)
+    fits = (bounds <= shares * limits).all(axis=0)  # (W, D)
+    # per joint the lightest smoothing that fits; none does: the closest fit (the safety filter keeps
+    # the limits; heavy smoothing could swing back against the chunk)
     choice = np.where(fits.any(0), np.argmax(fits, axis=0), 0)  # (D,)
     chosen = z[choice, :, np.arange(d)].T  # (2k, D)
-    return knot_t, *_exact_ends(chosen, k, positions[0], start_velocity, positions[-1]), is_point
+    return (
+        knot_t,
+        *_exact_ends(chosen, k, positions[0], start_velocity, positions[-1]),
+        is_point,
+        bool(fits.any(0).all()),
+    )
+
+
+# time scales tried, slowest last: a chunk no smoothing keeps within the limits is slowed down
+TIME_SCALES = (1.25, 1.5, 2.0, 3.0)
+
+
+def _fit_in_time(
+    times: np.ndarray,
+    positions: np.ndarray,
+    start_velocity: np.ndarray,
+    start_acceleration: np.ndarray,
+    limits: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    share: float,
+):
+    """`_spline` at the chunk's own pace, smoothed to keep `share` of the `limits` (velocity,
+    acceleration, jerk (D,) each), else the limits themselves; where no smoothing does, slowed
+    down: the point times stretched from the first (the anchor) by the smallest factor of
+    TIME_SCALES whose spline keeps the limits (the path is the chunk's, only later: nothing swings
+    back). None does: pace 1 and the closest fit (the safety filter keeps the limits).
+    Returns (scale, *_spline's first four)."""
+    if limits is None or len(times) < 2:
+        return 1.0, *_spline(times, positions, start_velocity, start_acceleration, limits)[:4]
+    first = None
+    for scale in (1.0, *TIME_SCALES):
+        scaled = times if scale == 1.0 else times[0] + scale * (times - times[0])
+        *spline, fits = _spline(scaled, positions, start_velocity, start_acceleration, limits, share)
+        if fits:
+            return scale, *spline
+        first = first or spline
+    return 1.0, *first
 
 
 def _exact_ends(

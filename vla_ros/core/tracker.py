@@ -74,6 +74,15 @@ class PlanTracker:
         self._blend_end_s = -np.inf
         self._blend_ok = True
 
+    def prepare(self, plan: Plan) -> None:
+        """Derive what the ticks need from a new `plan` (anchored at the last command) now: its
+        feasible segments and the join from the command. `step` does it itself if not done."""
+        if plan.empty:
+            return
+        self._compile(plan)
+        self._start_blend(plan, float(plan.knot_times_s[0]))
+        self._commands_seen = self.limiter.commands
+
     def step(self, plan: Plan, now_s: float, dt_s: float, lookahead_s: float) -> np.ndarray:
         """The command (D,) for `now_s`, `dt_s` after the last command, following `plan` (not empty);
         where the filter acts, it steers to the plan's state `lookahead_s` ahead (at most its end)."""

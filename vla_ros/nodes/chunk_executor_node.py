@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -39,6 +40,7 @@ from vla_ros.nodes.params import declare, declare_joint_limits
 from vla_ros.nodes.runner import destroy_entities, run_node
 from vla_ros.nodes.throttle import KeyedThrottle
 from vla_ros.params import EXECUTOR
+from vla_ros.realtime import CollectorBetweenTicks, setup_control_thread
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 MAX_TICK_PERIODS = 2  # the longest time one tick integrates, in control periods (a stall is not one step)
@@ -65,8 +67,8 @@ class ChunkExecutorNode(LifecycleNode):
         self._stop = threading.Event()
         self._throttle = KeyedThrottle(1.0)
         self._last_status: tuple | None = None
-        self.tick_lateness_s: list[float] = []  # wake-up after the tick's deadline (seconds), last 1000
-        self.tick_cpu_s: list[float] = []  # CPU time of a tick: core + publish (seconds), last 1000
+        self.tick_lateness_s: deque[float] = deque(maxlen=1000)  # wake-up after the tick's deadline (seconds)
+        self.tick_cpu_s: deque[float] = deque(maxlen=1000)  # CPU time of a tick: core + publish (seconds)
         self.create_service(Trigger, "~/estop", self._srv_estop)
         self.create_service(Trigger, "~/reset_estop", self._srv_reset_estop)
         self.get_logger().info("unconfigured: waiting for the configure transition")
@@ -232,7 +234,26 @@ class ChunkExecutorNode(LifecycleNode):
             return previous
         return ros - 0.5 * (before + after)
 
+    def _setup_realtime(self) -> CollectorBetweenTicks | None:
+        """The control thread's scheduling, affinity, memory lock and GC (parameters); one log line each."""
+        report = setup_control_thread(self.p["realtime_priority"], list(self.p["cpu_affinity"]), self.p["lock_memory"])
+        for line in report.lines:
+            self.get_logger().info(line)
+        if not self.p["gc_between_ticks"]:
+            return None
+        collector = CollectorBetweenTicks(min_slack_s=0.5 * self.period_s)
+        collector.start()
+        return collector
+
     def _control_loop(self) -> None:
+        collector = self._setup_realtime()
+        try:
+            self._run_ticks(collector)
+        finally:
+            if collector is not None:
+                collector.stop()
+
+    def _run_ticks(self, collector: CollectorBetweenTicks | None) -> None:
         deadline = time.monotonic()
         offset_s = None
         while not self._stop.is_set() and self.context.ok():
@@ -245,7 +266,6 @@ class ChunkExecutorNode(LifecycleNode):
                 deadline = time.monotonic()  # overran: do not try to catch up
             woke = time.monotonic()
             self.tick_lateness_s.append(woke - deadline)
-            del self.tick_lateness_s[:-1000]
             cpu_start = time.thread_time()
             offset_s = self._ros_minus_monotonic_s(offset_s)
             with self.lock:
@@ -262,7 +282,8 @@ class ChunkExecutorNode(LifecycleNode):
                 self.cartesian.reset()
             self._publish_status(force=False, command=command)
             self.tick_cpu_s.append(time.thread_time() - cpu_start)
-            del self.tick_cpu_s[:-1000]
+            if collector is not None:
+                collector.maybe_collect(deadline + self.period_s - time.monotonic())
 
     def _command_message(self, command: Command):
         """The `output` message of a command: joint positions, or the pose / twist of `cartesian_link`."""

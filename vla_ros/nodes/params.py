@@ -10,7 +10,11 @@ from rclpy.parameter import Parameter
 from vla_ros.core.types import JointLimits
 from vla_ros.params import JOINT_LIMIT_KEYS, Param, Schema, joint_limits_from_values
 
-_LIST_TYPES = {"float_list": Parameter.Type.DOUBLE_ARRAY, "str_list": Parameter.Type.STRING_ARRAY}
+_LIST_TYPES = {
+    "float_list": Parameter.Type.DOUBLE_ARRAY,
+    "str_list": Parameter.Type.STRING_ARRAY,
+    "int_list": Parameter.Type.INTEGER_ARRAY,
+}
 
 
 def descriptor(p: Param) -> ParameterDescriptor:
