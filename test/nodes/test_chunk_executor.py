@@ -80,8 +80,9 @@ def test_chunk_with_past_stamp_is_partially_executed(nodes):
     pub.publish(trajectory(peer, pts, stamp=past))
     time.sleep(0.2)
     first = peer.commands[-1][1][0]
-    # the executor jumped ahead in the plan (at 1.1 s the target is ~0.55) but the limiter bounds the speed
-    assert first > q0[0] + 0.05
+    # the executor jumped ahead in the plan (at 1.1 s the target is ~0.55); a plan that cannot get there in
+    # time within the limits is slowed down (core/plan.py), so the arm heads there at once, within the limits
+    assert first > q0[0] + 0.005
     assert wait_until(lambda: peer.commands[-1][1][0] > 0.5, 3)
 
 
@@ -186,8 +187,9 @@ def test_guided_mode_publishes_the_plan_ahead_and_the_policy_continues_it(nodes)
         return int(values[-1].value) if values else 0
 
     assert wait_until(lambda: guided_chunks() > 3, 60), "the policy never used the plan prefix"
-    msg = prefixes[-1]
-    assert list(msg.joint_names) == list(ROBOT.joint_names) and len(msg.points) >= 2
+    # the plan ahead; one point only when the plan has just run out (inference slower than the chunk)
+    msg = next(m for m in reversed(prefixes) if len(m.points) >= 2)
+    assert list(msg.joint_names) == list(ROBOT.joint_names)
     offsets = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
     assert offsets[0] == 0.0 and all(b > a for a, b in zip(offsets, offsets[1:]))
     assert bringup.dead() == {}

@@ -18,6 +18,7 @@ the pose or twist of `cartesian_link`, from the same limited and workspace-check
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -262,8 +263,8 @@ class ChunkExecutorNode(LifecycleNode):
             delay = deadline - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            else:
-                deadline = time.monotonic()  # overran: do not try to catch up
+            else:  # overran: skip the missed ticks, not catch up, and stay on the control grid
+                deadline += math.floor(-delay / self.period_s) * self.period_s
             woke = time.monotonic()
             self.tick_lateness_s.append(woke - deadline)
             cpu_start = time.thread_time()
