@@ -338,7 +338,9 @@ class ChunkExecutorNode(LifecycleNode):
 
 
 def main(args=None) -> int:
-    return run_node(ChunkExecutorNode, "vla_chunk_executor", (ValueError,), args)
+    # a 0.5 ms GIL switch interval: the control thread, woken at its deadline, waits at most that long
+    # for a callback thread holding the interpreter (Python's default is 5 ms)
+    return run_node(ChunkExecutorNode, "vla_chunk_executor", (ValueError,), args, switch_interval_s=0.0005)
 
 
 if __name__ == "__main__":
