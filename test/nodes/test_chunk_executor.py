@@ -1,9 +1,11 @@
 """chunk_executor as a real process over DDS: limits, hold, e-stop, latency compensation."""
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
-from conftest import wait_until
+from conftest import log_text, wait_until
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_ros.config import load_robot_config
@@ -192,4 +194,38 @@ def test_guided_mode_publishes_the_plan_ahead_and_the_policy_continues_it(nodes)
     assert list(msg.joint_names) == list(ROBOT.joint_names)
     offsets = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
     assert offsets[0] == 0.0 and all(b > a for a, b in zip(offsets, offsets[1:]))
+    assert bringup.dead() == {}
+
+
+def _threads(pid: int) -> dict[int, tuple[set[int], int]]:
+    """Per thread id of process `pid`: (allowed CPUs, scheduling policy)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        tid = int(task.name)
+        try:
+            out[tid] = (os.sched_getaffinity(tid), os.sched_getscheduler(tid))
+        except OSError:  # the thread ended meanwhile
+            pass
+    return out
+
+
+def test_realtime_options_reach_the_control_thread_and_are_logged(nodes, tmp_path):
+    """cpu_affinity pins the control thread only; realtime_priority makes it SCHED_FIFO where permitted,
+    else one log line says why; either way the executor commands as usual."""
+    cpu = min(os.sched_getaffinity(0))
+    bringup, peer, _ = nodes(executor_overrides={"cpu_affinity": [cpu], "realtime_priority": 10})
+    peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
+    peer.publish_images = False
+    peer.start_robot(rate_hz=100)
+    assert wait_until(lambda: len(peer.commands) > 10, 30)
+    log = log_text(tmp_path, "vla_chunk_executor")
+    assert f"cpu_affinity [{cpu}]: control loop pinned" in log
+    threads = _threads(bringup.procs["vla_chunk_executor"].pid)
+    pinned = [tid for tid, (cpus, _) in threads.items() if cpus == {cpu}]
+    assert len(pinned) == 1 or len(os.sched_getaffinity(0)) == 1, threads  # one thread: the control loop
+    if "SCHED_FIFO at priority 10" in log:
+        assert threads[pinned[0]][1] == os.SCHED_FIFO
+        assert sum(policy == os.SCHED_FIFO for _, policy in threads.values()) == 1
+    else:
+        assert "realtime_priority 10: not permitted" in log
     assert bringup.dead() == {}
