@@ -154,3 +154,26 @@ def test_a_hold_is_joined_without_a_jump():
     commands += [tracker.step(plan, k * DT, DT, 0.1) for k in range(120, 600)]
     assert_within_limits(np.array(commands), DT, limits)
     np.testing.assert_allclose(commands[-1], [0.3], atol=1e-9)  # at rest on the plan's end
+
+
+def test_after_a_stall_the_command_catches_up_within_the_limits_not_in_one_step():
+    """A control thread stalled for 10 periods ticks with `elapsed_s` capped at 2 periods (what the node
+    does): the command moves at most max_velocity x 2 periods in that tick (the plan's state at the late
+    time would be one step for the whole stall), the filter catches up, and then the plan is followed again."""
+    core = sim_core()
+    fast = lambda t: sine(t, amplitude=0.6, hz=0.5)  # noqa: E731 - 0.6 rad swings: the arm moves fast mid-way
+    core.on_joint_state(0.0, fast(np.zeros(1))[0])
+    core.tick(0.0, elapsed_s=DT)
+    t, commands, modes = 0.0, [core.limiter.position.copy()], []
+    for k in range(1, 1001):
+        if k % 150 == 1:
+            core.on_chunk(ActionChunk(t, CHUNK_DT, ROBOT.joint_names, fast(t + CHUNK_DT * np.arange(1, 9))), t)
+        stall = k == 500  # 10 periods late, mid-motion
+        t += 10 * DT if stall else DT
+        core.on_joint_state(t, core.limiter.position)
+        commands.append(core.tick(t, elapsed_s=2 * DT if stall else DT).positions)
+        modes.append(core.tracker.last_mode)
+    steps = np.abs(np.diff(np.array(commands), axis=0))
+    assert steps[499].max() > 0.5 * DT * ROBOT.limits.max_velocity.min()  # it was moving when it stalled
+    assert (steps[499] <= ROBOT.limits.max_velocity * 2 * DT * (1 + 1e-9)).all()
+    assert modes[499] == "filter" and "nominal" in modes[520:]

@@ -73,6 +73,7 @@ class PlanTracker:
         self._blend_state = np.empty_like(self._state)
         self._blend_end_s = -np.inf
         self._blend_ok = True
+        self._last_step_s = -np.inf  # time of the last command this tracker made
 
     def prepare(self, plan: Plan) -> None:
         """Derive what the ticks need from a new `plan` (anchored at the last command) now: its
@@ -82,6 +83,7 @@ class PlanTracker:
         self._compile(plan)
         self._start_blend(plan, float(plan.knot_times_s[0]))
         self._commands_seen = self.limiter.commands
+        self._last_step_s = float(plan.knot_times_s[0])  # the anchor: the last command's time
 
     def step(self, plan: Plan, now_s: float, dt_s: float, lookahead_s: float) -> np.ndarray:
         """The command (D,) for `now_s`, `dt_s` after the last command, following `plan` (not empty);
@@ -93,21 +95,25 @@ class PlanTracker:
             self._start_blend(plan, last_s)
         elif lim.commands != self._commands_seen:  # someone else commanded (a hold): join from there
             self._start_blend(plan, last_s)
+        # after a stall (the tick came later than the `dt_s` it may integrate) the plan's state at now_s
+        # would be one step for the whole stall: the filter catches up within the limits instead
+        stalled = lim.commands == self._commands_seen and now_s - self._last_step_s > dt_s + 1e-9
         state = self._reference(plan, now_s)
-        feasible = self._feasible(plan, last_s, now_s)
+        feasible = not stalled and self._feasible(plan, last_s, now_s)
         if feasible and lim.accept_if_safe(state):
             self.nominal_ticks += 1
             self.last_mode = "nominal"
         else:
-            self.last_mode = "filter" if feasible else "filter_dynamics"
+            self.last_mode = "filter" if feasible or stalled else "filter_dynamics"
             lookahead_s = min(lookahead_s, max(plan.end_time_s - now_s, 0.0))  # never past the end (at rest there)
             target = plan.state_at(now_s + lookahead_s, self._state)
             lim.track(target[0], target[1], dt_s, arrive_in_s=lookahead_s + dt_s, target_acceleration=target[2])
-            if not feasible:
+            if not feasible and not stalled:
                 lim.active.append("dynamics")  # the plan (or the join to it) asks for more than the limits allow
             self._start_blend(plan, now_s)
             self.filtered_ticks += 1
         self._commands_seen = lim.commands
+        self._last_step_s = now_s
         return lim.position.copy()
 
     # --- the reference: plan + blend ------------------------------------------------------------
