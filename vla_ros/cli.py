@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -97,6 +98,7 @@ def _compare_blends(args) -> int:
                 args.episodes,
                 args.first_seed,
                 base / f"{mode}-{int(delay * 1000)}ms",
+                domain_id=args.domain_id,
                 blend_mode=mode,
                 inference_delay_s=delay,
                 log=log,
@@ -263,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--first-seed", type=int, default=1000)
     p.add_argument("--run-dir", type=Path, default=None)
+    p.add_argument(
+        "--domain-id",
+        type=int,
+        default=int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID", "").isdigit() else None,
+        help="ROS_DOMAIN_ID of the demo's nodes (default: $ROS_DOMAIN_ID, else one from the process id)",
+    )
     p.set_defaults(func=_compare_blends)
     p = sub.add_parser("plot", help="plot a run recorded by the executor (record_path) to PNG; prints smoothness")
     p.add_argument("run", type=Path, help="the .npz the executor wrote")
