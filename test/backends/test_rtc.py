@@ -1,0 +1,53 @@
+"""Real-Time Chunking's soft mask and the executor's plan prefix on a chunk's time grid."""
+
+import numpy as np
+import pytest
+
+from vla_ros.backends.blocks.rtc import prefix_on_grid, soft_mask
+from vla_ros.core.types import PlanPrefix
+
+JOINTS = ("a", "b")
+
+
+@pytest.mark.parametrize("horizon, frozen, overlap", [(8, 3, 6), (8, 0, 8), (10, 4, 5), (8, 2, 2), (5, 6, 9)])
+def test_soft_mask_is_one_then_decays_strictly_then_zero(horizon, frozen, overlap):
+    w = soft_mask(horizon, frozen, overlap)
+    f, o = min(frozen, horizon), min(max(overlap, frozen), horizon)
+    assert w.shape == (horizon,)
+    np.testing.assert_array_equal(w[:f], 1.0)
+    np.testing.assert_array_equal(w[o:], 0.0)
+    decay = w[f:o]
+    assert np.all((decay > 0) & (decay < 1)) and np.all(np.diff(decay) < 0)
+
+
+def test_an_overlap_shorter_than_the_frozen_part_freezes_only():
+    np.testing.assert_array_equal(soft_mask(6, 4, 2), [1, 1, 1, 1, 0, 0])
+
+
+def test_prefix_on_grid_aligns_by_absolute_time():
+    """The executor's plan ahead starts at its own 'now' (off the chunk's grid): the targets are the plan
+    at the chunk's point times, frozen up to the committed time, decaying to the plan's end, then free."""
+    stamp = 100.0  # the observation's stamp: the chunk's point i is due at stamp + (i + 1) dt
+    dt = 0.1
+    grid = stamp + dt * np.arange(1, 9)
+    times = stamp + 0.037 + np.array([0.0, 0.1, 0.25, 0.4, 0.55])  # published 37 ms after the stamp, ends at 100.587
+    positions = np.stack([np.sin(times - stamp), 2 * (times - stamp)], axis=1)
+    prefix = PlanPrefix(times, positions, JOINTS, committed_until_s=stamp + 0.33)
+    targets, weights = prefix_on_grid(prefix, grid)
+    inside = grid <= times[-1]
+    for j in range(2):
+        np.testing.assert_allclose(targets[inside, j], np.interp(grid[inside], times, positions[:, j]))
+    np.testing.assert_array_equal(targets[~inside], np.repeat(positions[-1:], (~inside).sum(), 0))
+    np.testing.assert_array_equal(weights[:3], 1.0)  # due at 100.1, .2, .3 <= 100.33
+    assert np.all((weights[3:5] > 0) & (weights[3:5] < 1))  # 100.4, 100.5 <= 100.587
+    np.testing.assert_array_equal(weights[5:], 0.0)
+    assert np.all(np.diff(weights) <= 0)
+
+
+def test_a_plan_that_ends_before_the_chunk_arrives_freezes_its_rest_pose():
+    """The executor holds at the plan's last point: the points due before the chunk can arrive are there."""
+    stamp = 5.0
+    prefix = PlanPrefix(np.array([5.02]), np.array([[0.3, -0.2]]), JOINTS, committed_until_s=stamp + 0.25)
+    targets, weights = prefix_on_grid(prefix, stamp + 0.1 * np.arange(1, 9))
+    np.testing.assert_array_equal(weights, [1, 1, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(targets, np.repeat([[0.3, -0.2]], 8, 0))
