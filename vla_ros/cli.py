@@ -83,15 +83,17 @@ def _demo_remote(args, log) -> int:
 
 def _compare_blends(args) -> int:
     """The demo for every (delay, blend mode): one markdown table row each."""
+    import numpy as np
+
     from vla_ros.demo import run_demo
 
     log = _log
     base = args.run_dir or Path("runs") / time.strftime("blends-%Y%m%d-%H%M%S")
     print(
         "| inference delay | blend mode | success | max jerk (rad/s^3) | RMS jerk (rad/s^3) | switch jump p50 / max "
-        "(rad) |"
+        "(rad) | switch jump p50 / p90 / max at a running plan (rad), switches |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for delay in args.delays:
         for mode in args.modes:
             s = run_demo(
@@ -104,9 +106,13 @@ def _compare_blends(args) -> int:
                 log=log,
             )
             m = s["smoothness"]
+            jumps = np.load(Path(s["run_dir"]) / "executor_run.npz")["switch_jump"]
+            running = jumps[jumps > 0]  # a chunk that found no plan (start, or the plan ran out) records 0
+            at_plan = " / ".join(f"{np.percentile(running, q):.4f}" for q in (50, 90, 100)) if running.size else "n/a"
             print(
                 f"| {delay * 1000:.0f} ms | {mode} | {s['success_rate']:.2f} | {m['max_jerk']:.1f} | "
-                f"{m['rms_jerk']:.2f} | {m['switch_jump_p50']:.4f} / {m['switch_jump_max']:.4f} |",
+                f"{m['rms_jerk']:.2f} | {m['switch_jump_p50']:.4f} / {m['switch_jump_max']:.4f} | "
+                f"{at_plan}, {running.size} of {jumps.size} |",
                 flush=True,
             )
     return 0

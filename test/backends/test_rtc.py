@@ -51,3 +51,19 @@ def test_a_plan_that_ends_before_the_chunk_arrives_freezes_its_rest_pose():
     targets, weights = prefix_on_grid(prefix, stamp + 0.1 * np.arange(1, 9))
     np.testing.assert_array_equal(weights, [1, 1, 0, 0, 0, 0, 0, 0])
     np.testing.assert_array_equal(targets, np.repeat([[0.3, -0.2]], 8, 0))
+
+
+def test_overlap_to_the_chunk_end_pulls_every_later_point_less_and_less():
+    stamp = 0.0
+    times = np.array([0.03, 0.2, 0.45])
+    prefix = PlanPrefix(times, np.array([[0.0, 1.0], [0.1, 1.1], [0.2, 1.3]]), JOINTS, committed_until_s=0.25)
+    grid = stamp + 0.1 * np.arange(1, 9)
+    plan_targets, plan_weights = prefix_on_grid(prefix, grid)
+    targets, weights = prefix_on_grid(prefix, grid, overlap_end="chunk")
+    np.testing.assert_array_equal(targets, plan_targets)  # the same targets: the plan, then its last point
+    np.testing.assert_array_equal(weights[:2], 1.0)
+    assert np.all(weights[2:] > 0) and np.all(np.diff(weights[1:]) < 0)
+    np.testing.assert_array_equal(plan_weights[4:], 0.0)  # RTC: free after the plan's end (0.45 s)
+    assert np.all(weights[2:4] > plan_weights[2:4])
+    with pytest.raises(ValueError, match="overlap_end must be one of"):
+        prefix_on_grid(prefix, grid, overlap_end="horizon")
