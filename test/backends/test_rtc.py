@@ -67,3 +67,41 @@ def test_overlap_to_the_chunk_end_pulls_every_later_point_less_and_less():
     assert np.all(weights[2:4] > plan_weights[2:4])
     with pytest.raises(ValueError, match="overlap_end must be one of"):
         prefix_on_grid(prefix, grid, overlap_end="horizon")
+
+
+def test_guidance_off_is_inpainting_alone_without_a_backward_pass():
+    """max_guidance 0: no vector-Jacobian product (runs under inference_mode, where autograd is off), the
+    same chunk as a vanishing guidance weight, and the frozen points on the plan."""
+    import torch
+
+    from vla_ros.backends.blocks.diffusion import DDPMSchedule, rtc_guided_denoiser
+
+    torch.manual_seed(0)
+    horizon, dims = 6, 3
+    net = torch.nn.Sequential(
+        torch.nn.Linear(horizon * dims + 1, 32), torch.nn.Tanh(), torch.nn.Linear(32, horizon * dims)
+    )
+
+    def denoise(x, k):
+        return net(torch.cat([x, k[:, None].float() / 10], dim=1))
+
+    schedule = DDPMSchedule(10)
+    target = torch.randn(1, horizon, dims)
+    weights = torch.from_numpy(soft_mask(horizon, 2, 4)).float()
+    noise = torch.randn(1, horizon * dims)
+
+    def sample(beta):
+        return schedule.sample(
+            rtc_guided_denoiser(denoise, schedule, target, weights, beta), noise, torch.Generator().manual_seed(1)
+        )
+
+    with torch.inference_mode():
+        off = sample(0.0).view(1, horizon, dims)
+        with pytest.raises(RuntimeError):
+            sample(5.0)  # the guidance term needs autograd
+    with torch.no_grad():
+        vanishing = sample(1e-9).view(1, horizon, dims)
+        guided = sample(5.0).view(1, horizon, dims)
+    torch.testing.assert_close(off, vanishing, atol=1e-5, rtol=0)
+    torch.testing.assert_close(off[0, :2], target[0, :2], atol=1e-5, rtol=0)
+    assert not torch.allclose(guided[0, 2:], off[0, 2:], atol=1e-4)  # with a weight, guidance moves the rest
