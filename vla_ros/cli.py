@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -88,29 +89,36 @@ def _demo_remote(args, log) -> int:
 
 def _compare_blends(args) -> int:
     """The demo for every (delay, blend mode): one markdown table row each."""
+    import numpy as np
+
     from vla_ros.demo import run_demo
 
     log = _log
     base = args.run_dir or Path("runs") / time.strftime("blends-%Y%m%d-%H%M%S")
     print(
         "| inference delay | blend mode | success | max jerk (rad/s^3) | RMS jerk (rad/s^3) | switch jump p50 / max "
-        "(rad) |"
+        "(rad) | switch jump p50 / p90 / max at a running plan (rad), switches |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for delay in args.delays:
         for mode in args.modes:
             s = run_demo(
                 args.episodes,
                 args.first_seed,
                 base / f"{mode}-{int(delay * 1000)}ms",
+                domain_id=args.domain_id,
                 blend_mode=mode,
                 inference_delay_s=delay,
                 log=log,
             )
             m = s["smoothness"]
+            jumps = np.load(Path(s["run_dir"]) / "executor_run.npz")["switch_jump"]
+            running = jumps[jumps > 0]  # a chunk that found no plan (start, or the plan ran out) records 0
+            at_plan = " / ".join(f"{np.percentile(running, q):.4f}" for q in (50, 90, 100)) if running.size else "n/a"
             print(
                 f"| {delay * 1000:.0f} ms | {mode} | {s['success_rate']:.2f} | {m['max_jerk']:.1f} | "
-                f"{m['rms_jerk']:.2f} | {m['switch_jump_p50']:.4f} / {m['switch_jump_max']:.4f} |",
+                f"{m['rms_jerk']:.2f} | {m['switch_jump_p50']:.4f} / {m['switch_jump_max']:.4f} | "
+                f"{at_plan}, {running.size} of {jumps.size} |",
                 flush=True,
             )
     return 0
@@ -276,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--first-seed", type=int, default=1000)
     p.add_argument("--run-dir", type=Path, default=None)
+    p.add_argument(
+        "--domain-id",
+        type=int,
+        default=int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID", "").isdigit() else None,
+        help="ROS_DOMAIN_ID of the demo's nodes (default: $ROS_DOMAIN_ID, else one from the process id)",
+    )
     p.set_defaults(func=_compare_blends)
     p = sub.add_parser("plot", help="plot a run recorded by the executor (record_path) to PNG; prints smoothness")
     p.add_argument("run", type=Path, help="the .npz the executor wrote")

@@ -151,6 +151,12 @@ def trajectory_to_prefix(msg: JointTrajectory, joint_names: tuple[str, ...], com
     )
 
 
+def trajectory_end_s(msg: JointTrajectory) -> float:
+    """Absolute time (seconds) of a stamped trajectory's last point (its stamp if it has none)."""
+    last = msg.points[-1].time_from_start if msg.points else None
+    return stamp_to_s(msg.header.stamp) + (last.sec + last.nanosec * 1e-9 if last is not None else 0.0)
+
+
 def trajectory_to_chunk(msg: JointTrajectory, now_s: float) -> ActionChunk:
     """ActionChunk with explicit offsets; a zero header stamp means "now" (JTC semantics).
 

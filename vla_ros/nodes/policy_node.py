@@ -55,6 +55,7 @@ from vla_ros.params import POLICY
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 CONFIGURE_ERRORS = (BackendError, SettingsError, ValueError, FileNotFoundError, OSError)
+PREFIX_WAIT_S = 0.15  # longest wait for the executor's plan_prefix to include the last chunk (3 periods at 20 Hz)
 
 
 class PolicyNode(LifecycleNode):
@@ -76,6 +77,7 @@ class PolicyNode(LifecycleNode):
         self._io: list = []  # subscriptions, publishers and timers made at configure
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
+        self._prefix_ready = threading.Condition()  # a plan_prefix arrived
         self._throttle = KeyedThrottle(2.0)
         self._reset_stats()
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -105,6 +107,8 @@ class PolicyNode(LifecycleNode):
         self.scheduler = InferenceScheduler(self.get_parameter("inference_period_s").value, self.p["schedule_margin_s"])
         self.snapshot_to_publish = LatencyEstimate()  # how long after its observation a chunk takes effect
         self._prefix_msg: tuple[float, JointTrajectory] | None = None  # (received at, plan_prefix)
+        self._prefix_seen = False  # the executor publishes its plan (guided mode)
+        self._last_chunk_end_s: float | None = None  # time of the last point of the last chunk published
 
     def _param(self, name: str):
         """A parameter's current value (run-time changes included)."""
@@ -123,6 +127,7 @@ class PolicyNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._forget_plan()  # a plan from before activation is not the plan this run continues
         self._stop.clear()
         self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
         self._worker.start()
@@ -133,6 +138,7 @@ class PolicyNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
+        self._forget_plan()  # the next activation starts a new run (e.g. an episode after a reset)
         self.get_logger().info("inactive: not inferring")
         return super().on_deactivate(state)
 
@@ -293,13 +299,37 @@ class PolicyNode(LifecycleNode):
             self._error(f"joints:{str(exc).split(':')[0]}", f"dropping joint state: {exc}")
 
     def _on_plan_prefix(self, msg: JointTrajectory) -> None:
-        self._prefix_msg = (self._now_s(), msg)
+        """Hold the executor's newest plan ahead; one with no points says it has no plan (holding, braking)."""
+        with self._prefix_ready:
+            self._prefix_msg = (self._now_s(), msg) if msg.points else None
+            self._prefix_seen |= bool(msg.points)
+            self._prefix_ready.notify_all()
 
-    def _plan_prefix(self, now_s: float) -> PlanPrefix | None:
-        """The executor's plan ahead, if fresh: the part before the new chunk can arrive is committed."""
+    def _forget_plan(self) -> None:
+        with self._prefix_ready:
+            self._prefix_msg, self._last_chunk_end_s = None, None
+
+    def _wait_for_current_prefix(self) -> None:
+        """Wait (at most PREFIX_WAIT_S) until the held plan prefix reaches the last published chunk's end,
+        i.e. the executor has merged that chunk: the next chunk must continue the plan that runs, not the one
+        the last chunk replaced (or no plan at all, right after the first chunk)."""
+        end_s = self._last_chunk_end_s
+        if end_s is None or not self._prefix_seen:
+            return
+
+        def current() -> bool:
+            held = self._prefix_msg
+            return self._stop.is_set() or (held is not None and conversions.trajectory_end_s(held[1]) >= end_s - 1e-6)
+
+        with self._prefix_ready:
+            self._prefix_ready.wait_for(current, timeout=PREFIX_WAIT_S)
+
+    def _plan_prefix(self, now_s: float, stamp_s: float) -> PlanPrefix | None:
+        """The executor's plan ahead, if fresh, for a chunk of the observation stamped `stamp_s`: the part
+        before the chunk can take effect (the stamp + the observation-to-publish latency, p90) is committed."""
         if self._prefix_msg is None or now_s - self._prefix_msg[0] > self._param("max_observation_age_s"):
             return None
-        committed_until = now_s + self.snapshot_to_publish.value(default=0.0)
+        committed_until = stamp_s + self.snapshot_to_publish.value(default=0.0)
         try:
             return conversions.trajectory_to_prefix(self._prefix_msg[1], self.backend.joint_names, committed_until)
         except ValueError as exc:
@@ -344,6 +374,7 @@ class PolicyNode(LifecycleNode):
     # --- services ------------------------------------------------------------------------
     def _srv_reset(self, _req, res):
         self.buffer.clear()
+        self._forget_plan()
         if self.backend is not None:
             self.backend.reset()
         res.success, res.message = True, "observation buffer and backend episode state cleared"
@@ -358,9 +389,12 @@ class PolicyNode(LifecycleNode):
                 self._stop.wait(0.05)
                 continue
             started = self._now_s()
+            self._wait_for_current_prefix()
             # no fresh frames within max_observation_age_s: snapshot() says what is stale
             self.buffer.wait_for_frames(started, timeout_s=self._param("max_observation_age_s"))
             chunk_end = self._infer_once()
+            if chunk_end is not None:
+                self._last_chunk_end_s = chunk_end
             self.scheduler.period_s = self._param("inference_period_s")
             self.scheduler.on_cycle(self._now_s() - started, chunk_end)
             self._stop.wait(max(0.0, self.scheduler.next_start_s(started) - self._now_s()))
@@ -376,7 +410,7 @@ class PolicyNode(LifecycleNode):
         except ObservationError as exc:
             self.get_logger().warning(f"not inferring: {exc}", throttle_duration_sec=2.0)
             return None
-        prefix = self._plan_prefix(self._now_s())
+        prefix = self._plan_prefix(self._now_s(), obs.stamp_s)
         try:
             chunk = self.backend.predict(obs, prefix=prefix)
         except Exception as exc:  # noqa: BLE001 - a failing model must not kill the node

@@ -83,7 +83,9 @@ def rtc_guided_denoiser(
     r^2 = 1 - a_k for a variance-preserving diffusion; (2) inpaints it with the soft mask,
     x0 <- W target + (1 - W) x0, so the frozen points end exactly on the running plan. (2) is
     needed for trained DDPM heads: at high noise their clean estimate hardly depends on x_k, so
-    the guidance gradient alone barely moves the chunk. Returns the noise matching the new x0.
+    the guidance gradient alone barely moves the chunk. With `max_guidance` 0 the step is (2) alone,
+    without the vector-Jacobian product (a backward pass through the model per step). Returns the
+    noise matching the new x0.
     """
     mask = weights.view(1, -1, 1)
 
@@ -94,10 +96,13 @@ def rtc_guided_denoiser(
             flat = x3.reshape(x.shape)
             return ((flat - math.sqrt(1 - ab) * denoise(flat, k)) / math.sqrt(ab)).reshape(x3.shape)
 
-        clean, gradient = rtc.guidance_gradient(x.reshape(target.shape), predict_clean, target, weights)
-        clean = (
-            clean + (1 - ab) / math.sqrt(ab) * rtc.guidance_scale(1 - ab, max_guidance) * gradient
-        )  # eps - sqrt(1 - a) s g, as x0
+        if max_guidance > 0:
+            clean, gradient = rtc.guidance_gradient(x.reshape(target.shape), predict_clean, target, weights)
+            clean = (
+                clean + (1 - ab) / math.sqrt(ab) * rtc.guidance_scale(1 - ab, max_guidance) * gradient
+            )  # eps - sqrt(1 - a) s g, as x0
+        else:
+            clean = predict_clean(x.reshape(target.shape))
         clean = mask * target + (1 - mask) * clean
         return (x - math.sqrt(ab) * clean.reshape(x.shape)) / math.sqrt(1 - ab)
 

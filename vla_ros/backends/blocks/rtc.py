@@ -30,19 +30,28 @@ def soft_mask(horizon: int, frozen: int, overlap: int) -> np.ndarray:
     return weights
 
 
-def prefix_on_grid(prefix: PlanPrefix, grid_times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+OVERLAP_ENDS = ("plan", "chunk")
+
+
+def prefix_on_grid(
+    prefix: PlanPrefix, grid_times_s: np.ndarray, overlap_end: str = "plan"
+) -> tuple[np.ndarray, np.ndarray]:
     """The plan `prefix` sampled at a chunk's point times (H,) -> targets (H, D) and weights (H,).
 
-    Points due before `prefix.committed_until_s` are frozen (weight 1); points up to the end of
-    the prefix are in the overlap (decaying weight); later points take the prefix's last value
-    with weight 0.
+    Points due before `prefix.committed_until_s` are frozen (weight 1); later points take the prefix's
+    last value (where the executor holds) after its end. overlap_end: where the decaying weights reach 0:
+    "plan" (RTC): at the end of the prefix, later points are free; "chunk": at the end of the chunk, so
+    the points after the plan's end are pulled, ever less, towards its last point (smoother chunk
+    switches, less freedom early in the new part of the chunk).
     """
+    if overlap_end not in OVERLAP_ENDS:
+        raise ValueError(f"overlap_end must be one of {list(OVERLAP_ENDS)}, got {overlap_end!r}")
     grid = np.asarray(grid_times_s, dtype=np.float64)
     targets = np.stack(
         [np.interp(grid, prefix.times_s, prefix.positions[:, j]) for j in range(prefix.positions.shape[1])], axis=1
     )
     frozen = int(np.sum(grid <= prefix.committed_until_s))
-    overlap = int(np.sum(grid <= prefix.times_s[-1]))
+    overlap = len(grid) if overlap_end == "chunk" else int(np.sum(grid <= prefix.times_s[-1]))
     return targets, soft_mask(len(grid), frozen, overlap)
 
 
