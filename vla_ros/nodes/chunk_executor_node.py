@@ -68,6 +68,7 @@ class ChunkExecutorNode(LifecycleNode):
         self._stop = threading.Event()
         self._throttle = KeyedThrottle(1.0)
         self._last_status: tuple | None = None
+        self._prefix_sent = False  # the last plan_prefix had points
         self.tick_lateness_s: deque[float] = deque(maxlen=1000)  # wake-up after the tick's deadline (seconds)
         self.tick_cpu_s: deque[float] = deque(maxlen=1000)  # CPU time of a tick: core + publish (seconds)
         self.create_service(Trigger, "~/estop", self._srv_estop)
@@ -194,10 +195,15 @@ class ChunkExecutorNode(LifecycleNode):
             return
         try:
             with self.lock:
-                if self.core is not None:
-                    self.core.on_chunk(chunk, now, conversions.writer_id(info))
+                if self.core is None:
+                    return
+                self.core.on_chunk(chunk, now, conversions.writer_id(info))
+                ahead = self.core.plan.ahead(now) if self.p["blend_mode"] == "guided" else None
         except ChunkRejected as exc:
             self._log_rejection(exc)
+            return
+        if ahead is not None and self.context.ok():  # the new plan at once: the next inference continues it
+            self._send_plan_prefix(ahead)
 
     def _log_rejection(self, exc: Exception) -> None:
         if self._throttle.ready(f"chunk:{type(exc).__name__}:{str(exc)[:40]}"):
@@ -309,10 +315,20 @@ class ChunkExecutorNode(LifecycleNode):
         self.status_pub.publish(conversions.diagnostic_status(self.get_name(), values["state"], values, nominal))
 
     def _publish_plan_prefix(self) -> None:
+        """`plan_prefix` while tracking; one message with no points when the plan stops (no plan to continue)."""
         with self.lock:
             ahead = self.core.plan_ahead(self._now_s()) if self.core is not None else None
-        if ahead is not None and self.context.ok():
-            self.prefix_pub.publish(conversions.plan_to_trajectory(self.joints, *ahead))
+        if not self.context.ok():
+            return
+        if ahead is not None:
+            self._send_plan_prefix(ahead)
+        elif self._prefix_sent:
+            self.prefix_pub.publish(JointTrajectory(joint_names=list(self.joints)))
+            self._prefix_sent = False
+
+    def _send_plan_prefix(self, ahead: tuple[np.ndarray, np.ndarray]) -> None:
+        self.prefix_pub.publish(conversions.plan_to_trajectory(self.joints, *ahead))
+        self._prefix_sent = True
 
     def _publish_diagnostics(self) -> None:
         with self.lock:
