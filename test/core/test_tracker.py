@@ -177,3 +177,21 @@ def test_after_a_stall_the_command_catches_up_within_the_limits_not_in_one_step(
     assert steps[499].max() > 0.5 * DT * ROBOT.limits.max_velocity.min()  # it was moving when it stalled
     assert (steps[499] <= ROBOT.limits.max_velocity * 2 * DT * (1 + 1e-9)).all()
     assert modes[499] == "filter" and "nominal" in modes[520:]
+
+
+def test_clock_noise_on_the_tick_times_is_not_a_stall():
+    """The node stamps ticks with deadline + a ROS-minus-steady offset re-read every tick (microseconds of
+    noise) and integrates exactly one period: that is no stall, every tick follows the plan nominally."""
+    core = sim_core()
+    rng = np.random.default_rng(0)
+    core.on_joint_state(0.0, sine(np.zeros(1))[0])
+    core.tick(0.0, elapsed_s=DT)
+    modes = []
+    for k in range(1, 600):
+        t = k * DT + rng.uniform(-50e-6, 50e-6)
+        if k % 150 == 1:
+            core.on_chunk(ActionChunk(t, CHUNK_DT, ROBOT.joint_names, sine(t + CHUNK_DT * np.arange(1, 9))), t)
+        core.on_joint_state(t, core.limiter.position)
+        core.tick(t, elapsed_s=DT)
+        modes.append(core.tracker.last_mode)
+    assert set(modes) == {"nominal"}

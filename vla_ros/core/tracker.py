@@ -95,9 +95,10 @@ class PlanTracker:
             self._start_blend(plan, last_s)
         elif lim.commands != self._commands_seen:  # someone else commanded (a hold): join from there
             self._start_blend(plan, last_s)
-        # after a stall (the tick came later than the `dt_s` it may integrate) the plan's state at now_s
-        # would be one step for the whole stall: the filter catches up within the limits instead
-        stalled = lim.commands == self._commands_seen and now_s - self._last_step_s > dt_s + 1e-9
+        # after a stall (the tick came later than the `dt_s` it may integrate; a quarter of it is clock
+        # noise) the plan's state at now_s would be one step for the whole stall: the filter catches up
+        # within the limits instead
+        stalled = lim.commands == self._commands_seen and now_s - self._last_step_s > 1.25 * dt_s
         state = self._reference(plan, now_s)
         feasible = not stalled and self._feasible(plan, last_s, now_s)
         if feasible and lim.accept_if_safe(state):
@@ -194,8 +195,11 @@ class PlanTracker:
 
     def _feasible(self, plan: Plan, from_s: float, to_s: float) -> bool:
         """Does the reference between from_s and to_s keep the position, velocity, acceleration and jerk limits?"""
-        if (from_s < self._blend_end_s and not self._blend_ok) or from_s < self._start_s - 1e-9:
-            return False  # no smooth join yet, or before the plan's start (its bounds do not cover that)
+        if to_s < self._start_s:
+            return False  # before the plan's start (its bounds do not cover that)
+        from_s = max(from_s, self._start_s)  # the last command is the plan's start at the latest (clock noise)
+        if from_s < self._blend_end_s and not self._blend_ok:
+            return False  # no smooth join yet
         first, last = plan.segment(from_s), plan.segment(to_s)
         if self._end_jump and first < self._rest == last:
             return False
