@@ -35,6 +35,7 @@ from vla_ros.core.allocator import keep_freed_memory
 from vla_ros.core.stage_times import FRAME_TO_CHUNK_STAGES
 from vla_ros.launch_description import DDS_PROFILE_VARIABLE, NodeSpec, dds_environment
 from vla_ros.nodes.policy_node import EXECUTOR_VARIABLE
+from vla_ros.nodes.runner import make_executor
 
 JOINTS = ("joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7")
 CAMERAS = {"rgb8": ("camera/image_raw", (480, 640)), "jpeg": ("camera/image_raw/compressed", (480, 640))}
@@ -73,7 +74,6 @@ class Driver:
     def __init__(self, camera: str):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import CompressedImage, Image, JointState
         from trajectory_msgs.msg import JointTrajectory
@@ -89,11 +89,17 @@ class Driver:
         self.js_pub = self.node.create_publisher(JointState, "joint_states", 10)
         msg_type = CompressedImage if camera == "jpeg" else Image
         self.img_pub = self.node.create_publisher(msg_type, CAMERAS[camera][0], qos_profile_sensor_data)
-        self.executor = SingleThreadedExecutor()
+        # the policy node's executor kind; spun by spin_once (EventsExecutor.spin() in a thread delivers nothing)
+        self.executor = make_executor(events=os.environ.get(EXECUTOR_VARIABLE, "events") != "single")
         self.executor.add_node(self.node)
-        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self._stop = threading.Event()
+        self._spin = threading.Thread(target=self._spin_until_stopped, daemon=True)
         self._spin.start()
         self.frame = self._frame_message()
+
+    def _spin_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            self.executor.spin_once(timeout_sec=0.1)
 
     def _frame_message(self):
         from sensor_msgs.msg import CompressedImage
@@ -156,8 +162,9 @@ class Driver:
     def close(self) -> None:
         import rclpy
 
-        self.executor.shutdown(timeout_sec=5.0)
+        self._stop.set()
         self._spin.join(timeout=5.0)
+        self.executor.shutdown(timeout_sec=5.0)
         self.node.destroy_node()
         rclpy.try_shutdown()
 

@@ -16,7 +16,7 @@ import ctypes.util
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
 
-DEFAULT_MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's largest accepted value on 64-bit
+DEFAULT_MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # the ceiling of glibc's own dynamic threshold on 64-bit
 DEFAULT_TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024
 
 
@@ -25,7 +25,10 @@ def keep_freed_memory(
 ) -> bool:
     """Serve allocations below `mmap_threshold_bytes` from the heap and keep up to `trim_threshold_bytes`
     of free heap top for reuse (process-wide, every thread). False where the C library is not glibc
-    (nothing changed)."""
+    (nothing changed). ValueError for a threshold outside 0 < bytes < 2**31 (mallopt takes a C int)."""
+    for key, value in (("mmap_threshold_bytes", mmap_threshold_bytes), ("trim_threshold_bytes", trim_threshold_bytes)):
+        if not 0 < int(value) < 2**31:
+            raise ValueError(f"{key} must be in 0 < bytes < 2**31, got {value}")
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)

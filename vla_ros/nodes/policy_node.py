@@ -80,6 +80,7 @@ class PolicyNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._throttle = KeyedThrottle(2.0)
+        self._chunk_writer = conversions.ChunkMessageWriter()
         self._reset_stats()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_service(Trigger, "~/reset", self._srv_reset)
@@ -415,7 +416,7 @@ class PolicyNode(LifecycleNode):
             )
             return None
         message_start = time.perf_counter()
-        msg = conversions.chunk_to_trajectory(chunk)
+        msg = self._chunk_writer.message(chunk)  # reused: only the inference thread writes and publishes it
         publish_start = time.perf_counter()
         self.chunk_pub.publish(msg)
         published = time.perf_counter()
