@@ -1,6 +1,7 @@
 """Frame -> chunk overhead of the ROS path, without a model: the policy node with the `noop` backend.
 
     python -m vla_ros.benchmarks.pipeline [--frames 150] [--rate-hz 10] [--runs 3] [--dds shm,udp] [--cameras rgb8,jpeg]
+        [--image-size 0,224] [--executor events,single]
 
 Per DDS setting (`shm`: the package's config/fastdds_shm.xml; `udp`: no profile, UDP on loopback
 with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) a worker process starts the real policy node
@@ -14,6 +15,13 @@ published: serialisation, DDS both ways, conversion, resize, chunk message. The 
 matched to frames by stamp; frames that produced no chunk (dropped by best-effort QoS, or
 superseded) are counted. p50 / p99 in ms; with --runs > 1 the table gives the run with the
 lowest p50 and the median of the runs' p50s (the machine is shared: load varies).
+
+A second table says where the time goes in each run: the node's per-stage p50s from its
+/diagnostics (`stage_*_p50_ms`: receive, convert, wait, predict, message, publish; see
+`core/stage_times.py`), the driver's publish() call, and the rest (the chunk's way back).
+--executor: the policy node's rclpy executor (`events`: rclpy.experimental.EventsExecutor, the
+node's default; `single`: SingleThreadedExecutor), the driver uses the same kind. The workers run
+in ROS_DOMAIN_ID when it is set.
 """
 
 from __future__ import annotations
