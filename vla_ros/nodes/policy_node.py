@@ -16,7 +16,9 @@ episode state. Model actions become joint targets through the checkpoint's actio
 robot (backends/action_output.py; parameters urdf_path, end_effector_link, base_link, gripper_joint,
 action_space); a chunk cut short (a non-finite value, an unreachable pose) is published up to the
 cut, one with no convertible point is not published; both are counted in /diagnostics and logged.
-Inference runs in its own thread, scheduled from the measured latency.
+Inference runs in its own thread, scheduled from the measured latency. /diagnostics also carries
+where each chunk's time went (`stage_<name>_p50_ms` / `_p99_ms`, core/stage_times.py). The node spins
+rclpy's EventsExecutor (`VLA_ROS_POLICY_EXECUTOR=single`: the single-threaded one).
 """
 
 from __future__ import annotations
