@@ -16,11 +16,14 @@ episode state. Model actions become joint targets through the checkpoint's actio
 robot (backends/action_output.py; parameters urdf_path, end_effector_link, base_link, gripper_joint,
 action_space); a chunk cut short (a non-finite value, an unreachable pose) is published up to the
 cut, one with no convertible point is not published; both are counted in /diagnostics and logged.
-Inference runs in its own thread, scheduled from the measured latency.
+Inference runs in its own thread, scheduled from the measured latency. /diagnostics also carries
+where each chunk's time went (`stage_<name>_p50_ms` / `_p99_ms`, core/stage_times.py). The node spins
+rclpy's EventsExecutor (`VLA_ROS_POLICY_EXECUTOR=single`: the single-threaded one).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -42,10 +45,12 @@ from vla_ros.backends.action_output import RobotBody
 from vla_ros.backends.base import Backend, BackendError, load_backend
 from vla_ros.backends.settings import SettingsError, describe, parse_overrides
 from vla_ros.config import resolve_package_path
+from vla_ros.core.allocator import keep_freed_memory
 from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationBuffer, ObservationError
 from vla_ros.core.safety import ChunkRejected, check_policy_chunk
 from vla_ros.core.scheduling import InferenceScheduler, LatencyEstimate
+from vla_ros.core.stage_times import StageTimes
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare
@@ -79,6 +84,7 @@ class PolicyNode(LifecycleNode):
         self._stop = threading.Event()
         self._prefix_ready = threading.Condition()  # a plan_prefix arrived
         self._throttle = KeyedThrottle(2.0)
+        self._chunk_writer = conversions.ChunkMessageWriter()
         self._reset_stats()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_service(Trigger, "~/reset", self._srv_reset)
@@ -104,6 +110,9 @@ class PolicyNode(LifecycleNode):
         self.last_truncation = ""
         self.frame_to_chunk_s: deque[float] = deque(maxlen=10_000)  # oldest frame used -> chunk published
         self.inference_s: deque[float] = deque(maxlen=10_000)
+        self.stage_times = StageTimes()  # per chunk: receive, convert, wait, predict, message, publish (s)
+        # camera -> (frame stamp s, stamp -> callback s, conversion s, perf_counter when stored) of its newest frame
+        self._frame_timing: dict[str, tuple[float, float, float, float]] = {}
         self.scheduler = InferenceScheduler(self.get_parameter("inference_period_s").value, self.p["schedule_margin_s"])
         self.snapshot_to_publish = LatencyEstimate()  # how long after its observation a chunk takes effect
         self._prefix_msg: tuple[float, JointTrajectory] | None = None  # (received at, plan_prefix)
@@ -278,13 +287,18 @@ class PolicyNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_image(self, camera: str, msg, convert) -> None:
+        entered_s, entered = self._now_s(), time.perf_counter()
         try:
             rgb = convert(msg)
         except ImageFormatError as exc:
             fmt = msg.encoding if hasattr(msg, "encoding") else msg.format
             self._error(f"image:{camera}:{fmt}:{len(msg.data)}", f"dropping frame from camera '{camera}': {exc}")
             return
-        if not self.buffer.add_image(camera, conversions.stamp_to_s(msg.header.stamp), rgb):
+        stamp_s = conversions.stamp_to_s(msg.header.stamp)
+        if self.buffer.add_image(camera, stamp_s, rgb):
+            stored = time.perf_counter()
+            self._frame_timing[camera] = (stamp_s, entered_s - stamp_s, stored - entered, stored)
+        else:
             self.faults["frames_out_of_order"] += 1
             self._error(
                 f"order:{camera}",
@@ -410,6 +424,7 @@ class PolicyNode(LifecycleNode):
         except ObservationError as exc:
             self.get_logger().warning(f"not inferring: {exc}", throttle_duration_sec=2.0)
             return None
+        woke = time.perf_counter()
         prefix = self._plan_prefix(self._now_s(), obs.stamp_s)
         try:
             chunk = self.backend.predict(obs, prefix=prefix)
@@ -436,13 +451,26 @@ class PolicyNode(LifecycleNode):
                 "is too slow",
             )
             return None
-        self.chunk_pub.publish(conversions.chunk_to_trajectory(chunk))
+        message_start = time.perf_counter()
+        msg = self._chunk_writer.message(chunk)  # reused: only the inference thread writes and publishes it
+        publish_start = time.perf_counter()
+        self.chunk_pub.publish(msg)
+        published = time.perf_counter()
+        self._record_stages(obs, woke, message_start - woke, publish_start - message_start, published - publish_start)
         self.inference_count += 1
         self.guided_count += prefix is not None and self.backend.supports_prefix
         self.inference_s.append(chunk.inference_s)
         self.snapshot_to_publish.add(age)
         self.frame_to_chunk_s.append(self._now_s() - min(obs.image_stamps_s.values()))
         return float(chunk.times_s()[-1])
+
+    def _record_stages(self, obs: Observation, woke: float, predict_s: float, message_s: float, publish_s: float):
+        """Stage durations of a published chunk, from the frame that completed its observation (the last stored)."""
+        timings = [self._frame_timing.get(c) for c in obs.image_stamps_s]
+        if any(t is None or t[0] != obs.image_stamps_s[c] for t, c in zip(timings, obs.image_stamps_s)):
+            return  # a newer frame replaced one in between: nothing to attribute
+        _, receive_s, convert_s, stored = max(timings, key=lambda t: t[3])
+        self.stage_times.add((receive_s, convert_s, woke - stored, predict_s, message_s, publish_s))
 
     def _count_truncation(self, chunk) -> bool:
         """Count and log (throttled) a chunk cut short by the action space; False if nothing is left to publish."""
@@ -483,6 +511,8 @@ class PolicyNode(LifecycleNode):
             "frame_to_chunk_p99_ms": ms(f2c, 99),
             "inference_p50_ms": ms(inf, 50),
             "inference_p99_ms": ms(inf, 99),
+            **{f"stage_{k}_p50_ms": f"{v:.3f}" for k, v in self.stage_times.percentiles_ms(50).items()},
+            **{f"stage_{k}_p99_ms": f"{v:.3f}" for k, v in self.stage_times.percentiles_ms(99).items()},
             **{
                 k: self.faults[k]
                 for k in ("backend_errors", "outputs_rejected", "chunks_dropped_stale", "frames_out_of_order")
@@ -503,10 +533,17 @@ class PolicyNode(LifecycleNode):
         self._release()
 
 
+EXECUTOR_VARIABLE = "VLA_ROS_POLICY_EXECUTOR"  # `events` (default) or `single`: rclpy executor of the policy node
+
+
 def main(args=None) -> int:
     # 0.5 ms GIL switch interval: the inference thread, woken by a frame, runs without waiting out
-    # the executor thread's 5 ms default (frame -> chunk p50 11.8 -> 4.6 ms in benchmarks.pipeline)
-    return run_node(PolicyNode, "vla_policy", (ValueError,), args, switch_interval_s=0.0005)
+    # the executor thread's 5 ms default (frame -> chunk p50 11.8 -> 4.6 ms in benchmarks.pipeline).
+    # rclpy's EventsExecutor: a frame reaches its callback without a wait set rebuilt in Python per wake.
+    # Large buffers stay in the heap: a 0.9 MB frame's buffers are not page-faulted in anew per message.
+    keep_freed_memory()
+    events = os.environ.get(EXECUTOR_VARIABLE, "events") != "single"
+    return run_node(PolicyNode, "vla_policy", (ValueError,), args, switch_interval_s=0.0005, events_executor=events)
 
 
 if __name__ == "__main__":

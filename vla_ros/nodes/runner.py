@@ -26,11 +26,15 @@ def run_node(
     args=None,
     multithreaded: bool = False,
     switch_interval_s: float | None = None,
+    events_executor: bool = False,
 ) -> int:
     """Spin the node `factory()` builds until a stop signal; a startup error in `startup_errors` is
     logged as fatal (exit 1). `multithreaded`: callbacks that wait on other services need it.
     `switch_interval_s`: Python's GIL switch interval for this process (default 5 ms): shorter lets
-    a thread woken by a callback (the policy node's inference thread) run sooner."""
+    a thread woken by a callback (the policy node's inference thread) run sooner. `events_executor`:
+    rclpy's `EventsExecutor` (callbacks dispatched from C++ instead of a wait set rebuilt in Python per
+    wake; falls back to the single-threaded executor where these rclpy wheels lack it). It is spun here,
+    in the main thread; spun from another thread (rclpy 9.1.2) it delivered nothing and held a core."""
     if switch_interval_s is not None:
         sys.setswitchinterval(switch_interval_s)
     rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
@@ -43,7 +47,7 @@ def run_node(
         rclpy.logging.get_logger(name).fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=4) if multithreaded else SingleThreadedExecutor()
+    executor = make_executor(multithreaded, events_executor)
     executor.add_node(node)
     try:
         while not stop.is_set() and rclpy.ok():
@@ -55,6 +59,19 @@ def run_node(
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def make_executor(multithreaded: bool = False, events: bool = False):
+    """MultiThreadedExecutor (4 threads), EventsExecutor (if `events` and rclpy has it) or SingleThreadedExecutor."""
+    if multithreaded:
+        return MultiThreadedExecutor(num_threads=4)
+    if events:
+        try:
+            from rclpy.experimental import EventsExecutor
+        except ImportError:
+            return SingleThreadedExecutor()
+        return EventsExecutor()
+    return SingleThreadedExecutor()
 
 
 def destroy_entities(node, entities: list) -> None:
