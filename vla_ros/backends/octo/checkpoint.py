@@ -23,6 +23,16 @@ def save_checkpoint(folder: Path, model: OctoModel, stats: DatasetStatistics) ->
     stats.save(folder / "dataset_statistics.json")
 
 
+def is_release_folder(folder: Path) -> bool:
+    """Whether `folder` holds a converted released Octo model (config.json format 'octo-release')."""
+    import json
+
+    try:
+        return json.loads((folder / "config.json").read_text()).get("format") == "octo-release"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def load_config(folder: Path) -> tuple[OctoConfig, DatasetStatistics]:
     """The folder's config and statistics; BackendError naming the folder and any missing file."""
     if not folder.is_dir():

@@ -94,11 +94,26 @@ class OctoSettings(SettingsBase):
     joints: tuple[str, ...] | None = None  # robot joint of model dim i
     relative_joints: tuple[str, ...] | None = None  # joints predicted relative to the state
     action_space: dict | None = None  # the checkpoint's action space, over its config.json's (None: config.json's)
+    # released Octo models (converted with `vla-ros convert octo`)
+    t5_folder: str | None = None  # local t5-base folder (tokenizer + encoder) for language tasks
+    dataset_key: str | None = None  # dataset_statistics.json entry (e.g. bridge_dataset); needed when several
+    normalization: str = "normal"  # action normalisation the model was trained with: normal | bounds
+    goal_image: str | None = None  # image file: a goal-image task
+    goal_camera: str | None = None  # observation image (e.g. fed by a goal topic) used as the goal when present
+    window_size: int | None = None  # observation history (None: the model's)
+    dt_s: float | None = None  # seconds between chunk points (None: 0.2, Bridge's 5 Hz)
+    resize_images: bool = True  # resize camera frames to the model's size (False: a wrong size is an error)
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
         if self.max_guidance < 0:
             raise ValueError(f"{self.source}: max_guidance: must be >= 0, got {self.max_guidance}")
+        if self.normalization not in ("normal", "bounds"):
+            raise ValueError(f"{self.source}: normalization: must be normal or bounds, got {self.normalization!r}")
+        if self.window_size is not None and self.window_size < 1:
+            raise ValueError(f"{self.source}: window_size: must be >= 1, got {self.window_size}")
+        if self.dt_s is not None and self.dt_s <= 0:
+            raise ValueError(f"{self.source}: dt_s: must be > 0, got {self.dt_s}")
 
     def mapping(self, cfg: OctoConfig) -> RobotMapping:
         """The robot mapping: these settings over the checkpoint's own names."""

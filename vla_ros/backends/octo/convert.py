@@ -269,12 +269,43 @@ def convert_params(raw: dict, params: dict[str, np.ndarray], action_space: dict 
 
 def convert_folder(folder: Path, out: Path, action_space: dict | None = None, step: int | None = None) -> Path:
     """Write our checkpoint for released Octo checkpoint `folder` into `out`; returns `out`."""
-    from safetensors.numpy import save_file
-
     raw, _ = load_reference_json(folder)
     cfg, weights = convert_params(raw, read_orbax_params(folder, step), action_space)
+    return write_converted(out, cfg, weights, folder / "dataset_statistics.json")
+
+
+def write_converted(out: Path, cfg, weights: dict[str, np.ndarray], statistics: Path) -> Path:
+    """model.safetensors, config.json (OctoNetConfig) and a copy of `statistics` into `out`."""
+    from safetensors.numpy import save_file
+
     out.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(out / "model.safetensors"))
     cfg.save(out / "config.json")
-    shutil.copy(folder / "dataset_statistics.json", out / "dataset_statistics.json")
+    shutil.copy(statistics, out / "dataset_statistics.json")
     return out
+
+
+def main(args) -> int:
+    """`vla-ros convert octo <folder> <out>`: prints what was written, or the error (exit 1)."""
+    import sys
+
+    space = {"preset": args.action_space} if args.action_space else None
+    try:
+        out = convert_folder(args.folder, args.out, space, args.step)
+    except ConversionError as exc:
+        print(f"vla-ros convert octo: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}/model.safetensors, config.json, dataset_statistics.json")
+    return 0
+
+
+if __name__ == "__main__":  # python -m vla_ros.backends.octo.convert <folder> <out> (the converter's own env)
+    import argparse
+    import sys
+
+    cli = argparse.ArgumentParser(description="convert a released Octo checkpoint for the runtime")
+    cli.add_argument("folder", type=Path)
+    cli.add_argument("out", type=Path)
+    cli.add_argument("--step", type=int, default=None)
+    cli.add_argument("--action-space", default=None)
+    sys.exit(main(cli.parse_args()))
