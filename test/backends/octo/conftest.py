@@ -50,3 +50,71 @@ def inputs(reference) -> dict:
         "language": torch.from_numpy(ref["task/language_instruction"]),
         "language_valid": torch.from_numpy(ref["task_pad/language_instruction"]),
     }
+
+
+JOINTS = ("shoulder_pan", "shoulder_lift", "elbow", "wrist_1", "wrist_2", "wrist_3", "gripper")
+T5_WORDS = ["<pad>", "</s>", "<unk>", "pick", "up", "the", "red", "cube", "put", "on", "blue", "plate", "and", "then"]
+
+
+def make_tiny_t5(folder: Path, d_model: int) -> Path:
+    """A local T5 folder (word-level tokenizer appending </s>, 1-layer random encoder) of width d_model."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(T5_WORDS)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    ).save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(T5_WORDS), d_model=d_model, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+    T5EncoderModel(cfg).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def t5_folder(tmp_path_factory) -> Path:
+    return make_tiny_t5(tmp_path_factory.mktemp("t5"), 24)
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory, reference) -> Path:
+    """The fixture's reference params converted into a runtime folder, as `vla-ros convert octo` writes it."""
+    from vla_ros.backends.octo.convert import write_converted
+
+    raw = json.loads((FIXTURES / "tiny" / "config.json").read_text())
+    params = {k[len("params/") :]: v for k, v in reference.items() if k.startswith("params/")}
+    cfg, weights = convert_params(raw, params)
+    out = tmp_path_factory.mktemp("octo_converted")
+    stats = json.loads((FIXTURES / "tiny" / "dataset_statistics.json").read_text())
+    action = stats["bridge_dataset"]["action"]  # small EE steps, so the random model's chunks stay reachable
+    action["mean"], action["std"] = [0.0] * 7, [0.002] * 7
+    (out / "stats.json").write_text(json.dumps(stats))
+    return write_converted(out, cfg, weights, out / "stats.json")
+
+
+@pytest.fixture
+def settings(t5_folder) -> dict:
+    return {
+        "t5_folder": str(t5_folder),
+        "dataset_key": "bridge_dataset",
+        "cameras": {"front": "primary", "wrist": "wrist"},
+        "joints": list(JOINTS),
+    }
+
+
+@pytest.fixture
+def make_observation():
+    from vla_ros.core.types import Observation
+
+    def make(seed: int = 0, instruction: str = "pick up the red cube", cameras=("front", "wrist"), stamp_s=1.0):
+        rng = np.random.default_rng(seed)
+        images = {
+            "front": rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+            "wrist": rng.integers(0, 256, (16, 16, 3), dtype=np.uint8),
+        }
+        q = np.array([0.0, -0.5, 0.8, 0.0, 0.5, 0.0, 0.02]) + rng.uniform(-0.05, 0.05, len(JOINTS))  # a reachable pose
+        return Observation(stamp_s, {c: images[c] for c in cameras}, JOINTS, q, instruction)
+
+    return make
