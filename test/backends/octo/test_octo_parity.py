@@ -51,3 +51,61 @@ def test_sampled_actions_match_reference_with_fixed_noise(reference, tiny_net):
 
 def test_embodiment_action_dim_masks_dims_as_reference(reference, tiny_net):
     _check_sampler(reference, tiny_net, "sample_dim5", 5)
+
+
+def _seeded_module():
+    """scripts/fixtures/octo_seeded.py: the seeded params and inputs the reference ran on."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "scripts" / "fixtures" / "octo_seeded.py"
+    spec = importlib.util.spec_from_file_location("octo_seeded", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_octo_small_layout_matches_reference_on_seeded_weights():
+    """The octo-small-1.5 layout (27.0M parameters, 690 tokens, window 2) on weights drawn from a seed on
+    both sides; windows: full with language, and first step padded + wrist missing + goal image only."""
+    import json
+    from pathlib import Path
+
+    from vla_ros.backends.octo.convert import convert_params
+    from vla_ros.backends.octo.modeling_release import OctoNet
+
+    folder = Path(__file__).parent / "fixtures" / "small"
+    seeded = _seeded_module()
+    meta = json.loads((folder / "shapes.json").read_text())
+    with np.load(folder / "reference.npz") as z:
+        ref = {k: z[k] for k in z.files}
+    cfg, weights = convert_params(
+        json.loads((folder / "config.json").read_text()), seeded.seeded_params(meta["shapes"], meta["seed"])
+    )
+    net = OctoNet(cfg).eval()
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    assert sum(p.numel() for p in net.parameters()) == 27_042_060
+    sizes = {"image_primary": 256, "image_wrist": 128}
+    x = seeded.seeded_inputs(meta["seed"], 2, 2, sizes, (16, 768))
+
+    def scaled(a):
+        return torch.from_numpy(a.astype(np.float32) / 127.5 - 1.0).movedim(-1, -3)
+
+    names = {"primary": "image_primary", "wrist": "image_wrist"}
+    with torch.inference_mode():
+        readouts = net(
+            images={n: scaled(x[f"obs/{k}"]) for n, k in names.items()},
+            image_valid={n: torch.from_numpy(x[f"obs_pad/{k}"]) for n, k in names.items()},
+            timestep_valid=torch.from_numpy(x["timestep_pad_mask"]),
+            goals={n: scaled(x[f"goal/{k}"]) for n, k in names.items()},
+            language=torch.from_numpy(x["language"]),
+            language_valid=torch.from_numpy(x["language_pad"]),
+        )
+        np.testing.assert_allclose(readouts.numpy(), ref["readouts"], rtol=0, atol=TOL)
+        embedding = net.embedding(torch.from_numpy(ref["readouts"]))
+        for i, k in enumerate(range(19, -1, -1)):
+            xk = torch.from_numpy(ref["sample/step_inputs"][i])
+            eps = net.head(embedding, xk, torch.full((*xk.shape[:-1], 1), k)).numpy()
+            np.testing.assert_allclose(eps, ref["sample/step_eps"][i], rtol=0, atol=TOL, err_msg=f"step k={k}")
+        actions = net.head.sample(embedding, torch.from_numpy(ref["sample/noises"]))[:, -1].numpy()
+    np.testing.assert_allclose(actions, ref["sample/actions"], rtol=0, atol=TOL)

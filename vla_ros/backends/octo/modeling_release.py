@@ -24,9 +24,9 @@ LANGUAGE = "task_language"
 READOUT = "readout_action"
 
 
-def additive_mask(allowed: torch.Tensor) -> torch.Tensor:
-    """Bool mask -> float32 additive mask: 0 where allowed, float32's minimum elsewhere (Flax's masking)."""
-    return torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, torch.finfo(torch.float32).min)
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Bool mask -> additive mask: 0 where allowed, the dtype's minimum elsewhere (Flax's masking)."""
+    return torch.zeros(allowed.shape, device=allowed.device, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
 class SmallStem(nn.Module):
@@ -66,8 +66,10 @@ class DiffusionHead(nn.Module):
 
     def forward(self, embedding: torch.Tensor, noisy: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """embedding (..., W), noisy (..., H*A), k (..., 1) integer diffusion step -> noise (..., H*A)."""
-        time = self.time_mlp(self.time_features(k.float()))
-        return self.net(torch.cat([time, embedding.expand(*time.shape[:-1], -1), noisy], -1))
+        dtype = self.net.inp.weight.dtype
+        time = self.time_mlp(self.time_features(k.to(dtype)))
+        x = torch.cat([time, embedding.to(dtype).expand(*time.shape[:-1], -1), noisy.to(dtype)], -1)
+        return self.net(x).to(noisy.dtype)
 
     def sample(self, embedding: torch.Tensor, noises: torch.Tensor, action_dim: int | None = None) -> torch.Tensor:
         """Chunks (..., H, A) from embeddings (..., W) and the noise sequence (K + 1, ..., H*A) (see
@@ -178,7 +180,7 @@ class OctoNet(nn.Module):
             raise ValueError(f"window of {t} timesteps exceeds the model's max_horizon {self.cfg.max_horizon}")
         tokens, valid = self.tokens(images, image_valid, goals, language, language_valid, timestep_valid)
         mask = self.rule_mask(language is not None, t, tokens.device)[None] & valid[:, None, :]
-        out = self.transformer(tokens, additive_mask(mask))
+        out = self.transformer(tokens, additive_mask(mask, tokens.dtype))
         prefix = self.cfg.language_tokens if language is not None else 0
         return out[:, prefix:].unflatten(1, (t, -1))[:, :, -self.cfg.readout_tokens :]
 
