@@ -137,3 +137,40 @@ def test_a_folder_that_is_not_an_octo_checkpoint_is_refused(tmp_path, settings):
     (tmp_path / "dataset_statistics.json").write_text("{}")
     with pytest.raises(BackendError, match="JAX Octo checkpoint.*vla-ros convert octo"):
         load(tmp_path, settings)
+
+
+def test_convert_cli_reports_a_folder_that_is_not_an_octo_checkpoint(tmp_path, capsys):
+    from vla_ros.cli import main
+
+    assert main(["convert", "octo", str(tmp_path), str(tmp_path / "out")]) == 1
+    assert (
+        "not an Octo checkpoint folder: missing ['config.json', 'dataset_statistics.json']" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_converter_names_a_missing_param_and_unused_ones(reference):
+    from pathlib import Path
+
+    from vla_ros.backends.octo.convert import convert_params
+
+    raw = json.loads((Path(__file__).parent / "fixtures" / "tiny" / "config.json").read_text())
+    params = {k[len("params/") :]: v for k, v in reference.items() if k.startswith("params/")}
+    extra = {**params, "octo_transformer/extra_thing/kernel": np.zeros(3, np.float32)}
+    with pytest.raises(ConversionError, match=r"keys the architecture does not use: \['octo_transformer/extra_thing"):
+        convert_params(raw, extra)
+    missing = {k: v for k, v in params.items() if "encoder_norm" not in k}
+    with pytest.raises(ConversionError, match="missing octo_transformer/BlockTransformer_0/Transformer_0/encoder_norm"):
+        convert_params(raw, missing)
+
+
+def test_weights_that_do_not_fit_the_config_are_one_error(converted, settings, tmp_path):
+    import shutil
+
+    folder = tmp_path / "bad"
+    shutil.copytree(converted, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["head_hidden"] = 64
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BackendError, match=r"does not match the model: .*wrong shapes \['head.net.inp.weight"):
+        load(folder, settings)
