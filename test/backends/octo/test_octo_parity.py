@@ -109,3 +109,29 @@ def test_octo_small_layout_matches_reference_on_seeded_weights():
             np.testing.assert_allclose(eps, ref["sample/step_eps"][i], rtol=0, atol=TOL, err_msg=f"step k={k}")
         actions = net.head.sample(embedding, torch.from_numpy(ref["sample/noises"]))[:, -1].numpy()
     np.testing.assert_allclose(actions, ref["sample/actions"], rtol=0, atol=TOL)
+
+
+def test_t5_encoder_matches_the_reference_flax_t5():
+    """transformers' PyTorch T5EncoderModel (what the runtime loads from t5_folder) against the Flax T5
+    encoder the reference's LanguageTokenizer runs, same random weights, padded and full instructions."""
+    import json
+    from pathlib import Path
+
+    from transformers import T5Config, T5EncoderModel
+
+    from vla_ros.backends.octo.convert import t5_state_dict
+
+    folder = Path(__file__).parent / "fixtures" / "t5"
+    with np.load(folder / "reference.npz") as z:
+        ref = {k: z[k] for k in z.files}
+    raw = json.loads((folder / "config.json").read_text())
+    cfg = T5Config(**{k: v for k, v in raw.items() if k not in ("architectures", "transformers_version")})
+    model = T5EncoderModel(cfg).eval()
+    weights = t5_state_dict({k[len("params/") :]: v for k, v in ref.items() if k.startswith("params/")})
+    missing, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+    assert not missing and not unexpected
+    with torch.inference_mode():
+        states = model(
+            input_ids=torch.from_numpy(ref["input_ids"]).long(), attention_mask=torch.from_numpy(ref["attention_mask"])
+        ).last_hidden_state.numpy()
+    np.testing.assert_allclose(states, ref["states"], rtol=0, atol=TOL)

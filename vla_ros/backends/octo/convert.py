@@ -236,6 +236,27 @@ def state_dict(params: dict[str, np.ndarray], cfg) -> tuple[dict[str, np.ndarray
     return out, sorted(set(p) - used)
 
 
+def t5_state_dict(params: dict[str, np.ndarray], prefix: str = "") -> dict[str, np.ndarray]:
+    """A Flax T5 encoder's flat params (transformers' FlaxT5EncoderModel names, under `prefix`) as the
+    state dict of transformers' PyTorch T5EncoderModel (Dense kernels transpose; embeddings tied)."""
+    p = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+    out = {"shared.weight": p["shared/embedding"], "encoder.embed_tokens.weight": p["shared/embedding"]}
+    out["encoder.final_layer_norm.weight"] = p["encoder/final_layer_norm/weight"]
+    blocks = sorted({int(k.split("/")[2]) for k in p if k.startswith("encoder/block/")})
+    for i in blocks:
+        src, dst = f"encoder/block/{i}/layer", f"encoder.block.{i}.layer"
+        for n in ("q", "k", "v", "o"):
+            out[f"{dst}.0.SelfAttention.{n}.weight"] = p[f"{src}/0/SelfAttention/{n}/kernel"].T
+        bias = p.get(f"{src}/0/SelfAttention/relative_attention_bias/embedding")
+        if bias is not None:
+            out[f"{dst}.0.SelfAttention.relative_attention_bias.weight"] = bias
+        out[f"{dst}.0.layer_norm.weight"] = p[f"{src}/0/layer_norm/weight"]
+        for n in ("wi", "wo"):
+            out[f"{dst}.1.DenseReluDense.{n}.weight"] = p[f"{src}/1/DenseReluDense/{n}/kernel"].T
+        out[f"{dst}.1.layer_norm.weight"] = p[f"{src}/1/layer_norm/weight"]
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
+
+
 def load_reference_json(folder: Path) -> tuple[dict, dict]:
     """The folder's training config and dataset statistics; ConversionError if it is not an Octo folder."""
     if not folder.is_dir():
