@@ -14,9 +14,13 @@ import torch
 from vla_ros.backends.blocks import rtc
 
 
-def cosine_beta_schedule(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
-    """Betas (K,) of the cosine schedule (Nichol & Dhariwal 2021), clipped at `max_beta`."""
-    t = torch.linspace(0, num_steps, num_steps + 1, dtype=torch.float64) / num_steps
+def cosine_beta_schedule(
+    num_steps: int, s: float = 0.008, max_beta: float = 0.999, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """Betas (K,) float32 of the cosine schedule (Nichol & Dhariwal 2021), clipped at `max_beta`.
+
+    dtype: the precision it is computed in (float32 reproduces JAX's default-precision schedule)."""
+    t = torch.linspace(0, num_steps, num_steps + 1, dtype=dtype) / num_steps
     f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
     alpha_bar = f / f[0]
     betas = 1 - alpha_bar[1:] / alpha_bar[:-1]
@@ -67,6 +71,36 @@ class DDPMSchedule:
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = mean + temperature * math.sqrt(var) * z
         return x
+
+
+def sample_clipping_x(
+    denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    noises: torch.Tensor,
+    betas: torch.Tensor,
+    clip: float,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """DDPM ancestral sampling as Octo's JAX diffusion head: the sample x_k (not x0) is clipped to
+    +/-clip after every step.
+
+    noises (K + 1, *shape): [0] the initial sample, [i] the draw of the i-th step (k = K - i); a draw
+    is taken at k = 0 too (used only where `valid` is False). betas (K,) float32.
+    valid: bool, broadcastable to shape; False entries (action dims the embodiment lacks) are set
+    to the noise level of their step, as in training. denoise(x, k) -> noise estimate, k (*shape[:-1], 1).
+    Returns x_0 (*shape).
+    """
+    alphas = 1 - betas
+    alpha_bar = torch.cumprod(alphas, 0)
+    x = noises[0]
+    for i, k in enumerate(range(len(betas) - 1, -1, -1), start=1):
+        eps = denoise(x, torch.full((*x.shape[:-1], 1), k, dtype=torch.long, device=x.device))
+        x = (1 / torch.sqrt(alphas[k])) * (x - (1 - alphas[k]) / torch.sqrt(1 - alpha_bar[k]) * eps)
+        if k > 0:
+            x = x + torch.sqrt(betas[k]) * noises[i]
+        x = x.clamp(-clip, clip)
+        if valid is not None:
+            x = torch.where(valid, x, torch.sqrt(1 - alpha_bar[k]) * noises[i])
+    return x
 
 
 def rtc_guided_denoiser(

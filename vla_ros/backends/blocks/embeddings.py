@@ -23,11 +23,11 @@ class LearnedFourierFeatures(nn.Module):
 class MLPResNetBlock(nn.Module):
     """x + Dense(swish(Dense(LN(x)))) with a 4x expansion (Octo's diffusion head block)."""
 
-    def __init__(self, width: int, dropout: float = 0.0):
+    def __init__(self, width: int, dropout: float = 0.0, eps: float = 1e-5, layer_norm: bool = True):
         super().__init__()
         self.net = nn.Sequential(
             nn.Dropout(dropout),
-            nn.LayerNorm(width),
+            nn.LayerNorm(width, eps=eps) if layer_norm else nn.Identity(),
             nn.Linear(width, 4 * width),
             nn.SiLU(),
             nn.Linear(4 * width, width),
@@ -38,10 +38,21 @@ class MLPResNetBlock(nn.Module):
 
 
 class MLPResNet(nn.Module):
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, num_blocks: int, dropout: float = 0.0):
+    """Dense -> MLPResNetBlocks -> swish -> Dense. eps: the blocks' LayerNorm epsilon (Flax's is 1e-6)."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: int,
+        out_dim: int,
+        num_blocks: int,
+        dropout: float = 0.0,
+        eps: float = 1e-5,
+        layer_norm: bool = True,
+    ):
         super().__init__()
         self.inp = nn.Linear(in_dim, hidden)
-        self.blocks = nn.Sequential(*(MLPResNetBlock(hidden, dropout) for _ in range(num_blocks)))
+        self.blocks = nn.Sequential(*(MLPResNetBlock(hidden, dropout, eps, layer_norm) for _ in range(num_blocks)))
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

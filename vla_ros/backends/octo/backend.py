@@ -15,7 +15,8 @@ import torch
 from vla_ros.backends.base import Backend, BackendError
 from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.backends.normalization import DatasetStatistics
-from vla_ros.backends.octo.checkpoint import load_config, load_model
+from vla_ros.backends.octo.backend_release import load_release_backend
+from vla_ros.backends.octo.checkpoint import is_release_folder, load_config, load_model
 from vla_ros.backends.octo.configuration import OctoSettings
 from vla_ros.backends.octo.modeling import OctoModel
 from vla_ros.backends.octo.processing import OctoProcessor
@@ -169,8 +170,12 @@ def load_octo_backend(model_path: Path | None, overrides: dict[str, Any] | None 
     """The backend for checkpoint folder `model_path`, settings layered over `overrides` (node parameters)."""
     if model_path is None:
         raise BackendError("octo backend: no checkpoint folder given (model_path)")
-    cfg, stats = load_config(Path(model_path))
     settings, sources = resolve_settings(OctoSettings, settings_layers("octo", Path(model_path), overrides or {}))
+    if is_release_folder(Path(model_path)):
+        backend = load_release_backend(Path(model_path), settings, seed)
+        backend.settings_sources = sources
+        return backend
+    cfg, stats = load_config(Path(model_path))
     backend = OctoBackend(load_model(Path(model_path), cfg, settings.device), stats, settings, seed)
     backend.settings_sources = sources
     return backend

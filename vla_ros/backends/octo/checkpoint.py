@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
@@ -23,10 +24,28 @@ def save_checkpoint(folder: Path, model: OctoModel, stats: DatasetStatistics) ->
     stats.save(folder / "dataset_statistics.json")
 
 
+def is_release_folder(folder: Path) -> bool:
+    """Whether `folder` holds a converted released Octo model (config.json format 'octo-release')."""
+    try:
+        return json.loads((folder / "config.json").read_text()).get("format") == "octo-release"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def load_config(folder: Path) -> tuple[OctoConfig, DatasetStatistics]:
     """The folder's config and statistics; BackendError naming the folder and any missing file."""
     if not folder.is_dir():
         raise BackendError(f"octo checkpoint folder not found: {folder}")
+    if (folder / "config.json").is_file() and '"model"' in (folder / "config.json").read_text()[:100000]:
+        try:
+            released = "model" in json.loads((folder / "config.json").read_text())
+        except ValueError:
+            released = False
+        if released:
+            raise BackendError(
+                f"octo checkpoint {folder} is a JAX Octo checkpoint (orbax params): convert it once with "
+                f"`vla-ros convert octo {folder} <out folder>` and load the output folder"
+            )
     missing = [f for f in CHECKPOINT_FILES if not (folder / f).is_file()]
     if missing:
         raise BackendError(

@@ -94,11 +94,26 @@ class OctoSettings(SettingsBase):
     joints: tuple[str, ...] | None = None  # robot joint of model dim i
     relative_joints: tuple[str, ...] | None = None  # joints predicted relative to the state
     action_space: dict | None = None  # the checkpoint's action space, over its config.json's (None: config.json's)
+    # released Octo models (converted with `vla-ros convert octo`)
+    t5_folder: str | None = None  # local t5-base folder (tokenizer + encoder) for language tasks
+    dataset_key: str | None = None  # dataset_statistics.json entry (e.g. bridge_dataset); needed when several
+    normalization: str = "normal"  # action normalisation the model was trained with: normal | bounds
+    goal_image: str | None = None  # image file: a goal-image task
+    goal_camera: str | None = None  # observation image (e.g. fed by a goal topic) used as the goal when present
+    window_size: int | None = None  # observation history (None: the model's)
+    dt_s: float | None = None  # seconds between chunk points (None: 0.2, Bridge's 5 Hz)
+    resize_images: bool = True  # resize camera frames to the model's size (False: a wrong size is an error)
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
         if self.max_guidance < 0:
             raise ValueError(f"{self.source}: max_guidance: must be >= 0, got {self.max_guidance}")
+        if self.normalization not in ("normal", "bounds"):
+            raise ValueError(f"{self.source}: normalization: must be normal or bounds, got {self.normalization!r}")
+        if self.window_size is not None and self.window_size < 1:
+            raise ValueError(f"{self.source}: window_size: must be >= 1, got {self.window_size}")
+        if self.dt_s is not None and self.dt_s <= 0:
+            raise ValueError(f"{self.source}: dt_s: must be > 0, got {self.dt_s}")
 
     def mapping(self, cfg: OctoConfig) -> RobotMapping:
         """The robot mapping: these settings over the checkpoint's own names."""
@@ -124,3 +139,89 @@ class OctoSettings(SettingsBase):
             )
         mapping.check_slots(cfg.camera_names)
         return mapping
+
+
+@dataclass
+class ImageGroupConfig:
+    """One image tokenizer of a released Octo model (SmallStem: weight-standardised stride-2 convs,
+    GroupNorm, ReLU, then a patch conv): observation tokens of group `obs_<name>`."""
+
+    name: str  # tokenizer name, e.g. "primary"; its image key is "image_<name>"
+    image_size: tuple[int, int] = (256, 256)  # (H, W) pixels
+    goal: bool = True  # the task's goal image of the same key is stacked on the channels
+    features: tuple[int, ...] = (32, 96, 192, 384)  # conv channels, 3x3 stride 2 each
+    num_features: int = 512  # patch-conv output width
+    patch_size: int = 16  # pixels per token side; the patch conv is patch_size // 16 wide
+
+    def __post_init__(self):
+        self.image_size, self.features = tuple(self.image_size), tuple(self.features)
+        side = 2 ** len(self.features) * (self.patch_size // 16)
+        if self.patch_size < 16 or any(s % side for s in self.image_size):
+            raise ValueError(
+                f"image tokenizer {self.name}: image_size {list(self.image_size)} must be a multiple of {side} "
+                f"(patch_size {self.patch_size})"
+            )
+        if any(f % 32 for f in self.features):
+            raise ValueError(f"image tokenizer {self.name}: features {list(self.features)} must be multiples of 32")
+
+    @property
+    def n_tokens(self) -> int:
+        side = 2 ** len(self.features) * (self.patch_size // 16)
+        return (self.image_size[0] // side) * (self.image_size[1] // side)
+
+
+@dataclass
+class OctoNetConfig:
+    """A released Octo model (octo-small-1.5 / octo-base-1.5 and fine-tunes), as converted from its
+    `config.json`; saved as our checkpoint's `config.json` with `"format": "octo-release"`."""
+
+    images: tuple[ImageGroupConfig, ...]
+    language: bool = True  # a language task tokenizer (T5 encoder outputs, projected)
+    language_dim: int = 768  # T5-base width
+    language_tokens: int = 16  # tokenizer max_length
+    t5_name: str = "t5-base"
+    repeat_task_tokens: bool = True  # the task tokens repeat in every timestep (1.5 models)
+    use_correct_attention: bool = True  # False: the December-2023 models' group boundaries
+    width: int = 384
+    depth: int = 12
+    num_heads: int = 6
+    mlp_dim: int = 1536
+    max_horizon: int = 10  # timesteps of the learned positional embeddings
+    window_size: int = 2  # observation history the model was trained with
+    readout_tokens: int = 1  # tokens of the action readout group
+    action_horizon: int = 4
+    action_dim: int = 7
+    max_action: float = 5.0  # samples are clipped to +/- this at every diffusion step
+    time_dim: int = 32
+    head_hidden: int = 256
+    head_blocks: int = 3
+    head_layer_norm: bool = True
+    diffusion_steps: int = 20
+    action_space: dict = field(default_factory=dict)  # an `action_space` block; {} = the settings' one
+    format: str = "octo-release"
+
+    def __post_init__(self):
+        self.images = tuple(i if isinstance(i, ImageGroupConfig) else ImageGroupConfig(**i) for i in self.images)
+        if self.format != "octo-release":
+            raise ValueError(f"format: expected 'octo-release', got {self.format!r}")
+        if self.width % self.num_heads:
+            raise ValueError(f"width {self.width} not divisible by num_heads {self.num_heads}")
+        if not 1 <= self.window_size <= self.max_horizon:
+            raise ValueError(f"window_size {self.window_size} must be in 1..max_horizon {self.max_horizon}")
+        if not self.images:
+            raise ValueError("images: an Octo model needs at least one image tokenizer")
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=1))
+
+    @classmethod
+    def from_dict(cls, raw: dict, where: str) -> "OctoNetConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown config keys {unknown}")
+        return cls(**raw)
+
+    @classmethod
+    def load(cls, path: Path) -> "OctoNetConfig":
+        return cls.from_dict(json.loads(path.read_text()), str(path))

@@ -1,0 +1,189 @@
+"""The released Octo models (octo-small-1.5, octo-base-1.5 and fine-tunes) in PyTorch, with Flax's numerics.
+
+Sequence: [task_language (L)] + per timestep t [obs_<image> ..., obs_task_language (repeated task tokens),
+readout_action]; attention by Octo's group rules (attention_rules.py), padding masks keys only and a
+masked logit gets float32's minimum (Flax), so a query without any allowed key attends uniformly.
+Images are (B, T, 3, H, W) in [-1, 1]; a goal image (B, 3, H, W) is stacked on the channels of every
+timestep (no goal: -1, the scaled zero image). The action head mean-pools the readout tokens and runs
+the diffusion MLP-ResNet on [time features, embedding, noisy flattened chunk].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vla_ros.backends.blocks.diffusion import cosine_beta_schedule, sample_clipping_x
+from vla_ros.backends.blocks.embeddings import LearnedFourierFeatures, MLPResNet
+from vla_ros.backends.blocks.transformer import Transformer
+from vla_ros.backends.octo import attention_rules as rules
+from vla_ros.backends.octo.configuration import ImageGroupConfig, OctoNetConfig
+from vla_ros.backends.octo.modeling import StdConv2d
+
+LANGUAGE = "task_language"
+READOUT = "readout_action"
+
+
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Bool mask -> additive mask: 0 where allowed, the dtype's minimum elsewhere (Flax's masking)."""
+    return torch.zeros(allowed.shape, device=allowed.device, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+class SmallStem(nn.Module):
+    """(B, C, H, W) in [-1, 1] -> (B, h*w, num_features), tokens in row-major order."""
+
+    def __init__(self, cfg: ImageGroupConfig):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 6 if cfg.goal else 3
+        for c in cfg.features:
+            layers += [StdConv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(32, c, eps=1e-6), nn.ReLU()]
+            c_in = c
+        self.convs = nn.Sequential(*layers)
+        k = cfg.patch_size // 16
+        self.embedding = nn.Conv2d(c_in, cfg.num_features, k, stride=k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(self.convs(x)).flatten(2).transpose(1, 2)
+
+
+class DiffusionHead(nn.Module):
+    """Noise prediction of the flattened chunk from the readout embedding (Octo's DiffusionActionHead)."""
+
+    def __init__(self, cfg: OctoNetConfig):
+        super().__init__()
+        flat = cfg.action_horizon * cfg.action_dim
+        self.cfg = cfg
+        self.time_features = LearnedFourierFeatures(cfg.time_dim)
+        self.time_mlp = nn.Sequential(
+            nn.Linear(cfg.time_dim, 2 * cfg.time_dim), nn.SiLU(), nn.Linear(2 * cfg.time_dim, cfg.time_dim)
+        )
+        self.net = MLPResNet(
+            cfg.time_dim + cfg.width + flat, cfg.head_hidden, flat, cfg.head_blocks, eps=1e-6,
+            layer_norm=cfg.head_layer_norm,
+        )  # fmt: skip
+        self.register_buffer("betas", cosine_beta_schedule(cfg.diffusion_steps, dtype=torch.float32), persistent=False)
+
+    def forward(self, embedding: torch.Tensor, noisy: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """embedding (..., W), noisy (..., H*A), k (..., 1) integer diffusion step -> noise (..., H*A)."""
+        dtype = self.net.inp.weight.dtype
+        time = self.time_mlp(self.time_features(k.to(dtype)))
+        x = torch.cat([time, embedding.to(dtype).expand(*time.shape[:-1], -1), noisy.to(dtype)], -1)
+        return self.net(x).to(noisy.dtype)
+
+    def sample(self, embedding: torch.Tensor, noises: torch.Tensor, action_dim: int | None = None) -> torch.Tensor:
+        """Chunks (..., H, A) from embeddings (..., W) and the noise sequence (K + 1, ..., H*A) (see
+        blocks.diffusion.sample_clipping_x); dims from `action_dim` on are the embodiment's missing ones."""
+        cfg = self.cfg
+        valid = None
+        if action_dim is not None and action_dim < cfg.action_dim:
+            valid = (torch.arange(cfg.action_dim, device=noises.device) < action_dim).repeat(cfg.action_horizon)
+        x = sample_clipping_x(lambda x, k: self(embedding, x, k), noises, self.betas, cfg.max_action, valid)
+        return x.unflatten(-1, (cfg.action_horizon, cfg.action_dim))
+
+
+class OctoNet(nn.Module):
+    """Octo's transformer (tokenizers, group projections, positional embeddings, block transformer) and
+    its diffusion action head."""
+
+    def __init__(self, cfg: OctoNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        self.stems = nn.ModuleDict({g.name: SmallStem(g) for g in cfg.images})
+        self.obs_projections = nn.ModuleDict({g.name: nn.Linear(g.num_features, w) for g in cfg.images})
+        self.obs_pos = nn.ParameterDict(
+            {g.name: nn.Parameter(torch.randn(1, cfg.max_horizon, g.n_tokens, w) * 0.02) for g in cfg.images}
+        )
+        if cfg.language:
+            self.language_projection = nn.Linear(cfg.language_dim, w)
+            self.language_pos = nn.Parameter(torch.randn(1, cfg.language_tokens, w) * 0.02)
+        self.readout_pos = nn.Parameter(torch.randn(1, cfg.max_horizon, cfg.readout_tokens, w) * 0.02)
+        self.transformer = Transformer(w, cfg.depth, cfg.num_heads, cfg.mlp_dim)
+        self.head = DiffusionHead(cfg)
+        self._masks: dict[tuple, torch.Tensor] = {}
+
+    def groups(self, language: bool) -> tuple[list[rules.TokenGroup], list[rules.TokenGroup]]:
+        """The prefix and timestep token groups, in sequence order (language: a language task is given)."""
+        cfg = self.cfg
+        prefix = [rules.TokenGroup(LANGUAGE, cfg.language_tokens, rules.TASK_RULES)] if language else []
+        timestep = [rules.TokenGroup(f"obs_{g.name}", g.n_tokens, rules.OBS_RULES) for g in cfg.images]
+        if language and cfg.repeat_task_tokens:
+            timestep.append(rules.TokenGroup(f"obs_{LANGUAGE}", cfg.language_tokens, rules.OBS_RULES))
+        timestep.append(rules.TokenGroup(READOUT, cfg.readout_tokens, rules.readout_rules(READOUT)))
+        return prefix, timestep
+
+    def rule_mask(self, language: bool, horizon: int, device: torch.device) -> torch.Tensor:
+        """(N, N) bool group-rule mask, cached per layout."""
+        key = (language, horizon, str(device))
+        if key not in self._masks:
+            prefix, timestep = self.groups(language)
+            mask = rules.rule_mask(prefix, timestep, horizon, self.cfg.use_correct_attention)
+            self._masks[key] = torch.from_numpy(mask).to(device)
+        return self._masks[key]
+
+    def tokens(
+        self,
+        images: dict[str, torch.Tensor],
+        image_valid: dict[str, torch.Tensor],
+        goals: dict[str, torch.Tensor] | None,
+        language: torch.Tensor | None,
+        language_valid: torch.Tensor | None,
+        timestep_valid: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input tokens (B, N, W) and key pad mask (B, N) bool; see `forward` for the arguments."""
+        cfg = self.cfg
+        b, t = timestep_valid.shape
+        prefix_tokens, prefix_valid, step_tokens, step_valid = [], [], [], []
+        if language is not None:
+            task = self.language_projection(language) + self.language_pos
+            lang_valid = language_valid[:, None].expand(b, cfg.language_tokens)
+            prefix_tokens.append(task)
+            prefix_valid.append(lang_valid)
+        for g in cfg.images:
+            x = images[g.name]
+            if g.goal:
+                goal = goals.get(g.name) if goals else None
+                goal = torch.full_like(x[:, 0], -1.0) if goal is None else goal
+                x = torch.cat([x, goal[:, None].expand_as(x)], 2)
+            feats = self.stems[g.name](x.flatten(0, 1)).unflatten(0, (b, t))
+            step_tokens.append(self.obs_projections[g.name](feats) + self.obs_pos[g.name][:, :t])
+            valid = image_valid[g.name] & timestep_valid
+            step_valid.append(valid[..., None].expand(b, t, g.n_tokens))
+        if language is not None and cfg.repeat_task_tokens:
+            step_tokens.append(task[:, None].expand(b, t, -1, -1))
+            step_valid.append(lang_valid[:, None].expand(b, t, -1))
+        step_tokens.append(self.readout_pos[:, :t].expand(b, -1, -1, -1))
+        step_valid.append(torch.ones(b, t, cfg.readout_tokens, dtype=torch.bool, device=timestep_valid.device))
+        tokens = torch.cat(prefix_tokens + [torch.cat(step_tokens, 2).flatten(1, 2)], 1)
+        valid = torch.cat(prefix_valid + [torch.cat(step_valid, 2).flatten(1, 2)], 1)
+        return tokens, valid
+
+    def forward(
+        self,
+        images: dict[str, torch.Tensor],
+        image_valid: dict[str, torch.Tensor],
+        timestep_valid: torch.Tensor,
+        goals: dict[str, torch.Tensor] | None = None,
+        language: torch.Tensor | None = None,
+        language_valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Readout embeddings (B, T, readout_tokens, W).
+
+        images: tokenizer name -> (B, T, 3, H, W) in [-1, 1]; image_valid: name -> (B, T) bool (False: a
+        missing camera); timestep_valid (B, T) bool (False: history padding at an episode's start);
+        goals: name -> (B, 3, H, W) in [-1, 1] or absent; language (B, L, language_dim): the T5 encoder's
+        output, language_valid (B,) bool (a pad token is not masked, as in the reference).
+        """
+        t = timestep_valid.shape[1]
+        if t > self.cfg.max_horizon:
+            raise ValueError(f"window of {t} timesteps exceeds the model's max_horizon {self.cfg.max_horizon}")
+        tokens, valid = self.tokens(images, image_valid, goals, language, language_valid, timestep_valid)
+        mask = self.rule_mask(language is not None, t, tokens.device)[None] & valid[:, None, :]
+        out = self.transformer(tokens, additive_mask(mask, tokens.dtype))
+        prefix = self.cfg.language_tokens if language is not None else 0
+        return out[:, prefix:].unflatten(1, (t, -1))[:, :, -self.cfg.readout_tokens :]
+
+    def embedding(self, readouts: torch.Tensor) -> torch.Tensor:
+        """The head's input: readout tokens (..., R, W) mean-pooled -> (..., W)."""
+        return readouts.mean(-2)
