@@ -96,9 +96,12 @@ class PlanTracker:
         elif lim.commands != self._commands_seen:  # someone else commanded (a hold): join from there
             self._start_blend(plan, last_s)
         # after a stall (the tick came later than the `dt_s` it may integrate; a quarter of it is clock
-        # noise) the plan's state at now_s would be one step for the whole stall: the filter catches up
-        # within the limits instead
+        # noise) the plan's state at now_s would be one step for the whole stall: the command moves
+        # along the plan by dt_s only, and a blend (or the filter) catches up within the limits
         stalled = lim.commands == self._commands_seen and now_s - self._last_step_s > 1.25 * dt_s
+        if stalled and self._catch_up(plan, self._last_step_s, dt_s, now_s):
+            self._commands_seen, self._last_step_s = lim.commands, now_s
+            return lim.position.copy()
         state = self._reference(plan, now_s)
         feasible = not stalled and self._feasible(plan, last_s, now_s)
         if feasible and lim.accept_if_safe(state):
@@ -116,6 +119,18 @@ class PlanTracker:
         self._commands_seen = lim.commands
         self._last_step_s = now_s
         return lim.position.copy()
+
+    def _catch_up(self, plan: Plan, last_s: float, dt_s: float, now_s: float) -> bool:
+        """After a stall: command the reference `dt_s` after the last command (the plan's own motion,
+        no step), then blend the lag to the plan at `now_s` away. False if that is not provably safe."""
+        if not self._feasible(plan, last_s, last_s + dt_s):
+            return False
+        if not self.limiter.accept_if_safe(self._reference(plan, last_s + dt_s)):
+            return False
+        self._start_blend(plan, now_s)
+        self.nominal_ticks += 1
+        self.last_mode = "catch_up"
+        return True
 
     # --- the reference: plan + blend ------------------------------------------------------------
     def _reference(self, plan: Plan, t_s: float) -> np.ndarray:
