@@ -80,6 +80,7 @@ class JerkLimiter:
         self._clearance_m = -np.inf
         self.commands = 0  # commands accepted so far (lets a follower notice commands it did not make)
         self._max_a, self._max_j = self.max_acceleration.tolist(), self.max_jerk.tolist()
+        self._max_v = (self.max_velocity * (1 + 1e-9) + 1e-12).tolist()  # float slack
         self._low_list = (limits.min_position - _POSITION_TOLERANCE).tolist()
         self._high_list = (limits.max_position + _POSITION_TOLERANCE).tolist()
         self._otg = Ruckig(n)
@@ -237,13 +238,21 @@ class JerkLimiter:
         return np.array(p), np.array(v), np.array(a)
 
     def _can_stop_safely(self, position, velocity, acceleration, record: bool = True) -> bool:
-        """Does braking from this state stay inside the position limits and the workspace?
-        `record`: count the limit that says no (off for candidates that have a fallback).
+        """Does braking from this state stay inside the velocity limits, the position limits and the
+        workspace? `record`: count the limit that says no (off for candidates that have a fallback).
 
         Braking is each joint's own time-optimal stop (`stop_phases`: what `brake` executes, ruckig's
         unsynchronised velocity-interface profile, in closed form), so its exact extent costs a few
-        float operations per joint and no ruckig solve."""
+        float operations per joint and no ruckig solve. A joint still accelerating away from rest
+        speeds up by a^2 / (2 J) while its acceleration ramps down: that peak must be within its limit."""
         q = position.tolist()
+        if not all(
+            abs(v + a * abs(a) / (2.0 * j)) <= limit
+            for v, a, j, limit in zip(velocity.tolist(), acceleration.tolist(), self._max_j, self._max_v)
+        ):
+            if record:
+                self._flag("brake_for_velocity")
+            return False
         stops = [
             (phases, *stop_extent(v, a, phases))
             for v, a, max_a, max_j in zip(velocity.tolist(), acceleration.tolist(), self._max_a, self._max_j)
