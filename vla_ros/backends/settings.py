@@ -167,6 +167,22 @@ def type_problem(settings_cls, key: str, value: Any) -> str | None:
     return _type_problem(value, typing.get_type_hints(settings_cls)[key])
 
 
+def check_joints(where: str, joints: tuple[str, ...], relative: tuple[str, ...], relative_key: str) -> None:
+    """ValueError unless `joints` are distinct names (at least one) and every `relative` joint (the
+    settings key `relative_key`) is one of them."""
+    if not joints or len(set(joints)) != len(joints):
+        raise ValueError(f"{where}: joints: need a non-empty list of distinct names, got {list(joints)}")
+    stray = [j for j in relative if j not in joints]
+    if stray:
+        raise ValueError(f"{where}: {relative_key}: {stray} are not in joints {list(joints)}")
+
+
+def check_choice(where: str, key: str, value: Any, choices: tuple) -> None:
+    """ValueError naming `key` and `value` unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{where}: {key}: must be one of {list(choices)}, got {value!r}")
+
+
 class SettingsBase:
     """Mixin for frozen settings dataclasses: typed `from_dict` with errors naming source, key, value.
 

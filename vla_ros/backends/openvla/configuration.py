@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vla_ros.backends.blocks.vit import VitSpec
-from vla_ros.backends.settings import SettingsBase
+from vla_ros.backends.settings import SettingsBase, check_choice, check_joints
 
 # timm ids of the towers OpenVLA checkpoints use -> their flags (timm's model definitions)
 TIMM_TOWERS = {
@@ -279,25 +279,16 @@ class OpenVLASettings(SettingsBase):
         for name in ("relative_joints", "wrist_cameras", "proprio_joints"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         where = self.source
-        if not self.joints or len(set(self.joints)) != len(self.joints):
-            raise ValueError(f"{where}: joints: need a non-empty list of distinct names, got {list(self.joints)}")
-        stray = [j for j in self.relative_joints if j not in self.joints]
-        if stray:
-            raise ValueError(f"{where}: relative_joints: {stray} are not in joints {list(self.joints)}")
+        check_joints(where, self.joints, self.relative_joints, "relative_joints")
         if not self.dt_s > 0:
             raise ValueError(f"{where}: dt_s: must be > 0, got {self.dt_s}")
         if self.center_crop_scale is not None and not 0 < self.center_crop_scale <= 1:
             raise ValueError(f"{where}: center_crop_scale: must be in (0, 1], got {self.center_crop_scale}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"{where}: dtype: must be one of {list(DTYPES)}, got {self.dtype!r}")
-        if self.attention not in ATTENTION:
-            raise ValueError(f"{where}: attention: must be one of {list(ATTENTION)}, got {self.attention!r}")
+        check_choice(where, "dtype", self.dtype, DTYPES)
+        check_choice(where, "attention", self.attention, ATTENTION)
         if self.chunk_size < 1:
             raise ValueError(f"{where}: chunk_size: must be >= 1, got {self.chunk_size}")
-        if self.normalization not in NORMALIZATION:
-            raise ValueError(
-                f"{where}: normalization: must be one of {list(NORMALIZATION)}, got {self.normalization!r}"
-            )
+        check_choice(where, "normalization", self.normalization, NORMALIZATION)
         if not self.oft and (self.wrist_cameras or self.proprio_joints):
             raise ValueError(
                 f"{where}: wrist_cameras / proprio_joints need oft: true (OpenVLA reads one image, no state)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vla_ros.backends.settings import SettingsBase
+from vla_ros.backends.settings import SettingsBase, check_choice, check_joints
 from vla_ros.core.robot_mapping import RobotMapping
 
 DTYPES = ("float32", "bfloat16")
@@ -46,11 +46,7 @@ class Pi0Settings(SettingsBase):
         object.__setattr__(self, "joints", tuple(self.joints))
         object.__setattr__(self, "delta_joints", tuple(self.delta_joints))
         where = self.source
-        if not self.joints or len(set(self.joints)) != len(self.joints):
-            raise ValueError(f"{where}: joints: need a non-empty list of distinct names, got {list(self.joints)}")
-        stray = [j for j in self.delta_joints if j not in self.joints]
-        if stray:
-            raise ValueError(f"{where}: delta_joints: {stray} are not in joints {list(self.joints)}")
+        check_joints(where, self.joints, self.delta_joints, "delta_joints")
         if not self.cameras:
             raise ValueError(f"{where}: cameras: map at least one robot camera to a π₀ slot")
         slots = list(self.cameras.values())
@@ -62,12 +58,10 @@ class Pi0Settings(SettingsBase):
             raise ValueError(f"{where}: steps: must be >= 1, got {self.steps}")
         if self.max_guidance < 0:
             raise ValueError(f"{where}: max_guidance: must be >= 0, got {self.max_guidance}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"{where}: dtype: must be one of {list(DTYPES)}, got {self.dtype!r}")
+        check_choice(where, "dtype", self.dtype, DTYPES)
         if self.origin not in (None, "openpi", "lerobot"):
             raise ValueError(f"{where}: origin: must be openpi, lerobot or null, got {self.origin!r}")
-        if self.fast_path not in FAST_PATHS:
-            raise ValueError(f"{where}: fast_path: must be one of {list(FAST_PATHS)}, got {self.fast_path!r}")
+        check_choice(where, "fast_path", self.fast_path, FAST_PATHS)
         if self.max_token_len is not None and self.max_token_len < 1:
             raise ValueError(f"{where}: max_token_len: must be >= 1, got {self.max_token_len}")
 
