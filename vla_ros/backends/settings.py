@@ -245,7 +245,7 @@ class SettingsBase:
         """Settings from one YAML file; SettingsError naming the file (and the key) otherwise."""
         path = Path(path)
         if not path.is_file():
-            raise SettingsError(f"{path}: {cls.__name__} settings file not found")
+            raise SettingsError(f"{path}: settings file not found ({cls.__name__})")
         return cls.from_dict(read_settings_file(path), str(path))
 
     def to_yaml(self) -> str:
