@@ -90,6 +90,39 @@ class Backend(abc.ABC):
             torch.cuda.empty_cache()
 
 
+def require_cameras(observation: Observation, cameras: tuple[str, ...], who: str) -> None:
+    """BackendError naming the `cameras` that `observation` lacks (`who`: the backend, for the message)."""
+    missing = [c for c in cameras if c not in observation.images]
+    if missing:
+        raise BackendError(f"{who} needs cameras {list(cameras)}; observation lacks {missing}")
+
+
+def backend_joints(
+    names: tuple[str, ...], values: np.ndarray, wanted: tuple[str, ...], who: str, what: str = "observation"
+) -> np.ndarray:
+    """values (..., len(names)) -> float64 (..., len(wanted)) in `wanted` order (radians, as given).
+
+    BackendError naming the joints `who` expects and those the `what` lacks.
+    """
+    from vla_ros.core.robot_mapping import JointNameError, select_joints
+
+    try:
+        return select_joints(names, np.asarray(values, dtype=np.float64), wanted, f"the {what}")
+    except JointNameError as exc:
+        raise BackendError(f"{who} expects joints {list(wanted)}; {exc}") from exc
+
+
+def checkpoint_folder(model_path: str | Path | None, settings, who: str) -> Path:
+    """`model_path`, else the settings' `checkpoint` (absolute or relative to the package root)."""
+    if model_path is not None:
+        return Path(model_path)
+    if settings.checkpoint is None:
+        raise BackendError(f"{who}: no checkpoint folder given (model_path) and {settings.source} sets no 'checkpoint'")
+    from vla_ros.config import resolve_package_path
+
+    return Path(resolve_package_path(settings.checkpoint))
+
+
 # name -> ("module:loader", "module:SettingsClass"). The loader builds the backend from
 # (model_path, overrides, seed); the settings class (importable without torch) validates the
 # robot config's backend keys at load time.

@@ -167,8 +167,27 @@ def type_problem(settings_cls, key: str, value: Any) -> str | None:
     return _type_problem(value, typing.get_type_hints(settings_cls)[key])
 
 
+def check_joints(where: str, joints: tuple[str, ...], relative: tuple[str, ...], relative_key: str) -> None:
+    """ValueError unless `joints` are distinct names (at least one) and every `relative` joint (the
+    settings key `relative_key`) is one of them."""
+    if not joints or len(set(joints)) != len(joints):
+        raise ValueError(f"{where}: joints: need a non-empty list of distinct names, got {list(joints)}")
+    stray = [j for j in relative if j not in joints]
+    if stray:
+        raise ValueError(f"{where}: {relative_key}: {stray} are not in joints {list(joints)}")
+
+
+def check_choice(where: str, key: str, value: Any, choices: tuple) -> None:
+    """ValueError naming `key` and `value` unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{where}: {key}: must be one of {list(choices)}, got {value!r}")
+
+
 class SettingsBase:
-    """Mixin for frozen settings dataclasses: typed `from_dict` with errors naming source, key, value."""
+    """Mixin for frozen settings dataclasses: typed `from_dict` with errors naming source, key, value.
+
+    Fields without a default are required keys; a `source` field, if declared, receives `where`.
+    """
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -177,22 +196,68 @@ class SettingsBase:
         return tuple(f.name for f in dataclasses.fields(cls) if f.init and f.name != "source")
 
     @classmethod
+    def required_keys(cls) -> tuple[str, ...]:
+        """The fields without a default, in declaration order."""
+        import dataclasses
+
+        return tuple(
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.init
+            and f.name != "source"
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        )
+
+    @classmethod
     def from_dict(cls, raw: Mapping[str, Any], where: str, sources: Mapping[str, str] | None = None):
+        """Settings from `raw`; SettingsError naming the source, key and value of the first problem.
+
+        `where` names the whole of `raw` (a file, or the layers merged); `sources` the layer of each key.
+        """
         import typing
 
+        if not isinstance(raw, Mapping):
+            raise SettingsError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
         sources = sources or {}
         hints = typing.get_type_hints(cls)
+        known = cls.field_names()
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            origin = ", ".join(sorted({sources.get(k, where) for k in unknown}))
+            raise SettingsError(f"{origin}: unknown keys {unknown} (known: {sorted(known)})")
+        missing = [k for k in cls.required_keys() if k not in raw]
+        if missing:
+            raise SettingsError(f"{where}: missing keys {missing}")
         values = {}
         for key, value in raw.items():
-            if key not in cls.field_names():
-                raise SettingsError(
-                    f"{sources.get(key, where)}: unknown key '{key}' (known: {sorted(cls.field_names())})"
-                )
             problem = _type_problem(value, hints[key])
             if problem:
                 raise SettingsError(f"{sources.get(key, where)}: {key}: {problem}, got {value!r}")
             values[key] = tuple(value) if isinstance(value, list) else value
         try:
-            return cls(**values, source=where) if "source" in {f for f in hints} else cls(**values)
-        except TypeError as exc:  # a required key is missing
+            return cls(**values, source=where) if "source" in hints else cls(**values)
+        except TypeError as exc:  # a field the dataclass cannot take
             raise SettingsError(f"{where}: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: Path):
+        """Settings from one YAML file; SettingsError naming the file (and the key) otherwise."""
+        path = Path(path)
+        if not path.is_file():
+            raise SettingsError(f"{path}: settings file not found ({cls.__name__})")
+        return cls.from_dict(read_settings_file(path), str(path))
+
+    def to_yaml(self) -> str:
+        """The settings as YAML that `load` reads back (tuples written as lists, `source` left out)."""
+        out = {key: getattr(self, key) for key in self.field_names()}
+        return yaml.safe_dump(_plain(out), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    """`value` with tuples as lists, at any depth (what yaml.safe_dump writes)."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -17,15 +17,14 @@ import argparse
 import dataclasses
 import time
 
-import numpy as np
 import torch
 
 from vla_ros.backends.openvla.checkpoint import build_model
 from vla_ros.backends.openvla.configuration import OPENVLA_7B, OpenVLAConfig
 from vla_ros.backends.openvla.modeling import L1RegressionActionHead, OpenVLAModel
 from vla_ros.backends.openvla.tiny import TINY_TEXT_CONFIG, TINY_TOWERS
+from vla_ros.benchmarks.timing import DTYPES, add_common_args, device_sync, elapsed_ms, percentiles, print_peak_memory
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 PROMPT_TOKENS = 20  # "In: What action should the robot take to <task>?\nOut:" + the empty token, typical length
 ACTION_DIM = 7
 
@@ -53,7 +52,7 @@ def run_tokens(
             t0 = time.perf_counter()
             token = model.step(token, embeds.shape[1] + i - 1, cache).argmax()
             sync()
-            token_ms.append(1e3 * (time.perf_counter() - t0))
+            token_ms.append(elapsed_ms(t0))
     end = time.perf_counter()
     return 1e3 * (prefilled - start), token_ms, 1e3 * (end - start)
 
@@ -67,29 +66,17 @@ def run_chunk(
         hidden = model.parallel_hidden(model.embed(pixels, ids), chunk * ACTION_DIM, stop_token_id=2)
         head(hidden, chunk)
         sync()
-    return 1e3 * (time.perf_counter() - start)
-
-
-def percentiles(values: list[float]) -> str:
-    return f"p50 {np.percentile(values, 50):9.2f}  p99 {np.percentile(values, 99):9.2f}"
+    return elapsed_ms(start)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="OpenVLA latency benchmark (random weights)")
-    parser.add_argument("--size", choices=("tiny", "full"), default="tiny")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    add_common_args(parser)
     parser.add_argument("--attention", choices=("sdpa", "eager"), default="sdpa")
     parser.add_argument("--static-cache", action="store_true", help="preallocated KV cache")
     parser.add_argument("--chunk", type=int, default=8, help="OFT actions per chunk (LIBERO 8, ALOHA 25)")
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    cuda = args.device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = device_sync(args)
 
     cfg = benchmark_config(args.size)
     torch.manual_seed(0)
@@ -124,8 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"per-token ms                        {percentiles(token_ms)}")
     print(f"7-token action ms                   {percentiles(total_ms)}")
     print(f"OFT chunk of {args.chunk} ms                  {percentiles(chunk_ms)}")
-    if cuda:
-        print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    print_peak_memory(args)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import time
 
-import numpy as np
 import torch
 
 from vla_ros.backends.blocks.flow import euler_integrate
@@ -24,8 +23,7 @@ from vla_ros.backends.pi0.checkpoint import build_model
 from vla_ros.backends.pi0.configuration import IMAGE_SLOTS, Pi0Config
 from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.tiny import tiny_config
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+from vla_ros.benchmarks.timing import DTYPES, add_common_args, device_sync, elapsed_ms, percentiles, print_peak_memory
 
 
 def benchmark_config(size: str, cameras: int) -> Pi0Config:
@@ -62,7 +60,7 @@ def run_once(model: Pi0Model, inputs: dict[str, torch.Tensor], steps: int, sync)
             t0 = time.perf_counter()
             v = field(x, t)
             sync()
-            step_ms.append(1e3 * (time.perf_counter() - t0))
+            step_ms.append(elapsed_ms(t0))
             return v
 
         euler_integrate(timed, inputs["noise"], steps)
@@ -71,25 +69,13 @@ def run_once(model: Pi0Model, inputs: dict[str, torch.Tensor], steps: int, sync)
     return 1e3 * (prefix_done - start), step_ms, 1e3 * (end - start)
 
 
-def percentiles(values: list[float]) -> str:
-    return f"p50 {np.percentile(values, 50):9.2f}  p99 {np.percentile(values, 99):9.2f}"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="π₀ latency benchmark (random weights)")
-    parser.add_argument("--size", choices=("tiny", "full"), default="tiny")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    add_common_args(parser)
     parser.add_argument("--steps", type=int, default=10, help="Euler steps")
     parser.add_argument("--cameras", type=int, choices=(1, 2, 3), default=3)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    cuda = args.device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = device_sync(args)
 
     cfg = benchmark_config(args.size, args.cameras)
     torch.manual_seed(0)
@@ -114,8 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"prefix ms    {percentiles(prefix_ms)}")
     print(f"per-step ms  {percentiles(step_ms)}")
     print(f"total ms     {percentiles(total_ms)}")
-    if cuda:
-        print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    print_peak_memory(args)
 
 
 if __name__ == "__main__":

@@ -198,8 +198,13 @@ def test_missing_or_broken_stats(tmp_path):
     "text, match",
     [
         ("joints: [a, b]\ncameras: {front: base_0_rgb}\ndelta_joints: [c]\n", r"pi0.yaml: delta_joints: \['c'\]"),
-        ("joints: [a]\ncameras: {front: base_0_rgb}\nsteps: ten\n", "pi0.yaml: steps: wrong type"),
+        (
+            "joints: [a]\ncameras: {front: base_0_rgb}\nsteps: ten\n",
+            "pi0.yaml: steps: must be an integer or null, got 'ten'",
+        ),
         ("joints: [a]\ncameras: {front: base_0_rgb}\nspeed: 3\n", r"pi0.yaml: unknown keys \['speed'\]"),
+        ("joints: [a]\n", r"pi0.yaml: missing keys \['cameras'\]"),
+        ("joints: [a]\ncameras: {front: 3}\n", r"pi0.yaml: cameras: has invalid entries for \['front'\]"),
         (
             "joints: [a]\ncameras: {front: base_0_rgb, wrist: base_0_rgb}\n",
             "pi0.yaml: cameras: two cameras share a slot",

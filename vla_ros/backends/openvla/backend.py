@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla_ros.backends.base import Backend, BackendError
+from vla_ros.backends.base import Backend, BackendError, backend_joints, checkpoint_folder, require_cameras
 from vla_ros.backends.openvla.checkpoint import (
     build_model,
     check_folder,
@@ -40,8 +40,6 @@ from vla_ros.backends.openvla.processing import (
     with_empty_token,
 )
 from vla_ros.backends.settings import SettingsError, resolve_settings, settings_layers
-from vla_ros.config import resolve_package_path
-from vla_ros.core.robot_mapping import JointNameError, select_joints
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -135,9 +133,7 @@ class OpenVLABackend(Backend):
     def predict_actions(self, observation: Observation) -> np.ndarray:
         """Unnormalised model actions (H, A) in the checkpoint's action space (e.g. Bridge end-effector deltas);
         H = 1 for OpenVLA, chunk_size for OFT."""
-        absent = [c for c in self.camera_names if c not in observation.images]
-        if absent:
-            raise BackendError(f"OpenVLA backend needs cameras {list(self.camera_names)}; observation lacks {absent}")
+        require_cameras(observation, self.camera_names, "OpenVLA backend")
         ids = self.input_ids(observation.instruction)
         if self.oft is None:
             tokens, _ = self.generate(self.pixel_values(observation.images[self.settings.camera]), ids)
@@ -151,12 +147,7 @@ class OpenVLABackend(Backend):
         return unnormalize(normalized, self.action_stats, self.settings.normalization, OFT_RANGE_EPS)
 
     def _joints(self, observation: Observation, names: tuple[str, ...]) -> np.ndarray:
-        try:
-            return select_joints(observation.joint_names, observation.joint_positions, names, "the observation").astype(
-                np.float64
-            )
-        except JointNameError as exc:
-            raise BackendError(f"OpenVLA backend expects joints {list(names)}; {exc}") from exc
+        return backend_joints(observation.joint_names, observation.joint_positions, names, "OpenVLA backend")
 
     def predict(
         self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
@@ -185,13 +176,7 @@ def load_openvla_backend(
         settings, sources = resolve_settings(OpenVLASettings, layers)
     except SettingsError as exc:
         raise BackendError(f"OpenVLA settings: {exc}") from exc
-    if model_path is None:
-        if settings.checkpoint is None:
-            raise BackendError(
-                f"OpenVLA backend: no checkpoint folder given and {settings.source} sets no 'checkpoint'"
-            )
-        model_path = resolve_package_path(settings.checkpoint)
-    folder = Path(model_path)
+    folder = checkpoint_folder(model_path, settings, "OpenVLA backend")
     check_folder(folder)
     cfg = load_config(folder)
     key, stats = select_stats(cfg.norm_stats, settings.unnorm_key, f"OpenVLA checkpoint {folder}")

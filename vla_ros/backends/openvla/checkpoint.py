@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from vla_ros.backends.base import BackendError
 from vla_ros.backends.openvla.configuration import ImageProcessorConfig, OpenVLAConfig
 from vla_ros.backends.openvla.modeling import OpenVLAModel
+from vla_ros.backends.weights import check_shapes
 
 CONFIG, INDEX, SINGLE, PREPROCESSOR = (
     "config.json",
@@ -29,31 +30,9 @@ CONFIG, INDEX, SINGLE, PREPROCESSOR = (
     "preprocessor_config.json",
 )
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
-_LISTED = 12  # keys named per category in an error
-
-
-def _listing(keys: list[str]) -> str:
-    more = f" (+{len(keys) - _LISTED} more)" if len(keys) > _LISTED else ""
-    return f"{keys[:_LISTED]}{more}"
 
 
 # --- weights ------------------------------------------------------------------------------------
-
-
-def check_shapes(expected: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]], what: str) -> None:
-    """One BackendError naming every missing, unexpected and misshaped key."""
-    missing = sorted(set(expected) - set(shapes))
-    unexpected = sorted(set(shapes) - set(expected))
-    wrong = [
-        f"{k}: {shapes[k]} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in shapes and shapes[k] != tuple(v.shape)
-    ]
-    if missing or unexpected or wrong:
-        raise BackendError(
-            f"{what}: missing keys {_listing(missing)}, unexpected keys {_listing(unexpected)}, "
-            f"wrong shapes {_listing(wrong)}"
-        )
 
 
 def weight_files(folder: Path) -> dict[str, Path]:
@@ -92,7 +71,7 @@ def load_weights(folder: Path, model: torch.nn.Module, what: str = "OpenVLA") ->
             with safe_open(str(path), framework="pt") as f:
                 present = set(f.keys())
                 shapes.update({k: tuple(f.get_slice(k).get_shape()) for k in keys if k in present})
-        check_shapes(expected, shapes, f"{what} weights in {folder} do not match config.json")
+        check_shapes(shapes, expected, f"{what} weights in {folder} do not match config.json")
         with torch.no_grad():
             for path, keys in by_shard.items():
                 with safe_open(str(path), framework="pt") as f:
@@ -140,9 +119,7 @@ def load_component(path: Path, module: torch.nn.Module) -> None:
         raise BackendError(f"OpenVLA-OFT {path}: expected a dict of tensors, got {type(state).__name__}")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     expected = module.state_dict()
-    check_shapes(
-        expected, {k: tuple(v.shape) for k, v in state.items()}, f"OpenVLA-OFT {path.name} does not match the model"
-    )
+    check_shapes(state, expected, f"OpenVLA-OFT {path.name} does not match the model")
     with torch.no_grad():
         for key, target in expected.items():
             target.copy_(state[key])

@@ -22,10 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vla_ros.backends.blocks.vit import VitSpec
-from vla_ros.backends.settings import SettingsBase
+from vla_ros.backends.settings import SettingsBase, check_choice, check_joints
 
 # timm ids of the towers OpenVLA checkpoints use -> their flags (timm's model definitions)
 TIMM_TOWERS = {
@@ -281,25 +279,16 @@ class OpenVLASettings(SettingsBase):
         for name in ("relative_joints", "wrist_cameras", "proprio_joints"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         where = self.source
-        if not self.joints or len(set(self.joints)) != len(self.joints):
-            raise ValueError(f"{where}: joints: need a non-empty list of distinct names, got {list(self.joints)}")
-        stray = [j for j in self.relative_joints if j not in self.joints]
-        if stray:
-            raise ValueError(f"{where}: relative_joints: {stray} are not in joints {list(self.joints)}")
+        check_joints(where, self.joints, self.relative_joints, "relative_joints")
         if not self.dt_s > 0:
             raise ValueError(f"{where}: dt_s: must be > 0, got {self.dt_s}")
         if self.center_crop_scale is not None and not 0 < self.center_crop_scale <= 1:
             raise ValueError(f"{where}: center_crop_scale: must be in (0, 1], got {self.center_crop_scale}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"{where}: dtype: must be one of {list(DTYPES)}, got {self.dtype!r}")
-        if self.attention not in ATTENTION:
-            raise ValueError(f"{where}: attention: must be one of {list(ATTENTION)}, got {self.attention!r}")
+        check_choice(where, "dtype", self.dtype, DTYPES)
+        check_choice(where, "attention", self.attention, ATTENTION)
         if self.chunk_size < 1:
             raise ValueError(f"{where}: chunk_size: must be >= 1, got {self.chunk_size}")
-        if self.normalization not in NORMALIZATION:
-            raise ValueError(
-                f"{where}: normalization: must be one of {list(NORMALIZATION)}, got {self.normalization!r}"
-            )
+        check_choice(where, "normalization", self.normalization, NORMALIZATION)
         if not self.oft and (self.wrist_cameras or self.proprio_joints):
             raise ValueError(
                 f"{where}: wrist_cameras / proprio_joints need oft: true (OpenVLA reads one image, no state)"
@@ -310,66 +299,3 @@ class OpenVLASettings(SettingsBase):
     @property
     def cameras(self) -> tuple[str, ...]:
         return (self.camera, *self.wrist_cameras)
-
-    def to_yaml(self) -> str:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "source"}
-        for name in ("joints", "relative_joints", "wrist_cameras", "proprio_joints"):
-            out[name] = list(out[name])
-        return yaml.safe_dump(out, sort_keys=False)
-
-    @classmethod
-    def load(cls, path: Path) -> OpenVLASettings:
-        if not path.is_file():
-            raise ValueError(f"OpenVLA settings file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML ({exc})") from exc
-        return cls.from_dict(raw or {}, str(path))
-
-    @classmethod
-    def from_dict(cls, raw: Any, where: str, sources: dict[str, str] | None = None) -> OpenVLASettings:
-        if not isinstance(raw, dict):
-            raise ValueError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)} - {"source"}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
-        missing = [k for k in ("joints", "camera") if k not in raw]
-        if missing:
-            raise ValueError(f"{where}: missing keys {missing}")
-        for key, value in raw.items():
-            if not _type_ok(key, value):
-                raise ValueError(f"{(sources or {}).get(key, where)}: {key}: wrong type, got {value!r}")
-        return cls(**raw, source=where)
-
-
-_NUMBER = (int, float)
-_TYPES = {
-    "joints": list,
-    "relative_joints": list,
-    "camera": str,
-    "unnorm_key": (str, type(None)),
-    "dt_s": _NUMBER,
-    "center_crop_scale": (int, float, type(None)),
-    "checkpoint": (str, type(None)),
-    "device": str,
-    "dtype": str,
-    "attention": str,
-    "static_cache": bool,
-    "oft": bool,
-    "chunk_size": int,
-    "normalization": str,
-    "wrist_cameras": list,
-    "proprio_joints": list,
-    "action_space": (dict, type(None)),
-}
-
-
-def _type_ok(key: str, value: Any) -> bool:
-    expected = _TYPES[key]
-    if isinstance(value, bool) and expected is not bool:
-        return False
-    if not isinstance(value, expected):
-        return False
-    return not isinstance(value, list) or all(isinstance(v, str) for v in value)

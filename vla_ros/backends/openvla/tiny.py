@@ -19,17 +19,8 @@ import json
 from pathlib import Path
 
 from vla_ros.backends.blocks.vit import VitSpec
+from vla_ros.backends.tiny import SIM_INSTRUCTIONS, is_gripper, relative_joints, write_settings
 
-INSTRUCTIONS = (
-    "reach the red cube",
-    "reach the blue cube",
-    "pick up the red cube",
-    "push the blue cube to the left",
-    "put the red cube on the blue cube",
-    "move the gripper up",
-    "open the gripper",
-    "close the gripper",
-)
 # timm ids under which the fixture script registers towers of these flags in the reference
 TINY_TOWER_IDS = ("vit_tiny_patch14_reg4_dinov2_test", "vit_tiny_patch14_siglip_test")
 TINY_TOWERS = (
@@ -67,7 +58,7 @@ def tower_json(spec: VitSpec) -> dict:
     return {k: v for k, v in dataclasses.asdict(spec).items() if k != "img_size"}
 
 
-def write_tokenizer(folder: Path, instructions: tuple[str, ...] = INSTRUCTIONS, vocab_size: int = 120) -> None:
+def write_tokenizer(folder: Path, instructions: tuple[str, ...] = SIM_INSTRUCTIONS, vocab_size: int = 120) -> None:
     """tokenizer.json (BPE on the OpenVLA prompts of `instructions`, Llama's Metaspace pre-tokenizer,
     <unk>=0 <s>=1 </s>=2, BOS added) + tokenizer_config.json."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -155,7 +146,7 @@ def make_tiny_checkpoint(
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    gripper = ["gripper" in j for j in joint_names]
+    gripper = [is_gripper(j) for j in joint_names]
     raw = {
         "model_type": "openvla",
         "vision_backbone_id": "dinosiglip-vit-so-224px",
@@ -193,7 +184,7 @@ def make_tiny_checkpoint(
     settings = OpenVLASettings(
         joints=tuple(joint_names),
         camera=camera,
-        relative_joints=tuple(j for j, g in zip(joint_names, gripper) if not g),
+        relative_joints=relative_joints(joint_names),
         unnorm_key="sim_tabletop",
         dt_s=dt_s,
         oft=oft,
@@ -201,9 +192,7 @@ def make_tiny_checkpoint(
         wrist_cameras=wrist_cameras if oft else (),
         proprio_joints=tuple(joint_names) if oft else (),
     )
-    (folder / "openvla.yaml").write_text(
-        "# tiny random-weight OpenVLA for tests (vla_ros.backends.openvla.tiny)\n" + settings.to_yaml()
-    )
+    write_settings(folder / "openvla.yaml", settings, "OpenVLA", "vla_ros.backends.openvla.tiny")
     return folder
 
 

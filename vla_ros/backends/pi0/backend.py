@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla_ros.backends.base import Backend, BackendError
+from vla_ros.backends.base import Backend, BackendError, backend_joints, checkpoint_folder, require_cameras
 from vla_ros.backends.blocks.flow import euler_integrate, rtc_guided
 from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.backends.pi0.checkpoint import build_model, load_checkpoint, load_weights
@@ -23,8 +23,6 @@ from vla_ros.backends.pi0.processing import Pi0Processor
 from vla_ros.backends.pi0.settings import Pi0Settings
 from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer
 from vla_ros.backends.settings import resolve_settings, settings_layers
-from vla_ros.config import resolve_package_path
-from vla_ros.core.robot_mapping import JointNameError, select_joints
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -72,12 +70,8 @@ class Pi0Backend(Backend):
         self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
     ) -> ActionChunk:
         start = time.perf_counter()
-        q = self._select_joints(
-            observation.joint_names, np.asarray(observation.joint_positions, dtype=np.float64), "observation"
-        )
-        missing = [c for c in self.camera_names if c not in observation.images]
-        if missing:
-            raise BackendError(f"π₀ backend needs cameras {list(self.camera_names)}; observation lacks {missing}")
+        q = self._select_joints(observation.joint_names, observation.joint_positions, "observation")
+        require_cameras(observation, self.camera_names, "π₀ backend")
         with torch.no_grad():
             cache, state = self._encode(observation, q)
             if prefix is None:
@@ -91,10 +85,7 @@ class Pi0Backend(Backend):
 
     def _select_joints(self, names: tuple[str, ...], values: np.ndarray, what: str) -> np.ndarray:
         """values (..., len(names)) -> (..., D) in `joint_names` order."""
-        try:
-            return select_joints(names, values, self.joint_names, f"the {what}")
-        except JointNameError as exc:
-            raise BackendError(f"π₀ backend expects joints {list(self.joint_names)}; {exc}") from exc
+        return backend_joints(names, values, self.joint_names, "π₀ backend", what)
 
     def _encode(self, observation: Observation, q: np.ndarray):
         """Prefix KV cache and the state tensor (1, state_dim) of one observation (None for π₀.5,
@@ -141,13 +132,7 @@ def load_pi0_backend(model_path: Path | None, overrides: dict[str, Any] | None =
     """π₀ backend from a checkpoint folder (`model_path`, else the settings' `checkpoint`), settings
     layered over `overrides` (node parameters; see backends/settings.py)."""
     settings, sources = resolve_settings(Pi0Settings, settings_layers("pi0", model_path, overrides or {}))
-    if model_path is None:
-        if settings.checkpoint is None:
-            raise BackendError(
-                f"π₀ backend: no checkpoint folder given (model_path) and {settings.source} sets no 'checkpoint'"
-            )
-        model_path = resolve_package_path(settings.checkpoint)
-    folder = Path(model_path)
+    folder = checkpoint_folder(model_path, settings, "π₀ backend")
     ckpt = load_checkpoint(folder, settings)
     try:
         processor = Pi0Processor(ckpt.cfg, ckpt.settings, ckpt.stats, ckpt.profile)

@@ -36,6 +36,7 @@ from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.origin import CheckpointProfile, detect_origin, read_profile
 from vla_ros.backends.pi0.settings import Pi0Settings
 from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer
+from vla_ros.backends.weights import check_shapes
 
 LOG = logging.getLogger(__name__)
 PI05_KEY = "time_mlp_in.weight"  # only π₀.5 has it (π₀: action_time_mlp_in)
@@ -47,7 +48,6 @@ EMBED_KEY = "paligemma_with_expert.paligemma.model.language_model.embed_tokens.w
 TIED_TO_EMBED = "paligemma_with_expert.paligemma.lm_head.weight"
 UNUSED_KEYS = ("paligemma_with_expert.gemma_expert.lm_head.weight",)
 LEROBOT_STATS = {"state": "observation.state", "action": "action"}
-_LISTED = 12  # keys named per category in an error
 
 
 # --- weights ----------------------------------------------------------------------------------
@@ -69,11 +69,6 @@ def _canonical_names(file_keys: list[str]) -> dict[str, str]:
     return names
 
 
-def _listing(keys: list[str]) -> str:
-    more = f" (+{len(keys) - _LISTED} more)" if len(keys) > _LISTED else ""
-    return f"{keys[:_LISTED]}{more}"
-
-
 def load_weights(path: Path, model: Pi0Model) -> None:
     """Copy `path`'s tensors into `model` (any device/dtype); BackendError naming every mismatch first."""
     expected = model.state_dict()
@@ -81,18 +76,7 @@ def load_weights(path: Path, model: Pi0Model) -> None:
         with safe_open(str(path), framework="pt") as f:
             names = _canonical_names(list(f.keys()))
             shapes = {k: tuple(f.get_slice(names[k]).get_shape()) for k in names}
-            missing = sorted(set(expected) - set(names))
-            unexpected = sorted(names[k] for k in set(names) - set(expected))
-            wrong = [
-                f"{names[k]}: {shapes[k]} != {tuple(v.shape)}"
-                for k, v in expected.items()
-                if k in shapes and shapes[k] != tuple(v.shape)
-            ]
-            if missing or unexpected or wrong:
-                raise BackendError(
-                    f"π₀ weights {path} do not match config.json: missing keys {_listing(missing)}, "
-                    f"unexpected keys {_listing(unexpected)}, wrong shapes {_listing(wrong)}"
-                )
+            check_shapes(shapes, expected, f"π₀ weights {path} do not match config.json", file_keys=names)
             with torch.no_grad():
                 for key, target in expected.items():
                     target.copy_(f.get_tensor(names[key]))

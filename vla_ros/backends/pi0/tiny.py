@@ -35,22 +35,12 @@ from vla_ros.backends.pi0.configuration import (
 )
 from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.settings import Pi0Settings
-
-PROMPTS = (
-    "reach the red cube",
-    "reach the blue cube",
-    "pick up the red cube",
-    "push the blue cube to the left",
-    "put the red cube on the blue cube",
-    "move the gripper up",
-    "open the gripper",
-    "close the gripper",
-)
-
+from vla_ros.backends.tiny import SIM_INSTRUCTIONS, is_gripper, relative_joints, write_settings
 
 VARIANTS = ("pi0", "pi05")
 PI05_EXAMPLES = tuple(
-    f"Task: {p}, State: {' '.join(str(7 * i + 40 * k) for i in range(7))};\nAction: " for k, p in enumerate(PROMPTS)
+    f"Task: {p}, State: {' '.join(str(7 * i + 40 * k) for i in range(7))};\nAction: "
+    for k, p in enumerate(SIM_INSTRUCTIONS)
 )
 
 
@@ -66,7 +56,7 @@ def tiny_config(horizon: int = 8, vocab_size: int = 64, max_token_len: int = 16,
     )
 
 
-def tiny_tokenizer_model(prompts: tuple[str, ...] = PROMPTS, vocab_size: int = 48) -> bytes:
+def tiny_tokenizer_model(prompts: tuple[str, ...] = SIM_INSTRUCTIONS, vocab_size: int = 48) -> bytes:
     """A SentencePiece model with PaliGemma's special ids (pad 0, eos 1, bos 2, unk 3) and a "\\n" piece."""
     out = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
@@ -104,7 +94,7 @@ def make_tiny_checkpoint(
         raise ValueError(f"at most {len(IMAGE_SLOTS)} cameras, got {list(camera_names)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    spm = tiny_tokenizer_model(PROMPTS + PI05_EXAMPLES, 96) if pi05 else tiny_tokenizer_model()
+    spm = tiny_tokenizer_model(SIM_INSTRUCTIONS + PI05_EXAMPLES, 96) if pi05 else tiny_tokenizer_model()
     (folder / "tokenizer.model").write_bytes(spm)
     vocab = sentencepiece.SentencePieceProcessor(model_proto=spm).vocab_size()
     cfg = tiny_config(horizon, vocab_size=vocab, max_token_len=64 if pi05 else 16, pi05=pi05)
@@ -114,7 +104,7 @@ def make_tiny_checkpoint(
     cfg.save(folder / "config.json")
     save_weights(folder / WEIGHTS, model)
     d = len(joint_names)
-    gripper = np.array(["gripper" in j for j in joint_names])
+    gripper = np.array([is_gripper(j) for j in joint_names])
     stats = DatasetStatistics(
         FeatureStats(np.zeros(d), np.ones(d), np.ones(d, bool)),
         FeatureStats(np.where(gripper, 0.02, 0.0), np.where(gripper, 0.01, 0.05), np.ones(d, bool)),
@@ -129,13 +119,11 @@ def make_tiny_checkpoint(
     settings = Pi0Settings(
         joints=tuple(joint_names),
         cameras=dict(zip(camera_names, IMAGE_SLOTS)),
-        delta_joints=tuple(j for j, g in zip(joint_names, gripper) if not g),
+        delta_joints=relative_joints(joint_names),
         dt_s=dt_s,
         steps=5,
     )
-    (folder / "pi0.yaml").write_text(
-        f"# tiny random-weight {cfg.model_type} for tests (vla_ros.backends.pi0.tiny)\n" + settings.to_yaml()
-    )
+    write_settings(folder / "pi0.yaml", settings, cfg.model_type, "vla_ros.backends.pi0.tiny")
     return folder
 
 
