@@ -40,6 +40,7 @@ from vla_ros.core.types import JointLimits
 
 UNLIMITED_RAMP_S = 0.01
 _POSITION_TOLERANCE = 1e-9  # radians of float slack on the position limits
+RUCKIG_SHARE = 1.0 - 1e-3  # of the velocity, acceleration and jerk limits that ruckig plans with
 _SYNCHRONIZED_FIRST = (Synchronization.Time, Synchronization.No)  # unsynchronised: the robust fallback
 _EACH_JOINT = (Synchronization.No,)  # braking: every joint stops as fast as it can (`stop_phases`)
 
@@ -79,16 +80,22 @@ class JerkLimiter:
         self._clearance_at: np.ndarray | None = None  # joints where the clearance was last computed
         self._clearance_m = -np.inf
         self.commands = 0  # commands accepted so far (lets a follower notice commands it did not make)
-        self._max_a, self._max_j = self.max_acceleration.tolist(), self.max_jerk.tolist()
+        # the limits ruckig brakes with (`brake`), so the braking check computes the same stop
+        self._max_a = (self.max_acceleration * RUCKIG_SHARE).tolist()
+        self._max_j = (self.max_jerk * RUCKIG_SHARE).tolist()
         self._max_v = (self.max_velocity * (1 + 1e-9) + 1e-12).tolist()  # float slack
         self._low_list = (limits.min_position - _POSITION_TOLERANCE).tolist()
         self._high_list = (limits.max_position + _POSITION_TOLERANCE).tolist()
         self._otg = Ruckig(n)
         self._trajectory = Trajectory(n)
         self._input = InputParameter(n)
-        self._input.max_velocity = self.max_velocity.tolist()
-        self._input.max_acceleration = self.max_acceleration.tolist()
-        self._input.max_jerk = self.max_jerk.tolist()
+        # ruckig plans a hair inside the limits: its trajectories may exceed a limit by its numerical
+        # tolerance (seen: 2.5003 rad/s of position change per tick against a 2.5 rad/s limit)
+        self._ruckig_velocity = self.max_velocity * RUCKIG_SHARE
+        self._ruckig_acceleration = self.max_acceleration * RUCKIG_SHARE
+        self._input.max_velocity = self._ruckig_velocity.tolist()
+        self._input.max_acceleration = self._ruckig_acceleration.tolist()
+        self._input.max_jerk = (self.max_jerk * RUCKIG_SHARE).tolist()
         self.position: np.ndarray | None = None  # the last command (D,)
         self.velocity = np.zeros(n)
         self.acceleration = np.zeros(n)
@@ -143,10 +150,10 @@ class JerkLimiter:
         clamped = np.clip(target, self.lower, self.upper)
         if (clamped != target).any():
             self._flag("position")
-        velocity = np.where(clamped != target, 0.0, np.clip(velocity, -self.max_velocity, self.max_velocity))
+        velocity = np.where(clamped != target, 0.0, np.clip(velocity, -self._ruckig_velocity, self._ruckig_velocity))
         acceleration = None
         if target_acceleration is not None and np.isfinite(target_acceleration).all():
-            bounded = np.clip(target_acceleration, -self.max_acceleration, self.max_acceleration)
+            bounded = np.clip(target_acceleration, -self._ruckig_acceleration, self._ruckig_acceleration)
             acceleration = np.where(clamped != target, 0.0, bounded)
         # the trajectory lasts at least one tick, so the command is a point on it (not past its end)
         state = self._step(clamped, velocity, dt_s, ControlInterface.Position, max(arrive_in_s, dt_s), acceleration)
