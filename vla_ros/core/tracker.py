@@ -20,8 +20,13 @@ Otherwise the command is the limiter's ruckig step towards the plan's state `loo
 kinds of step start from the last command's position, velocity and acceleration, so the command
 stays continuous in all three.
 
-Cost: a tick that follows the plan evaluates two small polynomials and one ruckig braking
-solve (forward kinematics only near the workspace's boundary); no ruckig re-plan.
+A chunk that no smoothing keeps within the limits is slowed down by the plan itself (core/plan.py),
+so the filter is for chunks that ask far too much. After a stalled control thread (a tick later
+than the time it may integrate) the command moves along the plan by that time only and a blend
+takes up the lag (`_catch_up`), never one step for the whole stall.
+
+Cost: a tick that follows the plan evaluates two small polynomials and the closed-form braking
+check (forward kinematics only near the workspace's boundary); no ruckig call.
 """
 
 from __future__ import annotations
