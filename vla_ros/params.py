@@ -318,7 +318,8 @@ EXECUTOR = Schema(
     Param(
         "plan_limit_share",
         0.5,
-        "the plan is smoothed to keep this share of the velocity, acceleration and jerk limits (lower: smoother)",
+        "the plan is smoothed to keep the velocity limit and this share of the acceleration and jerk limits "
+        "(lower: smoother); a chunk no smoothing keeps within them is slowed down",
         above=0.0,
         max=1.0,
     ),

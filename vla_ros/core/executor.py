@@ -44,7 +44,7 @@ class ExecutorSettings:
     crossfade_s: float = 0.2
     ensemble_m: float = 0.1
     lookahead_s: float = 0.1  # the limiter steers to the plan's state this far ahead (smoothness)
-    plan_limit_share: float = 0.5  # the plan is smoothed to keep this share of the velocity, acceleration, jerk limits
+    plan_limit_share: float = 0.5  # the plan is smoothed to keep this share of the acceleration and jerk limits
     glitch_margin_rad: float = 0.05  # a measured jump beyond max_velocity x elapsed + this is a glitch
     glitch_settle_s: float = 0.5  # a jump that persists this long is real (core/input_guards.py)
     clock_jump_s: float = 0.5  # ROS time moving this much more than the steady clock between ticks is a clock jump

@@ -7,7 +7,9 @@ switch has no position, velocity or acceleration jump. Between points the plan i
 with continuous acceleration (C2): it starts with the command's velocity and acceleration and
 ends at rest with zero acceleration (the arm stops where the plan ends, smoothly). Matching the
 two extra end conditions takes one free knot each, in the middle of the first and of the last
-interval (thirds when there is only one). How the new chunk meets the running plan is the blend mode:
+interval (thirds when there is only one). With limits given, the spline is smoothed to keep them,
+and a chunk that no smoothing keeps within them is slowed down (its point times stretched from the
+anchor; `time_scale`). How the new chunk meets the running plan is the blend mode:
 
   replace             the new chunk's points, as they are
   guided              as replace; the chunk was inferred to continue the running plan (RTC), the
