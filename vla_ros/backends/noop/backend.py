@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from vla_ros.backends.base import Backend, BackendError
+from vla_ros.backends.base import Backend, BackendError, backend_joints
 from vla_ros.backends.noop.configuration import NoopSettings
 from vla_ros.backends.settings import resolve_settings, settings_layers
 from vla_ros.core.images import resize_with_pad
-from vla_ros.core.robot_mapping import JointNameError, select_joints
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 
@@ -36,15 +35,7 @@ class NoopBackend(Backend):
         self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
     ) -> ActionChunk:
         start = time.perf_counter()
-        try:
-            q = select_joints(
-                observation.joint_names,
-                np.asarray(observation.joint_positions, float),
-                self.joint_names,
-                "the observation",
-            )
-        except JointNameError as exc:
-            raise BackendError(f"noop backend: {exc}") from exc
+        q = backend_joints(observation.joint_names, observation.joint_positions, self.joint_names, "noop backend")
         size = self.settings.image_size
         try:
             self.last_inputs = {

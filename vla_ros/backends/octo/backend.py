@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla_ros.backends.base import Backend, BackendError
+from vla_ros.backends.base import Backend, BackendError, backend_joints
 from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.backends.normalization import DatasetStatistics
 from vla_ros.backends.octo.backend_release import load_release_backend
@@ -22,7 +22,7 @@ from vla_ros.backends.octo.modeling import OctoModel
 from vla_ros.backends.octo.processing import OctoProcessor
 from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.backends.settings import resolve_settings, settings_layers
-from vla_ros.core.robot_mapping import JointNameError, RobotMapping, select_joints
+from vla_ros.core.robot_mapping import JointNameError, RobotMapping
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 
@@ -98,12 +98,7 @@ class OctoBackend(Backend):
 
     def _state(self, observation: Observation) -> np.ndarray:
         """(D,) joint positions in the model's order; BackendError if a joint or a camera is missing."""
-        try:
-            q = select_joints(
-                observation.joint_names, observation.joint_positions, self.joint_names, "observation"
-            ).astype(np.float64)
-        except JointNameError as exc:
-            raise BackendError(f"octo backend: {exc}") from exc
+        q = backend_joints(observation.joint_names, observation.joint_positions, self.joint_names, "octo backend")
         missing = [c for c in self.camera_names if c not in observation.images]
         if missing:
             raise BackendError(f"octo backend needs cameras {list(self.camera_names)}; observation lacks {missing}")

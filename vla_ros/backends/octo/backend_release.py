@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from vla_ros.backends.base import Backend, BackendError
+from vla_ros.backends.base import Backend, BackendError, backend_joints
 from vla_ros.backends.octo.configuration import OctoNetConfig, OctoSettings
 from vla_ros.backends.octo.modeling_release import OctoNet
 from vla_ros.backends.octo.processing_release import (
@@ -27,7 +27,6 @@ from vla_ros.backends.octo.processing_release import (
     unnormalize_actions,
 )
 from vla_ros.backends.weights import check_state_dict
-from vla_ros.core.robot_mapping import JointNameError, select_joints
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 DEFAULT_ACTION_SPACE = {"preset": "bridge_ee_delta"}  # the released models' Bridge convention
@@ -175,12 +174,7 @@ class OctoReleaseBackend(Backend):
         self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
     ) -> ActionChunk:
         start = time.perf_counter()
-        try:
-            q = select_joints(
-                observation.joint_names, observation.joint_positions, self.joint_names, "observation"
-            ).astype(np.float64)
-        except JointNameError as exc:
-            raise BackendError(f"octo backend: {exc}") from exc
+        q = backend_joints(observation.joint_names, observation.joint_positions, self.joint_names, "octo backend")
         if self.output is None:
             raise BackendError("octo backend: call bind_robot first (load_backend does)")
         actions = self.predict_actions(observation, noise)
