@@ -57,6 +57,7 @@ class Peer:
         self.published_stamps: list[float] = []
         self._stop = threading.Event()
         self._thread = None
+        self._clients: dict[str, object] = {}  # service name -> client
 
     def _on_command(self, msg) -> None:
         self.command_msgs.append(msg)
@@ -98,12 +99,22 @@ class Peer:
         self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()
 
-    def call(self, srv_type, name: str, request, timeout_s: float = 10.0):
-        client = self.node.create_client(srv_type, name)
+    def call(self, srv_type, name: str, request, timeout_s: float = 10.0, repeatable: bool = True):
+        """One service call on a client kept per service. A `repeatable` request (a query, a set to a
+        value) is sent again every 2 s without answer: an answer sent before discovery has matched
+        this client's reply reader is lost."""
+        if name not in self._clients:
+            self._clients[name] = self.node.create_client(srv_type, name)
+        client = self._clients[name]
         assert client.wait_for_service(timeout_sec=timeout_s), f"service {name} not available"
-        future = client.call_async(request)
-        assert wait_until(future.done, timeout_s), f"call to {name} timed out"
-        return future.result()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            future = client.call_async(request)
+            wait_s = min(2.0, deadline - time.monotonic()) if repeatable else deadline - time.monotonic()
+            if wait_until(future.done, wait_s):
+                return future.result()
+            client.remove_pending_request(future)
+            assert time.monotonic() < deadline, f"call to {name} timed out"
 
     def set_param(self, node: str, name: str, value):
         from rcl_interfaces.srv import SetParameters
@@ -124,7 +135,7 @@ class Peer:
 
         request = ChangeState.Request()
         request.transition.id = getattr(Transition, f"TRANSITION_{transition.upper()}")
-        return self.call(ChangeState, f"/{node}/change_state", request, timeout_s=60.0).success
+        return self.call(ChangeState, f"/{node}/change_state", request, timeout_s=60.0, repeatable=False).success
 
     def lifecycle_state(self, node: str) -> str:
         from lifecycle_msgs.srv import GetState

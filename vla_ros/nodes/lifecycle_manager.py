@@ -6,7 +6,10 @@ fails a transition is reported (its own log says why) and the others are not act
 With `autostart` it then watches the nodes (`get_state` every `watch_period_s`): a node that stops
 answering is reported as lost; one that answers again in `unconfigured` (a restarted process, e.g.
 the bring-up's `respawn`) is configured and activated again. A node that answers throughout is left
-as it is (a `cleanup` by an operator stands).
+as it is (a `cleanup` by an operator stands). A startup that timed out (a node not answering, not one
+refusing) is run again once every node answers.
+Service answers can be lost while DDS discovery is still matching the two sides: get_state is asked
+again, and a change_state without answer is checked with get_state (see `_change_state`).
 Services: `~/startup` (configure + activate all), `~/shutdown` (deactivate in reverse order, then
 clean up) — std_srvs/Trigger. Transitions go through each node's standard `~/change_state`.
 """
@@ -36,6 +39,18 @@ STEPS = {
 }
 
 
+ANSWER_WAIT_S = 2.0  # seconds before a get_state is repeated, or a change_state is checked on
+CHANGE_ATTEMPTS = 3  # change_state requests sent at most, when the node says none arrived
+TRANSITION_STATES = {
+    State.TRANSITION_STATE_CONFIGURING,
+    State.TRANSITION_STATE_CLEANINGUP,
+    State.TRANSITION_STATE_SHUTTINGDOWN,
+    State.TRANSITION_STATE_ACTIVATING,
+    State.TRANSITION_STATE_DEACTIVATING,
+    State.TRANSITION_STATE_ERRORPROCESSING,
+}
+
+
 class LifecycleManager(Node):
     def __init__(self, **kwargs):
         super().__init__("vla_lifecycle_manager", **kwargs)
@@ -51,15 +66,19 @@ class LifecycleManager(Node):
         self._busy = threading.Lock()
         self.result: str | None = None  # the last startup/shutdown outcome
         self.lost: set[str] = set()  # nodes that stopped answering get_state
+        self._timed_out = False  # the last startup/shutdown failed on a node not answering (not refusing)
         if self.p["autostart"]:
             threading.Thread(target=self._autostart, name="autostart", daemon=True).start()
 
     def _autostart(self) -> None:
-        self.startup()
+        up = self.startup()
         while self.context.ok() and self.p["watch_period_s"] > 0:
             time.sleep(self.p["watch_period_s"])
             for node in self.nodes:
                 self._watch(node)
+            if not up and self._timed_out and not self.lost:
+                self.get_logger().warning("startup timed out earlier and every node answers now: starting up again")
+                up = self.startup()
 
     def _watch(self, node: str) -> None:
         """Report a node that stopped answering; bring it up again when it is back, unconfigured."""
@@ -80,21 +99,39 @@ class LifecycleManager(Node):
             self.lost.discard(node)
 
     # --- transitions ---------------------------------------------------------------------
-    def _call(self, client, request, what: str, timeout_s: float | None = None):
-        timeout_s = timeout_s or self.p["transition_timeout_s"]
+    def _call(self, client, request, what: str, timeout_s: float):
+        """One service call, answered within `timeout_s` seconds or TimeoutError."""
         if not client.wait_for_service(timeout_sec=timeout_s):
-            raise TimeoutError(f"{what}: service {client.srv_name} not available after {timeout_s} s")
+            raise TimeoutError(f"{what}: service {client.srv_name} not available after {timeout_s:g} s")
         future = client.call_async(request)
-        deadline = time.monotonic() + timeout_s
-        while not future.done():
-            if time.monotonic() > deadline or not self.context.ok():
-                client.remove_pending_request(future)
-                raise TimeoutError(f"{what}: no answer from {client.srv_name} after {timeout_s} s")
-            time.sleep(0.01)
+        if not self._wait(future, time.monotonic() + timeout_s):
+            client.remove_pending_request(future)
+            raise TimeoutError(f"{what}: no answer from {client.srv_name} after {timeout_s:g} s")
         return future.result()
 
+    def _wait(self, future, deadline: float, until: float | None = None) -> bool:
+        """Until `future` is done (True), `deadline` or `until` passes, or the context ends (False)."""
+        end = deadline if until is None else min(deadline, until)
+        while not future.done():
+            if time.monotonic() > end or not self.context.ok():
+                return False
+            time.sleep(0.01)
+        return True
+
     def state(self, node: str, timeout_s: float | None = None) -> int:
-        return self._call(self._get[node], GetState.Request(), f"get_state of {node}", timeout_s).current_state.id
+        """The node's lifecycle state id, asking again every `ANSWER_WAIT_S`: an answer sent before
+        DDS discovery has matched our reply reader is lost, and get_state is safe to repeat."""
+        timeout_s = timeout_s or self.p["transition_timeout_s"]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                return self._call(
+                    self._get[node], GetState.Request(), f"get_state of {node}", min(ANSWER_WAIT_S, remaining)
+                ).current_state.id
+            except TimeoutError:
+                if deadline - time.monotonic() <= 0 or not self.context.ok():
+                    raise TimeoutError(f"get_state of {node}: no answer after {timeout_s:g} s") from None
 
     def transition(self, node: str, step: str) -> None:
         """Run `step` on `node` unless it is already past it; RuntimeError if the node refuses."""
@@ -104,11 +141,47 @@ class LifecycleManager(Node):
             return
         if current != source:
             raise RuntimeError(f"{node}: cannot {step} from lifecycle state {current}")
-        request = ChangeState.Request()
-        request.transition.id = transition_id
-        if not self._call(self._change[node], request, f"{step} {node}").success:
+        if not self._change_state(node, step):
             raise RuntimeError(f"{node} failed to {step} (its log says why)")
         self.get_logger().info(f"{node}: {step}d")
+
+    def _change_state(self, node: str, step: str) -> bool:
+        """Request `step` and wait for its answer. If none comes within `ANSWER_WAIT_S`, ask the node
+        where it is: the target state means the answer was lost (success); the source state means the
+        request was lost, and it is sent again (at most `CHANGE_ATTEMPTS` times); no answer means the
+        node is busy in the transition (configure loads a model), and the wait goes on."""
+        transition_id, source, target = STEPS[step]
+        timeout_s = self.p["transition_timeout_s"]
+        deadline = time.monotonic() + timeout_s
+        client = self._change[node]
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise TimeoutError(f"{step} {node}: service {client.srv_name} not available after {timeout_s:g} s")
+        for _ in range(CHANGE_ATTEMPTS):
+            future = client.call_async(request)
+            while not self._wait(future, deadline, until=time.monotonic() + ANSWER_WAIT_S):
+                if time.monotonic() > deadline or not self.context.ok():
+                    client.remove_pending_request(future)
+                    raise TimeoutError(f"{step} {node}: no answer from {client.srv_name} after {timeout_s:g} s")
+                try:
+                    current = self._call(self._get[node], GetState.Request(), f"get_state of {node}", ANSWER_WAIT_S)
+                except TimeoutError:
+                    continue  # busy in the transition
+                current = current.current_state.id
+                if current == target:
+                    client.remove_pending_request(future)
+                    return True
+                if current == source:
+                    client.remove_pending_request(future)
+                    self.get_logger().warning(f"{node}: no answer to {step}, still in its source state: asking again")
+                    break
+                if current not in TRANSITION_STATES:
+                    client.remove_pending_request(future)
+                    raise RuntimeError(f"{node}: {step} left it in lifecycle state {current}")
+            else:
+                return future.result().success
+        raise TimeoutError(f"{step} {node}: no answer after {CHANGE_ATTEMPTS} requests")
 
     def startup(self) -> bool:
         """Configure all nodes, then activate all; False (reported) on the first failure."""
@@ -125,6 +198,7 @@ class LifecycleManager(Node):
                 for node, step in steps:
                     self.transition(node, step)
             except (RuntimeError, TimeoutError) as exc:
+                self._timed_out = isinstance(exc, TimeoutError)
                 self.result = f"{what} failed: {exc}"
                 self.get_logger().error(self.result)
                 return False
