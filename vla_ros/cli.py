@@ -42,13 +42,15 @@ def _demo_result(summary: dict, args) -> int:
 
 
 def _soak(args) -> int:
-    from vla_ros.soak import run_soak
+    from vla_ros.soak import FAULTS, run_soak
 
     report = run_soak(
         args.minutes,
         args.run_dir,
         args.seed,
         transport=args.transport,
+        faults=tuple(args.faults) if args.faults else FAULTS,
+        domain_id=args.domain_id,
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     print(json.dumps(report), flush=True)
@@ -277,6 +279,15 @@ def main(argv: list[str] | None = None) -> int:
         help="DDS transports: Fast DDS's default (shared memory + UDP on one host) or UDP only "
         "(FASTDDS_BUILTIN_TRANSPORTS=UDPv4; see the README's soak section on shared memory and respawn)",
     )
+    p.add_argument(
+        "--faults",
+        nargs="+",
+        default=None,
+        metavar="FAULT",
+        help="draw only these faults (second_writer future_chunk joint_glitch bad_frame instruction_flood "
+        "bad_params estop kill_policy; default: all)",
+    )
+    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the run (default: from the pid)")
     p.set_defaults(func=_soak)
     p = sub.add_parser("compare-blends", help="the demo per inference delay and blend mode; prints a markdown table")
     p.add_argument("--delays", type=float, nargs="+", default=[0.1, 0.2, 0.3])

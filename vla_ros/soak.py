@@ -189,15 +189,24 @@ def run_soak(
     seed: int = 0,
     episode_timeout_s: float = 10.0,
     transport: str = "default",
+    faults: tuple[str, ...] = FAULTS,
+    domain_id: int | None = None,
     log=print,
 ) -> dict:
     """Run the soak for `minutes` (SIGINT / SIGTERM end it early, with the report); return (and write to
-    run_dir/soak.json) the report. `transport`: "default" (Fast DDS's shared memory + UDP) or "udp"."""
+    run_dir/soak.json) the report. `transport`: "default" (Fast DDS's shared memory + UDP) or "udp";
+    `faults`: the faults drawn from (with their relative weights in `WEIGHTS`); `domain_id`: the
+    ROS_DOMAIN_ID of the run (default: one from the process id)."""
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown or not faults:
+        raise ValueError(f"soak faults: unknown {unknown} (known: {list(FAULTS)})")
+    weights = [w for f, w in zip(FAULTS, WEIGHTS) if f in faults]
+    faults = tuple(f for f in FAULTS if f in faults)
     from std_msgs.msg import Float64MultiArray
 
     run_dir = Path(run_dir or Path("runs") / time.strftime("soak-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = demo_environment(run_dir, 40 + os.getpid() % 50)
+    env = demo_environment(run_dir, 40 + os.getpid() % 50 if domain_id is None else domain_id)
     if transport == "udp":
         env["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"
     os.environ.update(env)
@@ -237,7 +246,7 @@ def run_soak(
             sup.wait_until_active(180.0)
             threading.Thread(target=sample_loop, daemon=True).start()
             while time.monotonic() - started < minutes * 60 and not ended.is_set():
-                fault = rng.choices(FAULTS, WEIGHTS)[0]
+                fault = rng.choices(faults, weights)[0]
                 seed_i = 1000 + episodes
                 episodes += 1
                 try:

@@ -60,6 +60,7 @@ from vla_ros.params import POLICY
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 CONFIGURE_ERRORS = (BackendError, SettingsError, ValueError, FileNotFoundError, OSError)
+CAMERA_SILENT_S = 5.0  # seconds active without a usable frame from a camera before it is subscribed anew
 PREFIX_WAIT_S = 0.15  # longest wait for the executor's plan_prefix to include the last chunk (3 periods at 20 Hz)
 
 
@@ -81,6 +82,8 @@ class PolicyNode(LifecycleNode):
         self.buffer = ObservationBuffer(self.cameras, self.joints)
         self._io: list = []  # subscriptions, publishers and timers made at configure
         self._worker: threading.Thread | None = None
+        self._camera_subs: dict = {}  # camera -> its image subscription (made at configure)
+        self._camera_silent_since: dict[str, float] = {}  # camera -> perf_counter since when it is watched
         self._stop = threading.Event()
         self._prefix_ready = threading.Condition()  # a plan_prefix arrived
         self._throttle = KeyedThrottle(2.0)
@@ -101,7 +104,7 @@ class PolicyNode(LifecycleNode):
         self.inference_count = 0
         self.faults: Counter[str] = (
             Counter()
-        )  # backend_errors, outputs_rejected, chunks_dropped_stale, frames_out_of_order
+        )  # backend_errors, outputs_rejected, chunks_dropped_stale, frames_out_of_order, camera_resubscriptions
         self.last_fault = ""  # the newest of them, in words (for /diagnostics)
         self.guided_count = 0
         self.truncated_count = 0  # chunks published shorter than predicted
@@ -239,22 +242,9 @@ class PolicyNode(LifecycleNode):
         self.get_logger().info(f"warm-up inference took {(time.monotonic() - started) * 1e3:.0f} ms")
 
     def _make_io(self) -> None:
-        for cam, topic in zip(self.cameras, self.topics):
-            if topic.endswith("/compressed"):
-                sub = self.create_subscription(
-                    CompressedImage,
-                    topic,
-                    lambda m, c=cam: self._on_image(c, m, conversions.compressed_msg_to_rgb),
-                    qos_profile_sensor_data,
-                )
-            else:
-                sub = self.create_subscription(
-                    Image,
-                    topic,
-                    lambda m, c=cam: self._on_image(c, m, conversions.image_msg_to_rgb),
-                    qos_profile_sensor_data,
-                )
-            self._io.append(sub)
+        self._camera_subs = {cam: self._subscribe_camera(cam, topic) for cam, topic in zip(self.cameras, self.topics)}
+        self._camera_silent_since = {}
+        self._io.append(self.create_timer(1.0, self._watch_cameras))
         self._io.append(self.create_subscription(JointState, "joint_states", self._on_joint_state, 10))
         self._io.append(self.create_subscription(String, "instruction", self._on_instruction_topic, 10))
         if self.p["use_plan_prefix"]:  # RTC guidance, and where cumulative deltas start
@@ -264,10 +254,48 @@ class PolicyNode(LifecycleNode):
         self._io += [self.diag_pub, self.create_timer(1.0, self._publish_diagnostics)]
         self._reset_stats()
 
+    def _subscribe_camera(self, camera: str, topic: str):
+        if topic.endswith("/compressed"):
+            msg_type, convert = CompressedImage, conversions.compressed_msg_to_rgb
+        else:
+            msg_type, convert = Image, conversions.image_msg_to_rgb
+        return self.create_subscription(
+            msg_type, topic, lambda m, c=camera: self._on_image(c, m, convert), qos_profile_sensor_data
+        )
+
+    def _watch_cameras(self) -> None:
+        """While active: a camera with no usable frame for `CAMERA_SILENT_S` is reported with the number
+        of publishers its subscription is matched with, and subscribed anew (once per `CAMERA_SILENT_S`):
+        a fresh reader is discovered anew by the camera's publisher."""
+        if self._worker is None:
+            self._camera_silent_since.clear()
+            return
+        now = time.perf_counter()
+        for cam, topic in zip(self.cameras, self.topics):
+            timing = self._frame_timing.get(cam)
+            last = timing[3] if timing is not None else None
+            since = self._camera_silent_since.setdefault(cam, now)
+            if last is not None and last > since:
+                self._camera_silent_since[cam] = last
+                continue
+            if now - since < CAMERA_SILENT_S:
+                continue
+            matched = self._camera_subs[cam].get_publisher_count()
+            self.faults["camera_resubscriptions"] += 1
+            self.get_logger().warning(
+                f"camera '{cam}': no usable frame on '{topic}' for {now - since:.1f} s while active (subscription "
+                f"matched with {matched} publisher(s), {self.count_publishers(topic)} in the ROS graph): subscribing "
+                f"anew (camera_resubscriptions: {self.faults['camera_resubscriptions']})"
+            )
+            self.destroy_subscription(self._camera_subs[cam])
+            self._camera_subs[cam] = self._subscribe_camera(cam, topic)
+            self._camera_silent_since[cam] = now
+
     def _release(self) -> None:
         """Stop inferring, drop the I/O made at configure and free the model."""
         self._stop_worker()
-        destroy_entities(self, self._io)
+        destroy_entities(self, self._io + list(self._camera_subs.values()))
+        self._camera_subs = {}
         if getattr(self, "chunk_pub", None) is not None:
             self.destroy_lifecycle_publisher(self.chunk_pub)
             self.chunk_pub = None
@@ -515,7 +543,13 @@ class PolicyNode(LifecycleNode):
             **{f"stage_{k}_p99_ms": f"{v:.3f}" for k, v in self.stage_times.percentiles_ms(99).items()},
             **{
                 k: self.faults[k]
-                for k in ("backend_errors", "outputs_rejected", "chunks_dropped_stale", "frames_out_of_order")
+                for k in (
+                    "backend_errors",
+                    "outputs_rejected",
+                    "chunks_dropped_stale",
+                    "frames_out_of_order",
+                    "camera_resubscriptions",
+                )
             },
             "last_fault": self.last_fault,
         }
