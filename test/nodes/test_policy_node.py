@@ -61,6 +61,33 @@ def test_no_chunk_from_a_stale_observation_when_the_camera_stops(nodes):
     assert wait_until(lambda: len(peer.chunks) > n, 10), "did not resume when the camera came back"
 
 
+def test_a_camera_silent_while_active_is_reported_and_subscribed_anew(nodes):
+    """A camera silent for CAMERA_SILENT_S while active: one warning per camera naming the topic and the
+    publishers its subscription is matched with, a counted resubscription, and frames through the new
+    subscription once the camera is back."""
+    from faults import diagnostics
+
+    from vla_ros.nodes.policy_node import CAMERA_SILENT_S
+
+    bringup, peer, _ = nodes()
+    peer.start_robot()
+    assert peer.set_param("vla_policy", "instruction", "reach the red cube").successful
+    assert wait_until(lambda: len(peer.chunks) >= 2, 20)
+    peer.publish_images = False
+    log = lambda: log_text(bringup.log_dir.parent, "vla_policy")  # noqa: E731
+    assert wait_until(lambda: "subscribing anew" in log(), CAMERA_SILENT_S + 10), log()
+    for camera, topic in (("front", "camera/image_raw"), ("wrist", "wrist_camera/image_raw")):
+        assert f"camera '{camera}': no usable frame on '{topic}' for " in log()
+    assert "subscription matched with 1 publisher(s), 1 in the ROS graph" in log()
+    assert wait_until(
+        lambda: int(diagnostics(peer, "vla_policy: policy").get("camera_resubscriptions", 0)) >= 2, 5
+    ), diagnostics(peer, "vla_policy: policy")
+    n = len(peer.chunks)
+    peer.publish_images = True
+    assert wait_until(lambda: len(peer.chunks) > n + 2, 15), "no chunks from the cameras' new subscriptions"
+    assert bringup.dead() == {}
+
+
 def test_malformed_image_and_unknown_encoding_are_logged_and_survived(nodes):
     from sensor_msgs.msg import Image
 
