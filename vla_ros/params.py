@@ -324,6 +324,14 @@ EXECUTOR = Schema(
         max=1.0,
     ),
     Param(
+        "stop_limit_share",
+        0.5,
+        "routine stops (deactivate, the plan ran out) decelerate with this share of the acceleration and jerk "
+        "limits where that keeps every limit; e-stop, stale joints and the safety filter use the full limits",
+        above=0.0,
+        max=1.0,
+    ),
+    Param(
         "glitch_margin_rad",
         0.05,
         "a measured joint farther than max_velocity x elapsed + this from the last accepted one is a sensor glitch, "

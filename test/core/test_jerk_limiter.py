@@ -57,6 +57,51 @@ def test_no_target_stream_makes_a_command_leave_the_limits(targets, repeat, star
     assert lim.at_rest
 
 
+@streams(500)
+@given(
+    targets=targets,
+    repeat=st.integers(1, 15),
+    start=st.lists(st.floats(-5, 5), min_size=3, max_size=3),
+    dt=st.sampled_from([0.002, 0.004, 0.01]),
+    share=st.floats(0.25, 1.0),
+)
+def test_a_gentle_stop_from_any_state_keeps_the_limits_and_comes_to_rest(targets, repeat, start, dt, share):
+    lim = JerkLimiter(LIMITS)
+    lim.reset(np.array(start))
+    commands = [lim.position.copy()]
+    for target in targets:
+        for _ in range(repeat):
+            commands.append(lim.track(np.array(target), None, dt))
+    for _ in range(int(1.5 / dt)):
+        commands.append(lim.stop_gently(dt, share))
+    assert_within_limits(np.array(commands), dt)
+    assert lim.at_rest
+
+
+def test_a_gentle_stop_uses_its_share_of_the_limits_away_from_them_and_takes_longer():
+    def moving() -> JerkLimiter:
+        lim = JerkLimiter(LIMITS)
+        lim.reset(np.array([-0.5, -1.0, 0.01]))
+        for _ in range(25):
+            lim.track(np.array([0.5, 1.0, 0.03]), np.array([1.0, 0.5, 0.05]), 0.01)
+        return lim
+
+    full, gentle = moving(), moving()
+    before = full.position.copy()
+    full_stop = [before] + [full.brake(0.01) for _ in range(200)]
+    gentle_stop = [before] + [gentle.stop_gently(0.01, 0.5) for _ in range(200)]
+    half = JointLimits(LIMITS.names, LIMITS.min_position, LIMITS.max_position, LIMITS.max_velocity,
+                       LIMITS.max_acceleration, 0.5 * LIMITS.max_jerk)  # fmt: skip
+    assert_within_limits(np.array(gentle_stop), 0.01, half)
+    jerk = np.abs(np.diff(np.array(full_stop), n=3, axis=0)).max(axis=0) / 0.01**3
+    assert (jerk > 0.6 * LIMITS.max_jerk).any()  # the time-optimal stop uses more than half the jerk limit
+    assert full.at_rest and gentle.at_rest
+    first_rest = [
+        next(i for i, q in enumerate(s) if np.allclose(q, s[-1], atol=1e-12)) for s in (full_stop, gentle_stop)
+    ]
+    assert first_rest[1] > first_rest[0]
+
+
 def test_a_far_target_is_reached_smoothly_without_overshooting_the_position_limit():
     lim = JerkLimiter(LIMITS, position_margin_rad=0.05)
     lim.reset(np.zeros(3))

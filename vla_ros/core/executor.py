@@ -12,7 +12,9 @@ States (reported in every `Command`):
   estop         latched by `estop()` until `reset_estop()`: decelerate to rest and hold, chunks are refused
   stopping      `deactivate()` was called: decelerate to rest, then `inactive`; chunks are refused
 
-Every hold decelerates within the acceleration and jerk limits: never a jump, never zeros.
+Every hold decelerates within the acceleration and jerk limits: never a jump, never zeros. The
+routine ones (holding, stopping) use `stop_limit_share` of the acceleration and jerk limits where
+that keeps every limit (JerkLimiter.stop_gently); e-stop and stale joints stop time-optimally.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class ExecutorSettings:
     ensemble_m: float = 0.1
     lookahead_s: float = 0.1  # the limiter steers to the plan's state this far ahead (smoothness)
     plan_limit_share: float = 0.5  # the plan is smoothed to keep this share of the acceleration and jerk limits
+    stop_limit_share: float = 0.5  # routine stops (deactivate, plan ran out) use this share of them
     glitch_margin_rad: float = 0.05  # a measured jump beyond max_velocity x elapsed + this is a glitch
     glitch_settle_s: float = 0.5  # a jump that persists this long is real (core/input_guards.py)
     clock_jump_s: float = 0.5  # ROS time moving this much more than the steady clock between ticks is a clock jump
@@ -233,7 +236,7 @@ class ExecutorCore:
         if self.limiter.position is None:
             return self._emit(now_s, None, "waiting")
         if self.stopping:
-            command = self.limiter.brake(dt)
+            command = self.limiter.stop_gently(dt, self.settings.stop_limit_share)
             if self.limiter.at_rest:
                 self.active = self.stopping = False
             return self._emit(now_s, command, "stopping")
@@ -244,7 +247,7 @@ class ExecutorCore:
             return self._emit(now_s, self.limiter.brake(dt), "stale_joints")
         if self.plan.empty or now_s > self.plan.end_time_s + self.settings.plan_timeout_s:
             self.plan.clear()
-            return self._emit(now_s, self.limiter.brake(dt), "holding")
+            return self._emit(now_s, self.limiter.stop_gently(dt, self.settings.stop_limit_share), "holding")
         # follow the plan; where that would break a limit, ruckig steers to the plan's state a little
         # ahead (never past its end, where it is at rest)
         lookahead = min(max(self.plan.end_time_s - now_s, 0.0), self.settings.lookahead_s)

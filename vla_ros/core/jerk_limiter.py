@@ -168,7 +168,8 @@ class JerkLimiter:
         return self.position.copy()
 
     def brake(self, dt_s: float) -> np.ndarray:
-        """Decelerate towards rest within the acceleration and jerk limits (the hold command)."""
+        """Decelerate towards rest within the acceleration and jerk limits (the hold command): each
+        joint's time-optimal stop."""
         self._require_started()
         if not self.at_rest:
             zeros = np.zeros_like(self.position)
@@ -177,6 +178,32 @@ class JerkLimiter:
                 self._flag("ruckig_error")
                 state = (self.position, np.zeros_like(self.position), np.zeros_like(self.position))
             self._accept(state)
+        return self.position.copy()
+
+    def stop_gently(self, dt_s: float, share: float) -> np.ndarray:
+        """Decelerate towards rest with `share` (0, 1] of the acceleration and jerk limits (a routine
+        stop: smoother, a little longer), where that provably keeps the limits (the same check as any
+        command: braking from it at the full limits stays inside them); else the time-optimal `brake`."""
+        self._require_started()
+        if self.at_rest or share >= 1.0:
+            return self.brake(dt_s)
+        inp = self._input
+        inp.max_acceleration = (self._ruckig_acceleration * share).tolist()
+        inp.max_jerk = (self.max_jerk * RUCKIG_SHARE * share).tolist()
+        try:
+            zeros = np.zeros_like(self.position)
+            state = self._step(zeros, zeros, dt_s, ControlInterface.Velocity, synchronizations=_EACH_JOINT)
+        finally:
+            inp.max_acceleration = self._ruckig_acceleration.tolist()
+            inp.max_jerk = (self.max_jerk * RUCKIG_SHARE).tolist()
+        if (
+            state is None
+            or (np.abs(state[1]) > self.max_velocity).any()
+            or not self._can_stop_safely(*state, record=False)
+        ):
+            return self.brake(dt_s)
+        self.active = []
+        self._accept(state)
         return self.position.copy()
 
     def _flag(self, limit: str) -> None:
