@@ -78,7 +78,7 @@ def executor_from_parameters(params: Mapping[str, Any], limits: JointLimits | No
         ensemble_m=p["ensemble_m"],
         lookahead_s=p["lookahead_s"],
         plan_limit_share=p["plan_limit_share"],
-        stop_limit_share=p["stop_limit_share"],
+        routine_limit_share=p["routine_limit_share"],
         glitch_margin_rad=p["glitch_margin_rad"],
         glitch_settle_s=p["glitch_settle_s"],
         clock_jump_s=p["clock_jump_s"],

@@ -324,10 +324,11 @@ EXECUTOR = Schema(
         max=1.0,
     ),
     Param(
-        "stop_limit_share",
+        "routine_limit_share",
         0.5,
-        "routine stops (deactivate, the plan ran out) decelerate with this share of the acceleration and jerk "
-        "limits where that keeps every limit; e-stop, stale joints and the safety filter use the full limits",
+        "motions the executor makes itself (stops on deactivate or when the plan ran out, the filter's catch-up to "
+        "the plan) use this share of the acceleration and jerk limits where that keeps every limit; the e-stop, "
+        "stale joints and braking for a limit use the full limits",
         above=0.0,
         max=1.0,
     ),

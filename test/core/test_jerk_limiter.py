@@ -65,17 +65,36 @@ def test_no_target_stream_makes_a_command_leave_the_limits(targets, repeat, star
     dt=st.sampled_from([0.002, 0.004, 0.01]),
     share=st.floats(0.25, 1.0),
 )
-def test_a_gentle_stop_from_any_state_keeps_the_limits_and_comes_to_rest(targets, repeat, start, dt, share):
+def test_gentle_tracking_and_stopping_from_any_state_keep_the_limits_and_come_to_rest(
+    targets, repeat, start, dt, share
+):
     lim = JerkLimiter(LIMITS)
     lim.reset(np.array(start))
     commands = [lim.position.copy()]
     for target in targets:
         for _ in range(repeat):
-            commands.append(lim.track(np.array(target), None, dt))
+            commands.append(lim.track(np.array(target), None, dt, share=share))
     for _ in range(int(1.5 / dt)):
         commands.append(lim.stop_gently(dt, share))
     assert_within_limits(np.array(commands), dt)
     assert lim.at_rest
+
+
+def test_gentle_tracking_uses_its_share_of_the_limits_away_from_them_and_arrives_later():
+    target = np.array([0.5, 1.0, 0.03])
+
+    def commands(share: float) -> np.ndarray:
+        lim = JerkLimiter(LIMITS)
+        lim.reset(np.array([-0.5, -1.0, 0.01]))
+        return np.array([lim.position.copy()] + [lim.track(target, None, 0.01, share=share) for _ in range(300)])
+
+    full, gentle = commands(1.0), commands(0.5)
+    half = JointLimits(LIMITS.names, LIMITS.min_position, LIMITS.max_position, LIMITS.max_velocity,
+                       0.5 * LIMITS.max_acceleration, 0.5 * LIMITS.max_jerk)  # fmt: skip
+    assert_within_limits(gentle, 0.01, half)
+    np.testing.assert_allclose(gentle[-1], target, atol=1e-9)
+    arrived = [int(np.argmax(np.abs(c - target).max(axis=1) < 1e-6)) for c in (full, gentle)]
+    assert 0 < arrived[0] < arrived[1]
 
 
 def test_a_gentle_stop_uses_its_share_of_the_limits_away_from_them_and_takes_longer():

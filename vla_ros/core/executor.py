@@ -13,8 +13,9 @@ States (reported in every `Command`):
   stopping      `deactivate()` was called: decelerate to rest, then `inactive`; chunks are refused
 
 Every hold decelerates within the acceleration and jerk limits: never a jump, never zeros. The
-routine ones (holding, stopping) use `stop_limit_share` of the acceleration and jerk limits where
-that keeps every limit (JerkLimiter.stop_gently); e-stop and stale joints stop time-optimally.
+routine ones (holding, stopping) use `routine_limit_share` of the acceleration and jerk limits where
+that keeps every limit (JerkLimiter.stop_gently), as does the tracker's filter; e-stop and stale
+joints stop time-optimally.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class ExecutorSettings:
     ensemble_m: float = 0.1
     lookahead_s: float = 0.1  # the limiter steers to the plan's state this far ahead (smoothness)
     plan_limit_share: float = 0.5  # the plan is smoothed to keep this share of the acceleration and jerk limits
-    stop_limit_share: float = 0.5  # routine stops (deactivate, plan ran out) use this share of them
+    routine_limit_share: float = 0.5  # routine stops and the filter's catch-up use this share of them
     glitch_margin_rad: float = 0.05  # a measured jump beyond max_velocity x elapsed + this is a glitch
     glitch_settle_s: float = 0.5  # a jump that persists this long is real (core/input_guards.py)
     clock_jump_s: float = 0.5  # ROS time moving this much more than the steady clock between ticks is a clock jump
@@ -93,7 +94,7 @@ class ExecutorCore:
             (lim.max_velocity, lim.max_acceleration, lim.max_jerk),
             settings.plan_limit_share,
         )
-        self.tracker = PlanTracker(self.limiter)
+        self.tracker = PlanTracker(self.limiter, settings.routine_limit_share)
         self.counters: Counter[str] = Counter()
         self.estopped = False
         self.active = False
@@ -236,7 +237,7 @@ class ExecutorCore:
         if self.limiter.position is None:
             return self._emit(now_s, None, "waiting")
         if self.stopping:
-            command = self.limiter.stop_gently(dt, self.settings.stop_limit_share)
+            command = self.limiter.stop_gently(dt, self.settings.routine_limit_share)
             if self.limiter.at_rest:
                 self.active = self.stopping = False
             return self._emit(now_s, command, "stopping")
@@ -247,7 +248,7 @@ class ExecutorCore:
             return self._emit(now_s, self.limiter.brake(dt), "stale_joints")
         if self.plan.empty or now_s > self.plan.end_time_s + self.settings.plan_timeout_s:
             self.plan.clear()
-            return self._emit(now_s, self.limiter.stop_gently(dt, self.settings.stop_limit_share), "holding")
+            return self._emit(now_s, self.limiter.stop_gently(dt, self.settings.routine_limit_share), "holding")
         # follow the plan; where that would break a limit, ruckig steers to the plan's state a little
         # ahead (never past its end, where it is at rest)
         lookahead = min(max(self.plan.end_time_s - now_s, 0.0), self.settings.lookahead_s)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
@@ -135,11 +136,14 @@ class JerkLimiter:
         dt_s: float,
         arrive_in_s: float = 0.0,
         target_acceleration: np.ndarray | None = None,
+        share: float = 1.0,
     ) -> np.ndarray:
         """The next command, `dt_s` after the last one, towards `target` (D,) moving at
         `target_velocity` (D,) and accelerating at `target_acceleration` (D,) (default 0; dropped
         where the target is clamped, and entirely if ruckig cannot reach it), to be reached
-        `arrive_in_s` after the last command (or as soon as the limits allow, if later)."""
+        `arrive_in_s` after the last command (or as soon as the limits allow, if later).
+        `share` < 1: first try with that share of the acceleration and jerk limits (smoother, slower
+        to arrive), kept if braking from it at the full limits keeps every limit."""
         self._require_started()
         self.active = []
         target = np.asarray(target, dtype=float)
@@ -156,7 +160,15 @@ class JerkLimiter:
             bounded = np.clip(target_acceleration, -self._ruckig_acceleration, self._ruckig_acceleration)
             acceleration = np.where(clamped != target, 0.0, bounded)
         # the trajectory lasts at least one tick, so the command is a point on it (not past its end)
-        state = self._step(clamped, velocity, dt_s, ControlInterface.Position, max(arrive_in_s, dt_s), acceleration)
+        duration_s = max(arrive_in_s, dt_s)
+        if share < 1.0:
+            with self._scaled_limits(share):
+                gentle = acceleration if acceleration is None else acceleration * share
+                state = self._step(clamped, velocity, dt_s, ControlInterface.Position, duration_s, gentle)
+            if state is not None and self._can_stop_safely(*state, record=False):
+                self._accept(state)
+                return self.position.copy()
+        state = self._step(clamped, velocity, dt_s, ControlInterface.Position, duration_s, acceleration)
         if state is None and acceleration is not None:
             state = self._step(clamped, velocity, dt_s, ControlInterface.Position, max(arrive_in_s, dt_s))
         if state is None:
@@ -187,15 +199,9 @@ class JerkLimiter:
         self._require_started()
         if self.at_rest or share >= 1.0:
             return self.brake(dt_s)
-        inp = self._input
-        inp.max_acceleration = (self._ruckig_acceleration * share).tolist()
-        inp.max_jerk = (self.max_jerk * RUCKIG_SHARE * share).tolist()
-        try:
+        with self._scaled_limits(share):
             zeros = np.zeros_like(self.position)
             state = self._step(zeros, zeros, dt_s, ControlInterface.Velocity, synchronizations=_EACH_JOINT)
-        finally:
-            inp.max_acceleration = self._ruckig_acceleration.tolist()
-            inp.max_jerk = (self.max_jerk * RUCKIG_SHARE).tolist()
         if (
             state is None
             or (np.abs(state[1]) > self.max_velocity).any()
@@ -205,6 +211,18 @@ class JerkLimiter:
         self.active = []
         self._accept(state)
         return self.position.copy()
+
+    @contextmanager
+    def _scaled_limits(self, share: float):
+        """Within: ruckig plans with `share` of the acceleration and jerk limits (velocity unchanged)."""
+        inp = self._input
+        inp.max_acceleration = (self._ruckig_acceleration * share).tolist()
+        inp.max_jerk = (self.max_jerk * RUCKIG_SHARE * share).tolist()
+        try:
+            yield
+        finally:
+            inp.max_acceleration = self._ruckig_acceleration.tolist()
+            inp.max_jerk = (self.max_jerk * RUCKIG_SHARE).tolist()
 
     def _flag(self, limit: str) -> None:
         self.activations[limit] += 1

@@ -16,7 +16,8 @@ The nominal command is used only when it provably keeps every limit:
   - braking from it stays inside the position limits and the workspace (JerkLimiter.accept_if_safe,
     the limiter's invariant).
 Otherwise the command is the limiter's ruckig step towards the plan's state `lookahead_s` ahead
-(which keeps the same limits and invariant, or brakes), and a new correction starts from it. Both
+(which keeps the same limits and invariant, or brakes; with `filter_share` of the acceleration and
+jerk limits where that is safe), and a new correction starts from it. Both
 kinds of step start from the last command's position, velocity and acceleration, so the command
 stays continuous in all three.
 
@@ -67,8 +68,11 @@ BLEND_JERK_SHARE = 0.5  # of the jerk limit, what a correction may use (the plan
 class PlanTracker:
     """Commands (D,) for a Plan through a JerkLimiter (which holds the commanded state)."""
 
-    def __init__(self, limiter: JerkLimiter):
+    def __init__(self, limiter: JerkLimiter, filter_share: float = 1.0):
+        """`filter_share`: the filter steers with this share of the acceleration and jerk limits where
+        that keeps every limit (JerkLimiter.track), so a catch-up is not bang-bang in jerk."""
         self.limiter = limiter
+        self.filter_share = filter_share
         self.filtered_ticks = 0  # ticks whose command came from the ruckig filter, all time
         self.nominal_ticks = 0
         self.last_mode = ""  # "nominal", "filter" (braking from the nominal would leave a limit), "filter_dynamics"
@@ -116,7 +120,14 @@ class PlanTracker:
             self.last_mode = "filter" if feasible or stalled else "filter_dynamics"
             lookahead_s = min(lookahead_s, max(plan.end_time_s - now_s, 0.0))  # never past the end (at rest there)
             target = plan.state_at(now_s + lookahead_s, self._state)
-            lim.track(target[0], target[1], dt_s, arrive_in_s=lookahead_s + dt_s, target_acceleration=target[2])
+            lim.track(
+                target[0],
+                target[1],
+                dt_s,
+                arrive_in_s=lookahead_s + dt_s,
+                target_acceleration=target[2],
+                share=self.filter_share,
+            )
             if not feasible and not stalled:
                 lim.active.append("dynamics")  # the plan (or the join to it) asks for more than the limits allow
             self._start_blend(plan, now_s)
