@@ -40,3 +40,18 @@ def test_a_node_is_judged_on_its_settled_process_not_on_one_respawned_just_befor
     leaking = [(float(t), 1, {"rss_kb": 100_000 + 1000 * t, "fds": 18 + t // 50}) for t in range(100)]
     node = _report(2, 1, 1, 0, 0, 0, Monitor, {"vla_policy": leaking}, [], {}, {}, [])["nodes"]["vla_policy"]
     assert node["rss_growth_pct"] > 50 and node["fds"][1] > node["fds"][0]
+
+
+def test_a_node_whose_every_process_died_within_its_warm_up_is_not_judged():
+    from vla_ros.soak import WARMUP_S, _report
+
+    class Monitor:
+        violations, commands, examples = 0, 100, []
+
+    short_lived = [
+        (float(t), pid, {"rss_kb": 50_000 + 30_000 * (t % 10), "fds": 3 + t % 10})
+        for pid in (1, 2, 3)
+        for t in range(int(WARMUP_S) // 2)
+    ]
+    node = _report(2, 3, 0, 0, 3, 0, Monitor, {"vla_policy": short_lived}, [], {}, {}, [])["nodes"]["vla_policy"]
+    assert node == {"rss_mb": None, "rss_growth_pct": None, "fds": None, "samples": 0}

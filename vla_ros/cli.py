@@ -56,7 +56,8 @@ def _soak(args) -> int:
     print(json.dumps(report), flush=True)
     return (
         0
-        if report["limit_violations"] == 0 and not any(n["fds"][1] > n["fds"][0] for n in report["nodes"].values())
+        if report["limit_violations"] == 0
+        and not any(n["fds"] and n["fds"][1] > n["fds"][0] for n in report["nodes"].values())
         else 1
     )
 

@@ -336,7 +336,10 @@ def _report(
             born.setdefault(p, t)
         settled = {p: [s for t, q, s in rows if q == p and t >= born[p] + WARMUP_S] for p in born}
         pid = max(settled, key=lambda p: (len(settled[p]), born[p]))
-        own = settled[pid] or [s for _, p, s in rows if p == pid]
+        own = settled[pid]
+        if not own:  # every process was killed within its warm-up: nothing to judge growth on
+            nodes[name] = {"rss_mb": None, "rss_growth_pct": None, "fds": None, "samples": 0}
+            continue
         first, last = own[0], own[-1]
         nodes[name] = {
             "rss_mb": [round(first["rss_kb"] / 1024, 1), round(last["rss_kb"] / 1024, 1)],

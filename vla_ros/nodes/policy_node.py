@@ -140,6 +140,7 @@ class PolicyNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._forget_plan()  # a plan from before activation is not the plan this run continues
+        self._camera_silent_since.clear()  # cameras are watched from now on
         self._stop.clear()
         self._worker = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
         self._worker.start()
