@@ -83,6 +83,7 @@ class Supervisor:
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
         self._spin.start()
         self._types = {"Trigger": Trigger, "ChangeState": ChangeState, "SetParameters": SetParameters}
+        self._state_clients: dict[str, object] = {}  # node -> its get_state client
 
     def _now(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
@@ -112,14 +113,12 @@ class Supervisor:
             if not client.wait_for_service(timeout_sec=max(0.1, deadline - time.monotonic())):
                 raise TimeoutError(f"service of '{name}' ({client.srv_name}) not available after {timeout_s} s")
 
-    def call(self, name: str, request, timeout_s: float = 10.0):
-        future = self.clients[name].call_async(request)
-        deadline = time.monotonic() + timeout_s
-        while not future.done():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"call to {self.clients[name].srv_name} timed out after {timeout_s} s")
-            time.sleep(0.005)
-        return future.result()
+    def call(self, name: str, request, timeout_s: float = 10.0, repeatable: bool = False):
+        """The answer (TimeoutError after `timeout_s`); `repeatable` requests are sent again while
+        answers are lost (service_calls)."""
+        from vla_ros.nodes.service_calls import call
+
+        return call(self.clients[name], request, timeout_s, repeatable=repeatable)
 
     def trigger(self, name: str) -> str:
         from std_srvs.srv import Trigger
@@ -133,38 +132,51 @@ class Supervisor:
         from rclpy.parameter import Parameter
 
         res = self.call(
-            client, self._types["SetParameters"].Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+            client,
+            self._types["SetParameters"].Request(parameters=[Parameter(name, value=value).to_parameter_msg()]),
+            repeatable=True,
         )
         if not res.results[0].successful:
             raise RuntimeError(f"setting {name}={value!r} failed: {res.results[0].reason}")
 
-    def set_active(self, client: str, active: bool) -> None:
-        """Activate / deactivate a managed node (no-op when it already is)."""
-        from lifecycle_msgs.msg import Transition
+    def set_active(self, client: str, active: bool, timeout_s: float = 10.0) -> None:
+        """Activate / deactivate a managed node (no-op when it already is, or for deactivate when it is
+        not active); RuntimeError if it refuses or cannot be activated from its state."""
+        from lifecycle_msgs.msg import State
 
-        request = self._types["ChangeState"].Request()
-        request.transition.id = Transition.TRANSITION_ACTIVATE if active else Transition.TRANSITION_DEACTIVATE
-        self.call(client, request)
+        from vla_ros.nodes.service_calls import change_state, get_state
+
+        node = self.clients[client].srv_name.rsplit("/", 1)[0]  # "/vla_policy"
+        step = "activate" if active else "deactivate"
+        if not active and get_state(self._get_state(node), timeout_s) != State.PRIMARY_STATE_ACTIVE:
+            return  # not active (inactive, or unconfigured after a restart): nothing to deactivate
+        if not change_state(self.clients[client], self._get_state(node), step, timeout_s):
+            raise RuntimeError(f"{node} refused to {step} (its log says why)")
+
+    def _get_state(self, node: str):
+        """The `get_state` client of `node` ("/vla_policy"), made once."""
+        from lifecycle_msgs.srv import GetState
+
+        if node not in self._state_clients:
+            self._state_clients[node] = self.node.create_client(GetState, f"{node}/get_state")
+        return self._state_clients[node]
 
     def wait_until_active(self, timeout_s: float) -> None:
         """Wait for the lifecycle manager's start-up (both nodes active)."""
-        from lifecycle_msgs.srv import GetState
+        from lifecycle_msgs.msg import State
+
+        from vla_ros.nodes.service_calls import ANSWER_WAIT_S, get_state
 
         deadline = time.monotonic() + timeout_s
-        for name in ("vla_chunk_executor", "vla_policy"):
-            client = self.node.create_client(GetState, f"/{name}/get_state")
+        for node in ("/vla_chunk_executor", "/vla_policy"):
             while True:
-                if client.wait_for_service(timeout_sec=1.0):
-                    future = client.call_async(GetState.Request())
-                    answer_by = min(deadline, time.monotonic() + 2.0)  # a node that died (respawn) never answers
-                    while not future.done() and time.monotonic() < answer_by:
-                        time.sleep(0.01)
-                    if future.done() and future.result().current_state.label == "active":
+                try:  # a node that died (respawn) never answers: ask again until the deadline
+                    if get_state(self._get_state(node), ANSWER_WAIT_S) == State.PRIMARY_STATE_ACTIVE:
                         break
-                    if not future.done():
-                        client.remove_pending_request(future)
+                except TimeoutError:
+                    pass
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{name} not active after {timeout_s} s (see the node logs)")
+                    raise TimeoutError(f"{node} not active after {timeout_s} s (see the node logs)")
                 time.sleep(0.2)
 
     # --- episodes ------------------------------------------------------------------------

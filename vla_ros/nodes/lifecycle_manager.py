@@ -8,8 +8,8 @@ answering is reported as lost; one that answers again in `unconfigured` (a resta
 the bring-up's `respawn`) is configured and activated again. A node that answers throughout is left
 as it is (a `cleanup` by an operator stands). A startup that timed out (a node not answering, not one
 refusing) is run again once every node answers.
-Service answers can be lost while DDS discovery is still matching the two sides: get_state is asked
-again, and a change_state without answer is checked with get_state (see `_change_state`).
+Service answers can be lost while DDS discovery is still matching the two sides: calls go through
+`service_calls` (get_state asked again, a change_state without answer checked with get_state).
 Services: `~/startup` (configure + activate all), `~/shutdown` (deactivate in reverse order, then
 clean up) — std_srvs/Trigger. Transitions go through each node's standard `~/change_state`.
 """
@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
@@ -28,27 +28,8 @@ from std_srvs.srv import Trigger
 
 from vla_ros.nodes.params import declare
 from vla_ros.nodes.runner import run_node
+from vla_ros.nodes.service_calls import TRANSITIONS, change_state, get_state
 from vla_ros.params import MANAGER
-
-# (transition, the state it leads from, the state it reaches)
-STEPS = {
-    "configure": (Transition.TRANSITION_CONFIGURE, State.PRIMARY_STATE_UNCONFIGURED, State.PRIMARY_STATE_INACTIVE),
-    "activate": (Transition.TRANSITION_ACTIVATE, State.PRIMARY_STATE_INACTIVE, State.PRIMARY_STATE_ACTIVE),
-    "deactivate": (Transition.TRANSITION_DEACTIVATE, State.PRIMARY_STATE_ACTIVE, State.PRIMARY_STATE_INACTIVE),
-    "cleanup": (Transition.TRANSITION_CLEANUP, State.PRIMARY_STATE_INACTIVE, State.PRIMARY_STATE_UNCONFIGURED),
-}
-
-
-ANSWER_WAIT_S = 2.0  # seconds before a get_state is repeated, or a change_state is checked on
-CHANGE_ATTEMPTS = 3  # change_state requests sent at most, when the node says none arrived
-TRANSITION_STATES = {
-    State.TRANSITION_STATE_CONFIGURING,
-    State.TRANSITION_STATE_CLEANINGUP,
-    State.TRANSITION_STATE_SHUTTINGDOWN,
-    State.TRANSITION_STATE_ACTIVATING,
-    State.TRANSITION_STATE_DEACTIVATING,
-    State.TRANSITION_STATE_ERRORPROCESSING,
-}
 
 
 class LifecycleManager(Node):
@@ -99,89 +80,26 @@ class LifecycleManager(Node):
             self.lost.discard(node)
 
     # --- transitions ---------------------------------------------------------------------
-    def _call(self, client, request, what: str, timeout_s: float):
-        """One service call, answered within `timeout_s` seconds or TimeoutError."""
-        if not client.wait_for_service(timeout_sec=timeout_s):
-            raise TimeoutError(f"{what}: service {client.srv_name} not available after {timeout_s:g} s")
-        future = client.call_async(request)
-        if not self._wait(future, time.monotonic() + timeout_s):
-            client.remove_pending_request(future)
-            raise TimeoutError(f"{what}: no answer from {client.srv_name} after {timeout_s:g} s")
-        return future.result()
-
-    def _wait(self, future, deadline: float, until: float | None = None) -> bool:
-        """Until `future` is done (True), `deadline` or `until` passes, or the context ends (False)."""
-        end = deadline if until is None else min(deadline, until)
-        while not future.done():
-            if time.monotonic() > end or not self.context.ok():
-                return False
-            time.sleep(0.01)
-        return True
-
     def state(self, node: str, timeout_s: float | None = None) -> int:
-        """The node's lifecycle state id, asking again every `ANSWER_WAIT_S`: an answer sent before
-        DDS discovery has matched our reply reader is lost, and get_state is safe to repeat."""
-        timeout_s = timeout_s or self.p["transition_timeout_s"]
-        deadline = time.monotonic() + timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                return self._call(
-                    self._get[node], GetState.Request(), f"get_state of {node}", min(ANSWER_WAIT_S, remaining)
-                ).current_state.id
-            except TimeoutError:
-                if deadline - time.monotonic() <= 0 or not self.context.ok():
-                    raise TimeoutError(f"get_state of {node}: no answer after {timeout_s:g} s") from None
+        """The node's lifecycle state id (asked again while answers are lost: service_calls)."""
+        return get_state(self._get[node], timeout_s or self.p["transition_timeout_s"], self.context.ok)
 
     def transition(self, node: str, step: str) -> None:
         """Run `step` on `node` unless it is already past it; RuntimeError if the node refuses."""
-        transition_id, source, target = STEPS[step]
         current = self.state(node)
-        if current == target:
+        if current == TRANSITIONS[step][2]:
             return
-        if current != source:
-            raise RuntimeError(f"{node}: cannot {step} from lifecycle state {current}")
-        if not self._change_state(node, step):
+        ok = change_state(
+            self._change[node],
+            self._get[node],
+            step,
+            self.p["transition_timeout_s"],
+            self.context.ok,
+            self.get_logger().warning,
+        )
+        if not ok:
             raise RuntimeError(f"{node} failed to {step} (its log says why)")
         self.get_logger().info(f"{node}: {step}d")
-
-    def _change_state(self, node: str, step: str) -> bool:
-        """Request `step` and wait for its answer. If none comes within `ANSWER_WAIT_S`, ask the node
-        where it is: the target state means the answer was lost (success); the source state means the
-        request was lost, and it is sent again (at most `CHANGE_ATTEMPTS` times); no answer means the
-        node is busy in the transition (configure loads a model), and the wait goes on."""
-        transition_id, source, target = STEPS[step]
-        timeout_s = self.p["transition_timeout_s"]
-        deadline = time.monotonic() + timeout_s
-        client = self._change[node]
-        request = ChangeState.Request()
-        request.transition.id = transition_id
-        if not client.wait_for_service(timeout_sec=timeout_s):
-            raise TimeoutError(f"{step} {node}: service {client.srv_name} not available after {timeout_s:g} s")
-        for _ in range(CHANGE_ATTEMPTS):
-            future = client.call_async(request)
-            while not self._wait(future, deadline, until=time.monotonic() + ANSWER_WAIT_S):
-                if time.monotonic() > deadline or not self.context.ok():
-                    client.remove_pending_request(future)
-                    raise TimeoutError(f"{step} {node}: no answer from {client.srv_name} after {timeout_s:g} s")
-                try:
-                    current = self._call(self._get[node], GetState.Request(), f"get_state of {node}", ANSWER_WAIT_S)
-                except TimeoutError:
-                    continue  # busy in the transition
-                current = current.current_state.id
-                if current == target:
-                    client.remove_pending_request(future)
-                    return True
-                if current == source:
-                    client.remove_pending_request(future)
-                    self.get_logger().warning(f"{node}: no answer to {step}, still in its source state: asking again")
-                    break
-                if current not in TRANSITION_STATES:
-                    client.remove_pending_request(future)
-                    raise RuntimeError(f"{node}: {step} left it in lifecycle state {current}")
-            else:
-                return future.result().success
-        raise TimeoutError(f"{step} {node}: no answer after {CHANGE_ATTEMPTS} requests")
 
     def startup(self) -> bool:
         """Configure all nodes, then activate all; False (reported) on the first failure."""
