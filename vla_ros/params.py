@@ -350,8 +350,9 @@ EXECUTOR = Schema(
     Param(
         "realtime_priority",
         0,
-        "SCHED_FIFO priority of the control loop thread (1-98; 0 = normal scheduling); when not permitted, one log "
-        "line says why and the loop runs at normal priority",
+        "SCHED_FIFO priority of the control loop thread (1-98; 0 = normal scheduling), the ROS callback thread one "
+        "below (they share the interpreter lock); when not permitted, one log line says why and the loop runs at "
+        "normal priority",
         min=0,
         max=98,
     ),

@@ -34,10 +34,11 @@ class RealtimeReport:
     lines: list[str] = field(default_factory=list)
 
 
-def set_fifo_priority(priority: int) -> str:
-    """SCHED_FIFO at `priority` (1-98) for the calling thread; the outcome in words."""
+def set_fifo_priority(priority: int, thread_id: int = 0) -> str:
+    """SCHED_FIFO at `priority` (1-98) for the calling thread (or the thread of native id
+    `thread_id`); the outcome in words."""
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        os.sched_setscheduler(thread_id, os.SCHED_FIFO, os.sched_param(priority))
     except (PermissionError, OSError) as exc:
         limit = _rtprio_limit()
         return (
@@ -85,11 +86,19 @@ def _memlock_limit() -> str:
     return "unlimited" if soft == resource.RLIM_INFINITY else f"{soft} bytes"
 
 
-def setup_control_thread(priority: int, cpus: list[int], lock: bool) -> RealtimeReport:
-    """Apply the requested steps to the calling thread (0 / [] / False: not requested)."""
+def setup_control_thread(priority: int, cpus: list[int], lock: bool, callback_thread_id: int = 0) -> RealtimeReport:
+    """Apply the requested steps to the calling thread (0 / [] / False: not requested).
+
+    With a priority, `callback_thread_id` (the native id of the thread that runs the node's ROS
+    callbacks) gets SCHED_FIFO one level below: the control loop waits for the interpreter lock
+    whenever that thread holds it, and a normal-priority holder preempted by other processes would
+    hold up the real-time loop (priority inversion)."""
     report = RealtimeReport()
     if priority > 0:
         report.lines.append(set_fifo_priority(priority))
+        if callback_thread_id and priority > 1:
+            line = set_fifo_priority(priority - 1, callback_thread_id)
+            report.lines.append(line.replace("control loop runs", "ROS callback thread runs"))
     if cpus:
         report.lines.append(set_cpu_affinity(cpus))
     if lock:

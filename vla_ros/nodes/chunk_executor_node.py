@@ -65,6 +65,7 @@ class ChunkExecutorNode(LifecycleNode):
         self.cartesian = None  # CartesianCommands for the pose / twist outputs
         self._io: list = []
         self._thread: threading.Thread | None = None
+        self._callback_thread_id = 0  # native id of the thread running the ROS callbacks
         self._stop = threading.Event()
         self._throttle = KeyedThrottle(1.0)
         self._last_status: tuple | None = None
@@ -91,6 +92,7 @@ class ChunkExecutorNode(LifecycleNode):
             self.core = core
         self._make_io()
         self._stop.clear()
+        self._callback_thread_id = threading.get_native_id()  # configure runs on the (one) callback thread
         self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
         self._thread.start()
         self.get_logger().info(
@@ -243,7 +245,9 @@ class ChunkExecutorNode(LifecycleNode):
 
     def _setup_realtime(self) -> CollectorBetweenTicks | None:
         """The control thread's scheduling, affinity, memory lock and GC (parameters); one log line each."""
-        report = setup_control_thread(self.p["realtime_priority"], list(self.p["cpu_affinity"]), self.p["lock_memory"])
+        report = setup_control_thread(
+            self.p["realtime_priority"], list(self.p["cpu_affinity"]), self.p["lock_memory"], self._callback_thread_id
+        )
         for line in report.lines:
             self.get_logger().info(line)
         if not self.p["gc_between_ticks"]:
