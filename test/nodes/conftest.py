@@ -100,21 +100,13 @@ class Peer:
         self._thread.start()
 
     def call(self, srv_type, name: str, request, timeout_s: float = 10.0, repeatable: bool = True):
-        """One service call on a client kept per service. A `repeatable` request (a query, a set to a
-        value) is sent again every 2 s without answer: an answer sent before discovery has matched
-        this client's reply reader is lost."""
+        """One service call on a client kept per service; a `repeatable` request (a query, a set to a
+        value) is sent again while answers are lost (vla_ros.nodes.service_calls)."""
+        from vla_ros.nodes.service_calls import call
+
         if name not in self._clients:
             self._clients[name] = self.node.create_client(srv_type, name)
-        client = self._clients[name]
-        assert client.wait_for_service(timeout_sec=timeout_s), f"service {name} not available"
-        deadline = time.monotonic() + timeout_s
-        while True:
-            future = client.call_async(request)
-            wait_s = min(2.0, deadline - time.monotonic()) if repeatable else deadline - time.monotonic()
-            if wait_until(future.done, wait_s):
-                return future.result()
-            client.remove_pending_request(future)
-            assert time.monotonic() < deadline, f"call to {name} timed out"
+        return call(self._clients[name], request, timeout_s, repeatable=repeatable)
 
     def set_param(self, node: str, name: str, value):
         from rcl_interfaces.srv import SetParameters
