@@ -1,27 +1,29 @@
-"""The released Octo models (octo-small-1.5, octo-base-1.5 and fine-tunes) in PyTorch, with Flax's numerics.
+"""Octo in PyTorch with Flax's numerics: the released models (octo-small-1.5, octo-base-1.5 and fine-tunes) and,
+through config options, the bundled demo model (README: the demo model's options).
 
-Sequence: [task_language (L)] + per timestep t [obs_<image> ..., obs_task_language (repeated task tokens),
-readout_action]; attention by Octo's group rules (attention_rules.py), padding masks keys only and a
-masked logit gets float32's minimum (Flax), so a query without any allowed key attends uniformly.
-Images are (B, T, 3, H, W) in [-1, 1]; a goal image (B, 3, H, W) is stacked on the channels of every
-timestep (no goal: -1, the scaled zero image). The action head mean-pools the readout tokens and runs
-the diffusion MLP-ResNet on [time features, embedding, noisy flattened chunk].
+Sequence: [task_language (L)] + per timestep t [obs_<image> ..., obs_proprio (optional), obs_task_language
+(repeated task tokens, optional), readout_action]; attention by Octo's group rules (attention_rules.py),
+padding masks keys only and a masked logit gets float32's minimum (Flax), so a query without any allowed
+key attends uniformly. Images are (B, T, 3, H, W) in [-1, 1]; a goal image (B, 3, H, W) is stacked on the
+channels of every timestep (no goal: -1, the scaled zero image). The action head mean-pools the readout
+tokens and runs the diffusion MLP-ResNet on [time features, embedding, noisy flattened chunk].
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from vla_ros.backends.blocks.diffusion import cosine_beta_schedule, sample_clipping_x
+from vla_ros.backends.blocks.diffusion import DDPMSchedule, cosine_beta_schedule, rtc_guided_denoiser, sample_clipping_x
 from vla_ros.backends.blocks.embeddings import LearnedFourierFeatures, MLPResNet
 from vla_ros.backends.blocks.transformer import Transformer
 from vla_ros.backends.octo import attention_rules as rules
 from vla_ros.backends.octo.configuration import ImageGroupConfig, OctoNetConfig
-from vla_ros.backends.octo.modeling import StdConv2d
 
 LANGUAGE = "task_language"
 READOUT = "readout_action"
+PROPRIO = "obs_proprio"
 
 
 def additive_mask(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -29,22 +31,76 @@ def additive_mask(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) -> 
     return torch.zeros(allowed.shape, device=allowed.device, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-class SmallStem(nn.Module):
-    """(B, C, H, W) in [-1, 1] -> (B, h*w, num_features), tokens in row-major order."""
+class StdConv2d(nn.Conv2d):
+    """Weight-standardised convolution (Octo's SmallStem)."""
 
-    def __init__(self, cfg: ImageGroupConfig):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / (w.std(dim=(1, 2, 3), keepdim=True, unbiased=False) + 1e-5)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+class FiLM(nn.Module):
+    """x * (1 + gamma(c)) + beta(c) per channel; zero-initialised, so it starts as the identity."""
+
+    def __init__(self, cond_dim: int, channels: int):
+        super().__init__()
+        self.proj = nn.Linear(cond_dim, 2 * channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.proj(cond)[:, :, None, None].chunk(2, dim=1)
+        return x * (1 + gamma) + beta
+
+
+def coordinate_channels(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C + 2, H, W): the pixel's x then y in [-1, 1] stacked on the channels."""
+    b, _, h, w = x.shape
+    ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(b, 1, h, w)
+    xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(b, 1, h, w)
+    return torch.cat([x, xs, ys], 1)
+
+
+class SmallStem(nn.Module):
+    """(B, C, H, W) in [-1, 1] -> (B, h*w, num_features), tokens in row-major order. With `use_film`, each
+    conv's normalised output is FiLM-conditioned on `cond` (B, cond_dim) before its ReLU."""
+
+    def __init__(self, cfg: ImageGroupConfig, cond_dim: int = 0):
         super().__init__()
         layers: list[nn.Module] = []
-        c_in = 6 if cfg.goal else 3
-        for c in cfg.features:
-            layers += [StdConv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(32, c, eps=1e-6), nn.ReLU()]
+        c_in = cfg.in_channels
+        for c, groups in zip(cfg.features, cfg.groups):
+            layers += [StdConv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(groups, c, eps=1e-6), nn.ReLU()]
             c_in = c
         self.convs = nn.Sequential(*layers)
+        self.films = nn.ModuleList(FiLM(cond_dim, c) for c in cfg.features) if cfg.use_film else None
+        self.coord_channels = cfg.coord_channels
         k = cfg.patch_size // 16
         self.embedding = nn.Conv2d(c_in, cfg.num_features, k, stride=k)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embedding(self.convs(x)).flatten(2).transpose(1, 2)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.coord_channels:
+            x = coordinate_channels(x)
+        for i in range(0, len(self.convs), 3):
+            x = self.convs[i + 1](self.convs[i](x))
+            x = self.convs[i + 2](x if self.films is None else self.films[i // 3](x, cond))
+        return self.embedding(x).flatten(2).transpose(1, 2)
+
+
+class WordEncoder(nn.Module):
+    """Word ids (B, L) and their mask (B, L) bool -> states (B, L, D): embedding, learned positions and a small
+    bidirectional transformer over the valid words (the demo model's stand-in for T5, trained with it)."""
+
+    def __init__(self, cfg: OctoNetConfig):
+        super().__init__()
+        self.embed = nn.Embedding(len(cfg.vocab) + 2, cfg.language_dim)
+        self.pos = nn.Parameter(torch.randn(1, cfg.language_tokens, cfg.language_dim) * 0.02)
+        self.encoder = Transformer(cfg.language_dim, cfg.text_layers, cfg.num_heads, cfg.mlp_dim)
+
+    def forward(self, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        mask = valid[:, None, :] | torch.eye(ids.shape[1], dtype=torch.bool, device=ids.device)[None]
+        return self.encoder(self.embed(ids) + self.pos, mask)
 
 
 class DiffusionHead(nn.Module):
@@ -59,26 +115,58 @@ class DiffusionHead(nn.Module):
             nn.Linear(cfg.time_dim, 2 * cfg.time_dim), nn.SiLU(), nn.Linear(2 * cfg.time_dim, cfg.time_dim)
         )
         self.net = MLPResNet(
-            cfg.time_dim + cfg.width + flat, cfg.head_hidden, flat, cfg.head_blocks, eps=1e-6,
-            layer_norm=cfg.head_layer_norm,
+            cfg.time_dim + cfg.width + flat, cfg.head_hidden, flat, cfg.head_blocks, cfg.dropout_rate,
+            eps=cfg.head_eps, layer_norm=cfg.head_layer_norm,
         )  # fmt: skip
         self.register_buffer("betas", cosine_beta_schedule(cfg.diffusion_steps, dtype=torch.float32), persistent=False)
+        self.schedule = DDPMSchedule(cfg.diffusion_steps)  # training, the x0-clipping sampler, RTC guidance
 
     def forward(self, embedding: torch.Tensor, noisy: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """embedding (..., W), noisy (..., H*A), k (..., 1) integer diffusion step -> noise (..., H*A)."""
         dtype = self.net.inp.weight.dtype
-        time = self.time_mlp(self.time_features(k.to(dtype)))
+        t = k.to(dtype) / self.cfg.diffusion_steps if self.cfg.time_fraction else k.to(dtype)
+        time = self.time_mlp(self.time_features(t))
         x = torch.cat([time, embedding.to(dtype).expand(*time.shape[:-1], -1), noisy.to(dtype)], -1)
         return self.net(x).to(noisy.dtype)
 
-    def sample(self, embedding: torch.Tensor, noises: torch.Tensor, action_dim: int | None = None) -> torch.Tensor:
-        """Chunks (..., H, A) from embeddings (..., W) and the noise sequence (K + 1, ..., H*A) (see
-        blocks.diffusion.sample_clipping_x); dims from `action_dim` on are the embodiment's missing ones."""
+    def loss(
+        self, embedding: torch.Tensor, actions: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Noise-prediction MSE for normalised chunks (B, H, A), `n_diffusion_samples` draws per embedding (B, W)."""
+        n = self.cfg.n_diffusion_samples
+        x0 = actions.flatten(1).repeat(n, 1)
+        embedding = embedding.repeat(n, 1)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        k = torch.randint(0, self.cfg.diffusion_steps, (x0.shape[0],), generator=generator, device=x0.device)
+        return F.mse_loss(self(embedding, self.schedule.add_noise(x0, noise, k), k[:, None]), noise)
+
+    def sample(
+        self,
+        embedding: torch.Tensor,
+        noises: torch.Tensor,
+        action_dim: int | None = None,
+        guide: tuple[torch.Tensor, torch.Tensor, float] | None = None,
+    ) -> torch.Tensor:
+        """Chunks (B, H, A) from embeddings (B, W) and the noise sequence (K + 1, B, H*A) (see
+        blocks.diffusion.sample_clipping_x); dims from `action_dim` on are the embodiment's missing ones.
+
+        guide: (target (B, H, A), weights (H,), max_guidance): Real-Time Chunking toward a running plan."""
         cfg = self.cfg
+
+        def denoise(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+            return self(embedding, x, k.reshape(*x.shape[:-1], 1))
+
+        if guide is not None:
+            denoise = rtc_guided_denoiser(denoise, self.schedule, *guide)
         valid = None
         if action_dim is not None and action_dim < cfg.action_dim:
+            if cfg.clip_x0:
+                raise ValueError(f"clip_x0 sampling has no masked action dims (action_dim {action_dim})")
             valid = (torch.arange(cfg.action_dim, device=noises.device) < action_dim).repeat(cfg.action_horizon)
-        x = sample_clipping_x(lambda x, k: self(embedding, x, k), noises, self.betas, cfg.max_action, valid)
+        if cfg.clip_x0:
+            x = self.schedule.sample(denoise, noises[0], clip=cfg.max_action, draws=noises)
+        else:
+            x = sample_clipping_x(denoise, noises, self.betas, cfg.max_action, valid)
         return x.unflatten(-1, (cfg.action_horizon, cfg.action_dim))
 
 
@@ -90,12 +178,17 @@ class OctoNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         w = cfg.width
-        self.stems = nn.ModuleDict({g.name: SmallStem(g) for g in cfg.images})
+        self.stems = nn.ModuleDict({g.name: SmallStem(g, cfg.language_dim) for g in cfg.images})
         self.obs_projections = nn.ModuleDict({g.name: nn.Linear(g.num_features, w) for g in cfg.images})
         self.obs_pos = nn.ParameterDict(
             {g.name: nn.Parameter(torch.randn(1, cfg.max_horizon, g.n_tokens, w) * 0.02) for g in cfg.images}
         )
+        if cfg.proprio_dim:
+            self.proprio_projection = nn.Linear(cfg.proprio_dim, w)
+            self.proprio_pos = nn.Parameter(torch.randn(1, cfg.max_horizon, 1, w) * 0.02)
         if cfg.language:
+            if cfg.language_encoder == "words":
+                self.text_encoder = WordEncoder(cfg)
             self.language_projection = nn.Linear(cfg.language_dim, w)
             self.language_pos = nn.Parameter(torch.randn(1, cfg.language_tokens, w) * 0.02)
         self.readout_pos = nn.Parameter(torch.randn(1, cfg.max_horizon, cfg.readout_tokens, w) * 0.02)
@@ -108,6 +201,8 @@ class OctoNet(nn.Module):
         cfg = self.cfg
         prefix = [rules.TokenGroup(LANGUAGE, cfg.language_tokens, rules.TASK_RULES)] if language else []
         timestep = [rules.TokenGroup(f"obs_{g.name}", g.n_tokens, rules.OBS_RULES) for g in cfg.images]
+        if cfg.proprio_dim:
+            timestep.append(rules.TokenGroup(PROPRIO, 1, rules.OBS_RULES))
         if language and cfg.repeat_task_tokens:
             timestep.append(rules.TokenGroup(f"obs_{LANGUAGE}", cfg.language_tokens, rules.OBS_RULES))
         timestep.append(rules.TokenGroup(READOUT, cfg.readout_tokens, rules.readout_rules(READOUT)))
@@ -130,26 +225,40 @@ class OctoNet(nn.Module):
         language: torch.Tensor | None,
         language_valid: torch.Tensor | None,
         timestep_valid: torch.Tensor,
+        proprio: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Input tokens (B, N, W) and key pad mask (B, N) bool; see `forward` for the arguments."""
         cfg = self.cfg
         b, t = timestep_valid.shape
         prefix_tokens, prefix_valid, step_tokens, step_valid = [], [], [], []
+        cond = None
         if language is not None:
             task = self.language_projection(language) + self.language_pos
-            lang_valid = language_valid[:, None].expand(b, cfg.language_tokens)
+            lang_valid = language_valid
+            if lang_valid.dim() == 1:  # one flag per task: every token counts (the reference)
+                lang_valid = lang_valid[:, None].expand(b, cfg.language_tokens)
             prefix_tokens.append(task)
             prefix_valid.append(lang_valid)
+            if any(g.use_film for g in cfg.images):  # FiLM's condition: the mean valid language state
+                pooled = (language * lang_valid[..., None]).sum(1) / lang_valid.sum(1, keepdim=True).clamp(min=1)
+                cond = pooled[:, None].expand(b, t, -1).flatten(0, 1)
         for g in cfg.images:
             x = images[g.name]
             if g.goal:
                 goal = goals.get(g.name) if goals else None
                 goal = torch.full_like(x[:, 0], -1.0) if goal is None else goal
                 x = torch.cat([x, goal[:, None].expand_as(x)], 2)
-            feats = self.stems[g.name](x.flatten(0, 1)).unflatten(0, (b, t))
+            if g.use_film and cond is None:
+                raise ValueError(f"image tokenizer {g.name} uses FiLM: a language task is needed")
+            feats = self.stems[g.name](x.flatten(0, 1), cond).unflatten(0, (b, t))
             step_tokens.append(self.obs_projections[g.name](feats) + self.obs_pos[g.name][:, :t])
             valid = image_valid[g.name] & timestep_valid
             step_valid.append(valid[..., None].expand(b, t, g.n_tokens))
+        if cfg.proprio_dim:
+            if proprio is None:
+                raise ValueError(f"the model takes a proprio token: proprio (B, T, {cfg.proprio_dim}) is needed")
+            step_tokens.append(self.proprio_projection(proprio)[:, :, None] + self.proprio_pos[:, :t])
+            step_valid.append(timestep_valid[..., None])
         if language is not None and cfg.repeat_task_tokens:
             step_tokens.append(task[:, None].expand(b, t, -1, -1))
             step_valid.append(lang_valid[:, None].expand(b, t, -1))
@@ -167,18 +276,20 @@ class OctoNet(nn.Module):
         goals: dict[str, torch.Tensor] | None = None,
         language: torch.Tensor | None = None,
         language_valid: torch.Tensor | None = None,
+        proprio: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Readout embeddings (B, T, readout_tokens, W).
 
         images: tokenizer name -> (B, T, 3, H, W) in [-1, 1]; image_valid: name -> (B, T) bool (False: a
         missing camera); timestep_valid (B, T) bool (False: history padding at an episode's start);
         goals: name -> (B, 3, H, W) in [-1, 1] or absent; language (B, L, language_dim): the T5 encoder's
-        output, language_valid (B,) bool (a pad token is not masked, as in the reference).
+        output or `text_encoder`'s, language_valid (B,) bool (a pad token is not masked, as in the
+        reference) or (B, L) bool per token; proprio (B, T, proprio_dim): the normalised state.
         """
         t = timestep_valid.shape[1]
         if t > self.cfg.max_horizon:
             raise ValueError(f"window of {t} timesteps exceeds the model's max_horizon {self.cfg.max_horizon}")
-        tokens, valid = self.tokens(images, image_valid, goals, language, language_valid, timestep_valid)
+        tokens, valid = self.tokens(images, image_valid, goals, language, language_valid, timestep_valid, proprio)
         mask = self.rule_mask(language is not None, t, tokens.device)[None] & valid[:, None, :]
         out = self.transformer(tokens, additive_mask(mask, tokens.dtype))
         prefix = self.cfg.language_tokens if language is not None else 0
