@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from vla_ros.backends.base import BackendError
 from vla_ros.backends.normalization import DatasetStatistics
 from vla_ros.backends.octo.configuration import OctoConfig
-from vla_ros.backends.octo.modeling_release import OctoNet
+from vla_ros.backends.octo.modeling import OctoNet
 from vla_ros.backends.weights import check_shapes
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "dataset_statistics.json")
