@@ -21,7 +21,8 @@ from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
 from vla_ros.backends.octo.backend import OctoBackend
 from vla_ros.backends.octo.configuration import OctoConfig
 from vla_ros.backends.octo.modeling import OctoNet
-from vla_ros.backends.octo.processing import OctoProcessor, scale_pixels
+from vla_ros.backends.octo.processing import OctoProcessor
+from vla_ros.backends.octo.processing_release import scale_pixels
 from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES
 

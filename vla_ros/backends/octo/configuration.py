@@ -1,4 +1,5 @@
-"""Octo-design model configuration (sizes, cameras, action space), saved as `config.json`, and the
+"""Demo-style Octo checkpoint configuration (sizes, cameras, action space; `OctoConfig.net_config` gives the
+one implementation's options), saved as `config.json`; the released models' `OctoNetConfig`; and the
 backend's run-time settings (`octo.yaml` layers, see backends/settings.py)."""
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class OctoConfig:
 
 @dataclass(frozen=True)
 class OctoSettings(SettingsBase):
-    """How the robot runs an Octo-design checkpoint. `cameras` / `joints` / `relative_joints` default
+    """How the robot runs an Octo checkpoint. `cameras` / `joints` / `relative_joints` default
     to the checkpoint's own (its `camera_names`, `joint_names`, `delta_mask`)."""
 
     KEY_GROUPS = (("joints", "relative_joints"),)

@@ -306,6 +306,8 @@ class OctoNet(nn.Module):
 
         images: name -> (B, 3, H, W) in [-1, 1], all present; proprio (B, proprio_dim) normalised; ids, valid
         (B, L): word ids and their mask (WordTokenizer)."""
+        if self.cfg.language_encoder != "words":
+            raise ValueError(f"embed_step takes word ids: language_encoder is {self.cfg.language_encoder!r}")
         b = ids.shape[0]
         step = torch.ones(b, 1, dtype=torch.bool, device=ids.device)
         readouts = self(
