@@ -2,6 +2,7 @@
 Octo-design weights mapped at load time computes what the former model computed (fixture recorded with it by
 scripts/fixtures/make_octo_demo_layout_fixture.py)."""
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from vla_ros.backends.octo.configuration import OctoConfig
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = Path(__file__).parent / "fixtures" / "demo_layout"
 TOLERANCE = 1e-5
+# models/demo/model.safetensors the fixture was recorded on (a retrained demo model has no former model to match)
+DEMO_SHA256 = "5c753bc68f1161171b8629392065a31332ba5cb52afae7178a5fe70b391e886d"
 
 
 def tiny_folder(name: str, folder: Path) -> Path:
@@ -55,6 +58,8 @@ def run(net, ref: dict) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("name", ["demo", "tiny_plain", "tiny_film"])
 def test_the_one_implementation_reproduces_the_former_model(name, tmp_path):
     folder = ROOT / "models" / "demo" if name == "demo" else tiny_folder(name, tmp_path)
+    if name == "demo" and hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest() != DEMO_SHA256:
+        pytest.skip("models/demo was retrained after the fixture was recorded (the tiny cases still check the mapping)")
     cfg, _ = load_config(folder)
     net = load_model(folder, cfg)
     with np.load(FIXTURES / f"{name}.npz") as z:
