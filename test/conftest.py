@@ -31,14 +31,14 @@ def ros_env(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    """An Octo-design checkpoint with random weights for the sim arm, saved like a real one."""
+    """A demo-style Octo checkpoint with random weights for the sim arm, saved like a real one."""
     import numpy as np
     import torch
 
     from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
     from vla_ros.backends.octo.checkpoint import save_checkpoint
     from vla_ros.backends.octo.configuration import OctoConfig
-    from vla_ros.backends.octo.modeling import OctoModel
+    from vla_ros.backends.octo.modeling import OctoNet
     from vla_ros.sim.tabletop import JOINT_NAMES
 
     torch.manual_seed(0)
@@ -66,12 +66,12 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
         FeatureStats(np.zeros(d), np.full(d, 0.01), np.array([True] * 6 + [False])),
     )
     folder = tmp_path_factory.mktemp("tiny_octo")
-    save_checkpoint(folder, OctoModel(cfg), stats)
+    save_checkpoint(folder, OctoNet(cfg.net_config()), cfg, stats)
     return folder
 
 
 def make_tiny_ee_checkpoint(folder: Path, action_mean: float = 0.0) -> Path:
-    """An Octo-design checkpoint (random weights) in the demo's end-effector delta space for the sim arm.
+    """A demo-style Octo checkpoint (random weights) in the demo's end-effector delta space for the sim arm.
 
     action_mean: the actions' statistics mean (NaN: every model output becomes NaN).
     """
@@ -81,7 +81,7 @@ def make_tiny_ee_checkpoint(folder: Path, action_mean: float = 0.0) -> Path:
     from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
     from vla_ros.backends.octo.checkpoint import save_checkpoint
     from vla_ros.backends.octo.configuration import OctoConfig
-    from vla_ros.backends.octo.modeling import OctoModel
+    from vla_ros.backends.octo.modeling import OctoNet
     from vla_ros.sim.tabletop import JOINT_NAMES
     from vla_ros.training.train import EE_DELTA_SPACE
 
@@ -110,7 +110,7 @@ def make_tiny_ee_checkpoint(folder: Path, action_mean: float = 0.0) -> Path:
         FeatureStats(np.zeros(10), np.ones(10), np.ones(10, bool)),
         FeatureStats(np.array([action_mean] * 6 + [0.03]), np.array([1e-3] * 6 + [1e-4]), np.ones(7, bool)),
     )
-    save_checkpoint(folder, OctoModel(cfg), stats)
+    save_checkpoint(folder, OctoNet(cfg.net_config()), cfg, stats)
     return folder
 
 

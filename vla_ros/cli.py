@@ -162,9 +162,9 @@ def _train(args) -> int:
     )
     model, stats, info = train(data, cfg, settings)
     out = Path(args.out)
-    save_checkpoint(out, model, stats)
+    save_checkpoint(out, model, cfg, stats)
     seeds = list(range(args.eval_first_seed, args.eval_first_seed + args.eval_episodes))
-    backend = backend_from(model, stats)
+    backend = backend_from(model, cfg, stats)
     info.update(
         eval_success_rate=success_rate(lambda sim: backend.predict, seeds),
         expert_eval_success_rate=success_rate(expert_policy, seeds),

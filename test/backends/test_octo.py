@@ -1,4 +1,4 @@
-"""The Octo-design backend: attention rule, sampler, checkpoint I/O, predict."""
+"""The Octo backend on demo-style checkpoints: attention layout, sampler, checkpoint I/O, predict."""
 
 import numpy as np
 import pytest
@@ -8,31 +8,24 @@ from safetensors.torch import load_file, save_file
 from vla_ros.backends.base import BackendError, load_backend
 from vla_ros.backends.blocks.diffusion import DDPMSchedule, cosine_beta_schedule
 from vla_ros.backends.blocks.rtc import prefix_on_grid
-from vla_ros.backends.octo.modeling import OBS, READOUT, TASK, blockwise_causal_mask
+from vla_ros.backends.octo.checkpoint import load_config, load_model, save_checkpoint
 from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.core.types import Observation, PlanPrefix
 from vla_ros.sim.tabletop import JOINT_NAMES
 
 
-def test_blockwise_causal_mask_token_by_token():
-    # window of 2 timesteps: task x2 | obs t0 x2 | readout t0 | obs t1 x2 | readout t1
-    kinds = torch.tensor([TASK, TASK, OBS, OBS, READOUT, OBS, OBS, READOUT])
-    steps = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1])
-    valid = torch.tensor([[True, False, True, True, True, True, True, True]])  # second task token is padding
-    m = blockwise_causal_mask(kinds, steps, valid)[0]
-    for q in range(8):
-        for k in range(8):
-            if not valid[0, k] and q != k:
-                expected = False
-            elif kinds[k] == TASK:
-                expected = True
-            elif kinds[k] == OBS:
-                expected = kinds[q] != TASK and steps[k] <= steps[q]
-            else:
-                expected = kinds[q] == READOUT and steps[k] == steps[q]
-            expected = expected or q == k
-            assert bool(m[q, k]) == expected, (q, k)
-    assert not m[0, 2] and not m[2, 4] and m[7, 2] and not m[4, 5]
+def test_demo_layout_attention_token_by_token(tiny_checkpoint):
+    """The demo options' sequence (task words | front, wrist patches, proprio | readout) under Octo's rules."""
+    cfg, _ = load_config(tiny_checkpoint)
+    net = load_model(tiny_checkpoint, cfg)
+    n_task, n_image = cfg.max_tokens, cfg.patches_per_image
+    kinds = ["task"] * n_task + ["obs"] * (2 * n_image + 1) + ["readout"]
+    rule = net.rule_mask(True, 1, torch.device("cpu")).numpy()
+    assert rule.shape == (len(kinds), len(kinds))
+    for q, kq in enumerate(kinds):
+        for k, kk in enumerate(kinds):
+            expected = kk == "task" or (kk == "obs" and kq != "task") or (kk == "readout" and kq == "readout")
+            assert rule[q, k] == expected, (q, k)
 
 
 def test_cosine_schedule_is_monotone_and_clipped():
@@ -101,10 +94,8 @@ def test_same_noise_same_chunk_and_language_changes_the_output(tiny_checkpoint):
 
 
 def test_save_load_round_trip_reproduces_outputs(tiny_checkpoint, tmp_path):
-    from vla_ros.backends.octo.checkpoint import load_config, load_model, save_checkpoint
-
     cfg, stats = load_config(tiny_checkpoint)
-    save_checkpoint(tmp_path, load_model(tiny_checkpoint, cfg), stats)
+    save_checkpoint(tmp_path, load_model(tiny_checkpoint, cfg), cfg, stats)
     a, b = load_backend("octo", tiny_checkpoint), load_backend("octo", tmp_path)
     obs = observation(np.random.default_rng(3))
     noise = np.zeros((4, len(JOINT_NAMES)))
@@ -116,9 +107,9 @@ def test_missing_key_is_named(tiny_checkpoint, tmp_path):
 
     shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
     weights = load_file(str(tmp_path / "ckpt" / "model.safetensors"))
-    del weights["readout"]
+    del weights["readout_pos"]
     save_file(weights, str(tmp_path / "ckpt" / "model.safetensors"))
-    with pytest.raises(BackendError, match=r"missing keys \['readout'\]"):
+    with pytest.raises(BackendError, match=r"missing keys \['readout_pos'\]"):
         load_backend("octo", tmp_path / "ckpt")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vla_ros.backends.octo.configuration import ImageGroupConfig, OctoNetConfig
-from vla_ros.backends.octo.modeling_release import OctoNet
+from vla_ros.backends.octo.modeling import OctoNet
 
 LAYOUTS = {
     "small": dict(width=384, depth=12, num_heads=6, mlp_dim=1536),

@@ -1,4 +1,4 @@
-"""Train the bundled demo model (Octo design, tiny) on recorded demonstrations, on the CPU.
+"""Train the bundled demo model (Octo with the demo options, tiny) on recorded demonstrations, on the CPU.
 
 `python -m vla_ros.cli train --out models/demo` records demonstrations with the scripted
 expert, trains for a fixed wall-clock budget, evaluates closed loop on held-out seeds and writes
@@ -20,8 +20,9 @@ from vla_ros.backends.action_output import ActionOutput, RobotBody, build_action
 from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
 from vla_ros.backends.octo.backend import OctoBackend
 from vla_ros.backends.octo.configuration import OctoConfig
-from vla_ros.backends.octo.modeling import OctoModel
-from vla_ros.backends.octo.processing import OctoProcessor, scale_pixels
+from vla_ros.backends.octo.modeling import OctoNet
+from vla_ros.backends.octo.processing import OctoProcessor
+from vla_ros.backends.octo.processing_release import scale_pixels
 from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES
 
@@ -109,7 +110,7 @@ def _shift(images: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Ten
 
 def train(
     data: dict[str, np.ndarray], cfg: OctoConfig, settings: TrainSettings, log=print
-) -> tuple[OctoModel, DatasetStatistics, dict]:
+) -> tuple[OctoNet, DatasetStatistics, dict]:
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     gen = torch.Generator().manual_seed(settings.seed)
@@ -128,7 +129,7 @@ def train(
     valid = torch.from_numpy(np.stack([text[t][1] for t in data["task"]]))
     n = len(state)
 
-    model = OctoModel(cfg)
+    model = OctoNet(cfg.net_config())
     if settings.init_from:
         from vla_ros.backends.octo.checkpoint import load_model
 
@@ -149,8 +150,8 @@ def train(
             g["lr"] = lr
         idx = torch.randint(0, n, (settings.batch_size,), generator=gen)
         batch_images = {c: _shift(scale_pixels(images[c][idx]), settings.shift_px, gen) for c in cfg.camera_names}
-        emb = model.embed(batch_images, state[idx], ids[idx], valid[idx])
-        loss = model.loss(emb, targets[idx], gen)
+        emb = model.embed_step(batch_images, state[idx], ids[idx], valid[idx])
+        loss = model.head.loss(emb, targets[idx], gen)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -179,9 +180,10 @@ def train(
 def write_model_card(folder: Path, info: dict) -> None:
     """A short README.md in the checkpoint folder: what the model is, how it was trained, how it does."""
     lines = [
-        "# vla_ros demo model (Octo design, tiny)",
+        "# vla_ros demo model (Octo, tiny, with the demo options)",
         "",
-        "Task/observation/readout tokens, blockwise-causal transformer, DDPM diffusion action head.",
+        "Octo's task/observation/readout tokens and group attention, DDPM diffusion action head; the demo options",
+        "(word encoder, proprio token, FiLM + coordinate channels, x0 clipping): the README's Octo section.",
         f"Cameras {list(CAMERAS)} at {info['image_size']}x{info['image_size']}, joints {list(JOINT_NAMES)}, "
         f"chunks of {info['horizon']} points every {info['dt_s']} s ({info['action_space_text']}).",
         "",
@@ -209,8 +211,8 @@ def load_dataset(path: Path) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
-def backend_from(model: OctoModel, stats: DatasetStatistics) -> OctoBackend:
+def backend_from(model: OctoNet, cfg: OctoConfig, stats: DatasetStatistics) -> OctoBackend:
     """The trained model as a backend on the sim arm."""
-    backend = OctoBackend(model, stats)
+    backend = OctoBackend(model, cfg, stats)
     backend.bind_robot(sim_robot())
     return backend

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vla_ros.backends.octo.convert import convert_params
-from vla_ros.backends.octo.modeling_release import OctoNet
+from vla_ros.backends.octo.modeling import OctoNet
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

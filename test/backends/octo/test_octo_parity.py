@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vla_ros.backends.octo.modeling_release import additive_mask
+from vla_ros.backends.octo.modeling import additive_mask
 
 TOL = 1e-4
 
@@ -72,7 +72,7 @@ def test_octo_small_layout_matches_reference_on_seeded_weights():
     from pathlib import Path
 
     from vla_ros.backends.octo.convert import convert_params
-    from vla_ros.backends.octo.modeling_release import OctoNet
+    from vla_ros.backends.octo.modeling import OctoNet
 
     folder = Path(__file__).parent / "fixtures" / "small"
     seeded = _seeded_module()

@@ -47,10 +47,13 @@ class DDPMSchedule:
         generator: torch.Generator | None = None,
         clip: float = 5.0,
         temperature: float = 1.0,
+        draws: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """DDPM ancestral sampling from `x_init` (pure noise, B x ...).
 
         `temperature` scales the noise added at each step (1: the DDPM posterior; 0: deterministic).
+        draws (K + 1, *x_init.shape): the noise of each step, [i] for k = K - i (as `sample_clipping_x`'s
+        sequence; [0] and [K] unused) instead of drawing from `generator`.
 
         Each step predicts x0 from the noise estimate, clips it to +/-clip and samples the
         posterior q(x_{k-1} | x_k, x0). Clipping x0 (not x_k, as Octo's JAX code does) keeps the
@@ -58,7 +61,7 @@ class DDPMSchedule:
         would otherwise be amplified ~30x.
         """
         x = x_init
-        for k in reversed(range(self.num_steps)):
+        for i, k in enumerate(reversed(range(self.num_steps)), start=1):
             kk = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
             eps = denoise(x, kk)
             ab = self.alpha_bar[k].item()
@@ -68,7 +71,7 @@ class DDPMSchedule:
             ab_prev, beta, alpha = self.alpha_bar[k - 1].item(), self.betas[k].item(), self.alphas[k].item()
             mean = (math.sqrt(ab_prev) * beta / (1 - ab)) * x0 + (math.sqrt(alpha) * (1 - ab_prev) / (1 - ab)) * x
             var = beta * (1 - ab_prev) / (1 - ab)
-            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if draws is None else draws[i]
             x = mean + temperature * math.sqrt(var) * z
         return x
 

@@ -1,1 +1,1 @@
-"""Octo-design backend: task/observation/readout tokens, blockwise-causal transformer, diffusion head."""
+"""Octo backend: task/observation/readout tokens, Octo's group attention, diffusion head (one model, modeling.py)."""

@@ -1,4 +1,6 @@
-"""The Octo-design backend: `predict` (with RTC guidance) over a loaded checkpoint.
+"""The Octo backend for demo-style checkpoints (the bundled demo model, `vla-ros train` output): `predict`
+(with RTC guidance) over the one Octo implementation (OctoNet) with the checkpoint's options; released
+models converted by `vla-ros convert octo` go to backend_release.py.
 
 Checkpoint files: backends/octo/checkpoint.py; settings layers: backends/settings.py.
 """
@@ -17,8 +19,8 @@ from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.backends.normalization import DatasetStatistics
 from vla_ros.backends.octo.backend_release import load_release_backend
 from vla_ros.backends.octo.checkpoint import is_release_folder, load_config, load_model
-from vla_ros.backends.octo.configuration import OctoSettings
-from vla_ros.backends.octo.modeling import OctoModel
+from vla_ros.backends.octo.configuration import OctoConfig, OctoSettings
+from vla_ros.backends.octo.modeling import OctoNet
 from vla_ros.backends.octo.processing import OctoProcessor
 from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.backends.settings import resolve_settings, settings_layers
@@ -30,10 +32,15 @@ class OctoBackend(Backend):
     supports_prefix = True
 
     def __init__(
-        self, model: OctoModel, stats: DatasetStatistics, settings: OctoSettings = OctoSettings(), seed: int = 0
+        self,
+        net: OctoNet,
+        cfg: OctoConfig,
+        stats: DatasetStatistics,
+        settings: OctoSettings = OctoSettings(),
+        seed: int = 0,
     ):
-        self.model = model
-        self.cfg = model.cfg
+        self.net = net
+        self.cfg = cfg
         self.settings = settings
         try:
             self.mapping: RobotMapping = settings.mapping(self.cfg)
@@ -41,7 +48,7 @@ class OctoBackend(Backend):
         except ValueError as exc:
             raise BackendError(str(exc)) from exc
         self.tokenizer = WordTokenizer(self.cfg.vocab, self.cfg.max_tokens)
-        self.device = next(model.parameters()).device
+        self.device = next(net.parameters()).device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.camera_names = tuple(self.mapping.cameras)
         self.joint_names = self.mapping.joints
@@ -80,19 +87,13 @@ class OctoBackend(Backend):
             for s in self.cfg.camera_names
         }
         state = torch.from_numpy(self.processor.state_input(self.output.state_vector(q)))[None].to(dev)
-        ids, valid = self.tokenizer(observation.instruction)
-        shape = (1, self.horizon, self.cfg.action_dim)
-        if noise is None:
-            x = torch.randn(shape, generator=self.generator, device=dev)
-        else:
-            x = torch.as_tensor(noise, dtype=torch.float32, device=dev).reshape(shape)
+        ids, valid = (torch.from_numpy(v)[None].to(dev) for v in self.tokenizer(observation.instruction))
+        noises = self._noises([noise])
         guide = None if prefix is None else self._guidance_target(prefix, q, observation.stamp_s)
         # guidance differentiates through the head: no_grad (not inference_mode) keeps that possible
         with torch.inference_mode() if guide is None else torch.no_grad():
-            emb = self.model.embed(
-                images, state, torch.from_numpy(ids)[None].to(dev), torch.from_numpy(valid)[None].to(dev)
-            )
-            out = self.model.sample(emb, x, self.generator, guide)[0].cpu().numpy()
+            emb = self.net.embed_step(images, state, ids, valid)
+            out = self.net.head.sample(emb, noises, guide=guide)[0].cpu().numpy()
         actions = self.processor.model_to_actions(out)
         return self.output.to_chunk(actions, q, observation.stamp_s, self.dt_s, prefix, time.perf_counter() - start)
 
@@ -126,22 +127,26 @@ class OctoBackend(Backend):
         tokens = [self.tokenizer(o.instruction) for o in observations]
         ids = torch.from_numpy(np.stack([t[0] for t in tokens])).to(dev)
         valid = torch.from_numpy(np.stack([t[1] for t in tokens])).to(dev)
-        shape = (1, self.horizon, self.cfg.action_dim)
-        x = torch.cat(
-            [
-                torch.randn(shape, generator=self.generator, device=dev)
-                if z is None
-                else torch.as_tensor(z, dtype=torch.float32, device=dev).reshape(shape)
-                for z in (noises or [None] * len(observations))
-            ]
-        )
         with torch.inference_mode():
-            out = self.model.sample(self.model.embed(images, state, ids, valid), x, self.generator).cpu().numpy()
+            emb = self.net.embed_step(images, state, ids, valid)
+            out = self.net.head.sample(emb, self._noises(noises or [None] * len(observations))).cpu().numpy()
         elapsed = time.perf_counter() - start
         return [
             self.output.to_chunk(self.processor.model_to_actions(out[i]), q, o.stamp_s, self.dt_s, None, elapsed)
             for i, (o, q) in enumerate(zip(observations, qs))
         ]
+
+    def _noises(self, given: list[np.ndarray | None]) -> torch.Tensor:
+        """The sampler's noise sequence (K + 1, B, H*A): per robot its initial sample (H, A) if given, the rest
+        drawn from the backend's generator."""
+        flat = self.horizon * self.cfg.action_dim
+        noises = torch.randn(
+            (self.cfg.diffusion_steps + 1, len(given), flat), generator=self.generator, device=self.device
+        )
+        for i, z in enumerate(given):
+            if z is not None:
+                noises[0, i] = torch.as_tensor(np.asarray(z, np.float32), device=self.device).reshape(flat)
+        return noises
 
     def _guidance_target(
         self, prefix: PlanPrefix, q: np.ndarray, t0_s: float
@@ -171,6 +176,6 @@ def load_octo_backend(model_path: Path | None, overrides: dict[str, Any] | None 
         backend.settings_sources = sources
         return backend
     cfg, stats = load_config(Path(model_path))
-    backend = OctoBackend(load_model(Path(model_path), cfg, settings.device), stats, settings, seed)
+    backend = OctoBackend(load_model(Path(model_path), cfg, settings.device), cfg, stats, settings, seed)
     backend.settings_sources = sources
     return backend

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from vla_ros.backends.base import Backend, BackendError, backend_joints
 from vla_ros.backends.octo.configuration import OctoNetConfig, OctoSettings
-from vla_ros.backends.octo.modeling_release import OctoNet
+from vla_ros.backends.octo.modeling import OctoNet
 from vla_ros.backends.octo.processing_release import (
     History,
     T5TaskEncoder,

@@ -1,4 +1,5 @@
-"""Octo-design model configuration (sizes, cameras, action space), saved as `config.json`, and the
+"""Demo-style Octo checkpoint configuration (sizes, cameras, action space; `OctoConfig.net_config` gives the
+one implementation's options), saved as `config.json`; the released models' `OctoNetConfig`; and the
 backend's run-time settings (`octo.yaml` layers, see backends/settings.py)."""
 
 from __future__ import annotations
@@ -68,6 +69,31 @@ class OctoConfig:
     def patches_per_image(self) -> int:
         return (self.image_size // 2 ** len(self.stem_channels)) ** 2
 
+    def net_config(self) -> "OctoNetConfig":
+        """This checkpoint as options of the one Octo implementation (README: the demo model's options).
+
+        One window step, no goal images, a 1x1 patch conv to `width` (its projection then the identity),
+        GroupNorm groups min(32, channels / 4), the word encoder, one proprio token, the task tokens only
+        in the prefix, time features of k / diffusion_steps, head LayerNorm eps 1e-5, clipping of x0."""
+        images = tuple(
+            ImageGroupConfig(
+                name=c, image_size=(self.image_size, self.image_size), goal=False, features=self.stem_channels,
+                num_features=self.width, use_film=self.film, coord_channels=self.coord_channels,
+                norm_groups=tuple(min(32, f // 4) for f in self.stem_channels),
+            )
+            for c in self.camera_names
+        )  # fmt: skip
+        return OctoNetConfig(
+            images=images, language_encoder="words", vocab=self.vocab, text_layers=self.text_layers,
+            language_dim=self.width, language_tokens=self.max_tokens, repeat_task_tokens=False,
+            width=self.width, depth=self.depth, num_heads=self.num_heads, mlp_dim=self.mlp_dim,
+            max_horizon=1, window_size=1, readout_tokens=1, action_horizon=self.horizon, action_dim=self.action_dim,
+            proprio_dim=self.state_dim, time_dim=self.time_dim, head_hidden=self.head_hidden,
+            head_blocks=self.head_blocks, diffusion_steps=self.diffusion_steps, action_space=dict(self.action_space),
+            time_fraction=True, head_eps=1e-5, clip_x0=True, n_diffusion_samples=self.diffusion_samples,
+            dropout_rate=self.dropout,
+        )  # fmt: skip
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=1))
 
@@ -83,7 +109,7 @@ class OctoConfig:
 
 @dataclass(frozen=True)
 class OctoSettings(SettingsBase):
-    """How the robot runs an Octo-design checkpoint. `cameras` / `joints` / `relative_joints` default
+    """How the robot runs an Octo checkpoint. `cameras` / `joints` / `relative_joints` default
     to the checkpoint's own (its `camera_names`, `joint_names`, `delta_mask`)."""
 
     KEY_GROUPS = (("joints", "relative_joints"),)
@@ -152,17 +178,39 @@ class ImageGroupConfig:
     features: tuple[int, ...] = (32, 96, 192, 384)  # conv channels, 3x3 stride 2 each
     num_features: int = 512  # patch-conv output width
     patch_size: int = 16  # pixels per token side; the patch conv is patch_size // 16 wide
+    use_film: bool = False  # FiLM after each conv's GroupNorm, conditioned on the pooled language states
+    coord_channels: bool = False  # x/y pixel coordinates in [-1, 1] stacked on the input channels (CoordConv)
+    norm_groups: tuple[int, ...] = ()  # GroupNorm groups per conv (empty: 32 each, the reference)
 
     def __post_init__(self):
         self.image_size, self.features = tuple(self.image_size), tuple(self.features)
+        self.norm_groups = tuple(self.norm_groups)
         side = 2 ** len(self.features) * (self.patch_size // 16)
         if self.patch_size < 16 or any(s % side for s in self.image_size):
             raise ValueError(
                 f"image tokenizer {self.name}: image_size {list(self.image_size)} must be a multiple of {side} "
                 f"(patch_size {self.patch_size})"
             )
-        if any(f % 32 for f in self.features):
-            raise ValueError(f"image tokenizer {self.name}: features {list(self.features)} must be multiples of 32")
+        if self.norm_groups and len(self.norm_groups) != len(self.features):
+            raise ValueError(
+                f"image tokenizer {self.name}: norm_groups {list(self.norm_groups)} needs one entry per feature "
+                f"{list(self.features)}"
+            )
+        if any(f % g for f, g in zip(self.features, self.groups)):
+            raise ValueError(
+                f"image tokenizer {self.name}: features {list(self.features)} must be multiples of the GroupNorm "
+                f"groups {list(self.groups)}"
+            )
+
+    @property
+    def groups(self) -> tuple[int, ...]:
+        """GroupNorm groups of each conv."""
+        return self.norm_groups or (32,) * len(self.features)
+
+    @property
+    def in_channels(self) -> int:
+        """RGB, a stacked goal's RGB, coordinate channels."""
+        return 3 * (2 if self.goal else 1) + (2 if self.coord_channels else 0)
 
     @property
     def n_tokens(self) -> int:
@@ -198,6 +246,16 @@ class OctoNetConfig:
     head_layer_norm: bool = True
     diffusion_steps: int = 20
     action_space: dict = field(default_factory=dict)  # an `action_space` block; {} = the settings' one
+    # options of the bundled demo model (models/demo); the defaults are the released models' behaviour
+    language_encoder: str = "t5"  # t5: T5 encoder states are inputs | words: a word-vocabulary encoder in the net
+    vocab: tuple[str, ...] = ()  # words: the vocabulary; ids 0/1 are [pad]/[unk]
+    text_layers: int = 1  # words: encoder layers (width language_dim, the transformer's heads and mlp_dim)
+    proprio_dim: int = 0  # > 0: one observation token per timestep from the normalised state (group obs_proprio)
+    time_fraction: bool = False  # the head's time features take k / diffusion_steps (else the step k)
+    head_eps: float = 1e-6  # LayerNorm epsilon of the head's MLP-ResNet blocks (Flax: 1e-6)
+    clip_x0: bool = False  # sampler: clip the predicted x0 and sample the posterior (else clip x_k, reference)
+    n_diffusion_samples: int = 1  # training: noise draws per embedding
+    dropout_rate: float = 0.0  # training: the head's dropout
     format: str = "octo-release"
 
     def __post_init__(self):
@@ -210,6 +268,13 @@ class OctoNetConfig:
             raise ValueError(f"window_size {self.window_size} must be in 1..max_horizon {self.max_horizon}")
         if not self.images:
             raise ValueError("images: an Octo model needs at least one image tokenizer")
+        self.vocab = tuple(self.vocab)
+        if self.language_encoder not in ("t5", "words"):
+            raise ValueError(f"language_encoder: must be t5 or words, got {self.language_encoder!r}")
+        if self.language_encoder == "words" and self.language_dim % self.num_heads:
+            raise ValueError(f"language_dim {self.language_dim} not divisible by num_heads {self.num_heads}")
+        if self.proprio_dim < 0:
+            raise ValueError(f"proprio_dim: must be >= 0, got {self.proprio_dim}")
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self), indent=1))

@@ -1,4 +1,4 @@
-"""Input/output transforms of the Octo-design backend, shared by inference and training.
+"""Input/output transforms of demo-style Octo checkpoints, shared by inference and training.
 
 images: camera -> (H, W, 3) uint8 RGB  ->  (3, S, S) float32 in [-1, 1]
 state:  (S,) the action space's state vector  ->  normalised (S,)
@@ -12,18 +12,7 @@ import numpy as np
 
 from vla_ros.backends.normalization import DatasetStatistics
 from vla_ros.backends.octo.configuration import OctoConfig
-from vla_ros.core.images import resize_rgb
-
-
-def scale_pixels(pixels):
-    """uint8 pixels (array or tensor, any shape) -> float in [-1, 1]: the model's pixel scale."""
-    return pixels.astype(np.float32) / 127.5 - 1.0 if isinstance(pixels, np.ndarray) else pixels.float() / 127.5 - 1.0
-
-
-def image_input(rgb: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, size, size) float32 in [-1, 1]."""
-    small = resize_rgb(rgb, size, size) if rgb.shape[:2] != (size, size) else rgb
-    return scale_pixels(small).transpose(2, 0, 1)
+from vla_ros.backends.octo.processing_release import image_input
 
 
 class OctoProcessor:
@@ -39,7 +28,7 @@ class OctoProcessor:
 
     def image_input(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 -> (3, S, S) float32 in [-1, 1] at the model's image size."""
-        return image_input(rgb, self.cfg.image_size)
+        return image_input(rgb, (self.cfg.image_size,) * 2, "octo: camera")
 
     def state_input(self, state: np.ndarray) -> np.ndarray:
         """The state vector (..., S) -> normalised float32."""

@@ -58,6 +58,11 @@ def unnormalize_actions(actions: np.ndarray, stats: dict, kind: str) -> np.ndarr
     return np.where(mask, raw, a)
 
 
+def scale_pixels(pixels):
+    """uint8 pixels (array or tensor, any shape) -> float32 in [-1, 1]: the model's pixel scale."""
+    return pixels.astype(np.float32) / 127.5 - 1.0 if isinstance(pixels, np.ndarray) else pixels.float() / 127.5 - 1.0
+
+
 def image_input(rgb: np.ndarray, size: tuple[int, int], where: str, resize: bool = True) -> np.ndarray:
     """(H, W, 3) uint8 -> (3, h, w) float32 in [-1, 1]; BackendError naming `where` for anything else."""
     if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -67,7 +72,7 @@ def image_input(rgb: np.ndarray, size: tuple[int, int], where: str, resize: bool
         if not resize:
             raise BackendError(f"{where}: image is {rgb.shape[1]}x{rgb.shape[0]}, the model takes {size[1]}x{size[0]}")
         rgb = resize_rgb(rgb, size[0], size[1])
-    return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
+    return scale_pixels(rgb).transpose(2, 0, 1)
 
 
 class History:
