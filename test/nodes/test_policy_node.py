@@ -79,9 +79,9 @@ def test_a_camera_silent_while_active_is_reported_and_subscribed_anew(nodes):
         line = f"camera '{camera}': no usable frame on '{topic}' for "
         assert wait_until(lambda line=line: line in log(), CAMERA_SILENT_S + 10), log()
     assert "subscription matched with 1 publisher(s), 1 in the ROS graph" in log()
-    assert wait_until(
-        lambda: int(diagnostics(peer, "vla_policy: policy").get("camera_resubscriptions", 0)) >= 2, 5
-    ), diagnostics(peer, "vla_policy: policy")
+    assert wait_until(lambda: int(diagnostics(peer, "vla_policy: policy").get("camera_resubscriptions", 0)) >= 2, 5), (
+        diagnostics(peer, "vla_policy: policy")
+    )
     n = len(peer.chunks)
     peer.publish_images = True
     assert wait_until(lambda: len(peer.chunks) > n + 2, 15), "no chunks from the cameras' new subscriptions"
