@@ -97,6 +97,28 @@ def test_gentle_tracking_uses_its_share_of_the_limits_away_from_them_and_arrives
     assert 0 < arrived[0] < arrived[1]
 
 
+def test_gentle_tracking_drops_a_target_acceleration_it_cannot_reach_instead_of_using_the_full_limits():
+    """A state recorded in the demo (200 ms inference delay, guided): at rest, the plan's state ahead moves at
+    the velocity limit and accelerates at the acceleration limit. ruckig finds no profile to that state
+    with half the limits; without the target's acceleration it does: the step stays within half the jerk
+    limit instead of falling back to the full limits (as it did: 250 rad/s^3)."""
+    arm = JointLimits(
+        tuple("abcdefg"),
+        np.array([-2.9, -2.0, -2.6, -2.6, -2.9, -2.9, 0.0]),
+        np.array([2.9, 2.0, 2.6, 2.6, 2.9, 2.9, 0.04]),
+        np.array([2.0, 2.0, 2.0, 2.5, 2.5, 2.5, 0.1]),
+        np.array([10.0, 10.0, 10.0, 12.0, 12.0, 12.0, 2.0]),
+        np.array([200.0, 200.0, 200.0, 250.0, 250.0, 250.0, 50.0]),
+    )
+    lim = JerkLimiter(arm)
+    lim.reset(np.array([-0.0355, 0.2020, 1.7727, 1.1944, -0.0735, -0.0013, 0.0300]))
+    target = np.array([0.0892, 0.5160, 1.3379, 1.2948, -0.0640, 0.0005, 0.0300])
+    velocity = np.array([1.119, 1.998, -1.998, 1.090, 0.204, 0.0145, 0.0])
+    acceleration = np.array([-9.99, -9.99, 9.99, -6.49, 1.84, -0.232, 0.0])
+    lim.track(target, velocity, 0.01, 0.11, acceleration, share=0.5)
+    assert (np.abs(lim.acceleration) / 0.01 <= 0.5 * arm.max_jerk * (1 + 1e-6)).all(), lim.acceleration / 0.01
+
+
 def test_a_gentle_stop_uses_its_share_of_the_limits_away_from_them_and_takes_longer():
     def moving() -> JerkLimiter:
         lim = JerkLimiter(LIMITS)

@@ -165,6 +165,8 @@ class JerkLimiter:
             with self._scaled_limits(share):
                 gentle = acceleration if acceleration is None else acceleration * share
                 state = self._step(clamped, velocity, dt_s, ControlInterface.Position, duration_s, gentle)
+                if state is None and gentle is not None:  # as below: without the target's acceleration
+                    state = self._step(clamped, velocity, dt_s, ControlInterface.Position, duration_s)
             if state is not None and self._can_stop_safely(*state, record=False):
                 self._accept(state)
                 return self.position.copy()
