@@ -285,7 +285,7 @@ def run_demo(
         "episodes": len(results),
         "blend_mode": blend_mode,
         "inference_delay_s": inference_delay_s,
-        "smoothness": {k: round(v, 4) for k, v in smoothness(run).items()},
+        "smoothness": {k: round(v, 4) if isinstance(v, float) else v for k, v in smoothness(run).items()},
         "frame_to_chunk_ms": {
             "p50": float(policy_diag.get("frame_to_chunk_p50_ms", "nan")),
             "p99": float(policy_diag.get("frame_to_chunk_p99_ms", "nan")),

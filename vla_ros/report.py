@@ -43,21 +43,31 @@ def _segments(t: np.ndarray, max_gap_s: float) -> list[slice]:
 
 def smoothness(run: dict[str, np.ndarray], max_gap_s: float = 0.05) -> dict[str, float]:
     """Jerk of the commanded trajectory (rad/s^3: change of its acceleration per tick; max and RMS
-    over all joints and ticks) and the target jumps at chunk switches (rad, p50 and max).
+    over all joints and ticks), the max per command mode (`tracking/nominal`, `tracking/filter`,
+    `holding`, ...: which part of the executor made the command that changed the acceleration; runs
+    recorded before modes were logged have none) and the target jumps at chunk switches (rad, p50 and max).
 
     The jerk comes from the commanded accelerations, not from third differences of positions,
     which the control loop's timing jitter would swamp."""
-    jerks = []
+    jerks, modes = [], []
+    mode = run.get("command_mode")
     for seg in _segments(run["command_t"], max_gap_s):
         jerks.append(np.diff(run["command_acc"][seg], axis=0) / np.diff(run["command_t"][seg])[:, None])
+        if mode is not None and mode.size:
+            modes.append(mode[seg][1:])
     jerk = np.concatenate(jerks) if jerks else np.zeros((0, 1))
     jumps = run.get("switch_jump", np.zeros(0))
-    return {
+    out = {
         "max_jerk": float(np.abs(jerk).max()) if jerk.size else float("nan"),
         "rms_jerk": float(np.sqrt(np.mean(jerk**2))) if jerk.size else float("nan"),
         "switch_jump_p50": float(np.percentile(jumps, 50)) if jumps.size else float("nan"),
         "switch_jump_max": float(jumps.max()) if jumps.size else float("nan"),
     }
+    if modes:
+        per_tick = np.abs(jerk).max(axis=1)
+        made_in = np.concatenate(modes)
+        out["max_jerk_by_mode"] = {str(m): round(float(per_tick[made_in == m].max()), 1) for m in np.unique(made_in)}
+    return out
 
 
 def _with_gaps(t: np.ndarray, y: np.ndarray, max_gap_s: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

@@ -226,7 +226,8 @@ class ExecutorCore:
             self._last_tick_s = now_s - elapsed_s
         command = self._command(now_s)
         if self.run_log is not None and command.positions is not None:
-            self.run_log.add_command(now_s, command.positions, self.limiter.acceleration)
+            mode = f"tracking/{self.tracker.last_mode}" if command.state == "tracking" else command.state
+            self.run_log.add_command(now_s, command.positions, self.limiter.acceleration, mode)
         return command
 
     def _command(self, now_s: float) -> Command:

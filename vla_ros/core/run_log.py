@@ -27,9 +27,10 @@ class RunLog:
         self.chunks.append((chunk.times_s().copy(), chunk.positions.copy()))
         self.switches.append((received_s, switch_jump))
 
-    def add_command(self, t_s: float, positions: np.ndarray, acceleration: np.ndarray) -> None:
-        """A command (D,) rad and the commanded trajectory's acceleration (D,) rad/s^2 at t_s."""
-        self.commands.append((t_s, np.array(positions, dtype=float), np.array(acceleration, dtype=float)))
+    def add_command(self, t_s: float, positions: np.ndarray, acceleration: np.ndarray, mode: str = "") -> None:
+        """A command (D,) rad and the commanded trajectory's acceleration (D,) rad/s^2 at t_s, made in
+        `mode` (the executor's state, and how tracking made it: e.g. "tracking/nominal", "holding")."""
+        self.commands.append((t_s, np.array(positions, dtype=float), np.array(acceleration, dtype=float), mode))
 
     def add_measured(self, t_s: float, positions: np.ndarray) -> None:
         self.measured.append((t_s, np.array(positions, dtype=float)))
@@ -58,6 +59,7 @@ class RunLog:
             command_t=command_t,
             command_q=command_q,
             command_acc=command_acc,
+            command_mode=np.array([s[3] for s in self.commands], dtype=str),
             measured_t=measured_t,
             measured_q=measured_q,
             chunk_id=chunk_id,
