@@ -14,7 +14,7 @@ import torch
 from vla_ros.backends.action_output import robot_body
 from vla_ros.backends.base import BackendError, load_backend
 from vla_ros.backends.octo.convert import ConversionError, load_reference_json, net_config
-from vla_ros.backends.octo.processing_release import select_dataset, unnormalize_actions
+from vla_ros.backends.octo.processing import select_dataset, unnormalize_actions
 from vla_ros.config import load_robot_config
 
 ROBOT = robot_body(load_robot_config("sim"))
