@@ -48,49 +48,62 @@ class OctoBackend(Backend):
 
     supports_prefix = True
 
-    def __init__(self, net: OctoNet, checkpoint: OctoCheckpoint, settings: OctoSettings = OctoSettings(), seed=0):
-        ckpt, net_cfg = checkpoint, net.cfg
-        self.net, self.checkpoint, self.settings, self.cfg = net, ckpt, settings, ckpt.config
-        self.text_encoder = ckpt.text_encoder
-        self.action_stats, self.dataset_key = ckpt.action_stats, ckpt.dataset_key
+    def __init__(
+        self, net: OctoNet, checkpoint: OctoCheckpoint, settings: OctoSettings = OctoSettings(), seed: int = 0
+    ):
+        """net: the model (eval, on its device); checkpoint: what its kind decided (checkpoint.py); settings: how
+        the robot runs it; seed: the sampler's noise generator. BackendError for settings that do not fit."""
+        self.net, self.checkpoint, self.settings, self.cfg = net, checkpoint, settings, checkpoint.config
+        self.text_encoder = checkpoint.text_encoder
+        self.action_stats, self.dataset_key = checkpoint.action_stats, checkpoint.dataset_key
         self.action_dim = len(self.action_stats["mean"])  # model action values the dataset has (<= the net's)
         self.normalization = settings.normalization
         self.action_space, self.action_space_source = (
             (settings.action_space, settings.source)
             if settings.action_space is not None  # the settings' statement of the checkpoint's convention
-            else (ckpt.action_space, ckpt.action_space_source)
+            else (checkpoint.action_space, checkpoint.action_space_source)
         )
-        self.slots = {g.name: g.image_size for g in net_cfg.images}  # model image slot -> (h, w) pixels
-        try:
-            check_normalization(self.action_stats, self.normalization)
-            joint_dim = None if self.action_space else net_cfg.action_dim
-            self.mapping: RobotMapping = settings.mapping(ckpt.joints, tuple(self.slots), ckpt.delta_mask, joint_dim)
-        except ValueError as exc:
-            raise BackendError(f"{ckpt.where}: {exc}") from exc
-        if self.action_dim > net_cfg.action_dim:
-            raise BackendError(
-                f"{ckpt.where}: {self.dataset_key or 'the statistics'} have {self.action_dim} action dims, "
-                f"the model {net_cfg.action_dim}"
-            )
-        if net_cfg.proprio_dim and (ckpt.state_stats is None or len(ckpt.state_stats.mean) != net_cfg.proprio_dim):
-            raise BackendError(f"{ckpt.where}: the model's proprio token needs {net_cfg.proprio_dim} state statistics")
-        goal_slots = [g.name for g in net_cfg.images if g.goal]
-        if (settings.goal_image or settings.goal_camera) and not goal_slots:
-            raise BackendError(f"{settings.source}: goal_image / goal_camera: the model takes no goal image")
-        if settings.goal_camera is not None and settings.goal_camera in self.mapping.cameras:
-            raise BackendError(f"{settings.source}: goal_camera {settings.goal_camera!r} is also an observation camera")
+        self.slots = {g.name: g.image_size for g in net.cfg.images}  # model image slot -> (h, w) pixels
+        self.mapping: RobotMapping = self._mapping()
+        self._check_model_fits()
         self.camera_names = tuple(self.mapping.cameras)
         self.joint_names = self.mapping.joints
         self.relative_joints = self.mapping.relative_joints
-        self.dt_s = settings.dt_s or ckpt.dt_s
-        self.horizon = net_cfg.action_horizon
+        self.dt_s = settings.dt_s or checkpoint.dt_s
+        self.horizon = net.cfg.action_horizon
         self.max_guidance = settings.max_guidance
-        self.window = History(settings.window_size or net_cfg.window_size)
+        self.window = History(settings.window_size or net.cfg.window_size)
         self.device = next(net.parameters()).device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.goal_file = self._goal_from_file(settings.goal_image) if settings.goal_image else None
         if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
             self.bind_robot(None)
+
+    def _mapping(self) -> RobotMapping:
+        """The settings' robot mapping over the checkpoint's; a joint-position model checks its joints."""
+        ckpt = self.checkpoint
+        try:
+            check_normalization(self.action_stats, self.normalization)
+            joint_dim = None if self.action_space else self.net.cfg.action_dim
+            return self.settings.mapping(ckpt.joints, tuple(self.slots), ckpt.delta_mask, joint_dim)
+        except ValueError as exc:
+            raise BackendError(f"{ckpt.where}: {exc}") from exc
+
+    def _check_model_fits(self) -> None:
+        """BackendError unless the statistics, the state statistics and the goal settings fit the net."""
+        cfg, where, settings = self.net.cfg, self.checkpoint.where, self.settings
+        if self.action_dim > cfg.action_dim:
+            raise BackendError(
+                f"{where}: {self.dataset_key or 'the statistics'} have {self.action_dim} action dims, "
+                f"the model {cfg.action_dim}"
+            )
+        state_stats = self.checkpoint.state_stats
+        if cfg.proprio_dim and (state_stats is None or len(state_stats.mean) != cfg.proprio_dim):
+            raise BackendError(f"{where}: the model's proprio token needs {cfg.proprio_dim} state statistics")
+        if (settings.goal_image or settings.goal_camera) and not any(g.goal for g in cfg.images):
+            raise BackendError(f"{settings.source}: goal_image / goal_camera: the model takes no goal image")
+        if settings.goal_camera is not None and settings.goal_camera in self.mapping.cameras:
+            raise BackendError(f"{settings.source}: goal_camera {settings.goal_camera!r} is also an observation camera")
 
     def bind_robot(self, robot=None) -> None:
         """Backend.bind_robot, then check the action space's action and state widths against the model's."""
