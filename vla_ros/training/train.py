@@ -19,10 +19,10 @@ import torch
 from vla_ros.backends.action_output import ActionOutput, RobotBody, build_action_output, robot_body
 from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
 from vla_ros.backends.octo.backend import OctoBackend
+from vla_ros.backends.octo.checkpoint import demo_checkpoint
 from vla_ros.backends.octo.configuration import OctoConfig
 from vla_ros.backends.octo.modeling import OctoNet
-from vla_ros.backends.octo.processing import OctoProcessor
-from vla_ros.backends.octo.processing_release import scale_pixels
+from vla_ros.backends.octo.processing import feature_statistics, normalize_actions, scale_pixels
 from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES
 
@@ -116,14 +116,13 @@ def train(
     gen = torch.Generator().manual_seed(settings.seed)
     states, actions = model_space(data, action_output(cfg.action_space or None))
     stats = dataset_statistics(states, actions)
-    proc = OctoProcessor(cfg, stats)
     tokenizer = WordTokenizer(cfg.vocab, cfg.max_tokens)
     # Precompute every input once: uint8 images stay uint8 until a batch is drawn.
     images = {
         c: torch.from_numpy(np.ascontiguousarray(data[f"image_{c}"].transpose(0, 3, 1, 2))) for c in cfg.camera_names
     }
-    state = torch.from_numpy(proc.state_input(states))
-    targets = torch.from_numpy(proc.actions_to_model(actions))
+    state = torch.from_numpy(stats.state.normalize(states).astype(np.float32))
+    targets = torch.from_numpy(normalize_actions(actions, feature_statistics(stats.action), "normal"))
     text = [tokenizer(str(s)) for s in data["instructions"]]
     ids = torch.from_numpy(np.stack([text[t][0] for t in data["task"]]))
     valid = torch.from_numpy(np.stack([text[t][1] for t in data["task"]]))
@@ -213,6 +212,6 @@ def load_dataset(path: Path) -> dict[str, np.ndarray]:
 
 def backend_from(model: OctoNet, cfg: OctoConfig, stats: DatasetStatistics) -> OctoBackend:
     """The trained model as a backend on the sim arm."""
-    backend = OctoBackend(model, cfg, stats)
+    backend = OctoBackend(model, demo_checkpoint(cfg, stats))
     backend.bind_robot(sim_robot())
     return backend

@@ -14,7 +14,7 @@ import torch
 from vla_ros.backends.action_output import robot_body
 from vla_ros.backends.base import BackendError, load_backend
 from vla_ros.backends.octo.convert import ConversionError, load_reference_json, net_config
-from vla_ros.backends.octo.processing_release import select_dataset, unnormalize_actions
+from vla_ros.backends.octo.processing import select_dataset, unnormalize_actions
 from vla_ros.config import load_robot_config
 
 ROBOT = robot_body(load_robot_config("sim"))
@@ -174,3 +174,44 @@ def test_weights_that_do_not_fit_the_config_are_one_error(converted, settings, t
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(BackendError, match=r"does not match the model: .*wrong shapes \['head.net.inp.weight"):
         load(folder, settings)
+
+
+def test_guided_sampling_continues_the_running_plan_on_a_released_model(converted, settings, make_observation):
+    """RTC through the same code as demo-style checkpoints: EE-delta targets of the plan, normalised with the
+    dataset's statistics; the frozen points follow the plan, unguided they do not."""
+    from vla_ros.backends.blocks.rtc import prefix_on_grid
+    from vla_ros.core.types import PlanPrefix
+
+    backend = load(converted, settings)
+    assert backend.supports_prefix
+    obs = make_observation()
+    noise = np.random.default_rng(1).normal(size=(21, 28)).astype(np.float32)
+    times = obs.stamp_s + np.linspace(0.0, backend.dt_s * backend.horizon, 9)
+    plan = obs.joint_positions + 0.004 * np.sin(np.arange(9))[:, None] * (np.arange(7) < 6)  # mm-sized arm motion
+    prefix = PlanPrefix(times, plan, obs.joint_names, committed_until_s=obs.stamp_s + 2.5 * backend.dt_s)
+    free = backend.predict(obs, noise).positions
+    backend.reset()
+    guided = backend.predict(obs, noise, prefix).positions
+    targets, weights = prefix_on_grid(prefix, obs.stamp_s + backend.dt_s * np.arange(1, backend.horizon + 1))
+    assert weights[:2].tolist() == [1.0, 1.0] and weights[2] < 1.0  # the first two points are frozen
+    assert len(free) >= 2 and len(guided) >= 2  # IK may stop a random model's chunk early
+    free_error = np.abs(free[:2] - targets[:2]).max()
+    guided_error = np.abs(guided[:2] - targets[:2]).max()
+    print(f"frozen points: guided {guided_error:.2e} rad, free {free_error:.2e} rad")
+    assert guided_error < 0.2 * free_error, (guided_error, free_error)
+
+
+def test_batch_chunks_are_each_observations_first_step_chunk(converted, settings, make_observation):
+    backend = load(converted, settings)
+    observations = [make_observation(seed) for seed in range(3)]
+    observations[1] = make_observation(1, cameras=("front",), instruction="put the blue cube on the plate")
+    noises = [np.random.default_rng(seed).normal(size=(21, 28)).astype(np.float32) for seed in range(3)]
+    batch = backend.predict_batch(observations, noises)
+    for obs, noise, chunk in zip(observations, noises, batch):
+        backend.reset()
+        np.testing.assert_allclose(chunk.positions, backend.predict(obs, noise).positions, atol=1e-6)
+    assert backend.diagnostics() == {
+        "octo_checkpoint": "release",
+        "octo_history": "1/2",
+        "octo_dataset": "bridge_dataset",
+    }

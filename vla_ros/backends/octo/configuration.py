@@ -109,8 +109,9 @@ class OctoConfig:
 
 @dataclass(frozen=True)
 class OctoSettings(SettingsBase):
-    """How the robot runs an Octo checkpoint. `cameras` / `joints` / `relative_joints` default
-    to the checkpoint's own (its `camera_names`, `joint_names`, `delta_mask`)."""
+    """How the robot runs an Octo checkpoint (either kind). `cameras` / `joints` / `relative_joints` default
+    to the checkpoint's own (its image slots, a demo-style config's `joint_names` and `delta_mask`; a released
+    model names no joints: set them)."""
 
     KEY_GROUPS = (("joints", "relative_joints"),)
 
@@ -120,14 +121,14 @@ class OctoSettings(SettingsBase):
     joints: tuple[str, ...] | None = None  # robot joint of model dim i
     relative_joints: tuple[str, ...] | None = None  # joints predicted relative to the state
     action_space: dict | None = None  # the checkpoint's action space, over its config.json's (None: config.json's)
-    # released Octo models (converted with `vla-ros convert octo`)
+    # mostly for released Octo models (converted with `vla-ros convert octo`)
     t5_folder: str | None = None  # local t5-base folder (tokenizer + encoder) for language tasks
     dataset_key: str | None = None  # dataset_statistics.json entry (e.g. bridge_dataset); needed when several
     normalization: str = "normal"  # action normalisation the model was trained with: normal | bounds
-    goal_image: str | None = None  # image file: a goal-image task
+    goal_image: str | None = None  # image file: a goal-image task (models with goal-image slots)
     goal_camera: str | None = None  # observation image (e.g. fed by a goal topic) used as the goal when present
     window_size: int | None = None  # observation history (None: the model's)
-    dt_s: float | None = None  # seconds between chunk points (None: 0.2, Bridge's 5 Hz)
+    dt_s: float | None = None  # seconds between chunk points (None: the checkpoint's; released: 0.2, Bridge's 5 Hz)
     resize_images: bool = True  # resize camera frames to the model's size (False: a wrong size is an error)
     source: str = field(default="<memory>", compare=False)
 
@@ -141,29 +142,34 @@ class OctoSettings(SettingsBase):
         if self.dt_s is not None and self.dt_s <= 0:
             raise ValueError(f"{self.source}: dt_s: must be > 0, got {self.dt_s}")
 
-    def mapping(self, cfg: OctoConfig) -> RobotMapping:
-        """The robot mapping: these settings over the checkpoint's own names."""
+    def mapping(
+        self, joints: tuple[str, ...], slots: tuple[str, ...], delta_mask: tuple[bool, ...] = (), action_dim=None
+    ) -> RobotMapping:
+        """The robot mapping: these settings over the checkpoint's own joints (model order; empty: the settings
+        must name them), image slots (robot camera = slot by default) and delta_mask. action_dim: the width of
+        a joint-position model to check the joints against (None: an action space maps the joints)."""
         default: dict[str, Any] = {
-            "joints": list(cfg.joint_names),
-            "cameras": {c: c for c in cfg.camera_names},
-            "relative_joints": [j for j, rel in zip(cfg.joint_names, cfg.delta_mask) if rel],
+            "joints": list(joints),
+            "cameras": {s: s for s in slots},
+            "relative_joints": [j for j, rel in zip(joints, delta_mask) if rel],
         }
         for key in default:
             if getattr(self, key) is not None:
                 default[key] = getattr(self, key)
+        if not default["joints"]:
+            raise ValueError(f"{self.source}: joints: name the robot joints the chunk drives (model order)")
         mapping = RobotMapping.from_dict(default, self.source)
-        if self.action_space or cfg.action_space:  # the action space maps the joints
-            mapping.check_slots(cfg.camera_names)
+        mapping.check_slots(slots)
+        if action_dim is None:
             return mapping
-        if len(mapping.joints) != cfg.action_dim:
+        if len(mapping.joints) != action_dim:
             raise ValueError(
-                f"{self.source}: joints: the model has {cfg.action_dim} action dims, got {len(mapping.joints)} joints"
+                f"{self.source}: joints: the model has {action_dim} action dims, got {len(mapping.joints)} joints"
             )
-        if mapping.relative_mask.tolist() != list(cfg.delta_mask or [False] * cfg.action_dim):
+        if mapping.relative_mask.tolist() != list(delta_mask or [False] * action_dim):
             raise ValueError(
-                f"{self.source}: relative_joints: the checkpoint was trained with delta_mask {list(cfg.delta_mask)}"
+                f"{self.source}: relative_joints: the checkpoint was trained with delta_mask {list(delta_mask)}"
             )
-        mapping.check_slots(cfg.camera_names)
         return mapping
 
 

@@ -277,6 +277,7 @@ class OctoNet(nn.Module):
         language: torch.Tensor | None = None,
         language_valid: torch.Tensor | None = None,
         proprio: torch.Tensor | None = None,
+        language_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Readout embeddings (B, T, readout_tokens, W).
 
@@ -284,8 +285,12 @@ class OctoNet(nn.Module):
         missing camera); timestep_valid (B, T) bool (False: history padding at an episode's start);
         goals: name -> (B, 3, H, W) in [-1, 1] or absent; language (B, L, language_dim): the T5 encoder's
         output or `text_encoder`'s, language_valid (B,) bool (a pad token is not masked, as in the
-        reference) or (B, L) bool per token; proprio (B, T, proprio_dim): the normalised state.
+        reference) or (B, L) bool per token; proprio (B, T, proprio_dim): the normalised state;
+        language_ids (B, L) int64: word ids for `text_encoder` (language_encoder 'words'), whose output is then
+        `language`, with language_valid (B, L) its mask.
         """
+        if language_ids is not None:
+            language = self.text_encoder(language_ids, language_valid)
         t = timestep_valid.shape[1]
         if t > self.cfg.max_horizon:
             raise ValueError(f"window of {t} timesteps exceeds the model's max_horizon {self.cfg.max_horizon}")
@@ -302,7 +307,7 @@ class OctoNet(nn.Module):
     def embed_step(
         self, images: dict[str, torch.Tensor], proprio: torch.Tensor | None, ids: torch.Tensor, valid: torch.Tensor
     ) -> torch.Tensor:
-        """The head's input (B, W) for a one-step window with a word task (the demo model's call).
+        """The head's input (B, W) for a one-step window with a word task (training the demo model).
 
         images: name -> (B, 3, H, W) in [-1, 1], all present; proprio (B, proprio_dim) normalised; ids, valid
         (B, L): word ids and their mask (WordTokenizer)."""
@@ -314,8 +319,8 @@ class OctoNet(nn.Module):
             images={name: x[:, None] for name, x in images.items()},
             image_valid={name: step for name in images},
             timestep_valid=step,
-            language=self.text_encoder(ids, valid),
             language_valid=valid,
             proprio=None if proprio is None else proprio[:, None],
+            language_ids=ids,
         )
         return self.embedding(readouts[:, -1])
