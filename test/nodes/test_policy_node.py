@@ -61,10 +61,9 @@ def test_no_chunk_from_a_stale_observation_when_the_camera_stops(nodes):
     assert wait_until(lambda: len(peer.chunks) > n, 10), "did not resume when the camera came back"
 
 
-def test_a_camera_silent_while_active_is_reported_and_subscribed_anew(nodes):
+def test_a_camera_silent_while_active_is_reported_with_its_publishers(nodes):
     """A camera silent for CAMERA_SILENT_S while active: one warning per camera naming the topic and the
-    publishers its subscription is matched with, a counted resubscription, and frames through the new
-    subscription once the camera is back."""
+    publishers its subscription is matched with, counted; inference resumes once the camera is back."""
     from faults import diagnostics
 
     from vla_ros.nodes.policy_node import CAMERA_SILENT_S
@@ -78,13 +77,13 @@ def test_a_camera_silent_while_active_is_reported_and_subscribed_anew(nodes):
     for camera, topic in (("front", "camera/image_raw"), ("wrist", "wrist_camera/image_raw")):
         line = f"camera '{camera}': no usable frame on '{topic}' for "
         assert wait_until(lambda line=line: line in log(), CAMERA_SILENT_S + 10), log()
-    assert "subscription matched with 1 publisher(s), 1 in the ROS graph" in log()
-    assert wait_until(lambda: int(diagnostics(peer, "vla_policy: policy").get("camera_resubscriptions", 0)) >= 2, 5), (
+    assert "subscription matched with 1 publisher(s), 1 in the ROS graph; camera_silences: " in log()
+    assert wait_until(lambda: int(diagnostics(peer, "vla_policy: policy").get("camera_silences", 0)) >= 2, 5), (
         diagnostics(peer, "vla_policy: policy")
     )
     n = len(peer.chunks)
     peer.publish_images = True
-    assert wait_until(lambda: len(peer.chunks) > n + 2, 15), "no chunks from the cameras' new subscriptions"
+    assert wait_until(lambda: len(peer.chunks) > n + 2, 15), "no chunks once the cameras were back"
     assert bringup.dead() == {}
 
 

@@ -60,7 +60,7 @@ from vla_ros.params import POLICY
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 CONFIGURE_ERRORS = (BackendError, SettingsError, ValueError, FileNotFoundError, OSError)
-CAMERA_SILENT_S = 5.0  # seconds active without a usable frame from a camera before it is subscribed anew
+CAMERA_SILENT_S = 5.0  # seconds active without a usable frame from a camera before it is reported (and again)
 PREFIX_WAIT_S = 0.15  # longest wait for the executor's plan_prefix to include the last chunk (3 periods at 20 Hz)
 
 
@@ -104,7 +104,7 @@ class PolicyNode(LifecycleNode):
         self.inference_count = 0
         self.faults: Counter[str] = (
             Counter()
-        )  # backend_errors, outputs_rejected, chunks_dropped_stale, frames_out_of_order, camera_resubscriptions
+        )  # backend_errors, outputs_rejected, chunks_dropped_stale, frames_out_of_order, camera_silences
         self.last_fault = ""  # the newest of them, in words (for /diagnostics)
         self.guided_count = 0
         self.truncated_count = 0  # chunks published shorter than predicted
@@ -265,9 +265,10 @@ class PolicyNode(LifecycleNode):
         )
 
     def _watch_cameras(self) -> None:
-        """While active: a camera with no usable frame for `CAMERA_SILENT_S` is reported with the number
-        of publishers its subscription is matched with, and subscribed anew (once per `CAMERA_SILENT_S`):
-        a fresh reader is discovered anew by the camera's publisher."""
+        """While active: a camera with no usable frame for `CAMERA_SILENT_S` is reported (once per
+        `CAMERA_SILENT_S` while it lasts) with the publishers its subscription is matched with and those
+        in the ROS graph: none means the camera (or discovery) is gone; some means they send nothing
+        this node receives."""
         if self._worker is None:
             self._camera_silent_since.clear()
             return
@@ -282,14 +283,12 @@ class PolicyNode(LifecycleNode):
             if now - since < CAMERA_SILENT_S:
                 continue
             matched = self._camera_subs[cam].get_publisher_count()
-            self.faults["camera_resubscriptions"] += 1
+            self.faults["camera_silences"] += 1
             self.get_logger().warning(
                 f"camera '{cam}': no usable frame on '{topic}' for {now - since:.1f} s while active (subscription "
-                f"matched with {matched} publisher(s), {self.count_publishers(topic)} in the ROS graph): subscribing "
-                f"anew (camera_resubscriptions: {self.faults['camera_resubscriptions']})"
+                f"matched with {matched} publisher(s), {self.count_publishers(topic)} in the ROS graph; "
+                f"camera_silences: {self.faults['camera_silences']})"
             )
-            self.destroy_subscription(self._camera_subs[cam])
-            self._camera_subs[cam] = self._subscribe_camera(cam, topic)
             self._camera_silent_since[cam] = now
 
     def _release(self) -> None:
@@ -549,7 +548,7 @@ class PolicyNode(LifecycleNode):
                     "outputs_rejected",
                     "chunks_dropped_stale",
                     "frames_out_of_order",
-                    "camera_resubscriptions",
+                    "camera_silences",
                 )
             },
             "last_fault": self.last_fault,
