@@ -53,6 +53,7 @@ class Supervisor:
         from lifecycle_msgs.srv import ChangeState
         from rcl_interfaces.srv import SetParameters
         from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
         from std_srvs.srv import Trigger
@@ -75,7 +76,7 @@ class Supervisor:
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.chunk_latency_s: list[float] = []
         n.create_subscription(String, "/vla_sim_robot/outcome", lambda m: setattr(self, "outcome", m.data), LATCHED)
-        n.create_subscription(Image, "camera/image_raw", self._on_image, 2)
+        n.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
         n.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor()

@@ -43,6 +43,7 @@ FAULTS = (
 )
 WEIGHTS = (4, 4, 4, 4, 4, 4, 4, 1)
 SAMPLE_PERIOD_S = 1.0  # seconds between samples of /proc and /diagnostics
+POLICY_BACK_TIMEOUT_S = 180.0  # longest wait for a killed policy to be respawned and active again
 WARMUP_S = 20.0  # a process's first seconds (model load, first inferences) are not its baseline
 
 
@@ -267,7 +268,13 @@ def run_soak(
                     )
                 if fault == "kill_policy":  # the bring-up respawns it, the manager brings it up
                     interrupted += 1
-                    _wait_policy_back(sup, 180.0)
+                    try:
+                        _wait_policy_back(sup, POLICY_BACK_TIMEOUT_S)
+                    except TimeoutError as exc:  # a lost episode, and the soak ends with its report
+                        lost += 1
+                        errors.append(f"episode {episodes}: the respawned policy did not come back: {exc}")
+                        log(errors[-1])
+                        ended.set()
         finally:
             stop.set()
             sup.close()

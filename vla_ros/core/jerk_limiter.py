@@ -16,9 +16,11 @@ runs forward kinematics only where it matters: with the workspace's clearance (m
 recent command and its bound on the link's speed per joint speed, a braking motion whose joint
 excursion cannot move the link that far is proven inside (the whole trajectory) without forward
 kinematics; otherwise the clearance is recomputed at the candidate, and then also at the
-trajectory's end (see `_inside_by_clearance`). Only if these bounds cannot prove it (fast
-multi-joint braking, or near the boundary) is the configuration checked at `brake_samples`
-points of the braking trajectory, as without a clearance function.
+trajectory's end (see `_inside_by_clearance`). Where these bounds cannot prove it (fast
+multi-joint braking, or near the boundary) the trajectory is proven piece by piece with the
+clearance at the pieces' ends, halving unproven pieces (`_inside_by_bisection`): no point of it is
+left unchecked. Only without a clearance function is the configuration checked at `brake_samples`
+points of the braking trajectory (points between them are not).
 
 Besides `track` (ruckig towards a target) and `brake`, `accept_if_safe` takes a command state
 computed elsewhere (the nominal tracker, core/tracker.py) if the same invariant holds for it.
@@ -46,13 +48,16 @@ _SYNCHRONIZED_FIRST = (Synchronization.Time, Synchronization.No)  # unsynchronis
 _EACH_JOINT = (Synchronization.No,)  # braking: every joint stops as fast as it can (`stop_phases`)
 
 
+MAX_CLEARANCE_EVALUATIONS = 64  # forward kinematics per braking check near the workspace's boundary, at most
+
+
 class JerkLimiter:
     """Commands (D,) that respect position, velocity, acceleration and jerk limits.
 
     admissible: optional check of a joint configuration (D,) -> bool (e.g. the workspace);
-    checked at `brake_samples` configurations along a braking trajectory, unless `clearance`
-    (joints (D,) -> metres, Workspace.clearance) and `link_speed_bound` (D,) metres per radian
-    prove the whole trajectory inside.
+    with `clearance` (joints (D,) -> metres, Workspace.clearance) and `link_speed_bound` (D,) metres
+    per radian the whole braking trajectory is proven inside; without them it is checked at
+    `brake_samples` configurations along it (a sampled check).
     """
 
     def __init__(
@@ -324,6 +329,12 @@ class JerkLimiter:
         if self.clearance is not None and self._inside_by_clearance(position, low, high, end):
             return True
         duration = max((sum(t for _, t in s[0]) for s in stops), default=0.0)
+        if self.clearance is not None:
+            if self._inside_by_bisection(position, velocity, acceleration, stops, duration):
+                return True
+            if record:
+                self._flag("workspace")
+            return False
         for time_s in np.linspace(0.0, duration, self.brake_samples) if duration > 0 else (0.0,):
             offsets = [
                 stop_position(v, a, s[0], time_s) for v, a, s in zip(velocity.tolist(), acceleration.tolist(), stops)
@@ -332,6 +343,38 @@ class JerkLimiter:
                 if record:
                     self._flag("workspace")
                 return False
+        return True
+
+    def _inside_by_bisection(self, position, velocity, acceleration, stops, duration: float) -> bool:
+        """Does the braking trajectory (`stops`, `duration` s) from `position` keep the link inside?
+        Proven piece by piece: during the stop, joint j moves at most at |v_j| + a_j^2 / (2 J_j), so
+        the link at most at `rate` m/s (link_speed_bound); on a piece [t_a, t_b] every point is within
+        rate (t - t_a) of the link at t_a and rate (t_b - t) of it at t_b, so clearances c_a + c_b >
+        rate (t_b - t_a) prove the piece inside. Pieces not proven are halved, up to
+        `MAX_CLEARANCE_EVALUATIONS` forward kinematics; then (or at a point outside) the answer is no."""
+        speeds = [abs(v) + a * a / (2.0 * j) for v, a, j in zip(velocity.tolist(), acceleration.tolist(), self._max_j)]
+        rate = float(self.link_speed_bound @ np.array(speeds)) * (1 + 1e-9)
+        v_list, a_list = velocity.tolist(), acceleration.tolist()
+
+        def clearance_at(time_s: float) -> float:
+            offsets = [stop_position(v, a, s[0], time_s) for v, a, s in zip(v_list, a_list, stops)]
+            return self.clearance(position + np.array(offsets))
+
+        start, end = self.clearance(position), clearance_at(duration)
+        pieces = [(0.0, duration, start, end)]
+        evaluations = 2
+        while pieces:
+            t_a, t_b, c_a, c_b = pieces.pop()
+            if c_a < 0 or c_b < 0:
+                return False
+            if c_a + c_b > rate * (t_b - t_a):
+                continue
+            if evaluations >= MAX_CLEARANCE_EVALUATIONS:
+                return False
+            t_m = 0.5 * (t_a + t_b)
+            c_m = clearance_at(t_m)
+            evaluations += 1
+            pieces += [(t_a, t_m, c_a, c_m), (t_m, t_b, c_m, c_b)]
         return True
 
     def _clearance_suffices(self, low: np.ndarray, high: np.ndarray) -> bool:

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
@@ -39,7 +39,10 @@ class SimRobotNode(Node):
         self.lock = threading.Lock()
         self.episode_start_s = 0.0
         self.js_pub = self.create_publisher(JointState, "joint_states", 10)
-        self.image_pubs = {cam: self.create_publisher(Image, topic, 2) for cam, topic in CAMERA_TOPICS.items()}
+        # cameras as camera drivers publish them: sensor-data QoS (best effort, keep last 5)
+        self.image_pubs = {
+            cam: self.create_publisher(Image, topic, qos_profile_sensor_data) for cam, topic in CAMERA_TOPICS.items()
+        }
         self.task_pub = self.create_publisher(String, "~/task", LATCHED)
         self.outcome_pub = self.create_publisher(String, "~/outcome", LATCHED)
         self.create_subscription(Float64MultiArray, "commands", self._on_command, 10)
