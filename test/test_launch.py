@@ -200,6 +200,23 @@ def test_bringup_stops_every_node_cleanly(ros_env, tmp_path, tiny_checkpoint):
     assert all(p.returncode == 0 for p in bringup.procs.values()), {n: p.returncode for n, p in bringup.procs.items()}
 
 
+def test_a_node_asked_for_its_stacks_writes_them_to_its_log_and_carries_on(ros_env, tmp_path, tiny_checkpoint):
+    """`kill -USR1 <pid>`: every thread's Python stack in the node's log, for a node that stopped answering."""
+    specs = [s for s in node_specs("sim", model_path=str(tiny_checkpoint), use_sim=False) if s.name == "vla_policy"]
+    log = tmp_path / "logs" / "vla_policy.log"
+    with Bringup(specs, log_dir=tmp_path / "logs", env=ros_env) as bringup:
+        deadline = time.monotonic() + 60
+        while "unconfigured" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(bringup.procs["vla_policy"].pid, signal.SIGUSR1)
+        while "most recent call first" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert bringup.dead() == {}
+    text = log.read_text()
+    assert "most recent call first" in text and "run_node" in text, text[-2000:]
+
+
 def _children(pid: int) -> list[int]:
     """Processes whose parent is `pid` (from /proc)."""
     out = []

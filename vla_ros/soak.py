@@ -30,6 +30,7 @@ from vla_ros.config import load_robot_config
 from vla_ros.demo import Supervisor, demo_environment
 from vla_ros.launch_description import node_specs
 from vla_ros.nodes.chunk_executor_node import MAX_TICK_PERIODS
+from vla_ros.nodes.runner import STACKS_SIGNAL
 
 FAULTS = (
     "second_writer",
@@ -268,12 +269,12 @@ def run_soak(
                     )
                 if fault == "kill_policy":  # the bring-up respawns it, the manager brings it up
                     interrupted += 1
-                    try:
-                        _wait_policy_back(sup, POLICY_BACK_TIMEOUT_S)
-                    except TimeoutError as exc:  # a lost episode, and the soak ends with its report
+                    error, back = _revive_policy(sup, bringup)
+                    if error is not None:
                         lost += 1
-                        errors.append(f"episode {episodes}: the respawned policy did not come back: {exc}")
+                        errors.append(f"episode {episodes}: {error}")
                         log(errors[-1])
+                    if not back:  # the soak ends with its report
                         ended.set()
         finally:
             stop.set()
@@ -297,6 +298,28 @@ def run_soak(
     report["ended_early"] = ended.is_set()
     (run_dir / "soak.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def _revive_policy(sup: Supervisor, bringup: Bringup) -> tuple[str | None, bool]:
+    """Wait for the respawned policy: (error or None, whether it is active again). One that does not
+    answer within POLICY_BACK_TIMEOUT_S gets STACKS_SIGNAL (its threads' Python stacks go to its log)
+    and SIGKILL, and its own respawn gets the same wait."""
+    try:
+        _wait_policy_back(sup, POLICY_BACK_TIMEOUT_S)
+        return None, True
+    except TimeoutError as exc:
+        first = f"the respawned policy did not answer ({exc})"
+    proc = bringup.procs["vla_policy"]
+    if proc.poll() is None:
+        os.kill(proc.pid, STACKS_SIGNAL)
+        time.sleep(1.0)  # the dump is written before the kill
+        os.kill(proc.pid, signal.SIGKILL)
+        first += f"; its stacks are in logs/vla_policy.log (pid {proc.pid}); killed it"
+    try:
+        _wait_policy_back(sup, POLICY_BACK_TIMEOUT_S)
+        return f"{first}; its respawn came back", True
+    except TimeoutError as exc:
+        return f"{first}; its respawn did not come back either ({exc})", False
 
 
 def _wait_policy_back(sup: Supervisor, timeout_s: float) -> None:

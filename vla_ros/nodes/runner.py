@@ -3,11 +3,13 @@
 SIGINT, SIGTERM (what systemd, docker and process supervisors send) and SIGHUP are handled
 explicitly, also when the process inherited an ignored SIGINT (started in the background): the
 node's `shutdown_gracefully()` runs while ROS is still up (the executor brakes to rest), then
-the node is destroyed.
+the node is destroyed. SIGUSR1 writes every thread's Python stack to stderr (the node's log) and
+the node carries on: `kill -USR1 <pid>` shows where a node that stopped answering is stuck.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 import threading
@@ -17,6 +19,7 @@ from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STACKS_SIGNAL = signal.SIGUSR1  # dump every thread's Python stack to stderr
 
 
 def run_node(
@@ -37,6 +40,7 @@ def run_node(
     in the main thread; spun from another thread (rclpy 9.1.2) it delivered nothing and held a core."""
     if switch_interval_s is not None:
         sys.setswitchinterval(switch_interval_s)
+    faulthandler.register(STACKS_SIGNAL, all_threads=True)
     rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in STOP_SIGNALS:
