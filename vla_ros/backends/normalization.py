@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_ros.backends.base import BackendError
+
 
 @dataclass(frozen=True)
 class FeatureStats:
@@ -85,3 +87,17 @@ def to_delta(actions: np.ndarray, state: np.ndarray, mask: np.ndarray) -> np.nda
 def to_absolute(deltas: np.ndarray, state: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Inverse of `to_delta`."""
     return np.where(mask, deltas + state[..., None, :], deltas)
+
+
+def choose_dataset(available: list[str], key: str | None, setting: str, where: str) -> str:
+    """The dataset whose statistics a checkpoint uses: `key` (the backend setting named `setting`), or
+    the only one. BackendError naming `where`, the setting and the available keys otherwise."""
+    if not available:
+        raise BackendError(f"{where}: no dataset statistics with action entries")
+    if key is None:
+        if len(available) > 1:
+            raise BackendError(f"{where}: statistics of several datasets; set {setting} to one of {available}")
+        return available[0]
+    if key not in available:
+        raise BackendError(f"{where}: {setting} {key!r} not found; available: {available}")
+    return key

@@ -74,7 +74,7 @@ def test_unnorm_key_is_required_with_several_datasets_and_must_exist(folder, ref
         _load_without_key(folder, reference_settings)
     with pytest.raises(
         BackendError,
-        match=r"unnorm_key 'bridge_orig' is not in norm_stats; available: \['other_robot', 'sim_tabletop'\]",
+        match=r"norm_stats: unnorm_key 'bridge_orig' not found; available: \['other_robot', 'sim_tabletop'\]",
     ):
         load_openvla_backend(folder, {"unnorm_key": "bridge_orig"}, config=reference_settings)
 

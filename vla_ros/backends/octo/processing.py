@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vla_ros.backends.base import BackendError
-from vla_ros.backends.normalization import FeatureStats
+from vla_ros.backends.normalization import FeatureStats, choose_dataset
 from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.core.images import resize_rgb
 
@@ -36,14 +36,7 @@ T5_HINT = (
 def select_dataset(stats: dict, key: str | None, where: str) -> tuple[str, dict]:
     """(key, action statistics) of dataset `key`, or of the only dataset; BackendError listing the keys."""
     available = sorted(k for k, v in stats.items() if isinstance(v, dict) and "action" in v)
-    if not available:
-        raise BackendError(f"{where}: no dataset with 'action' statistics")
-    if key is None:
-        if len(available) > 1:
-            raise BackendError(f"{where}: statistics of several datasets; set dataset_key to one of {available}")
-        key = available[0]
-    if key not in available:
-        raise BackendError(f"{where}: dataset_key {key!r} not found; available: {available}")
+    key = choose_dataset(available, key, "dataset_key", where)
     action = stats[key]["action"]
     missing = [k for k in ("mean", "std", "p01", "p99") if k not in action]
     if missing:

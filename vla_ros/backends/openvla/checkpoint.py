@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from vla_ros.backends.base import BackendError
+from vla_ros.backends.normalization import choose_dataset
 from vla_ros.backends.openvla.configuration import ImageProcessorConfig, OpenVLAConfig
 from vla_ros.backends.openvla.modeling import OpenVLAModel
 from vla_ros.backends.weights import check_shapes
@@ -157,15 +158,7 @@ def load_processor_config(folder: Path) -> ImageProcessorConfig:
 
 def select_stats(norm_stats: dict, unnorm_key: str | None, where: str) -> tuple[str, dict]:
     """(key, statistics of that dataset): `unnorm_key`, or the only one; BackendError listing the available keys."""
-    available = sorted(norm_stats)
-    if not available:
-        raise BackendError(f"{where}: config.json has no norm_stats; cannot unnormalise actions")
-    if unnorm_key is None:
-        if len(available) > 1:
-            raise BackendError(f"{where}: trained on several datasets; set unnorm_key to one of {available}")
-        unnorm_key = available[0]
-    if unnorm_key not in norm_stats:
-        raise BackendError(f"{where}: unnorm_key {unnorm_key!r} is not in norm_stats; available: {available}")
+    unnorm_key = choose_dataset(sorted(norm_stats), unnorm_key, "unnorm_key", f"{where}: config.json norm_stats")
     stats = norm_stats[unnorm_key]
     action = stats.get("action") if isinstance(stats, dict) else None
     need = ("q01", "q99")
