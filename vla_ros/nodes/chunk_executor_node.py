@@ -19,6 +19,7 @@ the pose or twist of `cartesian_link`, from the same limited and workspace-check
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -357,10 +358,16 @@ class ChunkExecutorNode(LifecycleNode):
         )
 
 
+EXECUTOR_VARIABLE = "VLA_ROS_CHUNK_EXECUTOR_EXECUTOR"  # `events` or `single` (default): rclpy executor of the node
+
+
 def main(args=None) -> int:
     # a 0.5 ms GIL switch interval: the control thread, woken at its deadline, waits at most that long
     # for a callback thread holding the interpreter (Python's default is 5 ms)
-    return run_node(ChunkExecutorNode, "vla_chunk_executor", (ValueError,), args, switch_interval_s=0.0005)
+    events = os.environ.get(EXECUTOR_VARIABLE, "single") == "events"
+    return run_node(
+        ChunkExecutorNode, "vla_chunk_executor", (ValueError,), args, switch_interval_s=0.0005, events_executor=events
+    )
 
 
 if __name__ == "__main__":
