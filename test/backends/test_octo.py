@@ -164,3 +164,24 @@ def test_guided_sampling_continues_the_running_plan(tiny_checkpoint):
     assert guided_error < 0.2 * free_error, (guided_error, free_error)
     with pytest.raises(BackendError, match="plan prefix lacks joints"):
         backend.predict(obs, noise, PlanPrefix(times, plan[:, :3], JOINT_NAMES[:3], obs.stamp_s))
+
+
+def test_guidance_overlap_to_the_chunks_end_pulls_the_rest_of_the_chunk_to_the_plans_end(tiny_checkpoint):
+    """`guidance_overlap: chunk`: after a plan that ends mid-chunk the points are pulled (ever less)
+    towards its last position; with `plan` (RTC) they are free. Same noise, inpainting only."""
+    obs = observation(np.random.default_rng(0))
+    times = obs.stamp_s + np.linspace(0.0, 0.15, 4)
+    plan = obs.joint_positions + 0.1 * np.arange(4)[:, None] / 3.0
+    prefix = PlanPrefix(times, plan, JOINT_NAMES, committed_until_s=obs.stamp_s + 0.1)
+    after_plan = {}
+    for overlap in ("plan", "chunk"):
+        backend = load_backend("octo", tiny_checkpoint, {"max_guidance": 0.0, "guidance_overlap": overlap})
+        grid = obs.stamp_s + backend.dt_s * np.arange(1, backend.horizon + 1)
+        assert grid[-1] > times[-1] + backend.dt_s  # points after the plan's end
+        noise = np.random.default_rng(1).standard_normal((backend.horizon, len(JOINT_NAMES)))
+        chunk = backend.predict(obs, noise, prefix).positions
+        after_plan[overlap] = np.abs(chunk[grid > times[-1]] - plan[-1]).mean(axis=1)
+    assert np.all(after_plan["chunk"] <= after_plan["plan"]), after_plan
+    assert after_plan["chunk"].mean() < 0.9 * after_plan["plan"].mean(), after_plan
+    with pytest.raises(BackendError, match=r"guidance_overlap: must be one of \['plan', 'chunk'\], got 'end'"):
+        load_backend("octo", tiny_checkpoint, {"guidance_overlap": "end"})

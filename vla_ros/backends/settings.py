@@ -177,6 +177,9 @@ def check_joints(where: str, joints: tuple[str, ...], relative: tuple[str, ...],
         raise ValueError(f"{where}: {relative_key}: {stray} are not in joints {list(joints)}")
 
 
+OVERLAP_ENDS = ("plan", "chunk")  # guided inference: where RTC's soft mask reaches 0 (blocks/rtc.prefix_on_grid)
+
+
 def check_choice(where: str, key: str, value: Any, choices: tuple) -> None:
     """ValueError naming `key` and `value` unless `value` is one of `choices`."""
     if value not in choices:

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from vla_ros.backends.settings import OVERLAP_ENDS
 from vla_ros.core.types import PlanPrefix
 
 
@@ -28,9 +29,6 @@ def soft_mask(horizon: int, frozen: int, overlap: int) -> np.ndarray:
     weights[:frozen] = 1.0
     weights[overlap:] = 0.0
     return weights
-
-
-OVERLAP_ENDS = ("plan", "chunk")
 
 
 def prefix_on_grid(

@@ -72,6 +72,7 @@ class OctoBackend(Backend):
         self.dt_s = settings.dt_s or checkpoint.dt_s
         self.horizon = net.cfg.action_horizon
         self.max_guidance = settings.max_guidance
+        self.guidance_overlap = settings.guidance_overlap
         self.window = History(settings.window_size or net.cfg.window_size)
         self.device = next(net.parameters()).device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -206,7 +207,9 @@ class OctoBackend(Backend):
             prefix = prefix.in_joint_order(self.joint_names)
         except JointNameError as exc:
             raise BackendError(str(exc)) from exc
-        targets, weights = prefix_on_grid(prefix, t0_s + self.dt_s * np.arange(1, self.horizon + 1))
+        targets, weights = prefix_on_grid(
+            prefix, t0_s + self.dt_s * np.arange(1, self.horizon + 1), self.guidance_overlap
+        )
         actions = self.output.to_model_actions(targets, q, self.output.start_q(q, t0_s, prefix))
         model_targets = normalize_actions(actions, self.action_stats, self.normalization)
         model_targets = np.pad(model_targets, ((0, 0), (0, self.net.cfg.action_dim - self.action_dim)))

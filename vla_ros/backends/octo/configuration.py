@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vla_ros.backends.settings import SettingsBase
+from vla_ros.backends.settings import OVERLAP_ENDS, SettingsBase, check_choice
 from vla_ros.core.robot_mapping import RobotMapping
 
 
@@ -117,6 +117,7 @@ class OctoSettings(SettingsBase):
 
     device: str = "cpu"  # torch device: cpu | cuda | cuda:N
     max_guidance: float = 5.0  # RTC guidance weight clip (beta) for guided inference
+    guidance_overlap: str = "plan"  # guided: the soft mask decays to 0 at the running plan's end (RTC) | chunk's end
     cameras: dict[str, str] | None = None  # robot camera -> the model's camera slot
     joints: tuple[str, ...] | None = None  # robot joint of model dim i
     relative_joints: tuple[str, ...] | None = None  # joints predicted relative to the state
@@ -135,6 +136,7 @@ class OctoSettings(SettingsBase):
     def __post_init__(self):
         if self.max_guidance < 0:
             raise ValueError(f"{self.source}: max_guidance: must be >= 0, got {self.max_guidance}")
+        check_choice(self.source, "guidance_overlap", self.guidance_overlap, OVERLAP_ENDS)
         if self.normalization not in ("normal", "bounds"):
             raise ValueError(f"{self.source}: normalization: must be normal or bounds, got {self.normalization!r}")
         if self.window_size is not None and self.window_size < 1:

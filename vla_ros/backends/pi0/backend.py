@@ -121,7 +121,7 @@ class Pi0Backend(Backend):
     def _guidance_target(self, prefix: PlanPrefix, q: np.ndarray, t0_s: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The plan on this chunk's point times, in model units (1, H, action_dim), and RTC weights (H,)."""
         grid = t0_s + self.dt_s * np.arange(1, self.horizon + 1)
-        targets, weights = prefix_on_grid(prefix, grid)
+        targets, weights = prefix_on_grid(prefix, grid, self.settings.guidance_overlap)
         targets = self._select_joints(prefix.joint_names, targets, "plan prefix")
         actions = self.output.to_model_actions(targets, q, self.output.start_q(q, t0_s, prefix))
         model_units = self.processor.actions_to_model(actions)

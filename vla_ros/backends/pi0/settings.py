@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vla_ros.backends.settings import SettingsBase, check_choice, check_joints
+from vla_ros.backends.settings import OVERLAP_ENDS, SettingsBase, check_choice, check_joints
 from vla_ros.core.robot_mapping import RobotMapping
 
 DTYPES = ("float32", "bfloat16")
@@ -29,6 +29,7 @@ class Pi0Settings(SettingsBase):
     dt_s: float = 0.1  # seconds between chunk points
     steps: int | None = None  # Euler steps; None = the checkpoint's (LeRobot num_inference_steps), else 10
     max_guidance: float = 5.0  # RTC guidance weight clip (beta)
+    guidance_overlap: str = "plan"  # guided: the soft mask decays to 0 at the running plan's end (RTC) | chunk's end
     checkpoint: str | None = None  # default checkpoint folder (absolute or relative to the package root)
     device: str = "cpu"
     dtype: str = "float32"  # transformer dtype: float32 | bfloat16
@@ -58,6 +59,7 @@ class Pi0Settings(SettingsBase):
             raise ValueError(f"{where}: steps: must be >= 1, got {self.steps}")
         if self.max_guidance < 0:
             raise ValueError(f"{where}: max_guidance: must be >= 0, got {self.max_guidance}")
+        check_choice(where, "guidance_overlap", self.guidance_overlap, OVERLAP_ENDS)
         check_choice(where, "dtype", self.dtype, DTYPES)
         if self.origin not in (None, "openpi", "lerobot"):
             raise ValueError(f"{where}: origin: must be openpi, lerobot or null, got {self.origin!r}")
