@@ -352,9 +352,9 @@ class JerkLimiter:
         rate (t - t_a) of the link at t_a and rate (t_b - t) of it at t_b, so clearances c_a + c_b >
         rate (t_b - t_a) prove the piece inside. Pieces not proven are halved, up to
         `MAX_CLEARANCE_EVALUATIONS` forward kinematics; then (or at a point outside) the answer is no."""
-        speeds = [abs(v) + a * a / (2.0 * j) for v, a, j in zip(velocity.tolist(), acceleration.tolist(), self._max_j)]
-        rate = float(self.link_speed_bound @ np.array(speeds)) * (1 + 1e-9)
         v_list, a_list = velocity.tolist(), acceleration.tolist()
+        speeds = [abs(v) + a * a / (2.0 * j) for v, a, j in zip(v_list, a_list, self._max_j)]
+        rate = float(self.link_speed_bound @ np.array(speeds)) * (1 + 1e-9)
 
         def clearance_at(time_s: float) -> float:
             offsets = [stop_position(v, a, s[0], time_s) for v, a, s in zip(v_list, a_list, stops)]
