@@ -72,7 +72,7 @@ def write(tmp_path, mutate, robot="franka"):
         (
             lambda r: r.update(policy={"backend": "pi0", "steps": "ten"}),
             "policy.steps",
-            "must be an integer or null, got 'ten'",
+            "input should be a valid integer, got 'ten'",
         ),
         (lambda r: r.update(policy={"backend": "rt2", "steps": 3}), "policy.backend", "unknown backend 'rt2'"),
         (

@@ -49,7 +49,8 @@ _SEMANTIC_KEYS = ("preset", "groups", "chain")  # what the numbers mean: the che
 class RobotBody:
     """The robot side of an action space (from the robot config).
 
-    joint_names: the robot's joints (command order); urdf: URDF path ("" = none: joint spaces only);
+    joint_names: the robot's joints (command order); camera_names: its cameras; urdf: URDF path ("" = none:
+    joint spaces only);
     ee_link / base_link: URDF links (EE values are in the base link's frame; "" = the URDF root);
     gripper_joint: the joint gripper values drive ("" = none); action_space: the robot config's
     `action_space:` block (None = none); limits: position/velocity limits of `joint_names` (None =
@@ -57,6 +58,7 @@ class RobotBody:
     """
 
     joint_names: tuple[str, ...] = ()
+    camera_names: tuple[str, ...] = ()
     urdf: str = ""
     ee_link: str = ""
     base_link: str = ""
@@ -239,6 +241,7 @@ def robot_body(cfg) -> RobotBody:
     ee = cfg.end_effector
     return RobotBody(
         joint_names=cfg.joint_names,
+        camera_names=tuple(c.name for c in cfg.cameras),
         urdf=str(resolve_package_path(cfg.urdf)) if cfg.urdf else "",
         ee_link=ee.link if ee else "",
         base_link=ee.base_link if ee else "",

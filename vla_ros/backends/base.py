@@ -187,7 +187,7 @@ def load_backend(
     from vla_ros.backends.settings import SettingsError
 
     try:
-        backend = loader(Path(model_path) if model_path else None, dict(overrides or {}), seed)
+        backend = loader(Path(model_path) if model_path else None, dict(overrides or {}), seed, robot=robot)
     except SettingsError as exc:
         raise BackendError(str(exc)) from exc
     try:

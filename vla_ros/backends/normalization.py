@@ -101,3 +101,18 @@ def choose_dataset(available: list[str], key: str | None, setting: str, where: s
     if key not in available:
         raise BackendError(f"{where}: {setting} {key!r} not found; available: {available}")
     return key
+
+
+# How a checkpoint's actions (and states) were normalised, named once for every backend's `normalization`
+# setting: mean_std (mean / std), quantiles (q01 / q99 bounds to [-1, 1]), min_max (min / max bounds).
+NORMALIZATION_MODES = ("mean_std", "quantiles", "min_max")
+_FORMER_NAMES = {"normal": "mean_std", "bounds_q99": "quantiles", "bounds": "min_max (or quantiles for Octo's p01/p99)"}
+
+
+def check_normalization(where: str, mode: str, supported: tuple[str, ...] = NORMALIZATION_MODES) -> None:
+    """ValueError naming `mode` unless it is one of `supported`; a former name is answered with the new one."""
+    if mode in supported:
+        return
+    if mode in _FORMER_NAMES:
+        raise ValueError(f"{where}: normalization: {mode!r} is a former name; write {_FORMER_NAMES[mode]}")
+    raise ValueError(f"{where}: normalization: must be one of {list(supported)}, got {mode!r}")

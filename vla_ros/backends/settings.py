@@ -7,8 +7,9 @@ Highest first:
   3. the package's `config/backends/<backend>.yaml`
   4. the settings class's defaults
 
-Each backend declares its settings as a frozen dataclass with a `from_dict(raw, where, sources)`
-constructor that validates types and values, and `KEY_GROUPS`: keys that only make sense together
+Each backend declares its settings as a frozen dataclass (`SettingsBase`): its type annotations are the
+schema (validated by pydantic, strict types, unknown keys refused, a key of the former vocabulary refused
+with the new name), its `__post_init__` checks values, and `KEY_GROUPS`: keys that only make sense together
 (a robot mapping's `joints` and its relative joints), so a layer that sets one of them replaces the
 whole group rather than mixing with a lower layer's; `resolve_settings` merges the layers key by key and
 remembers where every value came from, so the node can log the effective settings and an error
@@ -92,6 +93,7 @@ def resolve_settings(settings_cls, layers: list[tuple[str, Mapping[str, Any]]], 
     merged: dict[str, Any] = dict(base or {})
     sources = {key: "checkpoint" for key in merged}
     for source, values in layers:
+        check_renamed(values, source)
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise SettingsError(f"{source}: unknown {settings_cls.__name__} keys {unknown} (known: {sorted(known)})")
@@ -121,50 +123,85 @@ def describe(settings, sources: Mapping[str, str]) -> str:
     return ", ".join(parts)
 
 
-def _type_problem(value: Any, hint: Any) -> str | None:
-    """Why `value` does not fit the annotation `hint` (None if it does)."""
-    import types
+# Keys renamed when every backend moved to one vocabulary: old key -> what to write instead.
+RENAMED_KEYS = {
+    "delta_joints": "relative_joints",
+    "camera": "cameras (model camera -> robot camera, e.g. {primary: front})",
+    "wrist_cameras": "cameras (model camera -> robot camera, in the model's order)",
+}
+
+
+def check_renamed(values: Mapping[str, Any], source: str) -> None:
+    """SettingsError naming the new key for a key of the former vocabulary."""
+    old = [k for k in values if k in RENAMED_KEYS]
+    if old:
+        raise SettingsError(f"{source}: {old[0]}: renamed; write {RENAMED_KEYS[old[0]]}")
+
+
+def _schema(settings_cls):
+    """The pydantic model of a settings dataclass (strict types, no unknown keys), built once per class."""
+    cached = settings_cls.__dict__.get("_pydantic_schema")
+    if cached is not None:
+        return cached
+    import dataclasses
     import typing
 
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        problems = [_type_problem(value, a) for a in args]
-        if any(p is None for p in problems):
-            return None
-        return " or ".join(p.removeprefix("must be ") for p in problems).join(("must be ", ""))
-    if hint is type(None):
-        return None if value is None else "must be null"
-    if hint is Any:
-        return None
-    if hint is bool:
-        return None if isinstance(value, bool) else "must be true or false"
-    if hint is int:
-        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
-    if hint is float:
-        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "must be a number"
-    if hint is str:
-        return None if isinstance(value, str) else "must be a string"
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            return "must be a list"
-        item = args[0] if args else Any
-        bad = [v for v in value if _type_problem(v, item) is not None]
-        return None if not bad else f"has invalid items {bad}"
-    if origin in (dict, Mapping) or hint is dict:
-        if not isinstance(value, Mapping):
-            return "must be a mapping"
-        if args:
-            bad = [k for k, v in value.items() if _type_problem(k, args[0]) or _type_problem(v, args[1])]
-            return None if not bad else f"has invalid entries for {bad}"
-        return None
-    return None
+    import pydantic
+
+    hints = typing.get_type_hints(settings_cls)
+    fields = {}
+    for f in dataclasses.fields(settings_cls):
+        if not f.init or f.name == "source":
+            continue
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], pydantic.Field(default_factory=f.default_factory))
+        else:
+            fields[f.name] = (hints[f.name], ...)
+    config = pydantic.ConfigDict(strict=True, extra="forbid")
+    schema = pydantic.create_model(settings_cls.__name__, __config__=config, **fields)
+    type.__setattr__(settings_cls, "_pydantic_schema", schema)
+    return schema
+
+
+def _tuples(value: Any) -> Any:
+    """YAML lists as tuples at any depth (the settings' sequence type)."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+def _as_typed(settings_cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """`raw` with lists as tuples in the fields typed with tuples (free-form mappings stay as written)."""
+    schema = _schema(settings_cls).model_fields
+    return {k: _tuples(v) if k in schema and "tuple" in str(schema[k].annotation) else v for k, v in raw.items()}
+
+
+def _validation_problem(exc, sources: Mapping[str, str], where: str) -> str:
+    """The first pydantic error as `source: key: problem, got value`."""
+    err = exc.errors()[0]
+    key = str(err["loc"][0]) if err["loc"] else "(settings)"
+    inner = ".".join(str(p) for p in err["loc"][1:])
+    what = f"{key}.{inner}" if inner else key
+    return f"{sources.get(key, where)}: {what}: {err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}"
 
 
 def type_problem(settings_cls, key: str, value: Any) -> str | None:
     """Why `value` does not fit field `key` of `settings_cls` (None if it does)."""
-    import typing
+    import pydantic
 
-    return _type_problem(value, typing.get_type_hints(settings_cls)[key])
+    field_info = _schema(settings_cls).model_fields[key]
+    adapter = pydantic.TypeAdapter(field_info.annotation, config=pydantic.ConfigDict(strict=True))
+    try:
+        adapter.validate_python(_as_typed(settings_cls, {key: value})[key])
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        inner = ".".join(str(p) for p in err["loc"])
+        return f"{inner + ': ' if inner else ''}{err['msg'][0].lower()}{err['msg'][1:]}"
+    return None
 
 
 def check_joints(where: str, joints: tuple[str, ...], relative: tuple[str, ...], relative_key: str) -> None:
@@ -218,12 +255,12 @@ class SettingsBase:
 
         `where` names the whole of `raw` (a file, or the layers merged); `sources` the layer of each key.
         """
-        import typing
+        import pydantic
 
         if not isinstance(raw, Mapping):
             raise SettingsError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
         sources = sources or {}
-        hints = typing.get_type_hints(cls)
+        check_renamed(raw, ", ".join(sorted({sources.get(k, where) for k in raw if k in RENAMED_KEYS})) or where)
         known = cls.field_names()
         unknown = sorted(set(raw) - set(known))
         if unknown:
@@ -232,14 +269,13 @@ class SettingsBase:
         missing = [k for k in cls.required_keys() if k not in raw]
         if missing:
             raise SettingsError(f"{where}: missing keys {missing}")
-        values = {}
-        for key, value in raw.items():
-            problem = _type_problem(value, hints[key])
-            if problem:
-                raise SettingsError(f"{sources.get(key, where)}: {key}: {problem}, got {value!r}")
-            values[key] = tuple(value) if isinstance(value, list) else value
         try:
-            return cls(**values, source=where) if "source" in hints else cls(**values)
+            checked = _schema(cls).model_validate(_as_typed(cls, raw))
+        except pydantic.ValidationError as exc:
+            raise SettingsError(_validation_problem(exc, sources, where)) from None
+        values = {key: getattr(checked, key) for key in raw}
+        try:
+            return cls(**values, source=where) if "source" in cls.__dataclass_fields__ else cls(**values)
         except TypeError as exc:  # a field the dataclass cannot take
             raise SettingsError(f"{where}: {exc}") from exc
 
@@ -264,3 +300,28 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def with_robot_joints(settings, sources: dict[str, str], robot, who: str):
+    """(settings, sources) with `joints` taken from the robot config when the settings name none.
+
+    The robot config owns the robot's joints; a backend's settings name joints only to pick or reorder
+    them for a checkpoint. SettingsError when neither names any.
+    """
+    import dataclasses
+
+    if settings.joints:
+        return settings, sources
+    if robot is None or not robot.joint_names:
+        raise SettingsError(f"{who}: joints: none set ({settings.source}) and no robot config to take them from")
+    settings = dataclasses.replace(settings, joints=tuple(robot.joint_names))
+    return settings, {**sources, "joints": f"{robot.source}: joints"}
+
+
+def default_cameras(model_cameras: tuple[str, ...], robot_cameras: tuple[str, ...]) -> dict[str, str]:
+    """Model camera -> robot camera when the settings map none: the robot camera of the same name where there
+    is one, then the robot's other cameras in order onto the other model cameras ({} without robot cameras)."""
+    same = {m: m for m in model_cameras if m in robot_cameras}
+    rest = [c for c in robot_cameras if c not in same]
+    others = dict(zip([m for m in model_cameras if m not in same], rest))
+    return {m: same.get(m, others.get(m)) for m in model_cameras if m in same or m in others}

@@ -51,7 +51,7 @@ def bench_config(size: str, cameras: int) -> Pi0Config:
 
 
 def processor_for(cfg: Pi0Config) -> Pi0Processor:
-    cams = {f"cam{i}": slot for i, slot in enumerate(cfg.image_slots)}
+    cams = {slot: f"cam{i}" for i, slot in enumerate(cfg.image_slots)}
     settings = Pi0Settings(joints=("j",), cameras=cams)
     unit = FeatureStats(np.zeros(1), np.ones(1), np.ones(1, bool))
     return Pi0Processor(cfg, settings, DatasetStatistics(unit, unit), default_profile(cfg))

@@ -1,4 +1,4 @@
-"""How a robot talks to a model: robot cameras -> model image slots, robot joints -> state/action dims.
+"""How a robot talks to a model: model image slots <- robot cameras, robot joints -> state/action dims.
 
 One rule for joint names everywhere (observations, chunks, plan prefixes, backends): joints are
 matched by name, in any order, extra joints are ignored, and a missing joint is an error that names
@@ -39,7 +39,7 @@ class RobotMapping:
     """The robot side of a checkpoint.
 
     joints: robot joint of model state/action dim i (radians; a gripper as the robot reports it).
-    cameras: robot camera name -> model image slot; model slots without a camera are masked.
+    cameras: model image slot -> robot camera name; model slots without a camera are masked.
     relative_joints: joints the model predicts relative to the current state (the rest absolute).
     source: where the mapping was read from (for error messages).
     """
@@ -59,14 +59,11 @@ class RobotMapping:
         if stray:
             raise ValueError(f"{self.source}: relative_joints: {stray} are not in joints {list(self.joints)}")
         if not self.cameras:
-            raise ValueError(f"{self.source}: cameras: map at least one robot camera to a model image slot")
-        slots = list(self.cameras.values())
-        if len(set(slots)) != len(slots):
-            raise ValueError(f"{self.source}: cameras: two cameras share a slot: {self.cameras}")
+            raise ValueError(f"{self.source}: cameras: map at least one model image slot to a robot camera")
 
     @classmethod
     def from_dict(cls, raw: Any, where: str) -> RobotMapping:
-        """From a settings block `{joints: [...], cameras: {robot: slot}, relative_joints: [...]}`."""
+        """From a settings block `{joints: [...], cameras: {slot: robot camera}, relative_joints: [...]}`."""
         if not isinstance(raw, Mapping):
             raise ValueError(f"{where}: expected a mapping with joints and cameras, got {raw!r}")
         joints, cameras, relative = raw.get("joints"), raw.get("cameras"), raw.get("relative_joints", [])
@@ -77,7 +74,7 @@ class RobotMapping:
         if not (
             isinstance(cameras, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in cameras.items())
         ):
-            raise ValueError(f"{where}: cameras: must map robot camera -> model slot, got {cameras!r}")
+            raise ValueError(f"{where}: cameras: must map model slot -> robot camera, got {cameras!r}")
         if not (
             isinstance(relative, Sequence)
             and not isinstance(relative, str)
@@ -86,26 +83,19 @@ class RobotMapping:
             raise ValueError(f"{where}: relative_joints: must be a list of joint names, got {relative!r}")
         return cls(tuple(joints), dict(cameras), tuple(relative), where)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "joints": list(self.joints),
-            "cameras": dict(self.cameras),
-            "relative_joints": list(self.relative_joints),
-        }
-
     @property
     def relative_mask(self) -> np.ndarray:
         """(D,) bool: dim i is predicted relative to the state."""
         return np.array([j in self.relative_joints for j in self.joints], dtype=bool)
 
     @property
-    def slot_cameras(self) -> dict[str, str]:
-        """model image slot -> robot camera."""
-        return {slot: cam for cam, slot in self.cameras.items()}
+    def robot_cameras(self) -> tuple[str, ...]:
+        """The robot cameras the model reads, each once, in slot order."""
+        return tuple(dict.fromkeys(self.cameras.values()))
 
     def check_slots(self, slots: Sequence[str]) -> None:
         """ValueError unless every mapped slot is one of the model's `slots`."""
-        bad = sorted(s for s in self.cameras.values() if s not in slots)
+        bad = sorted(s for s in self.cameras if s not in slots)
         if bad:
             raise ValueError(f"{self.source}: cameras: unknown model image slots {bad} (the model has {list(slots)})")
 
@@ -115,7 +105,7 @@ class RobotMapping:
         missing_joints = [j for j in self.joints if j not in robot_joints]
         if missing_joints:
             problems.append(f"joints {missing_joints} are not among the robot's {list(robot_joints)}")
-        missing_cams = [c for c in self.cameras if c not in robot_cameras]
+        missing_cams = [c for c in self.robot_cameras if c not in robot_cameras]
         if missing_cams:
             problems.append(f"cameras {missing_cams} are not among the robot's {list(robot_cameras)}")
         if problems:

@@ -99,7 +99,7 @@ def settings(t5_folder) -> dict:
     return {
         "t5_folder": str(t5_folder),
         "dataset_key": "bridge_dataset",
-        "cameras": {"front": "primary", "wrist": "wrist"},
+        "cameras": {"primary": "front", "wrist": "wrist"},
         "joints": list(JOINTS),
     }
 

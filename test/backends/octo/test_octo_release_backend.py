@@ -100,8 +100,8 @@ def test_statistics_normal_and_bounds_leave_masked_dims_raw():
     stats = {"mean": np.array([1.0, 2.0]), "std": np.array([0.5, 2.0]), "p01": np.array([-1.0, 0.0]),
              "p99": np.array([3.0, 1.0]), "mask": np.array([True, False])}  # fmt: skip
     a = np.array([[0.5, 0.7, 9.0]])  # a model dim past the dataset's width is dropped
-    np.testing.assert_allclose(unnormalize_actions(a, stats, "normal"), [[1.25, 0.7]])
-    np.testing.assert_allclose(unnormalize_actions(a, stats, "bounds"), [[2.0, 0.7]])
+    np.testing.assert_allclose(unnormalize_actions(a, stats, "mean_std"), [[1.25, 0.7]])
+    np.testing.assert_allclose(unnormalize_actions(a, stats, "quantiles"), [[2.0, 0.7]])
 
 
 def test_dataset_key_errors_list_the_available_keys(converted, settings):

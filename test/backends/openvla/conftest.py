@@ -31,7 +31,7 @@ def reference_checkpoint() -> Path:
 def reference_settings(tmp_path_factory, expected) -> Path:
     """Robot mapping for the reference checkpoint: 7 action dims, all absolute."""
     settings = OpenVLASettings(
-        joints=tuple(f"a{i}" for i in range(7)), camera="front", unnorm_key=str(expected["unnorm_key"])
+        joints=tuple(f"a{i}" for i in range(7)), cameras={"primary": "front"}, unnorm_key=str(expected["unnorm_key"])
     )
     path = tmp_path_factory.mktemp("openvla_settings") / "openvla.yaml"
     path.write_text(settings.to_yaml())

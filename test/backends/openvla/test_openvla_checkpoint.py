@@ -43,7 +43,10 @@ def test_sharded_checkpoint_loads_into_a_bfloat16_model(folder):
 def test_a_missing_shard_is_named(folder):
     (folder / SHARD_1).unlink()
     with pytest.raises(BackendError, match=rf"shards listed in {INDEX} are missing: \['{SHARD_1}'\]"):
-        load_openvla_backend(folder, {"unnorm_key": "sim_tabletop"})
+        load_openvla_backend(
+            folder,
+            {"unnorm_key": "sim_tabletop", "joints": [f"a{i}" for i in range(7)], "cameras": {"primary": "front"}},
+        )
 
 
 def test_missing_unexpected_and_misshaped_keys_in_one_error_and_nothing_copied(folder):
@@ -115,7 +118,7 @@ def test_unknown_towers_are_an_error_naming_the_ids(folder):
 
 def test_registered_by_name_with_node_settings_over_the_package_file(folder, reference_settings):
     mapping = yaml.safe_load(reference_settings.read_text())
-    node = {k: mapping[k] for k in ("joints", "camera", "unnorm_key", "relative_joints")}
+    node = {k: mapping[k] for k in ("joints", "cameras", "unnorm_key", "relative_joints")}
     backend = load_backend("openvla", folder, {**node, "device": "cpu"}, seed=3, num_threads=0)
     assert backend.horizon == 1 and backend.camera_names == ("front",)
     assert backend.settings_sources["unnorm_key"] == "node parameters"

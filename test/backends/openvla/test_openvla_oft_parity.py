@@ -41,12 +41,11 @@ def folder(tmp_path_factory, reference_checkpoint):
 def backend(tmp_path_factory, folder, expected):
     settings = {
         "joints": list(ACTION_JOINTS),
-        "camera": "front",
-        "wrist_cameras": ["wrist"],
+        "cameras": {"primary": "front", "wrist": "wrist"},
         "proprio_joints": list(PROPRIO_JOINTS),
         "oft": True,
         "chunk_size": 8,
-        "normalization": "bounds_q99",
+        "normalization": "quantiles",
         "unnorm_key": str(expected["unnorm_key"]),
     }
     path = tmp_path_factory.mktemp("oft_settings") / "openvla.yaml"

@@ -123,7 +123,7 @@ def test_missing_folder_and_bad_settings(tmp_path, pi0_checkpoint):
     with pytest.raises(BackendError, match="dt_s: must be > 0, got -1"):
         load_backend("pi0", folder)
     (folder / "pi0.yaml").write_text("steps: many\n")
-    with pytest.raises(BackendError, match=r"ckpt/pi0.yaml: steps: must be an integer or null, got 'many'"):
+    with pytest.raises(BackendError, match=r"ckpt/pi0.yaml: steps: input should be a valid integer, got 'many'"):
         load_backend("pi0", folder)
 
 

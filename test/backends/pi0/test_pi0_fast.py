@@ -103,7 +103,7 @@ def test_modes_are_checked_against_the_device():
 @pytest.mark.parametrize("origin", ["openpi", "lerobot"])
 def test_device_images_are_bit_identical_to_the_processor_on_cpu(origin):
     cfg = dataclasses.replace(tiny_config(horizon=4), vision=dataclasses.replace(tiny_config().vision, image_size=56))
-    settings = Pi0Settings(joints=("a", "b"), cameras={"front": "base_0_rgb", "wrist": "right_wrist_0_rgb"})
+    settings = Pi0Settings(joints=("a", "b"), cameras={"base_0_rgb": "front", "right_wrist_0_rgb": "wrist"})
     stats = DatasetStatistics(
         FeatureStats(np.zeros(2), np.ones(2), np.ones(2, bool)), FeatureStats(np.zeros(2), np.ones(2), np.ones(2, bool))
     )

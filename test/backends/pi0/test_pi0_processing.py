@@ -15,7 +15,7 @@ JOINTS = ("j1", "j2", "grip")
 @pytest.fixture
 def processor():
     settings = Pi0Settings(
-        joints=JOINTS, cameras={"front": "base_0_rgb", "wrist": "right_wrist_0_rgb"}, delta_joints=("j1", "j2")
+        joints=JOINTS, cameras={"base_0_rgb": "front", "right_wrist_0_rgb": "wrist"}, relative_joints=("j1", "j2")
     )
     stats = DatasetStatistics(  # longer than the 3 joints, as openpi stats of a padded robot are
         FeatureStats(np.array([1.0, -1.0, 0.0, 9.0]), np.array([2.0, 0.5, 1.0, 9.0]), np.ones(4, bool)),
@@ -61,7 +61,7 @@ def test_model_chunk_slices_back_to_the_joints_and_round_trips(processor):
 
     q = np.array([0.2, -0.3, 0.1])
     targets = np.array([[0.25, -0.2, 0.5], [0.3, -0.1, 0.8]])
-    output = build_action_output(None, JOINTS, ("j1", "j2"))  # the settings' delta_joints: relative to the state
+    output = build_action_output(None, JOINTS, ("j1", "j2"))  # the settings' relative_joints: relative to the state
     actions = output.to_model_actions(targets, q)
     np.testing.assert_allclose(actions[0], [0.05, 0.1, 0.5])
     model_units = processor.actions_to_model(actions)
@@ -78,10 +78,10 @@ def test_processor_rejects_short_stats_and_unknown_slots():
     cfg = tiny_config()
     short = DatasetStatistics(*(FeatureStats(np.zeros(2), np.ones(2), np.ones(2, bool)) for _ in range(2)))
     with pytest.raises(ValueError, match=r"the 3 joints .*: state statistics: statistics too short for 3 dimensions"):
-        Pi0Processor(cfg, Pi0Settings(joints=JOINTS, cameras={"front": "base_0_rgb"}), short)
+        Pi0Processor(cfg, Pi0Settings(joints=JOINTS, cameras={"base_0_rgb": "front"}), short)
     ok = DatasetStatistics(*(FeatureStats(np.zeros(3), np.ones(3), np.ones(3, bool)) for _ in range(2)))
     with pytest.raises(ValueError, match="unknown π₀ slots"):
-        Pi0Processor(cfg, Pi0Settings(joints=JOINTS, cameras={"front": "top"}), ok)
+        Pi0Processor(cfg, Pi0Settings(joints=JOINTS, cameras={"top": "front"}), ok)
     with pytest.raises(ValueError):
         pad_last(np.zeros(33), 32)
 

@@ -53,13 +53,13 @@ class FaultInjectionBackend(Backend):
 
 
 def load_fault_injection_backend(
-    model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0
+    model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0, robot=None
 ) -> FaultInjectionBackend:
     """The wrapped backend `inner` loaded from `model_path`; keys of FaultInjectionSettings in
     `overrides` choose the fault, the other keys go to the inner backend."""
     overrides = dict(overrides or {})
     own = {k: overrides.pop(k) for k in FaultInjectionSettings.field_names() if k in overrides}
     settings, sources = resolve_settings(FaultInjectionSettings, [("node parameters", own)] if own else [])
-    backend = FaultInjectionBackend(load_backend(settings.inner, model_path, overrides, seed), settings)
+    backend = FaultInjectionBackend(load_backend(settings.inner, model_path, overrides, seed, robot=robot), settings)
     backend.settings_sources = sources
     return backend

@@ -50,7 +50,9 @@ class NoopBackend(Backend):
         return ActionChunk(observation.stamp_s, self.dt_s, self.joint_names, positions, time.perf_counter() - start)
 
 
-def load_noop_backend(model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0) -> NoopBackend:
+def load_noop_backend(
+    model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0, robot=None
+) -> NoopBackend:
     """The no-op backend from its settings layers (node parameters over `config/backends/noop.yaml`)."""
     settings, sources = resolve_settings(NoopSettings, settings_layers("noop", None, overrides or {}))
     backend = NoopBackend(settings)

@@ -49,10 +49,17 @@ class OctoBackend(Backend):
     supports_prefix = True
 
     def __init__(
-        self, net: OctoNet, checkpoint: OctoCheckpoint, settings: OctoSettings = OctoSettings(), seed: int = 0
+        self,
+        net: OctoNet,
+        checkpoint: OctoCheckpoint,
+        settings: OctoSettings = OctoSettings(),
+        seed: int = 0,
+        robot=None,
     ):
         """net: the model (eval, on its device); checkpoint: what its kind decided (checkpoint.py); settings: how
-        the robot runs it; seed: the sampler's noise generator. BackendError for settings that do not fit."""
+        the robot runs it; seed: the sampler's noise generator; robot: the RobotBody whose joints and cameras
+        fill what the checkpoint and settings leave open. BackendError for settings that do not fit."""
+        self.robot = robot
         self.net, self.checkpoint, self.settings, self.cfg = net, checkpoint, settings, checkpoint.config
         self.text_encoder = checkpoint.text_encoder
         self.action_stats, self.dataset_key = checkpoint.action_stats, checkpoint.dataset_key
@@ -66,7 +73,7 @@ class OctoBackend(Backend):
         self.slots = {g.name: g.image_size for g in net.cfg.images}  # model image slot -> (h, w) pixels
         self.mapping: RobotMapping = self._mapping()
         self._check_model_fits()
-        self.camera_names = tuple(self.mapping.cameras)
+        self.camera_names = self.mapping.robot_cameras
         self.joint_names = self.mapping.joints
         self.relative_joints = self.mapping.relative_joints
         self.dt_s = settings.dt_s or checkpoint.dt_s
@@ -86,7 +93,10 @@ class OctoBackend(Backend):
         try:
             check_normalization(self.action_stats, self.normalization)
             joint_dim = None if self.action_space else self.net.cfg.action_dim
-            return self.settings.mapping(ckpt.joints, tuple(self.slots), ckpt.delta_mask, joint_dim)
+            robot_joints, robot_cameras = (self.robot.joint_names, self.robot.camera_names) if self.robot else ((), ())
+            return self.settings.mapping(
+                ckpt.joints, tuple(self.slots), ckpt.delta_mask, joint_dim, robot_joints, robot_cameras
+            )
         except ValueError as exc:
             raise BackendError(f"{ckpt.where}: {exc}") from exc
 
@@ -103,7 +113,7 @@ class OctoBackend(Backend):
             raise BackendError(f"{where}: the model's proprio token needs {cfg.proprio_dim} state statistics")
         if (settings.goal_image or settings.goal_camera) and not any(g.goal for g in cfg.images):
             raise BackendError(f"{settings.source}: goal_image / goal_camera: the model takes no goal image")
-        if settings.goal_camera is not None and settings.goal_camera in self.mapping.cameras:
+        if settings.goal_camera is not None and settings.goal_camera in self.mapping.robot_cameras:
             raise BackendError(f"{settings.source}: goal_camera {settings.goal_camera!r} is also an observation camera")
 
     def bind_robot(self, robot=None) -> None:
@@ -238,7 +248,7 @@ class OctoBackend(Backend):
             cameras = list(self.camera_names)
             raise BackendError(f"octo backend needs one of the cameras {cameras}; the observation has none")
         step: dict[str, np.ndarray | None] = {slot: None for slot in self.slots}
-        for camera, slot in self.mapping.cameras.items():
+        for slot, camera in self.mapping.cameras.items():
             if camera in observation.images:
                 rgb, where = observation.images[camera], f"octo: camera {camera!r}"
                 step[slot] = image_input(rgb, self.slots[slot], where, self.settings.resize_images)
@@ -286,13 +296,15 @@ class OctoBackend(Backend):
         }
 
 
-def load_octo_backend(model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0) -> OctoBackend:
+def load_octo_backend(
+    model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0, robot=None
+) -> OctoBackend:
     """The backend for checkpoint folder `model_path` (either kind), settings layered over `overrides` (node
-    parameters)."""
+    parameters). robot: the RobotBody whose joints a checkpoint that names none drives."""
     if model_path is None:
         raise BackendError("octo backend: no checkpoint folder given (model_path)")
     settings, sources = resolve_settings(OctoSettings, settings_layers("octo", Path(model_path), overrides or {}))
     net, checkpoint = load_checkpoint(Path(model_path), settings)
-    backend = OctoBackend(net, checkpoint, settings, seed)
+    backend = OctoBackend(net, checkpoint, settings, seed, robot)
     backend.settings_sources = sources
     return backend

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vla_ros.backends.settings import OVERLAP_ENDS, SettingsBase, check_choice
+from vla_ros.backends.normalization import check_normalization
+from vla_ros.backends.settings import OVERLAP_ENDS, SettingsBase, check_choice, default_cameras
 from vla_ros.core.robot_mapping import RobotMapping
 
 
@@ -118,14 +119,14 @@ class OctoSettings(SettingsBase):
     device: str = "cpu"  # torch device: cpu | cuda | cuda:N
     max_guidance: float = 5.0  # RTC guidance weight clip (beta) for guided inference
     guidance_overlap: str = "plan"  # guided: the soft mask decays to 0 at the running plan's end (RTC) | chunk's end
-    cameras: dict[str, str] | None = None  # robot camera -> the model's camera slot
+    cameras: dict[str, str] | None = None  # the model's camera slot -> robot camera
     joints: tuple[str, ...] | None = None  # robot joint of model dim i
     relative_joints: tuple[str, ...] | None = None  # joints predicted relative to the state
     action_space: dict | None = None  # the checkpoint's action space, over its config.json's (None: config.json's)
     # mostly for released Octo models (converted with `vla-ros convert octo`)
     t5_folder: str | None = None  # local t5-base folder (tokenizer + encoder) for language tasks
     dataset_key: str | None = None  # dataset_statistics.json entry (e.g. bridge_dataset); needed when several
-    normalization: str = "normal"  # action normalisation the model was trained with: normal | bounds
+    normalization: str = "mean_std"  # action normalisation the model was trained with: mean_std | quantiles (p01/p99)
     goal_image: str | None = None  # image file: a goal-image task (models with goal-image slots)
     goal_camera: str | None = None  # observation image (e.g. fed by a goal topic) used as the goal when present
     window_size: int | None = None  # observation history (None: the model's)
@@ -137,29 +138,38 @@ class OctoSettings(SettingsBase):
         if self.max_guidance < 0:
             raise ValueError(f"{self.source}: max_guidance: must be >= 0, got {self.max_guidance}")
         check_choice(self.source, "guidance_overlap", self.guidance_overlap, OVERLAP_ENDS)
-        if self.normalization not in ("normal", "bounds"):
-            raise ValueError(f"{self.source}: normalization: must be normal or bounds, got {self.normalization!r}")
+        check_normalization(self.source, self.normalization, ("mean_std", "quantiles"))
         if self.window_size is not None and self.window_size < 1:
             raise ValueError(f"{self.source}: window_size: must be >= 1, got {self.window_size}")
         if self.dt_s is not None and self.dt_s <= 0:
             raise ValueError(f"{self.source}: dt_s: must be > 0, got {self.dt_s}")
 
     def mapping(
-        self, joints: tuple[str, ...], slots: tuple[str, ...], delta_mask: tuple[bool, ...] = (), action_dim=None
+        self,
+        joints: tuple[str, ...],
+        slots: tuple[str, ...],
+        delta_mask: tuple[bool, ...] = (),
+        action_dim=None,
+        robot_joints: tuple[str, ...] = (),
+        robot_cameras: tuple[str, ...] = (),
     ) -> RobotMapping:
-        """The robot mapping: these settings over the checkpoint's own joints (model order; empty: the settings
-        must name them), image slots (robot camera = slot by default) and delta_mask. action_dim: the width of
-        a joint-position model to check the joints against (None: an action space maps the joints)."""
+        """The robot mapping: these settings over the checkpoint's own joints (model order; empty: the robot
+        config's `robot_joints`), image slots (default: settings.default_cameras onto `robot_cameras`, else the
+        robot camera of each slot's name) and delta_mask. action_dim: the
+        width of a joint-position model to check the joints against (None: an action space maps the joints)."""
         default: dict[str, Any] = {
-            "joints": list(joints),
-            "cameras": {s: s for s in slots},
+            "joints": list(joints) or list(robot_joints),
+            "cameras": default_cameras(slots, robot_cameras) if robot_cameras else {s: s for s in slots},
             "relative_joints": [j for j, rel in zip(joints, delta_mask) if rel],
         }
         for key in default:
             if getattr(self, key) is not None:
                 default[key] = getattr(self, key)
         if not default["joints"]:
-            raise ValueError(f"{self.source}: joints: name the robot joints the chunk drives (model order)")
+            raise ValueError(
+                f"{self.source}: joints: the checkpoint names none and there is no robot config: name the robot joints "
+                "the chunk drives (model order)"
+            )
         mapping = RobotMapping.from_dict(default, self.source)
         mapping.check_slots(slots)
         if action_dim is None:

@@ -6,7 +6,7 @@ window:   the last `window_size` steps (images, the normalised state); at an epi
           steps are padding, a camera the observation lacks is masked
 task:     instruction -> word ids and their mask (demo-style checkpoints: the net's own word encoder) or
           T5 encoder states (L, 768), encoded once per instruction (truncated to L tokens)
-actions:  normalised (H, A') <-> the dataset's units: mean/std ("normal") or p01/p99 ("bounds"), only where
+actions:  normalised (H, A') <-> the dataset's units: mean/std ("mean_std") or p01/p99 ("quantiles"), only where
           the statistics' mask is True (e.g. the gripper stays raw), cut to the statistics' width A <= A'
 Joint targets <-> model actions is the action space's step (backends/action_output.py), shared by all backends.
 """
@@ -25,7 +25,7 @@ from vla_ros.backends.normalization import FeatureStats, choose_dataset
 from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.core.images import resize_rgb
 
-NORMALIZATIONS = ("normal", "bounds")
+NORMALIZATIONS = ("mean_std", "quantiles")  # of backends/normalization.py NORMALIZATION_MODES
 T5_HINT = (
     "download the t5-base tokenizer and encoder once, e.g. `huggingface-cli download google-t5/t5-base "
     "--local-dir <folder>` (config.json, model.safetensors, spiece.model / tokenizer.json), and name the folder "
@@ -54,8 +54,8 @@ def check_normalization(stats: dict, kind: str) -> None:
     """ValueError unless `kind` is one of NORMALIZATIONS and `stats` hold what it needs."""
     if kind not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {kind!r}")
-    if kind == "bounds" and not ("p01" in stats and "p99" in stats):
-        raise ValueError("normalization bounds needs p01 / p99 action statistics")
+    if kind == "quantiles" and not ("p01" in stats and "p99" in stats):
+        raise ValueError("normalization quantiles needs p01 / p99 action statistics")
 
 
 def normalize_actions(actions: np.ndarray, stats: dict, kind: str) -> np.ndarray:
@@ -63,7 +63,7 @@ def normalize_actions(actions: np.ndarray, stats: dict, kind: str) -> np.ndarray
     check_normalization(stats, kind)
     mask = np.asarray(stats.get("mask", np.ones(len(stats["mean"]), bool)), bool)
     a = np.asarray(actions, np.float64)
-    if kind == "normal":
+    if kind == "mean_std":
         z = (a - stats["mean"]) / stats["std"]
     else:
         z = 2 * (a - stats["p01"]) / np.maximum(stats["p99"] - stats["p01"], 1e-8) - 1
@@ -76,7 +76,7 @@ def unnormalize_actions(actions: np.ndarray, stats: dict, kind: str) -> np.ndarr
     width = len(stats["mean"])
     mask = np.asarray(stats.get("mask", np.ones(width, bool)), bool)
     a = np.asarray(actions, np.float64)[..., :width]
-    if kind == "normal":
+    if kind == "mean_std":
         raw = a * stats["std"] + stats["mean"]
     else:
         raw = (a + 1) * (stats["p99"] - stats["p01"]) / 2 + stats["p01"]

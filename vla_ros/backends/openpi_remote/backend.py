@@ -170,7 +170,7 @@ def connect_with_wait(link: PolicyLink, wait_s: float) -> None:
 
 
 def load_openpi_remote_backend(
-    model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0
+    model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0, robot=None
 ) -> OpenpiRemoteBackend:
     """Connect to the server the settings name and build the backend from its metadata.
 

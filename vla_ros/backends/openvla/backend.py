@@ -39,7 +39,7 @@ from vla_ros.backends.openvla.processing import (
     unnormalize,
     with_empty_token,
 )
-from vla_ros.backends.settings import SettingsError, resolve_settings, settings_layers
+from vla_ros.backends.settings import SettingsError, resolve_settings, settings_layers, with_robot_joints
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -74,31 +74,30 @@ class OpenVLABackend(Backend):
         self.action_stats = stats["action"]
         self.oft = oft
         self.action_dim = len(self.action_stats["q01"])
-        if settings.action_space is None and len(settings.joints) != self.action_dim:
-            raise BackendError(
-                f"OpenVLA ({settings.source}): joints {list(settings.joints)} must name the {self.action_dim} "
-                f"action dims of unnorm_key {settings.unnorm_key!r}"
-            )
         self.action_tokenizer = ActionTokenizer(self.cfg.action_vocab_end, self.cfg.n_action_bins)
         self.device = next(model.parameters()).device
-        self.camera_names = settings.cameras
+        self.camera_names = settings.robot_cameras
         self.joint_names = settings.joints
         self.dt_s = settings.dt_s
         self.horizon = settings.chunk_size if oft is not None else 1
         self.relative_joints = settings.relative_joints
         self.action_space = settings.action_space
         self.action_space_source = settings.source
-        if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
-            self.bind_robot(None)
 
     def bind_robot(self, robot=None) -> None:
         """Backend.bind_robot, then check that the action space has the checkpoint's action width."""
         super().bind_robot(robot)
         if self.output.action_dim != self.action_dim:
+            space = self.output.space.name
+            hint = (
+                f"joints {list(self.joint_names)} must name the {self.action_dim} action dims, or the checkpoint "
+                "(or the robot config) must name its action space"
+                if space == "joint_positions"
+                else f"action space '{space}' takes {self.output.action_dim} values per point"
+            )
             raise BackendError(
-                f"OpenVLA ({self.settings.source}): action space '{self.output.space.name}' takes "
-                f"{self.output.action_dim} values per point, unnorm_key {self.settings.unnorm_key!r} has "
-                f"{self.action_dim}"
+                f"OpenVLA ({self.settings.source}): {hint}; unnorm_key {self.settings.unnorm_key!r} has "
+                f"{self.action_dim} action dims"
             )
 
     def input_ids(self, instruction: str) -> list[int]:
@@ -136,7 +135,7 @@ class OpenVLABackend(Backend):
         require_cameras(observation, self.camera_names, "OpenVLA backend")
         ids = self.input_ids(observation.instruction)
         if self.oft is None:
-            tokens, _ = self.generate(self.pixel_values(observation.images[self.settings.camera]), ids)
+            tokens, _ = self.generate(self.pixel_values(observation.images[self.camera_names[0]]), ids)
             return unnormalize(self.action_tokenizer.decode(tokens), self.action_stats)[None]
         pixels = np.concatenate([self.pixel_values(observation.images[c]) for c in self.camera_names], axis=0)
         proprio = None
@@ -164,6 +163,7 @@ def load_openvla_backend(
     model_path: Path | None = None,
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
+    robot=None,
     *,
     config: str | Path | None = None,
 ) -> OpenVLABackend:
@@ -178,6 +178,7 @@ def load_openvla_backend(
         raise BackendError(f"OpenVLA settings: {exc}") from exc
     folder = checkpoint_folder(model_path, settings, "OpenVLA backend")
     check_folder(folder)
+    settings, sources = robot_facts(settings, sources, robot)
     cfg = load_config(folder)
     key, stats = select_stats(cfg.norm_stats, settings.unnorm_key, f"OpenVLA checkpoint {folder}")
     settings = dataclasses.replace(settings, unnorm_key=key)
@@ -193,7 +194,25 @@ def load_openvla_backend(
     oft = load_oft_heads(folder, cfg.hidden_size, settings, stats) if settings.oft else None
     backend = OpenVLABackend(model, image_cfg, tokenizer, settings, stats, oft)
     backend.settings_sources = sources
+    if robot is None and backend.action_space is None:  # joint positions; with a robot, load_backend binds it
+        backend.bind_robot(None)
     return backend
+
+
+def robot_facts(settings: OpenVLASettings, sources: dict, robot) -> tuple[OpenVLASettings, dict]:
+    """Joints and cameras the settings leave open, from the robot config (joints: all of them; cameras: the
+    first as the primary image)."""
+    try:
+        settings, sources = with_robot_joints(settings, sources, robot, "OpenVLA backend")
+    except SettingsError as exc:
+        raise BackendError(f"OpenVLA settings: {exc}") from exc
+    if settings.cameras is None:
+        first = robot.camera_names[:1] if robot else ()
+        if not first:
+            raise BackendError(f"OpenVLA settings ({settings.source}): cameras: none set and no robot camera to use")
+        settings = dataclasses.replace(settings, cameras={"primary": first[0]})
+        sources = {**sources, "cameras": f"default: the first camera of {robot.source}"}
+    return settings, sources
 
 
 def load_oft_heads(folder: Path, hidden_size: int, settings: OpenVLASettings, stats: dict) -> OFTHeads:

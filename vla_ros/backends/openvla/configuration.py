@@ -9,9 +9,9 @@ a checkpoint of other towers can describe them in an extra `vision_towers` list 
 
 `OpenVLASettings` says how the robot talks to the model: the camera(s), the decoding options,
 OpenVLA-OFT's chunk settings (the authors keep them in code constants, not in the checkpoint:
-LIBERO chunk 8 / q01-q99 bounds, ALOHA chunk 25 / min-max bounds), and the joint mapping used
-until the action-space layer routes end-effector actions: action dimension i drives `joints[i]`,
-as an absolute target or, for `relative_joints`, added to the joint's current position (radians).
+LIBERO chunk 8 / q01-q99 quantiles, ALOHA chunk 25 / min-max bounds), and the checkpoint's action space
+(an `action_space` block, e.g. `{preset: bridge_ee_delta}`; without one, action dimension i drives
+`joints[i]`, as an absolute target or, for `relative_joints`, added to the joint's current position).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vla_ros.backends.blocks.vit import VitSpec
+from vla_ros.backends.normalization import check_normalization
 from vla_ros.backends.settings import SettingsBase, check_choice, check_joints
 
 # timm ids of the towers OpenVLA checkpoints use -> their flags (timm's model definitions)
@@ -248,15 +249,17 @@ class ImageProcessorConfig:
 
 DTYPES = ("float32", "bfloat16")
 ATTENTION = ("sdpa", "eager")
-NORMALIZATION = ("bounds_q99", "bounds")
+NORMALIZATION = ("quantiles", "min_max")  # backends/normalization.py NORMALIZATION_MODES
 
 
 @dataclass(frozen=True)
 class OpenVLASettings(SettingsBase):
-    KEY_GROUPS = (("joints", "relative_joints", "proprio_joints"), ("camera", "wrist_cameras"))
+    KEY_GROUPS = (("joints", "relative_joints", "proprio_joints"),)
 
-    joints: tuple[str, ...]  # action dim i -> joints[i] (radians; the gripper as the robot reports it)
-    camera: str  # robot camera fed to the model
+    joints: tuple[str, ...] = ()  # robot joints the actions drive (empty: the robot config's joints)
+    # model camera -> robot camera, in the model's image order: the first is the third-person image; OFT reads
+    # further (wrist) images in the order given. None: {primary: the robot's first camera}
+    cameras: dict[str, str] | None = None
     relative_joints: tuple[str, ...] = ()  # actions added to the current position; others absolute
     unnorm_key: str | None = None  # dataset statistics; required when the checkpoint has several
     dt_s: float = 0.2  # seconds until the 1-point chunk's target (the rate the checkpoint was trained at)
@@ -268,18 +271,18 @@ class OpenVLASettings(SettingsBase):
     static_cache: bool = False  # preallocated KV cache (fixed shapes for CUDA graphs / torch.compile)
     oft: bool = False  # OpenVLA-OFT: one parallel pass + L1 regression head (`action_head--*.pt`)
     chunk_size: int = 8  # OFT actions per chunk (LIBERO 8, ALOHA 25); chunk points are dt_s apart
-    normalization: str = "bounds_q99"  # OFT action/proprio bounds: bounds_q99 (q01/q99) | bounds (min/max)
-    wrist_cameras: tuple[str, ...] = ()  # OFT: further images after `camera`, in this order
+    normalization: str = "quantiles"  # OFT action/proprio bounds: quantiles (q01/q99) | min_max
     proprio_joints: tuple[str, ...] = ()  # OFT: joints fed, normalised, to the proprio projector
     action_space: dict | None = None  # the checkpoint's action space (preset + overrides); None: joint positions
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "joints", tuple(self.joints))
-        for name in ("relative_joints", "wrist_cameras", "proprio_joints"):
+        for name in ("relative_joints", "proprio_joints"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         where = self.source
-        check_joints(where, self.joints, self.relative_joints, "relative_joints")
+        if self.joints:
+            check_joints(where, self.joints, self.relative_joints, "relative_joints")
         if not self.dt_s > 0:
             raise ValueError(f"{where}: dt_s: must be > 0, got {self.dt_s}")
         if self.center_crop_scale is not None and not 0 < self.center_crop_scale <= 1:
@@ -288,14 +291,15 @@ class OpenVLASettings(SettingsBase):
         check_choice(where, "attention", self.attention, ATTENTION)
         if self.chunk_size < 1:
             raise ValueError(f"{where}: chunk_size: must be >= 1, got {self.chunk_size}")
-        check_choice(where, "normalization", self.normalization, NORMALIZATION)
-        if not self.oft and (self.wrist_cameras or self.proprio_joints):
+        check_normalization(where, self.normalization, NORMALIZATION)
+        if self.cameras is not None and not self.cameras:
+            raise ValueError(f"{where}: cameras: map at least the model's first image to a robot camera")
+        if not self.oft and ((self.cameras and len(self.cameras) > 1) or self.proprio_joints):
             raise ValueError(
-                f"{where}: wrist_cameras / proprio_joints need oft: true (OpenVLA reads one image, no state)"
+                f"{where}: cameras beyond the first / proprio_joints need oft: true (OpenVLA reads one image, no state)"
             )
-        if self.camera in self.wrist_cameras:
-            raise ValueError(f"{where}: wrist_cameras: {self.camera!r} is already the main camera")
 
     @property
-    def cameras(self) -> tuple[str, ...]:
-        return (self.camera, *self.wrist_cameras)
+    def robot_cameras(self) -> tuple[str, ...]:
+        """The robot cameras in the model's image order (the settings' cameras must be set)."""
+        return tuple(self.cameras.values())

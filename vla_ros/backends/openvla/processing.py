@@ -16,7 +16,7 @@ from PIL import Image
 
 from vla_ros.backends.openvla.configuration import EMPTY_TOKEN_ID, ImageProcessorConfig
 
-BOUNDS = {"bounds_q99": ("q01", "q99"), "bounds": ("min", "max")}  # normalisation scheme -> (low, high) statistics
+BOUNDS = {"quantiles": ("q01", "q99"), "min_max": ("min", "max")}  # normalisation scheme -> (low, high) statistics
 PIL_FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
     "bilinear": Image.Resampling.BILINEAR,
@@ -110,17 +110,17 @@ def _bounds(stats: dict, scheme: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return low, high, np.asarray(stats.get("mask", np.ones_like(low, dtype=bool)), dtype=bool)
 
 
-def unnormalize(normalized: np.ndarray, stats: dict, scheme: str = "bounds_q99", eps: float = 0.0) -> np.ndarray:
+def unnormalize(normalized: np.ndarray, stats: dict, scheme: str = "quantiles", eps: float = 0.0) -> np.ndarray:
     """(..., A) in [-1, 1] -> 0.5 (x + 1)(high - low + eps) + low where `mask` (default all) is true.
 
-    scheme: "bounds_q99" (q01/q99, OpenVLA and OFT-LIBERO) or "bounds" (min/max, OFT-ALOHA).
+    scheme: "quantiles" (q01/q99, OpenVLA and OFT-LIBERO) or "min_max" (OFT-ALOHA).
     eps: OpenVLA-OFT adds 1e-8 to the range; OpenVLA adds nothing.
     """
     low, high, mask = _bounds(stats, scheme)
     return np.where(mask, 0.5 * (normalized + 1.0) * (high - low + eps) + low, normalized)
 
 
-def normalize(x: np.ndarray, stats: dict, scheme: str = "bounds_q99") -> np.ndarray:
+def normalize(x: np.ndarray, stats: dict, scheme: str = "quantiles") -> np.ndarray:
     """OFT's proprio input: 2 (x - low) / (high - low + 1e-8) - 1 where `mask`, then every dim clipped to [-1, 1]."""
     low, high, mask = _bounds(stats, scheme)
     return np.clip(np.where(mask, 2.0 * (x - low) / (high - low + 1e-8) - 1.0, x), -1.0, 1.0)

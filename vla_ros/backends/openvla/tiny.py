@@ -125,6 +125,12 @@ def save_component(path: Path, module) -> None:
     torch.save({f"module.{k}": v.to(torch.bfloat16) for k, v in module.state_dict().items()}, path)
 
 
+def model_cameras(camera: str, wrist_cameras: tuple[str, ...] = ()) -> dict[str, str]:
+    """OpenVLA's `cameras` setting: primary <- `camera`, then wrist (or wrist_1, wrist_2...) <- `wrist_cameras`."""
+    wrists = ["wrist"] if len(wrist_cameras) == 1 else [f"wrist_{i + 1}" for i in range(len(wrist_cameras))]
+    return {"primary": camera, **dict(zip(wrists, wrist_cameras))}
+
+
 def make_tiny_checkpoint(
     folder: Path,
     joint_names: tuple[str, ...],
@@ -183,13 +189,12 @@ def make_tiny_checkpoint(
     write_tokenizer(folder)
     settings = OpenVLASettings(
         joints=tuple(joint_names),
-        camera=camera,
+        cameras=model_cameras(camera, wrist_cameras if oft else ()),
         relative_joints=relative_joints(joint_names),
         unnorm_key="sim_tabletop",
         dt_s=dt_s,
         oft=oft,
         chunk_size=chunk_size,
-        wrist_cameras=wrist_cameras if oft else (),
         proprio_joints=tuple(joint_names) if oft else (),
     )
     write_settings(folder / "openvla.yaml", settings, "OpenVLA", "vla_ros.backends.openvla.tiny")

@@ -6,6 +6,7 @@ Settings: the package's `config/backends/pi0.yaml` < `<checkpoint>/pi0.yaml` < n
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.processing import Pi0Processor
 from vla_ros.backends.pi0.settings import Pi0Settings
 from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer
-from vla_ros.backends.settings import resolve_settings, settings_layers
+from vla_ros.backends.settings import default_cameras, resolve_settings, settings_layers, with_robot_joints
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -39,7 +40,7 @@ class Pi0Backend(Backend):
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.camera_names = tuple(self.settings.cameras)
+        self.camera_names = tuple(dict.fromkeys(self.settings.cameras.values()))
         self.joint_names = self.settings.joints
         self.dt_s = self.settings.dt_s
         self.horizon = self.cfg.action_horizon
@@ -47,7 +48,7 @@ class Pi0Backend(Backend):
         self.max_guidance = self.settings.max_guidance
         self.sampler = FastSampler(model, self.steps, self.settings.fast_path)  # unguided chunks
         self.device_images = DeviceImages(processor, self.device)
-        self.relative_joints = self.settings.delta_joints
+        self.relative_joints = self.settings.relative_joints
         self.action_space = self.settings.action_space
         self.action_space_source = self.settings.source
         if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
@@ -128,12 +129,23 @@ class Pi0Backend(Backend):
         return (torch.from_numpy(model_units)[None].to(self.device), torch.from_numpy(weights).float().to(self.device))
 
 
-def load_pi0_backend(model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0) -> Pi0Backend:
+def load_pi0_backend(
+    model_path: Path | None, overrides: dict[str, Any] | None = None, seed: int = 0, robot=None
+) -> Pi0Backend:
     """π₀ backend from a checkpoint folder (`model_path`, else the settings' `checkpoint`), settings
-    layered over `overrides` (node parameters; see backends/settings.py)."""
+    layered over `overrides` (node parameters; see backends/settings.py). robot: the RobotBody whose joints
+    and cameras are used where the settings name none."""
     settings, sources = resolve_settings(Pi0Settings, settings_layers("pi0", model_path, overrides or {}))
     folder = checkpoint_folder(model_path, settings, "π₀ backend")
     ckpt = load_checkpoint(folder, settings)
+    settings, sources = with_robot_joints(ckpt.settings, sources, robot, "π₀ backend")
+    ckpt = dataclasses.replace(ckpt, settings=settings)
+    if ckpt.settings.cameras is None:
+        cameras = default_cameras(ckpt.profile.image_slots, robot.camera_names if robot else ())
+        if not cameras:
+            raise BackendError(f"π₀ backend ({settings.source}): cameras: none mapped and no robot cameras to map")
+        ckpt = dataclasses.replace(ckpt, settings=dataclasses.replace(ckpt.settings, cameras=cameras))
+        sources = {**sources, "cameras": f"default: the robot's cameras onto {list(ckpt.profile.image_slots)}"}
     try:
         processor = Pi0Processor(ckpt.cfg, ckpt.settings, ckpt.stats, ckpt.profile)
     except ValueError as exc:

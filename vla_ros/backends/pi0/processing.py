@@ -99,7 +99,7 @@ class Pi0Processor:
         if settings.action_space is None:  # joint positions: one state and action value per joint
             d = len(settings.joints)
             self.check_dims(d, d, f"the {d} joints {list(settings.joints)}")
-        self.slot_camera = {slot: cam for cam, slot in settings.cameras.items()}
+        self.slot_camera = dict(settings.cameras)
 
     def _normalizer(self, feature: str, dims: int) -> Normalizer:
         """The origin's normaliser of the first `dims` values of `feature` ('state' | 'action')."""

@@ -2,7 +2,7 @@
 says): robot mapping and sampler.
 
 The checkpoint says what the model is (`config.json`); this file says how our robot talks to it:
-which robot camera fills which π₀ camera slot, which joints are the state/action dimensions
+which robot camera fills each π₀ camera slot, which joints are the state/action dimensions
 (dimension i is `joints[i]`, the rest up to 32 is zero padding), which of them the checkpoint
 predicts relative to the current state, the chunk timing and the sampler. Errors name the file
 and the key.
@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vla_ros.backends.settings import OVERLAP_ENDS, SettingsBase, check_choice, check_joints
-from vla_ros.core.robot_mapping import RobotMapping
 
 DTYPES = ("float32", "bfloat16")
 FAST_PATHS = ("eager", "compile", "cuda_graph", "auto")  # backends/pi0/fast.py
@@ -21,11 +20,12 @@ FAST_PATHS = ("eager", "compile", "cuda_graph", "auto")  # backends/pi0/fast.py
 
 @dataclass(frozen=True)
 class Pi0Settings(SettingsBase):
-    KEY_GROUPS = (("joints", "delta_joints"),)
+    KEY_GROUPS = (("joints", "relative_joints"),)
 
-    joints: tuple[str, ...]  # robot joints of state/action dims 0..D-1, radians (the gripper as the robot reports it)
-    cameras: dict[str, str]  # robot camera -> π₀ image slot; unmapped slots are masked
-    delta_joints: tuple[str, ...] = ()  # joints whose actions are relative to the current state
+    joints: tuple[str, ...] = ()  # robot joints of state/action dims 0..D-1 (empty: the robot config's joints)
+    cameras: dict[str, str] | None = None  # π₀ image slot -> robot camera; unmapped slots are masked (None: same
+    # names as the robot's cameras, else the robot's cameras in slot order)
+    relative_joints: tuple[str, ...] = ()  # joints whose actions are relative to the current state
     dt_s: float = 0.1  # seconds between chunk points
     steps: int | None = None  # Euler steps; None = the checkpoint's (LeRobot num_inference_steps), else 10
     max_guidance: float = 5.0  # RTC guidance weight clip (beta)
@@ -38,21 +38,19 @@ class Pi0Settings(SettingsBase):
     skip_masked_slots: bool = True  # do not encode masked camera slots (same result, less compute)
     origin: str | None = None  # openpi | lerobot: toolchain that trained the checkpoint; None = detect from its files
     action_space: dict | None = (
-        None  # the checkpoint's action space (preset + overrides); None: joints per delta_joints
+        None  # the checkpoint's action space (preset + overrides); None: joints per relative_joints
     )
     fast_path: str = "auto"  # denoising loop: eager | compile | cuda_graph | auto (cuda_graph on CUDA, else eager)
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "joints", tuple(self.joints))
-        object.__setattr__(self, "delta_joints", tuple(self.delta_joints))
+        object.__setattr__(self, "relative_joints", tuple(self.relative_joints))
         where = self.source
-        check_joints(where, self.joints, self.delta_joints, "delta_joints")
-        if not self.cameras:
-            raise ValueError(f"{where}: cameras: map at least one robot camera to a π₀ slot")
-        slots = list(self.cameras.values())
-        if len(set(slots)) != len(slots):
-            raise ValueError(f"{where}: cameras: two cameras share a slot: {self.cameras}")
+        if self.joints:
+            check_joints(where, self.joints, self.relative_joints, "relative_joints")
+        if self.cameras is not None and not self.cameras:
+            raise ValueError(f"{where}: cameras: map at least one π₀ slot to a robot camera")
         if not self.dt_s > 0:
             raise ValueError(f"{where}: dt_s: must be > 0, got {self.dt_s}")
         if self.steps is not None and self.steps < 1:
@@ -67,13 +65,8 @@ class Pi0Settings(SettingsBase):
         if self.max_token_len is not None and self.max_token_len < 1:
             raise ValueError(f"{where}: max_token_len: must be >= 1, got {self.max_token_len}")
 
-    @property
-    def mapping(self) -> RobotMapping:
-        """The robot mapping (joints -> dims, cameras -> slots, relative joints)."""
-        return RobotMapping(self.joints, self.cameras, self.delta_joints, self.source)
-
     def check_slots(self, slots: tuple[str, ...]) -> None:
         """ValueError unless every mapped slot is one of the model's `slots`."""
-        bad = sorted(s for s in self.cameras.values() if s not in slots)
+        bad = sorted(s for s in self.cameras if s not in slots)
         if bad:
             raise ValueError(f"{self.source}: cameras: unknown π₀ slots {bad} (the model has {list(slots)})")

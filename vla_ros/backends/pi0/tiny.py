@@ -118,8 +118,8 @@ def make_tiny_checkpoint(
         (folder / NORM_STATS).write_text(json.dumps(raw, indent=1))
     settings = Pi0Settings(
         joints=tuple(joint_names),
-        cameras=dict(zip(camera_names, IMAGE_SLOTS)),
-        delta_joints=relative_joints(joint_names),
+        cameras=dict(zip(IMAGE_SLOTS, camera_names)),
+        relative_joints=relative_joints(joint_names),
         dt_s=dt_s,
         steps=5,
     )
