@@ -7,6 +7,7 @@ Settings: the package's `config/backends/pi0.yaml` < `<checkpoint>/pi0.yaml` < n
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.backends.pi0.checkpoint import build_model, load_checkpoint, load_weights
 from vla_ros.backends.pi0.fast import DeviceImages, FastSampler
 from vla_ros.backends.pi0.modeling import Pi0Model
+from vla_ros.backends.pi0.origin import relative_joints
 from vla_ros.backends.pi0.processing import Pi0Processor
 from vla_ros.backends.pi0.settings import Pi0Settings
 from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer
@@ -27,6 +29,7 @@ from vla_ros.backends.settings import default_cameras, resolve_settings, setting
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+LOG = logging.getLogger(__name__)
 
 
 class Pi0Backend(Backend):
@@ -146,6 +149,23 @@ def load_pi0_backend(
             raise BackendError(f"π₀ backend ({settings.source}): cameras: none mapped and no robot cameras to map")
         ckpt = dataclasses.replace(ckpt, settings=dataclasses.replace(ckpt.settings, cameras=cameras))
         sources = {**sources, "cameras": f"default: the robot's cameras onto {list(ckpt.profile.image_slots)}"}
+    named = sources.get("relative_joints", "default")  # the checkpoint's relative dims win over the default only
+    try:
+        relative, relative_source = relative_joints(
+            ckpt.profile, ckpt.settings.joints, ckpt.settings.relative_joints, None if named == "default" else named
+        )
+    except ValueError as exc:
+        raise BackendError(f"π₀ backend ({folder}): {exc}") from exc
+    if relative and ckpt.profile.relative_actions is not None and ckpt.settings.action_space is not None:
+        LOG.warning(
+            "π₀ backend: the checkpoint predicts %s relative to the raw state (%s); the action_space setting (%s) "
+            "decides instead: it must say so",
+            list(relative),
+            relative_source,
+            ckpt.settings.source,
+        )
+    ckpt = dataclasses.replace(ckpt, settings=dataclasses.replace(ckpt.settings, relative_joints=relative))
+    sources = {**sources, "relative_joints": relative_source}
     try:
         processor = Pi0Processor(ckpt.cfg, ckpt.settings, ckpt.stats, ckpt.profile)
     except ValueError as exc:

@@ -14,7 +14,9 @@ unused leftover of the converter. Anything else missing, unexpected or misshaped
 BackendError, raised before any weight is copied.
 
 `load_checkpoint` puts it together: origin (openpi | LeRobot), model type, profile of the
-origin's preprocessing (`origin.py`), statistics, tokenizer, and the source of every value.
+origin's preprocessing (`origin.py`: also which action dims the checkpoint predicts relative to
+the state, and warnings for what it read but does not understand), statistics, tokenizer, and the
+source of every value.
 """
 
 from __future__ import annotations
@@ -226,6 +228,8 @@ def load_checkpoint(folder: Path, settings: Pi0Settings) -> LoadedCheckpoint:
     provenance = {"model_type": f"{cfg.model_type} ({CONFIG} type or weight names)", "statistics": stats_source}
     provenance.update(profile.describe())
     LOG.info("π₀ checkpoint %s:\n%s", folder, "\n".join(f"  {k} = {v}" for k, v in provenance.items()))
+    for warning in profile.warnings:  # read but not understood: say so once, at load
+        LOG.warning("π₀ checkpoint %s: %s", folder, warning)
     return LoadedCheckpoint(cfg, profile, settings, stats, tokenizer, provenance)
 
 
