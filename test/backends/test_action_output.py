@@ -104,15 +104,18 @@ def test_unreachable_targets_are_counted_as_ik_failures():
 
 def test_the_checkpoint_says_what_its_numbers_mean_the_robot_which_link():
     ck = {"preset": "bridge_ee_delta", "gripper": {"source_range": None}}
-    assert resolve_action_space(ck, None, "ck", "robot") == ck
-    assert resolve_action_space(None, {"preset": "libero_ee_delta"}, "ck", "robot") == {"preset": "libero_ee_delta"}
-    merged = resolve_action_space(ck, {"gripper": {"invert": True}, "ik": {"max_iterations": 5}}, "ck", "robot")
+    assert resolve_action_space(ck, None, "ck", "robot") == (ck, "ck")
+    block, source = resolve_action_space(None, {"preset": "libero_ee_delta"}, "ck", "robot")
+    assert block == {"preset": "libero_ee_delta"} and "the robot config's default" in source
+    merged, _ = resolve_action_space(ck, {"gripper": {"invert": True}, "ik": {"max_iterations": 5}}, "ck", "robot")
     assert merged["gripper"] == {"source_range": None, "invert": True} and merged["ik"] == {"max_iterations": 5}
-    with pytest.raises(
-        ActionSpaceError, match="robot: action_space.preset: 'libero_ee_delta' contradicts .*'bridge_ee_delta'"
-    ):
-        resolve_action_space(ck, {"preset": "libero_ee_delta"}, "ck", "robot")
-    assert resolve_action_space(None, None, "ck", "robot") is None
+    # the robot config's preset is a default: a checkpoint that names its own wins, and the source says so
+    block, source = resolve_action_space(ck, {"preset": "libero_ee_delta", "ik": {"max_iterations": 5}}, "ck", "robot")
+    assert block["preset"] == "bridge_ee_delta" and block["ik"] == {"max_iterations": 5}
+    assert "over the robot config's default {'preset': 'libero_ee_delta'}" in source
+    assert resolve_action_space(None, None, "ck", "robot")[0] is None
+    with pytest.raises(ActionSpaceError, match="robot: action_space: overrides \\['ik'\\] but neither"):
+        resolve_action_space(None, {"ik": {"max_iterations": 5}}, "ck", "robot")
 
 
 def test_bad_action_spaces_and_links_fail_naming_the_key_and_value():

@@ -22,7 +22,7 @@ def test_droid_preset_splits_arm_and_gripper_and_resizes_to_224():
     s = RemoteSettings(
         keys="droid",
         joints=JOINT_NAMES,
-        cameras={"front": "observation/exterior_image_1_left", "wrist": "observation/wrist_image_left"},
+        cameras={"observation/exterior_image_1_left": "front", "observation/wrist_image_left": "wrist"},
     )
     obs = sim_observation(0, size=32)
     request = processor(s).request(obs)
@@ -42,7 +42,7 @@ def test_droid_preset_splits_arm_and_gripper_and_resizes_to_224():
 
 def test_aloha_preset_nests_images_channel_first():
     s = RemoteSettings(
-        keys="aloha", joints=JOINT_NAMES, cameras={"front": "images.cam_high", "wrist": "images.cam_left_wrist"}
+        keys="aloha", joints=JOINT_NAMES, cameras={"images.cam_high": "front", "images.cam_left_wrist": "wrist"}
     )
     request = processor(s).request(sim_observation(0))
     assert set(request) == {"images", "state", "prompt"}
@@ -52,7 +52,7 @@ def test_aloha_preset_nests_images_channel_first():
 
 
 def test_resize_keeps_aspect_with_centred_zero_padding():
-    s = RemoteSettings(keys="libero", joints=JOINT_NAMES, cameras={"front": "observation/image"}, image_size=(64, 64))
+    s = RemoteSettings(keys="libero", joints=JOINT_NAMES, cameras={"observation/image": "front"}, image_size=(64, 64))
     rgb = np.full((32, 64, 3), 200, np.uint8)  # wide image: padded top and bottom
     out = processor(s).image(rgb)
     assert out.shape == (64, 64, 3)
@@ -61,7 +61,7 @@ def test_resize_keeps_aspect_with_centred_zero_padding():
 
 def test_custom_map_and_actions_take_the_first_columns():
     s = RemoteSettings(
-        keys="custom", joints=JOINT_NAMES[:2], cameras={"front": "cam"}, state={"q": JOINT_NAMES[:2]}, image_size=(8, 8)
+        keys="custom", joints=JOINT_NAMES[:2], cameras={"cam": "front"}, state={"q": JOINT_NAMES[:2]}, image_size=(8, 8)
     )
     p = processor(s)
     request = p.request(sim_observation(0))
@@ -83,12 +83,12 @@ def test_custom_map_and_actions_take_the_first_columns():
         ({"timeout_s": 0}, "timeout_s: must be > 0"),
         ({"port": 70000}, "port: must be in"),
         (
-            {"keys": "droid", "joints": ["a"], "cameras": {"front": "observation/image"}},
+            {"keys": "droid", "joints": ["a"], "cameras": {"observation/image": "front"}},
             "not image keys of preset 'droid'",
         ),
         ({"keys": "libero", "joints": ["a"]}, "cameras: preset 'libero' needs"),
-        ({"keys": "custom", "joints": ["a"], "cameras": {"front": "x"}}, "needs 'state'"),
-        ({"action_space": "eef_delta"}, "action_space: must be one of .*droid_joint_velocity"),
+        ({"keys": "custom", "joints": ["a"], "cameras": {"x": "front"}}, "needs 'state'"),
+        ({"action_space": {"preset": "eef_delta"}}, "action_space.preset: must be one of .*droid_joint_velocity"),
         ({"image_layout": "nhwc"}, "image_layout"),
     ],
 )
@@ -102,7 +102,7 @@ def test_settings_layers_name_the_file_and_key(tmp_path):
     with pytest.raises(BackendError, match=r"openpi_remote.yaml: unknown RemoteSettings keys \['hots'\]"):
         load_backend("openpi_remote", tmp_path)
     (tmp_path / "openpi_remote.yaml").write_text("port: 8001\ntimeout_s: fast\n")
-    with pytest.raises(BackendError, match=r"openpi_remote.yaml: timeout_s: must be a number, got 'fast'"):
+    with pytest.raises(BackendError, match=r"openpi_remote.yaml: timeout_s: input should be a valid number, got 'fast'"):
         load_backend("openpi_remote", tmp_path)
     with pytest.raises(BackendError, match=r"node parameters: keys: must be one of"):
         load_backend("openpi_remote", tmp_path, {"keys": "octo", "timeout_s": 1.0})

@@ -197,6 +197,8 @@ def test_remote_actions_go_through_the_shared_action_space_step(octo_server, tmp
     assert remote.output.space.name != "droid_joint_velocity"
     assert remote.output.action_dim == len(remote.joint_names)  # absolute joint positions
     with pytest.raises(BackendError, match="the server's actions are 'joint_position', settings.action_space is"):
+        remote_backend(tmp_path, octo_server.port, action_space={"preset": "droid_joint_velocity"})
+    with pytest.raises(BackendError, match="action_space.preset: must be one of .*got 'eef_delta'"):
+        remote_backend(tmp_path, octo_server.port, action_space={"preset": "eef_delta"})
+    with pytest.raises(BackendError, match="action_space: input should be a valid dictionary"):
         remote_backend(tmp_path, octo_server.port, action_space="droid_joint_velocity")
-    with pytest.raises(BackendError, match="action_space: must be one of .*'eef_delta'"):
-        remote_backend(tmp_path, octo_server.port, action_space="eef_delta")

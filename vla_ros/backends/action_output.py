@@ -10,9 +10,9 @@ input comes from `ActionOutput.state_vector` (joints, EE pose by forward kinemat
 Which action space, in one rule (`resolve_action_space`): the checkpoint says what its numbers mean
 (its `action_space` block: a preset, or groups), the robot says which URDF, end-effector link, base
 link and gripper joint (`RobotBody`, from the robot config's `urdf` and `end_effector:`). The robot
-config's own `action_space:` block names the preset only for checkpoints that name none; a preset
-that contradicts the checkpoint's is an error; its field overrides (`gripper: {...}`, `state: {...}`,
-`ik: {...}`) apply over the checkpoint's. A checkpoint with neither is in joint positions of its
+config's own `action_space:` block is a default: its preset (or groups) is used for checkpoints that
+name none, and a checkpoint that names its own wins (the output's `source` says which, for the log);
+its field overrides (`gripper: {...}`, `state: {...}`, `ik: {...}`) apply over the checkpoint's. A checkpoint with neither is in joint positions of its
 joints, absolute or relative to the state per joint (the bundled demo's convention).
 
 Usage from a backend (OpenVLA, a remote policy, ...), after `Backend.bind_robot` built `self.output`:
@@ -84,32 +84,35 @@ def joint_space(joints: tuple[str, ...], relative_joints: tuple[str, ...] = ()) 
 
 def resolve_action_space(
     checkpoint: Mapping[str, Any] | None, robot: Mapping[str, Any] | None, checkpoint_source: str, robot_source: str
-) -> Mapping[str, Any] | None:
-    """The effective `action_space` block: the checkpoint's meaning, the robot's overrides (module docstring).
+) -> tuple[Mapping[str, Any] | None, str]:
+    """(the effective `action_space` block, where its meaning came from): the checkpoint's meaning over the
+    robot config's default, the robot's field overrides over the checkpoint's (module docstring).
 
-    Returns None when neither names one. ActionSpaceError naming both sources on a contradiction.
+    The block is None when neither names one.
     """
+    robot = dict(robot or {})
+    robot_meaning = {k: v for k, v in robot.items() if k in _SEMANTIC_KEYS}
     if not checkpoint:
-        return dict(robot) if robot else None
+        if not robot:
+            return None, "the joints (no action space named)"
+        if not robot_meaning:
+            raise ActionSpaceError(
+                f"{robot_source}: action_space: overrides {sorted(robot)} but neither the checkpoint nor the robot "
+                "config names an action space (preset or groups)"
+            )
+        return robot, f"{robot_source}: action_space (the robot config's default; the checkpoint names none)"
     merged = dict(checkpoint)
-    for key, value in (robot or {}).items():
+    for key, value in robot.items():
         if key in _SEMANTIC_KEYS:
-            if key in checkpoint and checkpoint[key] != value:
-                raise ActionSpaceError(
-                    f"{robot_source}: action_space.{key}: {value!r} contradicts the checkpoint's {checkpoint[key]!r} "
-                    f"({checkpoint_source}); the checkpoint says what its numbers mean"
-                )
-            if key not in checkpoint:
-                raise ActionSpaceError(
-                    f"{robot_source}: action_space.{key}: the checkpoint ({checkpoint_source}) declares its own "
-                    f"action space {dict(checkpoint)}; the robot config can override fields only"
-                )
             continue
         if isinstance(value, Mapping) and isinstance(checkpoint.get(key), Mapping):
             merged[key] = {**checkpoint[key], **value}
         else:
             merged[key] = value
-    return merged
+    source = checkpoint_source
+    if robot_meaning and any(checkpoint.get(k) != v for k, v in robot_meaning.items()):
+        source += f" (over the robot config's default {robot_meaning}, {robot_source})"
+    return merged, source
 
 
 class ActionOutput:
@@ -119,8 +122,9 @@ class ActionOutput:
     produce and read.
     """
 
-    def __init__(self, converter: ActionSpaceConverter):
+    def __init__(self, converter: ActionSpaceConverter, source: str = ""):
         self.converter = converter
+        self.source = source  # where the action space's meaning came from (checkpoint, robot default, joints)
         self.space = converter.space
         self.joint_names = converter.joint_names
         self.action_dim = converter.action_dim
@@ -196,15 +200,14 @@ def build_action_output(
     the source and the key (an unknown preset, an EE link missing from the URDF, ...).
     """
     robot = robot or RobotBody()
-    block = resolve_action_space(checkpoint_space, robot.action_space, checkpoint_source, robot.source)
+    block, source = resolve_action_space(checkpoint_space, robot.action_space, checkpoint_source, robot.source)
     joints = tuple(model_joints) or tuple(robot.joint_names)
     if not joints:
         raise ActionSpaceError(f"{checkpoint_source}: no joints: neither the checkpoint nor the robot names any")
     if block is None:
         space = joint_space(joints, tuple(relative_joints))
     else:
-        source = checkpoint_source if checkpoint_space else f"{robot.source}: action_space"
-        space = action_space_from_dict(block, source=source)
+        space = action_space_from_dict(block, source=checkpoint_source if checkpoint_space else robot.source)
     kinematics = None
     if robot.urdf:
         try:
@@ -231,7 +234,7 @@ def build_action_output(
         raise KinematicsError(f"{robot.source}: end_effector: {exc}") from None
     except ActionSpaceError as exc:
         raise ActionSpaceError(f"{robot.source} with {checkpoint_source}: {exc}") from None
-    return ActionOutput(converter)
+    return ActionOutput(converter, source)
 
 
 def robot_body(cfg) -> RobotBody:

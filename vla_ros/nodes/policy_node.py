@@ -201,10 +201,9 @@ class PolicyNode(LifecycleNode):
                 "from the checkpoint: " + ", ".join(f"{k} <- {v}" for k, v in backend.provenance.items())
             )
         out = backend.output
-        source = backend.action_space_source if backend.action_space else "the joints"
         self.get_logger().info(
             f"action space '{out.space.name}' ({', '.join(g.type for g in out.space.groups)}; {out.action_dim} values "
-            f"per point, state {out.state_dim}) from {source}"
+            f"per point, state {out.state_dim}) from {out.source}"
         )
         return backend
 
@@ -222,6 +221,7 @@ class PolicyNode(LifecycleNode):
         urdf = self._param("urdf_path")
         return RobotBody(
             joint_names=self.joints,
+            camera_names=tuple(self.cameras),
             urdf=str(resolve_package_path(urdf)) if urdf else "",
             ee_link=self._param("end_effector_link"),
             base_link=self._param("base_link"),

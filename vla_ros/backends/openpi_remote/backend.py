@@ -39,12 +39,12 @@ class OpenpiRemoteBackend(Backend):
         self.server_metadata = dict(link.metadata or {})
         self.processor = self._processor(settings, self.server_metadata)
         self.joint_names = self.processor.joints
-        self.camera_names = tuple(self.processor.cameras)
+        self.camera_names = tuple(dict.fromkeys(self.processor.cameras.values()))
         self.dt_s = self._dt_s(settings, self.server_metadata)
         self.horizon = int(self.server_metadata.get("horizon") or 0)  # 0 until the first answer when unknown
         self._connections_checked = link.connections
         self.chunks = 0
-        self.action_space = None if settings.action_space == ACTION_SPACE else {"preset": settings.action_space}
+        self.action_space = settings.action_space
         self.action_space_source = settings.source
         if self.action_space is None:  # joint positions need no robot; presets wait for bind_robot
             self.bind_robot(None)
@@ -53,9 +53,10 @@ class OpenpiRemoteBackend(Backend):
     def _processor(settings: RemoteSettings, metadata: dict) -> RemoteProcessor:
         where = f"openpi_remote ({settings.source}, server {settings.url})"
         space = metadata.get("action_space")
-        if space is not None and space != settings.action_space:
+        declared = (settings.action_space or {}).get("preset", ACTION_SPACE)
+        if space is not None and space != declared:
             raise BackendError(
-                f"{where}: the server's actions are '{space}', settings.action_space is '{settings.action_space}'"
+                f"{where}: the server's actions are '{space}', settings.action_space is {settings.action_space!r}"
             )
         served_joints = tuple(metadata.get("joints") or ())
         joints = settings.joints or served_joints
@@ -65,9 +66,9 @@ class OpenpiRemoteBackend(Backend):
             raise BackendError(f"{where}: joints {list(joints)} differ from the server's {list(served_joints)}")
         cameras = settings.cameras
         if not cameras and settings.keys == "vla_ros":
-            cameras = {c: IMAGE_PREFIX + c for c in metadata.get("cameras") or ()}
+            cameras = {IMAGE_PREFIX + c: c for c in metadata.get("cameras") or ()}
         if not cameras:
-            raise BackendError(f"{where}: no cameras: set 'cameras' (robot camera -> server image key)")
+            raise BackendError(f"{where}: no cameras: set 'cameras' (server image key -> robot camera)")
         size = settings.image_size or PRESETS[settings.keys].image_size or metadata.get("image_size")
         return RemoteProcessor(
             cameras,

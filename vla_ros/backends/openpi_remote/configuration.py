@@ -11,7 +11,7 @@ The observation keys follow one of openpi's example conventions (`keys`):
 - `custom`: `cameras`, `state` and `image_size` given explicitly.
 
 A `.` in a key nests maps (`images.cam_high` travels as `{"images": {"cam_high": ...}}`). `cameras`
-maps robot camera -> server image key; `state` maps server state key -> robot joints (concatenated
+maps server image key -> robot camera; `state` maps server state key -> robot joints (concatenated
 in that order). Times are seconds.
 """
 
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 from vla_ros.backends.settings import SettingsBase
 
-ACTION_SPACES = ("joint_position",)
 LAYOUTS = ("hwc", "chw")
 
 
@@ -72,16 +71,16 @@ class RemoteSettings(SettingsBase):
     max_message_mb: float = 16.0
     keys: str = "vla_ros"  # observation key preset (see the module docstring)
     joints: tuple[str, ...] = ()  # robot joints of action columns 0..D-1 (vla_ros: from the server)
-    cameras: dict[str, str] = field(default_factory=dict)  # robot camera -> server image key
+    cameras: dict[str, str] = field(default_factory=dict)  # server image key -> robot camera
     state: dict[str, tuple[str, ...]] = field(default_factory=dict)  # server state key -> robot joints
     image_size: tuple[int, ...] | None = None  # (H, W) images are resized with padding to
     image_layout: str | None = None  # hwc | chw (default: the preset's)
     prompt_key: str = "prompt"
     actions_key: str = "actions"
-    # what the server's actions are: joint_position (absolute, columns = `joints`) or an action-space
-    # preset of core/action_space.py (e.g. droid_joint_velocity, libero_ee_delta), applied by the shared
-    # output step with the robot config's URDF and end effector
-    action_space: str = "joint_position"
+    # what the server's actions are: None = absolute joint positions (columns = `joints`), or an `action_space`
+    # block of core/action_space.py (e.g. {preset: droid_joint_velocity}), applied by the shared output step
+    # with the robot config's URDF and end effector
+    action_space: dict | None = None
     dt_s: float | None = None  # seconds between action points (None: the server's metadata)
     source: str = field(default="<memory>", compare=False)
 
@@ -107,9 +106,9 @@ class RemoteSettings(SettingsBase):
             raise ValueError(f"{where}: dt_s: must be > 0, got {self.dt_s}")
         from vla_ros.core.action_space import PRESETS as SPACE_PRESETS
 
-        if self.action_space not in ACTION_SPACES and self.action_space not in SPACE_PRESETS:
-            known = [*ACTION_SPACES, *sorted(SPACE_PRESETS)]
-            raise ValueError(f"{where}: action_space: must be one of {known}, got {self.action_space!r}")
+        preset = (self.action_space or {}).get("preset")
+        if preset is not None and preset not in SPACE_PRESETS:
+            raise ValueError(f"{where}: action_space.preset: must be one of {sorted(SPACE_PRESETS)}, got {preset!r}")
         if self.image_layout is not None and self.image_layout not in LAYOUTS:
             raise ValueError(f"{where}: image_layout: must be one of {list(LAYOUTS)}, got {self.image_layout!r}")
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
@@ -117,7 +116,7 @@ class RemoteSettings(SettingsBase):
         if len(set(self.joints)) != len(self.joints):
             raise ValueError(f"{where}: joints: names must be distinct, got {list(self.joints)}")
         preset = PRESETS[self.keys]
-        stray = [k for k in self.cameras.values() if preset.image_keys and k not in preset.image_keys]
+        stray = [k for k in self.cameras if preset.image_keys and k not in preset.image_keys]
         if stray:
             raise ValueError(
                 f"{where}: cameras: {stray} are not image keys of preset '{self.keys}' {list(preset.image_keys)}"
@@ -130,8 +129,8 @@ class RemoteSettings(SettingsBase):
                 raise ValueError(f"{where}: joints: preset '{self.keys}' needs the robot joints of the action columns")
             if not self.cameras:
                 raise ValueError(
-                    f"{where}: cameras: preset '{self.keys}' needs robot camera -> image key, "
-                    f"e.g. {{front: {(preset.image_keys or ('observation/image',))[0]}}}"
+                    f"{where}: cameras: preset '{self.keys}' needs image key -> robot camera, "
+                    f"e.g. {{{(preset.image_keys or ('observation/image',))[0]}: front}}"
                 )
         if self.keys == "custom" and (not self.state or self.image_size is None):
             raise ValueError(

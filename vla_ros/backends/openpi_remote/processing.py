@@ -22,7 +22,7 @@ def _put(request: dict[str, Any], key: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class RemoteProcessor:
-    """cameras: robot camera -> server image key; state: server key -> robot joints; joints: the
+    """cameras: server image key -> robot camera; state: server key -> robot joints; joints: the
     robot joints of action columns 0..D-1; image_size: (H, W) to resize with padding to (None: as is);
     layout: 'hwc' or 'chw'."""
 
@@ -42,7 +42,7 @@ class RemoteProcessor:
     def request(self, observation: Observation, noise: np.ndarray | None = None) -> dict[str, Any]:
         """The request map for `observation` (BackendError naming a missing camera or joint)."""
         request: dict[str, Any] = {}
-        for camera, key in self.cameras.items():
+        for key, camera in self.cameras.items():
             if camera not in observation.images:
                 raise BackendError(f"openpi_remote: observation lacks camera '{camera}' (mapped to '{key}')")
             _put(request, key, self.image(observation.images[camera]))
