@@ -181,16 +181,18 @@ def node_specs(
         NodeSpec("lifecycle_manager", "vla_ros.nodes.lifecycle_manager", "vla_lifecycle_manager", manager),
     ]
     if cfg.use_sim if use_sim is None else use_sim:
-        specs.append(
-            NodeSpec(
-                "sim_robot",
-                "vla_ros.nodes.sim_robot_node",
-                "vla_sim_robot",
-                dict(overrides.get("vla_sim_robot", {})),
-                remaps,
-            )
-        )
+        sim = dict(overrides.get("vla_sim_robot", {}))
+        if not _is_tabletop_robot(cfg):  # any other robot: the sim builds it from the config's URDF
+            sim = {"robot_config": cfg.source, **sim}
+        specs.append(NodeSpec("sim_robot", "vla_ros.nodes.sim_robot_node", "vla_sim_robot", sim, remaps))
     return specs
+
+
+def _is_tabletop_robot(cfg: RobotConfig) -> bool:
+    """Does the bundled tabletop arm (config/robots/sim.yaml) simulate this robot config: same joints?"""
+    from vla_ros.sim.tabletop import JOINT_NAMES
+
+    return tuple(cfg.joint_names) == JOINT_NAMES
 
 
 def parse_bool(text: str, name: str) -> bool | None:

@@ -390,6 +390,18 @@ SIM = Schema(
         changeable=True,
         above=0.0,
     ),
+    Param(
+        "robot_config",
+        "",
+        "robot config (name or path) to simulate from its URDF, with its joints, cameras and camera topics (no "
+        "success criterion: outcome 'none'); '' = the bundled tabletop arm and its tasks",
+    ),
+    Param(
+        "initial_positions",
+        [],
+        "with robot_config: start joint positions in its joint order (radians; [] = the sim's home pose of the arm)",
+        list_kind="float",
+    ),
 )
 
 MANAGER = Schema(

@@ -1,10 +1,16 @@
-"""`sim_robot` (node `vla_sim_robot`): the MuJoCo tabletop arm as a ROS robot, in real time.
+"""`sim_robot` (node `vla_sim_robot`): a MuJoCo robot as a ROS robot, in real time.
 
-Publishes `joint_states`, `camera/image_raw` (front) and `wrist_camera/image_raw`; follows
-`commands` (Float64MultiArray, joint order of the sim). Episodes: `~/reset` (Trigger) starts the
-episode of parameter `episode_seed` and answers with its instruction; `~/task` and `~/outcome`
-(std_msgs/String, latched) say what the episode asks and whether it is running, succeeded or
-failed.
+By default the tabletop arm: publishes `joint_states`, `camera/image_raw` (front) and
+`wrist_camera/image_raw`; follows `commands` (Float64MultiArray, joint order of the sim). Episodes:
+`~/reset` (Trigger) starts the episode of parameter `episode_seed` and answers with its instruction;
+`~/task` and `~/outcome` (std_msgs/String, latched) say what the episode asks and whether it is
+running, succeeded or failed.
+
+With parameter `robot_config` (a robot config's name or path): that robot built from its URDF
+(`vla_ros.sim.urdf_robot`), with the config's joint names (joint_states, and the order and length of
+`commands`) and one camera per config camera, published on the config's camera topic (a topic ending
+in /compressed carries JPEG sensor_msgs/CompressedImage). Its episodes have a fixed instruction and
+no success criterion: the outcome is `none`.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ import time
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from vla_ros.core.images import encode_compressed
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare
 from vla_ros.nodes.runner import run_node
@@ -35,13 +42,32 @@ class SimRobotNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vla_sim_robot", **kwargs)
         self.p = declare(self, SIM)
-        self.sim = TabletopSim(image_size=(self.p["image_height"], self.p["image_width"]))
+        image_size = (self.p["image_height"], self.p["image_width"])
+        if self.p["robot_config"]:
+            from vla_ros.sim.urdf_robot import UrdfRobotSim
+
+            self.sim = UrdfRobotSim(self.p["robot_config"], image_size, self.p["initial_positions"] or None)
+            self.joint_names = self.sim.joint_names
+            camera_topics = {c.name: c.topic for c in self.sim.config.cameras}
+            self.get_logger().info(
+                f"URDF sim of {self.sim.config.source}: joints {list(self.joint_names)}, cameras {camera_topics}"
+            )
+        else:
+            self.sim = TabletopSim(image_size=image_size)
+            self.joint_names = JOINT_NAMES
+            camera_topics = CAMERA_TOPICS
         self.lock = threading.Lock()
         self.episode_start_s = 0.0
         self.js_pub = self.create_publisher(JointState, "joint_states", 10)
         # cameras as camera drivers publish them: sensor-data QoS (best effort, keep last 5)
         self.image_pubs = {
-            cam: self.create_publisher(Image, topic, qos_profile_sensor_data) for cam, topic in CAMERA_TOPICS.items()
+            cam: (
+                self.create_publisher(
+                    CompressedImage if topic.endswith("/compressed") else Image, topic, qos_profile_sensor_data
+                ),
+                topic.endswith("/compressed"),
+            )
+            for cam, topic in camera_topics.items()
         }
         self.task_pub = self.create_publisher(String, "~/task", LATCHED)
         self.outcome_pub = self.create_publisher(String, "~/outcome", LATCHED)
@@ -53,9 +79,9 @@ class SimRobotNode(Node):
         self._thread.start()
 
     def _on_command(self, msg: Float64MultiArray) -> None:
-        if len(msg.data) != len(JOINT_NAMES) or not np.all(np.isfinite(msg.data)):
+        if len(msg.data) != len(self.joint_names) or not np.all(np.isfinite(msg.data)):
             self.get_logger().error(
-                f"ignoring command: need {len(JOINT_NAMES)} finite values, got {list(msg.data)}",
+                f"ignoring command: need {len(self.joint_names)} finite values, got {list(msg.data)}",
                 throttle_duration_sec=2.0,
             )
             return
@@ -66,8 +92,9 @@ class SimRobotNode(Node):
         with self.lock:
             task = self.sim.reset(seed)
             self.episode_start_s = self.sim.time_s
+            outcome = self.sim.outcome  # "running" (the tabletop's tasks) or "none" (a URDF robot: no task)
         self.task_pub.publish(String(data=task.instruction))
-        self.outcome_pub.publish(String(data="running"))
+        self.outcome_pub.publish(String(data=outcome))
         return task.instruction
 
     def _srv_reset(self, _req, res):
@@ -112,14 +139,19 @@ class SimRobotNode(Node):
             if now >= next_js:
                 next_js += js_period
                 self.js_pub.publish(
-                    JointState(header=_header(stamp), name=list(JOINT_NAMES), position=q.tolist(), velocity=dq.tolist())
+                    JointState(
+                        header=_header(stamp), name=list(self.joint_names), position=q.tolist(), velocity=dq.tolist()
+                    )
                 )
             if now >= next_cam:
                 next_cam = max(next_cam + cam_period, now)
-                for cam, pub in self.image_pubs.items():
+                for cam, (pub, compressed) in self.image_pubs.items():
                     with self.lock:
                         rgb = self.sim.render(cam)
-                    pub.publish(conversions.rgb_to_image_msg(rgb, stamp, f"{cam}_camera"))
+                    if compressed:
+                        pub.publish(_compressed_msg(rgb, stamp, f"{cam}_camera"))
+                    else:
+                        pub.publish(conversions.rgb_to_image_msg(rgb, stamp, f"{cam}_camera"))
 
     def destroy_node(self):
         if hasattr(self, "_stop"):
@@ -131,6 +163,14 @@ class SimRobotNode(Node):
 def _header(stamp):
     msg = JointState().header
     msg.stamp = stamp
+    return msg
+
+
+def _compressed_msg(rgb: np.ndarray, stamp, frame_id: str) -> CompressedImage:
+    msg = CompressedImage(format="jpeg")
+    msg.data = encode_compressed(rgb, "jpeg", 90)
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
     return msg
 
 
