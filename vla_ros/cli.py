@@ -1,4 +1,5 @@
-"""`python -m vla_ros.cli demo | soak | compare-blends | plot | train | evaluate | bringup | params | serve | bench`."""
+"""`python -m vla_ros.cli demo | soak | compare-blends | plot | train | evaluate | bringup | check | params | serve |
+convert | bench`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from vla_ros.remote import add_serve_arguments
 
 
 def _log(message: str) -> None:
@@ -346,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("launch_args", nargs="*")
     p.set_defaults(func=lambda a: __import__("vla_ros.bringup", fromlist=["main"]).main(a.launch_args))
     sub.add_parser("bench", help="π₀ latency table per size, device, dtype, fast path (random weights); bench --help")
+    p = sub.add_parser(
+        "check",
+        help="preflight before powering the arm: settings and their sources, mappings, action space and IK, "
+        "one inference, limits (args name:=value: robot, backend, model_path, device, backend_settings)",
+    )
+    p.add_argument("launch_args", nargs="*", help="robot:=NAME backend:=NAME model_path:=DIR ...")
+    p.set_defaults(func=lambda a: __import__("vla_ros.preflight", fromlist=["main"]).main(a.launch_args))
     p = sub.add_parser("params", help="print the node parameter tables (markdown)")
     p.set_defaults(func=_params)
     p = sub.add_parser("convert", help="convert a released checkpoint for the runtime: convert octo <folder> <out>")
@@ -356,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--action-space", default=None, help="preset recorded in the config (default: bridge_ee_delta)")
     p.set_defaults(func=lambda a: __import__("vla_ros.backends.octo.convert", fromlist=["main"]).main(a))
     p = sub.add_parser("serve", help="serve a backend over openpi's websocket protocol")
-    __import__("vla_ros.remote.server", fromlist=["add_serve_arguments"]).add_serve_arguments(p)
+    add_serve_arguments(p)
     p.set_defaults(func=lambda a: __import__("vla_ros.remote.server", fromlist=["serve_main"]).serve_main(a))
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # its own options (benchmarks/bench.py)

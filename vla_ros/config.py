@@ -47,6 +47,7 @@ class RobotConfig:
     end_effector: EndEffectorConfig | None = None
     action_space: dict[str, Any] | None = None  # the `action_space:` block (validated; see backends/action_output.py)
     cartesian_output: CartesianOutputConfig | None = None
+    home: tuple[float, ...] | None = None  # a safe, non-singular pose in joint order (preflight checks start there)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,15 @@ def resolve_package_path(path: str) -> Path:
     return default_config_dir().parent / p
 
 
+def resolve_model_path(path: str | Path) -> Path:
+    """A checkpoint folder as a user names it: absolute; relative to the working directory where it exists
+    there; else relative to the package (the bundled `models/demo`)."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    return resolve_package_path(str(p))
+
+
 def load_robot_config(robot_or_path: str) -> RobotConfig:
     """Load and validate a robot config by name (`sim`) or path (`/x/my_robot.yaml`)."""
     path = Path(robot_or_path)
@@ -152,6 +162,7 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
         "end_effector",
         "action_space",
         "cartesian_output",
+        "home",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -173,6 +184,7 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
     end_effector = _parse_end_effector(raw.get("end_effector"), urdf, tuple(joints), fail)
     action_space = _parse_action_space(raw.get("action_space"), source, fail)
     cartesian_output = _parse_cartesian_output(raw.get("cartesian_output"), end_effector, fail)
+    home = _parse_home(raw.get("home"), tuple(joints), limits, fail)
 
     cams = raw["cameras"]
     if not isinstance(cams, dict) or not cams:
@@ -212,6 +224,7 @@ def parse_robot_config(raw: Any, source: str) -> RobotConfig:
         end_effector=end_effector,
         action_space=action_space,
         cartesian_output=cartesian_output,
+        home=home,
     )
 
 
@@ -349,6 +362,22 @@ def _parse_action_space(raw: Any, source: str, fail) -> dict[str, Any] | None:
         else:
             raise fail(*problems[0].replace("action_space.preset.", "action_space.").split(": ", 1))
     return dict(raw)
+
+
+def _parse_home(raw: Any, joints: tuple[str, ...], limits: JointLimits, fail) -> tuple[float, ...] | None:
+    """`home: [q0, q1, ...]`: one value per joint (radians / metres), inside the position limits."""
+    if raw is None:
+        return None
+    if not (
+        isinstance(raw, list)
+        and len(raw) == len(joints)
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw)
+    ):
+        raise fail("home", f"must list one number per joint {list(joints)}, got {raw!r}")
+    outside = [j for j, x, lo, hi in zip(joints, raw, limits.min_position, limits.max_position) if not lo <= x <= hi]
+    if outside:
+        raise fail("home", f"joints {outside} are outside their position limits")
+    return tuple(float(x) for x in raw)
 
 
 CARTESIAN_OUTPUTS = ("pose", "twist")

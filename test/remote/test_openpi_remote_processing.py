@@ -102,7 +102,9 @@ def test_settings_layers_name_the_file_and_key(tmp_path):
     with pytest.raises(BackendError, match=r"openpi_remote.yaml: unknown RemoteSettings keys \['hots'\]"):
         load_backend("openpi_remote", tmp_path)
     (tmp_path / "openpi_remote.yaml").write_text("port: 8001\ntimeout_s: fast\n")
-    with pytest.raises(BackendError, match=r"openpi_remote.yaml: timeout_s: input should be a valid number, got 'fast'"):
+    with pytest.raises(
+        BackendError, match=r"openpi_remote.yaml: timeout_s: input should be a valid number, got 'fast'"
+    ):
         load_backend("openpi_remote", tmp_path)
     with pytest.raises(BackendError, match=r"node parameters: keys: must be one of"):
         load_backend("openpi_remote", tmp_path, {"keys": "octo", "timeout_s": 1.0})

@@ -12,7 +12,8 @@ Which action space, in one rule (`resolve_action_space`): the checkpoint says wh
 link and gripper joint (`RobotBody`, from the robot config's `urdf` and `end_effector:`). The robot
 config's own `action_space:` block is a default: its preset (or groups) is used for checkpoints that
 name none, and a checkpoint that names its own wins (the output's `source` says which, for the log);
-its field overrides (`gripper: {...}`, `state: {...}`, `ik: {...}`) apply over the checkpoint's. A checkpoint with neither is in joint positions of its
+its field overrides (`gripper: {...}`, `state: {...}`, `ik: {...}`) apply over the checkpoint's.
+A checkpoint with neither is in joint positions of its
 joints, absolute or relative to the state per joint (the bundled demo's convention).
 
 Usage from a backend (OpenVLA, a remote policy, ...), after `Backend.bind_robot` built `self.output`:

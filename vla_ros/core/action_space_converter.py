@@ -177,6 +177,10 @@ class ActionSpaceConverter:
         i = self.joint_names.index(joint)
         return float(self.limits.min_position[i]), float(self.limits.max_position[i])
 
+    def action_slices(self) -> list[slice]:
+        """Where each action group's values sit in an action row."""
+        return self._layout(self.space.groups)
+
     def _layout(self, groups) -> list[slice]:
         slices, start = [], 0
         for group in groups:

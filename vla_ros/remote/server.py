@@ -168,11 +168,20 @@ def serve_main(args) -> int:
     from vla_ros.backends.base import BackendError, load_backend
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from vla_ros.backends.action_output import robot_body
+    from vla_ros.config import load_robot_config, resolve_model_path
+
     try:
         api_key = read_api_key(args.api_key_file) if args.api_key_file else None
         overrides = {"device": args.device} if args.device else {}
+        robot = robot_body(load_robot_config(args.robot)) if args.robot else None
         backend = load_backend(
-            args.backend, args.model_path, overrides, seed=args.seed, num_threads=args.num_threads or 0
+            args.backend,
+            resolve_model_path(args.model_path),
+            overrides,
+            seed=args.seed,
+            num_threads=args.num_threads or 0,
+            robot=robot,
         )
     except (BackendError, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
@@ -207,25 +216,3 @@ def serve_main(args) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-
-
-def add_serve_arguments(parser) -> None:
-    """The `vla-ros serve` options."""
-    parser.add_argument("--backend", required=True, help="backend registry name (octo, pi0, ...)")
-    parser.add_argument("--model-path", required=True, help="checkpoint folder")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed when listening)")
-    parser.add_argument("--api-key-file", default=None, help="file holding the key clients must send")
-    parser.add_argument("--certfile", default=None, help="PEM certificate: serve wss:// (TLS)")
-    parser.add_argument("--keyfile", default=None, help="PEM private key of --certfile (if not inside it)")
-    parser.add_argument("--max-batch", type=int, default=1, help="requests run in one forward pass at most")
-    parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="how long the first request waits for others")
-    parser.add_argument(
-        "--max-message-mb", type=float, default=DEFAULT_MAX_MESSAGE_BYTES / 2**20, help="largest accepted message"
-    )
-    parser.add_argument(
-        "--inference-delay-s", type=float, default=0.0, help="artificial latency added to every forward pass"
-    )
-    parser.add_argument("--device", default=None, help="torch device for the backend")
-    parser.add_argument("--seed", type=int, default=0, help="sampler seed")
-    parser.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")

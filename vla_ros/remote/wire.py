@@ -15,8 +15,10 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from vla_ros.remote import DEFAULT_MAX_MESSAGE_MB
+
 #: default bound on one websocket message, bytes (both directions; websockets' `max_size`)
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 2**20
+DEFAULT_MAX_MESSAGE_BYTES = int(DEFAULT_MAX_MESSAGE_MB * 2**20)
 
 _REFUSED_KINDS = ("O", "V", "c")  # object, void/structured, complex: openpi refuses these too
 

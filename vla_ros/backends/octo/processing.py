@@ -33,8 +33,17 @@ T5_HINT = (
 )
 
 
+SINGLE_DATASET = "finetune"  # the key a fine-tune's one-dataset statistics file is known by
+
+
 def select_dataset(stats: dict, key: str | None, where: str) -> tuple[str, dict]:
-    """(key, action statistics) of dataset `key`, or of the only dataset; BackendError listing the keys."""
+    """(key, action statistics) of dataset `key`, or of the only dataset; BackendError listing the keys.
+
+    Released models keep one entry per dataset (`{bridge_dataset: {action: ...}, ...}`); Octo's
+    `scripts/finetune.py` saves its one dataset's statistics at the top level (`{action: ..., proprio: ...}`),
+    known here as SINGLE_DATASET."""
+    if isinstance(stats.get("action"), dict) and "mean" in stats["action"]:
+        stats = {SINGLE_DATASET: stats}
     available = sorted(k for k, v in stats.items() if isinstance(v, dict) and "action" in v)
     key = choose_dataset(available, key, "dataset_key", where)
     action = stats[key]["action"]
