@@ -114,8 +114,11 @@ def test_urdf_gives_position_and_velocity_limits_and_the_config_adds_or_override
     assert cfg.limits.max_position[2] == pytest.approx(2.6)  # elbow, from the URDF only
     assert cfg.limits.max_velocity[3] == pytest.approx(2.5)  # wrist_1, from the URDF
     assert cfg.limits.max_jerk[0] == pytest.approx(200.0)  # from the config: URDFs have no jerk
-    path = write(tmp_path, lambda r: r["joint_limits"]["elbow"].update(max_position=1.0), robot="sim")
+    path = write(tmp_path, lambda r: (r.pop("home"), r["joint_limits"]["elbow"].update(max_position=1.0)), robot="sim")
     assert load_robot_config(str(path)).limits.max_position[2] == pytest.approx(1.0)
+    path = write(tmp_path, lambda r: r["joint_limits"]["elbow"].update(max_position=1.0), robot="sim")
+    with pytest.raises(ConfigError, match=r"home: joints \['elbow'\] are outside their position limits"):
+        load_robot_config(str(path))  # the home pose is checked against the limits it ends up with
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,7 @@ def train(
         c: torch.from_numpy(np.ascontiguousarray(data[f"image_{c}"].transpose(0, 3, 1, 2))) for c in cfg.camera_names
     }
     state = torch.from_numpy(stats.state.normalize(states).astype(np.float32))
-    targets = torch.from_numpy(normalize_actions(actions, feature_statistics(stats.action), "normal"))
+    targets = torch.from_numpy(normalize_actions(actions, feature_statistics(stats.action), "mean_std"))
     text = [tokenizer(str(s)) for s in data["instructions"]]
     ids = torch.from_numpy(np.stack([text[t][0] for t in data["task"]]))
     valid = torch.from_numpy(np.stack([text[t][1] for t in data["task"]]))
