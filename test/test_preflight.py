@@ -156,3 +156,20 @@ def test_every_bundled_robot_config_passes_its_own_checks():
     for path in sorted((PACKAGE_ROOT / "config" / "robots").glob("*.yaml")):
         cfg = load_robot_config(str(path))
         assert cfg.joint_names and cfg.cameras, path
+
+
+def test_an_action_space_setting_that_contradicts_the_checkpoints_config_fails_naming_both():
+    """models/demo_ee's config.json states bridge_ee_delta: a setting saying otherwise is refused, one saying the
+    same (or only overriding fields) is taken."""
+    from vla_ros.backends.action_output import robot_body
+    from vla_ros.config import load_robot_config
+
+    robot = robot_body(load_robot_config("sim"))
+    folder = PACKAGE_ROOT / "models" / "demo_ee"
+    with pytest.raises(
+        BackendError, match=r"node parameters: action_space .*libero_ee_delta.* contradicts .*config.json"
+    ):
+        load_backend("octo", folder, {"action_space": {"preset": "libero_ee_delta"}}, robot=robot)
+    backend = load_backend("octo", folder, {"action_space": {"preset": "bridge_ee_delta"}}, robot=robot)
+    assert backend.output.space.name == "bridge_ee_delta"
+    backend.close()

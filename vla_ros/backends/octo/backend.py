@@ -65,11 +65,7 @@ class OctoBackend(Backend):
         self.action_stats, self.dataset_key = checkpoint.action_stats, checkpoint.dataset_key
         self.action_dim = len(self.action_stats["mean"])  # model action values the dataset has (<= the net's)
         self.normalization = settings.normalization
-        self.action_space, self.action_space_source = (
-            (settings.action_space, settings.source)
-            if settings.action_space is not None  # the settings' statement of the checkpoint's convention
-            else (checkpoint.action_space, checkpoint.action_space_source)
-        )
+        self.action_space, self.action_space_source = self._action_space(settings, checkpoint)
         self.slots = {g.name: g.image_size for g in net.cfg.images}  # model image slot -> (h, w) pixels
         self.mapping: RobotMapping = self._mapping()
         self._check_model_fits()
@@ -86,6 +82,23 @@ class OctoBackend(Backend):
         self.goal_file = self._goal_from_file(settings.goal_image) if settings.goal_image else None
         if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
             self.bind_robot(None)
+
+    @staticmethod
+    def _action_space(settings: OctoSettings, checkpoint: OctoCheckpoint) -> tuple[dict | None, str]:
+        """(block, source): the settings' statement of the checkpoint's convention over the checkpoint's default, or
+        its fields over what the checkpoint's config.json states; BackendError naming both on a contradiction."""
+        if settings.action_space is None:
+            return checkpoint.action_space, checkpoint.action_space_source
+        stated = checkpoint.action_space if checkpoint.action_space_source.endswith("config.json") else None
+        meaning = ("preset", "groups", "chain")
+        if stated and any(k in settings.action_space and settings.action_space[k] != stated.get(k) for k in meaning):
+            raise BackendError(
+                f"{settings.source}: action_space {settings.action_space} contradicts {stated} stated by "
+                f"{checkpoint.action_space_source}: remove one"
+            )
+        if stated:  # the same meaning: the settings' fields over the checkpoint's block
+            return {**stated, **settings.action_space}, f"{checkpoint.action_space_source} < {settings.source}"
+        return settings.action_space, settings.source
 
     def _mapping(self) -> RobotMapping:
         """The settings' robot mapping over the checkpoint's; a joint-position model checks its joints."""
