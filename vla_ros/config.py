@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import pydantic
 import yaml
 
 from vla_ros.core.types import JointLimits
@@ -79,7 +80,6 @@ class WorkspaceConfig:
 
 
 REMAPPABLE_TOPICS = ("joint_states", "commands", "action_chunk", "instruction")
-_LIMIT_KEYS = ("min_position", "max_position", "max_velocity", "max_acceleration", "max_jerk")
 
 
 def robot_config_path(robot: str, config_dir: Path | None = None) -> Path:
@@ -141,89 +141,114 @@ def load_robot_config(robot_or_path: str) -> RobotConfig:
     return parse_robot_config(raw, str(path))
 
 
+class _Strict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+Name = Annotated[str, pydantic.Field(min_length=1)]
+Point = Annotated[
+    list[Annotated[float, pydantic.Field(allow_inf_nan=False)]], pydantic.Field(min_length=3, max_length=3)
+]
+
+
+class _Camera(_Strict):
+    topic: Name  # a topic ending in /compressed carries sensor_msgs/CompressedImage
+
+
+class _Box(_Strict):
+    min: Point  # metres, URDF base frame
+    max: Point
+
+
+class _Workspace(_Box):
+    link: Name
+    keep_out: list[_Box] = []
+
+
+class _EndEffector(_Strict):
+    link: Name
+    base_link: str = ""
+    gripper_joint: str = ""
+
+
+class _CartesianOutput(_Strict):
+    type: Literal["pose", "twist"]
+
+
+class RobotFile(_Strict):
+    """The schema of `config/robots/<robot>.yaml` (structure and types; `parse_robot_config` then checks what
+    needs the URDF and the node parameter schemas)."""
+
+    name: Name
+    description: str = ""
+    use_sim: bool = False
+    joints: Annotated[list[Name], pydantic.Field(min_length=1)]
+    joint_limits: dict[str, dict[str, Any]]  # joint -> {ros2_control limit name: value} (params.JOINT_LIMITS)
+    cameras: Annotated[dict[str, _Camera], pydantic.Field(min_length=1)]
+    topics: dict[Literal["joint_states", "commands", "action_chunk", "instruction"], Name] = {}
+    urdf: str = ""
+    workspace: _Workspace | None = None
+    end_effector: _EndEffector | None = None
+    action_space: dict[str, Any] | None = None
+    cartesian_output: _CartesianOutput | None = None
+    home: list[float] | None = None
+    policy: dict[str, Any] = {}
+    executor: dict[str, Any] = {}
+
+
+def _schema_problem(exc: pydantic.ValidationError) -> tuple[str, str]:
+    """(key, problem) of the first schema error, keys dotted as in the file (`cameras.front.topic`)."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"] if p != "[key]"]
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"] if p != "[key]")
+    key = key.removeprefix(".") or "(top level)"
+    if err["type"] == "missing":
+        return key, "missing"
+    if err["type"] == "extra_forbidden":
+        return key, f"unknown key (known: {sorted(RobotFile.model_fields)})"
+    if err["type"] == "literal_error" and loc[:1] == ["topics"]:
+        return key, f"unknown topic (remappable: {list(REMAPPABLE_TOPICS)})"
+    return key, f"{err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}"
+
+
 def parse_robot_config(raw: Any, source: str) -> RobotConfig:
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{source}: {key}: {problem}")
 
     if not isinstance(raw, dict):
         raise fail("(top level)", "must be a mapping")
-    known = {
-        "name",
-        "joints",
-        "joint_limits",
-        "cameras",
-        "topics",
-        "policy",
-        "executor",
-        "use_sim",
-        "description",
-        "urdf",
-        "workspace",
-        "end_effector",
-        "action_space",
-        "cartesian_output",
-        "home",
-    }
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise fail(unknown[0], f"unknown key (known: {sorted(known)})")
-    for key in ("name", "joints", "joint_limits", "cameras"):
-        if key not in raw:
-            raise fail(key, "missing")
-    joints = raw["joints"]
-    if not (isinstance(joints, list) and joints and all(isinstance(j, str) and j for j in joints)):
-        raise fail("joints", "must be a non-empty list of joint names")
+    try:
+        doc = RobotFile.model_validate({k: v for k, v in raw.items() if v is not None})  # null: the default
+    except pydantic.ValidationError as exc:
+        raise fail(*_schema_problem(exc)) from None
+    joints = tuple(doc.joints)
     if len(set(joints)) != len(joints):
-        raise fail("joints", f"duplicate joint names in {joints}")
-
-    urdf = raw.get("urdf") or ""
-    if not isinstance(urdf, str):
-        raise fail("urdf", f"must be a path, got {urdf!r}")
-    limits = _parse_limits(raw["joint_limits"], tuple(joints), urdf, fail)
-    workspace = _parse_workspace(raw.get("workspace"), urdf, fail)
-    end_effector = _parse_end_effector(raw.get("end_effector"), urdf, tuple(joints), fail)
-    action_space = _parse_action_space(raw.get("action_space"), source, fail)
-    cartesian_output = _parse_cartesian_output(raw.get("cartesian_output"), end_effector, fail)
-    home = _parse_home(raw.get("home"), tuple(joints), limits, fail)
-
-    cams = raw["cameras"]
-    if not isinstance(cams, dict) or not cams:
-        raise fail("cameras", "must map camera name -> {topic: ...}")
-    cameras = []
-    for name, entry in cams.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("topic"), str):
-            raise fail(f"cameras.{name}.topic", "missing or not a string")
-        cameras.append(CameraConfig(str(name), entry["topic"]))
-
-    topics = raw.get("topics", {}) or {}
-    if not isinstance(topics, dict):
-        raise fail("topics", "must map topic -> remapped name")
-    for t, v in topics.items():
-        if t not in REMAPPABLE_TOPICS:
-            raise fail(f"topics.{t}", f"unknown topic (remappable: {list(REMAPPABLE_TOPICS)})")
-        if not isinstance(v, str) or not v:
-            raise fail(f"topics.{t}", f"must be a topic name, got {v!r}")
-    for key in ("policy", "executor"):
-        if not isinstance(raw.get(key, {}) or {}, dict):
-            raise fail(key, "must be a mapping of node parameters")
-    policy, backend_settings = _parse_policy(dict(raw.get("policy") or {}), fail)
-    executor = _parse_node_block(EXECUTOR, dict(raw.get("executor") or {}), "executor", fail)
+        raise fail("joints", f"duplicate joint names in {list(joints)}")
+    limits = _parse_limits(doc.joint_limits, joints, doc.urdf, fail)
+    workspace = _parse_workspace(doc.workspace, doc.urdf, fail)
+    end_effector = _parse_end_effector(doc.end_effector, doc.urdf, joints, fail)
+    action_space = _parse_action_space(doc.action_space, source, fail)
+    if doc.cartesian_output is not None and end_effector is None:
+        raise fail("cartesian_output", "needs end_effector (the link whose pose is commanded)")
+    home = _parse_home(doc.home, joints, limits, fail)
+    policy, backend_settings = _parse_policy(dict(doc.policy), fail)
+    executor = _parse_node_block(EXECUTOR, dict(doc.executor), "executor", fail)
     return RobotConfig(
-        name=str(raw["name"]),
+        name=doc.name,
         source=source,
-        joint_names=tuple(joints),
+        joint_names=joints,
         limits=limits,
-        cameras=tuple(cameras),
-        topics=dict(topics),
+        cameras=tuple(CameraConfig(name, cam.topic) for name, cam in doc.cameras.items()),
+        topics=dict(doc.topics),
         policy=policy,
         executor=executor,
         backend_settings=backend_settings,
-        use_sim=bool(raw.get("use_sim", False)),
-        urdf=urdf,
+        use_sim=doc.use_sim,
+        urdf=doc.urdf,
         workspace=workspace,
         end_effector=end_effector,
         action_space=action_space,
-        cartesian_output=cartesian_output,
+        cartesian_output=CartesianOutputConfig(doc.cartesian_output.type) if doc.cartesian_output else None,
         home=home,
     )
 
@@ -232,13 +257,9 @@ def _parse_limits(limits_raw: Any, joints: tuple[str, ...], urdf: str, fail) -> 
     """Per-joint limits: the URDF's (if any), overridden key by key by `joint_limits`."""
     from vla_ros.params import JOINT_LIMIT_KEYS, joint_limits_from_values
 
-    if not isinstance(limits_raw, dict):
-        raise fail("joint_limits", "must map joint name -> limits")
     for j, entry in limits_raw.items():
         if j not in joints:
             raise fail(f"joint_limits.{j}", f"not one of the joints {list(joints)}")
-        if not isinstance(entry, dict):
-            raise fail(f"joint_limits.{j}", f"must map limit name -> value, got {entry!r}")
         unknown = sorted(set(entry) - set(JOINT_LIMIT_KEYS))
         if unknown:
             raise fail(f"joint_limits.{j}.{unknown[0]}", f"unknown limit (known: {list(JOINT_LIMIT_KEYS)})")
@@ -264,38 +285,21 @@ def _parse_limits(limits_raw: Any, joints: tuple[str, ...], urdf: str, fail) -> 
         raise fail(*str(exc).split(": ", 1)) from exc
 
 
-def _parse_workspace(raw: Any, urdf: str, fail) -> WorkspaceConfig | None:
+def _parse_workspace(raw: _Workspace | None, urdf: str, fail) -> WorkspaceConfig | None:
     if raw is None:
         return None
     if not urdf:
         raise fail("workspace", "needs a urdf (forward kinematics of the workspace link)")
-    if not isinstance(raw, dict) or not isinstance(raw.get("link"), str):
-        raise fail("workspace.link", "missing: the link whose position is checked")
 
-    def point(key: str, value: Any) -> tuple[float, float, float]:
-        if not (
-            isinstance(value, list)
-            and len(value) == 3
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
-        ):
-            raise fail(key, f"must be [x, y, z] in metres, got {value!r}")
-        return tuple(float(x) for x in value)
-
-    def box(key: str, entry: Any):
-        if not isinstance(entry, dict):
-            raise fail(key, "must be {min: [x, y, z], max: [x, y, z]}")
-        lower, upper = point(f"{key}.min", entry.get("min")), point(f"{key}.max", entry.get("max"))
+    def box(key: str, entry: _Box):
+        lower, upper = tuple(entry.min), tuple(entry.max)
         if any(a >= b for a, b in zip(lower, upper)):
             raise fail(key, f"min {list(lower)} must be below max {list(upper)} on every axis")
         return lower, upper
 
-    lower, upper = box("workspace", {"min": raw.get("min"), "max": raw.get("max")})
-    keep_out = raw.get("keep_out") or []
-    if not isinstance(keep_out, list):
-        raise fail("workspace.keep_out", "must be a list of boxes")
-    return WorkspaceConfig(
-        raw["link"], lower, upper, tuple(box(f"workspace.keep_out[{i}]", b) for i, b in enumerate(keep_out))
-    )
+    lower, upper = box("workspace", raw)
+    keep_out = tuple(box(f"workspace.keep_out[{i}]", b) for i, b in enumerate(raw.keep_out))
+    return WorkspaceConfig(raw.link, lower, upper, keep_out)
 
 
 def _resolved_urdf(urdf: str, fail) -> Path:
@@ -305,26 +309,14 @@ def _resolved_urdf(urdf: str, fail) -> Path:
         raise fail("urdf", str(exc)) from exc
 
 
-def _parse_end_effector(raw: Any, urdf: str, joints: tuple[str, ...], fail) -> EndEffectorConfig | None:
+def _parse_end_effector(raw: _EndEffector | None, urdf: str, joints: tuple[str, ...], fail) -> EndEffectorConfig | None:
     """`end_effector: {link, base_link, gripper_joint}`; the links must be in the URDF, the joint a robot joint."""
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        raise fail("end_effector", f"must be {{link: ..., base_link: ..., gripper_joint: ...}}, got {raw!r}")
-    unknown = sorted(set(raw) - {"link", "base_link", "gripper_joint"})
-    if unknown:
-        raise fail(f"end_effector.{unknown[0]}", "unknown key (known: ['base_link', 'gripper_joint', 'link'])")
-    for key in ("link", "base_link", "gripper_joint"):
-        if not isinstance(raw.get(key, ""), str) or (key == "link" and not raw.get(key)):
-            raise fail(
-                f"end_effector.{key}",
-                f"must be a {'joint' if key == 'gripper_joint' else 'URDF link'} name, got {raw.get(key)!r}",
-            )
     if not urdf:
         raise fail("end_effector", "needs a urdf (forward and inverse kinematics of the link)")
-    gripper = raw.get("gripper_joint", "")
-    if gripper and gripper not in joints:
-        raise fail("end_effector.gripper_joint", f"{gripper!r} is not one of the joints {list(joints)}")
+    if raw.gripper_joint and raw.gripper_joint not in joints:
+        raise fail("end_effector.gripper_joint", f"{raw.gripper_joint!r} is not one of the joints {list(joints)}")
     from vla_ros.core.kinematics import KinematicsError, UrdfKinematics
 
     try:
@@ -332,9 +324,10 @@ def _parse_end_effector(raw: Any, urdf: str, joints: tuple[str, ...], fail) -> E
     except KinematicsError as exc:
         raise fail("urdf", str(exc)) from exc
     for key in ("link", "base_link"):
-        if raw.get(key) and not kinematics.model.existFrame(raw[key]):
-            raise fail(f"end_effector.{key}", f"{raw[key]!r} is not a link of {kinematics.path}")
-    return EndEffectorConfig(raw["link"], raw.get("base_link", ""), gripper)
+        link = getattr(raw, key)
+        if link and not kinematics.model.existFrame(link):
+            raise fail(f"end_effector.{key}", f"{link!r} is not a link of {kinematics.path}")
+    return EndEffectorConfig(raw.link, raw.base_link, raw.gripper_joint)
 
 
 def _parse_action_space(raw: Any, source: str, fail) -> dict[str, Any] | None:
@@ -344,8 +337,6 @@ def _parse_action_space(raw: Any, source: str, fail) -> dict[str, Any] | None:
         return None
     from vla_ros.core.action_space import ActionSpaceError, action_space_from_dict
 
-    if not isinstance(raw, dict):
-        raise fail("action_space", f"must be a mapping (preset and overrides), got {raw!r}")
     if "preset" in raw or "groups" in raw:
         try:
             action_space_from_dict(raw, source="action_space")
@@ -364,35 +355,18 @@ def _parse_action_space(raw: Any, source: str, fail) -> dict[str, Any] | None:
     return dict(raw)
 
 
-def _parse_home(raw: Any, joints: tuple[str, ...], limits: JointLimits, fail) -> tuple[float, ...] | None:
+def _parse_home(
+    raw: list[float] | None, joints: tuple[str, ...], limits: JointLimits, fail
+) -> tuple[float, ...] | None:
     """`home: [q0, q1, ...]`: one value per joint (radians / metres), inside the position limits."""
     if raw is None:
         return None
-    if not (
-        isinstance(raw, list)
-        and len(raw) == len(joints)
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw)
-    ):
+    if len(raw) != len(joints):
         raise fail("home", f"must list one number per joint {list(joints)}, got {raw!r}")
     outside = [j for j, x, lo, hi in zip(joints, raw, limits.min_position, limits.max_position) if not lo <= x <= hi]
     if outside:
         raise fail("home", f"joints {outside} are outside their position limits")
     return tuple(float(x) for x in raw)
-
-
-CARTESIAN_OUTPUTS = ("pose", "twist")
-
-
-def _parse_cartesian_output(raw: Any, end_effector: EndEffectorConfig | None, fail) -> CartesianOutputConfig | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or set(raw) - {"type"}:
-        raise fail("cartesian_output", f"must be {{type: pose | twist}}, got {raw!r}")
-    if raw.get("type") not in CARTESIAN_OUTPUTS:
-        raise fail("cartesian_output.type", f"must be one of {list(CARTESIAN_OUTPUTS)}, got {raw.get('type')!r}")
-    if end_effector is None:
-        raise fail("cartesian_output", "needs end_effector (the link whose pose is commanded)")
-    return CartesianOutputConfig(raw["type"])
 
 
 _NODE_KEYS_SET_BY_BRINGUP = ("joint_names", "camera_names", "camera_topics")

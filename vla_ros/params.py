@@ -1,7 +1,8 @@
 """One typed parameter schema per node, ROS-free.
 
 Each `Param` says its type (from the default), bounds, choices, unit-bearing description and
-whether it may change at run time. The same schema is used to declare the nodes' ROS parameters
+whether it may change at run time; values are checked by a pydantic type built from it
+(`Param.adapter`). The same schema is used to declare the nodes' ROS parameters
 (with their ranges), to validate `ros2 param set` at run time, to validate the robot config's
 `policy:` / `executor:` blocks, by launch and the bring-up, and to write the README tables
 (`vla-ros params`). Per-joint limits are a map declared once (`JOINT_LIMITS`), with
@@ -64,36 +65,31 @@ class Param:
         return ", ".join(parts)
 
     def problem(self, value: Any) -> str | None:
-        """Why `value` is not valid for this parameter, or None."""
-        kind = self.kind
-        if kind == "bool":
-            ok = isinstance(value, bool)
-        elif kind == "int":
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif kind == "float":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
-        elif kind == "str":
-            ok = isinstance(value, str)
-        elif kind == "str_list":
-            ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
-        elif kind == "int_list":
-            ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        else:
-            ok = isinstance(value, (list, tuple)) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
-            )
-        if not ok:
-            return f"must be a {self.rule()}, got {value!r}"
-        if kind in ("int", "float"):
-            if self.above is not None and not value > self.above:
+        """Why `value` is not valid for this parameter, or None (checked by the parameter's pydantic type)."""
+        import pydantic
+
+        try:
+            self.adapter().validate_python(value)
+        except pydantic.ValidationError as exc:
+            kind = exc.errors()[0]["type"]
+            if kind == "greater_than":
                 return f"must be > {self.above:g}, got {value!r}"
-            if self.min is not None and value < self.min:
+            if kind == "greater_than_equal":
                 return f"must be >= {self.min:g}, got {value!r}"
-            if self.max is not None and value > self.max:
+            if kind == "less_than_equal":
                 return f"must be <= {self.max:g}, got {value!r}"
-        if self.choices and value not in self.choices:
-            return f"must be one of {list(self.choices)}, got {value!r}"
+            if kind == "literal_error":
+                return f"must be one of {list(self.choices)}, got {value!r}"
+            return f"must be a {self.rule()}, got {value!r}"
         return None
+
+    def adapter(self):
+        """The pydantic validator of this parameter: strict type from the default, bounds, choices (built once)."""
+        cached = self.__dict__.get("_adapter")
+        if cached is None:
+            cached = _adapter(self)
+            object.__setattr__(self, "_adapter", cached)
+        return cached
 
     def coerce(self, value: Any) -> Any:
         """An int where a float is expected becomes a float (YAML writes 1 for 1.0)."""
@@ -102,6 +98,35 @@ class Param:
         if self.kind == "float_list" and isinstance(value, (list, tuple)):
             return [float(v) for v in value]
         return value
+
+
+def _adapter(param: Param):
+    """pydantic TypeAdapter for `param`: bool / int / float (no NaN) / str / lists of them, with its bounds and
+    choices as constraints."""
+    from typing import Annotated, Literal
+
+    import pydantic
+
+    number = Annotated[float, pydantic.AfterValidator(_not_nan)]
+    types = {"bool": bool, "int": int, "float": number, "str": str}
+    kind = param.kind
+    strict = pydantic.ConfigDict(strict=True)
+    if kind.endswith("_list"):
+        item = types[kind.removesuffix("_list")]
+        if kind == "float_list":
+            item = Annotated[float, pydantic.Field(allow_inf_nan=False)]
+        return pydantic.TypeAdapter(list[item] | tuple[item, ...], config=strict)
+    base = Literal[param.choices] if param.choices else types[kind]
+    if kind not in ("int", "float"):
+        return pydantic.TypeAdapter(base, config=strict)
+    bounds = pydantic.Field(gt=param.above, ge=param.min, le=param.max)
+    return pydantic.TypeAdapter(Annotated[base, bounds], config=strict)
+
+
+def _not_nan(value: float) -> float:
+    if math.isnan(value):
+        raise ValueError("NaN")
+    return value
 
 
 def _item_kind(item: Any) -> str:

@@ -3,6 +3,7 @@ import pytest
 import yaml
 
 from vla_ros.config import ConfigError, load_robot_config
+from vla_ros.params import Param
 
 
 @pytest.mark.parametrize("robot", ["sim", "franka", "franka_ik"])
@@ -130,12 +131,12 @@ def test_urdf_gives_position_and_velocity_limits_and_the_config_adds_or_override
             "urdf",
             "has no joints ['finger']",
         ),
-        (lambda r: r["workspace"].update(min=[0, 0]), "workspace.min", "must be [x, y, z]"),
+        (lambda r: r["workspace"].update(min=[0, 0]), "workspace.min", "list should have at least 3 items"),
         (lambda r: r["workspace"].update(max=[0.8, -0.7, 0.9]), "workspace", "must be below max"),
         (
             lambda r: r["workspace"]["keep_out"].append({"min": [0, 0, 0]}),
             "workspace.keep_out[1].max",
-            "must be [x, y, z]",
+            "missing",
         ),
     ],
 )
@@ -196,7 +197,7 @@ def test_franka_ik_takes_its_urdf_from_example_robot_data():
         (
             lambda r: r.update(cartesian_output={"type": "wrench"}),
             "cartesian_output.type",
-            "must be one of ['pose', 'twist'], got 'wrench'",
+            "input should be 'pose' or 'twist', got 'wrench'",
         ),
         (
             lambda r: (r.pop("end_effector"), r.update(cartesian_output={"type": "pose"})),
@@ -225,3 +226,28 @@ def test_cartesian_output_selects_the_executor_output():
     policy = policy_parameters(cfg)
     assert (policy["end_effector_link"], policy["gripper_joint"]) == ("tcp", "gripper")
     assert yaml.safe_load(policy["action_space"]) == {"preset": "bridge_ee_delta"}
+
+
+@pytest.mark.parametrize(
+    "param, value, problem",
+    [
+        (Param("rate", 1.0, "", above=0.0), 0.0, "must be > 0, got 0.0"),
+        (Param("rate", 1.0, "", above=0.0), float("nan"), "must be a float, > 0, got nan"),
+        (Param("rate", 1.0, "", above=0.0), True, "must be a float, > 0, got True"),
+        (Param("n", 1, "", min=1, max=3), 4, "must be <= 3, got 4"),
+        (Param("n", 1, "", min=1, max=3), 2.0, "must be a int, >= 1, <= 3, got 2.0"),
+        (Param("mode", "a", "", choices=("a", "b")), "c", "must be one of ['a', 'b'], got 'c'"),
+        (Param("flag", False, ""), 1, "must be a bool, got 1"),
+        (Param("names", ["x"], ""), ["x", 2], "must be a list of strings, got ['x', 2]"),
+        (Param("xs", [0.0], ""), [1.0, float("inf")], "must be a list of numbers, got [1.0, inf]"),
+    ],
+)
+def test_a_parameters_type_bounds_and_choices_are_checked_by_its_schema(param, value, problem):
+    assert param.problem(value) == problem
+
+
+def test_a_valid_parameter_value_has_no_problem():
+    assert Param("rate", 1.0, "", above=0.0).problem(3) is None  # YAML writes 3 for 3.0
+    assert (
+        Param("xs", [0.0], "").problem((1.0, 2)) is None and Param("mode", "a", "", choices=("a",)).problem("a") is None
+    )
