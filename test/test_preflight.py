@@ -173,3 +173,14 @@ def test_an_action_space_setting_that_contradicts_the_checkpoints_config_fails_n
     backend = load_backend("octo", folder, {"action_space": {"preset": "bridge_ee_delta"}}, robot=robot)
     assert backend.output.space.name == "bridge_ee_delta"
     backend.close()
+
+
+def test_the_check_matrix_in_the_docs_is_current():
+    """docs/checkpoints.md's robot x checkpoint table is what `vla-ros check` says today."""
+    sys.path.insert(0, str(PACKAGE_ROOT / "scripts"))
+    try:
+        from check_matrix import BEGIN, DOC, END, table
+    finally:
+        sys.path.pop(0)
+    doc = DOC.read_text()
+    assert doc[doc.index(BEGIN) + len(BEGIN) : doc.index(END)].strip() == table()

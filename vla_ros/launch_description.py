@@ -183,8 +183,7 @@ def node_specs(
     if cfg.use_sim if use_sim is None else use_sim:
         sim = dict(overrides.get("vla_sim_robot", {}))
         if not _is_tabletop_robot(cfg):  # any other robot: the sim builds it from the config's URDF
-            home = {"initial_positions": list(cfg.home)} if cfg.home is not None else {}
-            sim = {"robot_config": cfg.source, **home, **sim}
+            sim = {"robot_config": cfg.source, **sim}
         specs.append(NodeSpec("sim_robot", "vla_ros.nodes.sim_robot_node", "vla_sim_robot", sim, remaps))
     return specs
 

@@ -50,29 +50,6 @@ WRIST_WORDS = ("wrist", "hand", "gripper", "eef", "tool")
 TOP_WORDS = ("top", "up", "overhead", "bird")
 SIDE_WORDS = ("side", "left", "right")
 
-# Start poses of known arms (by URDF file name; joint -> position). Joints not listed start at 0,
-# clipped into their limits; the `initial_positions` argument overrides both.
-_UR_HOME = {  # UR's usual home: tool0 pointing down, 0.49 m in front of the base
-    "shoulder_lift_joint": -1.5708,
-    "elbow_joint": 1.5708,
-    "wrist_1_joint": -1.5708,
-    "wrist_2_joint": -1.5708,
-}
-HOME_POSITIONS = {
-    # the gripper above the table in front of the base, pointing down and forward, half open
-    "so101.urdf": {"shoulder_lift": -0.6, "elbow_flex": 0.6, "wrist_flex": 1.0, "gripper": 0.3},
-    "ur5_robot.urdf": _UR_HOME,
-    "ur5_joint_limited_robot.urdf": _UR_HOME,
-    # Franka's "ready" pose, fingers open
-    "panda.urdf": {
-        "panda_joint2": -0.785,
-        "panda_joint4": -2.356,
-        "panda_joint6": 1.571,
-        "panda_joint7": 0.785,
-        "panda_finger_joint1": 0.04,
-    },
-}
-
 
 @dataclass(frozen=True)
 class UrdfTask:
@@ -145,8 +122,7 @@ class UrdfRobotSim:
                     f"({', '.join(self.joint_names)}), got {list(np.atleast_1d(home))}"
                 )
         else:
-            known = HOME_POSITIONS.get(self.urdf_path.name, {})
-            home = np.array([known.get(j, 0.0) for j in self.joint_names])
+            home = np.asarray(cfg.home, dtype=float) if cfg.home is not None else np.zeros(len(self.joint_names))
         self.home = np.clip(home, self._lower, self._upper)
         self._q = self.home.copy()
         self._v = np.zeros(len(self.joint_names))
