@@ -7,6 +7,8 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "vla_ros"
+# noop (the ROS path without a model) and fault_injection (the soak's faults) are diagnostic tools, never policies
+BUNDLED_BACKENDS = ("octo", "openvla", "pi0", "openpi_remote", "noop", "fault_injection")
 
 
 def share_tree(*top_dirs):
@@ -45,5 +47,7 @@ setup(
             "vla_bringup = vla_ros.bringup:main",
             "vla-ros = vla_ros.cli:main",
         ],
+        # backends are plug-ins (vla_ros/registry.py): other packages add theirs to this group
+        "vla_ros.backends": [f"{name} = vla_ros.backends.{name}:BACKEND" for name in BUNDLED_BACKENDS],
     },
 )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from vla_ros.config import PACKAGE_ROOT
+from vla_ros.paths import PACKAGE_ROOT
 from vla_ros.preflight import run_check
 
 DOC = PACKAGE_ROOT / "docs" / "checkpoints.md"

@@ -24,8 +24,8 @@ from vla_ros.backends.base import load_backend
 from vla_ros.backends.blocks import rtc
 from vla_ros.backends.octo import backend as octo_backend
 from vla_ros.benchmarks.executor_tick import make_core
-from vla_ros.config import resolve_package_path
 from vla_ros.core.types import Observation, PlanPrefix
+from vla_ros.paths import resolve_package_path
 from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES, TabletopSim, task_for_episode
 
 PERIOD_S = 0.3  # the sim robot's inference_period_s

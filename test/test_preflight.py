@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from vla_ros.backends.base import BackendError, load_backend
-from vla_ros.config import PACKAGE_ROOT
+from vla_ros.paths import PACKAGE_ROOT
 from vla_ros.preflight import run_check
 
 FRANKA_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]

@@ -67,8 +67,9 @@ def _soak(args) -> int:
 
 def _demo_remote(args, log) -> int:
     """The demo with the policy node's backend `openpi_remote`, talking to `vla-ros serve` in another process."""
-    from vla_ros.config import load_robot_config, resolve_package_path
+    from vla_ros.config import load_robot_config
     from vla_ros.demo import run_demo
+    from vla_ros.paths import resolve_package_path
     from vla_ros.remote.local_server import ServedPolicy, write_remote_settings
 
     policy = load_robot_config("sim").policy
@@ -200,8 +201,9 @@ def _evaluate(args) -> int:
     from vla_ros.backends.action_output import robot_body
     from vla_ros.backends.base import load_backend
     from vla_ros.backends.settings import parse_overrides
-    from vla_ros.config import load_robot_config, resolve_package_path
+    from vla_ros.config import load_robot_config
     from vla_ros.launch_description import policy_parameters
+    from vla_ros.paths import resolve_package_path
     from vla_ros.sim.evaluation import expert_policy, success_rate
 
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))

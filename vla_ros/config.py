@@ -15,8 +15,8 @@ import yaml
 
 from vla_ros.core.types import JointLimits
 from vla_ros.params import EXECUTOR, POLICY
-
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+from vla_ros.paths import default_config_dir, resolve_package_path
+from vla_ros.registry import RegistryError, settings_class
 
 
 class ConfigError(ValueError):
@@ -86,44 +86,6 @@ def robot_config_path(robot: str, config_dir: Path | None = None) -> Path:
     """`config/robots/<robot>.yaml` in the source tree or the installed share directory."""
     base = config_dir if config_dir is not None else default_config_dir()
     return base / "robots" / f"{robot}.yaml"
-
-
-def default_config_dir() -> Path:
-    """The package's `config/` folder: source checkout first, then the ament share directory."""
-    source = PACKAGE_ROOT / "config"
-    if source.is_dir():
-        return source
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory("vla_ros")) / "config"
-    except Exception as exc:  # noqa: BLE001 - report where we looked
-        raise ConfigError(f"cannot find the vla_ros config folder (looked in {source}): {exc}") from exc
-
-
-URDF_PACKAGE_PREFIX = "example-robot-data:"
-
-
-def resolve_package_path(path: str) -> Path:
-    """A path as written in config: absolute, relative to the package root / share dir, or
-    `example-robot-data:<robots/ relative path>` (a URDF shipped by the example-robot-data wheel)."""
-    if path.startswith(URDF_PACKAGE_PREFIX):
-        from vla_ros.core.robot_descriptions import example_robot_data_urdf
-
-        return example_robot_data_urdf(path[len(URDF_PACKAGE_PREFIX) :])
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return p
-    return default_config_dir().parent / p
-
-
-def resolve_model_path(path: str | Path) -> Path:
-    """A checkpoint folder as a user names it: absolute; relative to the working directory where it exists
-    there; else relative to the package (the bundled `models/demo`)."""
-    p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p.resolve()
-    return resolve_package_path(str(p))
 
 
 def load_robot_config(robot_or_path: str) -> RobotConfig:
@@ -386,9 +348,6 @@ def _parse_node_block(schema, block: dict[str, Any], key: str, fail) -> dict[str
 def _parse_policy(block: dict[str, Any], fail) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split `policy:` into policy_node parameters and backend settings (the keys of the backend's
     settings class), validating both."""
-    from vla_ros.backends.base import BackendError, settings_class
-    from vla_ros.backends.settings import type_problem
-
     node_keys = {k: v for k, v in block.items() if POLICY.get(k) is not None}
     settings = {k: v for k, v in block.items() if k not in node_keys}
     params = _parse_node_block(POLICY, node_keys, "policy", fail)
@@ -396,7 +355,7 @@ def _parse_policy(block: dict[str, Any], fail) -> tuple[dict[str, Any], dict[str
         backend = params.get("backend", POLICY.get("backend").default)
         try:
             known = settings_class(backend).field_names()
-        except BackendError as exc:
+        except RegistryError as exc:
             raise fail("policy.backend", str(exc)) from exc
         unknown = sorted(set(settings) - set(known))
         if unknown:
@@ -405,7 +364,7 @@ def _parse_policy(block: dict[str, Any], fail) -> tuple[dict[str, Any], dict[str
                 f"neither a policy_node parameter nor a '{backend}' backend setting (settings: {sorted(known)})",
             )
         for name, value in settings.items():
-            problem = type_problem(settings_class(backend), name, value)
+            problem = settings_class(backend).value_problem(name, value)
             if problem:
                 raise fail(f"policy.{name}", f"{problem}, got {value!r}")
     return params, settings

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vla_ros.config import resolve_package_path
 from vla_ros.core.executor import ExecutorCore, ExecutorSettings
 from vla_ros.core.types import JointLimits
 from vla_ros.core.workspace import Workspace, urdf_workspace
 from vla_ros.params import EXECUTOR, joint_limits_from_values
+from vla_ros.paths import resolve_package_path
 
 
 def with_defaults(params: Mapping[str, Any]) -> dict[str, Any]:

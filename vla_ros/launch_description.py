@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
-from vla_ros.config import RobotConfig, load_robot_config, resolve_package_path
+from vla_ros.config import RobotConfig, load_robot_config
 from vla_ros.params import joint_limit_parameters
+from vla_ros.paths import resolve_package_path
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla_ros.config import ConfigError, RobotConfig, load_robot_config, resolve_model_path
+from vla_ros.config import ConfigError, RobotConfig, load_robot_config
+from vla_ros.paths import resolve_model_path
 
 IK_PROBE_M = 0.02  # end-effector steps tried around the home pose (metres, each axis, both signs)
 

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from vla_ros.config import resolve_package_path
 from vla_ros.core.action_space import PRESETS, ActionSpaceError, action_space_from_dict
 from vla_ros.core.action_space_converter import ActionSpaceConverter
 from vla_ros.core.kinematics import KinematicsError, UrdfKinematics
 from vla_ros.core.robot_descriptions import franka_urdf_path
+from vla_ros.paths import resolve_package_path
 from vla_ros.sim.tabletop import HOME_Q, JOINT_NAMES
 
 PANDA_JOINTS = (*(f"panda_joint{i}" for i in range(1, 8)), "panda_finger_joint1")

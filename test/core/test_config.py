@@ -158,8 +158,8 @@ def test_policy_block_splits_node_parameters_from_backend_settings(tmp_path):
 
 
 def test_franka_ik_takes_its_urdf_from_example_robot_data():
-    from vla_ros.config import resolve_package_path
     from vla_ros.core.robot_descriptions import franka_urdf_path
+    from vla_ros.paths import resolve_package_path
 
     cfg = load_robot_config("franka_ik")
     assert cfg.urdf.startswith("example-robot-data:") and resolve_package_path(cfg.urdf) == franka_urdf_path()

@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 from property_settings import streams
 from test_jerk_limiter import assert_within_limits
 
-from vla_ros.config import load_robot_config, resolve_package_path
+from vla_ros.config import load_robot_config
 from vla_ros.core.executor import ExecutorCore, ExecutorSettings
 from vla_ros.core.plan import BLEND_MODES
 from vla_ros.core.safety import ChunkRejected
 from vla_ros.core.types import ActionChunk
 from vla_ros.core.workspace import urdf_workspace
+from vla_ros.paths import resolve_package_path
 from vla_ros.sim.tabletop import HOME_Q
 
 ROBOT = load_robot_config("sim")

@@ -3,9 +3,10 @@
 import numpy as np
 
 from vla_ros.backends.base import load_backend
-from vla_ros.config import load_robot_config, resolve_package_path
+from vla_ros.config import load_robot_config
 from vla_ros.core.executor import ExecutorCore, ExecutorSettings
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
+from vla_ros.paths import resolve_package_path
 from vla_ros.sim.tabletop import HOME_Q, JOINT_NAMES
 
 DT = 0.01

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from vla_ros.config import resolve_package_path
 from vla_ros.core.ik import DifferentialIk, IkSettings
 from vla_ros.core.kinematics import KinematicsError, UrdfKinematics
 from vla_ros.core.robot_descriptions import franka_urdf_path
+from vla_ros.paths import resolve_package_path
 from vla_ros.sim.tabletop import ARM_JOINTS, JOINT_NAMES
 
 PANDA_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))

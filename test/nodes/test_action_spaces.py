@@ -5,10 +5,11 @@ import numpy as np
 from conftest import log_text, wait_until
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from vla_ros.config import load_robot_config, resolve_package_path
+from vla_ros.config import load_robot_config
 from vla_ros.core.cartesian import CartesianCommands
 from vla_ros.core.kinematics import UrdfKinematics
 from vla_ros.nodes.conversions import s_to_duration
+from vla_ros.paths import resolve_package_path
 
 SIM = load_robot_config("sim")
 Q = np.array([0.1, 0.15, 1.6, 1.2, 0.1, 0.05, 0.03])  # tool over the table

@@ -2,8 +2,8 @@
 
 import json
 
-from vla_ros.config import resolve_package_path
 from vla_ros.demo import run_demo
+from vla_ros.paths import resolve_package_path
 from vla_ros.remote.local_server import ServedPolicy, write_remote_settings
 
 

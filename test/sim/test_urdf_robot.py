@@ -9,8 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from vla_ros.config import load_robot_config, resolve_package_path
+from vla_ros.config import load_robot_config
 from vla_ros.core.kinematics import UrdfKinematics
+from vla_ros.paths import resolve_package_path
 from vla_ros.sim.urdf_robot import TIMESTEP_S, UrdfRobotSim
 
 ROBOTS = ("so101", "ur5", "franka_ik")

@@ -240,7 +240,7 @@ def build_action_output(
 
 def robot_body(cfg) -> RobotBody:
     """The RobotBody of a RobotConfig (vla_ros/config.py): joints, URDF, end effector, action_space block, limits."""
-    from vla_ros.config import resolve_package_path
+    from vla_ros.paths import resolve_package_path
 
     ee = cfg.end_effector
     return RobotBody(

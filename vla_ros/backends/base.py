@@ -1,20 +1,20 @@
-"""The backend interface every policy implements, and the registry that picks one by name.
+"""The backend interface every policy implements, and `load_backend`, which builds one by name.
 
 A backend turns an `Observation` into an `ActionChunk` (absolute joint targets, the robot
-config's joint order). Backends are imported lazily, so one backend's heavy dependency never
-breaks another: adding a backend means one folder and one line in `_BACKENDS`.
+config's joint order). Backends are plug-ins found by name through the `vla_ros.backends`
+entry points (vla_ros/registry.py), imported only when used.
 """
 
 from __future__ import annotations
 
 import abc
-import importlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
+from vla_ros.registry import RegistryError, backend_loader
 
 
 class BackendError(RuntimeError):
@@ -118,49 +118,9 @@ def checkpoint_folder(model_path: str | Path | None, settings, who: str) -> Path
         return Path(model_path)
     if settings.checkpoint is None:
         raise BackendError(f"{who}: no checkpoint folder given (model_path) and {settings.source} sets no 'checkpoint'")
-    from vla_ros.config import resolve_package_path
+    from vla_ros.paths import resolve_package_path
 
     return Path(resolve_package_path(settings.checkpoint))
-
-
-# name -> ("module:loader", "module:SettingsClass"). The loader builds the backend from
-# (model_path, overrides, seed); the settings class (importable without torch) validates the
-# robot config's backend keys at load time.
-_BACKENDS = {
-    "octo": ("vla_ros.backends.octo.backend:load_octo_backend", "vla_ros.backends.octo.configuration:OctoSettings"),
-    # a test and diagnostic tool: wraps another backend and injects faults (backends/fault_injection)
-    "fault_injection": (
-        "vla_ros.backends.fault_injection.backend:load_fault_injection_backend",
-        "vla_ros.backends.fault_injection.configuration:FaultInjectionSettings",
-    ),
-    "openvla": (
-        "vla_ros.backends.openvla.backend:load_openvla_backend",
-        "vla_ros.backends.openvla.configuration:OpenVLASettings",
-    ),
-    "pi0": ("vla_ros.backends.pi0.backend:load_pi0_backend", "vla_ros.backends.pi0.settings:Pi0Settings"),
-    "openpi_remote": (
-        "vla_ros.backends.openpi_remote.backend:load_openpi_remote_backend",
-        "vla_ros.backends.openpi_remote.configuration:RemoteSettings",
-    ),
-    # no model: the ROS path's own cost (benchmarks and tests)
-    "noop": ("vla_ros.backends.noop.backend:load_noop_backend", "vla_ros.backends.noop.configuration:NoopSettings"),
-}
-
-
-def available_backends() -> list[str]:
-    return sorted(_BACKENDS)
-
-
-def _resolve(name: str, which: int):
-    if name not in _BACKENDS:
-        raise BackendError(f"unknown backend '{name}' (available: {available_backends()})")
-    module_name, attr = _BACKENDS[name][which].split(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
-def settings_class(name: str):
-    """The settings dataclass of backend `name` (its fields are the keys a robot config may set)."""
-    return _resolve(name, 1)
 
 
 def load_backend(
@@ -179,7 +139,10 @@ def load_backend(
     action space runs on (backends/action_output.py); None = joint spaces only.
     The backend's `settings` and `settings_sources` (key -> where its value came from) are set.
     """
-    loader = _resolve(name, 0)
+    try:
+        loader = backend_loader(name)
+    except RegistryError as exc:
+        raise BackendError(str(exc)) from exc
     if num_threads > 0:
         import torch
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from vla_ros.config import default_config_dir
+from vla_ros.paths import default_config_dir
 
 
 class SettingsError(ValueError):
@@ -189,7 +189,7 @@ def _validation_problem(exc, sources: Mapping[str, str], where: str) -> str:
     return f"{sources.get(key, where)}: {what}: {err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}"
 
 
-def type_problem(settings_cls, key: str, value: Any) -> str | None:
+def _value_problem(settings_cls, key: str, value: Any) -> str | None:
     """Why `value` does not fit field `key` of `settings_cls` (None if it does)."""
     import pydantic
 
@@ -278,6 +278,11 @@ class SettingsBase:
             return cls(**values, source=where) if "source" in cls.__dataclass_fields__ else cls(**values)
         except TypeError as exc:  # a field the dataclass cannot take
             raise SettingsError(f"{where}: {exc}") from exc
+
+    @classmethod
+    def value_problem(cls, key: str, value: Any) -> str | None:
+        """Why `value` does not fit setting `key` (its type in the schema), or None."""
+        return _value_problem(cls, key, value)
 
     @classmethod
     def load(cls, path: Path):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_ros.config import resolve_package_path
 from vla_ros.core.types import Observation
+from vla_ros.paths import resolve_package_path
 from vla_ros.remote.client import LinkSettings, PolicyLink
 from vla_ros.remote.local_server import ServedPolicy
 from vla_ros.remote.schema import make_request

@@ -44,7 +44,6 @@ from trajectory_msgs.msg import JointTrajectory
 from vla_ros.backends.action_output import RobotBody
 from vla_ros.backends.base import Backend, BackendError, load_backend
 from vla_ros.backends.settings import SettingsError, describe, parse_overrides
-from vla_ros.config import resolve_package_path
 from vla_ros.core.allocator import keep_freed_memory
 from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationBuffer, ObservationError
@@ -57,6 +56,7 @@ from vla_ros.nodes.params import declare
 from vla_ros.nodes.runner import destroy_entities, run_node
 from vla_ros.nodes.throttle import KeyedThrottle
 from vla_ros.params import POLICY
+from vla_ros.paths import resolve_package_path
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 CONFIGURE_ERRORS = (BackendError, SettingsError, ValueError, FileNotFoundError, OSError)

@@ -169,7 +169,8 @@ def serve_main(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from vla_ros.backends.action_output import robot_body
-    from vla_ros.config import load_robot_config, resolve_model_path
+    from vla_ros.config import load_robot_config
+    from vla_ros.paths import resolve_model_path
 
     try:
         api_key = read_api_key(args.api_key_file) if args.api_key_file else None

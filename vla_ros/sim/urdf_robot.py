@@ -37,7 +37,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from vla_ros.config import RobotConfig, load_robot_config, resolve_package_path
+from vla_ros.config import RobotConfig, load_robot_config
+from vla_ros.paths import resolve_package_path
 
 DEFAULT_INSTRUCTION = "pick up the red cube"
 TIMESTEP_S = 0.002

@@ -222,7 +222,7 @@ def test_unknown_slots_are_named():
 
 def test_bundled_settings_file_is_valid():
     """The package's defaults name no robot's joints or cameras: those come from the robot config."""
-    from vla_ros.config import default_config_dir
+    from vla_ros.paths import default_config_dir
 
     settings = Pi0Settings.load(default_config_dir() / "backends" / "pi0.yaml")
     assert settings.joints == () and settings.cameras is None and settings.steps is None and settings.origin is None

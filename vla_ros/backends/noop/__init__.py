@@ -1,1 +1,8 @@
 """A backend without a model, for measuring the ROS path (benchmarks, tests); never a policy."""
+
+from vla_ros.registry import BackendSpec
+
+BACKEND = BackendSpec(
+    loader="vla_ros.backends.noop.backend:load_noop_backend",
+    settings="vla_ros.backends.noop.configuration:NoopSettings",
+)

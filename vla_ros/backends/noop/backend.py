@@ -9,6 +9,7 @@ checkpoint: `model_path` is ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 
 from vla_ros.backends.base import Backend, BackendError, backend_joints
 from vla_ros.backends.noop.configuration import NoopSettings
-from vla_ros.backends.settings import resolve_settings, settings_layers
+from vla_ros.backends.settings import resolve_settings, settings_layers, with_robot_joints
 from vla_ros.core.images import resize_with_pad
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 
@@ -55,6 +56,14 @@ def load_noop_backend(
 ) -> NoopBackend:
     """The no-op backend from its settings layers (node parameters over `config/backends/noop.yaml`)."""
     settings, sources = resolve_settings(NoopSettings, settings_layers("noop", None, overrides or {}))
+    settings, sources = with_robot_joints(settings, sources, robot, "noop backend")
+    if not settings.cameras:
+        if robot is None or not robot.camera_names:
+            raise BackendError(
+                f"noop backend: cameras: none set ({settings.source}) and no robot config to take them from"
+            )
+        settings = dataclasses.replace(settings, cameras=tuple(robot.camera_names))
+        sources = {**sources, "cameras": f"{robot.source}: cameras"}
     backend = NoopBackend(settings)
     backend.settings_sources = sources
     return backend
