@@ -171,12 +171,13 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
         autostart=True,
         robot="sim",
         respawn=False,
+        use_sim=False,
     ):
         specs = node_specs(
             robot,
             backend=backend,
             model_path=str(tiny_checkpoint) if model_path is None else str(model_path),
-            use_sim=False,
+            use_sim=use_sim,
             autostart=autostart,
             overrides={
                 "vla_policy": {"inference_period_s": 0.2, **(policy_overrides or {})},
