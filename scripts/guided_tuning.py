@@ -4,11 +4,12 @@ closed loop on simulated time (so the machine's load does not change the numbers
     python scripts/guided_tuning.py --delays 0.1 0.2 0.3 --configs temporal_ensemble guided:5:plan \
         guided:5:chunk --episodes 8
 
-Like the demo's nodes: an observation is taken, its chunk arrives `inference + delay (+ up to --jitter)`
-seconds later; the next observation is taken when that chunk has arrived (or one period after the last
-one); in guided mode the prefix is the executor's plan at the observation (it includes the last chunk,
-as the policy node waits for that), committed up to the latest arrival. A config is a blend mode, or
-`guided:<max_guidance>:<overlap_end>` (see `vla_ros.backends.blocks.rtc.prefix_on_grid`). Prints per
+The policy side is the nodes' PolicyCore. Like the demo's nodes: an observation is taken, its chunk
+arrives `inference + delay (+ up to --jitter)` seconds later; the next observation is taken when that
+chunk has arrived (or one period after the last one); in guided mode the prefix is the executor's plan
+at the observation (it includes the last chunk, as the policy node waits for that), committed up to the
+latest arrival. A config is a blend mode, or
+`guided:<max_guidance>:<guidance_overlap>` (the Octo settings of those names). Prints per
 config and delay the success rate, the mean episode length and the switch jumps at a running plan (the
 executor's `last_switch_jump`: how far the chunk moved what the plan asks 0.1 s ahead).
 """
@@ -16,16 +17,15 @@ executor's `last_switch_jump`: how far the chunk moved what the plan asks 0.1 s 
 from __future__ import annotations
 
 import argparse
-import functools
+import time
 
 import numpy as np
 
 from vla_ros.backends.base import load_backend
-from vla_ros.backends.blocks import rtc
-from vla_ros.backends.octo import backend as octo_backend
 from vla_ros.benchmarks.executor_tick import make_core
-from vla_ros.core.types import Observation, PlanPrefix
+from vla_ros.core.types import PlanPrefix
 from vla_ros.paths import resolve_package_path
+from vla_ros.policy_core import PolicyCore
 from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES, TabletopSim, task_for_episode
 
 PERIOD_S = 0.3  # the sim robot's inference_period_s
@@ -37,6 +37,9 @@ def episode(backend, seed: int, delay_s: float, blend: str, jitter_s: float, rng
     sim = TabletopSim(image_size=(64, 64))
     task = sim.reset(seed, task_for_episode(seed))
     core = make_core(blend)
+    params = {"max_observation_age_s": 1.0, "inference_period_s": PERIOD_S, "inference_delay_s": 0.0}
+    policy = PolicyCore(CAMERAS, JOINT_NAMES, params.__getitem__, clock=lambda: tick * dt)
+    policy.backend, policy.instruction = backend, task.instruction
     dt, latency = 0.01, INFERENCE_S + delay_s
     core.on_joint_state(0.0, sim.joint_positions())
     pending, jumps, next_obs_s, tick = [], [], 0.0, 0
@@ -48,13 +51,17 @@ def episode(backend, seed: int, delay_s: float, blend: str, jitter_s: float, rng
             if running:
                 jumps.append(core.last_switch_jump)
         if now >= next_obs_s - 1e-9 and not pending:
-            images = {c: sim.render(c) for c in CAMERAS}
-            obs = Observation(now, images, JOINT_NAMES, sim.joint_positions(), task.instruction)
-            prefix = None
-            if blend == "guided" and not core.plan.empty:
-                prefix = PlanPrefix(*core.plan.ahead(now), JOINT_NAMES, committed_until_s=now + latency + jitter_s)
+            for camera in CAMERAS:
+                policy.add_image(camera, now, sim.render(camera), now, time.perf_counter())
+            policy.buffer.add_joint_state(now, list(JOINT_NAMES), list(sim.joint_positions()))
+            if blend == "guided" and not core.plan.empty:  # the plan at the observation, as the node receives it
+                times, positions = core.plan.ahead(now)
+                policy.set_prefix(now, PlanPrefix(times, positions, JOINT_NAMES, now), float(times[-1]))
+            else:
+                policy.set_prefix(now, None, None)
+            policy.snapshot_to_publish.add(latency + jitter_s)  # committed up to the latest arrival
             arrival = now + latency + rng.uniform(0.0, jitter_s)
-            pending.append((arrival, backend.predict(obs, None, prefix)))
+            policy.infer_once(lambda chunk, at=arrival: pending.append((at, chunk)) or (0.0, 0.0))
             next_obs_s = max(now + PERIOD_S, arrival)
         core.on_joint_state(now, sim.joint_positions())
         command = core.tick(now)
@@ -66,23 +73,21 @@ def episode(backend, seed: int, delay_s: float, blend: str, jitter_s: float, rng
     return sim.outcome == "success", jumps, tick * dt
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--delays", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     parser.add_argument("--configs", nargs="+", default=["temporal_ensemble", "guided:5:plan", "guided:5:chunk"])
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--first-seed", type=int, default=2000)
     parser.add_argument("--jitter", type=float, default=0.05, help="latency jitter, uniform (s)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     model = resolve_package_path("models/demo")
     for config in args.configs:
         blend, *options = config.split(":")
-        backend = load_backend("octo", model)
-        if options:
-            backend.max_guidance = float(options[0])
-        overlap_end = options[1] if len(options) > 1 else "plan"
-        # the octo backend has no setting for it yet: swap its prefix_on_grid for the one under test
-        octo_backend.prefix_on_grid = functools.partial(rtc.prefix_on_grid, overlap_end=overlap_end)
+        settings = {"max_guidance": float(options[0])} if options else {}
+        if len(options) > 1:
+            settings["guidance_overlap"] = options[1]
+        backend = load_backend("octo", model, settings)
         for delay in args.delays:
             rng = np.random.default_rng(0)
             runs = []

@@ -142,7 +142,7 @@ def _plot(args) -> int:
 
 def _train(args) -> int:
     from vla_ros.backends.octo.checkpoint import save_checkpoint
-    from vla_ros.sim.evaluation import expert_policy, success_rate
+    from vla_ros.sim.evaluation import ExpertBackend, success_rate
     from vla_ros.sim.recorder import RecorderSettings, record
     from vla_ros.training.train import (
         ACTION_SPACES,
@@ -170,8 +170,8 @@ def _train(args) -> int:
     seeds = list(range(args.eval_first_seed, args.eval_first_seed + args.eval_episodes))
     backend = backend_from(model, cfg, stats)
     info.update(
-        eval_success_rate=success_rate(lambda sim: backend.predict, seeds),
-        expert_eval_success_rate=success_rate(expert_policy, seeds),
+        eval_success_rate=success_rate(lambda sim: backend, seeds),
+        expert_eval_success_rate=success_rate(ExpertBackend, seeds),
         eval_episodes=len(seeds),
         episodes=rec.episodes,
         samples=int(len(data["state"])),
@@ -204,11 +204,11 @@ def _evaluate(args) -> int:
     from vla_ros.config import load_robot_config
     from vla_ros.launch_description import policy_parameters
     from vla_ros.paths import resolve_package_path
-    from vla_ros.sim.evaluation import expert_policy, success_rate
+    from vla_ros.sim.evaluation import ExpertBackend, success_rate
 
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))
     if args.expert:
-        rate = success_rate(expert_policy, seeds)
+        rate = success_rate(ExpertBackend, seeds)
     else:
         robot = load_robot_config("sim")
         params = policy_parameters(robot, args.backend, args.model_path)
@@ -220,7 +220,7 @@ def _evaluate(args) -> int:
             settings,
             robot=robot_body(robot),
         )
-        rate = success_rate(lambda sim: backend.predict, seeds)
+        rate = success_rate(lambda sim: backend, seeds)
     print(
         json.dumps(
             {

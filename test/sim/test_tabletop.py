@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vla_ros.sim.evaluation import expert_policy, run_episode
+from vla_ros.sim.evaluation import ExpertBackend, run_episode
 from vla_ros.sim.recorder import RecorderSettings, execute_target, record
 from vla_ros.sim.tabletop import CUBE_MIN_SEPARATION_M, JOINT_NAMES, TASKS, TabletopSim, Task
 
@@ -31,7 +31,7 @@ def test_episode_tasks_alternate_between_the_instructions(sim):
 
 
 def test_scripted_expert_solves_held_out_episodes(sim):
-    policy = expert_policy(sim)
+    policy = ExpertBackend(sim)
     results = [run_episode(sim, policy, seed) for seed in range(1000, 1010)]
     assert sum(results) >= 9
 

@@ -47,7 +47,3 @@ def check_shapes(
             f"wrong shapes {listing(bad_shapes, limit)}"
         )
 
-
-def check_state_dict(weights: Mapping, expected: Mapping, where: str) -> None:
-    """BackendError listing every missing key, unexpected key and wrong shape of `weights` vs `expected`."""
-    check_shapes(weights, expected, f"{where} does not match the model", limit=None)

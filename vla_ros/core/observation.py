@@ -82,10 +82,6 @@ class ObservationBuffer:
         with self._lock:
             self._joints = _Stamped(stamp_s, q)
 
-    def latest_joint_positions(self) -> np.ndarray | None:
-        with self._lock:
-            return None if self._joints is None else self._joints.value.copy()
-
     def clear(self) -> None:
         with self._lock:
             self._images.clear()

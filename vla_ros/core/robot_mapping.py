@@ -2,8 +2,8 @@
 
 One rule for joint names everywhere (observations, chunks, plan prefixes, backends): joints are
 matched by name, in any order, extra joints are ignored, and a missing joint is an error that names
-it. `select_joints` is the one reorder helper; `RobotMapping.check_robot` applies the rule once, at
-configure time, so a wrong robot config fails before the first frame.
+it. `select_joints` is the one reorder helper; the policy core checks a backend's joints and cameras
+against the robot's once, at configure time, so a wrong robot config fails before the first frame.
 """
 
 from __future__ import annotations
@@ -98,15 +98,3 @@ class RobotMapping:
         bad = sorted(s for s in self.cameras if s not in slots)
         if bad:
             raise ValueError(f"{self.source}: cameras: unknown model image slots {bad} (the model has {list(slots)})")
-
-    def check_robot(self, robot_joints: Sequence[str], robot_cameras: Sequence[str]) -> None:
-        """ValueError naming every joint and camera the model needs that the robot config lacks."""
-        problems = []
-        missing_joints = [j for j in self.joints if j not in robot_joints]
-        if missing_joints:
-            problems.append(f"joints {missing_joints} are not among the robot's {list(robot_joints)}")
-        missing_cams = [c for c in self.robot_cameras if c not in robot_cameras]
-        if missing_cams:
-            problems.append(f"cameras {missing_cams} are not among the robot's {list(robot_cameras)}")
-        if problems:
-            raise ValueError(f"{self.source}: the model's robot mapping does not fit the robot: " + "; ".join(problems))

@@ -1,6 +1,7 @@
 """Closed-loop evaluation of a backend (or the scripted expert) in the sim, without ROS.
 
-The same control path as the nodes: the robot config's chunk_executor parameters build the
+The same control path as the nodes: observations go through the PolicyCore (the policy node's loop:
+buffer, inference, chunk checks), the robot config's chunk_executor parameters build the
 ExecutorCore (plan, blending, jerk limiter, workspace) exactly as the node does
 (vla_ros/executor_setup.py), chunks are merged at their observation's stamp and the core ticks at
 100 Hz with the measured joints fed back. What differs from the ROS pipeline is only time: an
@@ -9,66 +10,84 @@ observation every `replan_s` seconds with zero transport latency.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from vla_ros.backends.base import Backend
 from vla_ros.config import RobotConfig, load_robot_config
 from vla_ros.core.safety import ChunkRejected
-from vla_ros.core.types import ActionChunk, Observation
+from vla_ros.core.types import ActionChunk
 from vla_ros.executor_setup import executor_from_parameters
 from vla_ros.launch_description import executor_parameters
+from vla_ros.policy_core import PolicyCore
 from vla_ros.sim.expert import ScriptedExpert
 from vla_ros.sim.recorder import CONTROL_DT_S
 from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES, TabletopSim, task_for_episode
 
-Policy = Callable[[Observation], ActionChunk]
-
 
 def run_episode(
     sim: TabletopSim,
-    policy: Policy,
+    backend: Backend,
     seed: int,
     robot: RobotConfig | None = None,
     replan_s: float = 0.3,
     max_episode_s: float = 8.0,
     executor_overrides: dict[str, Any] | None = None,
 ) -> bool:
-    """`policy(observation) -> ActionChunk` through the executor core; True if the task succeeds."""
+    """`backend` through the policy core and the executor core; True if the task succeeds."""
     robot = robot or load_robot_config("sim")
-    core = executor_from_parameters({**executor_parameters(robot), **(executor_overrides or {})})
+    executor = executor_from_parameters({**executor_parameters(robot), **(executor_overrides or {})})
+    params = {"max_observation_age_s": 1.0, "inference_period_s": replan_s, "inference_delay_s": 0.0}
+    policy = PolicyCore(CAMERAS, JOINT_NAMES, params.__getitem__, clock=lambda: sim.time_s)
+    policy.backend = backend
     task = sim.reset(seed, task_for_episode(seed))
-    core.on_joint_state(0.0, sim.joint_positions())
-    core.activate()
+    policy.reset()
+    policy.instruction = task.instruction
+    executor.on_joint_state(0.0, sim.joint_positions())
+    executor.activate()
+
+    def deliver(chunk: ActionChunk) -> tuple[float, float]:
+        try:
+            executor.on_chunk(chunk, sim.time_s)
+        except ChunkRejected:
+            pass  # counted by the executor core; it holds as the node would
+        return 0.0, 0.0
+
     next_obs = 0.0
     while sim.outcome == "running" and sim.time_s < max_episode_s:
         now = sim.time_s
-        core.on_joint_state(now, sim.joint_positions())
+        executor.on_joint_state(now, sim.joint_positions())
         if now >= next_obs - 1e-9:
-            obs = Observation(
-                now, {c: sim.render(c) for c in CAMERAS}, JOINT_NAMES, sim.joint_positions(), task.instruction
-            )
-            chunk = policy(obs)
-            try:
-                if chunk.horizon:  # an action chunk with no convertible point is not sent (as in the node)
-                    core.on_chunk(chunk, now)
-            except ChunkRejected:
-                pass  # counted by the core; the executor holds as the node would
+            for camera in CAMERAS:
+                policy.add_image(camera, now, sim.render(camera), now, time.perf_counter())
+            policy.buffer.add_joint_state(now, list(JOINT_NAMES), list(sim.joint_positions()))
+            policy.infer_once(deliver)
             next_obs = now + replan_s
-        command = core.tick(now)
+        command = executor.tick(now)
         if command.positions is not None:
             sim.set_command(command.positions)
         sim.advance(CONTROL_DT_S)
     return sim.outcome == "success"
 
 
-def expert_policy(sim: TabletopSim, dt_s: float = 0.1, horizon: int = 8):
-    expert = ScriptedExpert(sim, dt_s, horizon)
-    return lambda obs: ActionChunk(obs.stamp_s, dt_s, JOINT_NAMES, expert.chunk())
+class ExpertBackend(Backend):
+    """The scripted expert as a policy backend: chunks planned from the sim's state (it reads no camera)."""
+
+    camera_names = ()
+    joint_names = JOINT_NAMES
+
+    def __init__(self, sim: TabletopSim, dt_s: float = 0.1, horizon: int = 8):
+        self.expert, self.dt_s, self.horizon = ScriptedExpert(sim, dt_s, horizon), dt_s, horizon
+
+    def predict(self, observation, noise=None, prefix=None) -> ActionChunk:
+        return ActionChunk(observation.stamp_s, self.dt_s, JOINT_NAMES, self.expert.chunk())
 
 
-def success_rate(policy_factory, seeds: list[int]) -> float:
+def success_rate(backend_for: Callable[[TabletopSim], Backend], seeds: list[int]) -> float:
+    """The success rate over `seeds` of the backend `backend_for(sim)` (e.g. ExpertBackend)."""
     sim = TabletopSim()
-    policy = policy_factory(sim)
-    return float(np.mean([run_episode(sim, policy, s) for s in seeds]))
+    backend = backend_for(sim)
+    return float(np.mean([run_episode(sim, backend, s) for s in seeds]))

@@ -66,7 +66,6 @@ class TabletopSim:
         self._renderer: mujoco.Renderer | None = None
         self._qpos_idx = np.array([self.model.joint(n).qposadr[0] for n in JOINT_NAMES])
         self._dof_idx = np.array([self.model.joint(n).dofadr[0] for n in JOINT_NAMES])
-        self._arm_dofs = self._dof_idx[:6]
         self._tcp = self.model.site("tcp").id
         self._cube_qpos = {c: self.model.joint(f"cube_{c}_joint").qposadr[0] for c in CUBES}
         self.task = TASKS[0]
@@ -129,22 +128,12 @@ class TabletopSim:
     def tcp_position(self) -> np.ndarray:
         return self.data.site_xpos[self._tcp].copy()
 
-    def tcp_z_axis(self) -> np.ndarray:
-        return self.data.site_xmat[self._tcp].reshape(3, 3)[:, 2].copy()
-
     def cube_position(self, colour: str) -> np.ndarray:
         adr = self._cube_qpos[colour]
         return self.data.qpos[adr : adr + 3].copy()
 
     def touch_point(self, colour: str) -> np.ndarray:
         return self.cube_position(colour) + np.array([0.0, 0.0, CUBE_HALF_SIZE_M + TOUCH_HEIGHT_M])
-
-    def tcp_jacobian(self) -> np.ndarray:
-        """(6, 6) [linear; angular] Jacobian of the tool centre point w.r.t. the arm joints."""
-        jacp = np.zeros((3, self.model.nv))
-        jacr = np.zeros((3, self.model.nv))
-        mujoco.mj_jacSite(self.model, self.data, jacp, jacr, self._tcp)
-        return np.vstack([jacp[:, self._arm_dofs], jacr[:, self._arm_dofs]])
 
     def _update_outcome(self) -> None:
         if self.outcome != "running":

@@ -19,11 +19,6 @@ TRANSFORMER = "octo_transformer"
 BLOCKS = f"{TRANSFORMER}/BlockTransformer_0/Transformer_0"
 HEAD = "heads_action/diffusion_model"
 T5_PREFIX = f"{TRANSFORMER}/task_tokenizers_language/"
-SUPPORTED = {
-    "ImageTokenizer": "octo.model.components.tokenizers",
-    "LanguageTokenizer": "octo.model.components.tokenizers",
-    "DiffusionActionHead": "octo.model.components.action_heads",
-}
 STEMS = {"SmallStem16": 16, "SmallStem32": 32, "SmallStem": None}
 
 

@@ -85,8 +85,26 @@ class OpenVLABackend(Backend):
         self.action_space_source = settings.source
 
     def bind_robot(self, robot=None) -> None:
-        """Backend.bind_robot, then check that the action space has the checkpoint's action width."""
+        """Backend.bind_robot, then check that the action space has the checkpoint's action width (and, for an
+        OFT proprio input read from the action space's state, its width)."""
         super().bind_robot(robot)
+        oft = self.oft
+        named = self.settings.proprio_joints
+        state_types = [g.type for g in self.output.space.state.groups]
+        if oft is not None and oft.proprio_projector is not None and named and state_types != ["joint_position"]:
+            raise BackendError(
+                f"OpenVLA-OFT ({self.settings.source}): proprio_joints {list(named)} feed joint positions, but the "
+                f"checkpoint's action space '{self.output.space.name}' says its proprio state is {state_types} (the "
+                "end-effector pose for LIBERO): leave proprio_joints unset to feed that state"
+            )
+        if oft is not None and oft.proprio_projector is not None and not named:
+            dims = len(oft.proprio_stats["q01"])
+            if self.output.state_dim != dims:
+                raise BackendError(
+                    f"OpenVLA-OFT ({self.settings.source}): the proprio projector takes {dims} values; the action "
+                    f"space '{self.output.space.name}' gives a state of {self.output.state_dim} (name proprio_joints "
+                    "for a joint-position proprio input)"
+                )
         if self.output.action_dim != self.action_dim:
             space = self.output.space.name
             hint = (
@@ -139,11 +157,16 @@ class OpenVLABackend(Backend):
             return unnormalize(self.action_tokenizer.decode(tokens), self.action_stats)[None]
         pixels = np.concatenate([self.pixel_values(observation.images[c]) for c in self.camera_names], axis=0)
         proprio = None
-        if self.oft.proprio_projector is not None:
-            q = self._joints(observation, self.settings.proprio_joints)
+        if self.oft.proprio_projector is not None:  # the named joints, else the action space's state (LIBERO: EE pose)
+            joints = self.settings.proprio_joints
+            q = self._joints(observation, joints) if joints else self.output.state_vector(self._robot_q(observation))
             proprio = normalize(q, self.oft.proprio_stats, self.settings.normalization)
         normalized = self.regress(pixels, ids, proprio)
         return unnormalize(normalized, self.action_stats, self.settings.normalization, OFT_RANGE_EPS)
+
+    def _robot_q(self, observation: Observation) -> np.ndarray:
+        """The observed positions of the action space's joints."""
+        return self._joints(observation, self.output.joint_names)
 
     def _joints(self, observation: Observation, names: tuple[str, ...]) -> np.ndarray:
         return backend_joints(observation.joint_names, observation.joint_positions, names, "OpenVLA backend")
@@ -236,18 +259,19 @@ def load_oft_heads(folder: Path, hidden_size: int, settings: OpenVLASettings, st
             )
         return heads
     proprio_stats = stats.get("proprio")
-    if not settings.proprio_joints or not proprio_stats:
+    if not proprio_stats:
         raise BackendError(
-            f"OpenVLA-OFT checkpoint {folder}: has {projector_file.name}; it needs proprio_joints in {settings.source} "
-            "and norm_stats[unnorm_key].proprio in config.json"
+            f"OpenVLA-OFT checkpoint {folder}: has {projector_file.name} but config.json has no "
+            "norm_stats[unnorm_key].proprio"
         )
-    if len(proprio_stats["q01"]) != len(settings.proprio_joints):
+    dims = len(proprio_stats["q01"])
+    if settings.proprio_joints and dims != len(settings.proprio_joints):
         raise BackendError(
             f"OpenVLA-OFT: proprio_joints {list(settings.proprio_joints)} must match the "
             f"{len(proprio_stats['q01'])} proprio dims of the statistics"
         )
-    with torch.device(settings.device):
-        projector = ProprioProjector(hidden_size, len(settings.proprio_joints))
+    with torch.device(settings.device):  # the input: proprio_joints, else the action space's state (bind_robot checks)
+        projector = ProprioProjector(hidden_size, dims)
     load_component(projector_file, projector)
     heads.proprio_projector, heads.proprio_stats = projector.to(dtype).eval(), proprio_stats
     return heads

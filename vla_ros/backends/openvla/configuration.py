@@ -272,7 +272,7 @@ class OpenVLASettings(SettingsBase):
     oft: bool = False  # OpenVLA-OFT: one parallel pass + L1 regression head (`action_head--*.pt`)
     chunk_size: int = 8  # OFT actions per chunk (LIBERO 8, ALOHA 25); chunk points are dt_s apart
     normalization: str = "quantiles"  # OFT action/proprio bounds: quantiles (q01/q99) | min_max
-    proprio_joints: tuple[str, ...] = ()  # OFT: joints fed, normalised, to the proprio projector
+    proprio_joints: tuple[str, ...] = ()  # OFT: joints fed to the proprio projector (empty: the action space's state)
     action_space: dict | None = None  # the checkpoint's action space (preset + overrides); None: joint positions
     source: str = field(default="<memory>", compare=False)
 
