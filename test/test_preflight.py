@@ -184,3 +184,12 @@ def test_the_check_matrix_in_the_docs_is_current():
         sys.path.pop(0)
     doc = DOC.read_text()
     assert doc[doc.index(BEGIN) + len(BEGIN) : doc.index(END)].strip() == table()
+
+
+def test_the_reference_tables_in_the_docs_are_what_the_schemas_say():
+    """docs/configuration.md's node parameter and backend settings tables regenerate identically."""
+    from vla_ros.reference_tables import BEGIN, DOC, END, tables
+
+    doc = DOC.read_text()
+    assert doc[doc.index(BEGIN) + len(BEGIN) : doc.index(END)].strip() == tables()
+    assert "| `relative_joints` |" in doc and "| `guidance_overlap` |" in doc

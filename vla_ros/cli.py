@@ -233,17 +233,12 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _params(_args) -> int:
-    from vla_ros.params import EXECUTOR, MANAGER, POLICY, SIM
+def _params(args) -> int:
+    from vla_ros import reference_tables
 
-    tables = (
-        ("policy_node (vla_policy)", POLICY),
-        ("chunk_executor (vla_chunk_executor)", EXECUTOR),
-        ("lifecycle_manager (vla_lifecycle_manager)", MANAGER),
-        ("sim_robot (vla_sim_robot)", SIM),
-    )
-    for title, schema in tables:
-        print(f"#### {title}\n\n{schema.markdown()}\n")
+    print(reference_tables.tables())
+    if args.write:
+        reference_tables.write()
     return 0
 
 
@@ -358,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("launch_args", nargs="*", help="robot:=NAME backend:=NAME model_path:=DIR ...")
     p.set_defaults(func=lambda a: __import__("vla_ros.preflight", fromlist=["main"]).main(a.launch_args))
-    p = sub.add_parser("params", help="print the node parameter tables (markdown)")
+    p = sub.add_parser("params", help="print the node parameter and backend settings tables (markdown)")
+    p.add_argument("--write", action="store_true", help="and replace them in docs/configuration.md")
     p.set_defaults(func=_params)
     p = sub.add_parser("convert", help="convert a released checkpoint for the runtime: convert octo <folder> <out>")
     p.add_argument("kind", choices=["octo"], help="checkpoint family")

@@ -280,6 +280,33 @@ class SettingsBase:
             raise SettingsError(f"{where}: {exc}") from exc
 
     @classmethod
+    def markdown(cls) -> str:
+        """The settings as a markdown table: key, type (the schema's), default, meaning (the field's comment)."""
+        import dataclasses
+        import typing
+
+        hints, docs = typing.get_type_hints(cls), _field_comments(cls)
+        rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+        for f in dataclasses.fields(cls):
+            if not f.init or f.name == "source":
+                continue
+            default = (
+                "required"
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            )
+            hint = hints[f.name]
+            kind = (
+                hint.__name__
+                if isinstance(hint, type)
+                else str(hint).replace("typing.", "").replace("NoneType", "None")
+            )
+            value = default if default == "required" else f"`{default!r}`"
+            kind, doc = kind.replace("|", "or"), docs.get(f.name, "").replace("|", "/")
+            rows.append(f"| `{f.name}` | {kind} | {value} | {doc} |")
+        return "\n".join(rows)
+
+    @classmethod
     def value_problem(cls, key: str, value: Any) -> str | None:
         """Why `value` does not fit setting `key` (its type in the schema), or None."""
         return _value_problem(cls, key, value)
@@ -296,6 +323,27 @@ class SettingsBase:
         """The settings as YAML that `load` reads back (tuples written as lists, `source` left out)."""
         out = {key: getattr(self, key) for key in self.field_names()}
         return yaml.safe_dump(_plain(out), sort_keys=False)
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """Field name -> its comments in the class source (the settings' docs): the comment lines just above the
+    field, then the one after it on its line."""
+    import inspect
+    import re
+
+    comments: dict[str, str] = {}
+    above: list[str] = []
+    for line in inspect.getsource(cls).splitlines():
+        comment_line = re.match(r"^    #\s*(.*)$", line)
+        field_line = re.match(r"^    (\w+): [^#]*?(?:#\s*(.*))?$", line)
+        if comment_line:
+            above.append(comment_line.group(1))
+        elif field_line and not line.strip().startswith(("def ", "@", "KEY_GROUPS", "_")):
+            comments[field_line.group(1)] = " ".join([*above, field_line.group(2) or ""]).strip()
+            above = []
+        else:
+            above = []
+    return comments
 
 
 def _plain(value: Any) -> Any:

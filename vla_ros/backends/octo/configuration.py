@@ -123,8 +123,7 @@ class OctoSettings(SettingsBase):
     joints: tuple[str, ...] | None = None  # robot joint of model dim i
     relative_joints: tuple[str, ...] | None = None  # joints predicted relative to the state
     action_space: dict | None = None  # the checkpoint's action space, over its config.json's (None: config.json's)
-    # mostly for released Octo models (converted with `vla-ros convert octo`)
-    t5_folder: str | None = None  # local t5-base folder (tokenizer + encoder) for language tasks
+    t5_folder: str | None = None  # released models: local t5-base folder (tokenizer + encoder) for language tasks
     dataset_key: str | None = None  # dataset_statistics.json entry (e.g. bridge_dataset); needed when several
     normalization: str = "mean_std"  # action normalisation the model was trained with: mean_std | quantiles (p01/p99)
     goal_image: str | None = None  # image file: a goal-image task (models with goal-image slots)

@@ -265,7 +265,7 @@ class OpenVLASettings(SettingsBase):
     dt_s: float = 0.2  # seconds until the 1-point chunk's target (the rate the checkpoint was trained at)
     center_crop_scale: float | None = None  # 0.9 for models trained with crop augmentation (area kept)
     checkpoint: str | None = None  # default checkpoint folder (absolute or relative to the package root)
-    device: str = "cpu"
+    device: str = "cpu"  # torch device: cpu | cuda | cuda:N
     dtype: str = "float32"  # float32 | bfloat16 (bfloat16 on GPU)
     attention: str = "sdpa"  # Llama attention kernel: sdpa | eager
     static_cache: bool = False  # preallocated KV cache (fixed shapes for CUDA graphs / torch.compile)
