@@ -284,7 +284,10 @@ def droid_joint_velocity() -> ActionSpace:
     gripper_action_space="position"; the gripper binarised at 0.5; 8 steps of a chunk at 15 Hz)
     and `src/openpi/policies/droid_policy.py` (state: 7 joint positions + gripper position).
     DROID's gripper position is 0 = open, 1 = closed (inverted here: the joint's low end is closed).
-    Velocities are integrated at the chunk's dt from the plan's position.
+    Velocities are integrated at the chunk's dt from the plan's position. Known difference: DROID's
+    velocities are normalised, its runtime moving a joint 0.2 rad x value per 15 Hz step
+    (droid-dataset/droid `droid/robot_ik/robot_ik_solver.py` joint_velocity_to_delta), i.e. 3 rad/s per
+    unit, where this preset integrates rad/s (a scale on joint_velocity groups is needed).
     """
     state = StateSpace((JointPosition(), Gripper(invert=True)))
     return ActionSpace(
@@ -293,11 +296,16 @@ def droid_joint_velocity() -> ActionSpace:
 
 
 def aloha_joints() -> ActionSpace:
-    """pi0 on ALOHA: 14 absolute joint positions (2 x (6 arm joints + gripper)), state the same 14.
+    """pi0 on ALOHA as an openpi policy server returns it: 14 absolute joint positions (2 x (6 arm
+    joints + gripper)), state the same 14.
 
-    Source: openpi `src/openpi/policies/aloha_policy.py`: its input/output transforms convert the
-    grippers between the robot's and the model's units and flip some joint signs, so what reaches
-    the robot is already in the robot's joint units, in the robot config's joint order.
+    Source: openpi `src/openpi/policies/policy_config.py` (output transforms: Unnormalize, then
+    `AbsoluteActions(make_bool_mask(6, -1, 6, -1))` of `training/config.py` LeRobotAlohaDataConfig, then
+    `AlohaOutputs`), `policies/aloha_policy.py` (AlohaOutputs flips joints 1, 2, 8, 9 and converts the
+    grippers): what the server sends is absolute and in the robot's joint units, in the robot config's
+    joint order (the openpi_remote backend). Not the raw output of a converted checkpoint run in-process
+    (the pi0 backend): that one is relative to the state in the 12 arm joints (all but pi0_aloha_sim) and
+    in pi's internal joint space; see vla_ros/backends/pi0/openpi_configs.py.
     """
     return ActionSpace("aloha_joints", (JointPosition(mode="absolute"),), state=StateSpace((JointPosition(),)))
 

@@ -1,7 +1,9 @@
 """The π₀ backend: checkpoint folder + settings -> model, and `predict` (with RTC guidance).
 
 Settings: the package's `config/backends/pi0.yaml` < `<checkpoint>/pi0.yaml` < node parameters
-(backends/settings.py).
+(backends/settings.py). With `openpi_config` (openpi_configs.py) the config's action space, relative dims,
+dt_s and camera slots are the checkpoint's conventions: they replace defaults (the package file's
+included), and a setting that states something else fails naming both.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from vla_ros.backends.blocks.rtc import prefix_on_grid
 from vla_ros.backends.pi0.checkpoint import build_model, load_checkpoint, load_weights
 from vla_ros.backends.pi0.fast import DeviceImages, FastSampler
 from vla_ros.backends.pi0.modeling import Pi0Model
+from vla_ros.backends.pi0.openpi_configs import OpenpiConfig, lookup, merged_action_space, same_dt
 from vla_ros.backends.pi0.origin import relative_joints
 from vla_ros.backends.pi0.processing import Pi0Processor
 from vla_ros.backends.pi0.settings import Pi0Settings
 from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer
 from vla_ros.backends.settings import default_cameras, resolve_settings, settings_layers, with_robot_joints
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
+from vla_ros.paths import default_config_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 LOG = logging.getLogger(__name__)
@@ -35,7 +39,15 @@ LOG = logging.getLogger(__name__)
 class Pi0Backend(Backend):
     supports_prefix = True
 
-    def __init__(self, model: Pi0Model, processor: Pi0Processor, tokenizer: PaligemmaTokenizer, seed: int = 0):
+    def __init__(
+        self,
+        model: Pi0Model,
+        processor: Pi0Processor,
+        tokenizer: PaligemmaTokenizer,
+        seed: int = 0,
+        action_space_source: str | None = None,
+        openpi_config: OpenpiConfig | None = None,
+    ):
         self.model = model
         self.cfg = model.cfg
         self.processor = processor
@@ -53,7 +65,8 @@ class Pi0Backend(Backend):
         self.device_images = DeviceImages(processor, self.device)
         self.relative_joints = self.settings.relative_joints
         self.action_space = self.settings.action_space
-        self.action_space_source = self.settings.source
+        self.action_space_source = action_space_source or self.settings.source
+        self.openpi_config = openpi_config  # its action/state widths are checked against the robot's
         if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
             self.bind_robot(None)
 
@@ -65,6 +78,14 @@ class Pi0Backend(Backend):
             self.processor.check_dims(out.action_dim, out.state_dim, f"action space '{out.space.name}'")
         except ValueError as exc:
             raise BackendError(f"π₀ backend ({self.settings.source}): {exc}") from exc
+        openpi = self.openpi_config
+        if openpi is not None and (out.action_dim, out.state_dim) != (openpi.action_dims, openpi.state_dims):
+            raise BackendError(
+                f"π₀ backend ({self.settings.source}): action space '{out.space.name}' over the joints "
+                f"{list(out.joint_names)} has {out.action_dim} action / {out.state_dim} state values; "
+                f"{openpi.source('action_space')} has {openpi.action_dims} / {openpi.state_dims} "
+                f"(state: {openpi.state})"
+            )
 
     @property
     def noise_shape(self) -> tuple[int, int, int]:
@@ -140,20 +161,35 @@ def load_pi0_backend(
     and cameras are used where the settings name none."""
     settings, sources = resolve_settings(Pi0Settings, settings_layers("pi0", model_path, overrides or {}))
     folder = checkpoint_folder(model_path, settings, "π₀ backend")
-    ckpt = load_checkpoint(folder, settings)
+    openpi = None if settings.openpi_config is None else lookup(settings.openpi_config)  # checked by the settings
+    if openpi is not None and settings.origin not in (None, "openpi"):
+        raise BackendError(f"{sources['origin']}: origin {settings.origin!r} contradicts {openpi.source()}: remove one")
+    ckpt = load_checkpoint(folder, settings)  # an openpi config is checked against the checkpoint there
     settings, sources = with_robot_joints(ckpt.settings, sources, robot, "π₀ backend")
+    action_space_source = None
+    if openpi is not None:
+        try:
+            settings, sources, action_space_source = _openpi_settings(openpi, settings, sources)
+        except ValueError as exc:
+            raise BackendError(f"π₀ backend ({folder}): {exc}") from exc
     ckpt = dataclasses.replace(ckpt, settings=settings)
     if ckpt.settings.cameras is None:
-        cameras = default_cameras(ckpt.profile.image_slots, robot.camera_names if robot else ())
+        slots = ckpt.profile.image_slots if openpi is None else tuple(openpi.cameras)
+        cameras = default_cameras(slots, robot.camera_names if robot else ())
         if not cameras:
             raise BackendError(f"π₀ backend ({settings.source}): cameras: none mapped and no robot cameras to map")
         ckpt = dataclasses.replace(ckpt, settings=dataclasses.replace(ckpt.settings, cameras=cameras))
-        sources = {**sources, "cameras": f"default: the robot's cameras onto {list(ckpt.profile.image_slots)}"}
+        sources = {**sources, "cameras": f"default: the robot's cameras onto {list(slots)}"}
+        if openpi is not None:
+            sources["cameras"] += f" ({openpi.source('cameras')})"
     named = sources.get("relative_joints", "default")  # the checkpoint's relative dims win over the default only
     try:
-        relative, relative_source = relative_joints(
-            ckpt.profile, ckpt.settings.joints, ckpt.settings.relative_joints, None if named == "default" else named
-        )
+        if openpi is not None:
+            relative, relative_source = _openpi_relative(openpi, ckpt.settings, _stated(sources, "relative_joints"))
+        else:
+            relative, relative_source = relative_joints(
+                ckpt.profile, ckpt.settings.joints, ckpt.settings.relative_joints, None if named == "default" else named
+            )
     except ValueError as exc:
         raise BackendError(f"π₀ backend ({folder}): {exc}") from exc
     if relative and ckpt.profile.relative_actions is not None and ckpt.settings.action_space is not None:
@@ -172,7 +208,64 @@ def load_pi0_backend(
         raise BackendError(f"π₀ backend ({folder}, {settings.source}): {exc}") from exc
     model = build_model(ckpt.cfg, settings.device, DTYPES[settings.dtype])
     load_weights(folder / "model.safetensors", model)
-    backend = Pi0Backend(model, processor, ckpt.tokenizer, seed)
+    backend = Pi0Backend(model, processor, ckpt.tokenizer, seed, action_space_source, openpi)
     backend.settings_sources = sources
     backend.provenance = ckpt.provenance
     return backend
+
+
+def _stated(sources: dict[str, str], key: str) -> str | None:
+    """Where a user stated setting `key` (a checkpoint's pi0.yaml, node parameters); None for the class default
+    and the package's config/backends/pi0.yaml (defaults too)."""
+    source = sources.get(key, "default")
+    if source == "default" or source == str(default_config_dir() / "backends" / "pi0.yaml"):
+        return None
+    return source
+
+
+def _openpi_settings(openpi: OpenpiConfig, settings: Pi0Settings, sources: dict[str, str]):
+    """(settings, sources, action_space source) with the openpi config's dt_s, action space and camera slots;
+    ValueError naming both sources where a stated setting contradicts them."""
+    dt_source = _stated(sources, "dt_s")
+    if dt_source is not None and not same_dt(settings.dt_s, openpi.dt_s):
+        raise ValueError(
+            f"{dt_source}: dt_s {settings.dt_s} contradicts {openpi.source('dt_s')}: {openpi.dt_s:.4g} s; "
+            "remove dt_s or openpi_config"
+        )
+    space_source = _stated(sources, "action_space")
+    space, action_space_source = merged_action_space(
+        openpi, settings.action_space if space_source else None, space_source or ""
+    )
+    if settings.cameras is not None:
+        stray = sorted(set(settings.cameras) - set(openpi.cameras))
+        if stray:
+            raise ValueError(
+                f"{sources.get('cameras', settings.source)}: cameras map the π₀ slots {stray}, which "
+                f"{openpi.source('cameras')} never fills (zeros, masked); its slots: {openpi.cameras}"
+            )
+    settings = dataclasses.replace(settings, dt_s=settings.dt_s if dt_source else openpi.dt_s, action_space=space)
+    sources = {
+        **sources,
+        "dt_s": dt_source or openpi.source("dt_s"),
+        "action_space": action_space_source,
+    }
+    return settings, sources, action_space_source
+
+
+def _openpi_relative(openpi: OpenpiConfig, settings: Pi0Settings, stated: str | None) -> tuple[tuple[str, ...], str]:
+    """(relative joints, source) of the openpi config's delta mask over the model joints; ValueError naming both
+    when stated relative_joints differ."""
+    own = openpi.relative_joints(settings.joints)
+    source = openpi.source("delta_mask")
+    if stated is not None and set(settings.relative_joints) != set(own):
+        what = (
+            f"states the relative values in its action space {openpi.action_space}"
+            if openpi.action_space is not None
+            else f"predicts {list(own) or 'no joint'} relative to the state ({openpi.relative_rule()} over the "
+            f"joints {list(settings.joints)})"
+        )
+        raise ValueError(
+            f"{stated}: relative_joints {list(settings.relative_joints)} contradict {source}, which {what}; "
+            f"remove relative_joints or set them to {list(own)}"
+        )
+    return own, source

@@ -35,6 +35,7 @@ from vla_ros.backends.base import BackendError
 from vla_ros.backends.normalization import DatasetStatistics
 from vla_ros.backends.pi0.configuration import Pi0Config, read_json
 from vla_ros.backends.pi0.modeling import Pi0Model
+from vla_ros.backends.pi0.openpi_configs import OpenpiConfig, configs_for_assets, lookup
 from vla_ros.backends.pi0.origin import CheckpointProfile, detect_origin, read_profile
 from vla_ros.backends.pi0.settings import Pi0Settings
 from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer
@@ -118,8 +119,8 @@ def _lerobot_raw(files: list[Path]) -> dict[str, dict]:
 def load_stats(folder: Path, explicit: str | None = None) -> tuple[dict[str, dict], str]:
     """Raw statistics {"state": {stat: (D,)}, "action": {...}} and the file(s) they came from.
 
-    `explicit` (relative to `folder`), else the first of: norm_stats.json, assets/*/norm_stats.json
-    (exactly one), LeRobot's normalizer safetensors.
+    `explicit` (relative to `folder`), else the first of: norm_stats.json, assets/<asset_id>/norm_stats.json
+    (exactly one; the id may hold a '/', e.g. physical-intelligence/libero), LeRobot's normalizer safetensors.
     """
     try:
         if explicit is not None:
@@ -129,7 +130,7 @@ def load_stats(folder: Path, explicit: str | None = None) -> tuple[dict[str, dic
             return (_lerobot_raw([path]) if path.suffix == ".safetensors" else _openpi_raw(path)), str(path)
         if (folder / NORM_STATS).is_file():
             return _openpi_raw(folder / NORM_STATS), str(folder / NORM_STATS)
-        assets = sorted(folder.glob(f"assets/*/{NORM_STATS}"))
+        assets = sorted(folder.glob(f"assets/*/**/{NORM_STATS}"))  # asset ids may hold a '/' (openpi repo ids)
         if len(assets) > 1:
             raise BackendError(
                 f"π₀ checkpoint {folder}: several statistics {[str(a) for a in assets]}; "
@@ -201,15 +202,34 @@ class LoadedCheckpoint:
 
 
 def load_checkpoint(folder: Path, settings: Pi0Settings) -> LoadedCheckpoint:
-    """Read config, origin profile, statistics and tokenizer of `folder` (BackendError naming file and key)."""
+    """Read config, origin profile, statistics and tokenizer of `folder` (BackendError naming file and key).
+
+    With `settings.openpi_config` the checkpoint is openpi's (a `lerobot` origin setting contradicts it), its
+    statistics default to the config's `assets/<asset_id>/norm_stats.json`, its model type and horizon must be
+    the config's, and π₀.5's state-in-prompt is the config's; without it, a folder whose assets match a known
+    config's asset id logs a hint naming the setting.
+    """
     check_folder(folder)
     cfg = load_config(folder)
-    stats, stats_source = load_stats(folder, settings.norm_stats)
+    openpi = _openpi_config(folder, settings, cfg)
+    norm_stats = settings.norm_stats
+    if openpi is not None and norm_stats is None and (folder / "assets" / openpi.asset_id / NORM_STATS).is_file():
+        norm_stats = f"assets/{openpi.asset_id}/{NORM_STATS}"
+    stats, stats_source = load_stats(folder, norm_stats)
     try:
-        origin, reason = detect_origin(folder, settings.origin)
+        if openpi is not None and settings.origin is None:
+            origin, reason = "openpi", openpi.source()
+        else:
+            origin, reason = detect_origin(folder, settings.origin)
         profile = read_profile(folder, cfg, origin, reason)
     except ValueError as exc:
         raise BackendError(f"π₀ checkpoint: {exc}") from exc
+    if openpi is not None and cfg.pi05:
+        profile = dataclasses.replace(
+            profile,
+            state_in_prompt=bool(openpi.state_in_prompt),
+            sources={**profile.sources, "state_in_prompt": openpi.source("state_in_prompt")},
+        )
     if settings.max_token_len is not None:
         profile = dataclasses.replace(
             profile, max_token_len=settings.max_token_len, sources={**profile.sources, "max_token_len": settings.source}
@@ -222,15 +242,64 @@ def load_checkpoint(folder: Path, settings: Pi0Settings) -> LoadedCheckpoint:
             profile, steps=settings.steps, sources={**profile.sources, "steps": settings.source}
         )
     try:
-        tokenizer = PaligemmaTokenizer(find_tokenizer(folder), cfg.max_token_len, origin=origin, pi05=cfg.pi05)
+        tokenizer = PaligemmaTokenizer(
+            find_tokenizer(folder),
+            cfg.max_token_len,
+            origin=origin,
+            pi05=cfg.pi05,
+            state_in_prompt=profile.state_in_prompt,
+        )
     except (RuntimeError, OSError) as exc:
         raise BackendError(f"π₀ checkpoint {folder}: cannot read the SentencePiece tokenizer ({exc})") from exc
     provenance = {"model_type": f"{cfg.model_type} ({CONFIG} type or weight names)", "statistics": stats_source}
+    if openpi is not None:
+        provenance["openpi_config"] = f"{openpi.name} ({openpi.source()})"
     provenance.update(profile.describe())
     LOG.info("π₀ checkpoint %s:\n%s", folder, "\n".join(f"  {k} = {v}" for k, v in provenance.items()))
     for warning in profile.warnings:  # read but not understood: say so once, at load
         LOG.warning("π₀ checkpoint %s: %s", folder, warning)
     return LoadedCheckpoint(cfg, profile, settings, stats, tokenizer, provenance)
+
+
+def _openpi_config(folder: Path, settings: Pi0Settings, cfg: Pi0Config) -> OpenpiConfig | None:
+    """The settings' openpi config, checked against the checkpoint (BackendError naming both sources); None
+    without one, after logging a hint when the folder's norm-stats assets are a known config's."""
+    if settings.openpi_config is None:
+        if (folder / "assets").is_dir():
+            model = "pi05" if cfg.pi05 else "pi0"
+            for asset, names in configs_for_assets(folder, model).items():
+                LOG.warning(
+                    "π₀ checkpoint %s: assets/%s holds the norm stats of openpi config(s) %s; if the checkpoint is "
+                    "one of them, set `openpi_config: <name>` (pi0.yaml) to take its action space, relative dims, "
+                    "dt_s and camera slots (vla_ros/backends/pi0/openpi_configs.py): nothing is assumed without it",
+                    folder,
+                    asset,
+                    ", ".join(names),
+                )
+        return None
+    try:
+        openpi = lookup(settings.openpi_config)
+    except ValueError as exc:
+        raise BackendError(f"π₀ backend ({settings.source}): {exc}") from exc
+    where = f"{settings.source}: openpi_config {openpi.name}"
+    if openpi.unsupported:
+        raise BackendError(f"{where}: not supported by the π₀ backend: {openpi.unsupported} ({openpi.source()})")
+    if settings.origin not in (None, "openpi"):
+        raise BackendError(f"{settings.source}: origin {settings.origin!r} contradicts {openpi.source()}: remove one")
+    model = "pi05" if cfg.pi05 else "pi0"
+    if model != openpi.model:
+        raise BackendError(
+            f"{where}: {openpi.source()} is a {openpi.model} model but the checkpoint {folder} is {model} "
+            f"({CONFIG} type or weight names)"
+        )
+    if cfg.action_horizon != openpi.action_horizon:
+        raise BackendError(
+            f"{where}: {folder / CONFIG} action_horizon {cfg.action_horizon} contradicts {openpi.source()}, "
+            f"action_horizon {openpi.action_horizon}: is it the config the checkpoint was trained with?"
+        )
+    for caveat in openpi.caveats:
+        LOG.warning("π₀ checkpoint %s, %s: %s", folder, openpi.source(), caveat)
+    return openpi
 
 
 def build_model(cfg: Pi0Config, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Pi0Model:

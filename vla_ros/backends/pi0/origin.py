@@ -6,7 +6,8 @@ trained. `read_profile` collects, from the checkpoint's own files where they say
 - image resize: openpi PIL bilinear (openpi-client's resize_with_pad); LeRobot torch bilinear
   without antialias (`resize_with_pad_torch`, on rgb / 255).
 - prompt: openpi cleans it; π₀ encodes "\\n" apart. LeRobot π₀: task + "\\n" as is, one
-  encoding. π₀.5 (both): "Task: ..., State: <256 bins>;\\nAction: ".
+  encoding. π₀.5 (both): "Task: ..., State: <256 bins>;\\nAction: ", unless trained without the state
+  in the prompt (openpi's `discrete_state_input=False`, e.g. pi05_libero: then π₀'s prompt, no state at all).
 - normalisation: openpi π₀ mean/std, π₀.5 quantiles, eps 1e-6 both ways. LeRobot: the
   preprocessor's `norm_map` / config.json `normalization_mapping` per feature type, its `eps`
   (1e-8) on normalise only (plain std back).
@@ -112,6 +113,7 @@ class CheckpointProfile:
     time_max_period: float
     sources: dict[str, str] = field(default_factory=dict, compare=False)  # value name -> where it came from
     relative_actions: RelativeActions | None = None  # None: the checkpoint's files do not say
+    state_in_prompt: bool = False  # π₀.5 writes the discretised state into the prompt (openpi discrete_state_input)
     warnings: tuple[str, ...] = field(default=(), compare=False)  # what the loader read but does not understand
 
     def describe(self) -> dict[str, str]:
@@ -142,7 +144,7 @@ def detect_origin(folder: Path, explicit: str | None = None) -> tuple[str, str]:
     if lerobot:
         return "lerobot", f"detected: {lerobot[0]}"
     openpi = [p for p in ("norm_stats.json",) if (folder / p).is_file()] + sorted(
-        str(p.relative_to(folder)) for p in folder.glob("assets/*/norm_stats.json")
+        str(p.relative_to(folder)) for p in folder.glob("assets/*/**/norm_stats.json")
     )
     if openpi:
         return "openpi", f"detected: {openpi[0]}"
@@ -169,6 +171,7 @@ def default_profile(cfg: Pi0Config, origin: str = "openpi") -> CheckpointProfile
         max_token_len=cfg.max_token_len,
         time_min_period=cfg.time_min_period,
         time_max_period=cfg.time_max_period,
+        state_in_prompt=cfg.pi05,
         sources={
             "resize": f"{origin} preprocessing",
             "eps": f"{origin} default",
@@ -176,6 +179,7 @@ def default_profile(cfg: Pi0Config, origin: str = "openpi") -> CheckpointProfile
             "state_norm": f"{origin} default for {cfg.model_type}",
             "action_norm": f"{origin} default for {cfg.model_type}",
             "relative_actions": "not stated by the checkpoint (the settings' relative_joints decide)",
+            "state_in_prompt": f"default for {cfg.model_type}",
         },
     )
 

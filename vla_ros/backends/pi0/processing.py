@@ -144,8 +144,11 @@ class Pi0Processor:
         )
 
     def prompt_state(self, state: np.ndarray) -> np.ndarray | None:
-        """(S,) state vector -> normalised (S,) float32 that π₀.5 writes into the prompt; None for π₀."""
-        return self._normalizer("state", state.shape[-1]).normalize(state).astype(np.float32) if self.cfg.pi05 else None
+        """(S,) state vector -> normalised (S,) float32 that π₀.5 writes into the prompt; None for π₀ and for a
+        π₀.5 trained without it (the profile's `state_in_prompt`)."""
+        if not (self.cfg.pi05 and self.profile.state_in_prompt):
+            return None
+        return self._normalizer("state", state.shape[-1]).normalize(state).astype(np.float32)
 
     def actions_to_model(self, actions: np.ndarray) -> np.ndarray:
         """Model actions (H, A) -> model units (H, action_dim) float32."""

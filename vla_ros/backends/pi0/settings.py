@@ -4,8 +4,10 @@ says): robot mapping and sampler.
 The checkpoint says what the model is (`config.json`); this file says how our robot talks to it:
 which robot camera fills each π₀ camera slot, which joints are the state/action dimensions
 (dimension i is `joints[i]`, the rest up to 32 is zero padding), which of them the checkpoint
-predicts relative to the current state, the chunk timing and the sampler. Errors name the file
-and the key.
+predicts relative to the current state, the chunk timing and the sampler. `openpi_config` names the
+openpi training config of a converted openpi checkpoint, whose conventions (openpi_configs.py) then
+fill action_space, relative_joints, dt_s and the camera slots; settings that contradict them fail.
+Errors name the file and the key.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class Pi0Settings(SettingsBase):
         None  # the checkpoint's action space (preset + overrides); None: joints per relative_joints
     )
     fast_path: str = "auto"  # denoising loop: eager | compile | cuda_graph | auto (cuda_graph on CUDA, else eager)
+    openpi_config: str | None = None  # openpi training config the checkpoint comes from (openpi_configs.py): its
+    # action space, relative dims, dt_s, camera slots and norm-stats asset; None = not given
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
@@ -62,6 +66,13 @@ class Pi0Settings(SettingsBase):
         if self.origin not in (None, "openpi", "lerobot"):
             raise ValueError(f"{where}: origin: must be openpi, lerobot or null, got {self.origin!r}")
         check_choice(where, "fast_path", self.fast_path, FAST_PATHS)
+        if self.openpi_config is not None:
+            from vla_ros.backends.pi0.openpi_configs import lookup
+
+            try:
+                lookup(self.openpi_config)  # an unknown name lists the known ones
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
         if self.max_token_len is not None and self.max_token_len < 1:
             raise ValueError(f"{where}: max_token_len: must be >= 1, got {self.max_token_len}")
 

@@ -4,7 +4,9 @@ Prompt -> BOS + pieces, right-padded with id 0 (mask False) or truncated to `max
 - π₀, openpi (`PaligemmaTokenizer`): the cleaned prompt, then "\\n" encoded on its own;
 - π₀, LeRobot: `task + "\\n"` (newline added only if missing, no cleaning) encoded at once;
 - π₀.5, both: "Task: <cleaned>, State: <bins>;\\nAction: " encoded at once, where the bins are
-  the normalised state (D,) discretised into 256 bins over [-1, 1] (values outside give -1 or 255).
+  the normalised state (D,) discretised into 256 bins over [-1, 1] (values outside give -1 or 255);
+  a π₀.5 trained without the state in the prompt (openpi `discrete_state_input=False`, pi05_libero)
+  takes π₀'s prompt and no state (openpi `models/tokenizer.py` `tokenize` with state None).
 """
 
 from __future__ import annotations
@@ -38,17 +40,26 @@ def prompt_segments(prompt: str, origin: str = "openpi", state: np.ndarray | Non
 
 
 class PaligemmaTokenizer:
-    def __init__(self, model_file: Path, max_len: int = 48, origin: str = "openpi", pi05: bool = False):
+    def __init__(
+        self,
+        model_file: Path,
+        max_len: int = 48,
+        origin: str = "openpi",
+        pi05: bool = False,
+        state_in_prompt: bool | None = None,
+    ):
         self.max_len = max_len
         self.origin = origin
         self.pi05 = pi05
+        self.state_in_prompt = pi05 and state_in_prompt is not False  # π₀.5's discrete state input (default on)
         self.processor = sentencepiece.SentencePieceProcessor(model_proto=Path(model_file).read_bytes())
 
     def __call__(self, prompt: str, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """ids (max_len,) int64 and valid mask (max_len,) bool. state: the normalised state (π₀.5 only)."""
-        if self.pi05 and state is None:
+        """ids (max_len,) int64 and valid mask (max_len,) bool. state: the normalised state (π₀.5 with the
+        state in the prompt only; ignored otherwise)."""
+        if self.state_in_prompt and state is None:
             raise ValueError("π₀.5 prompts carry the normalised state: pass `state`")
-        segments = prompt_segments(prompt, self.origin, state if self.pi05 else None)
+        segments = prompt_segments(prompt, self.origin, state if self.state_in_prompt else None)
         ids = [i for k, text in enumerate(segments) for i in self.processor.encode(text, add_bos=k == 0)]
         ids = ids[: self.max_len]
         out = np.zeros(self.max_len, dtype=np.int64)
