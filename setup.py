@@ -8,7 +8,7 @@ from setuptools import find_packages, setup
 
 PACKAGE = "vla_ros"
 # noop (the ROS path without a model) and fault_injection (the soak's faults) are diagnostic tools, never policies
-BUNDLED_BACKENDS = ("octo", "openvla", "pi0", "openpi_remote", "noop", "fault_injection")
+BUNDLED_BACKENDS = ("octo", "openvla", "pi0", "smolvla", "openpi_remote", "noop", "fault_injection")
 
 
 def share_tree(*top_dirs):
