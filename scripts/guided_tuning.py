@@ -17,7 +17,6 @@ executor's `last_switch_jump`: how far the chunk moved what the plan asks 0.1 s 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
@@ -25,8 +24,8 @@ from vla_ros.backends.base import load_backend
 from vla_ros.benchmarks.executor_tick import make_core
 from vla_ros.core.types import PlanPrefix
 from vla_ros.paths import resolve_package_path
-from vla_ros.policy_core import PolicyCore
-from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES, TabletopSim, task_for_episode
+from vla_ros.sim.evaluation import observe, sim_policy
+from vla_ros.sim.tabletop import JOINT_NAMES, TabletopSim, task_for_episode
 
 PERIOD_S = 0.3  # the sim robot's inference_period_s
 INFERENCE_S = 0.1  # simulated model time (the demo model's p50 on this machine)
@@ -37,9 +36,7 @@ def episode(backend, seed: int, delay_s: float, blend: str, jitter_s: float, rng
     sim = TabletopSim(image_size=(64, 64))
     task = sim.reset(seed, task_for_episode(seed))
     core = make_core(blend)
-    params = {"max_observation_age_s": 1.0, "inference_period_s": PERIOD_S, "inference_delay_s": 0.0}
-    policy = PolicyCore(CAMERAS, JOINT_NAMES, params.__getitem__, clock=lambda: tick * dt)
-    policy.backend, policy.instruction = backend, task.instruction
+    policy = sim_policy(backend, task.instruction, clock=lambda: tick * dt, period_s=PERIOD_S)
     dt, latency = 0.01, INFERENCE_S + delay_s
     core.on_joint_state(0.0, sim.joint_positions())
     pending, jumps, next_obs_s, tick = [], [], 0.0, 0
@@ -51,9 +48,7 @@ def episode(backend, seed: int, delay_s: float, blend: str, jitter_s: float, rng
             if running:
                 jumps.append(core.last_switch_jump)
         if now >= next_obs_s - 1e-9 and not pending:
-            for camera in CAMERAS:
-                policy.add_image(camera, now, sim.render(camera), now, time.perf_counter())
-            policy.buffer.add_joint_state(now, list(JOINT_NAMES), list(sim.joint_positions()))
+            observe(policy, sim, now)
             if blend == "guided" and not core.plan.empty:  # the plan at the observation, as the node receives it
                 times, positions = core.plan.ahead(now)
                 policy.set_prefix(now, PlanPrefix(times, positions, JOINT_NAMES, now), float(times[-1]))

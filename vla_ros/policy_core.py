@@ -99,6 +99,7 @@ class PolicyCore:
         self.instruction = ""
         self.buffer = ObservationBuffer(self.cameras, self.joints)
         self._prefix_ready = threading.Condition()  # a plan prefix arrived
+        self.watch_cameras_from_now()
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -169,6 +170,37 @@ class PolicyCore:
             self.backend.reset()
 
     # --- inputs ------------------------------------------------------------------------------
+    def instruction_problem(self, text: str) -> str | None:
+        """Why `text` cannot be the task (empty, longer than `max_instruction_chars`), or None."""
+        if not text.strip():
+            return "instruction is empty"
+        limit = self.params("max_instruction_chars")
+        if len(text) > limit:
+            return f"instruction has {len(text)} characters, more than max_instruction_chars={limit}"
+        return None
+
+    def watch_cameras_from_now(self) -> None:
+        """Camera silence is counted from now (an activation: the time before it is not silence)."""
+        self._silent_since: dict[str, float] = {}
+
+    def silent_cameras(self, active: bool, silent_s: float) -> list[tuple[str, float]]:
+        """(camera, seconds) of each camera without a usable frame for `silent_s` while `active`, once per
+        `silent_s` while it lasts; each counted as a `camera_silences` fault."""
+        if not active:
+            self.watch_cameras_from_now()
+            return []
+        now, silent = time.perf_counter(), []
+        for cam in self.cameras:
+            timing = self.frame_timing.get(cam)
+            since = self._silent_since.setdefault(cam, now)
+            if timing is not None and timing[3] > since:
+                self._silent_since[cam] = timing[3]
+            elif now - since >= silent_s:
+                self.counters.faults["camera_silences"] += 1
+                silent.append((cam, now - since))
+                self._silent_since[cam] = now
+        return silent
+
     def add_image(self, camera: str, stamp_s: float, rgb: np.ndarray, received_s: float, received: float) -> bool:
         """A camera frame (converted to RGB) received at clock time `received_s` / perf_counter `received`;
         False (counted) if it is stamped no later than the frame held."""

@@ -294,7 +294,7 @@ def test_velocity_integration_is_exact_on_constant_velocities():
     actions = np.hstack([np.tile(velocity, (8, 1)), np.zeros((8, 1))])
     start_q = PANDA_HOME + 0.1
     targets = converter.to_joint_targets(actions, PANDA_HOME, start_q, 1 / 15)
-    expected = start_q[:7] + np.arange(1, 9)[:, None] * velocity / 15
+    expected = start_q[:7] + np.arange(1, 9)[:, None] * velocity * 3.0 / 15  # DROID: 3 rad/s per unit
     assert np.allclose(targets.positions[:, :7], expected, atol=1e-12, rtol=0)
 
 

@@ -200,7 +200,7 @@ def openpi_pi05_droid(tmp_path_factory) -> Path:
 
     robot = load_robot_config("franka_ik")
     folder = make_tiny_checkpoint(
-        tmp_path_factory.mktemp("droid_recipe") / "pi05_droid", robot.joint_names, horizon=10, variant="pi05"
+        tmp_path_factory.mktemp("droid_recipe") / "pi05_droid", robot.joint_names, horizon=15, variant="pi05"
     )
     ours = json.loads((folder / "config.json").read_text())
     converter = {"action_dim": ours["action_dim"], "action_horizon": ours["action_horizon"], "precision": "float32"}
@@ -211,7 +211,7 @@ def openpi_pi05_droid(tmp_path_factory) -> Path:
     home = np.array(robot.home)
     low, high = np.append(home[:7] - 0.5, 0.0), np.append(home[:7] + 0.5, 1.0)  # the gripper position 0..1
     state = {"mean": (low + high) / 2, "std": (high - low) / 4, "q01": low, "q99": high}
-    low, high = np.array([-0.2] * 7 + [0.0]), np.array([0.2] * 7 + [1.0])  # joint velocities (rad/s), gripper
+    low, high = np.array([-0.2] * 7 + [0.0]), np.array([0.2] * 7 + [1.0])  # joint velocities (DROID units), gripper
     actions = {"mean": (low + high) / 2, "std": (high - low) / 4, "q01": low, "q99": high}
     stats = {"norm_stats": {"state": jsonable(state), "actions": jsonable(actions)}}
     (folder / "assets" / "droid").mkdir(parents=True)
@@ -219,9 +219,7 @@ def openpi_pi05_droid(tmp_path_factory) -> Path:
     write_recipe_file(
         folder,
         "pi0.yaml",
-        "action_space: {preset: droid_joint_velocity}   # DROID: 7 joint velocities + gripper position\n"
-        "dt_s: 0.0667                                     # 15 Hz\n"
-        "cameras: {base_0_rgb: front, left_wrist_0_rgb: wrist}\n",
+        "openpi_config: pi05_droid     # the openpi training config the checkpoint was trained with\n",
     )
     return folder
 
@@ -366,17 +364,17 @@ def test_lerobot_pi05_recipe_drives_so101(nodes, tmp_path, lerobot_so101_pi05):
 
 
 def test_openpi_pi05_droid_recipe_drives_franka_ik_with_joint_velocities(nodes, tmp_path, openpi_pi05_droid):
-    """openpi's pi05_droid after the PyTorch converter, pi0.yaml with droid_joint_velocity, dt_s 0.0667 and
-    the cameras, on franka_ik (7 arm joints + the finger: DROID's 8 dims): velocities integrated to joint
-    targets, 10 points 1/15 s apart."""
+    """openpi's pi05_droid after the PyTorch converter, pi0.yaml naming openpi_config pi05_droid, on franka_ik
+    (7 arm joints + the finger: DROID's 8 dims): the config gives droid_joint_velocity, 1/15 s and the camera
+    slots; velocities integrated to joint targets, 15 points 1/15 s apart."""
     run = run_recipe(nodes, tmp_path, "franka_ik", "pi0", openpi_pi05_droid)
     log = run["policy_log"]
-    assert_recipe_settings(log, openpi_pi05_droid, "pi0.yaml", ("action_space", "dt_s", "cameras"))
+    assert_recipe_settings(log, openpi_pi05_droid, "pi0.yaml", ("openpi_config",))
     assert "action space 'droid_joint_velocity'" in log
     assert "model_type <- pi05 (config.json type or weight names)" in log  # the converter writes no type
     assert "assets/droid/norm_stats.json" in log
     for msg in run["chunks"]:
-        assert chunk_offsets(msg) == pytest.approx(0.0667 * np.arange(1, 11), abs=1e-6)
+        assert chunk_offsets(msg) == pytest.approx(np.arange(1, 16) / 15, abs=1e-6)
 
 
 # --- OpenVLA-OFT on LIBERO ----------------------------------------------------------------------------------

@@ -46,4 +46,3 @@ def check_shapes(
             f"{what}: missing keys {listing(missing, limit)}, unexpected keys {listing(unexpected, limit)}, "
             f"wrong shapes {listing(bad_shapes, limit)}"
         )
-

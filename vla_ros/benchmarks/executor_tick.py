@@ -31,11 +31,12 @@ import numpy as np
 
 from vla_ros.config import load_robot_config
 from vla_ros.core.executor import ExecutorCore
-from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
+from vla_ros.core.types import ActionChunk, PlanPrefix
 from vla_ros.executor_setup import executor_from_parameters
 from vla_ros.launch_description import executor_parameters
 from vla_ros.paths import resolve_package_path
-from vla_ros.sim.tabletop import CAMERAS, JOINT_NAMES, TabletopSim, task_for_episode
+from vla_ros.sim.evaluation import ExpertBackend, observe, sim_policy
+from vla_ros.sim.tabletop import JOINT_NAMES, TabletopSim, task_for_episode
 
 OBSERVATION_PERIOD_S = 0.3
 
@@ -57,17 +58,13 @@ def make_core(blend: str) -> ExecutorCore:
     return core
 
 
-def make_policy(name: str, sim: TabletopSim):
-    """`policy(observation, prefix) -> ActionChunk`."""
+def make_backend(name: str, sim: TabletopSim):
+    """The scripted expert (`expert`) or the bundled demo model."""
     if name == "expert":
-        from vla_ros.sim.expert import ScriptedExpert
-
-        expert = ScriptedExpert(sim)
-        return lambda obs, prefix: ActionChunk(obs.stamp_s, expert.dt_s, JOINT_NAMES, expert.chunk())
+        return ExpertBackend(sim)
     from vla_ros.backends.base import load_backend
 
-    backend = load_backend("octo", resolve_package_path("models/demo"))
-    return lambda obs, prefix: backend.predict(obs, None, prefix)
+    return load_backend("octo", resolve_package_path("models/demo"))
 
 
 def record(
@@ -75,10 +72,10 @@ def record(
 ) -> Stream:
     """One closed-loop episode in the sim: the chunk stream the executor received."""
     sim = TabletopSim(image_size=(64, 64))
-    policy = make_policy(policy_name, sim)
     task = sim.reset(seed, task_for_episode(seed))
-    core = make_core(blend)
     dt = 1.0 / rate_hz
+    policy = sim_policy(make_backend(policy_name, sim), task.instruction, clock=lambda: tick * dt)
+    core = make_core(blend)
     start_q = sim.joint_positions()
     core.on_joint_state(0.0, start_q)
     pending: list[tuple[float, ActionChunk]] = []
@@ -88,12 +85,12 @@ def record(
     while sim.outcome == "running" and tick * dt < max_episode_s:
         now = tick * dt
         if now >= next_obs_s - 1e-9:
-            obs = Observation(
-                now, {c: sim.render(c) for c in CAMERAS}, JOINT_NAMES, sim.joint_positions(), task.instruction
-            )
+            observe(policy, sim, now)
             ahead = core.plan_ahead(now) if blend == "guided" else None
-            prefix = PlanPrefix(*ahead, JOINT_NAMES, committed_until_s=now + delay_s) if ahead is not None else None
-            pending.append((now + delay_s, policy(obs, prefix)))
+            prefix = PlanPrefix(*ahead, JOINT_NAMES, committed_until_s=now) if ahead is not None else None
+            policy.set_prefix(now, prefix, float(ahead[0][-1]) if ahead is not None else None)
+            policy.snapshot_to_publish.add(delay_s)  # the chunk arrives delay_s after its observation
+            policy.infer_once(lambda chunk, at=now + delay_s: pending.append((at, chunk)) or (0.0, 0.0))
             next_obs_s = now + OBSERVATION_PERIOD_S
         while pending and pending[0][0] <= now + 1e-9:
             arrival, chunk = pending.pop(0)
@@ -166,7 +163,7 @@ def replay(stream: Stream, blend: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return cpu, commands, accelerations, deviation
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=500.0, help="control rate, Hz")
     parser.add_argument("--policy", choices=("expert", "demo"), default="expert")
@@ -177,7 +174,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile one replay: top entries by own time")
     parser.add_argument("--save", default="", help="write the recorded streams to this .npz")
     parser.add_argument("--load", default="", help="replay streams from this .npz instead of recording")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.load:
         streams = load_streams(args.load)
     else:

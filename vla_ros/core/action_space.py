@@ -1,8 +1,8 @@
 """Declarative action and state spaces of a checkpoint: what each number a model reads or writes means.
 
 An ActionSpace is an ordered list of groups, each taking consecutive values of an action row:
-- `joint_position` (mode absolute | relative to the state), `joint_velocity` (rad/s, integrated at
-  the chunk's dt from the plan's position), over `joints` (default: every joint not driven by a
+- `joint_position` (mode absolute | relative to the state), `joint_velocity` (rad/s per unit `scale`,
+  integrated at the chunk's dt from the plan's position), over `joints` (default: every joint not driven by a
   gripper group, in the robot's joint order);
 - `ee_position` (3; mode delta | absolute; frame base | tool; metres per unit `scale`) and
   `ee_rotation` (mode, frame, `format` of vla_ros.core.rotations; `scale` in radians per unit
@@ -84,13 +84,15 @@ class JointPosition:
 
 @dataclass(frozen=True)
 class JointVelocity:
-    """Joint velocities (rad/s or m/s), integrated at the chunk's dt from the plan's position."""
+    """Joint velocities, integrated at the chunk's dt from the plan's position; rad/s (or m/s) = value * scale."""
 
     joints: tuple[str, ...] = ()
+    scale: float = 1.0
     type = "joint_velocity"
 
     def __post_init__(self):
         object.__setattr__(self, "joints", _names("joints", self.joints))
+        object.__setattr__(self, "scale", _number("scale", self.scale))
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,9 @@ def libero_ee_delta() -> ActionSpace:
     return ActionSpace("libero_ee_delta", groups, chain="cumulative", state=state)
 
 
+DROID_RAD_S_PER_UNIT = 0.2 * 15.0  # DROID's max joint delta per step (rad) x its control rate (Hz)
+
+
 def droid_joint_velocity() -> ActionSpace:
     """pi0 / pi0-FAST on DROID (Franka): 7 joint velocities (rad/s) + gripper position.
 
@@ -284,14 +289,15 @@ def droid_joint_velocity() -> ActionSpace:
     gripper_action_space="position"; the gripper binarised at 0.5; 8 steps of a chunk at 15 Hz)
     and `src/openpi/policies/droid_policy.py` (state: 7 joint positions + gripper position).
     DROID's gripper position is 0 = open, 1 = closed (inverted here: the joint's low end is closed).
-    Velocities are integrated at the chunk's dt from the plan's position. Known difference: DROID's
-    velocities are normalised, its runtime moving a joint 0.2 rad x value per 15 Hz step
+    Velocities are normalised: DROID's runtime moves a joint 0.2 rad x value per 15 Hz step
     (droid-dataset/droid `droid/robot_ik/robot_ik_solver.py` joint_velocity_to_delta), i.e. 3 rad/s per
-    unit, where this preset integrates rad/s (a scale on joint_velocity groups is needed).
+    unit (scale 3.0), integrated at the chunk's dt from the plan's position.
     """
     state = StateSpace((JointPosition(), Gripper(invert=True)))
     return ActionSpace(
-        "droid_joint_velocity", (JointVelocity(), Gripper(invert=True, binarize_threshold=0.5)), state=state
+        "droid_joint_velocity",
+        (JointVelocity(scale=DROID_RAD_S_PER_UNIT), Gripper(invert=True, binarize_threshold=0.5)),
+        state=state,
     )
 
 

@@ -248,7 +248,7 @@ class ActionSpaceConverter:
             values = actions[:, self._slices[i]]
             group = self.space.groups[i]
             if isinstance(group, JointVelocity):
-                out[:, idx] = start_q[idx] + dt_s * np.cumsum(values, axis=0)
+                out[:, idx] = start_q[idx] + dt_s * group.scale * np.cumsum(values, axis=0)
             elif group.mode == "absolute":
                 out[:, idx] = values
             elif self.space.chain == "cumulative":

@@ -51,32 +51,14 @@ from vla_ros.core.types import ActionChunk
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare
 from vla_ros.nodes.runner import destroy_entities, run_node
-from vla_ros.nodes.throttle import KeyedThrottle
+from vla_ros.nodes.throttle import ThrottledLog
 from vla_ros.params import POLICY
 from vla_ros.paths import resolve_package_path
-from vla_ros.policy_core import Log, PolicyCore
+from vla_ros.policy_core import PolicyCore
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 CONFIGURE_ERRORS = (BackendError, SettingsError, ValueError, FileNotFoundError, OSError)
 CAMERA_SILENT_S = 5.0  # seconds active without a usable frame from a camera before it is reported (and again)
-
-
-class NodeLog(Log):
-    """PolicyCore's reports on the node's logger; errors and warnings with a key throttled per key (2 s)."""
-
-    def __init__(self, node):
-        self.logger, self.throttle = node.get_logger(), KeyedThrottle(2.0)
-
-    def info(self, text: str) -> None:
-        self.logger.info(text)
-
-    def warning(self, text: str, key: str = "") -> None:
-        if not key or self.throttle.ready("warning:" + key):
-            self.logger.warning(text)
-
-    def error(self, text: str, key: str = "") -> None:
-        if not key or self.throttle.ready(key):
-            self.logger.error(text)
 
 
 class PolicyNode(LifecycleNode):
@@ -92,21 +74,20 @@ class PolicyNode(LifecycleNode):
             )
         if not joints:
             raise ValueError("parameter joint_names is empty: set it from the robot config")
-        self.log = NodeLog(self)
+        self.log = ThrottledLog(self.get_logger())
         self.core = PolicyCore(
             self.cameras, joints, self._param, self._now_s, self.log, schedule_margin_s=self.p["schedule_margin_s"]
         )
         self._io: list = []  # subscriptions, publishers and timers made at configure
         self._worker: threading.Thread | None = None
         self._camera_subs: dict = {}  # camera -> its image subscription (made at configure)
-        self._camera_silent_since: dict[str, float] = {}  # camera -> perf_counter since when it is watched
         self._stop = threading.Event()
         self._chunk_writer = conversions.ChunkMessageWriter()
         self.chunk_pub = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_service(Trigger, "~/reset", self._srv_reset)
         if self.p["instruction"]:
-            reason = self._instruction_problem(self.p["instruction"])
+            reason = self.core.instruction_problem(self.p["instruction"])
             if reason:
                 raise ValueError(f"parameter instruction: {reason}")
             self._accept_instruction(self.p["instruction"])
@@ -147,7 +128,7 @@ class PolicyNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.core.forget_plan()  # a plan from before activation is not the plan this run continues
-        self._camera_silent_since.clear()  # cameras are watched from now on
+        self.core.watch_cameras_from_now()
         self._stop.clear()
         self._worker = threading.Thread(
             target=self.core.run, args=(self._publish, self._stop, self.context.ok), name="inference", daemon=True
@@ -198,7 +179,6 @@ class PolicyNode(LifecycleNode):
 
     def _make_io(self) -> None:
         self._camera_subs = {cam: self._subscribe_camera(cam, topic) for cam, topic in zip(self.cameras, self.topics)}
-        self._camera_silent_since = {}
         self._io.append(self.create_timer(1.0, self._watch_cameras))
         self._io.append(self.create_subscription(JointState, "joint_states", self._on_joint_state, 10))
         self._io.append(self.create_subscription(String, "instruction", self._on_instruction_topic, 10))
@@ -219,32 +199,17 @@ class PolicyNode(LifecycleNode):
         )
 
     def _watch_cameras(self) -> None:
-        """While active: a camera with no usable frame for `CAMERA_SILENT_S` is reported (once per
-        `CAMERA_SILENT_S` while it lasts) with the publishers its subscription is matched with and those
-        in the ROS graph: none means the camera (or discovery) is gone; some means they send nothing
-        this node receives."""
-        if self._worker is None:
-            self._camera_silent_since.clear()
-            return
-        now = time.perf_counter()
-        for cam, topic in zip(self.cameras, self.topics):
-            timing = self.core.frame_timing.get(cam)
-            last = timing[3] if timing is not None else None
-            since = self._camera_silent_since.setdefault(cam, now)
-            if last is not None and last > since:
-                self._camera_silent_since[cam] = last
-                continue
-            if now - since < CAMERA_SILENT_S:
-                continue
-            matched = self._camera_subs[cam].get_publisher_count()
-            faults = self.core.counters.faults
-            faults["camera_silences"] += 1
+        """While active: report each camera silent for CAMERA_SILENT_S (again every CAMERA_SILENT_S while it lasts)
+        with the publishers its subscription is matched with and those in the ROS graph: none means the camera
+        (or discovery) is gone; some means they send nothing this node receives."""
+        for cam, silent_s in self.core.silent_cameras(self._worker is not None, CAMERA_SILENT_S):
+            topic = self.topics[self.cameras.index(cam)]
             self.get_logger().warning(
-                f"camera '{cam}': no usable frame on '{topic}' for {now - since:.1f} s while active (subscription "
-                f"matched with {matched} publisher(s), {self.count_publishers(topic)} in the ROS graph; "
-                f"camera_silences: {faults['camera_silences']})"
+                f"camera '{cam}': no usable frame on '{topic}' for {silent_s:.1f} s while active (subscription "
+                f"matched with {self._camera_subs[cam].get_publisher_count()} publisher(s), "
+                f"{self.count_publishers(topic)} in the ROS graph; camera_silences: "
+                f"{self.core.counters.faults['camera_silences']})"
             )
-            self._camera_silent_since[cam] = now
 
     def _release(self) -> None:
         """Stop inferring, drop the I/O made at configure and free the model."""
@@ -297,18 +262,10 @@ class PolicyNode(LifecycleNode):
             return
         self.core.set_prefix(self._now_s(), prefix, conversions.trajectory_end_s(msg))
 
-    def _instruction_problem(self, text: str) -> str | None:
-        if not text.strip():
-            return "instruction is empty"
-        if len(text) > self.p["max_instruction_chars"]:
-            limit = self.p["max_instruction_chars"]
-            return f"instruction has {len(text)} characters, more than max_instruction_chars={limit}"
-        return None
-
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
             if param.name == "instruction" and param.type_ == Parameter.Type.STRING:
-                reason = self._instruction_problem(param.value)
+                reason = self.core.instruction_problem(param.value)
                 if reason:
                     return SetParametersResult(successful=False, reason=reason)
                 self._accept_instruction(param.value)

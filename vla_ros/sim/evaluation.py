@@ -40,12 +40,8 @@ def run_episode(
     """`backend` through the policy core and the executor core; True if the task succeeds."""
     robot = robot or load_robot_config("sim")
     executor = executor_from_parameters({**executor_parameters(robot), **(executor_overrides or {})})
-    params = {"max_observation_age_s": 1.0, "inference_period_s": replan_s, "inference_delay_s": 0.0}
-    policy = PolicyCore(CAMERAS, JOINT_NAMES, params.__getitem__, clock=lambda: sim.time_s)
-    policy.backend = backend
     task = sim.reset(seed, task_for_episode(seed))
-    policy.reset()
-    policy.instruction = task.instruction
+    policy = sim_policy(backend, task.instruction, clock=lambda: sim.time_s, period_s=replan_s)
     executor.on_joint_state(0.0, sim.joint_positions())
     executor.activate()
 
@@ -61,9 +57,7 @@ def run_episode(
         now = sim.time_s
         executor.on_joint_state(now, sim.joint_positions())
         if now >= next_obs - 1e-9:
-            for camera in CAMERAS:
-                policy.add_image(camera, now, sim.render(camera), now, time.perf_counter())
-            policy.buffer.add_joint_state(now, list(JOINT_NAMES), list(sim.joint_positions()))
+            observe(policy, sim, now)
             policy.infer_once(deliver)
             next_obs = now + replan_s
         command = executor.tick(now)
@@ -71,6 +65,23 @@ def run_episode(
             sim.set_command(command.positions)
         sim.advance(CONTROL_DT_S)
     return sim.outcome == "success"
+
+
+def sim_policy(backend: Backend, instruction: str, clock: Callable[[], float], period_s: float = 0.3) -> PolicyCore:
+    """The policy node's core for `backend` on the tabletop sim, on the sim's clock, given the task."""
+    params = {"max_observation_age_s": 1.0, "inference_period_s": period_s, "inference_delay_s": 0.0}
+    policy = PolicyCore(CAMERAS, JOINT_NAMES, params.__getitem__, clock)
+    policy.backend = backend
+    policy.reset()
+    policy.instruction = instruction
+    return policy
+
+
+def observe(policy: PolicyCore, sim: TabletopSim, now: float) -> None:
+    """Every camera's frame and the joint positions at sim time `now` into the policy's observation buffer."""
+    for camera in CAMERAS:
+        policy.add_image(camera, now, sim.render(camera), now, time.perf_counter())
+    policy.buffer.add_joint_state(now, list(JOINT_NAMES), list(sim.joint_positions()))
 
 
 class ExpertBackend(Backend):

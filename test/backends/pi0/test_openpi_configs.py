@@ -293,16 +293,8 @@ def test_aloha_joints_preset_is_the_servers_output_not_a_converted_checkpoints()
         assert config.action_space is None and sum(config.delta_mask) == 12 and "adapt_to_pi" in config.unsupported
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "DROID's joint velocities are normalised: droid/robot_ik/robot_ik_solver.py joint_velocity_to_delta moves a "
-        "joint 0.2 rad x value per 15 Hz step (droid/franka/robot.py create_action_dict); droid_joint_velocity "
-        "integrates rad/s (value / 15 per step). Needs a scale on joint_velocity groups (core/action_space.py, "
-        "core/action_space_converter.py)"
-    ),
-)
 def test_droid_joint_velocity_moves_like_droids_runtime():
+    """DROID's velocities are normalised: its runtime moves a joint 0.2 rad x value per 15 Hz step."""
     out = build_action_output({"preset": "droid_joint_velocity"}, FRANKA.joint_names, robot=robot_body(FRANKA))
     q = np.array(FRANKA.home)
     actions = np.zeros((2, 8))

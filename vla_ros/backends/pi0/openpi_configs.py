@@ -125,7 +125,7 @@ def _droid(name: str, model: str, horizon: int, lines: str, **kw) -> OpenpiConfi
             if fast
             else ""
         ),
-        caveats=kw.pop("caveats", (DROID_VELOCITY_CAVEAT,)),
+        caveats=kw.pop("caveats", ()),
         sources={
             "config": f"{CONFIG_PY}:{lines}",
             "action_space": "src/openpi/policies/droid_policy.py:77-81 DroidOutputs keeps actions[..., :8]; "
@@ -139,14 +139,6 @@ def _droid(name: str, model: str, horizon: int, lines: str, **kw) -> OpenpiConfi
         },
         **kw,
     )
-
-
-DROID_VELOCITY_CAVEAT = (
-    "DROID's joint velocities are normalised: its runtime moves each joint by 0.2 rad x value per 15 Hz step "
-    "from the measured position (droid-dataset/droid droid/robot_ik/robot_ik_solver.py joint_velocity_to_delta, "
-    "droid/franka/robot.py create_action_dict), i.e. 3 rad/s per unit; the droid_joint_velocity preset "
-    "integrates the values as rad/s, so joints move 3x slower than on DROID"
-)
 
 
 def _libero(name: str, model: str, horizon: int, action_dims: int, lines: str, extra_delta: bool) -> OpenpiConfig:
