@@ -148,9 +148,21 @@ def parse_launch_args(argv: list[str]) -> dict[str, str]:
     return args
 
 
+def usage() -> str:
+    """`--help`: the launch arguments with their defaults and meanings."""
+    lines = [__doc__.split("\n\n")[1], "", "arguments (name:=value):"]
+    for name, (default, meaning) in LAUNCH_ARGUMENTS.items():
+        lines.append(f"  {name:12s} {meaning} (default: {default or 'none'})")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(usage())
+        return 0
     try:
-        args = parse_launch_args(sys.argv[1:] if argv is None else argv)
+        args = parse_launch_args(argv)
         specs = specs_from_launch_arguments(args)
         env = dds_environment(args.get("dds_profile", LAUNCH_ARGUMENTS["dds_profile"][0]))
         respawn = respawn_from_launch_arguments(args)

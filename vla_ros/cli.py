@@ -1,9 +1,10 @@
-"""`python -m vla_ros.cli demo | soak | compare-blends | plot | train | evaluate | bringup | check | params | serve |
-convert | bench`."""
+"""`vla-ros COMMAND` (also `python -m vla_ros.cli COMMAND`): `vla-ros --help` lists the commands, `vla-ros COMMAND
+--help` their options."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -242,15 +243,70 @@ def _params(args) -> int:
     return 0
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help lines end with the option's default, unless the help text already says it or there is none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+# `vla-ros bench NAME`: the benchmark module and what it measures (random weights unless it says otherwise)
+BENCHMARKS = {
+    "pi0": ("vla_ros.benchmarks.bench", "π₀ / π₀.5 latency per size, device, dtype and fast path"),
+    "octo": ("vla_ros.benchmarks.octo_latency", "Octo latency per size and sampler path"),
+    "openvla": ("vla_ros.benchmarks.openvla_latency", "OpenVLA / OFT latency at reduced or real size"),
+    "fastpath": ("vla_ros.benchmarks.fastpath_check", "π₀ fast paths (compile, CUDA graphs) against eager"),
+    "pipeline": ("vla_ros.benchmarks.pipeline", "camera frame -> chunk through the real policy node (noop backend)"),
+    "executor": ("vla_ros.benchmarks.executor_tick", "executor core CPU per tick on recorded sim chunk streams"),
+    "jitter": ("vla_ros.benchmarks.executor_jitter", "the executor node's tick lateness and CPU over DDS"),
+    "publish": ("vla_ros.benchmarks.publish_cost", "CPU of building and publishing one command through rclpy"),
+    "ik": ("vla_ros.benchmarks.ik_latency", "differential IK solve time per chunk"),
+    "remote": ("vla_ros.benchmarks.remote_roundtrip", "vla-ros serve round trip on loopback"),
+}
+
+
+def _bench(argv: list[str]) -> int:
+    """`vla-ros bench NAME [options]` runs benchmark NAME (its own --help); no NAME or --help lists them."""
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHMARKS:
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"vla-ros bench: unknown benchmark '{argv[0]}'", file=sys.stderr)
+        print("usage: vla-ros bench NAME [options]   (vla-ros bench NAME --help: its options)\n\nbenchmarks:")
+        for name, (_, what) in BENCHMARKS.items():
+            print(f"  {name:9s} {what}")
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    module = __import__(BENCHMARKS[argv[0]][0], fromlist=["main"])
+    return module.main(argv[1:]) or 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vla-ros", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="vla-ros", description="Vision-Language-Action policies for ROS 2.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    defaults = functools.partial(sub.add_parser, formatter_class=DefaultsHelpFormatter)
+    sub.add_parser = lambda name, **kw: defaults(name, **kw)  # every subcommand's --help shows the defaults
     p = sub.add_parser("demo", help="closed-loop demo through the real ROS nodes; prints one JSON line")
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--first-seed", type=int, default=1000)
-    p.add_argument("--run-dir", type=Path, default=None)
-    p.add_argument("--model-path", default="")
-    p.add_argument("--episode-timeout-s", type=float, default=10.0)
+    p.add_argument("--episodes", type=int, default=20, help="episodes to run")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=1000,
+        help="seed of the first episode (later ones count up; training used seeds >= 100000)",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="folder for logs, the recorded run, video and plot (default: runs/demo-<time>)",
+    )
+    p.add_argument("--model-path", default="", help="checkpoint folder (default: the robot config's)")
+    p.add_argument(
+        "--episode-timeout-s",
+        type=float,
+        default=10.0,
+        help="an episode not done by then counts as a failure (seconds)",
+    )
     p.add_argument("--min-success-rate", type=float, default=0.0, help="exit 1 below this rate")
     p.add_argument(
         "--blend", default="replace", help="executor blend mode: replace, crossfade, temporal_ensemble, guided"
@@ -270,9 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the demo with randomly injected faults for N minutes; prints one JSON report "
         "(exit 1 on a limit violation or fd growth)",
     )
-    p.add_argument("--minutes", type=float, default=2.0)
-    p.add_argument("--run-dir", type=Path, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--minutes", type=float, default=2.0, help="how long to run")
+    p.add_argument(
+        "--run-dir", type=Path, default=None, help="folder for logs and the report (default: runs/soak-<time>)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the fault draws and episodes")
     p.add_argument(
         "--transport",
         choices=("default", "udp"),
@@ -291,11 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the run (default: from the pid)")
     p.set_defaults(func=_soak)
     p = sub.add_parser("compare-blends", help="the demo per inference delay and blend mode; prints a markdown table")
-    p.add_argument("--delays", type=float, nargs="+", default=[0.1, 0.2, 0.3])
-    p.add_argument("--modes", nargs="+", default=["replace", "temporal_ensemble", "guided"])
-    p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--first-seed", type=int, default=1000)
-    p.add_argument("--run-dir", type=Path, default=None)
+    p.add_argument(
+        "--delays", type=float, nargs="+", default=[0.1, 0.2, 0.3], help="inference delays to compare (seconds)"
+    )
+    p.add_argument(
+        "--modes", nargs="+", default=["replace", "temporal_ensemble", "guided"], help="executor blend modes to compare"
+    )
+    p.add_argument("--episodes", type=int, default=10, help="episodes per delay and mode")
+    p.add_argument("--first-seed", type=int, default=1000, help="seed of the first episode")
+    p.add_argument("--run-dir", type=Path, default=None, help="folder for the runs (default: runs/compare-<time>)")
     p.add_argument(
         "--domain-id",
         type=int,
@@ -316,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.set_defaults(func=_plot)
     p = sub.add_parser("train", help="record expert demonstrations and train the demo model")
-    p.add_argument("--out", default="models/demo")
-    p.add_argument("--episodes", type=int, default=1000)
+    p.add_argument("--out", default="models/demo", help="checkpoint folder to write")
+    p.add_argument("--episodes", type=int, default=1000, help="expert demonstration episodes to record")
     p.add_argument("--budget-s", type=float, default=600.0, help="training wall-clock budget (seconds)")
     p.add_argument("--dataset", default="", help="reuse/keep a recorded .npz")
     p.add_argument(
@@ -326,26 +388,30 @@ def main(argv: list[str] | None = None) -> int:
         default="joint",
         help="what the model predicts: joint targets (models/demo) or end-effector deltas through IK (models/demo_ee)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 on a machine shared with other jobs)")
     p.add_argument("--lr", type=float, default=6e-4, help="peak learning rate")
     p.add_argument("--init-from", default="", help="continue training from this checkpoint folder (same action space)")
-    p.add_argument("--eval-episodes", type=int, default=50)
-    p.add_argument("--eval-first-seed", type=int, default=1000)
+    p.add_argument("--eval-episodes", type=int, default=50, help="closed-loop evaluation episodes after training")
+    p.add_argument("--eval-first-seed", type=int, default=1000, help="seed of the first evaluation episode")
     p.set_defaults(func=_train)
     p = sub.add_parser(
         "evaluate", help="closed-loop success rate in the sim without ROS (same executor core as the nodes)"
     )
     p.add_argument("--backend", default="", help="policy backend (default: the sim robot config's)")
     p.add_argument("--model-path", default="", help="checkpoint folder (default: the robot config's)")
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--first-seed", type=int, default=1000)
+    p.add_argument("--episodes", type=int, default=20, help="episodes")
+    p.add_argument("--first-seed", type=int, default=1000, help="seed of the first episode")
     p.add_argument("--expert", action="store_true", help="evaluate the scripted expert instead")
     p.set_defaults(func=_evaluate)
-    p = sub.add_parser("bringup", help="pip-only equivalent of ros2 launch vla_ros policy.launch.py (args name:=value)")
-    p.add_argument("launch_args", nargs="*")
+    p = sub.add_parser(
+        "bringup",
+        help="pip-only equivalent of ros2 launch vla_ros policy.launch.py (args name:=value; bringup --help)",
+        add_help=False,
+    )
+    p.add_argument("launch_args", nargs=argparse.REMAINDER, help="name:=value launch arguments, or --help")
     p.set_defaults(func=lambda a: __import__("vla_ros.bringup", fromlist=["main"]).main(a.launch_args))
-    sub.add_parser("bench", help="π₀ latency table per size, device, dtype, fast path (random weights); bench --help")
+    sub.add_parser("bench", help="benchmarks: vla-ros bench {" + ",".join(BENCHMARKS) + "} [options]; bench --help")
     p = sub.add_parser(
         "check",
         help="preflight before powering the arm: settings and their sources, mappings, action space and IK, "
@@ -367,10 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     add_serve_arguments(p)
     p.set_defaults(func=lambda a: __import__("vla_ros.remote.server", fromlist=["serve_main"]).serve_main(a))
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:  # its own options (benchmarks/bench.py)
-        from vla_ros.benchmarks.bench import main as bench
-
-        return bench(argv[1:])
+    if argv[:1] == ["bench"]:  # each benchmark has its own options
+        return _bench(argv[1:])
+    if argv[:1] == ["bringup"]:  # name:=value arguments (and its own --help)
+        return __import__("vla_ros.bringup", fromlist=["main"]).main(argv[1:])
+    if argv[:1] == ["check"]:
+        return __import__("vla_ros.preflight", fromlist=["main"]).main(argv[1:])
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -82,13 +82,13 @@ def _override(text: str) -> tuple[str, object]:
     return name.strip(), yaml.safe_load(value)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 250.0, 500.0])
     parser.add_argument("--seconds", type=float, default=20.0, help="per rate; the last 1000 ticks are reported")
     parser.add_argument("--runs", type=int, default=1, help="repeat every rate this many times (a row each)")
     parser.add_argument("--set", type=_override, action="append", default=[], help="executor parameter name=value")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     overrides = dict(args.set)
     print(f"executor overrides: {overrides or 'none'}; load average {os.getloadavg()[0]:.1f} at start")
     print("| rate | run | lateness p50 / p99 / max (ms) | CPU per tick p50 / p99 (us) | chunks tracked |")

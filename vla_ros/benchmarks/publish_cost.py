@@ -70,13 +70,13 @@ def _publish(node, subscribers: int, messages: int, rate_hz: float, reuse: bool)
     return build, total
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--messages", type=int, default=2500)
     parser.add_argument("--rate", type=float, default=500.0, help="Hz")
     parser.add_argument("--subscriber-seconds", type=float, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.subscriber_seconds is not None:
         _subscriber(args.subscriber_seconds)
         return 0
