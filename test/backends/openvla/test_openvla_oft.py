@@ -61,13 +61,17 @@ def test_a_misshaped_head_is_one_clear_error(oft_checkpoint, tmp_path):
         load_openvla_backend(folder)
 
 
-def test_a_proprio_projector_needs_proprio_joints(oft_checkpoint, tmp_path):
+def test_without_proprio_joints_the_proprio_input_is_the_action_spaces_state(
+    oft, oft_checkpoint, tmp_path, make_observation
+):
+    """Here the state is the joint positions: the same input as naming every joint, so the same chunk."""
     folder = shutil.copytree(oft_checkpoint, tmp_path / "oft")
     settings = (folder / "openvla.yaml").read_text()
     head = settings.partition("proprio_joints:")[0]
     (folder / "openvla.yaml").write_text(head + "proprio_joints: []\n")
-    with pytest.raises(BackendError, match=r"has proprio_projector--1_checkpoint.pt; it needs proprio_joints"):
-        load_openvla_backend(folder)
+    from_state = load_openvla_backend(folder)
+    obs = make_observation()
+    np.testing.assert_allclose(from_state.predict(obs).positions, oft.predict(obs).positions, atol=1e-6)
 
 
 def test_missing_action_head_is_named(oft_checkpoint, tmp_path):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from vla_ros.backends.base import BackendError, load_backend
+from vla_ros.backends.normalization import Normalizer
 from vla_ros.backends.pi0.checkpoint import load_config, save_weights
 from vla_ros.backends.pi0.modeling import Pi0Model
-from vla_ros.backends.pi0.normalizers import Normalizer
 from vla_ros.backends.pi0.origin import detect_origin, read_profile
 from vla_ros.backends.pi0.tiny import make_tiny_checkpoint, tiny_config
 from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer, discretize_state
@@ -99,7 +99,7 @@ def test_bad_lerobot_values_are_named(tmp_path, field, value, message):
 def test_normalisation_per_origin():
     stats = {"mean": [1.0, 0.0], "std": [2.0, 0.5], "q01": [-1.0, 3.0], "q99": [1.0, 3.0], "mask": [True, False]}
     x = np.array([2.0, 3.0])
-    openpi = Normalizer.from_stats(stats, "mean_std", "openpi", 1e-6, 2, "s")
+    openpi = Normalizer.from_stats(stats, "mean_std", "eps_added", 1e-6, 2, "s")
     lerobot = Normalizer.from_stats(stats, "mean_std", "lerobot", 1e-8, 2, "s")
     assert (
         openpi.normalize(x)[0] == pytest.approx(1 / (2 + 1e-6), abs=0) and openpi.normalize(x)[1] == 3.0
@@ -107,7 +107,7 @@ def test_normalisation_per_origin():
     assert lerobot.normalize(x)[0] == pytest.approx(1 / (2 + 1e-8), abs=0)
     assert lerobot.unnormalize(np.array([1.0, 0.0]))[0] == 3.0  # plain std on the way back
     assert openpi.unnormalize(np.array([1.0, 0.0]))[0] == pytest.approx(3.0 + 1e-6, abs=0)
-    q_openpi = Normalizer.from_stats({k: stats[k] for k in ("q01", "q99")}, "quantiles", "openpi", 1e-6, 2, "s")
+    q_openpi = Normalizer.from_stats({k: stats[k] for k in ("q01", "q99")}, "quantiles", "eps_added", 1e-6, 2, "s")
     q_lerobot = Normalizer.from_stats({k: stats[k] for k in ("q01", "q99")}, "quantiles", "lerobot", 1e-8, 2, "s")
     np.testing.assert_allclose(q_openpi.normalize(np.array([1.0, 3.0])), [1 - 2e-6 / 2, -1.0], atol=1e-9)
     np.testing.assert_allclose(q_lerobot.normalize(np.array([1.0, 3.0])), [1.0, -1.0])  # zero range -> eps, maps to -1
@@ -117,7 +117,7 @@ def test_normalisation_per_origin():
     with pytest.raises(
         ValueError, match=r"s: quantiles normalisation needs \['q01', 'q99'\], missing \['q01', 'q99'\]"
     ):
-        Normalizer.from_stats({"mean": [0.0], "std": [1.0]}, "quantiles", "openpi", 1e-6, 1, "s")
+        Normalizer.from_stats({"mean": [0.0], "std": [1.0]}, "quantiles", "eps_added", 1e-6, 1, "s")
 
 
 def test_state_discretisation_and_pi05_prompt(tmp_path):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vla_ros.backends.base import BackendError
-from vla_ros.backends.normalization import FeatureStats, choose_dataset
+from vla_ros.backends.normalization import FeatureStats, Normalizer, choose_dataset
 from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.core.images import resize_rgb
 
@@ -67,29 +67,27 @@ def check_normalization(stats: dict, kind: str) -> None:
         raise ValueError("normalization quantiles needs p01 / p99 action statistics")
 
 
+def action_normalizer(stats: dict, kind: str) -> Normalizer:
+    """Octo's normaliser of the actions: mean/std or p01/p99, std and range floored at 1e-8, the mask's dims only."""
+    check_normalization(stats, kind)
+    named = (
+        {"mean": stats["mean"], "std": stats["std"]}
+        if kind == "mean_std"
+        else {"q01": stats["p01"], "q99": stats["p99"]}
+    )
+    width = len(stats["mean"])
+    mask = np.asarray(stats.get("mask", np.ones(width, bool)), bool)
+    return Normalizer(kind, "eps_floor", 1e-8, {k: np.asarray(v, np.float64) for k, v in named.items()}, mask)
+
+
 def normalize_actions(actions: np.ndarray, stats: dict, kind: str) -> np.ndarray:
     """Actions (..., A) in the dataset's units -> normalised float32 (..., A) (training labels, guidance)."""
-    check_normalization(stats, kind)
-    mask = np.asarray(stats.get("mask", np.ones(len(stats["mean"]), bool)), bool)
-    a = np.asarray(actions, np.float64)
-    if kind == "mean_std":
-        z = (a - stats["mean"]) / stats["std"]
-    else:
-        z = 2 * (a - stats["p01"]) / np.maximum(stats["p99"] - stats["p01"], 1e-8) - 1
-    return np.where(mask, z, a).astype(np.float32)
+    return action_normalizer(stats, kind).normalize(actions).astype(np.float32)
 
 
 def unnormalize_actions(actions: np.ndarray, stats: dict, kind: str) -> np.ndarray:
     """Normalised (..., A') -> float64 (..., A) in the dataset's units, A = the statistics' width."""
-    check_normalization(stats, kind)
-    width = len(stats["mean"])
-    mask = np.asarray(stats.get("mask", np.ones(width, bool)), bool)
-    a = np.asarray(actions, np.float64)[..., :width]
-    if kind == "mean_std":
-        raw = a * stats["std"] + stats["mean"]
-    else:
-        raw = (a + 1) * (stats["p99"] - stats["p01"]) / 2 + stats["p01"]
-    return np.where(mask, raw, a)
+    return action_normalizer(stats, kind).unnormalize(np.asarray(actions, np.float64)[..., : len(stats["mean"])])
 
 
 def scale_pixels(pixels):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from vla_ros.backends.normalization import NEEDS, Normalizer
 from vla_ros.backends.openvla.configuration import EMPTY_TOKEN_ID, ImageProcessorConfig
 
-BOUNDS = {"quantiles": ("q01", "q99"), "min_max": ("min", "max")}  # normalisation scheme -> (low, high) statistics
 PIL_FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
     "bilinear": Image.Resampling.BILINEAR,
@@ -104,10 +104,13 @@ class ActionTokenizer:
         return self.centers[index]
 
 
-def _bounds(stats: dict, scheme: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    low_key, high_key = BOUNDS[scheme]
-    low, high = np.asarray(stats[low_key], dtype=np.float64), np.asarray(stats[high_key], dtype=np.float64)
-    return low, high, np.asarray(stats.get("mask", np.ones_like(low, dtype=bool)), dtype=bool)
+def _normalizer(stats: dict, scheme: str, eps: float, clip: bool = False) -> Normalizer:
+    """OpenVLA's bounds normaliser: `scheme` quantiles (q01/q99) or min_max, eps added to the range."""
+    low = np.asarray(stats[NEEDS[scheme][0]], dtype=np.float64)
+    mask = np.asarray(stats.get("mask", np.ones_like(low, dtype=bool)), dtype=bool)
+    return Normalizer.from_stats(
+        {**stats, "mask": mask}, scheme, "eps_added", eps, len(low), "OpenVLA statistics", clip
+    )
 
 
 def unnormalize(normalized: np.ndarray, stats: dict, scheme: str = "quantiles", eps: float = 0.0) -> np.ndarray:
@@ -116,11 +119,9 @@ def unnormalize(normalized: np.ndarray, stats: dict, scheme: str = "quantiles", 
     scheme: "quantiles" (q01/q99, OpenVLA and OFT-LIBERO) or "min_max" (OFT-ALOHA).
     eps: OpenVLA-OFT adds 1e-8 to the range; OpenVLA adds nothing.
     """
-    low, high, mask = _bounds(stats, scheme)
-    return np.where(mask, 0.5 * (normalized + 1.0) * (high - low + eps) + low, normalized)
+    return _normalizer(stats, scheme, eps).unnormalize(normalized)
 
 
 def normalize(x: np.ndarray, stats: dict, scheme: str = "quantiles") -> np.ndarray:
     """OFT's proprio input: 2 (x - low) / (high - low + 1e-8) - 1 where `mask`, then every dim clipped to [-1, 1]."""
-    low, high, mask = _bounds(stats, scheme)
-    return np.clip(np.where(mask, 2.0 * (x - low) / (high - low + 1e-8) - 1.0, x), -1.0, 1.0)
+    return _normalizer(stats, scheme, 1e-8, clip=True).normalize(x)

@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vla_ros.backends.normalization import DatasetStatistics
+from vla_ros.backends.normalization import ORIGIN_CONVENTION, DatasetStatistics, Normalizer
 from vla_ros.backends.pi0.configuration import Pi0Config
-from vla_ros.backends.pi0.normalizers import Normalizer
 from vla_ros.backends.pi0.origin import CheckpointProfile, default_profile
 from vla_ros.backends.pi0.settings import Pi0Settings
 
@@ -107,7 +106,12 @@ class Pi0Processor:
         if key not in self._norms:
             mode = self.profile.state_norm if feature == "state" else self.profile.action_norm
             self._norms[key] = Normalizer.from_stats(
-                self.raw_stats[feature], mode, self.profile.origin, self.profile.eps, dims, f"{feature} statistics"
+                self.raw_stats[feature],
+                mode,
+                ORIGIN_CONVENTION[self.profile.origin],
+                self.profile.eps,
+                dims,
+                f"{feature} statistics",
             )
         return self._norms[key]
 

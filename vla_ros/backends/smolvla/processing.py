@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vla_ros.backends.pi0.normalizers import Normalizer
+from vla_ros.backends.normalization import Normalizer
 from vla_ros.backends.pi0.processing import pad_last
 from vla_ros.backends.smolvla.configuration import SmolVLAConfig
 from vla_ros.backends.smolvla.settings import SmolVLASettings
