@@ -16,18 +16,29 @@ Every hold decelerates within the acceleration and jerk limits: never a jump, ne
 routine ones (holding, stopping) use `routine_limit_share` of the acceleration and jerk limits where
 that keeps every limit (JerkLimiter.stop_gently), as does the tracker's filter; e-stop and stale
 joints stop time-optimally.
+
+With `stream_plan` the same loop runs ahead of time: each change (a chunk, a stop) yields the whole
+motion to rest as one trajectory for the controller to interpolate (core/plan_stream.py, `take_plan`);
+the ticks then report the state that trajectory commands and watch for the next change.
+
+`speed_scale` s (0 < s <= 1) is a slow-motion run: the velocity, acceleration and jerk limits are
+multiplied by s, s^2 and s^3 (the limits of the same motion played 1/s times slower) and every chunk's
+point times are stretched by 1/s from its stamp.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from vla_ros.core.input_guards import GlitchFilter, WriterArbiter
-from vla_ros.core.jerk_limiter import JerkLimiter
+from vla_ros.core.jerk_limiter import JerkLimiter, scaled_limits
+from vla_ros.core.jtc import TimedTrajectory
 from vla_ros.core.plan import Plan
+from vla_ros.core.plan_stream import PlanStream
 from vla_ros.core.run_log import RunLog
 from vla_ros.core.safety import ChunkRejected, check_chunk
 from vla_ros.core.tracker import PlanTracker
@@ -52,6 +63,23 @@ class ExecutorSettings:
     glitch_margin_rad: float = 0.05  # a measured jump beyond max_velocity x elapsed + this is a glitch
     glitch_settle_s: float = 0.5  # a jump that persists this long is real (core/input_guards.py)
     clock_jump_s: float = 0.5  # ROS time moving this much more than the steady clock between ticks is a clock jump
+    speed_scale: float = 1.0  # slow motion: limits x s, s^2, s^3 (velocity, acceleration, jerk), chunks stretched 1/s
+    stream_plan: bool = False  # send the whole limited plan at each change (core/plan_stream.py), not each tick
+    control_period_s: float = 0.01  # the tick period (stream_plan forecasts on this grid)
+    controller_rate_hz: float = 1000.0  # stream_plan: the controller's rate, at which each plan sent is checked
+    plan_start_delay_s: float = 0.01  # stream_plan: a change leaves the running plan this long (+ compute) ahead
+    plan_horizon_s: float = 2.0  # stream_plan: plans longer than this are sent in parts (each ending at rest)
+
+    def __post_init__(self):
+        if not 0.0 < self.speed_scale <= 1.0:
+            raise ValueError(f"speed_scale must be in (0, 1], got {self.speed_scale}")
+        if self.control_period_s <= 0 or self.controller_rate_hz <= 0 or self.plan_horizon_s <= 0:
+            raise ValueError(
+                "control_period_s, controller_rate_hz and plan_horizon_s must be > 0, got "
+                f"{self.control_period_s}, {self.controller_rate_hz}, {self.plan_horizon_s}"
+            )
+        if self.plan_start_delay_s < 0:
+            raise ValueError(f"plan_start_delay_s must be >= 0, got {self.plan_start_delay_s}")
 
 
 @dataclass(frozen=True)
@@ -60,6 +88,7 @@ class Command:
     state: str
     limits: tuple[str, ...] = ()  # limits that changed this command (e.g. "position", "workspace")
     t_s: float = 0.0  # the time the command is for (seconds): stamp it with this
+    velocities: np.ndarray | None = None  # (D,) rad/s commanded with the positions (the joint_velocity output)
 
 
 # states in which the executor does what it should (anything else is reported as a warning)
@@ -75,8 +104,9 @@ class ExecutorCore:
         self.joint_names = limits.names
         self.settings = settings
         self.workspace = workspace
+        self.limits = scaled_limits(limits, settings.speed_scale)  # what every command keeps
         self.limiter = JerkLimiter(
-            limits,
+            self.limits,
             settings.position_margin_rad,
             workspace.contains if workspace else None,
             clearance=workspace.clearance if workspace else None,
@@ -108,6 +138,8 @@ class ExecutorCore:
         self.run_log: RunLog | None = None  # set to record the run (chunks, commands, measured joints)
         self.glitches = GlitchFilter(limits.max_velocity, settings.glitch_margin_rad, settings.glitch_settle_s)
         self.writers = WriterArbiter(settings.plan_timeout_s)
+        self.stream = PlanStream(self) if settings.stream_plan else None
+        self.stream_mode = ""  # with stream_plan: the command mode the last tick reported (for the run log)
 
     # --- lifecycle -----------------------------------------------------------------------
     def activate(self) -> None:
@@ -116,6 +148,8 @@ class ExecutorCore:
         self.stopping = False
         self.active = True
         self._last_tick_s = None
+        if self.stream is not None:
+            self.stream.reset()
         if self.measured is not None:
             self.limiter.reset(self.measured)
         else:
@@ -177,16 +211,22 @@ class ExecutorCore:
         except ChunkRejected:
             self.counters["chunks_rejected"] += 1
             raise
+        if self.settings.speed_scale < 1.0:  # slow motion: the chunk's times stretched from its stamp
+            chunk = dataclasses.replace(chunk, offsets_s=(chunk.times_s() - chunk.t0_s) / self.settings.speed_scale)
         ahead = now_s + self.settings.lookahead_s
         before = None if self.plan.empty else self.plan.interpolated(ahead)
-        # the new plan starts at the last command's state, at the time it was due
+        # the new plan starts at the last command's state, at the time it was due (streaming: at the
+        # running plan's state where the new one takes over; points due before then are dropped)
         lim = self.limiter
-        dropped = self.plan.merge(
-            chunk, now_s, lim.position, lim.velocity, lim.acceleration, anchor_s=self._last_tick_s
-        )
+        merge_s, anchor_s = now_s, self._last_tick_s
+        if self.stream is not None:
+            merge_s = anchor_s = self.stream.join(now_s)
+        dropped = self.plan.merge(chunk, merge_s, lim.position, lim.velocity, lim.acceleration, anchor_s=anchor_s)
         self.tracker.prepare(self.plan)  # the per-plan work here, not in the next control tick
         # how far the switch moved what the chunks ask for (the plan before smoothing; what blending should keep small)
         self.last_switch_jump = 0.0 if before is None else float(np.max(np.abs(self.plan.interpolated(ahead) - before)))
+        if self.stream is not None:
+            self.stream.commit(now_s, merge_s, "plan")
         self.counters["points_dropped_late"] += dropped
         self.counters["chunks_slowed"] += self.plan.time_scale > 1.0  # no smoothing kept the limits at its pace
         self.counters["chunks_accepted"] += 1
@@ -202,6 +242,11 @@ class ExecutorCore:
     def reset_estop(self) -> None:
         self.estopped = False
         self.plan.clear()
+
+    def take_plan(self) -> tuple[TimedTrajectory, float] | None:
+        """With `stream_plan`: the trajectory to send (absolute stamp) and the time the controller must
+        have it by (its join: a controller period before), once per change; None when nothing changed."""
+        return None if self.stream is None else self.stream.take()
 
     def plan_ahead(self, now_s: float) -> tuple[np.ndarray, np.ndarray] | None:
         """The plan from now on, times (K,) and positions (K, D), or None when not tracking."""
@@ -224,9 +269,10 @@ class ExecutorCore:
                 self.counters["clock_jumps"] += 1
                 self.plan.clear()
             self._last_tick_s = now_s - elapsed_s
-        command = self._command(now_s)
+        command = self._command(now_s) if self.stream is None else self._stream_command(now_s)
         if self.run_log is not None and command.positions is not None:
             mode = f"tracking/{self.tracker.last_mode}" if command.state == "tracking" else command.state
+            mode = self.stream_mode if self.stream is not None else mode
             self.run_log.add_command(now_s, command.positions, self.limiter.acceleration, mode)
         return command
 
@@ -257,6 +303,24 @@ class ExecutorCore:
         active = self.limiter.active
         return self._emit(now_s, command, "tracking", tuple(sorted(set(active))) if active else ())
 
+    def _stream_command(self, now_s: float) -> Command:
+        """A tick with `stream_plan`: the state the sent trajectory commands now; a stop, stale joints or
+        the horizon running out sends a new trajectory (PlanStream.tick)."""
+        self._last_tick_s = now_s
+        if not self.active:
+            return self._emit(now_s, None, "inactive")
+        if self.limiter.position is None:
+            return self._emit(now_s, None, "waiting")
+        state, name, limits, mode = self.stream.tick(now_s)
+        lim = self.limiter
+        if state is not None:  # else nothing was sent: at rest where the limiter is
+            lim.position, lim.velocity, lim.acceleration = state[0], state[1], state[2]
+        self._last_tick_s = now_s
+        if self.stopping and self.stream.mode in ("stopping", "rest") and now_s >= self.stream.end_s:
+            self.active = self.stopping = False  # at rest: commands stop
+        self.stream_mode = mode
+        return self._emit(now_s, lim.position.copy(), name, limits)
+
     def _emit(self, now_s: float, positions: np.ndarray | None, state: str, limits: tuple[str, ...] = ()) -> Command:
         if state != self.last_state:
             self.counters[f"entered_{state}"] += 1
@@ -264,7 +328,8 @@ class ExecutorCore:
         self.last_limits = limits
         for name in limits:
             self.counters[f"limit_{name}"] += 1
-        return Command(positions, state, limits, now_s)
+        velocities = None if positions is None else self.limiter.velocity.copy()
+        return Command(positions, state, limits, now_s, velocities)
 
     # --- reporting -----------------------------------------------------------------------
     def status(self, now_s: float) -> tuple[bool, dict[str, object]]:

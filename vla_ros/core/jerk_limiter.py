@@ -107,6 +107,10 @@ class JerkLimiter:
         self.acceleration = np.zeros(n)
         self.activations: Counter[str] = Counter()  # why a command differed from the request, all time
         self.active: list[str] = []  # the same, for the last command only
+        # how far (seconds) along ruckig's trajectory the last command was taken, None when it came from
+        # elsewhere (accept_if_safe, reset): with `step_breakpoints` the motion between two commands
+        self.last_step_s: float | None = None
+        self._step_s = self._step_dt_s = 0.0
 
     def reset(self, position: np.ndarray) -> None:
         """Start at rest at `position` (e.g. the measured joints), clamped into the position limits."""
@@ -115,6 +119,7 @@ class JerkLimiter:
         self.acceleration = np.zeros_like(self.position)
         self._clearance_at = None
         self.commands += 1
+        self.last_step_s = None
 
     @property
     def at_rest(self) -> bool:
@@ -173,7 +178,7 @@ class JerkLimiter:
                 if state is None and gentle is not None:  # as below: without the target's acceleration
                     state = self._step(clamped, velocity, dt_s, ControlInterface.Position, duration_s)
             if state is not None and self._can_stop_safely(*state, record=False):
-                self._accept(state)
+                self._accept(state, stepped=True)
                 return self.position.copy()
         state = self._step(clamped, velocity, dt_s, ControlInterface.Position, duration_s, acceleration)
         if state is None and acceleration is not None:
@@ -183,7 +188,7 @@ class JerkLimiter:
             return self.brake(dt_s)
         if not self._can_stop_safely(*state):
             return self.brake(dt_s)
-        self._accept(state)
+        self._accept(state, stepped=True)
         return self.position.copy()
 
     def brake(self, dt_s: float) -> np.ndarray:
@@ -195,8 +200,9 @@ class JerkLimiter:
             state = self._step(zeros, zeros, dt_s, ControlInterface.Velocity, synchronizations=_EACH_JOINT)
             if state is None:  # cannot happen for valid limits; never leave the last position
                 self._flag("ruckig_error")
-                state = (self.position, np.zeros_like(self.position), np.zeros_like(self.position))
-            self._accept(state)
+                self._accept((self.position, np.zeros_like(self.position), np.zeros_like(self.position)))
+            else:
+                self._accept(state, stepped=True)
         return self.position.copy()
 
     def stop_gently(self, dt_s: float, share: float) -> np.ndarray:
@@ -216,7 +222,7 @@ class JerkLimiter:
         ):
             return self.brake(dt_s)
         self.active = []
-        self._accept(state)
+        self._accept(state, stepped=True)
         return self.position.copy()
 
     @contextmanager
@@ -239,9 +245,11 @@ class JerkLimiter:
         if self.position is None:
             raise RuntimeError("JerkLimiter used before reset(): the start position is unknown")
 
-    def _accept(self, state: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def _accept(self, state: tuple[np.ndarray, np.ndarray, np.ndarray], stepped: bool = False) -> None:
+        """Make `state` the command; `stepped`: it is ruckig's trajectory `_step_s` on (from `_step`)."""
         self.position, self.velocity, self.acceleration = state
         self.commands += 1
+        self.last_step_s = self._step_s if stepped else None
         if (np.abs(self.velocity) < 1e-12).all() and (np.abs(self.acceleration) < 1e-12).all():
             self.velocity = np.zeros_like(self.velocity)  # exact rest: braking is a no-op
             self.acceleration = np.zeros_like(self.acceleration)
@@ -293,8 +301,36 @@ class JerkLimiter:
         )
         if not solved:
             return None
-        p, v, a = self._trajectory.at_time(min(max(dt_s, 0.0), self._trajectory.duration))
+        self._step_dt_s = max(dt_s, 0.0)  # the step; ruckig's trajectory may end (at rest) within it
+        self._step_s = min(self._step_dt_s, self._trajectory.duration)
+        p, v, a = self._trajectory.at_time(self._step_s)
         return np.array(p), np.array(v), np.array(a)
+
+    def step_breakpoints(self) -> list[float]:
+        """The motion from the command before the last one to the last one, when that came from ruckig
+        (`last_step_s` is not None; else []): the instants (seconds after the command before) in
+        (0, step) where some joint's jerk changes (ruckig's profile phases, its brake pre-phase
+        first) and the trajectory's end when it ends within the step (at rest, or at constant
+        acceleration after it). Between these and the two commands each joint's jerk is constant: the
+        motion, exactly, as cubic pieces (`step_state` evaluates it). Call before the limiter plans again."""
+        if self.last_step_s is None:
+            return []
+        instants = {self._trajectory.duration}
+        for profile in self._trajectory.profiles[0]:
+            offset = 0.0
+            for pre in (profile.brake, profile.accel):
+                if pre.duration > 0:
+                    instants.update((offset + pre.t[0], offset + pre.duration))
+                    offset += pre.duration
+            for phase in profile.t:
+                offset += phase
+                instants.add(offset)
+        return sorted(t for t in instants if 0.0 < t < self._step_dt_s)
+
+    def step_state(self, tau_s: float) -> np.ndarray:
+        """(3, D) position, velocity, acceleration `tau_s` after the command before the last, along the
+        ruckig trajectory the last command was taken from (see `step_breakpoints`)."""
+        return np.array(self._trajectory.at_time(min(max(tau_s, 0.0), self._trajectory.duration)))
 
     def _can_stop_safely(self, position, velocity, acceleration, record: bool = True) -> bool:
         """Does braking from this state stay inside the velocity limits, the position limits and the
@@ -461,3 +497,21 @@ def _finite_or(values: np.ndarray | None, fallback: np.ndarray, n: int) -> np.nd
         return np.asarray(fallback, dtype=float).copy()
     values = np.asarray(values, dtype=float)
     return np.where(np.isfinite(values), values, fallback)
+
+
+def scaled_limits(limits: JointLimits, speed_scale: float) -> JointLimits:
+    """The limits of a motion played 1/speed_scale times slower: velocity x s, acceleration x s^2, jerk x
+    s^3 (missing acceleration / jerk limits first filled as JerkLimiter fills them); s = 1: unchanged."""
+    if speed_scale == 1.0:
+        return limits
+    n = len(limits.names)
+    acceleration = _finite_or(limits.max_acceleration, limits.max_velocity / UNLIMITED_RAMP_S, n)
+    jerk = _finite_or(limits.max_jerk, acceleration / UNLIMITED_RAMP_S, n)
+    return JointLimits(
+        limits.names,
+        limits.min_position,
+        limits.max_position,
+        limits.max_velocity * speed_scale,
+        acceleration * speed_scale**2,
+        jerk * speed_scale**3,
+    )

@@ -148,6 +148,20 @@ class PlanTracker:
         self.last_mode = "catch_up"
         return True
 
+    def reference_breakpoints(self, plan: Plan, from_s: float, to_s: float) -> list[float]:
+        """After a nominal (or catch-up) step from `from_s` to `to_s`: the instants in between where the
+        reference's polynomial changes (the plan's knots, the blend's end). Between these and the two
+        commands the reference is one polynomial of degree <= 5 per joint: the motion, exactly, as
+        polynomial pieces (`reference_state` evaluates it; core/plan_stream.py sends them)."""
+        times = [t for t in plan.knot_times_s.tolist() if from_s < t < to_s]
+        if self._blend_ok and from_s < self._blend_end_s < to_s:
+            times.append(float(self._blend_end_s))
+        return sorted(times)
+
+    def reference_state(self, plan: Plan, t_s: float) -> np.ndarray:
+        """(3, D) position, velocity, acceleration of the reference (plan + blend) at t_s (a copy)."""
+        return self._reference(plan, t_s).copy()
+
     # --- the reference: plan + blend ------------------------------------------------------------
     def _reference(self, plan: Plan, t_s: float) -> np.ndarray:
         """(3, D) position, velocity, acceleration of plan + blend at t_s (a view, valid until the next call)."""
