@@ -3,8 +3,7 @@ kinds, read into the same things (`load_checkpoint`: the net and an `OctoCheckpo
 
 - demo-style (the bundled demo model, `vla-ros train`): `config.json` is an OctoConfig (its `net_config`
   gives the one implementation's options), the statistics are state and action mean/std (normalisation.py),
-  the task is word ids of the config's vocabulary. Weights saved by the former Octo-design model (recognised
-  by its `group_embed` key) are mapped to OctoNet's layout at load time (`from_design_layout`).
+  the task is word ids of the config's vocabulary; the weights are OctoNet's.
 - released (written by `vla-ros convert octo`): `config.json` is an OctoNetConfig with format
   'octo-release', the statistics are the reference's per-dataset file, the task is T5 encoder states.
 
@@ -13,11 +12,9 @@ Loading checks every key and shape before any weight is copied."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from vla_ros.backends.base import BackendError
@@ -29,19 +26,6 @@ from vla_ros.backends.octo.text import WordTokenizer
 from vla_ros.backends.weights import check_shapes
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "dataset_statistics.json")
-# the former layout's key prefixes that only moved: (regex, replacement)
-DESIGN_RENAMES = (
-    (r"^language\.", "text_encoder."),
-    (r"^task_proj\.", "language_projection."),
-    (r"^proprio\.", "proprio_projection."),
-    (r"^time_features\.", "head.time_features."),
-    (r"^time_mlp\.", "head.time_mlp."),
-    (r"^head\.", "head.net."),
-    (r"^transformer\.", "transformer."),
-    (r"^image_tokenizers\.(\w+)\.proj\.", r"stems.\1.embedding."),
-    (r"^image_tokenizers\.(\w+)\.films\.", r"stems.\1.films."),
-)
-TASK, OBS, READOUT = range(3)  # rows of the former layout's group_embed
 RELEASE_ACTION_SPACE = {"preset": "bridge_ee_delta"}  # the released models' Bridge convention
 RELEASE_DT_S = 0.2  # Bridge's 5 Hz
 
@@ -74,52 +58,6 @@ class OctoCheckpoint:
     action_space: dict | None
     action_space_source: str
     all_cameras: bool
-
-
-def is_design_layout(weights: dict) -> bool:
-    """Whether `weights` were saved by the former Octo-design model (per-group embeddings)."""
-    return "group_embed" in weights
-
-
-def _stem_conv_key(key: str) -> str | None:
-    """image_tokenizers.<cam>.convs.<i>.* / norms.<i>.* -> stems.<cam>.convs.<3i | 3i + 1>.* (conv, GroupNorm, ReLU)."""
-    m = re.match(r"^image_tokenizers\.(\w+)\.(convs|norms)\.(\d+)\.(.+)$", key)
-    if m is None:
-        return None
-    index = 3 * int(m[3]) + (m[2] == "norms")
-    return f"stems.{m[1]}.convs.{index}.{m[4]}"
-
-
-def from_design_layout(old: dict[str, torch.Tensor], cfg: OctoConfig) -> tuple[dict[str, torch.Tensor], dict]:
-    """The former Octo-design model's weights in OctoNet's layout (config `cfg.net_config()`), and new key ->
-    the file's key for error messages. Sums that the old model computed at run time are folded into one
-    parameter: group_embed's rows join the language / image / proprio / readout position embeddings; each
-    camera's 1x1 patch conv becomes the stem's embedding conv, its token projection the identity."""
-    new: dict[str, torch.Tensor] = {}
-    names: dict[str, str] = {}
-    group = old.get("group_embed")
-    for key, value in old.items():
-        target = _stem_conv_key(key)
-        for pattern, replacement in DESIGN_RENAMES:
-            if target is None and re.match(pattern, key):
-                target = re.sub(pattern, replacement, key)
-        if key not in ("group_embed", "readout") and not re.match(r"^image_tokenizers\.\w+\.pos$", key):
-            target = target or key  # not a former key: reported as unexpected
-            new[target], names[target] = value, key
-    if group is None:
-        return new, names
-    new["language_pos"] = group[TASK].expand(1, cfg.max_tokens, -1).clone()
-    new["proprio_pos"] = group[OBS].reshape(1, 1, 1, -1).clone()
-    if "readout" in old:
-        new["readout_pos"] = (old["readout"] + group[READOUT]).reshape(1, 1, 1, -1)
-    for camera in cfg.camera_names:
-        if f"image_tokenizers.{camera}.pos" in old:
-            new[f"obs_pos.{camera}"] = (old[f"image_tokenizers.{camera}.pos"] + group[OBS])[:, None]
-        new[f"obs_projections.{camera}.weight"] = torch.eye(cfg.width)
-        new[f"obs_projections.{camera}.bias"] = torch.zeros(cfg.width)
-    names.update({"language_pos": "group_embed", "proprio_pos": "group_embed", "readout_pos": "readout"})
-    names.update({f"obs_pos.{c}": f"image_tokenizers.{c}.pos" for c in cfg.camera_names})
-    return new, names
 
 
 def save_checkpoint(folder: Path, net: OctoNet, cfg: OctoConfig, stats: DatasetStatistics) -> None:
@@ -183,11 +121,8 @@ def load_model(folder: Path, cfg: OctoConfig | OctoNetConfig, device: str = "cpu
     if not path.is_file():
         raise BackendError(f"octo checkpoint {folder}: no model.safetensors (convert with `vla-ros convert octo`)")
     weights = load_file(str(path), device="cpu")
-    where, names = f"octo checkpoint {path} (config.json)", {}
-    if isinstance(cfg, OctoConfig) and is_design_layout(weights):
-        weights, names = from_design_layout(weights, cfg)
-        where += " in the former Octo-design layout, mapped"
-    check_shapes(weights, net.state_dict(), f"{where} does not match the model", names, limit=None)
+    where = f"octo checkpoint {path} (config.json)"
+    check_shapes(weights, net.state_dict(), f"{where} does not match the model", limit=None)
     net.load_state_dict(weights)
     return net.to(device).eval()
 
