@@ -82,6 +82,12 @@ def executor_from_parameters(params: Mapping[str, Any], limits: JointLimits | No
         glitch_margin_rad=p["glitch_margin_rad"],
         glitch_settle_s=p["glitch_settle_s"],
         clock_jump_s=p["clock_jump_s"],
+        speed_scale=p["speed_scale"],
+        stream_plan=p["output"] == "joint_trajectory_plan",
+        control_period_s=1.0 / p["control_rate_hz"],
+        controller_rate_hz=p["controller_rate_hz"],
+        plan_start_delay_s=p["plan_start_delay_s"],
+        plan_horizon_s=p["plan_horizon_s"],
     )
     limits = limits if limits is not None else limits_from_parameters(p, joints)
     return ExecutorCore(limits, settings, workspace_from_parameters(p, joints))

@@ -273,7 +273,15 @@ POLICY = Schema(
 )
 
 BLEND_MODES = ("replace", "crossfade", "temporal_ensemble", "guided")
-OUTPUTS = ("position_array", "joint_trajectory", "joint_state", "pose", "twist")
+OUTPUTS = (
+    "position_array",
+    "joint_trajectory",
+    "joint_trajectory_plan",
+    "joint_velocity",
+    "joint_state",
+    "pose",
+    "twist",
+)
 
 EXECUTOR = Schema(
     Param("joint_names", [""], "command order of the joints (Float64MultiArray layout)"),
@@ -286,11 +294,48 @@ EXECUTOR = Schema(
         "output",
         "position_array",
         "command message on `commands`: position_array (Float64MultiArray, forward position controller), "
-        "joint_trajectory (one-point JointTrajectory per tick, for a JointTrajectoryController), joint_state "
-        "(JointState), or for robots driven in Cartesian space pose (PoseStamped of `cartesian_link`) or twist "
-        "(TwistStamped from the previous command to this one, MoveIt Servo); the Cartesian outputs are the FK of the "
-        "same limited, workspace-checked joint commands",
+        "joint_trajectory_plan (the whole limited plan to rest as one JointTrajectory with positions, velocities and "
+        "accelerations, sent at each change, for ros2_control's JointTrajectoryController: docs/real-robots.md), "
+        "joint_velocity (Float64MultiArray of joint velocities, forward velocity controller), joint_trajectory "
+        "(one-point JointTrajectory per tick), joint_state (JointState), or for robots driven in Cartesian space pose "
+        "(PoseStamped of `cartesian_link`) or twist (TwistStamped from the previous command to this one, MoveIt "
+        "Servo); the Cartesian outputs are the FK of the same limited, workspace-checked joint commands",
         choices=OUTPUTS,
+    ),
+    Param(
+        "controller_rate_hz",
+        1000.0,
+        "update rate of the robot's controller (Hz): joint_trajectory_plan checks every plan it sends sampled at this "
+        "rate, as the JointTrajectoryController interpolates it",
+        above=0.0,
+        max=100000.0,
+    ),
+    Param(
+        "plan_start_delay_s",
+        0.01,
+        "joint_trajectory_plan: a new plan leaves the running one this long after it is computed (seconds, plus the "
+        "time computing plans takes); the controller must receive it by then",
+        min=0.0,
+    ),
+    Param(
+        "plan_horizon_s",
+        2.0,
+        "joint_trajectory_plan: a plan longer than this is sent in parts, each ending at rest (seconds)",
+        above=0.0,
+    ),
+    Param(
+        "dry_run",
+        False,
+        "compute everything but publish the commands on `dry_run/commands` only, never on `commands` (the "
+        "controller's topic)",
+    ),
+    Param(
+        "speed_scale",
+        1.0,
+        "slow run: the velocity, acceleration and jerk limits times s, s^2, s^3 and every chunk's point times "
+        "stretched by 1/s (0 < s <= 1; 1 = full speed)",
+        above=0.0,
+        max=1.0,
     ),
     Param(
         "cartesian_link", "", "URDF link commanded by the pose / twist outputs (the robot config's end_effector.link)"

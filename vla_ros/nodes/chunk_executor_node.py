@@ -11,7 +11,9 @@ Lifecycle (rclpy.lifecycle, standard `~/change_state` / `~/get_state`):
 
 Topics: `action_chunk` (JointTrajectory) and `joint_states` in; `commands` (the `output` kind, in
 `joint_names` order, stamped with the time the command is for; for robots driven in Cartesian space
-the pose or twist of `cartesian_link`, from the same limited and workspace-checked joint commands),
+the pose or twist of `cartesian_link`, from the same limited and workspace-checked joint commands;
+`joint_trajectory_plan`: the whole plan at each change, core/plan_stream.py; with `dry_run` on
+`dry_run/commands` instead, never on `commands`),
 `~/status` (DiagnosticStatus), `/diagnostics` and, in guided mode, `plan_prefix` out. Services
 `~/estop`, `~/reset_estop` (Trigger, latched). The control loop is a dedicated thread that sleeps to absolute deadlines.
 """
@@ -70,6 +72,7 @@ class ChunkExecutorNode(LifecycleNode):
         self._throttle = KeyedThrottle(1.0)
         self._last_status: tuple | None = None
         self._prefix_sent = False  # the last plan_prefix had points
+        self._plan_failures_logged = 0  # joint_trajectory_plan: plans that failed their check, logged so far
         self.tick_lateness_s: deque[float] = deque(maxlen=1000)  # wake-up after the tick's deadline (seconds)
         self.tick_cpu_s: deque[float] = deque(maxlen=1000)  # CPU time of a tick: core + publish (seconds)
         self.create_service(Trigger, "~/estop", self._srv_estop)
@@ -96,8 +99,18 @@ class ChunkExecutorNode(LifecycleNode):
         self._thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"configured: {list(self.joints)} at {self.p['control_rate_hz']} Hz, blend {self.p['blend_mode']}"
+            f"configured: {list(self.joints)} at {self.p['control_rate_hz']} Hz, blend {self.p['blend_mode']}, "
+            f"output {self.p['output']}"
         )
+        if self.p["dry_run"]:
+            self.get_logger().warning(
+                f"DRY RUN: commands go to {self.cmd_pub.topic_name} only, nothing is sent to the controller"
+            )
+        if self.p["speed_scale"] < 1.0:
+            self.get_logger().warning(
+                f"speed_scale {self.p['speed_scale']}: velocity, acceleration and jerk limits scaled down, "
+                "chunks played slower"
+            )
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -146,7 +159,9 @@ class ChunkExecutorNode(LifecycleNode):
             self.create_timer(1.0 / self.p["status_rate_hz"], lambda: self._publish_status(force=True)),
             self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics),
         ]
-        self.cmd_pub = self.create_publisher(conversions.COMMAND_TYPES[self.p["output"]], "commands", 10)
+        # dry run: the commands on a topic of their own, never on the controller's
+        topic = "dry_run/commands" if self.p["dry_run"] else "commands"
+        self.cmd_pub = self.create_publisher(conversions.COMMAND_TYPES[self.p["output"]], topic, 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.status_pub = self.create_publisher(DiagnosticStatus, "~/status", 10)
         self._io += [self.cmd_pub, self.diag_pub, self.status_pub]
@@ -201,9 +216,12 @@ class ChunkExecutorNode(LifecycleNode):
                     return
                 self.core.on_chunk(chunk, now, conversions.writer_id(info))
                 ahead = self.core.plan.ahead(now) if self.p["blend_mode"] == "guided" else None
+                plan = self.core.take_plan()
         except ChunkRejected as exc:
             self._log_rejection(exc)
             return
+        if plan is not None and self.context.ok():
+            self._publish_plan(plan)
         if ahead is not None and self.context.ok():  # the new plan at once: the next inference continues it
             self._send_plan_prefix(ahead)
 
@@ -287,7 +305,10 @@ class ChunkExecutorNode(LifecycleNode):
                 elapsed = min(deadline - previous, MAX_TICK_PERIODS * self.period_s)
                 # the command is for the deadline, in ROS time
                 command = self.core.tick(deadline + offset_s, elapsed_s=elapsed)
-            if command.positions is not None and self.context.ok():
+                plan = self.core.take_plan() if self.core.stream is not None else None
+            if plan is not None and self.context.ok():
+                self._publish_plan(plan)
+            elif command.positions is not None and self.core.stream is None and self.context.ok():
                 self.cmd_pub.publish(self._command_message(command))
             elif self.cartesian is not None:
                 self.cartesian.reset()
@@ -304,7 +325,30 @@ class ChunkExecutorNode(LifecycleNode):
         if self.p["output"] == "twist":
             twist = self.cartesian.twist(command.positions, self.period_s)
             return conversions.twist_message(twist, self.cartesian.frame_id, stamp)
-        return conversions.command_message(self.p["output"], self.joints, command.positions, stamp, self.period_s)
+        return conversions.command_message(
+            self.p["output"], self.joints, command.positions, stamp, self.period_s, command.velocities
+        )
+
+    def _publish_plan(self, plan) -> None:
+        """joint_trajectory_plan: publish a plan; count it late when it goes out after the controller's last
+        cycle before its join (the running plan and this one then differ from there: docs/real-robots.md)."""
+        trajectory, join_s = plan
+        self.cmd_pub.publish(conversions.timed_trajectory_message(trajectory))
+        late_s = self._now_s() - (join_s - 1.0 / self.p["controller_rate_hz"])
+        with self.lock:
+            if self.core is None:
+                return
+            self.core.counters["plans_sent"] += 1
+            self.core.counters["plans_late"] += late_s > 0
+            failed, failure = self.core.stream.failed, self.core.stream.last_failure
+        if late_s > 0 and self._throttle.ready("plan:late"):
+            self.get_logger().warning(
+                f"plan published {late_s * 1e3:.1f} ms after the controller's last cycle before its join: raise "
+                "plan_start_delay_s"
+            )
+        if failed > self._plan_failures_logged and self._throttle.ready("plan:check"):
+            self._plan_failures_logged = failed
+            self.get_logger().error(f"a plan failed its check and was not sent (braking instead): {failure}")
 
     def _publish_status(self, force: bool, command: Command | None = None) -> None:
         """`~/status` on every change of state or active limits, and periodically (`force`)."""
@@ -340,6 +384,7 @@ class ChunkExecutorNode(LifecycleNode):
                 return
             counters = dict(self.core.counters)
             nominal, status = self.core.status(self._now_s())
+            stream_compute = list(self.core.stream.compute_s) if self.core.stream is not None else None
         late = np.array(self.tick_lateness_s or [0.0]) * 1e3
         cpu = np.array(self.tick_cpu_s or [0.0]) * 1e6
         values = {
@@ -350,6 +395,9 @@ class ChunkExecutorNode(LifecycleNode):
             "tick_cpu_p50_us": f"{np.percentile(cpu, 50):.1f}",
             "tick_cpu_p99_us": f"{np.percentile(cpu, 99):.1f}",
         }
+        if stream_compute is not None:  # joint_trajectory_plan: time to compute a plan (its join waits for it)
+            values["plan_compute_p50_ms"] = f"{np.percentile(stream_compute, 50) * 1e3:.2f}"
+            values["plan_compute_max_ms"] = f"{max(stream_compute) * 1e3:.2f}"
         self.diag_pub.publish(
             conversions.diagnostic_array(
                 f"{self.get_name()}: executor", status["state"], values, self.get_clock().now().to_msg(), nominal

@@ -11,11 +11,14 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_ros.core import images
+from vla_ros.core.jtc import NS, TimedTrajectory
 from vla_ros.core.types import ActionChunk, PlanPrefix
 
 COMMAND_TYPES = {
     "position_array": Float64MultiArray,
     "joint_trajectory": JointTrajectory,
+    "joint_trajectory_plan": JointTrajectory,
+    "joint_velocity": Float64MultiArray,
     "joint_state": JointState,
     "pose": PoseStamped,
     "twist": TwistStamped,
@@ -115,10 +118,20 @@ class ChunkMessageWriter:
         return self._msg
 
 
-def command_message(kind: str, names: tuple[str, ...], positions: np.ndarray, stamp: Time, period_s: float):
-    """A position command as the `output` kind: position_array, joint_trajectory or joint_state."""
+def command_message(
+    kind: str,
+    names: tuple[str, ...],
+    positions: np.ndarray,
+    stamp: Time,
+    period_s: float,
+    velocities: np.ndarray | None = None,
+):
+    """A command as the `output` kind: position_array, joint_velocity (the `velocities`), joint_trajectory
+    or joint_state."""
     if kind == "position_array":
         return Float64MultiArray(data=positions.tolist())
+    if kind == "joint_velocity":
+        return Float64MultiArray(data=np.asarray(velocities, dtype=float).tolist())
     if kind == "joint_trajectory":
         msg = JointTrajectory(joint_names=list(names))
         msg.header.stamp = stamp
@@ -129,6 +142,50 @@ def command_message(kind: str, names: tuple[str, ...], positions: np.ndarray, st
         msg.header.stamp = stamp
         return msg
     raise ValueError(f"unknown output '{kind}' (one of {list(COMMAND_TYPES)})")
+
+
+def timed_trajectory_message(trajectory: TimedTrajectory) -> JointTrajectory:
+    """A TimedTrajectory (core/jtc.py: stamp and time_from_start in ns; positions, velocities,
+    accelerations) as a JointTrajectory; the fields of each point set from plain lists."""
+    msg = JointTrajectory(joint_names=list(trajectory.joint_names))
+    sec, nanosec = divmod(int(trajectory.stamp_ns), NS)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+    secs, nanosecs = np.divmod(np.asarray(trajectory.offsets_ns, dtype=np.int64), NS)
+    fields = [trajectory.positions.tolist()]
+    for extra in (trajectory.velocities, trajectory.accelerations):
+        fields.append(None if extra is None else extra.tolist())
+    points = []
+    for i, (s, ns) in enumerate(zip(secs.tolist(), nanosecs.tolist())):
+        point = JointTrajectoryPoint()
+        point.positions = fields[0][i]
+        if fields[1] is not None:
+            point.velocities = fields[1][i]
+        if fields[2] is not None:
+            point.accelerations = fields[2][i]
+        point.time_from_start.sec, point.time_from_start.nanosec = s, ns
+        points.append(point)
+    msg.points = points
+    return msg
+
+
+def trajectory_message_to_timed(msg: JointTrajectory) -> TimedTrajectory:
+    """A received JointTrajectory as a TimedTrajectory (velocities / accelerations None when the points
+    carry none); ValueError for ragged points."""
+    names = tuple(msg.joint_names)
+    offsets = np.array([p.time_from_start.sec * NS + p.time_from_start.nanosec for p in msg.points], dtype=np.int64)
+
+    def field(name: str, optional: bool) -> np.ndarray | None:
+        rows = [list(getattr(p, name)) for p in msg.points]
+        if optional and all(len(r) == 0 for r in rows):
+            return None
+        if any(len(r) != len(names) for r in rows):
+            raise ValueError(f"trajectory points have {name} of another size than its {len(names)} joints")
+        return np.array(rows, dtype=float).reshape(len(rows), len(names))
+
+    stamp = msg.header.stamp.sec * NS + msg.header.stamp.nanosec
+    return TimedTrajectory(
+        stamp, names, offsets, field("positions", False), field("velocities", True), field("accelerations", True)
+    )
 
 
 def pose_message(position: np.ndarray, quat_xyzw: np.ndarray, frame_id: str, stamp: Time) -> PoseStamped:
