@@ -23,8 +23,8 @@ import numpy as np
 from vla_ros.backends.base import load_backend
 from vla_ros.benchmarks.executor_tick import make_core
 from vla_ros.core.types import PlanPrefix
+from vla_ros.evaluation import observe, sim_policy
 from vla_ros.paths import resolve_package_path
-from vla_ros.sim.evaluation import observe, sim_policy
 from vla_ros.sim.tabletop import JOINT_NAMES, TabletopSim, task_for_episode
 
 PERIOD_S = 0.3  # the sim robot's inference_period_s

@@ -143,7 +143,7 @@ def _plot(args) -> int:
 
 def _train(args) -> int:
     from vla_ros.backends.octo.checkpoint import save_checkpoint
-    from vla_ros.sim.evaluation import ExpertBackend, success_rate
+    from vla_ros.evaluation import ExpertBackend, success_rate
     from vla_ros.sim.recorder import RecorderSettings, record
     from vla_ros.training.train import (
         ACTION_SPACES,
@@ -203,9 +203,9 @@ def _evaluate(args) -> int:
     from vla_ros.backends.base import load_backend
     from vla_ros.backends.settings import parse_overrides
     from vla_ros.config import load_robot_config
+    from vla_ros.evaluation import ExpertBackend, success_rate
     from vla_ros.launch_description import policy_parameters
     from vla_ros.paths import resolve_package_path
-    from vla_ros.sim.evaluation import ExpertBackend, success_rate
 
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))
     if args.expert:

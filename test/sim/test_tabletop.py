@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vla_ros.sim.evaluation import ExpertBackend, run_episode
+from vla_ros.evaluation import ExpertBackend, run_episode
 from vla_ros.sim.recorder import RecorderSettings, execute_target, record
 from vla_ros.sim.tabletop import CUBE_MIN_SEPARATION_M, JOINT_NAMES, TASKS, TabletopSim, Task
 

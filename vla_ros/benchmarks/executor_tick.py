@@ -32,10 +32,10 @@ import numpy as np
 from vla_ros.config import load_robot_config
 from vla_ros.core.executor import ExecutorCore
 from vla_ros.core.types import ActionChunk, PlanPrefix
+from vla_ros.evaluation import ExpertBackend, observe, sim_policy
 from vla_ros.executor_setup import executor_from_parameters
 from vla_ros.launch_description import executor_parameters
 from vla_ros.paths import resolve_package_path
-from vla_ros.sim.evaluation import ExpertBackend, observe, sim_policy
 from vla_ros.sim.tabletop import JOINT_NAMES, TabletopSim, task_for_episode
 
 OBSERVATION_PERIOD_S = 0.3
