@@ -44,14 +44,15 @@ def rebuild_weights(folder: Path, out: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def real_width_folder(tmp_path_factory) -> Path:
+def real_width_folder(tmp_path_factory):
     """lerobot_smolvla/ with the model.safetensors LeRobot saved (rebuilt), in a temporary copy."""
     src = FIXTURES / "lerobot_smolvla"
     folder = tmp_path_factory.mktemp("smolvla") / "lerobot_smolvla"
     shutil.copytree(src, folder)
     rebuild_weights(src, folder / "model.safetensors")
     (folder / "weights.json").unlink()
-    return folder
+    yield folder
+    shutil.rmtree(folder)  # ~380 MB of weights: not left in pytest's kept temporary folders
 
 
 def reference(folder: Path) -> dict:

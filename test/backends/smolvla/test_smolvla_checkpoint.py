@@ -289,3 +289,21 @@ def test_noise_of_the_wrong_shape_is_refused(tiny):
     ref = reference(tiny)
     with pytest.raises(BackendError, match=r"noise must have shape \(8, 32\)"):
         load(tiny).predict(observation(ref), noise=np.zeros((8, 6)))
+
+
+def test_the_published_size_builds_with_smolvla_bases_shapes():
+    """SmolVLM2-500M's config with smolvla_base's policy fields, on the meta device: 450.0M parameters with the
+    VLM's (unused, not built) lm_head, as published; the expert 720 wide with 2048-wide MLPs."""
+    from vla_ros.backends.smolvla.configuration import SmolVLAConfig, vlm_config_from_json
+    from vla_ros.backends.smolvla.latency import SMOLVLM2_500M, policy_config
+    from vla_ros.backends.smolvla.modeling import SmolVLAModel
+
+    cfg = SmolVLAConfig.from_json(policy_config("full", 2)).with_vlm(vlm_config_from_json(SMOLVLM2_500M, "x"), "x")
+    with torch.device("meta"):
+        model = SmolVLAModel(cfg)
+    count = sum(p.numel() for p in model.parameters())
+    assert count == 402_737_376 and count + 49280 * 960 == 450_046_176
+    expert = model.vlm_with_expert.lm_expert
+    assert len(expert.layers) == 16 and expert.layers[0].mlp.gate_proj.weight.shape == (2048, 720)
+    assert expert.layers[1].self_attn.k_proj.weight.shape == (320, 320)  # cross-attention: from the VLM's keys
+    assert expert.layers[0].self_attn.k_proj.weight.shape == (320, 720)

@@ -291,7 +291,7 @@ def _norm_modes(
             if feature in norm_map:
                 where = f"{step.where}.config.norm_map.{feature}"
                 stated[feature] = (_mode(norm_map[feature], where), where)
-        if "eps" in step.config:
+        if "eps" in step.config and "eps" not in out:  # the normaliser's (pre-processor) first
             try:
                 out["eps"] = _positive(step.config["eps"], f"{step.where}.config.eps")
             except ValueError as exc:
