@@ -48,7 +48,7 @@ def test_another_backend_drops_the_robot_configs_checkpoint_and_settings():
 def test_real_robot_remaps_topics_and_has_no_sim():
     specs = node_specs("franka")
     assert [s.name for s in specs] == ["vla_chunk_executor", "vla_policy", "vla_lifecycle_manager"]
-    assert ("commands", "/forward_position_controller/commands") in specs[0].remappings
+    assert ("commands", "/joint_trajectory_controller/joint_trajectory") in specs[0].remappings
     cmd = specs[0].command("/tmp/p.yaml")
     assert cmd[cmd.index("--ros-args") :] == [
         "--ros-args",
@@ -57,7 +57,7 @@ def test_real_robot_remaps_topics_and_has_no_sim():
         "--params-file",
         "/tmp/p.yaml",
         "-r",
-        "commands:=/forward_position_controller/commands",
+        "commands:=/joint_trajectory_controller/joint_trajectory",
         "-r",
         "joint_states:=/joint_states",
     ]

@@ -17,7 +17,8 @@ def test_bundled_robot_configs_are_valid(robot):
 def test_franka_has_its_real_joint_names_and_remaps():
     cfg = load_robot_config("franka")
     assert cfg.joint_names[0] == "panda_joint1" and cfg.limits.max_position[3] == pytest.approx(-0.0698)
-    assert cfg.topics["commands"] == "/forward_position_controller/commands"
+    assert cfg.topics["commands"] == "/joint_trajectory_controller/joint_trajectory"
+    assert cfg.executor["output"] == "joint_trajectory_plan"  # the controller interpolates the plan at 1 kHz
 
 
 def write(tmp_path, mutate, robot="franka"):
