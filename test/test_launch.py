@@ -81,6 +81,8 @@ def _load_launch_file_with_recording_stand_ins():
             "autostart": "true",
             "dds_profile": "shm",
             "respawn": "true",
+            "dry_run": "true",
+            "speed_scale": "0.25",
         }
 
         def __init__(self, name):
@@ -123,7 +125,10 @@ def test_launch_file_builds_the_same_nodes_as_the_bringup():
     description, built = _load_launch_file_with_recording_stand_ins()
     args = [a[1][0] for a in description if isinstance(a, tuple)]
     assert args == list(LAUNCH_ARGUMENTS)
-    specs = node_specs("franka", model_path="/ckpt")
+    specs = node_specs(
+        "franka", model_path="/ckpt", overrides={"vla_chunk_executor": {"dry_run": True, "speed_scale": 0.25}}
+    )
+    assert built[0]["parameters"][0]["dry_run"] is True  # dry_run:=true speed_scale:=0.25 reach the executor
     assert [(b["executable"], b["name"]) for b in built] == [(s.executable, s.name) for s in specs]
     for b, s in zip(built, specs):
         assert b["parameters"] == [s.parameters] and b["remappings"] == list(s.remappings)

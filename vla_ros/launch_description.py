@@ -71,6 +71,16 @@ LAUNCH_ARGUMENTS = {
         "false",
         "restart a node process that dies; the lifecycle manager configures and activates it again (autostart)",
     ),
+    "dry_run": (
+        "false",
+        "the executor computes everything but publishes its commands on dry_run/commands only, never to the "
+        "controller (docs/real-robots.md: first runs)",
+    ),
+    "speed_scale": (
+        "",
+        "slow run: the executor's velocity, acceleration and jerk limits times s, s^2, s^3 and chunks played 1/s "
+        "times slower (0 < s <= 1; default: the robot config's, else 1)",
+    ),
 }
 
 DDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -221,7 +231,25 @@ def specs_from_launch_arguments(args: dict[str, str]) -> list[NodeSpec]:
         device=value["device"],
         use_sim=parse_bool(value["use_sim"], "use_sim"),
         autostart=bool(parse_bool(value["autostart"], "autostart")),
+        overrides={"vla_chunk_executor": executor_launch_overrides(value)},
     )
+
+
+def executor_launch_overrides(value: Mapping[str, str]) -> dict[str, Any]:
+    """chunk_executor parameters from the `dry_run` and `speed_scale` launch arguments (unset: none)."""
+    out: dict[str, Any] = {}
+    if parse_bool(value.get("dry_run", ""), "dry_run"):
+        out["dry_run"] = True
+    text = value.get("speed_scale", "").strip()
+    if text:
+        try:
+            scale = float(text)
+        except ValueError:
+            scale = float("nan")
+        if not 0.0 < scale <= 1.0:
+            raise ValueError(f"launch argument speed_scale:={text!r} must be a number in (0, 1]")
+        out["speed_scale"] = scale
+    return out
 
 
 def respawn_from_launch_arguments(args: dict[str, str]) -> bool:
