@@ -8,6 +8,8 @@ entry points (vla_ros/registry.py), imported only when used.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,26 @@ class Backend(abc.ABC):
 
     def reset(self) -> None:
         """Forget episode state (history windows, previous chunks)."""
+
+    def new_episode_state(self, seed: int) -> dict[str, Any]:
+        """A fresh episode state, as loading with `seed` leaves it (an empty history window, a new noise
+        generator): attribute name -> value, {} for a backend that keeps none. A server serving several
+        robots keeps one per connection and predicts within it (`episode_state`); the model is shared.
+        A backend that keeps state between `predict` calls lists it here."""
+        return {}
+
+    @contextmanager
+    def episode_state(self, state: dict[str, Any]) -> Iterator[None]:
+        """Predict within `state` (from `new_episode_state`): its values replace the backend's attributes for
+        the block, and what the block left in them (a history grown by one step) is written back to `state`.
+        One thread at a time (the server's inference thread)."""
+        previous = {name: getattr(self, name) for name in state}
+        self.__dict__.update(state)
+        try:
+            yield
+        finally:
+            state.update({name: getattr(self, name) for name in state})
+            self.__dict__.update(previous)
 
     def diagnostics(self) -> dict[str, str]:
         """Extra key/values for the policy node's /diagnostics (e.g. a remote link's state and timing)."""

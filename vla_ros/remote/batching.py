@@ -1,8 +1,11 @@
 """Requests from several clients collected for a bounded wait and run as one batch.
 
-A backend that has `predict_batch(observations, noises) -> list[ActionChunk]` gets one call per
-batch (one forward pass); any other backend gets its `predict` called once per request, in order.
-Inference runs on one worker thread (models are not re-entrant); the event loop only queues.
+Each request carries its client's episode state (`Backend.new_episode_state`: history window, noise
+generator). A backend that has `predict_batch(observations, noises, states) -> list[ActionChunk]` gets
+one call per batch (one forward pass, each observation within its own state); any other backend gets
+its `predict` called once per request, in order, within the request's state (`Backend.episode_state`).
+Inference runs on one worker thread (models are not re-entrant, and the state swap needs one thread);
+the event loop only queues.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -24,20 +28,31 @@ def batching_mode(backend: Backend) -> str:
 
 
 def predict_many(
-    backend: Backend, observations: list[Observation], noises: list[np.ndarray | None], delay_s: float = 0.0
+    backend: Backend,
+    observations: list[Observation],
+    noises: list[np.ndarray | None],
+    delay_s: float = 0.0,
+    states: list[dict[str, Any]] | None = None,
 ) -> list[ActionChunk | Exception]:
-    """One chunk (or the exception raised) per observation; `delay_s`: artificial latency per call (seconds)."""
+    """One chunk (or the exception raised) per observation, each within its client's episode state `states[i]`
+    (None: the backend's own); `delay_s`: artificial latency per call (seconds)."""
     if delay_s > 0:
         time.sleep(delay_s)
     if len(observations) > 1 and batching_mode(backend) == "batched":
         try:
-            return list(backend.predict_batch(observations, noises))
+            if states is None:
+                return list(backend.predict_batch(observations, noises))
+            return list(backend.predict_batch(observations, noises, states))
         except Exception as exc:  # noqa: BLE001 - every request of the batch gets the failure
             return [exc] * len(observations)
     out: list[ActionChunk | Exception] = []
-    for obs, noise in zip(observations, noises):
+    for i, (obs, noise) in enumerate(zip(observations, noises)):
         try:
-            out.append(backend.predict(obs, noise))
+            if states is None:
+                out.append(backend.predict(obs, noise))
+            else:
+                with backend.episode_state(states[i]):
+                    out.append(backend.predict(obs, noise))
         except Exception as exc:  # noqa: BLE001 - one bad request must not fail the others
             out.append(exc)
     return out
@@ -47,6 +62,7 @@ def predict_many(
 class _Pending:
     observation: Observation
     noise: np.ndarray | None
+    state: dict[str, Any] | None  # the client's episode state
     future: asyncio.Future
     queued_at_s: float = field(default_factory=time.perf_counter)
 
@@ -81,9 +97,12 @@ class Batcher:
         self._queue = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def submit(self, observation: Observation, noise: np.ndarray | None) -> BatchResult:
+    async def submit(
+        self, observation: Observation, noise: np.ndarray | None, state: dict[str, Any] | None = None
+    ) -> BatchResult:
+        """The chunk for `observation`, predicted within the client's episode `state` (None: the backend's own)."""
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(observation, noise, future))
+        await self._queue.put(_Pending(observation, noise, state, future))
         return await future
 
     async def _collect(self) -> list[_Pending]:
@@ -114,6 +133,7 @@ class Batcher:
                 [p.observation for p in batch],
                 [p.noise for p in batch],
                 self.delay_s,
+                None if any(p.state is None for p in batch) else [p.state for p in batch],
             )
             infer_s = time.perf_counter() - started
             for pending, chunk in zip(batch, results):

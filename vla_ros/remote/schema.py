@@ -6,10 +6,17 @@ Request (one msgpack map per inference):
   (any size: the backend resizes; sending the metadata's `image_size` saves bandwidth);
 - `observation/state`: (D,) joint positions in radians, in the metadata's `joints` order;
 - `prompt`: the instruction (str);
-- `noise` (optional): float32 array of the metadata's `noise_shape`, fixing the sampler's start.
+- `noise` (optional): float32 array of the metadata's `noise_shape` (H, A), fixing the sampler's start,
+  or of its `noise_full_shape` (steps, H, A), fixing every draw of the sampler: the answer is then
+  the same for the same observations whatever else the server serves;
+- `reset` (optional): true starts a new episode for this connection before this observation (its
+  history window and noise generator start afresh).
 
 Response: `actions` (H, D) absolute joint positions (radians, `joints` order, point i due at
 (i + 1) * dt_s after the observation) and `server_timing` (milliseconds), as openpi's servers send.
+
+Each connection is a session of its own: its observation history, episode and noise generator are
+its alone (a reset or a disconnect ends only its own); the model is shared.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ IMAGE_PREFIX = "observation/images/"
 STATE_KEY = "observation/state"
 PROMPT_KEY = "prompt"
 NOISE_KEY = "noise"
+RESET_KEY = "reset"
 ACTIONS_KEY = "actions"
 TIMING_KEY = "server_timing"
 ACTION_SPACE = "joint_position"
@@ -35,12 +43,22 @@ class RequestError(ValueError):
     """A request that does not follow the key scheme; the text names the key and what is wrong."""
 
 
-def noise_shape(backend: Backend) -> tuple[int, int] | None:
-    """(H, A) of the backend's sampler noise, when the backend says (A may exceed D: padding)."""
+def noise_full_shape(backend: Backend) -> tuple[int, int, int] | None:
+    """(steps, H, A) of every noise draw of one prediction (a flow-matching sampler: 1, its start only; a
+    diffusion sampler: its steps + 1), when the backend says (A may exceed D: padding)."""
     shape = getattr(backend, "noise_shape", None)
     if shape is None and hasattr(getattr(backend, "cfg", None), "action_dim"):
         shape = (backend.horizon, backend.cfg.action_dim)
-    return tuple(int(n) for n in shape[-2:]) if shape is not None else None
+    if shape is None:
+        return None
+    shape = tuple(int(n) for n in shape)
+    return shape if len(shape) == 3 else (1, *shape[-2:])
+
+
+def noise_shape(backend: Backend) -> tuple[int, int] | None:
+    """(H, A) of the backend's sampler noise start, when the backend says."""
+    full = noise_full_shape(backend)
+    return full[1:] if full is not None else None
 
 
 def image_size(backend: Backend) -> tuple[int, int] | None:
@@ -62,9 +80,17 @@ def metadata(backend: Backend, backend_name: str, batching: str, max_batch: int)
         "joints": list(backend.joint_names),
         "image_size": list(image_size(backend) or ()) or None,
         "noise_shape": list(noise_shape(backend) or ()) or None,
-        "keys": {"images": IMAGE_PREFIX + "<camera>", "state": STATE_KEY, "prompt": PROMPT_KEY, "noise": NOISE_KEY},
+        "noise_full_shape": list(noise_full_shape(backend) or ()) or None,
+        "keys": {
+            "images": IMAGE_PREFIX + "<camera>",
+            "state": STATE_KEY,
+            "prompt": PROMPT_KEY,
+            "noise": NOISE_KEY,
+            "reset": RESET_KEY,
+        },
         "batching": batching,
         "max_batch": int(max_batch),
+        "sessions": "per_connection",
     }
 
 
@@ -101,22 +127,29 @@ def parse_request(request: Any, backend: Backend) -> tuple[Observation, np.ndarr
     noise = None
     if request.get(NOISE_KEY) is not None:
         noise = _array(request, NOISE_KEY)
-        expected = noise_shape(backend)
-        if (
-            noise.dtype.kind != "f"
-            or (expected is not None and noise.shape[-2:] != expected)
-            or not np.all(np.isfinite(noise))
-        ):
+        full = noise_full_shape(backend)
+        fits = full is None or (noise.shape[-2:] == full[1:] and noise.size in (np.prod(full[1:]), np.prod(full)))
+        if noise.dtype.kind != "f" or not fits or not np.all(np.isfinite(noise)):
             raise RequestError(
-                f"'{NOISE_KEY}' must be finite floats of shape {expected}, got {noise.dtype} {noise.shape}"
+                f"'{NOISE_KEY}' must be finite floats of shape {full[1:] if full else None} (the start) or {full} "
+                f"(every draw), got {noise.dtype} {noise.shape}"
             )
         noise = noise.astype(np.float32)
     observation = Observation(0.0, images, tuple(backend.joint_names), state.astype(np.float64), prompt)
     return observation, noise
 
 
-def make_request(observation: Observation, noise: np.ndarray | None = None) -> dict[str, Any]:
-    """The request for `observation` (cameras as named in it, state in its joint order)."""
+def wants_reset(request: dict) -> bool:
+    """Whether the request starts a new episode for its connection (RequestError unless a bool or absent)."""
+    value = request.get(RESET_KEY, False)
+    if not isinstance(value, (bool, np.bool_)):
+        raise RequestError(f"'{RESET_KEY}' must be true or false, got {type(value).__name__}")
+    return bool(value)
+
+
+def make_request(observation: Observation, noise: np.ndarray | None = None, reset: bool = False) -> dict[str, Any]:
+    """The request for `observation` (cameras as named in it, state in its joint order); `reset`: start a new
+    episode for this connection first."""
     request: dict[str, Any] = {
         IMAGE_PREFIX + c: np.ascontiguousarray(img, dtype=np.uint8) for c, img in observation.images.items()
     }
@@ -124,4 +157,6 @@ def make_request(observation: Observation, noise: np.ndarray | None = None) -> d
     request[PROMPT_KEY] = observation.instruction
     if noise is not None:
         request[NOISE_KEY] = np.asarray(noise, dtype=np.float32)
+    if reset:
+        request[RESET_KEY] = True
     return request

@@ -4,9 +4,15 @@ Protocol (what `openpi_client.websocket_client_policy.WebsocketClientPolicy` spe
 the server sends its metadata (one binary msgpack frame); then, per request, the client sends one
 observation map and receives one map with `actions` and `server_timing`. A request the server
 cannot answer gets a text frame with the reason, then the connection is closed (as openpi's server
-does); other connections are not affected. Keys: `vla_ros.remote.schema`. `GET /healthz` answers
-200. With an API key, a handshake without `Authorization: Api-Key <key>` is refused with HTTP 401
-before any inference.
+does), a message over the size limit included; other connections are not affected. Keys:
+`vla_ros.remote.schema`. `GET /healthz` answers 200. With an API key, a handshake without
+`Authorization: Api-Key <key>` is refused with HTTP 401 before any inference.
+
+Each connection is a session: its own episode state of the backend (`Backend.new_episode_state`: the
+observation history window and the noise generator, seeded with the server's seed as a freshly loaded
+backend is), swapped in for its requests on the one inference thread; a request with `reset: true`
+starts a new one, a disconnect drops it. The model is loaded once. Requests carry no plan prefix, so
+none is shared either.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import websockets
 from websockets.asyncio.server import Request, Response, ServerConnection, serve
 from websockets.frames import CloseCode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from vla_ros.backends.base import Backend
 from vla_ros.remote import schema
@@ -47,6 +56,35 @@ class ServeSettings:
     batch_wait_s: float = 0.002
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     inference_delay_s: float = 0.0  # artificial latency added to every forward pass
+    seed: int = 0  # each session's noise generator starts from it (as the backend loaded with it)
+
+
+@dataclass
+class Session:
+    """One connection's episode: the backend's episode state (history window, noise generator) and counts."""
+
+    number: int
+    state: dict[str, Any]
+    requests: int = 0
+    episodes: int = 1
+
+
+class _ReasonBeforeClose(ServerProtocol):
+    """websockets' server protocol that, on a message over `max_size`, sends the reason as a text frame before
+    its close frame (openpi's convention for every refusal), so a client's `recv` reads why."""
+
+    def fail(self, code: int, reason: str = "") -> None:
+        if code == CloseCode.MESSAGE_TOO_BIG and self.state is State.OPEN:
+            self.send_text(
+                f"bad request: message too big: {reason or 'over the limit'} (vla-ros serve --max-message-mb)".encode()
+            )
+        super().fail(code, reason)
+
+
+class _Connection(ServerConnection):
+    def __init__(self, protocol: ServerProtocol, *args, **kwargs):
+        protocol.__class__ = _ReasonBeforeClose  # the same object, with the override above
+        super().__init__(protocol, *args, **kwargs)
 
 
 def server_ssl_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
@@ -67,6 +105,8 @@ class PolicyServer:
         self.port: int | None = None
         self.requests_served = 0
         self.requests_refused = 0
+        self.sessions: dict[int, Session] = {}  # open connections' sessions, by number
+        self._sessions_started = 0
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Health check, and the API key check before the websocket handshake completes."""
@@ -87,6 +127,7 @@ class PolicyServer:
     async def _refuse(self, websocket: ServerConnection, reason: str, code: CloseCode) -> None:
         """openpi's error convention: a text frame with the reason, then close."""
         self.requests_refused += 1
+        reason = reason.strip() or f"refused ({code.name})"
         log.warning("%s: %s", websocket.remote_address, reason)
         try:
             await websocket.send(reason)
@@ -96,12 +137,18 @@ class PolicyServer:
 
     async def _handler(self, websocket: ServerConnection) -> None:
         self.batcher.clients += 1
+        self._sessions_started += 1
+        session = Session(self._sessions_started, self.backend.new_episode_state(self.settings.seed))
+        self.sessions[session.number] = session
+        log.info("session %d opened by %s", session.number, websocket.remote_address)
         try:
-            await self._serve_connection(websocket)
+            await self._serve_connection(websocket, session)
         finally:
             self.batcher.clients -= 1
+            del self.sessions[session.number]
+            log.info("session %d ended (%d requests, %d episodes)", session.number, session.requests, session.episodes)
 
-    async def _serve_connection(self, websocket: ServerConnection) -> None:
+    async def _serve_connection(self, websocket: ServerConnection, session: Session) -> None:
         await websocket.send(self._metadata_bytes)
         prev_total_ms = None
         while True:
@@ -116,11 +163,17 @@ class PolicyServer:
                 )
                 return
             try:
-                observation, noise = schema.parse_request(unpackb(message), self.backend)
+                request = unpackb(message)
+                observation, noise = schema.parse_request(request, self.backend)
+                reset = schema.wants_reset(request)
             except (WireError, schema.RequestError) as exc:
                 await self._refuse(websocket, f"bad request: {exc}", CloseCode.INVALID_DATA)
                 return
-            result = await self.batcher.submit(observation, noise)
+            if reset and session.requests:
+                session.state = self.backend.new_episode_state(self.settings.seed)
+                session.episodes += 1
+            session.requests += 1
+            result = await self.batcher.submit(observation, noise, session.state)
             if isinstance(result.chunk, Exception):
                 await self._refuse(websocket, f"inference failed: {result.chunk!r}", CloseCode.INTERNAL_ERROR)
                 return
@@ -152,6 +205,7 @@ class PolicyServer:
                 max_size=s.max_message_bytes,
                 process_request=self._process_request,
                 ssl=context,
+                create_connection=_Connection,
             ) as server:
                 self.port = next(iter(server.sockets)).getsockname()[1]
                 if on_ready is not None:
@@ -197,6 +251,7 @@ def serve_main(args) -> int:
         args.batch_wait_ms / 1e3,
         int(args.max_message_mb * 2**20),
         args.inference_delay_s,
+        args.seed,
     )
     server = PolicyServer(backend, args.backend, settings)
 

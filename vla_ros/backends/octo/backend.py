@@ -143,6 +143,17 @@ class OctoBackend(Backend):
     def reset(self) -> None:
         self.window.reset()
 
+    def new_episode_state(self, seed: int) -> dict[str, Any]:
+        """An empty history window and a noise generator seeded with `seed` (what loading leaves)."""
+        return {"window": History(self.window.size), "generator": torch.Generator(device=self.device).manual_seed(seed)}
+
+    @property
+    def noise_shape(self) -> tuple[int, int, int]:
+        """(K + 1, H, A'): the sampler's whole noise sequence (K denoising steps; A' the net's action width);
+        `predict` takes it, or its first (H, A') sample alone with the rest drawn from the generator."""
+        cfg = self.net.cfg
+        return (cfg.diffusion_steps + 1, cfg.action_horizon, cfg.action_dim)
+
     def diagnostics(self) -> dict[str, str]:
         return {
             "octo_checkpoint": self.checkpoint.kind,
@@ -163,16 +174,23 @@ class OctoBackend(Backend):
         return output.to_chunk(actions, q, observation.stamp_s, self.dt_s, prefix, time.perf_counter() - start)
 
     def predict_batch(
-        self, observations: list[Observation], noises: list[np.ndarray | None] | None = None
+        self,
+        observations: list[Observation],
+        noises: list[np.ndarray | None] | None = None,
+        states: list[dict[str, Any]] | None = None,
     ) -> list[ActionChunk]:
         """One forward pass for several observations (several robots on one server); chunk i is for
-        observations[i]. noises[i]: as `predict`'s or None. No plan prefix (guidance is per robot) and no
-        history (observations do not say which robot they are from): each is an episode's first step."""
+        observations[i]. noises[i]: as `predict`'s or None. states[i]: robot i's episode state
+        (`new_episode_state`): its history window takes the observation and its generator draws the noise, so
+        chunk i equals what `predict` gives within that state; without states each observation is an episode's
+        first step with noise from the backend's generator. No plan prefix (guidance is per robot)."""
         start = time.perf_counter()
         qs = [self._joints(o) for o in observations]
         output = self._output()
-        steps = [self._step(o, q, History(self.window.size)) for o, q in zip(observations, qs)]
-        actions = self._sample(steps, noises or [None] * len(observations))
+        windows = [s["window"] for s in states] if states else [History(self.window.size) for _ in observations]
+        steps = [self._step(o, q, w) for o, q, w in zip(observations, qs, windows)]
+        generators = [s["generator"] for s in states] if states else None
+        actions = self._sample(steps, noises or [None] * len(observations), generators=generators)
         elapsed = time.perf_counter() - start
         return [
             output.to_chunk(actions[i], q, o.stamp_s, self.dt_s, None, elapsed)
@@ -189,23 +207,35 @@ class OctoBackend(Backend):
         q = self._joints(observation) if self.net.cfg.proprio_dim else None
         return collate([self._step(observation, q, self.window)], self.device)
 
-    def _sample(self, steps: list[dict], noises: list[np.ndarray | None], guide: tuple | None = None) -> np.ndarray:
-        """Model actions (B, H, A) in the dataset's units for per-observation inputs `steps` (see `_step`)."""
+    def _sample(
+        self,
+        steps: list[dict],
+        noises: list[np.ndarray | None],
+        guide: tuple | None = None,
+        generators: list[torch.Generator] | None = None,
+    ) -> np.ndarray:
+        """Model actions (B, H, A) in the dataset's units for per-observation inputs `steps` (see `_step`);
+        generators: one per observation (default: the backend's for all)."""
         inputs = collate(steps, self.device)
-        sequence = self._noises(noises)
+        sequence = self._noises(noises, generators)
         # guidance differentiates through the head: no_grad (not inference_mode) keeps that possible
         with torch.inference_mode() if guide is None else torch.no_grad():
             readouts = self.net(**inputs)[:, -1]
             chunks = self.net.head.sample(self.net.embedding(readouts), sequence, self.action_dim, guide)
         return unnormalize_actions(chunks.cpu().numpy(), self.action_stats, self.normalization)
 
-    def _noises(self, given: list[np.ndarray | None]) -> torch.Tensor:
+    def _noises(self, given: list[np.ndarray | None], generators: list[torch.Generator] | None = None) -> torch.Tensor:
         """The sampler's noise sequence (K + 1, B, H*A') for B observations: for each, its initial sample
-        (H, A') or its whole sequence (K + 1, H*A') if given, the rest drawn from the backend's generator
-        (A': the net's action width)."""
+        (H, A') or its whole sequence (K + 1, H*A') if given, the rest drawn from the backend's generator or
+        observation i's own `generators[i]` (A': the net's action width)."""
         cfg = self.net.cfg
         flat = cfg.action_horizon * cfg.action_dim
-        noises = torch.randn((cfg.diffusion_steps + 1, len(given), flat), generator=self.generator, device=self.device)
+        shape = (cfg.diffusion_steps + 1, len(given), flat)
+        if generators is None:
+            noises = torch.randn(shape, generator=self.generator, device=self.device)
+        else:  # each draws what `predict` would draw from it: (K + 1, 1, H*A')
+            draws = [torch.randn((shape[0], 1, flat), generator=g, device=self.device) for g in generators]
+            noises = torch.cat(draws, dim=1)
         for i, z in enumerate(given):
             if z is None:
                 continue

@@ -24,7 +24,7 @@ from vla_ros.core.robot_mapping import JointNameError, select_joints
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
 from vla_ros.remote.auth import read_api_key
 from vla_ros.remote.client import LinkError, LinkSettings, PolicyLink
-from vla_ros.remote.schema import ACTION_SPACE, IMAGE_PREFIX
+from vla_ros.remote.schema import ACTION_SPACE, IMAGE_PREFIX, RESET_KEY
 
 # metadata that must not change when the link reconnects (another model behind the same address)
 _STABLE_METADATA = ("backend", "action_space", "horizon", "dt_s", "cameras", "joints", "image_size")
@@ -44,6 +44,7 @@ class OpenpiRemoteBackend(Backend):
         self.horizon = int(self.server_metadata.get("horizon") or 0)  # 0 until the first answer when unknown
         self._connections_checked = link.connections
         self.chunks = 0
+        self._reset_pending = False  # the next request starts a new episode on a vla-ros server (reset: true)
         self.action_space = settings.action_space
         self.action_space_source = settings.source
         if self.action_space is None:  # joint positions need no robot; presets wait for bind_robot
@@ -115,11 +116,14 @@ class OpenpiRemoteBackend(Backend):
         start = time.perf_counter()
         request = self.processor.request(observation, noise)
         try:
-            self.link.ensure_connected()
+            metadata = self.link.ensure_connected()
             self._check_reconnected()
+            if self._reset_pending and metadata.get("sessions") == "per_connection":
+                request[RESET_KEY] = True
             response, _timing = self.link.infer(request)
         except LinkError as exc:
             raise BackendError(f"openpi_remote: {exc}") from exc
+        self._reset_pending = False
         if self.output is None:
             raise BackendError("openpi_remote: call bind_robot first (load_backend does)")
         actions = self.processor.positions(response, self.output.action_dim)
@@ -150,7 +154,10 @@ class OpenpiRemoteBackend(Backend):
         }
 
     def reset(self) -> None:
-        """Episode boundaries need nothing from the server (openpi's protocol has no reset)."""
+        """A new episode: the next request asks a `vla-ros serve` server (metadata `sessions: per_connection`) to
+        start this connection's episode afresh (`reset: true`); openpi's protocol has no reset, other servers are
+        told nothing."""
+        self._reset_pending = True
 
     def close(self) -> None:
         """Close the connection; the backend cannot predict afterwards."""

@@ -91,6 +91,10 @@ class Pi0Backend(Backend):
     def noise_shape(self) -> tuple[int, int, int]:
         return (1, self.horizon, self.cfg.action_dim)
 
+    def new_episode_state(self, seed: int) -> dict[str, Any]:
+        """The noise generator seeded with `seed` (the only state kept between predictions)."""
+        return {"generator": torch.Generator(device=self.device).manual_seed(seed)}
+
     def predict(
         self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
     ) -> ActionChunk:
