@@ -32,6 +32,7 @@ def layouts(tmp: Path) -> dict[str, tuple[str, Path]]:
     """Layout label -> (backend, checkpoint folder)."""
     from vla_ros.backends.openvla.tiny import make_tiny_checkpoint as tiny_openvla
     from vla_ros.backends.pi0.tiny import make_tiny_checkpoint as tiny_pi0
+    from vla_ros.backends.smolvla.tiny import make_tiny_checkpoint as tiny_smolvla
 
     openvla = tiny_openvla(tmp / "openvla", tuple(f"d{i}" for i in range(7)))
     _settings(openvla / "openvla.yaml", action_space={"preset": "bridge_ee_delta"})
@@ -39,12 +40,15 @@ def layouts(tmp: Path) -> dict[str, tuple[str, Path]]:
     _settings(droid / "pi0.yaml", action_space={"preset": "droid_joint_velocity"})
     lerobot = Path(shutil.copytree(PACKAGE_ROOT / "test/backends/pi0/fixtures/lerobot_pi05", tmp / "lerobot_pi05"))
     _settings(lerobot / "pi0.yaml")
+    smolvla = tiny_smolvla(tmp / "smolvla", tuple(f"d{i}" for i in range(6)), ("front", "wrist"))
+    _settings(smolvla / "smolvla.yaml")
     return {
         "Octo, demo-style joints (models/demo)": ("octo", PACKAGE_ROOT / "models/demo"),
         "Octo, demo-style EE deltas (models/demo_ee)": ("octo", PACKAGE_ROOT / "models/demo_ee"),
         "OpenVLA, Bridge EE deltas": ("openvla", openvla),
         "π₀.5 openpi, DROID joint velocities": ("pi0", droid),
         "π₀.5 LeRobot, 6 absolute joints": ("pi0", lerobot),
+        "SmolVLA LeRobot, 6 absolute joints": ("smolvla", smolvla),
     }
 
 
