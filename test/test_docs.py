@@ -665,7 +665,11 @@ def test_the_launch_argument_table_lists_the_launch_arguments_and_their_defaults
     from vla_ros.launch_description import LAUNCH_ARGUMENTS
 
     doc = ROOT / "docs" / "interfaces.md"
-    assert table_first_column(doc, "Starting the nodes", "argument") == list(LAUNCH_ARGUMENTS)
+    documented = table_first_column(doc, "Starting the nodes", "argument")
+    assert documented == list(LAUNCH_ARGUMENTS), (
+        f"docs/interfaces.md's launch-argument table lists {documented}; vla_ros/launch_description.py has "
+        f"{list(LAUNCH_ARGUMENTS)} (one row per argument, in that order)"
+    )
     rows = {
         line.split("|")[1].strip().strip("`"): line for line in doc.read_text().splitlines() if line.startswith("| `")
     }
