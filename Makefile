@@ -22,7 +22,7 @@ $(STAMP): requirements.txt setup.py
 	touch $(STAMP)
 
 demo: venv
-	$(PY) -m vla_ros.cli demo --episodes 20
+	$(PY) -m vla_ros.cli demo --episodes 20 $(if $(RECORD),--record,)
 
 demo-remote: venv
 	$(PY) -m vla_ros.cli demo --remote --episodes 20

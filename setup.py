@@ -44,6 +44,7 @@ setup(
             "chunk_executor = vla_ros.nodes.chunk_executor_node:main",
             "sim_robot = vla_ros.nodes.sim_robot_node:main",
             "lifecycle_manager = vla_ros.nodes.lifecycle_manager:main",
+            "recorder = vla_ros.nodes.recorder_node:main",
             "vla_bringup = vla_ros.bringup:main",
             "vla-ros = vla_ros.cli:main",
         ],

@@ -18,7 +18,7 @@ for f in share/vla_ros/launch/policy.launch.py share/vla_ros/config/robots/sim.y
          share/ament_index/resource_index/packages/vla_ros; do
   [ -e "$p/$f" ] || { echo "colcon-check: MISSING $f"; fail=1; }
 done
-for exe in policy_node chunk_executor sim_robot lifecycle_manager vla-ros; do
+for exe in policy_node chunk_executor sim_robot lifecycle_manager recorder vla-ros; do
   [ -x "$p/lib/vla_ros/$exe" ] || { echo "colcon-check: MISSING executable lib/vla_ros/$exe"; fail=1; }
 done
 python3 - "$p/share/vla_ros/launch/policy.launch.py" <<'PY' || fail=1

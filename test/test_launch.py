@@ -83,6 +83,8 @@ def _load_launch_file_with_recording_stand_ins():
             "respawn": "true",
             "dry_run": "true",
             "speed_scale": "0.25",
+            "record": "false",
+            "record_dir": "",
         }
 
         def __init__(self, name):

@@ -35,6 +35,7 @@ def _demo(args) -> int:
         inference_delay_s=args.inference_delay_s,
         backend=args.backend,
         log=log,
+        record=args.record,
     )
     return _demo_result(summary, args)
 
@@ -319,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         "--remote",
         action="store_true",
         help="serve the backend with `vla-ros serve` in another process (node: openpi_remote)",
+    )
+    p.add_argument(
+        "--record", action="store_true", help="record every episode: run_dir/recording/{bags,lerobot} (docs/data.md)"
     )
     p.set_defaults(func=_demo)
     p = sub.add_parser(

@@ -207,6 +207,29 @@ class Supervisor:
         rclpy.try_shutdown()
 
 
+def wait_for_recorder(sup: Supervisor, episodes: int, log, timeout_s: float = 120.0) -> dict:
+    """Wait until the recorder has closed and converted the run's episodes (its /diagnostics); its counters."""
+    deadline = time.monotonic() + timeout_s
+    values: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        values = next((v for k, v in sup.diagnostics.items() if k.endswith(": recorder")), {})
+        done = int(values.get("episodes_converted", 0)) + int(values.get("episodes_conversion_failed", 0))
+        if values.get("recording") == "false" and done >= int(values.get("episodes_recorded", 0)) >= episodes:
+            break
+        time.sleep(0.5)
+    else:
+        log(f"the recorder had not finished after {timeout_s} s: {values}")
+    out = Path(values.get("output_dir", ""))
+    return {
+        "bags": str(out / "bags"),
+        "lerobot": str(out / "lerobot"),
+        "episodes_recorded": int(values.get("episodes_recorded", 0)),
+        "episodes_converted": int(values.get("episodes_converted", 0)),
+        "conversion_failed": int(values.get("episodes_conversion_failed", 0)),
+        "dropped": int(values.get("dropped_total", 0)),
+    }
+
+
 def run_demo(
     episodes: int = 20,
     first_seed: int = EVAL_FIRST_SEED,
@@ -218,10 +241,12 @@ def run_demo(
     inference_delay_s: float = 0.0,
     backend: str = "",
     log=print,
+    record: bool = False,
 ) -> dict:
     """Run the demo; return (and write to run_dir/summary.json) the summary.
 
-    blend_mode: the executor's; inference_delay_s: artificial latency added to every chunk (seconds).
+    blend_mode: the executor's; inference_delay_s: artificial latency added to every chunk (seconds);
+    record: the recorder node too (run_dir/recording: bags/ and lerobot/), waited for at the end.
     """
     run_dir = Path(run_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -238,7 +263,9 @@ def run_demo(
             "vla_sim_robot": {"max_episode_s": episode_timeout_s},
             "vla_policy": {"inference_delay_s": inference_delay_s},
             "vla_chunk_executor": {"blend_mode": blend_mode, "record_path": str(record_path)},
+            "vla_recorder": {"output_dir": str(run_dir / "recording")},
         },
+        record=record,
     )
     first_episode_s = (0.0, 0.0)
     results = []
@@ -271,6 +298,7 @@ def run_demo(
                     f"{'success' if ok else 'failure'} ({duration:.1f} s)"
                 )
             time.sleep(1.2)  # one more diagnostics period
+            recording = wait_for_recorder(sup, len(results), log) if record else None
             policy_diag = next((v for k, v in sup.diagnostics.items() if k.endswith(": policy")), {})
             latency = np.array(sup.chunk_latency_s) * 1e3
         finally:
@@ -304,5 +332,7 @@ def run_demo(
         "plot": str(plot) if plot else None,
         "episodes_detail": results,
     }
+    if recording is not None:
+        summary["recording"] = recording
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

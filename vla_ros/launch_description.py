@@ -81,6 +81,8 @@ LAUNCH_ARGUMENTS = {
         "slow run: the executor's velocity, acceleration and jerk limits times s, s^2, s^3 and chunks played 1/s "
         "times slower (0 < s <= 1; default: the robot config's, else 1)",
     ),
+    "record": ("false", "start the recorder: every episode as an MCAP bag and a LeRobotDataset episode (docs/data.md)"),
+    "record_dir": ("", "the recorder's output folder (default: runs/recording-<UTC time>)"),
 }
 
 DDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -171,8 +173,10 @@ def node_specs(
     overrides: dict[str, dict[str, Any]] | None = None,
     device: str = "",
     autostart: bool = True,
+    record: bool = False,
 ) -> list[NodeSpec]:
-    """Chunk executor, policy node, the lifecycle manager and (if `use_sim`) the sim robot for `robot`.
+    """Chunk executor, policy node, the lifecycle manager, (if `use_sim`) the sim robot and (if `record`)
+    the recorder for `robot`.
 
     `overrides` maps node name -> extra parameters (e.g. {"vla_policy": {"instruction": "..."}}).
     """
@@ -196,6 +200,9 @@ def node_specs(
         if not _is_tabletop_robot(cfg):  # any other robot: the sim builds it from the config's URDF
             sim = {"robot_config": cfg.source, **sim}
         specs.append(NodeSpec("sim_robot", "vla_ros.nodes.sim_robot_node", "vla_sim_robot", sim, remaps))
+    if record:
+        recorder = {"robot_config": cfg.source, **overrides.get("vla_recorder", {})}
+        specs.append(NodeSpec("recorder", "vla_ros.nodes.recorder_node", "vla_recorder", recorder, remaps))
     return specs
 
 
@@ -231,8 +238,17 @@ def specs_from_launch_arguments(args: dict[str, str]) -> list[NodeSpec]:
         device=value["device"],
         use_sim=parse_bool(value["use_sim"], "use_sim"),
         autostart=bool(parse_bool(value["autostart"], "autostart")),
-        overrides={"vla_chunk_executor": executor_launch_overrides(value)},
+        overrides={
+            "vla_chunk_executor": executor_launch_overrides(value),
+            "vla_recorder": recorder_launch_overrides(value),
+        },
+        record=bool(parse_bool(value["record"], "record")),
     )
+
+
+def recorder_launch_overrides(value: Mapping[str, str]) -> dict[str, Any]:
+    """recorder parameters from the `record_dir` launch argument (unset: none)."""
+    return {"output_dir": value["record_dir"]} if value.get("record_dir", "").strip() else {}
 
 
 def executor_launch_overrides(value: Mapping[str, str]) -> dict[str, Any]:

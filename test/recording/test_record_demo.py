@@ -1,0 +1,106 @@
+"""A demo episode recorded through the real nodes (`vla-ros demo --record`): the MCAP read back with the
+`mcap` reader, the LeRobotDataset with vla_ros's reader (its structure the one LeRobot read in the fixture)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from vla_ros.demo import demo_environment, run_demo
+from vla_ros.recording.bag import read_bag
+from vla_ros.recording.episode import EPISODE_MARKER_TOPIC, RecordingTopics, decode_frame
+from vla_ros.recording.lerobot import read_dataset
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dataset"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """One demo episode with the recorder (about 15 s); the environment run_demo sets is restored after."""
+    import os
+
+    run = tmp_path_factory.mktemp("rec") / "run"
+    domain = 180 + os.getpid() % 40
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in demo_environment(run, domain).items():
+            mp.setenv(key, value)
+        return run_demo(episodes=1, first_seed=2000, run_dir=run, domain_id=domain, record=True, log=lambda *_: None)
+
+
+def test_the_bag_holds_every_topic_with_monotonic_stamps(recorded):
+    from mcap.reader import make_reader
+
+    rec = recorded["recording"]
+    assert rec["episodes_recorded"] == 1 and rec["episodes_converted"] == 1 and rec["dropped"] == 0, rec
+    (bag,) = sorted(Path(rec["bags"]).iterdir())
+    info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    (mcap_file,) = [bag / f for f in info["relative_file_paths"]]
+    counts, log_times, per_topic = defaultdict(int), [], defaultdict(list)
+    with open(mcap_file, "rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        assert reader.get_header().profile == "ros2"
+        for schema, channel, message in reader.iter_messages(log_time_order=False):  # as written
+            assert schema.encoding == "ros2msg" and channel.message_encoding == "cdr"
+            counts[channel.topic] += 1
+            log_times.append(message.log_time)
+            per_topic[channel.topic].append(message.log_time)
+    for topic, times in per_topic.items():
+        assert np.all(np.diff(times) >= 0), f"{topic}: receive times not increasing"
+    # across topics, written in callback order: receive times of different subscriptions may cross by microseconds
+    assert np.diff(log_times).min() > -1_000_000
+    topics = RecordingTopics.from_robot_config("sim")
+    expected = {t for t, *_ in topics.subscriptions()} | {"/parameter_events", EPISODE_MARKER_TOPIC}
+    assert expected <= {ch.topic for ch in summary.channels.values()}  # every subscription has its channel
+    expected -= {"/plan_prefix", "/instruction"}  # guided mode only; the demo sets the instruction as a parameter
+    assert expected <= set(counts), sorted(expected - set(counts))
+    assert dict(summary.statistics.channel_message_counts) == {
+        cid: counts.get(ch.topic) for cid, ch in summary.channels.items() if counts.get(ch.topic)
+    }
+    assert {
+        t["topic_metadata"]["name"]: t["message_count"] for t in info["topics_with_message_count"] if t["message_count"]
+    } == dict(counts)
+    assert counts["/camera/image_raw"] >= 5 and counts["/joint_states"] >= 50 and counts["/commands"] >= 50
+    assert counts["/action_chunk"] >= 1 and counts[EPISODE_MARKER_TOPIC] == 1
+    stamps = defaultdict(list)
+    for m in read_bag(bag, ["/camera/image_raw", "/wrist_camera/image_raw", "/joint_states"]):
+        stamps[m.topic].append(m.message.header.stamp.sec * 10**9 + m.message.header.stamp.nanosec)
+    for topic, s in stamps.items():
+        assert np.all(np.diff(s) > 0), f"{topic}: header stamps not increasing"
+    marker = json.loads(next(read_bag(bag, [EPISODE_MARKER_TOPIC])).message.data)
+    assert marker["outcome"] == ("success" if recorded["success_rate"] == 1.0 else "failure")
+
+
+def test_the_dataset_holds_the_bag_frames_and_has_the_fixture_structure(recorded):
+    rec = recorded["recording"]
+    (bag,) = sorted(Path(rec["bags"]).iterdir())
+    data = read_dataset(rec["lerobot"])
+    fixture = json.loads((FIXTURE / "meta" / "info.json").read_text())
+    assert {k: (f["dtype"], f["shape"], f["names"]) for k, f in data.info["features"].items()} == {
+        k: (f["dtype"], f["shape"], f["names"]) for k, f in fixture["features"].items()
+    }
+    assert data.info["total_episodes"] == 1 and data.episodes[0]["outcome"] in ("success", "failure")
+    n = data.episodes[0]["length"]
+    assert n >= 5 and data.tasks == [recorded["episodes_detail"][0]["instruction"]]
+    topics = RecordingTopics.from_robot_config("sim")
+    for cam in data.cameras:
+        recorded_frames = [decode_frame(m.message, m.type_name) for m in read_bag(bag, [topics.cameras[cam]])]
+        picked = []
+        for frame in data.frames(cam, 0):  # lossless: each dataset frame is one recorded frame, in order
+            same = [i for i, f in enumerate(recorded_frames) if np.array_equal(f, frame)]
+            assert same, f"{cam}: a dataset frame equals no recorded frame"
+            picked.append(same[0])
+        assert len(picked) == n and np.all(np.diff(picked) > 0)
+    states = np.array([m.message.position for m in read_bag(bag, ["/joint_states"])], np.float32)
+    commands = np.array([m.message.data for m in read_bag(bag, ["/commands"])], np.float32)
+    for row in data.columns["observation.state"]:
+        assert np.any(np.all(states == row, axis=1))
+    for row in data.columns["action"]:
+        assert np.any(np.all(commands == row, axis=1))
+    assert data.columns["action.chunk_length"].max() == 8
+    np.testing.assert_allclose(data.columns["timestamp"], np.arange(n) / 10, atol=1e-6)
