@@ -218,15 +218,20 @@ class ExecutorCore:
         # the new plan starts at the last command's state, at the time it was due (streaming: at the
         # running plan's state where the new one takes over; points due before then are dropped)
         lim = self.limiter
-        merge_s, anchor_s = now_s, self._last_tick_s
-        if self.stream is not None:
-            merge_s = anchor_s = self.stream.join(now_s)
-        dropped = self.plan.merge(chunk, merge_s, lim.position, lim.velocity, lim.acceleration, anchor_s=anchor_s)
-        self.tracker.prepare(self.plan)  # the per-plan work here, not in the next control tick
-        # how far the switch moved what the chunks ask for (the plan before smoothing; what blending should keep small)
-        self.last_switch_jump = 0.0 if before is None else float(np.max(np.abs(self.plan.interpolated(ahead) - before)))
-        if self.stream is not None:
-            self.stream.commit(now_s, merge_s, "plan")
+
+        def merge(merge_s: float, anchor_s: float | None) -> int:
+            dropped = self.plan.merge(chunk, merge_s, lim.position, lim.velocity, lim.acceleration, anchor_s=anchor_s)
+            self.tracker.prepare(self.plan)  # the per-plan work here, not in the next control tick
+            # how far the switch moved what the chunks ask for (the plan before smoothing; what blending should
+            # keep small)
+            jump = 0.0 if before is None else float(np.max(np.abs(self.plan.interpolated(ahead) - before)))
+            self.last_switch_jump = jump
+            return dropped
+
+        if self.stream is None:
+            dropped = merge(now_s, self._last_tick_s)
+        else:
+            dropped = self.stream.change(now_s, "plan", lambda join_s: merge(join_s, join_s))
         self.counters["points_dropped_late"] += dropped
         self.counters["chunks_slowed"] += self.plan.time_scale > 1.0  # no smoothing kept the limits at its pace
         self.counters["chunks_accepted"] += 1

@@ -16,7 +16,8 @@ source): JTC (kilted) replaces the running trajectory by a new message at its ne
 the new one at that update's time, without interpolating from its current state when the message's
 first point is already due. So every message starts with the waypoints of the running trajectory
 from the last one due at the time it is sent, unchanged, up to `join`, a tick of the running
-trajectory at least `plan_start_delay_s` (plus the time this computation takes) ahead; the new
+trajectory at least `plan_start_delay_s` (plus the time this computation takes: a change whose
+computation overruns that is made again with a later join) ahead; the new
 motion leaves the old one at `join`, continuous in position, velocity and acceleration (it starts
 from the running trajectory's state there). Whenever JTC receives it before `join` - one controller
 period ahead of `join`, as JTC commands one period ahead - it replaces the running trajectory by an
@@ -48,13 +49,19 @@ from vla_ros.core.jtc import NS, TimedTrajectory, quintic_coefficients, s_to_ns,
 if TYPE_CHECKING:
     from vla_ros.core.executor import ExecutorCore
 
-MIN_KNOT_SPACING_NS = 1_000  # waypoints closer than this to the one before are left out (JTC's
-# quintic over a shorter segment loses its acceleration to rounding; the piece left out moves the
-# acceleration by at most max_jerk x 1 us)
+MIN_KNOT_SPACING_NS = 1  # waypoints at the same nanosecond are merged (a piece left out of a segment
+# changes its jerk by about 9 x its length / the segment's: a microsecond left out of a 1 ms segment already
+# moves the segment's jerk by 1 % of the jump). Two joints' phases may end nanoseconds apart: in so short a
+# segment JTC's sampled acceleration is rounding (~60 x 4e-16 rad / T^2), its position and velocity are not
+SHORT_SEGMENT_S = 1e-5  # JTC's sampled acceleration inside a shorter segment is not checked (rounding), the
+# waypoints' own accelerations are
 STEP_LIMIT_S = 30.0  # a forecast that is not at rest this long after the horizon is cut (and fails the check)
 RELATIVE_SLACK = 1e-6  # of each limit, for rounding in the check
 JERK_CHECK_MIN_SEGMENT_S = 1e-4  # a segment's own jerk is checked when it is at least this long (rounding)
 STOP_STATES = ("estop", "stale_joints", "stopping")
+INITIAL_COMPUTE_S = 0.02  # what computing a change is expected to take before any was measured
+MIN_COMPUTE_BUDGET_S = 0.002
+LATE_RETRIES = 3  # a change computed too late for its join is made again this often with a later join
 
 
 @dataclass
@@ -86,8 +93,8 @@ class Forecast:
 class PlanStream:
     """What the executor has sent to the controller and when its next message goes out.
 
-    Owned by an ExecutorCore whose settings say `stream_plan`; the core calls `join` + `commit` on a
-    chunk, `tick` every control period, `reset` on activation. `take` hands the node the message to
+    Owned by an ExecutorCore whose settings say `stream_plan`; the core calls `change` for a chunk,
+    `tick` every control period, `reset` on activation. `take` hands the node the message to
     publish (a TimedTrajectory, absolute stamp), at most one per change. Times of what was sent are
     integer nanoseconds (ROS time), as in the messages."""
 
@@ -99,7 +106,7 @@ class PlanStream:
         self.start_delay_s = s.plan_start_delay_s
         self.horizon_s = s.plan_horizon_s
         self.clock = clock
-        self.compute_s: deque[float] = deque([0.0], maxlen=20)  # time the last changes took to compute
+        self.compute_s: deque[float] = deque([INITIAL_COMPUTE_S], maxlen=20)  # time the last changes took
         self.checked = 0  # messages checked, failed (all time)
         self.failed = 0
         self.last_failure = ""
@@ -120,7 +127,6 @@ class PlanStream:
         self.end_ns = -(2**62)  # at rest from this time on
         self.extend_at_s = np.inf  # a plan cut at the horizon is continued from here on
         self.sent = 0
-        self._real_last_tick_s: float | None = None
         self._join_ns = 0
 
     @property
@@ -155,14 +161,46 @@ class PlanStream:
         return "holding", (), "holding"
 
     # --- changes ------------------------------------------------------------------------------------
-    def join(self, now_s: float) -> float:
-        """Where a change made at `now_s` leaves the running trajectory: a tick of it at least the
-        start delay (plus the time computing the change takes) ahead. Puts the limiter in its state
-        there and returns its time; the caller then makes the change (merge a chunk, latch the e-stop,
-        ...) and `commit`s."""
+    def budget_s(self) -> float:
+        """Time a change is expected to take to compute: 1.5 x the 90th percentile of the last ones."""
+        return max(1.5 * float(np.percentile(self.compute_s, 90)), MIN_COMPUTE_BUDGET_S)
+
+    def change(self, now_s: float, mode: str, apply: Callable[[float], object] | None = None) -> object:
+        """Make a change at `now_s` and queue its message: join the running trajectory (`_join`), let
+        `apply(join_s)` change the core there (merge a chunk anchored at the join, ...; its result is
+        returned), forecast, check. `mode`: what the change is ('plan' for a chunk or a continuation,
+        else the stop state). A change whose computation outlasts the time before its join (the message
+        would reach the controller after the join: the running and the new trajectory would differ at
+        the switch) is undone and made again with a later join, up to LATE_RETRIES times."""
+        core = self.core
+        saved, real_last_tick = _snapshot(core), core._last_tick_s
+        t0, budget = self.clock(), self.budget_s()
+        for attempt in range(LATE_RETRIES + 1):
+            join_s = self._join(now_s + (self.clock() - t0), budget)
+            result = apply(join_s) if apply is not None else None
+            message, forecast, final_mode = self._compute(now_s, join_s, mode)
+            elapsed = self.clock() - t0
+            if elapsed <= budget or attempt == LATE_RETRIES:
+                break
+            _restore(saved)  # too late for this join: the same change, later
+            saved = _snapshot(core)
+            budget = 1.5 * elapsed
+            core.counters["plans_recomputed_late"] += 1
+        self.compute_s.append(elapsed)
+        if message is not None:
+            if not forecast.moves and (self.trajectory is None or self.end_ns <= self._join_ns):
+                self.mode = final_mode  # at rest, staying there: nothing to send
+            else:
+                self._install(forecast, message, final_mode)
+        core._last_tick_s = real_last_tick  # `_join` moved it
+        return result
+
+    def _join(self, now_s: float, budget_s: float) -> float:
+        """Where a change made at `now_s` leaves the running trajectory: its first tick at least the
+        start delay plus `budget_s` (the computation) ahead. Puts the limiter in its state there and
+        returns its time."""
         core, lim = self.core, self.core.limiter
-        self._real_last_tick_s = core._last_tick_s
-        earliest = s_to_ns(now_s + self.start_delay_s + 2.0 * max(self.compute_s))
+        earliest = s_to_ns(now_s + self.start_delay_s + budget_s)
         i = bisect_left(self.ticks_ns, earliest)
         if i < len(self.ticks_ns):
             join_ns, state = self.ticks_ns[i], self.tick_states[i]
@@ -179,12 +217,11 @@ class PlanStream:
         self._join_ns = join_ns
         join_s = join_ns / NS
         core._last_tick_s = join_s
-        self._t0 = self.clock()
         return join_s
 
-    def commit(self, now_s: float, join_s: float, mode: str) -> None:
-        """Forecast from `join_s` (after `join` and the change), check, and queue the message; `mode`:
-        what the change is ('plan' for a chunk or a continuation, else the stop state)."""
+    def _compute(self, now_s: float, join_s: float, mode: str) -> tuple[TimedTrajectory | None, Forecast, str]:
+        """Forecast from `join_s`, build the message and check it; a plan that fails is replaced by a brake
+        (also checked). Returns (message or None if even the brake failed, forecast, mode)."""
         core = self.core
         fresh = now_s - core._joint_stamp_s <= core.settings.joint_state_timeout_s
         forecast = self.forecast(join_s, fresh)
@@ -201,16 +238,10 @@ class PlanStream:
             mode = "holding"
             if self.check(message, from_ns):  # never seen: the running trajectory (checked, ending at rest) runs out
                 core.counters["brakes_rejected"] += 1
-                self.core._last_tick_s = self._real_last_tick_s
-                return
+                return None, forecast, mode
         if mode == "plan" and not fresh:
             mode = "rest"  # the stale joints stopped it: the plan runs once they are back
-        if not forecast.moves and (self.trajectory is None or self.end_ns <= self._join_ns):
-            self.mode = mode  # at rest, staying there: nothing to send
-        else:
-            self._install(forecast, message, mode)
-            self.compute_s.append(self.clock() - self._t0)
-        self.core._last_tick_s = self._real_last_tick_s  # `join` moved it
+        return message, forecast, mode
 
     def take(self) -> tuple[TimedTrajectory, float] | None:
         """The message to publish and its join time (the controller must have it one of its periods
@@ -241,7 +272,7 @@ class PlanStream:
         elif not core.plan.empty and self.mode not in ("plan", *STOP_STATES) and not stale:
             change = "plan"  # a plan the last change could not run (the joints were stale then)
         if change is not None:
-            self.commit(now_s, self.join(now_s), change)
+            self.change(now_s, change)
         if self.mode == "estop" and not core.estopped or self.mode == "stale_joints" and not stale:
             self.mode = "holding"  # the stop runs on; nothing holds the arm back any more
         name, limits, mode = self.label_at(now_s)
@@ -367,7 +398,7 @@ class PlanStream:
         cut = not self.core.plan.empty and self.core.plan.end_time_s > join_s + self.horizon_s
         self.extend_at_s = np.inf
         if cut:  # continue before the stop at the horizon begins
-            lead = self.start_delay_s + 2.0 * max(self.compute_s) + 2 * self.period_ns / NS
+            lead = self.start_delay_s + 2.0 * self.budget_s() + 2 * self.period_ns / NS
             self.extend_at_s = join_s + self.horizon_s - lead
         self.sent += 1
         # forget what is long past
@@ -409,9 +440,21 @@ def check_trajectory(message: TimedTrajectory, from_ns: int, period_ns: int, lim
     bad = (p < low) | (p > high)
     if bad.any():
         return first(bad, "position", p, np.where(p < low, limits.min_position, limits.max_position)[0])
+    knots = message.times_ns
+    seg = np.clip(np.searchsorted(knots, times, side="right") - 1, 0, max(len(knots) - 2, 0))
+    short = (np.diff(knots) < SHORT_SEGMENT_S * NS)[seg] if len(knots) > 1 else np.zeros(len(times), bool)
+    later = knots >= from_ns - period_ns  # the waypoints themselves (exact states)
+    for what, values, bound in (
+        ("waypoint velocity", message.velocities[later], limiter.max_velocity),
+        ("waypoint acceleration", message.accelerations[later], limiter.max_acceleration),
+    ):
+        bad = np.abs(values) > bound * (1 + RELATIVE_SLACK) + 1e-9
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            return f"{what} of '{names[j]}' {values[i, j]:.6g} beyond its limit {bound[j]:.6g}"
     for what, values, bound in (
         ("velocity", v, limiter.max_velocity),
-        ("acceleration", a, limiter.max_acceleration),
+        ("acceleration", np.where(short[:, None], 0.0, a), limiter.max_acceleration),
         ("velocity (finite difference)", np.diff(p, 1, axis=0) / dt, limiter.max_velocity),
         ("acceleration (finite difference)", np.diff(p, 2, axis=0) / dt**2, limiter.max_acceleration),
         ("jerk (finite difference)", np.diff(p, 3, axis=0) / dt**3, limiter.max_jerk),
