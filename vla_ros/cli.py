@@ -235,6 +235,24 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from vla_ros.recording.export import export
+
+    report = export(
+        args.bags,
+        args.lerobot,
+        args.robot,
+        args.fps,
+        args.video_codec,
+        args.outcome_topic,
+        args.task_topic,
+        args.task,
+        log=_log,
+    )
+    print(json.dumps(report))
+    return 0 if report["episodes"] else 1
+
+
 def _params(args) -> int:
     from vla_ros import reference_tables
 
@@ -423,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("launch_args", nargs="*", help="robot:=NAME backend:=NAME model_path:=DIR ...")
     p.set_defaults(func=lambda a: __import__("vla_ros.preflight", fromlist=["main"]).main(a.launch_args))
+    p = sub.add_parser("export", help="bags (MCAP, rosbag2) to a LeRobotDataset: export BAG... --lerobot OUT --robot R")
+    __import__("vla_ros.recording.export", fromlist=["add_arguments"]).add_arguments(p)
+    p.set_defaults(func=_export)
     p = sub.add_parser("params", help="print the node parameter and backend settings tables (markdown)")
     p.add_argument("--write", action="store_true", help="and replace them in docs/configuration.md")
     p.set_defaults(func=_params)

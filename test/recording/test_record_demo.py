@@ -40,7 +40,7 @@ def test_the_bag_holds_every_topic_with_monotonic_stamps(recorded):
     (bag,) = sorted(Path(rec["bags"]).iterdir())
     info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     (mcap_file,) = [bag / f for f in info["relative_file_paths"]]
-    counts, log_times, per_topic = defaultdict(int), [], defaultdict(list)
+    counts, per_topic = defaultdict(int), defaultdict(list)
     with open(mcap_file, "rb") as f:
         reader = make_reader(f)
         summary = reader.get_summary()
@@ -48,12 +48,11 @@ def test_the_bag_holds_every_topic_with_monotonic_stamps(recorded):
         for schema, channel, message in reader.iter_messages(log_time_order=False):  # as written
             assert schema.encoding == "ros2msg" and channel.message_encoding == "cdr"
             counts[channel.topic] += 1
-            log_times.append(message.log_time)
             per_topic[channel.topic].append(message.log_time)
     for topic, times in per_topic.items():
         assert np.all(np.diff(times) >= 0), f"{topic}: receive times not increasing"
-    # across topics, written in callback order: receive times of different subscriptions may cross by microseconds
-    assert np.diff(log_times).min() > -1_000_000
+    # across topics the file holds callback order: receive times of two subscriptions may cross by a few ms
+    # under load (the executor's order); readers sort by log time (the MCAP has a message index)
     topics = RecordingTopics.from_robot_config("sim")
     expected = {t for t, *_ in topics.subscriptions()} | {"/parameter_events", EPISODE_MARKER_TOPIC}
     assert expected <= {ch.topic for ch in summary.channels.values()}  # every subscription has its channel
@@ -104,3 +103,17 @@ def test_the_dataset_holds_the_bag_frames_and_has_the_fixture_structure(recorded
         assert np.any(np.all(commands == row, axis=1))
     assert data.columns["action.chunk_length"].max() == 8
     np.testing.assert_allclose(data.columns["timestamp"], np.arange(n) / 10, atol=1e-6)
+
+
+def test_export_of_the_bag_gives_the_recorders_dataset(recorded, tmp_path):
+    from vla_ros.cli import main
+
+    rec = recorded["recording"]
+    assert main(["export", rec["bags"], "--lerobot", str(tmp_path / "exported"), "--robot", "sim"]) == 0
+    ours, exported = read_dataset(rec["lerobot"]), read_dataset(tmp_path / "exported")
+    assert exported.info["features"] == ours.info["features"] and exported.tasks == ours.tasks
+    for key, values in ours.columns.items():
+        np.testing.assert_array_equal(exported.columns[key], values, err_msg=key)
+    for cam in ours.cameras:
+        np.testing.assert_array_equal(exported.frames(cam, 0), ours.frames(cam, 0))
+    assert exported.episodes[0]["outcome"] == ours.episodes[0]["outcome"]
