@@ -59,6 +59,9 @@ STEP_LIMIT_S = 30.0  # a forecast that is not at rest this long after the horizo
 RELATIVE_SLACK = 1e-6  # of each limit, for rounding in the check
 JERK_CHECK_MIN_SEGMENT_S = 1e-4  # a segment's own jerk is checked when it is at least this long (rounding)
 STOP_STATES = ("estop", "stale_joints", "stopping")
+# (3, 6) position, velocity, acceleration rows of a quintic's power basis: factors and powers of tau
+_POWERS = np.array([[max(k - r, 0) for k in range(6)] for r in range(3)])
+_DERIVATIVES = np.array([[np.prod(np.arange(k - r + 1, k + 1)) if k >= r else 0.0 for k in range(6)] for r in range(3)])
 INITIAL_COMPUTE_S = 0.02  # what computing a change is expected to take before any was measured
 MIN_COMPUTE_BUDGET_S = 0.002
 LATE_RETRIES = 3  # a change computed too late for its join is made again this often with a later join
@@ -106,7 +109,7 @@ class PlanStream:
         self.start_delay_s = s.plan_start_delay_s
         self.horizon_s = s.plan_horizon_s
         self.clock = clock
-        self.compute_s: deque[float] = deque([INITIAL_COMPUTE_S], maxlen=20)  # time the last changes took
+        self.compute_s: deque[float] = deque([INITIAL_COMPUTE_S], maxlen=10)  # time the last changes took
         self.checked = 0  # messages checked, failed (all time)
         self.failed = 0
         self.last_failure = ""
@@ -144,8 +147,9 @@ class PlanStream:
             return self.knot_states[-1].copy()
         if t_ns <= self.knots_ns[0]:
             return self.knot_states[0].copy()
-        p, v, a = sample_quintic(self.trajectory, np.array([t_ns]))
-        return np.stack([p[0], v[0], a[0]])
+        i = bisect_right(self.knots_ns, t_ns) - 1  # JTC's segment t0 <= t < t1, its quintic (`_install`)
+        tau = (t_ns - self.knots_ns[i]) / NS
+        return _DERIVATIVES * np.power(tau, _POWERS) @ self._coefficients[i]
 
     def label_at(self, t_s: float) -> tuple[str, tuple[str, ...], str]:
         """(state, active limits, command mode) the forecast recorded for the tick at or before t_s."""
@@ -162,8 +166,9 @@ class PlanStream:
 
     # --- changes ------------------------------------------------------------------------------------
     def budget_s(self) -> float:
-        """Time a change is expected to take to compute: 1.5 x the 90th percentile of the last ones."""
-        return max(1.5 * float(np.percentile(self.compute_s, 90)), MIN_COMPUTE_BUDGET_S)
+        """Time a change is expected to take to compute: twice the longest of the last ones (a longer one
+        is made again, `change`)."""
+        return max(2.0 * max(self.compute_s), MIN_COMPUTE_BUDGET_S)
 
     def change(self, now_s: float, mode: str, apply: Callable[[float], object] | None = None) -> object:
         """Make a change at `now_s` and queue its message: join the running trajectory (`_join`), let
@@ -391,6 +396,11 @@ class PlanStream:
         self.knots_ns = message.times_ns.tolist()
         self.knot_states = list(np.stack([message.positions, message.velocities, message.accelerations], axis=1))
         self.trajectory = message
+        p, v, a = message.positions, message.velocities, message.accelerations
+        durations = (np.diff(message.times_ns) / NS)[:, None]
+        self._coefficients = np.stack(  # (K-1, 6, D): each segment's quintic, JTC's formulas
+            quintic_coefficients(p[:-1], v[:-1], a[:-1], p[1:], v[1:], a[1:], durations), axis=1
+        )
         self.pending, self.pending_join_s = message, join_ns / NS
         self.end_ns = self.ticks_ns[-1]
         self.mode = mode
