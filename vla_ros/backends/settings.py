@@ -215,6 +215,25 @@ def check_joints(where: str, joints: tuple[str, ...], relative: tuple[str, ...],
 
 
 OVERLAP_ENDS = ("plan", "chunk")  # guided inference: where RTC's soft mask reaches 0 (blocks/rtc.prefix_on_grid)
+DTYPES = ("float32", "bfloat16")  # the model dtypes a backend's `dtype` setting may name
+
+
+def check_flow_settings(settings) -> None:
+    """ValueError naming the key: the checks every flow-matching backend's settings share (π₀, SmolVLA): joints
+    and relative joints, a non-empty camera map, dt_s > 0, steps >= 1, max_guidance >= 0, guidance_overlap, dtype."""
+    where = settings.source
+    if settings.joints:
+        check_joints(where, settings.joints, settings.relative_joints, "relative_joints")
+    if settings.cameras is not None and not settings.cameras:
+        raise ValueError(f"{where}: cameras: map at least one model camera to a robot camera")
+    if not settings.dt_s > 0:
+        raise ValueError(f"{where}: dt_s: must be > 0, got {settings.dt_s}")
+    if settings.steps is not None and settings.steps < 1:
+        raise ValueError(f"{where}: steps: must be >= 1, got {settings.steps}")
+    if settings.max_guidance < 0:
+        raise ValueError(f"{where}: max_guidance: must be >= 0, got {settings.max_guidance}")
+    check_choice(where, "guidance_overlap", settings.guidance_overlap, OVERLAP_ENDS)
+    check_choice(where, "dtype", settings.dtype, DTYPES)
 
 
 def check_choice(where: str, key: str, value: Any, choices: tuple) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from vla_ros.backends.blocks.vit import VitSpec
 from vla_ros.backends.normalization import check_normalization
-from vla_ros.backends.settings import SettingsBase, check_choice, check_joints
+from vla_ros.backends.settings import DTYPES, SettingsBase, check_choice, check_joints
 
 # timm ids of the towers OpenVLA checkpoints use -> their flags (timm's model definitions)
 TIMM_TOWERS = {
@@ -247,7 +247,6 @@ class ImageProcessorConfig:
 
 # --- robot mapping -------------------------------------------------------------------------------
 
-DTYPES = ("float32", "bfloat16")
 ATTENTION = ("sdpa", "eager")
 NORMALIZATION = ("quantiles", "min_max")  # backends/normalization.py NORMALIZATION_MODES
 

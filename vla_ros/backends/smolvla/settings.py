@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vla_ros.backends.normalization import check_normalization
-from vla_ros.backends.settings import OVERLAP_ENDS, SettingsBase, check_choice, check_joints
+from vla_ros.backends.settings import SettingsBase, check_flow_settings
 
-DTYPES = ("float32", "bfloat16")
 NORMALIZATION = ("mean_std", "quantiles", "min_max")
 
 
@@ -47,18 +46,7 @@ class SmolVLASettings(SettingsBase):
         object.__setattr__(self, "joints", tuple(self.joints))
         object.__setattr__(self, "relative_joints", tuple(self.relative_joints))
         where = self.source
-        if self.joints:
-            check_joints(where, self.joints, self.relative_joints, "relative_joints")
-        if self.cameras is not None and not self.cameras:
-            raise ValueError(f"{where}: cameras: map at least one model camera to a robot camera")
-        if not self.dt_s > 0:
-            raise ValueError(f"{where}: dt_s: must be > 0, got {self.dt_s}")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"{where}: steps: must be >= 1, got {self.steps}")
-        if self.max_guidance < 0:
-            raise ValueError(f"{where}: max_guidance: must be >= 0, got {self.max_guidance}")
-        check_choice(where, "guidance_overlap", self.guidance_overlap, OVERLAP_ENDS)
-        check_choice(where, "dtype", self.dtype, DTYPES)
+        check_flow_settings(self)
         if self.normalization is not None:
             check_normalization(where, self.normalization, NORMALIZATION)
 
