@@ -158,11 +158,21 @@ def _train(args) -> int:
 
     start = time.monotonic()
     rec = RecorderSettings(episodes=args.episodes)
-    with tempfile.TemporaryDirectory() as tmp:
-        data_path = Path(args.dataset) if args.dataset else Path(tmp) / "demos.npz"
-        summary = record(rec, data_path) if not (args.dataset and data_path.is_file()) else {"episodes": rec.episodes}
-        data = load_dataset(data_path)
-    cfg = make_config(data, rec.dt_s, ACTION_SPACES[args.action_space])
+    dt_s, recorded = rec.dt_s, None
+    if args.dataset and Path(args.dataset).is_dir():  # a LeRobotDataset (the recorder's lerobot/, vla-ros export)
+        from vla_ros.training.lerobot_data import load_lerobot
+
+        data, dt_s, recorded = load_lerobot(Path(args.dataset), horizon=rec.horizon, outcomes=tuple(args.outcomes))
+        summary = {}
+        _log(f"training set: {recorded}")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            data_path = Path(args.dataset) if args.dataset else Path(tmp) / "demos.npz"
+            summary = (
+                record(rec, data_path) if not (args.dataset and data_path.is_file()) else {"episodes": rec.episodes}
+            )
+            data = load_dataset(data_path)
+    cfg = make_config(data, dt_s, ACTION_SPACES[args.action_space])
     settings = TrainSettings(
         budget_s=args.budget_s, seed=args.seed, threads=args.threads, lr=args.lr, init_from=args.init_from
     )
@@ -175,8 +185,10 @@ def _train(args) -> int:
         eval_success_rate=success_rate(lambda sim: backend, seeds),
         expert_eval_success_rate=success_rate(ExpertBackend, seeds),
         eval_episodes=len(seeds),
-        episodes=rec.episodes,
+        episodes=recorded["episodes"] if recorded else rec.episodes,
         samples=int(len(data["state"])),
+        dataset=recorded,
+        init_from=args.init_from,
         noise_rad=rec.noise_rad,
         instructions=[str(s) for s in data["instructions"]],
         image_size=cfg.image_size,
@@ -403,7 +415,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="models/demo", help="checkpoint folder to write")
     p.add_argument("--episodes", type=int, default=1000, help="expert demonstration episodes to record")
     p.add_argument("--budget-s", type=float, default=600.0, help="training wall-clock budget (seconds)")
-    p.add_argument("--dataset", default="", help="reuse/keep a recorded .npz")
+    p.add_argument(
+        "--dataset",
+        default="",
+        help="a LeRobotDataset folder to train on (the recorder's lerobot/, vla-ros export), or an expert .npz to "
+        "reuse/keep",
+    )
+    p.add_argument(
+        "--outcomes",
+        nargs="+",
+        default=["success"],
+        help="with a LeRobotDataset: train on the episodes with these outcomes (success failure interrupted unknown)",
+    )
     p.add_argument(
         "--action-space",
         choices=["joint", "ee_delta"],

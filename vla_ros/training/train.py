@@ -116,6 +116,8 @@ def train(
     gen = torch.Generator().manual_seed(settings.seed)
     states, actions = model_space(data, action_output(cfg.action_space or None))
     stats = dataset_statistics(states, actions)
+    if settings.init_from:  # fine-tuning: keep the normalisation the weights were trained with
+        stats = DatasetStatistics.load(Path(settings.init_from) / "dataset_statistics.json")
     tokenizer = WordTokenizer(cfg.vocab, cfg.max_tokens)
     # Precompute every input once: uint8 images stay uint8 until a batch is drawn.
     images = {
@@ -187,8 +189,14 @@ def write_model_card(folder: Path, info: dict) -> None:
         f"chunks of {info['horizon']} points every {info['dt_s']} s ({info['action_space_text']}).",
         "",
         "## Training",
-        f"- Data: {info['episodes']} scripted-expert episodes in the vla_ros MuJoCo tabletop scene "
-        f"({info['samples']} samples, DART noise {info['noise_rad']} rad), tasks {info['instructions']}.",
+        (
+            f"- Data: {info['episodes']} episodes of the LeRobotDataset {info['dataset']['dataset']} with outcome "
+            f"{' or '.join(info['dataset']['outcomes'])} ({info['samples']} samples), tasks {info['instructions']}; "
+            f"{'fine-tuned from ' + info['init_from'] + ' (its statistics kept)' if info.get('init_from') else ''}."
+            if info.get("dataset")
+            else f"- Data: {info['episodes']} scripted-expert episodes in the vla_ros MuJoCo tabletop scene "
+            f"({info['samples']} samples, DART noise {info['noise_rad']} rad), tasks {info['instructions']}."
+        ),
         f"- {info['steps']} AdamW steps, batch {info['batch_size']}, {info['train_seconds']} s on {info['threads']} "
         "CPU threads; "
         f"{info['parameters'] / 1e6:.2f}M parameters; final loss {info['final_loss']:.4f}.",
