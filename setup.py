@@ -45,6 +45,7 @@ setup(
             "sim_robot = vla_ros.nodes.sim_robot_node:main",
             "lifecycle_manager = vla_ros.nodes.lifecycle_manager:main",
             "recorder = vla_ros.nodes.recorder_node:main",
+            "rerun_viz = vla_ros.nodes.rerun_node:main",
             "vla_bringup = vla_ros.bringup:main",
             "vla-ros = vla_ros.cli:main",
         ],

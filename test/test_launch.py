@@ -85,6 +85,8 @@ def _load_launch_file_with_recording_stand_ins():
             "speed_scale": "0.25",
             "record": "false",
             "record_dir": "",
+            "viz": "",
+            "viz_target": "",
         }
 
         def __init__(self, name):

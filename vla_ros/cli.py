@@ -36,6 +36,7 @@ def _demo(args) -> int:
         backend=args.backend,
         log=log,
         record=args.record,
+        viz=args.viz,
     )
     return _demo_result(summary, args)
 
@@ -265,6 +266,14 @@ def _export(args) -> int:
     return 0 if report["episodes"] else 1
 
 
+def _view(args) -> int:
+    from vla_ros.viz.view import view
+
+    out = view(args.run, args.robot, args.rrd, viewer=not args.no_viewer)
+    print(json.dumps({"rrd": str(out)}))
+    return 0
+
+
 def _params(args) -> int:
     from vla_ros import reference_tables
 
@@ -354,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--record", action="store_true", help="record every episode: run_dir/recording/{bags,lerobot} (docs/data.md)"
     )
+    p.add_argument("--viz", action="store_true", help="log the run to rerun: run_dir/run.rrd (vla-ros view opens it)")
     p.set_defaults(func=_demo)
     p = sub.add_parser(
         "soak",
@@ -467,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("export", help="bags (MCAP, rosbag2) to a LeRobotDataset: export BAG... --lerobot OUT --robot R")
     __import__("vla_ros.recording.export", fromlist=["add_arguments"]).add_arguments(p)
     p.set_defaults(func=_export)
+    p = sub.add_parser("view", help="a recorded run (bags or .rrd) in the rerun viewer: view RUN [--no-viewer]")
+    __import__("vla_ros.viz.view", fromlist=["add_arguments"]).add_arguments(p)
+    p.set_defaults(func=_view)
     p = sub.add_parser("params", help="print the node parameter and backend settings tables (markdown)")
     p.add_argument("--write", action="store_true", help="and replace them in docs/configuration.md")
     p.set_defaults(func=_params)

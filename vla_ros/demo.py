@@ -242,11 +242,13 @@ def run_demo(
     backend: str = "",
     log=print,
     record: bool = False,
+    viz: bool = False,
 ) -> dict:
     """Run the demo; return (and write to run_dir/summary.json) the summary.
 
     blend_mode: the executor's; inference_delay_s: artificial latency added to every chunk (seconds);
-    record: the recorder node too (run_dir/recording: bags/ and lerobot/), waited for at the end.
+    record: the recorder node too (run_dir/recording: bags/ and lerobot/), waited for at the end;
+    viz: the rerun node too, logging the run to run_dir/run.rrd.
     """
     run_dir = Path(run_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -264,8 +266,10 @@ def run_demo(
             "vla_policy": {"inference_delay_s": inference_delay_s},
             "vla_chunk_executor": {"blend_mode": blend_mode, "record_path": str(record_path)},
             "vla_recorder": {"output_dir": str(run_dir / "recording")},
+            "vla_rerun": {"target": str(run_dir / "run.rrd")},
         },
         record=record,
+        viz="rerun" if viz else "",
     )
     first_episode_s = (0.0, 0.0)
     results = []
@@ -334,5 +338,7 @@ def run_demo(
     }
     if recording is not None:
         summary["recording"] = recording
+    if viz:
+        summary["rrd"] = str(run_dir / "run.rrd")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -83,6 +83,8 @@ LAUNCH_ARGUMENTS = {
     ),
     "record": ("false", "start the recorder: every episode as an MCAP bag and a LeRobotDataset episode (docs/data.md)"),
     "record_dir": ("", "the recorder's output folder (default: runs/recording-<UTC time>)"),
+    "viz": ("", "rerun: show the run live in rerun (cameras, planned / commanded / measured joints, executor state)"),
+    "viz_target": ("", "with viz:=rerun: a .rrd path, a viewer's address rerun+http://host:9876/proxy, or '' (spawn)"),
 }
 
 DDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -174,9 +176,10 @@ def node_specs(
     device: str = "",
     autostart: bool = True,
     record: bool = False,
+    viz: str = "",
 ) -> list[NodeSpec]:
     """Chunk executor, policy node, the lifecycle manager, (if `use_sim`) the sim robot and (if `record`)
-    the recorder for `robot`.
+    the recorder for `robot`; `viz` 'rerun': the rerun node.
 
     `overrides` maps node name -> extra parameters (e.g. {"vla_policy": {"instruction": "..."}}).
     """
@@ -203,6 +206,11 @@ def node_specs(
     if record:
         recorder = {"robot_config": cfg.source, **overrides.get("vla_recorder", {})}
         specs.append(NodeSpec("recorder", "vla_ros.nodes.recorder_node", "vla_recorder", recorder, remaps))
+    if viz not in ("", "rerun"):
+        raise ValueError(f"launch argument viz:={viz!r}: '' or rerun")
+    if viz == "rerun":
+        rerun = {"robot_config": cfg.source, **overrides.get("vla_rerun", {})}
+        specs.append(NodeSpec("rerun_viz", "vla_ros.nodes.rerun_node", "vla_rerun", rerun, remaps))
     return specs
 
 
@@ -241,8 +249,10 @@ def specs_from_launch_arguments(args: dict[str, str]) -> list[NodeSpec]:
         overrides={
             "vla_chunk_executor": executor_launch_overrides(value),
             "vla_recorder": recorder_launch_overrides(value),
+            "vla_rerun": {"target": value["viz_target"]} if value["viz_target"].strip() else {},
         },
         record=bool(parse_bool(value["record"], "record")),
+        viz=value["viz"].strip().lower(),
     )
 
 

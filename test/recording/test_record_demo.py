@@ -21,7 +21,8 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dataset"
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    """One demo episode with the recorder (about 15 s); the environment run_demo sets is restored after."""
+    """One demo episode with the recorder and the rerun node (about 15 s); the environment run_demo sets is
+    restored after."""
     import os
 
     run = tmp_path_factory.mktemp("rec") / "run"
@@ -29,7 +30,9 @@ def recorded(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in demo_environment(run, domain).items():
             mp.setenv(key, value)
-        return run_demo(episodes=1, first_seed=2000, run_dir=run, domain_id=domain, record=True, log=lambda *_: None)
+        return run_demo(
+            episodes=1, first_seed=2000, run_dir=run, domain_id=domain, record=True, viz=True, log=lambda *_: None
+        )
 
 
 def test_the_bag_holds_every_topic_with_monotonic_stamps(recorded):
@@ -117,3 +120,39 @@ def test_export_of_the_bag_gives_the_recorders_dataset(recorded, tmp_path):
     for cam in ours.cameras:
         np.testing.assert_array_equal(exported.frames(cam, 0), ours.frames(cam, 0))
     assert exported.episodes[0]["outcome"] == ours.episodes[0]["outcome"]
+
+
+def test_the_live_rrd_loads_with_rerun_and_holds_the_run(recorded):
+    """viz:=rerun wrote run.rrd: rerun's own reader finds every entity of the run (viz/rerun_log.py)."""
+    from rerun.chunk import RrdReader
+
+    rows = _rrd_rows(Path(recorded["rrd"]))
+    joints = RecordingTopics.from_robot_config("sim").joint_names
+    expected = ["cameras/front", "cameras/wrist", "executor/state", "executor/estop", "task", "outcome"]
+    expected += [f"joints/{j}/{s}" for j in joints for s in ("measured", "commanded", "planned", "limit_margin")]
+    assert set(expected) <= set(rows), sorted(set(expected) - set(rows))
+    assert rows["cameras/front"] >= 5 and rows["joints/elbow/measured"] >= 50
+    assert any(k.startswith("latency/vla_policy/frame_to_chunk") for k in rows)
+    assert RrdReader(recorded["rrd"]).recordings()[0].application_id == "vla_ros"
+
+
+def test_view_converts_the_recorded_bags_to_an_rrd(recorded, tmp_path):
+    from vla_ros.cli import main
+
+    run_dir = Path(recorded["run_dir"])
+    assert main(["view", str(run_dir), "--rrd", str(tmp_path / "bags.rrd"), "--no-viewer"]) == 0
+    rows = _rrd_rows(tmp_path / "bags.rrd")
+    assert rows["cameras/front"] == len(
+        list(read_bag(sorted(Path(recorded["recording"]["bags"]).iterdir())[0], ["/camera/image_raw"]))
+    )
+    assert {"joints/elbow/planned", "joints/elbow/commanded", "executor/state"} <= set(rows)
+
+
+def _rrd_rows(path: Path) -> dict[str, int]:
+    """entity path -> rows, read back with rerun's RrdReader."""
+    from rerun.chunk import RrdReader
+
+    rows: dict[str, int] = defaultdict(int)
+    for chunk in RrdReader(path).stream().to_chunks():
+        rows[chunk.entity_path.lstrip("/")] += chunk.num_rows
+    return dict(rows)
