@@ -312,9 +312,10 @@ EXECUTOR = Schema(
     ),
     Param(
         "plan_start_delay_s",
-        0.01,
+        0.02,
         "joint_trajectory_plan: a new plan leaves the running one this long after it is computed (seconds, plus the "
-        "time computing plans takes); the controller must receive it by then",
+        "time computing plans takes): the controller must receive it by then (transport, the controller manager's "
+        "callback)",
         min=0.0,
     ),
     Param(

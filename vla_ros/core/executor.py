@@ -67,7 +67,7 @@ class ExecutorSettings:
     stream_plan: bool = False  # send the whole limited plan at each change (core/plan_stream.py), not each tick
     control_period_s: float = 0.01  # the tick period (stream_plan forecasts on this grid)
     controller_rate_hz: float = 1000.0  # stream_plan: the controller's rate, at which each plan sent is checked
-    plan_start_delay_s: float = 0.01  # stream_plan: a change leaves the running plan this long (+ compute) ahead
+    plan_start_delay_s: float = 0.02  # stream_plan: a change leaves the running plan this long (+ compute) ahead
     plan_horizon_s: float = 2.0  # stream_plan: plans longer than this are sent in parts (each ending at rest)
 
     def __post_init__(self):
