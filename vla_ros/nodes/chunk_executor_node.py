@@ -216,12 +216,10 @@ class ChunkExecutorNode(LifecycleNode):
                     return
                 self.core.on_chunk(chunk, now, conversions.writer_id(info))
                 ahead = self.core.plan.ahead(now) if self.p["blend_mode"] == "guided" else None
-                plan = self.core.take_plan()
+                self._send_plan_locked()
         except ChunkRejected as exc:
             self._log_rejection(exc)
             return
-        if plan is not None and self.context.ok():
-            self._publish_plan(plan)
         if ahead is not None and self.context.ok():  # the new plan at once: the next inference continues it
             self._send_plan_prefix(ahead)
 
@@ -305,10 +303,10 @@ class ChunkExecutorNode(LifecycleNode):
                 elapsed = min(deadline - previous, MAX_TICK_PERIODS * self.period_s)
                 # the command is for the deadline, in ROS time
                 command = self.core.tick(deadline + offset_s, elapsed_s=elapsed)
-                plan = self.core.take_plan() if self.core.stream is not None else None
-            if plan is not None and self.context.ok():
-                self._publish_plan(plan)
-            elif command.positions is not None and self.core.stream is None and self.context.ok():
+                streaming = self.core.stream is not None
+                if streaming:
+                    self._send_plan_locked()
+            if not streaming and command.positions is not None and self.context.ok():  # (plans: with the change)
                 self.cmd_pub.publish(self._command_message(command))
             elif self.cartesian is not None:
                 self.cartesian.reset()
@@ -329,26 +327,30 @@ class ChunkExecutorNode(LifecycleNode):
             self.p["output"], self.joints, command.positions, stamp, self.period_s, command.velocities
         )
 
-    def _publish_plan(self, plan) -> None:
-        """joint_trajectory_plan: publish a plan; count it late when it goes out after the controller's last
-        cycle before its join (the running plan and this one then differ from there: docs/real-robots.md)."""
+    def _send_plan_locked(self) -> None:
+        """joint_trajectory_plan: publish the core's new plan, if any, with the lock held (plans made by the chunk
+        callback and by the control thread go out in the order they were made: the controller keeps the newest
+        it receives). Counted late when it goes out after the controller's last cycle before its join (the running
+        plan and this one then differ from there: docs/real-robots.md)."""
+        plan = self.core.take_plan()
+        if plan is None or not self.context.ok():
+            return
         trajectory, join_s = plan
         self.cmd_pub.publish(conversions.timed_trajectory_message(trajectory))
         late_s = self._now_s() - (join_s - 1.0 / self.p["controller_rate_hz"])
-        with self.lock:
-            if self.core is None:
-                return
-            self.core.counters["plans_sent"] += 1
-            self.core.counters["plans_late"] += late_s > 0
-            failed, failure = self.core.stream.failed, self.core.stream.last_failure
+        counters, stream = self.core.counters, self.core.stream
+        counters["plans_sent"] += 1
+        counters["plans_late"] += late_s > 0
         if late_s > 0 and self._throttle.ready("plan:late"):
             self.get_logger().warning(
                 f"plan published {late_s * 1e3:.1f} ms after the controller's last cycle before its join: raise "
                 "plan_start_delay_s"
             )
-        if failed > self._plan_failures_logged and self._throttle.ready("plan:check"):
-            self._plan_failures_logged = failed
-            self.get_logger().error(f"a plan failed its check and was not sent (braking instead): {failure}")
+        if stream.failed > self._plan_failures_logged and self._throttle.ready("plan:check"):
+            self._plan_failures_logged = stream.failed
+            self.get_logger().error(
+                f"a plan failed its check and was not sent (braking instead): {stream.last_failure}"
+            )
 
     def _publish_status(self, force: bool, command: Command | None = None) -> None:
         """`~/status` on every change of state or active limits, and periodically (`force`)."""
