@@ -74,6 +74,7 @@ class Supervisor:
         self.outcome = "unknown"
         self.record: EpisodeRecord | None = None
         self.diagnostics: dict[str, dict[str, str]] = {}
+        self.lateness_p99_ms: list[float] = []  # the executor's tick lateness p99 (last 1000 ticks), once a second
         self.chunk_latency_s: list[float] = []
         n.create_subscription(String, "/vla_sim_robot/outcome", lambda m: setattr(self, "outcome", m.data), LATCHED)
         n.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
@@ -105,7 +106,9 @@ class Supervisor:
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
-            self.diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
+            self.diagnostics[status.name] = values = {kv.key: kv.value for kv in status.values}
+            if status.name.endswith(": executor") and "tick_lateness_p99_ms" in values:
+                self.lateness_p99_ms.append(float(values["tick_lateness_p99_ms"]))
 
     # --- calls ---------------------------------------------------------------------------
     def wait_for_services(self, timeout_s: float) -> None:
@@ -305,6 +308,7 @@ def run_demo(
             recording = wait_for_recorder(sup, len(results), log) if record else None
             policy_diag = next((v for k, v in sup.diagnostics.items() if k.endswith(": policy")), {})
             latency = np.array(sup.chunk_latency_s) * 1e3
+            lateness = np.array(sup.lateness_p99_ms)
         finally:
             sup.close()
     from vla_ros.report import load_run, plot_run, smoothness, write_video
@@ -330,6 +334,10 @@ def run_demo(
         "inference_ms": {
             "p50": float(policy_diag.get("inference_p50_ms", "nan")),
             "p99": float(policy_diag.get("inference_p99_ms", "nan")),
+        },
+        "tick_lateness_p99_ms": {  # the executor's p99 over its last 1000 ticks, sampled once a second
+            "median": float(np.median(lateness)) if lateness.size else None,
+            "max": float(lateness.max()) if lateness.size else None,
         },
         "run_dir": str(run_dir),
         "video": str(video) if video else None,

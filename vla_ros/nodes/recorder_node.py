@@ -5,7 +5,8 @@ Subscribes, as raw CDR (nothing decoded), to the robot config's cameras, `joint_
 the executor's `~/status`, `plan_prefix` and `/parameter_events` (recording/episode.py says which).
 Callbacks only append to a bounded queue (recording/drop_queue.py): a full queue drops the message
 and counts it, a callback never waits. One writer thread (niced, `writer_nice`) owns the bag; a
-converter thread turns each finished bag into a LeRobotDataset episode.
+converter thread (niced too) turns each finished bag into a LeRobotDataset episode between episodes
+(pausing while one records, unless `convert_while_recording`).
 
 Episodes: `running` (or `none`) on `outcome_topic` starts one, `success` / `failure` ends it; the
 operator's `~/start`, `~/success`, `~/failure`, `~/interrupted` (std_srvs/Trigger) do the same by
@@ -79,6 +80,8 @@ class RecorderNode(Node):
         self.types: dict[str, str] = {}
         self.latched = {t for t in (self.topics.outcome, self.topics.task, self.topics.instruction) if t}
         self.recording = False  # read by the service callbacks; the writer thread owns the episode
+        self._idle = threading.Event()  # set while no episode records (the converter waits for it)
+        self._idle.set()
         self.episodes = {"recorded": 0, "discarded": 0, "converted": 0, "conversion_failed": 0}
         self._subs = []
         for topic, type_name, qos, frame in self.topics.subscriptions():
@@ -156,27 +159,37 @@ class RecorderNode(Node):
                     break
                 continue
             topic, payload = item
-            if topic == CONTROL:
-                if payload[0] == "shutdown":
-                    break
-                writer.control(*payload)
-            else:
-                writer.message(topic, *payload)
-        writer.end("interrupted", time.time_ns())
-        self._convert_jobs.put(None)
+            if topic == CONTROL and payload[0] == "shutdown":
+                break
+            try:
+                if topic == CONTROL:
+                    writer.control(*payload)
+                else:
+                    writer.message(topic, *payload)
+            except Exception as exc:  # noqa: BLE001 - a write that fails (disk full) must not end the recording
+                self.get_logger().error(f"recording {topic}: {exc}", throttle_duration_sec=5.0)
+        try:
+            writer.end("interrupted", time.time_ns())
+        finally:
+            self._convert_jobs.put(None)
 
     def _convert_loop(self) -> None:
         _nice(self.p["writer_nice"])
         from vla_ros.recording.episode import load_episodes
         from vla_ros.recording.lerobot import LeRobotWriter
 
-        dataset = LeRobotWriter(self.out / "lerobot", self.p["fps"], self.topics.robot, self.p["video_codec"])
+        try:
+            dataset = LeRobotWriter(self.out / "lerobot", self.p["fps"], self.topics.robot, self.p["video_codec"])
+        except ValueError as exc:  # e.g. an existing dataset recorded at another fps
+            self.get_logger().error(f"no LeRobotDataset conversion: {exc} (the bags are still written)")
+            return
         while (bag := self._convert_jobs.get()) is not None:
+            self._pause()
             try:
                 started = time.monotonic()
                 eps = load_episodes(bag, self.topics, self.p["fps"], dataset.horizon(), self.p["default_task"])
                 for ep in eps:
-                    row = dataset.add_episode(ep)
+                    row = dataset.add_episode(ep, pause=self._pause)
                     self.get_logger().info(
                         f"{bag.name} -> LeRobotDataset episode {row['episode_index']} ({row['length']} frames, "
                         f"{ep.outcome}) in {time.monotonic() - started:.1f} s"
@@ -185,6 +198,18 @@ class RecorderNode(Node):
             except Exception as exc:  # noqa: BLE001 - one bad episode must not stop the recording
                 self.episodes["conversion_failed"] += 1
                 self.get_logger().error(f"converting {bag} to the LeRobotDataset failed: {exc}")
+
+    def _pause(self) -> None:
+        """Between two frames of a conversion: wait while an episode records (unless convert_while_recording)."""
+        if not self.p["convert_while_recording"]:
+            self._idle.wait()
+
+    def set_recording(self, recording: bool) -> None:
+        self.recording = recording
+        if recording:
+            self._idle.clear()
+        else:
+            self._idle.set()
 
     def shutdown_gracefully(self) -> None:
         """End the open episode (interrupted), finish its bag and the conversions in progress."""
@@ -244,7 +269,7 @@ class _EpisodeWriter:
             self.bag.write(topic, data, recv_ns, src_ns)
         self.start_ns = t_ns
         self.dropped_at_start = Counter(node.queue.dropped)
-        node.recording = True
+        node.set_recording(True)
 
     def end(self, outcome: str, t_ns: int) -> None:
         if self.bag is None:
@@ -265,7 +290,7 @@ class _EpisodeWriter:
         self.bag.write(EPISODE_MARKER_TOPIC, serialize_message(String(data=json.dumps(marker))), t_ns)
         folder = self.bag.close({"vla_ros.outcome": outcome, "vla_ros.dropped": json.dumps(dropped)})
         self.bag = None
-        node.recording = False
+        node.set_recording(False)
         if not counts.get(node.topics.action_chunk) and not node.p["keep_episodes_without_chunks"]:
             shutil.rmtree(folder, ignore_errors=True)
             node.episodes["discarded"] += 1

@@ -219,8 +219,9 @@ class LeRobotWriter:
         chunk = self.info["features"].get("action.chunk")
         return chunk["shape"][0] if chunk else 0
 
-    def add_episode(self, ep: Episode) -> dict:
-        """Write `ep` (frames read from its bag now) and update meta/; returns its episodes row (no stats)."""
+    def add_episode(self, ep: Episode, pause=None) -> dict:
+        """Write `ep` (frames read from its bag now) and update meta/; returns its episodes row (no stats).
+        `pause()`, if given, is called between frames (the recorder waits there while an episode records)."""
         if len(ep) == 0:
             raise DatasetError("an episode with no frames")
         if self.info is None:
@@ -247,7 +248,7 @@ class LeRobotWriter:
         first = self.info["total_frames"]
         n = len(ep)
 
-        stats = self._write_videos(ep, where)
+        stats = self._write_videos(ep, where, pause)
         for task in ep.tasks:
             if task not in self.tasks:
                 self.tasks.append(task)
@@ -326,7 +327,7 @@ class LeRobotWriter:
                 f"{feats.get('action.chunk', {}).get('shape')} (episodes are built with the dataset's horizon)"
             )
 
-    def _write_videos(self, ep: Episode, where: dict) -> dict:
+    def _write_videos(self, ep: Episode, where: dict, pause=None) -> dict:
         encoders, image_stats = {}, {}
         try:
             for cam, (h, w) in ep.frame_sizes.items():
@@ -334,6 +335,8 @@ class LeRobotWriter:
                 encoders[cam] = VideoEncoder(path, w, h, self.fps, self.codec)
                 image_stats[cam] = ImageStats()
             for frames in ep.frames():
+                if pause is not None:
+                    pause()
                 for cam, frame in frames.items():
                     encoders[cam].add(frame)
                     image_stats[cam].add(frame)

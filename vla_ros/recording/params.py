@@ -28,6 +28,11 @@ RECORDER = Schema(
         "max_queued_messages", 4000, "messages of any kind waiting for the writer before new ones are dropped", min=1
     ),
     Param(
+        "convert_while_recording",
+        False,
+        "convert finished episodes while the next one records; false: only between episodes and at shutdown",
+    ),
+    Param(
         "writer_nice",
         10,
         "nice value of the writer and converter threads (0-19; the callbacks keep the node's)",
