@@ -40,14 +40,14 @@ import time
 from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from vla_ros.core.jtc import NS, TimedTrajectory, quintic_coefficients, s_to_ns, sample_quintic, validate
 
-if TYPE_CHECKING:
-    from vla_ros.core.executor import ExecutorCore
+# The ExecutorCore that owns a stream (core/executor.py, which imports this module: not imported back here)
+ExecutorCore = Any
 
 MIN_KNOT_SPACING_NS = 1  # waypoints at the same nanosecond are merged (a piece left out of a segment
 # changes its jerk by about 9 x its length / the segment's: a microsecond left out of a 1 ms segment already
