@@ -24,7 +24,11 @@ def test_sim_bringup_lists_the_managed_nodes_their_manager_and_the_sim():
     specs = node_specs("sim")
     assert [s.name for s in specs] == ["vla_chunk_executor", "vla_policy", "vla_lifecycle_manager", "vla_sim_robot"]
     executor, policy, manager, _ = specs
-    assert manager.parameters == {"node_names": ["vla_chunk_executor", "vla_policy"], "autostart": True}
+    assert manager.parameters == {
+        "node_names": ["vla_chunk_executor", "vla_policy"],
+        "autostart": True,
+        "kill_unresponsive": False,  # no respawn: an unresponsive node is reported, not stopped
+    }
     assert policy.parameters["camera_topics"] == ["camera/image_raw", "wrist_camera/image_raw"]
     assert executor.parameters["joint_limits.elbow.max_velocity"] == 2.0
     assert executor.parameters["joint_limits.gripper.max_jerk"] == 50.0
@@ -130,8 +134,12 @@ def test_launch_file_builds_the_same_nodes_as_the_bringup():
     args = [a[1][0] for a in description if isinstance(a, tuple)]
     assert args == list(LAUNCH_ARGUMENTS)
     specs = node_specs(
-        "franka", model_path="/ckpt", overrides={"vla_chunk_executor": {"dry_run": True, "speed_scale": 0.25}}
+        "franka",
+        model_path="/ckpt",
+        overrides={"vla_chunk_executor": {"dry_run": True, "speed_scale": 0.25}},
+        respawn=True,
     )
+    assert specs[2].parameters["kill_unresponsive"] is True  # respawn: the manager stops a node that hangs
     assert built[0]["parameters"][0]["dry_run"] is True  # dry_run:=true speed_scale:=0.25 reach the executor
     assert [(b["executable"], b["name"]) for b in built] == [(s.executable, s.name) for s in specs]
     for b, s in zip(built, specs):

@@ -177,11 +177,14 @@ def node_specs(
     autostart: bool = True,
     record: bool = False,
     viz: str = "",
+    respawn: bool = False,
 ) -> list[NodeSpec]:
     """Chunk executor, policy node, the lifecycle manager, (if `use_sim`) the sim robot and (if `record`)
     the recorder for `robot`; `viz` 'rerun': the rerun node.
 
     `overrides` maps node name -> extra parameters (e.g. {"vla_policy": {"instruction": "..."}}).
+    `respawn`: the nodes are restarted when they exit, so the lifecycle manager stops an unresponsive one
+    (`kill_unresponsive`) for a new process to replace it.
     """
     cfg = robot if isinstance(robot, RobotConfig) else load_robot_config(robot)
     overrides = overrides or {}
@@ -191,6 +194,7 @@ def node_specs(
     manager = {
         "node_names": ["vla_chunk_executor", "vla_policy"],
         "autostart": autostart,
+        "kill_unresponsive": respawn,
         **overrides.get("vla_lifecycle_manager", {}),
     }
     specs = [
@@ -253,6 +257,7 @@ def specs_from_launch_arguments(args: dict[str, str]) -> list[NodeSpec]:
         },
         record=bool(parse_bool(value["record"], "record")),
         viz=value["viz"].strip().lower(),
+        respawn=respawn_from_launch_arguments(args),
     )
 
 

@@ -270,6 +270,14 @@ POLICY = Schema(
         "bridge_ee_delta}' for a checkpoint that names none; applies at the next configure",
         changeable=True,
     ),
+    Param(
+        "resume_after_restart",
+        True,
+        "after a restart of this node's process (respawn), take over the task the previous process held (kept by "
+        "the lifecycle manager) and infer from fresh observations; false: hold until a new instruction; a task "
+        "cleared (~/clear_task, ~/reset) stays cleared either way",
+        changeable=True,
+    ),
 )
 
 BLEND_MODES = ("replace", "crossfade", "temporal_ensemble", "guided")
@@ -494,6 +502,19 @@ MANAGER = Schema(
         120.0,
         "longest wait for one node's service and transition (seconds; configure loads the model)",
         above=0.0,
+    ),
+    Param(
+        "liveness_timeout_s",
+        10.0,
+        "a managed node whose ~/heartbeat stops this long is unresponsive: its stacks go to its log (SIGUSR1) and, "
+        "with kill_unresponsive, it is stopped for respawn to replace (seconds; 0 = no liveness check)",
+        min=0.0,
+    ),
+    Param(
+        "kill_unresponsive",
+        False,
+        "SIGKILL an unresponsive node after its stack dump, so that respawn starts a new process (the bring-up sets "
+        "it with respawn:=true); false: report it and leave it running",
     ),
 )
 

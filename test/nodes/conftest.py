@@ -172,6 +172,7 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
         robot="sim",
         respawn=False,
         use_sim=False,
+        manager_overrides=None,
     ):
         specs = node_specs(
             robot,
@@ -182,7 +183,9 @@ def nodes(ros_env, tiny_checkpoint, tmp_path):
             overrides={
                 "vla_policy": {"inference_period_s": 0.2, **(policy_overrides or {})},
                 "vla_chunk_executor": {**(executor_overrides or {})},
+                "vla_lifecycle_manager": {**(manager_overrides or {})},
             },
+            respawn=respawn,
         )
         bringup = Bringup(specs, log_dir=tmp_path / "logs", env=ros_env, respawn=respawn)
         bringup.start()

@@ -12,24 +12,53 @@ Service answers can be lost while DDS discovery is still matching the two sides:
 `service_calls` (get_state asked again, a change_state without answer checked with get_state).
 Services: `~/startup` (configure + activate all), `~/shutdown` (deactivate in reverse order, then
 clean up) — std_srvs/Trigger. Transitions go through each node's standard `~/change_state`.
+
+Liveness (nodes/supervision.py): a node that publishes `~/heartbeat` and stops for `liveness_timeout_s`
+is unresponsive: it gets SIGUSR1 (every thread's Python stack to its log) and, with `kill_unresponsive`
+(the bring-up sets it with respawn), SIGKILL, so that respawn starts a new process, brought up here
+like any restarted node; without, it is reported and left (the executor holds the arm once the plan
+runs out). Only a process on this host whose start time matches its heartbeat's is signalled.
+Tasks: the last `~/instruction_state` of each node is kept here and handed back on its
+`~/instruction_held` (transient local) to the node's next process; a restarted node is configured
+once it has taken it (at most TASK_HANDOVER_S). `/diagnostics` (`vla_lifecycle_manager: lifecycle`):
+per node its state, restarts seen, heartbeat age and unresponsive count.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
+from vla_ros.nodes.conversions import diagnostic_array
 from vla_ros.nodes.params import declare
-from vla_ros.nodes.runner import run_node
+from vla_ros.nodes.runner import STACKS_SIGNAL, run_node
 from vla_ros.nodes.service_calls import TRANSITIONS, change_state, get_state
+from vla_ros.nodes.supervision import HEARTBEAT_PERIOD_S, HEARTBEAT_QOS, LATCHED_QOS, local_pid, task_state_from_msg
 from vla_ros.params import MANAGER
+
+TASK_HANDOVER_S = 5.0  # longest wait for a restarted node to take its predecessor's task state before configuring it
+STACKS_WAIT_S = 0.5  # between SIGUSR1 (stacks to the log) and SIGKILL
+
+
+@dataclass(frozen=True)
+class Beat:
+    """A node's last heartbeat: when it arrived (monotonic s), from which process, in which lifecycle state."""
+
+    at: float
+    process: str
+    state: str
 
 
 class LifecycleManager(Node):
@@ -48,6 +77,27 @@ class LifecycleManager(Node):
         self.result: str | None = None  # the last startup/shutdown outcome
         self.lost: set[str] = set()  # nodes that stopped answering get_state
         self._timed_out = False  # the last startup/shutdown failed on a node not answering (not refusing)
+        self.restarts: Counter = Counter()  # node -> times it came back restarted
+        self.unresponsive: Counter = Counter()  # node -> times its heartbeat stopped for liveness_timeout_s
+        self._beats: dict[str, Beat] = {}
+        self._handled: set[str] = set()  # processes already found unresponsive
+        self._held: dict[str, DiagnosticStatus] = {}  # node -> its last task state
+        self._held_when_lost: dict[str, str] = {}  # node -> the process whose task state was kept when it was lost
+        self._held_pub = {
+            n: self.create_publisher(DiagnosticStatus, f"/{n}/instruction_held", LATCHED_QOS) for n in self.nodes
+        }
+        for n in self.nodes:
+            self.create_subscription(
+                DiagnosticStatus, f"/{n}/heartbeat", lambda m, n=n: self._on_heartbeat(n, m), HEARTBEAT_QOS
+            )
+            self.create_subscription(
+                DiagnosticStatus, f"/{n}/instruction_state", lambda m, n=n: self._on_task_state(n, m), LATCHED_QOS
+            )
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._closing = threading.Event()
+        if self.p["liveness_timeout_s"] > 0:
+            threading.Thread(target=self._liveness_loop, name="liveness", daemon=True).start()
         if self.p["autostart"]:
             threading.Thread(target=self._autostart, name="autostart", daemon=True).start()
 
@@ -68,16 +118,112 @@ class LifecycleManager(Node):
         except (TimeoutError, RuntimeError):
             if node not in self.lost:
                 self.lost.add(node)
+                if node in self._held:
+                    self._held_when_lost[node] = self._held[node].hardware_id
                 self.get_logger().error(
                     f"{node}: lost (no answer to get_state); it is brought up again if it comes back"
                 )
             return
         if node in self.lost and state == State.PRIMARY_STATE_UNCONFIGURED:
+            self.restarts[node] += 1
             self.get_logger().warning(f"{node}: back (restarted, unconfigured): configuring and activating it")
+            self._await_handover(node)
             if self._run([(node, "configure"), (node, "activate")], f"restart of {node}"):
                 self.lost.discard(node)
         elif node in self.lost:
             self.lost.discard(node)
+
+    # --- tasks across restarts -------------------------------------------------------------
+    def _on_task_state(self, node: str, msg: DiagnosticStatus) -> None:
+        """Keep the node's newest task state and hand it on to its next process (transient local)."""
+        if task_state_from_msg(msg) is None:
+            self.get_logger().error(f"{node}: ignoring a task state without its keys: {msg}")
+            return
+        self._held[node] = msg
+        self._held_pub[node].publish(msg)
+
+    def _await_handover(self, node: str) -> None:
+        """Before configuring a restarted node that held a task: wait (at most TASK_HANDOVER_S) until its new
+        process has published its own task state, i.e. it has taken (or declined) the one kept here."""
+        old = self._held_when_lost.pop(node, None)
+        if old is None:
+            return
+        deadline = time.monotonic() + TASK_HANDOVER_S
+        while self._held[node].hardware_id == old and time.monotonic() < deadline and self.context.ok():
+            time.sleep(0.02)
+        if self._held[node].hardware_id == old:
+            self.get_logger().warning(
+                f"{node}: its new process took no task state within {TASK_HANDOVER_S:g} s (the kept one: "
+                f"'{self._held[node].message}'); bringing it up anyway"
+            )
+
+    # --- liveness --------------------------------------------------------------------------
+    def _on_heartbeat(self, node: str, msg: DiagnosticStatus) -> None:
+        self._beats[node] = Beat(time.monotonic(), msg.hardware_id, msg.message)
+
+    def _liveness_loop(self) -> None:
+        while not self._closing.wait(HEARTBEAT_PERIOD_S) and self.context.ok():
+            for node in self.nodes:
+                self._check_liveness(node)
+
+    def _check_liveness(self, node: str) -> None:
+        """A node whose heartbeat stopped for liveness_timeout_s: its stacks to its log (SIGUSR1), then, with
+        kill_unresponsive, SIGKILL (respawn starts a new process); once per process."""
+        beat, timeout = self._beats.get(node), self.p["liveness_timeout_s"]
+        if beat is None or beat.process in self._handled:
+            return
+        silent_s = time.monotonic() - beat.at
+        if silent_s < timeout:
+            return
+        self._handled.add(beat.process)
+        self.unresponsive[node] += 1
+        log = self.get_logger()
+        what = (
+            f"{node}: unresponsive: no heartbeat for {silent_s:.1f} s (liveness_timeout_s {timeout:g}; last state "
+            f"'{beat.state}', process {beat.process})"
+        )
+        pid = local_pid(beat.process)
+        if pid is None:
+            log.error(f"{what}; not a process on this host (or gone): no stack dump, nothing stopped")
+            return
+        os.kill(pid, STACKS_SIGNAL)
+        log.error(f"{what}; its threads' stacks are in its log (SIGUSR1 to pid {pid})")
+        if not self.p["kill_unresponsive"]:
+            log.error(
+                f"{node}: left running (kill_unresponsive is false; respawn:=true sets it): the executor holds the arm "
+                "once the plan runs out"
+            )
+            return
+        time.sleep(STACKS_WAIT_S)
+        if local_pid(beat.process) == pid:
+            os.kill(pid, signal.SIGKILL)
+            log.error(
+                f"{node}: stopped (SIGKILL to pid {pid}): respawn starts a new process, brought up when it answers"
+            )
+
+    def _publish_diagnostics(self) -> None:
+        now, values, unresponsive = time.monotonic(), {}, []
+        timeout = self.p["liveness_timeout_s"]
+        for n in self.nodes:
+            beat = self._beats.get(n)
+            age = now - beat.at if beat else None
+            if age is not None and 0 < timeout <= age:
+                unresponsive.append(n)
+            values[f"{n}.lost"] = n in self.lost
+            values[f"{n}.restarts"] = self.restarts[n]
+            values[f"{n}.heartbeat_age_s"] = f"{age:.2f}" if age is not None else "none"
+            values[f"{n}.state"] = beat.state if beat else "unknown"
+            values[f"{n}.unresponsive"] = self.unresponsive[n]
+            if n in self._held:
+                values[f"{n}.held_instruction"] = self._held[n].message
+        problems = sorted(self.lost) + [f"{n} unresponsive" for n in unresponsive]
+        message = "lost: " + ", ".join(problems) if problems else "all nodes answer"
+        msg = diagnostic_array(
+            f"{self.get_name()}: lifecycle", message, values, self.get_clock().now().to_msg(), not problems
+        )
+        if unresponsive:
+            msg.status[0].level = DiagnosticStatus.ERROR
+        self.diag_pub.publish(msg)
 
     # --- transitions ---------------------------------------------------------------------
     def state(self, node: str, timeout_s: float | None = None) -> int:
@@ -123,6 +269,11 @@ class LifecycleManager(Node):
             self.result = f"{what} done: {self.nodes}"
             self.get_logger().info(self.result)
             return True
+
+    def shutdown_gracefully(self) -> None:
+        """Before the node is destroyed (runner.run_node): no more liveness checks or diagnostics."""
+        self._closing.set()
+        self.destroy_timer(self._diag_timer)
 
     # --- services ------------------------------------------------------------------------
     def _srv_startup(self, _req, res):

@@ -11,9 +11,15 @@ Lifecycle (rclpy.lifecycle, the standard `~/change_state` / `~/get_state` servic
 Topics: each camera topic (Image, or CompressedImage for `.../compressed`), `joint_states`,
 `instruction` (std_msgs/String), `plan_prefix` (the executor's plan ahead, guided mode) in;
 `action_chunk` (trajectory_msgs/JointTrajectory, header.stamp = the observation's stamp) and
-`/diagnostics` out. Service `~/reset` (Trigger): clear the observation buffer and the backend's
-episode state. Model actions become joint targets through the checkpoint's action space on this
-robot (backends/action_output.py; parameters urdf_path, end_effector_link, base_link, gripper_joint,
+`/diagnostics` out. Services (Trigger): `~/reset` clears the observation buffer, the backend's episode
+state and the task; `~/clear_task` clears the task alone.
+Tasks survive a restart (core/task_memory.py, nodes/supervision.py): every change of the task is published
+on `~/instruction_state` (transient local); the lifecycle manager keeps it and hands it back on
+`~/instruction_held` to the next process of this node, which resumes it from its own, fresh, observations
+(`resume_after_restart`; false: it holds until a new instruction); a cleared task stays cleared.
+`~/heartbeat` says the node still answers (the lifecycle manager restarts one that stops).
+Model actions become joint targets through the checkpoint's action space on this robot
+(backends/action_output.py; parameters urdf_path, end_effector_link, base_link, gripper_joint,
 action_space); a chunk cut short (a non-finite value, an unreachable pose) is published up to the
 cut, one with no convertible point is not published; both are counted in /diagnostics and logged.
 The loop itself (observation buffer, when to infer, the backend call, checks, counters) is the ROS-free
@@ -31,7 +37,7 @@ import threading
 import time
 
 import yaml
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -47,10 +53,12 @@ from vla_ros.backends.settings import SettingsError, parse_overrides
 from vla_ros.core.allocator import keep_freed_memory
 from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationError
+from vla_ros.core.task_memory import CLEARED, NOT_RESUMED, RESUMED, SET, STARTED, TaskRestore, TaskState
 from vla_ros.core.types import ActionChunk
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare
 from vla_ros.nodes.runner import destroy_entities, run_node
+from vla_ros.nodes.supervision import LATCHED_QOS, Heartbeat, process_token, task_state_from_msg, task_state_msg
 from vla_ros.nodes.throttle import ThrottledLog
 from vla_ros.params import POLICY
 from vla_ros.paths import resolve_package_path
@@ -84,8 +92,15 @@ class PolicyNode(LifecycleNode):
         self._stop = threading.Event()
         self._chunk_writer = conversions.ChunkMessageWriter()
         self.chunk_pub = None
+        self.process = process_token()
+        self.restore = TaskRestore(self.process, lambda: self._param("resume_after_restart"))
+        self._internal_change = False  # the node itself sets `instruction` (a restored or cleared task)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_service(Trigger, "~/reset", self._srv_reset)
+        self.create_service(Trigger, "~/clear_task", self._srv_clear_task)
+        self.task_pub = self.create_publisher(DiagnosticStatus, "~/instruction_state", LATCHED_QOS)
+        self.create_subscription(DiagnosticStatus, "~/instruction_held", self._on_held_task, LATCHED_QOS)
+        self.heartbeat = Heartbeat(self, self.process)
         if self.p["instruction"]:
             reason = self.core.instruction_problem(self.p["instruction"])
             if reason:
@@ -104,6 +119,10 @@ class PolicyNode(LifecycleNode):
 
     # --- lifecycle -----------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self.heartbeat.busy():  # loading a model is slow, not a hang
+            return self._configure(state)
+
+    def _configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             path = self._param("model_path")
             overrides = parse_overrides(self._param("backend_settings"))
@@ -127,6 +146,8 @@ class PolicyNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.restore.start_fresh():  # no predecessor's task state came: a first start
+            self._publish_task(STARTED)
         self.core.forget_plan()  # a plan from before activation is not the plan this run continues
         self.core.watch_cameras_from_now()
         self._stop.clear()
@@ -141,17 +162,20 @@ class PolicyNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
+        with self.heartbeat.busy():  # waits for the inference in progress
+            self._stop_worker()
         self.core.forget_plan()  # the next activation starts a new run (e.g. an episode after a reset)
         self.get_logger().info("inactive: not inferring")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
+        with self.heartbeat.busy():
+            self._release()
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
+        with self.heartbeat.busy():
+            self._release()
         return SUCCESS
 
     def _robot_body(self) -> RobotBody:
@@ -265,10 +289,15 @@ class PolicyNode(LifecycleNode):
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
             if param.name == "instruction" and param.type_ == Parameter.Type.STRING:
+                if self._internal_change:  # a restored or cleared task: decided and published by the caller
+                    self.core.instruction = param.value
+                    continue
                 reason = self.core.instruction_problem(param.value)
                 if reason:
                     return SetParametersResult(successful=False, reason=reason)
                 self._accept_instruction(param.value)
+                self.restore.operator_changed()
+                self._publish_task(SET)
             elif param.name == "backend_settings" and param.type_ == Parameter.Type.STRING:
                 try:
                     parse_overrides(param.value)
@@ -285,10 +314,67 @@ class PolicyNode(LifecycleNode):
         if not result.successful:
             self.get_logger().error(f"instruction topic: rejected: {result.reason}")
 
+    # --- the task across restarts ----------------------------------------------------------
+    def _set_task(self, text: str) -> None:
+        """Set the task (and the `instruction` parameter) as the node decided it: '' = none."""
+        self._internal_change = True
+        try:
+            self.set_parameters([Parameter("instruction", Parameter.Type.STRING, text)])
+        finally:
+            self._internal_change = False
+
+    def _publish_task(self, event: str) -> None:
+        state = TaskState(self.core.instruction, self.process, event, self.restore.restarts)
+        self.task_pub.publish(task_state_msg(self.get_name(), state))
+
+    def _on_held_task(self, msg: DiagnosticStatus) -> None:
+        """The task state the lifecycle manager kept from this node's previous process (or this one's own)."""
+        held = task_state_from_msg(msg)
+        if held is None:
+            self.get_logger().error(f"ignoring a held task state without its keys: {msg}")
+            return
+        settled_before = self.restore.settled
+        text = self.restore.on_predecessor(held)
+        if text is None:
+            if held.process != self.process and settled_before:
+                self.get_logger().warning(
+                    f"the task state of a previous process ('{held.instruction}') came after this one had its own task "
+                    f"('{self.core.instruction}'): kept its own"
+                )
+            return
+        self._set_task(text)
+        self._publish_task(RESUMED if text else (NOT_RESUMED if held.instruction else CLEARED))
+        self.get_logger().warning(
+            f"{self.restore.outcome} (restarts seen: {self.restore.restarts})"
+            + (
+                "; its first chunks come from observations taken from now on"
+                if text
+                else "; waiting for an instruction"
+            )
+        )
+
+    def _clear_task(self) -> str:
+        was = self.core.instruction
+        self._set_task("")
+        self.restore.operator_changed()
+        self._publish_task(CLEARED)
+        self.get_logger().info(f"task cleared (was '{was}'): no chunks until a new instruction")
+        return was
+
     # --- services ------------------------------------------------------------------------
     def _srv_reset(self, _req, res):
         self.core.reset()
-        res.success, res.message = True, "observation buffer and backend episode state cleared"
+        was = self._clear_task()
+        res.success = True
+        res.message = (
+            f"observation buffer, backend episode state and the task ('{was}') cleared: set an instruction to go on"
+        )
+        return res
+
+    def _srv_clear_task(self, _req, res):
+        was = self._clear_task()
+        res.success = True
+        res.message = f"task cleared (was '{was}'): no chunks until a new instruction; a restart keeps it cleared"
         return res
 
     # --- outputs -------------------------------------------------------------------------
@@ -302,6 +388,11 @@ class PolicyNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         values = self.core.diagnostics()
+        values.update(
+            restarts_seen=self.restore.restarts,
+            task_after_restart=self.restore.outcome,
+            resume_after_restart=self._param("resume_after_restart"),
+        )
         state = "active" if self._worker is not None else "inactive"
         ok = values.get("link_state", "connected") == "connected"
         self.diag_pub.publish(

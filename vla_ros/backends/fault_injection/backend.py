@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,8 @@ class FaultInjectionBackend(Backend):
             raise InjectedFault(f"injected fault on call {self.calls}")
         if fault == "slow":
             time.sleep(self.settings.delay_s)
+        if fault == "hang":
+            hold_the_interpreter(self.settings.delay_s)
         chunk = self.inner.predict(observation, noise, prefix)
         if fault in ("nan", "inf"):
             positions = chunk.positions.copy()
@@ -48,8 +53,27 @@ class FaultInjectionBackend(Backend):
     def reset(self) -> None:
         self.inner.reset()
 
+    def new_episode_state(self, seed: int) -> dict[str, Any]:
+        return self.inner.new_episode_state(seed)
+
+    @contextmanager
+    def episode_state(self, state: dict[str, Any]) -> Iterator[None]:
+        with self.inner.episode_state(state):
+            yield
+
     def close(self) -> None:
         self.inner.close()
+
+
+def hold_the_interpreter(seconds: float) -> None:
+    """Sleep `seconds` (0: until killed) in C while holding Python's interpreter lock (a `ctypes.PyDLL` call keeps
+    it): no other thread of the process runs Python meanwhile. A signal cuts one sleep short (SIGUSR1's stack dump
+    is written from C, without the lock); the next one follows at once."""
+    libc = ctypes.PyDLL(None)
+    libc.usleep.argtypes = [ctypes.c_uint]
+    end = time.monotonic() + seconds if seconds > 0 else float("inf")
+    while (left := end - time.monotonic()) > 0:
+        libc.usleep(int(min(left, 3600.0) * 1e6))
 
 
 def load_fault_injection_backend(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from vla_ros.backends.settings import SettingsBase
 
-FAULTS = ("none", "raise", "nan", "inf", "wrong_shape", "slow")
+FAULTS = ("none", "raise", "nan", "inf", "wrong_shape", "slow", "hang")
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,9 @@ class FaultInjectionSettings(SettingsBase):
     """Which fault to inject into the wrapped backend's predictions.
 
     fault: none | raise (predict raises RuntimeError) | nan / inf (one position is NaN / inf) |
-    wrong_shape (the last joint is missing) | slow (predict sleeps `delay_s` first).
+    wrong_shape (the last joint is missing) | slow (predict sleeps `delay_s` first) | hang (predict sleeps
+    `delay_s` seconds, 0 = until the process is killed, in C without releasing Python's interpreter lock: every
+    thread of the node stops, it answers no service and publishes nothing, like a deadlocked extension).
     every_n: fault every n-th call (1 = every call). The first call (the configure warm-up) is
     never faulted, so the node configures.
     """
@@ -22,7 +24,7 @@ class FaultInjectionSettings(SettingsBase):
     inner: str = "octo"  # the wrapped backend (registry name)
     fault: str = "none"
     every_n: int = 1
-    delay_s: float = 0.0  # seconds, for fault 'slow'
+    delay_s: float = 0.0  # seconds, for faults 'slow' and 'hang' (hang: 0 = until killed)
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):

@@ -1,0 +1,115 @@
+"""Issue 23 over DDS with real processes: a killed policy resumes its task (set only through the parameter
+service, never in launch parameters) from observations taken after the restart; with resume_after_restart false
+it holds until a new instruction; a cleared task stays cleared; a policy that stops answering (a backend holding
+Python's interpreter lock) is found by its heartbeat, its stacks dumped, and restarted while the arm holds.
+
+Each test prints the measured bounds (kill -> first chunk, hang -> restart) for docs/reliability.md."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from conftest import log_text, wait_until
+from faults import HOME, diagnostics
+
+POLICY, EXECUTOR = "vla_policy: policy", "vla_chunk_executor: executor"
+TASK = "reach the red cube"
+FAST = {"diagnostics_period_s": 0.2}
+RESUME_BOUND_S = 30.0  # kill -> first chunk of the respawned policy (its process start and model load included)
+
+
+def stamp_s(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def start(nodes, **kwargs):
+    bringup, peer, specs = nodes(respawn=True, executor_overrides=FAST, **kwargs)
+    assert "instruction" not in specs[1].parameters  # the task comes through the parameter service only
+    peer.q = HOME.copy()
+    peer.start_robot(rate_hz=30, max_s=90)
+    assert peer.wait_active("vla_policy", timeout_s=60)
+    return bringup, peer
+
+
+def kill_policy(bringup, peer, restarts: int) -> tuple[float, float]:
+    """SIGKILL the policy process; (its ROS time, monotonic time) of the kill, once the respawn has started."""
+    killed_at, t0 = stamp_s(peer.now_msg()), time.monotonic()
+    os.kill(bringup.procs["vla_policy"].pid, signal.SIGKILL)
+    assert wait_until(lambda: bringup.restarts.get("vla_policy") == restarts, 5)
+    return killed_at, t0
+
+
+def chunks_after(peer, stamp: float) -> list:
+    return [m for m in list(peer.chunks) if stamp_s(m.header.stamp) > stamp]
+
+
+def test_a_killed_policy_resumes_its_task_from_fresh_observations_and_a_cleared_task_stays_cleared(nodes, tmp_path):
+    bringup, peer = start(nodes)
+    assert peer.set_param("vla_policy", "instruction", TASK).successful
+    assert wait_until(lambda: len(peer.chunks) >= 2, 30), log_text(tmp_path, "vla_policy")
+
+    killed_at, t0 = kill_policy(bringup, peer, 1)
+    assert wait_until(lambda: chunks_after(peer, killed_at), RESUME_BOUND_S), log_text(tmp_path, "vla_policy")
+    resumed_s = time.monotonic() - t0
+    first = chunks_after(peer, killed_at)[0]
+    assert stamp_s(first.header.stamp) > killed_at  # from an observation taken after the restart
+    assert wait_until(lambda: diagnostics(peer, POLICY).get("restarts_seen") == "1", 5)
+    diag = diagnostics(peer, POLICY)
+    assert diag["instruction"] == TASK and f"resumed '{TASK}'" in diag["task_after_restart"], diag
+    print(f"\nkill -> first chunk of the respawned policy: {resumed_s:.2f} s")
+
+    res = peer.trigger("/vla_policy/clear_task")
+    assert res.success and TASK in res.message
+    cleared_at = stamp_s(peer.now_msg())
+    time.sleep(0.5)  # a chunk inferred before the clear may still arrive
+    killed_at, t0 = kill_policy(bringup, peer, 2)
+    assert wait_until(lambda: diagnostics(peer, POLICY).get("restarts_seen") == "2", RESUME_BOUND_S)
+    assert peer.wait_active("vla_policy", timeout_s=30)
+    time.sleep(2.0)  # an active policy with a task would have published several chunks by now (period 0.2 s)
+    assert not chunks_after(peer, cleared_at + 0.5), "a cleared task came back after a restart"
+    diag = diagnostics(peer, POLICY)
+    assert diag["instruction"] == "" and "no task to resume" in diag["task_after_restart"], diag
+    manager = diagnostics(peer, "vla_lifecycle_manager: lifecycle")
+    assert manager["vla_policy.restarts"] == "2" and manager["vla_policy.held_instruction"] == ""
+    assert set(bringup.dead()) == set()
+
+
+def test_with_resume_after_restart_false_a_restarted_policy_waits_for_a_new_instruction(nodes, tmp_path):
+    bringup, peer = start(nodes, policy_overrides={"resume_after_restart": False})
+    assert peer.set_param("vla_policy", "instruction", TASK).successful
+    assert wait_until(lambda: len(peer.chunks) >= 2, 30), log_text(tmp_path, "vla_policy")
+    killed_at, _ = kill_policy(bringup, peer, 1)
+    assert wait_until(lambda: diagnostics(peer, POLICY).get("restarts_seen") == "1", RESUME_BOUND_S)
+    assert peer.wait_active("vla_policy", timeout_s=30)
+    time.sleep(2.0)
+    assert not chunks_after(peer, killed_at), "resumed although resume_after_restart is false"
+    assert "not resumed (resume_after_restart is false)" in diagnostics(peer, POLICY)["task_after_restart"]
+    assert peer.set_param("vla_policy", "instruction", TASK).successful  # a new instruction: chunks again
+    assert wait_until(lambda: chunks_after(peer, killed_at), 10)
+
+
+def test_a_hung_policy_is_found_by_its_heartbeat_dumped_and_restarted_while_the_arm_holds(nodes, tmp_path):
+    timeout_s = 2.0
+    bringup, peer = start(
+        nodes,
+        backend="fault_injection",
+        policy_overrides={"backend_settings": "{fault: hang, every_n: 4}"},  # the 3rd inference never returns
+        manager_overrides={"liveness_timeout_s": timeout_s},
+    )
+    assert peer.set_param("vla_policy", "instruction", TASK).successful
+    assert wait_until(lambda: len(peer.chunks) >= 2, 30), log_text(tmp_path, "vla_policy")
+    hung_since = time.monotonic()  # the next inference hangs (an upper bound of its start)
+    assert not wait_until(lambda: len(peer.chunks) > 2, 1.0)  # hung: no chunk, no answer
+    n_chunks = len(peer.chunks)
+    assert wait_until(lambda: diagnostics(peer, EXECUTOR).get("message") == "holding", 3)  # the arm holds
+    assert wait_until(lambda: bringup.restarts.get("vla_policy") == 1, timeout_s + 5)
+    restarted_s = time.monotonic() - hung_since
+    manager = log_text(tmp_path, "vla_lifecycle_manager")
+    assert "vla_policy: unresponsive: no heartbeat for" in manager and "stopped (SIGKILL" in manager, manager
+    policy_log = log_text(tmp_path, "vla_policy")
+    assert "hold_the_interpreter" in policy_log and "most recent call first" in policy_log  # its stacks (SIGUSR1)
+    assert restarted_s <= timeout_s + 2.0, restarted_s
+    print(f"\nhang -> respawn: {restarted_s:.2f} s (liveness_timeout_s {timeout_s})")
+    assert wait_until(lambda: len(peer.chunks) > n_chunks, RESUME_BOUND_S)  # the new process resumes the task
