@@ -154,7 +154,8 @@ class PolicyLink:
             raise self._fail(f"connection to {s.url} failed: {exc!r}", True) from exc
         round_trip_s = time.perf_counter() - start
         if isinstance(answer, str):
-            raise self._fail(f"{s.url} refused the request: {answer.strip()[:500]}", False)
+            reason = answer.strip()[:500] or "(the server gave no reason)"
+            raise self._fail(f"{s.url} refused the request: {reason}", False)
         try:
             response = unpackb(answer)
         except WireError as exc:
