@@ -4,9 +4,10 @@ Subscribes, as raw CDR (nothing decoded), to the robot config's cameras, `joint_
 `commands`, `action_chunk`, `instruction`, the sim's `~/task` and `~/outcome`, `/diagnostics`,
 the executor's `~/status`, `plan_prefix` and `/parameter_events` (recording/episode.py says which).
 Callbacks only append to a bounded queue (recording/drop_queue.py): a full queue drops the message
-and counts it, a callback never waits. One writer thread (niced, `writer_nice`) owns the bag; a
-converter thread (niced too) turns each finished bag into a LeRobotDataset episode between episodes
-(pausing while one records, unless `convert_while_recording`).
+and counts it, a callback never waits. The process runs at nice 10 (it yields to the robot's nodes
+on a busy CPU); one writer thread (`writer_nice`, 15) owns the bag; a converter thread (as niced)
+turns each finished bag into a LeRobotDataset episode between episodes (pausing while one records,
+unless `convert_while_recording`).
 
 Episodes: `running` (or `none`) on `outcome_topic` starts one, `success` / `failure` ends it; the
 operator's `~/start`, `~/success`, `~/failure`, `~/interrupted` (std_srvs/Trigger) do the same by
@@ -48,6 +49,7 @@ from vla_ros.recording.episode import EPISODE_MARKER_TOPIC, RecordingTopics
 from vla_ros.recording.params import RECORDER
 
 CONTROL = "__control__"
+PROCESS_NICE = 10  # the whole recorder (callbacks, DDS threads) yields to the robot's nodes on a busy CPU
 PARAMETER_EVENTS = "/parameter_events"
 
 
@@ -321,6 +323,10 @@ def _nice(value: int) -> None:
 
 
 def main(args=None) -> int:
+    try:  # before rclpy starts its threads: they inherit it
+        os.nice(PROCESS_NICE)
+    except OSError:
+        pass
     return run_node(RecorderNode, "vla_recorder", (ValueError,), args)
 
 

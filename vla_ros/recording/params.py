@@ -34,9 +34,9 @@ RECORDER = Schema(
     ),
     Param(
         "writer_nice",
-        10,
-        "nice value of the writer and converter threads (0-19; the callbacks keep the node's)",
-        min=0,
+        15,
+        "nice value of the writer and converter threads (10-19; the process, callbacks included, runs at 10)",
+        min=10,
         max=19,
     ),
     Param(
