@@ -5,7 +5,7 @@ Entities (timeline `time`: the message's header stamp, else its receive time, in
     joints/<joint>/measured               joint_states positions
     joints/<joint>/commanded              the executor's commands (joint outputs)
     joints/<joint>/planned                each chunk's points at the times they are due
-    joints/<joint>/limit_margin           distance of the command to the nearer position limit (rad)
+    limit_margin/<joint>                  distance of the command to the nearer position limit (rad)
     executor/state                        rr.TextLog on every change (tracking, holding, stopping, estop, ...)
     executor/estop                        1 while the executor is in e-stop, else 0
     latency/<node>/<value>                the `*_ms` values of the nodes' /diagnostics (frame->chunk, inference,
@@ -45,6 +45,7 @@ class RunLogger:
         self.cameras = {t: c for c, t in topics.cameras.items()}
         self._state = None
         self.logged: dict[str, int] = {}
+        rec.send_blueprint(blueprint(topics))
 
     def _log(self, path: str, t_s: float, value) -> None:
         self.rec.set_time("time", timestamp=t_s)
@@ -114,7 +115,7 @@ class RunLogger:
             lo, hi = np.asarray(self.limits.min_position), np.asarray(self.limits.max_position)
             margin = np.minimum(q - lo, hi - q)
             for j, name in enumerate(names):
-                self._scalar(f"joints/{name}/limit_margin", recv_s, margin[j])
+                self._scalar(f"limit_margin/{name}", recv_s, margin[j])
 
     def _status(self, state: str, t: float) -> None:
         import rerun as rr
@@ -123,6 +124,35 @@ class RunLogger:
             self._state = state
             self._log("executor/state", t, rr.TextLog(state))
             self._scalar("executor/estop", t, 1.0 if state == "estop" else 0.0)
+
+
+def blueprint(topics: RecordingTopics):
+    """The viewer's layout: cameras and the events log on the left; per joint, one plot of planned,
+    commanded and measured positions; the limit margins, the executor's e-stop and the latencies."""
+    import rerun.blueprint as rrb
+
+    joints = [
+        rrb.TimeSeriesView(
+            origin=f"joints/{j}", contents=["$origin/planned", "$origin/commanded", "$origin/measured"], name=j
+        )
+        for j in topics.joint_names
+    ]
+    return rrb.Blueprint(
+        rrb.Horizontal(
+            rrb.Vertical(
+                *[rrb.Spatial2DView(origin=f"cameras/{c}", name=c) for c in topics.cameras],
+                rrb.TextLogView(origin="/", name="task, outcome, executor state"),
+            ),
+            rrb.Grid(*joints),
+            rrb.Vertical(
+                rrb.TimeSeriesView(origin="limit_margin", name="limit margins (rad)"),
+                rrb.TimeSeriesView(origin="executor/estop", name="e-stop"),
+                rrb.TimeSeriesView(origin="latency", name="latencies (ms)"),
+            ),
+            column_shares=[1, 3, 1],
+        ),
+        collapse_panels=True,
+    )
 
 
 def open_stream(target: str, application: str = "vla_ros"):
