@@ -34,14 +34,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from vla_ros.nodes.conversions import diagnostic_array
 from vla_ros.nodes.params import declare
 from vla_ros.nodes.runner import STACKS_SIGNAL, run_node
 from vla_ros.nodes.service_calls import TRANSITIONS, change_state, get_state
@@ -217,12 +216,16 @@ class LifecycleManager(Node):
             if n in self._held:
                 values[f"{n}.held_instruction"] = self._held[n].message
         problems = sorted(self.lost) + [f"{n} unresponsive" for n in unresponsive]
-        message = "lost: " + ", ".join(problems) if problems else "all nodes answer"
-        msg = diagnostic_array(
-            f"{self.get_name()}: lifecycle", message, values, self.get_clock().now().to_msg(), not problems
+        level = DiagnosticStatus.ERROR if unresponsive else DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_name()}: lifecycle",
+            message="lost: " + ", ".join(problems) if problems else "all nodes answer",
+            hardware_id="vla_ros",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
         )
-        if unresponsive:
-            msg.status[0].level = DiagnosticStatus.ERROR
+        msg = DiagnosticArray(status=[status])  # (not nodes/conversions: its imports would double this process)
+        msg.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(msg)
 
     # --- transitions ---------------------------------------------------------------------
