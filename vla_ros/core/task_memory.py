@@ -82,7 +82,5 @@ class TaskRestore:
         if self.resume():
             self.outcome = f"restarted: resumed '{held.instruction}'"
             return held.instruction
-        self.outcome = (
-            f"restarted: not resumed (resume_after_restart is false): '{held.instruction}' needs a new instruction"
-        )
+        self.outcome = f"restarted: '{held.instruction}' not resumed (resume_after_restart is false)"
         return ""
