@@ -152,7 +152,7 @@ def usage() -> str:
     """`--help`: the launch arguments with their defaults and meanings."""
     lines = [__doc__.split("\n\n")[1], "", "arguments (name:=value):"]
     for name, (default, meaning) in LAUNCH_ARGUMENTS.items():
-        lines.append(f"  {name:12s} {meaning} (default: {default or 'none'})")
+        lines.append(f"  {name:12s} {meaning}" + ("" if "default" in meaning else f" (default: {default or 'none'})"))
     return "\n".join(lines)
 
 

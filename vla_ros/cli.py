@@ -318,7 +318,11 @@ def _bench(argv: list[str]) -> int:
             print(f"  {name:9s} {what}")
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     module = __import__(BENCHMARKS[argv[0]][0], fromlist=["main"])
-    return module.main(argv[1:]) or 0
+    program, sys.argv[0] = sys.argv[0], f"vla-ros bench {argv[0]}"  # its usage line names the command
+    try:
+        return module.main(argv[1:]) or 0
+    finally:
+        sys.argv[0] = program
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("default", "udp"),
         default="default",
         help="DDS transports: Fast DDS's default (shared memory + UDP on one host) or UDP only "
-        "(FASTDDS_BUILTIN_TRANSPORTS=UDPv4; see the README's soak section on shared memory and respawn)",
+        "(FASTDDS_BUILTIN_TRANSPORTS=UDPv4; see docs/faults.md, soak)",
     )
     p.add_argument(
         "--faults",

@@ -55,9 +55,15 @@ def home_positions(cfg: RobotConfig) -> np.ndarray:
     return np.clip(np.zeros(len(cfg.joint_names)), cfg.limits.min_position, cfg.limits.max_position)
 
 
+ARGUMENTS = ("robot", "backend", "model_path", "device", "backend_settings")  # what `vla-ros check` takes
+
+
 def run_check(args: dict[str, str]) -> Report:
-    """Every check for the launch arguments `args` (robot, backend, model_path, device, backend_settings)."""
+    """Every check for the launch arguments `args` (ARGUMENTS)."""
     report = Report()
+    unknown = sorted(set(args) - set(ARGUMENTS))
+    if unknown:
+        report.problem(f"unknown arguments {unknown} (vla-ros check takes {list(ARGUMENTS)})")
     try:
         cfg = load_robot_config(args.get("robot", "sim"))
     except ConfigError as exc:

@@ -43,7 +43,7 @@ def set_fifo_priority(priority: int, thread_id: int = 0) -> str:
         limit = _rtprio_limit()
         return (
             f"realtime_priority {priority}: not permitted ({exc.strerror or exc}; RLIMIT_RTPRIO is {limit}): "
-            "the control loop runs at normal priority (README: granting real-time privileges)"
+            "the control loop runs at normal priority (docs/executor-and-safety.md: granting real-time privileges)"
         )
     return f"realtime_priority {priority}: control loop runs SCHED_FIFO at priority {priority}"
 

@@ -318,7 +318,7 @@ def aloha_joints() -> ActionSpace:
 
 def joint_absolute() -> ActionSpace:
     """Absolute joint positions in the robot's joint order, state the same (LeRobot SO-100/101 pi0 and
-    SmolVLA, the bundled demo model `models/demo`)."""
+    SmolVLA fine-tunes without relative actions)."""
     return ActionSpace("joint_absolute", (JointPosition(mode="absolute"),), state=StateSpace((JointPosition(),)))
 
 

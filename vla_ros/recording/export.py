@@ -74,7 +74,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lerobot", type=Path, required=True, help="the LeRobotDataset folder (created or appended to)")
     p.add_argument("--robot", default="sim", help="robot config (name or path) giving the topics, joints and cameras")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of the dataset (whole Hz)")
-    p.add_argument("--video-codec", choices=sorted(VIDEO_CODECS), default="lossless")
+    p.add_argument(
+        "--video-codec",
+        choices=sorted(VIDEO_CODECS),
+        default="lossless",
+        help="MP4 encoding of the camera frames (lossless: frames read back equal)",
+    )
     p.add_argument(
         "--outcome-topic", default=None, help="std_msgs/String outcome topic (default /vla_sim_robot/outcome)"
     )

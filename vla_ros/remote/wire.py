@@ -92,4 +92,5 @@ def unpackb(data: bytes) -> Any:
     except WireError:
         raise
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError) as exc:
-        raise WireError(f"not a valid msgpack message: {exc}") from exc
+        reason = str(exc) or f"{type(exc).__name__} ({len(data)} bytes)"  # some msgpack errors carry no text
+        raise WireError(f"not a valid msgpack message: {reason}") from exc

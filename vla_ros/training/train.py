@@ -184,7 +184,7 @@ def write_model_card(folder: Path, info: dict) -> None:
         "# vla_ros demo model (Octo, tiny, with the demo options)",
         "",
         "Octo's task/observation/readout tokens and group attention, DDPM diffusion action head; the demo options",
-        "(word encoder, proprio token, FiLM + coordinate channels, x0 clipping): the README's Octo section.",
+        "(word encoder, proprio token, FiLM + coordinate channels, x0 clipping): docs/demo.md.",
         f"Cameras {list(CAMERAS)} at {info['image_size']}x{info['image_size']}, joints {list(JOINT_NAMES)}, "
         f"chunks of {info['horizon']} points every {info['dt_s']} s ({info['action_space_text']}).",
         "",
@@ -205,7 +205,7 @@ def write_model_card(folder: Path, info: dict) -> None:
         "## Measured (closed loop in the sim, without ROS, on held-out seeds, through the nodes' executor core)",
         f"- Success rate: {info['eval_success_rate']:.2f} over {info['eval_episodes']} episodes "
         f"(scripted expert: {info['expert_eval_success_rate']:.2f}).",
-        "- Through the full ROS pipeline: see the README's demo section.",
+        "- Through the full ROS pipeline: see docs/demo.md.",
         "",
         "Files: `config.json`, `model.safetensors` (safetensors), `dataset_statistics.json`, `training.json`.",
     ]
