@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from vla_ros.params import EXECUTOR, MANAGER, POLICY, SIM
 from vla_ros.paths import PACKAGE_ROOT
+from vla_ros.recording.params import RECORDER
 from vla_ros.registry import available_backends, settings_class
+from vla_ros.viz.params import RERUN
 
 DOC = PACKAGE_ROOT / "docs" / "configuration.md"
 BEGIN, END = "<!-- reference-tables:begin -->", "<!-- reference-tables:end -->"
@@ -15,6 +17,8 @@ NODES = (
     ("chunk_executor (vla_chunk_executor)", EXECUTOR),
     ("lifecycle_manager (vla_lifecycle_manager)", MANAGER),
     ("sim_robot (vla_sim_robot)", SIM),
+    ("recorder (vla_recorder)", RECORDER),
+    ("rerun_viz (vla_rerun)", RERUN),
 )
 DIAGNOSTIC_BACKENDS = ("noop", "fault_injection")  # tools, not policies: documented with the benchmarks and the soak
 

@@ -19,16 +19,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from vla_ros.nodes.params import declare
 from vla_ros.nodes.recorder_node import _msg_class
 from vla_ros.nodes.runner import run_node
-from vla_ros.params import Param, Schema
 from vla_ros.recording.episode import RecordingTopics
+from vla_ros.viz.params import RERUN
 from vla_ros.viz.rerun_log import RunLogger, open_stream
-
-RERUN = Schema(
-    Param("robot_config", "sim", "robot config (name or path) whose cameras, joints and topics are shown"),
-    Param("target", "", "a .rrd path, a rerun gRPC address (rerun+http://host:9876/proxy), or '' (spawn a viewer)"),
-    Param("outcome_topic", "/vla_sim_robot/outcome", "std_msgs/String episode outcome ('' = none)"),
-    Param("task_topic", "/vla_sim_robot/task", "std_msgs/String task ('' = none)"),
-)
 
 
 class RerunNode(Node):
