@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vla_ros.core.plan import BLEND_MODES
 from vla_ros.core.types import JointLimits
 
 
@@ -280,7 +281,6 @@ POLICY = Schema(
     ),
 )
 
-BLEND_MODES = ("replace", "crossfade", "temporal_ensemble", "guided")
 OUTPUTS = (
     "position_array",
     "joint_trajectory",
