@@ -234,8 +234,14 @@ def effective_sources(policy_log: str) -> dict[str, str]:
     return {m[1]: m[2] for m in re.finditer(r"(\w+)=.*? \(([^()]*)\)(?=, \w+=|$)", text)}
 
 
+# At start-up a chunk can reach the executor before its first joint state (DDS discovery): it is refused, by design
+STARTUP_REFUSAL = "rejected chunk: no joint state received yet"
+
+
 def error_lines(log_dir: Path) -> list[str]:
-    return [line for log in sorted(log_dir.glob("*.log")) for line in log.read_text().splitlines() if "[ERROR]" in line]
+    """The nodes' error lines, the start-up refusal left out."""
+    lines = (line for log in sorted(log_dir.glob("*.log")) for line in log.read_text().splitlines())
+    return [line for line in lines if "[ERROR]" in line and STARTUP_REFUSAL not in line]
 
 
 def run_recipe(nodes, tmp_path, robot: str, backend: str, folder: Path) -> dict:

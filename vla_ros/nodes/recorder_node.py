@@ -110,11 +110,13 @@ class RecorderNode(Node):
     # --- callbacks: enqueue only ----------------------------------------------------------------
     def _subscribe(self, topic: str, type_name: str, qos: QoSProfile, frame: bool) -> None:
         self.types[topic] = type_name
+        last = [0]  # the topic's last receive time: a sample the middleware delivers after a later-received one
+        # (a reliable retransmission) is logged at that time, so each topic's log times never go back
 
         def on_message(data: bytes, info: dict) -> None:
-            self.queue.offer(
-                topic, (data, info.get("received_timestamp") or time.time_ns(), info.get("source_timestamp")), frame
-            )
+            received = max(info.get("received_timestamp") or time.time_ns(), last[0])
+            last[0] = received
+            self.queue.offer(topic, (data, received, info.get("source_timestamp")), frame)
 
         self._subs.append(self.create_subscription(_msg_class(type_name), topic, on_message, qos, raw=True))
 
