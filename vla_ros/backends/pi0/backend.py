@@ -19,7 +19,7 @@ import torch
 
 from vla_ros.backends.base import Backend, BackendError, backend_joints, checkpoint_folder, require_cameras
 from vla_ros.backends.blocks.flow import euler_integrate, rtc_guided
-from vla_ros.backends.blocks.rtc import prefix_on_grid
+from vla_ros.backends.blocks.flow_sampling import FlowSampling
 from vla_ros.backends.pi0.checkpoint import build_model, load_checkpoint, load_weights
 from vla_ros.backends.pi0.fast import DeviceImages, FastSampler
 from vla_ros.backends.pi0.modeling import Pi0Model
@@ -36,8 +36,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 LOG = logging.getLogger(__name__)
 
 
-class Pi0Backend(Backend):
+class Pi0Backend(FlowSampling, Backend):
     supports_prefix = True
+    who = "π₀ backend"
 
     def __init__(
         self,
@@ -136,25 +137,6 @@ class Pi0Backend(Backend):
         state = self.processor.state_input(state_vector)
         state = None if state is None else torch.from_numpy(state)[None].to(dev)
         return self.model.prefill(prefix, prefix_valid), state
-
-    def _initial_noise(self, noise: np.ndarray | None) -> torch.Tensor:
-        if noise is None:
-            return torch.randn(self.noise_shape, generator=self.generator, device=self.device)
-        noise = np.asarray(noise, dtype=np.float32)
-        if noise.size != np.prod(self.noise_shape):
-            raise BackendError(
-                f"π₀ noise must have shape {self.noise_shape[1:]} (horizon, padded action dim), got {noise.shape}"
-            )
-        return torch.from_numpy(noise).reshape(self.noise_shape).to(self.device)
-
-    def _guidance_target(self, prefix: PlanPrefix, q: np.ndarray, t0_s: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """The plan on this chunk's point times, in model units (1, H, action_dim), and RTC weights (H,)."""
-        grid = t0_s + self.dt_s * np.arange(1, self.horizon + 1)
-        targets, weights = prefix_on_grid(prefix, grid, self.settings.guidance_overlap)
-        targets = self._select_joints(prefix.joint_names, targets, "plan prefix")
-        actions = self.output.to_model_actions(targets, q, self.output.start_q(q, t0_s, prefix))
-        model_units = self.processor.actions_to_model(actions)
-        return (torch.from_numpy(model_units)[None].to(self.device), torch.from_numpy(weights).float().to(self.device))
 
 
 def load_pi0_backend(

@@ -17,7 +17,7 @@ import torch
 
 from vla_ros.backends.base import Backend, BackendError, backend_joints, checkpoint_folder, require_cameras
 from vla_ros.backends.blocks.flow import euler_integrate, rtc_guided
-from vla_ros.backends.blocks.rtc import prefix_on_grid
+from vla_ros.backends.blocks.flow_sampling import FlowSampling
 from vla_ros.backends.pi0.origin import relative_joints
 from vla_ros.backends.settings import default_cameras, resolve_settings, settings_layers, with_robot_joints
 from vla_ros.backends.smolvla.checkpoint import WEIGHTS, build_model, load_checkpoint, load_weights
@@ -31,8 +31,10 @@ LOG = logging.getLogger(__name__)
 WHO = "SmolVLA backend"
 
 
-class SmolVLABackend(Backend):
+class SmolVLABackend(FlowSampling, Backend):
     supports_prefix = True
+    who = WHO
+    noise_axes = "(chunk_size, max_action_dim)"
 
     def __init__(self, model: SmolVLAModel, processor: SmolVLAProcessor, tokenizer: SmolVLATokenizer, seed: int = 0):
         self.model = model
@@ -102,25 +104,6 @@ class SmolVLABackend(Backend):
             torch.from_numpy(state)[None].to(dev),
         )
         return self.model.prefill(prefix, prefix_valid, starts)
-
-    def _initial_noise(self, noise: np.ndarray | None) -> torch.Tensor:
-        if noise is None:
-            return torch.randn(self.noise_shape, generator=self.generator, device=self.device)
-        noise = np.asarray(noise, dtype=np.float32)
-        if noise.size != np.prod(self.noise_shape):
-            raise BackendError(
-                f"SmolVLA noise must have shape {self.noise_shape[1:]} (chunk_size, max_action_dim), got {noise.shape}"
-            )
-        return torch.from_numpy(noise).reshape(self.noise_shape).to(self.device)
-
-    def _guidance_target(self, prefix: PlanPrefix, q: np.ndarray, t0_s: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """The plan on this chunk's point times, in model units (1, H, max_action_dim), and RTC weights (H,)."""
-        grid = t0_s + self.dt_s * np.arange(1, self.horizon + 1)
-        targets, weights = prefix_on_grid(prefix, grid, self.settings.guidance_overlap)
-        targets = backend_joints(prefix.joint_names, targets, self.joint_names, WHO, "plan prefix")
-        actions = self.output.to_model_actions(targets, q, self.output.start_q(q, t0_s, prefix))
-        model_units = self.processor.actions_to_model(actions)
-        return (torch.from_numpy(model_units)[None].to(self.device), torch.from_numpy(weights).float().to(self.device))
 
 
 def load_smolvla_backend(
