@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vla_ros.remote import add_serve_arguments
+from vla_ros.serving import add_serve_arguments
 
 
 def _log(message: str) -> None:
@@ -73,7 +73,7 @@ def _demo_remote(args, log) -> int:
     from vla_ros.config import load_robot_config
     from vla_ros.demo import run_demo
     from vla_ros.paths import resolve_package_path
-    from vla_ros.remote.local_server import ServedPolicy, write_remote_settings
+    from vla_ros.serving.local_server import ServedPolicy, write_remote_settings
 
     policy = load_robot_config("sim").policy
     run_dir = (args.run_dir or Path("runs") / time.strftime("demo-remote-%Y%m%d-%H%M%S")).resolve()
@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=lambda a: __import__("vla_ros.backends.octo.convert", fromlist=["main"]).main(a))
     p = sub.add_parser("serve", help="serve a backend over openpi's websocket protocol")
     add_serve_arguments(p)
-    p.set_defaults(func=lambda a: __import__("vla_ros.remote.server", fromlist=["serve_main"]).serve_main(a))
+    p.set_defaults(func=lambda a: __import__("vla_ros.serving.server", fromlist=["serve_main"]).serve_main(a))
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # each benchmark has its own options
         return _bench(argv[1:])

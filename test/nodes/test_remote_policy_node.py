@@ -6,7 +6,7 @@ import time
 import numpy as np
 from conftest import log_text, wait_until
 
-from vla_ros.remote.local_server import ServedPolicy, write_remote_settings
+from vla_ros.serving.local_server import ServedPolicy, write_remote_settings
 
 
 def stamp_s(msg) -> float:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vla_ros.remote.local_server import ServedPolicy
+from vla_ros.serving.local_server import ServedPolicy
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import json
 
 from vla_ros.demo import run_demo
 from vla_ros.paths import resolve_package_path
-from vla_ros.remote.local_server import ServedPolicy, write_remote_settings
+from vla_ros.serving.local_server import ServedPolicy, write_remote_settings
 
 
 def test_demo_episode_succeeds_with_the_policy_served_remotely(ros_env, tmp_path):

@@ -18,7 +18,7 @@ from vla_ros.backends.base import load_backend
 from vla_ros.config import load_robot_config
 from vla_ros.remote.client import LinkError, LinkSettings, PolicyLink
 from vla_ros.remote.schema import make_request
-from vla_ros.remote.server import PolicyServer, ServeSettings
+from vla_ros.serving.server import PolicyServer, ServeSettings
 
 TEST_ROOT = Path(__file__).resolve().parents[1]
 ROBOT = robot_body(load_robot_config("sim"))

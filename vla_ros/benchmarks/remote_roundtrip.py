@@ -23,8 +23,8 @@ import numpy as np
 from vla_ros.core.types import Observation
 from vla_ros.paths import resolve_package_path
 from vla_ros.remote.client import LinkSettings, PolicyLink
-from vla_ros.remote.local_server import ServedPolicy
 from vla_ros.remote.schema import make_request
+from vla_ros.serving.local_server import ServedPolicy
 from vla_ros.sim.tabletop import JOINT_NAMES
 
 

@@ -5,8 +5,8 @@ the server sends its metadata (one binary msgpack frame); then, per request, the
 observation map and receives one map with `actions` and `server_timing`. A request the server
 cannot answer gets a text frame with the reason, then the connection is closed (as openpi's server
 does), a message over the size limit included; other connections are not affected. Keys:
-`vla_ros.remote.schema`. `GET /healthz` answers 200. With an API key, a handshake without
-`Authorization: Api-Key <key>` is refused with HTTP 401 before any inference.
+`vla_ros.remote.schema` (parsed by `vla_ros.serving.requests`). `GET /healthz` answers 200. With an
+API key, a handshake without `Authorization: Api-Key <key>` is refused with HTTP 401 before any inference.
 
 Each connection is a session: its own episode state of the backend (`Backend.new_episode_state`: the
 observation history window and the noise generator, seeded with the server's seed as a freshly loaded
@@ -35,8 +35,9 @@ from websockets.server import ServerProtocol
 from vla_ros.backends.base import Backend
 from vla_ros.remote import schema
 from vla_ros.remote.auth import HEADER, key_matches, read_api_key
-from vla_ros.remote.batching import Batcher, batching_mode
 from vla_ros.remote.wire import DEFAULT_MAX_MESSAGE_BYTES, WireError, packb, unpackb
+from vla_ros.serving import requests
+from vla_ros.serving.batching import Batcher, batching_mode
 
 log = logging.getLogger("vla_ros.serve")
 
@@ -99,7 +100,7 @@ class PolicyServer:
     def __init__(self, backend: Backend, backend_name: str, settings: ServeSettings = ServeSettings()):
         self.backend = backend
         self.settings = settings
-        self.metadata = schema.metadata(backend, backend_name, batching_mode(backend), settings.max_batch)
+        self.metadata = requests.metadata(backend, backend_name, batching_mode(backend), settings.max_batch)
         self._metadata_bytes = packb(self.metadata)
         self.batcher = Batcher(backend, settings.max_batch, settings.batch_wait_s, settings.inference_delay_s)
         self.port: int | None = None
@@ -164,7 +165,7 @@ class PolicyServer:
                 return
             try:
                 request = unpackb(message)
-                observation, noise = schema.parse_request(request, self.backend)
+                observation, noise = requests.parse_request(request, self.backend)
                 reset = schema.wants_reset(request)
             except (WireError, schema.RequestError) as exc:
                 await self._refuse(websocket, f"bad request: {exc}", CloseCode.INVALID_DATA)
