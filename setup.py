@@ -7,8 +7,9 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "vla_ros"
-# noop (the ROS path without a model) and fault_injection (the soak's faults) are diagnostic tools, never policies
-BUNDLED_BACKENDS = ("octo", "openvla", "pi0", "smolvla", "openpi_remote", "noop", "fault_injection")
+# noop (the ROS path without a model) and fault_injection (the soak's faults) are diagnostic tools, never policies;
+# sim_expert is the tabletop sim's scripted expert (demonstrations recorded through the nodes)
+BUNDLED_BACKENDS = ("octo", "openvla", "pi0", "smolvla", "openpi_remote", "noop", "fault_injection", "sim_expert")
 
 
 def share_tree(*top_dirs):

@@ -120,7 +120,7 @@ def test_missing_files_and_unknown_backend_are_clear_errors(tmp_path):
         BackendError, match=r"missing \['config.json', 'model.safetensors', 'dataset_statistics.json'\]"
     ):
         load_backend("octo", tmp_path)
-    available = r"\['fault_injection', 'noop', 'octo', 'openpi_remote', 'openvla', 'pi0', 'smolvla'\]"
+    available = r"\['fault_injection', 'noop', 'octo', 'openpi_remote', 'openvla', 'pi0', 'sim_expert', 'smolvla'\]"
     with pytest.raises(BackendError, match=rf"unknown backend 'rt2' \(available: {available}\)"):
         load_backend("rt2", tmp_path)
 

@@ -1,0 +1,65 @@
+"""An expert episode recorded through the real nodes (`vla-ros demo --backend sim_expert --record`): the
+LeRobotDataset read back holds the episode's frames, the expert's chunks and commands, and its task."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import pytest
+
+from vla_ros.demo import demo_environment, run_demo
+from vla_ros.recording.bag import read_bag
+from vla_ros.recording.lerobot import read_dataset
+from vla_ros.sim.tabletop import REACH_TOLERANCE_M, TabletopSim
+
+SEED = 3000  # 'reach the red cube'
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """One expert episode with the recorder (about 10 s); the environment run_demo sets is restored after."""
+    run = tmp_path_factory.mktemp("expert") / "run"
+    domain = 140 + os.getpid() % 40
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in demo_environment(run, domain).items():
+            mp.setenv(key, value)
+        return run_demo(
+            episodes=1, first_seed=SEED, run_dir=run, domain_id=domain, backend="sim_expert", record=True, log=print
+        )
+
+
+def tcp_distance(sim: TabletopSim, q: np.ndarray, colour: str) -> float:
+    """Metres from the tool centre point at joints `q` (7,) to the `colour` cube's touch point."""
+    sim.data.qpos[sim._qpos_idx] = q
+    mujoco.mj_kinematics(sim.model, sim.data)
+    return float(np.linalg.norm(sim.tcp_position() - sim.touch_point(colour)))
+
+
+def test_an_expert_episode_through_the_nodes_gives_its_dataset(recorded):
+    rec = recorded["recording"]
+    assert recorded["success_rate"] == 1.0 and rec["episodes_converted"] == 1 and rec["dropped"] == 0, recorded
+    data = read_dataset(rec["lerobot"])
+    assert data.tasks == ["reach the red cube"] and data.episodes[0]["outcome"] == "success"
+    n = data.episodes[0]["length"]
+    assert n >= 5 and sorted(data.cameras) == ["front", "wrist"]
+    for cam in data.cameras:
+        frames = data.frames(cam, 0)
+        assert frames.shape == (n, 128, 128, 3) and frames.std() > 10  # rendered scenes, not blank
+    (bag,) = sorted(Path(rec["bags"]).iterdir())
+    published = [np.array([p.positions for p in m.message.points]) for m in read_bag(bag, ["/action_chunk"])]
+    assert published and all(c.shape == (8, 7) for c in published)  # the expert's horizon and joints
+    for row, length in zip(data.columns["action.chunk"], data.columns["action.chunk_length"]):
+        if length:  # each frame's chunk is one the expert published
+            assert any(np.allclose(row, c.astype(np.float32)) for c in published)
+    assert data.columns["action.chunk_length"].max() == 8
+    commands = np.array([m.message.data for m in read_bag(bag, ["/commands"])], np.float32)
+    for row in data.columns["action"]:
+        assert np.any(np.all(commands == row, axis=1))
+    sim = TabletopSim()
+    sim.reset(SEED)
+    state = data.columns["observation.state"].astype(float)
+    start, end = tcp_distance(sim, state[0], "red"), tcp_distance(sim, data.columns["action"][-1].astype(float), "red")
+    assert start > 0.1 and end < REACH_TOLERANCE_M + 0.01, (start, end)  # the commands went to the red cube
