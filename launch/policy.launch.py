@@ -1,13 +1,15 @@
 """ros2 launch vla_ros policy.launch.py robot:=sim [backend:=octo] [model_path:=...] [device:=cuda:0]
                                         [use_sim:=true] [autostart:=true] [respawn:=false]
-                                        [dds_profile:=shm|none|/path.xml]
+                                        [dds_profile:=shm|shm_loopback|none|/path.xml]
 
 Starts the nodes that `vla_ros.launch_description` lists for the robot's config
 (`config/robots/<robot>.yaml`): the chunk executor and the policy node (managed lifecycle nodes),
 the lifecycle manager that configures and activates them (`autostart`), and, for the simulated
-robot, the MuJoCo sim. The nodes get the Fast DDS profile `dds_profile` names (default: the
-package's shared-memory profile, unless FASTDDS_DEFAULT_PROFILES_FILE is already set). The
-pip-only bring-up (`python -m vla_ros.bringup`) starts the same list.
+robot, the MuJoCo sim. The nodes get the Fast DDS profile `dds_profile` names (default `shm`:
+shared memory on this host and UDP on every interface, so other hosts are reached as
+ROS_AUTOMATIC_DISCOVERY_RANGE / ROS_STATIC_PEERS allow, unless FASTDDS_DEFAULT_PROFILES_FILE is
+already set; `shm_loopback`: UDP on 127.0.0.1 only). The pip-only bring-up
+(`python -m vla_ros.bringup`) starts the same list.
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction

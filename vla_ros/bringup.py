@@ -2,7 +2,7 @@
 
     python -m vla_ros.bringup robot:=sim [backend:=octo] [model_path:=...] [device:=...]
                               [use_sim:=true] [autostart:=true] [respawn:=false]
-                              [dds_profile:=shm|none|/path.xml]
+                              [dds_profile:=shm|shm_loopback|none|/path.xml]
 
 Same node list, parameters and remaps as the launch file (both come from
 `vla_ros.launch_description`), the lifecycle manager included: it configures and activates the

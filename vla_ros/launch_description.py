@@ -64,8 +64,10 @@ LAUNCH_ARGUMENTS = {
     "autostart": ("true", "the lifecycle manager configures and activates the nodes at start-up"),
     "dds_profile": (
         "shm",
-        "Fast DDS profile of the nodes: shm (the package's config/fastdds_shm.xml: shared memory on this host, UDP on "
-        "loopback), none, or a path to an XML file; with shm, a FASTDDS_DEFAULT_PROFILES_FILE already set wins",
+        "Fast DDS profile of the nodes: shm (config/fastdds_shm.xml: shared memory on this host, UDP on every "
+        "interface, discovery as ROS_AUTOMATIC_DISCOVERY_RANGE / ROS_STATIC_PEERS say), shm_loopback "
+        "(config/fastdds_shm_loopback.xml: UDP on 127.0.0.1 only, other hosts not reached), none, or a path to an "
+        "XML file; with shm, a FASTDDS_DEFAULT_PROFILES_FILE already set wins",
     ),
     "respawn": (
         "false",
@@ -88,28 +90,37 @@ LAUNCH_ARGUMENTS = {
 }
 
 DDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
-SHM_PROFILE = "config/fastdds_shm.xml"
+# the `dds_profile` names of the package's Fast DDS profiles; the first is the default
+DDS_PROFILES = {
+    "shm": "config/fastdds_shm.xml",  # shared memory + UDP on every interface
+    "shm_loopback": "config/fastdds_shm_loopback.xml",  # shared memory + UDP on 127.0.0.1 only
+}
 
 
 def dds_environment(profile: str = "shm", environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment variables that give the nodes the Fast DDS profile named by the `dds_profile` argument.
 
-    'shm': the package's shared-memory profile, unless `environ` (default os.environ) already sets
-    FASTDDS_DEFAULT_PROFILES_FILE (the user's own profile wins); 'none' or '': nothing; any other
-    value: that XML file (it must exist). Only rmw_fastrtps_cpp reads the variable.
+    'shm' (the default): the package's profile with UDP on every interface, unless `environ` (default
+    os.environ) already sets FASTDDS_DEFAULT_PROFILES_FILE (the user's own profile wins);
+    'shm_loopback': the package's loopback-only profile (asked for by name: it wins over the variable);
+    'none' or '': nothing; any other value: that XML file (it must exist). Only rmw_fastrtps_cpp reads
+    the variable.
     """
     environ = os.environ if environ is None else environ
     choice = profile.strip()
     if choice.lower() in ("", "none"):
         return {}
-    if choice.lower() == "shm":
-        if environ.get(DDS_PROFILE_VARIABLE):
-            return {}
-        path = resolve_package_path(SHM_PROFILE)
+    if choice.lower() == "shm" and environ.get(DDS_PROFILE_VARIABLE):
+        return {}
+    if choice.lower() in DDS_PROFILES:
+        path = resolve_package_path(DDS_PROFILES[choice.lower()])
     else:
         path = Path(choice).expanduser().resolve()
     if not path.is_file():
-        raise ValueError(f"launch argument dds_profile:={profile!r}: no Fast DDS profile at {path}")
+        raise ValueError(
+            f"launch argument dds_profile:={profile!r}: no Fast DDS profile at {path} "
+            f"(or name one of {[*DDS_PROFILES, 'none']})"
+        )
     return {DDS_PROFILE_VARIABLE: str(path)}
 
 
