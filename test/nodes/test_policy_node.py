@@ -66,7 +66,7 @@ def test_a_camera_silent_while_active_is_reported_with_its_publishers(nodes):
     publishers its subscription is matched with, counted; inference resumes once the camera is back."""
     from faults import diagnostics
 
-    from vla_ros.nodes.policy_node import CAMERA_SILENT_S
+    from vla_ros.nodes.policy_cameras import CAMERA_SILENT_S
 
     bringup, peer, _ = nodes()
     peer.start_robot()

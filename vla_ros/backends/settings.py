@@ -44,8 +44,11 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     return raw
 
 
-def parse_overrides(text: str, where: str = "parameter backend_settings") -> dict[str, Any]:
-    """The `backend_settings` parameter: a YAML/JSON mapping as text ('' = none)."""
+def parse_overrides(
+    text: str, where: str = "parameter backend_settings", example: str = "{steps: 5, dtype: bfloat16}"
+) -> dict[str, Any]:
+    """A parameter holding a YAML/JSON mapping as text ('' = none), e.g. `backend_settings`; SettingsError naming
+    `where` and showing `example` if it is not one."""
     if not text.strip():
         return {}
     try:
@@ -53,7 +56,7 @@ def parse_overrides(text: str, where: str = "parameter backend_settings") -> dic
     except yaml.YAMLError as exc:
         raise SettingsError(f"{where}: not a YAML mapping ({exc})") from exc
     if not isinstance(raw, dict):
-        raise SettingsError(f"{where}: must be a mapping such as '{{steps: 5, dtype: bfloat16}}', got {text!r}")
+        raise SettingsError(f"{where}: must be a mapping such as '{example}', got {text!r}")
     return raw
 
 

@@ -13,11 +13,8 @@ Topics: each camera topic (Image, or CompressedImage for `.../compressed`), `joi
 `action_chunk` (trajectory_msgs/JointTrajectory, header.stamp = the observation's stamp) and
 `/diagnostics` out. Services (Trigger): `~/reset` clears the observation buffer, the backend's episode
 state and the task; `~/clear_task` clears the task alone.
-Tasks survive a restart (core/task_memory.py, nodes/supervision.py): every change of the task is published
-on `~/instruction_state` (transient local); the lifecycle manager keeps it and hands it back on
-`~/instruction_held` to the next process of this node, which resumes it from its own, fresh, observations
-(`resume_after_restart`; false: it holds until a new instruction); a cleared task stays cleared.
-`~/heartbeat` says the node still answers (the lifecycle manager restarts one that stops).
+The task survives a restart of the process (nodes/policy_task.py); `~/heartbeat` says the node still
+answers (the lifecycle manager restarts one that stops). Cameras: nodes/policy_cameras.py.
 Model actions become joint targets through the checkpoint's action space on this robot
 (backends/action_output.py; parameters urdf_path, end_effector_link, base_link, gripper_joint,
 action_space); a chunk cut short (a non-finite value, an unreachable pose) is published up to the
@@ -36,13 +33,11 @@ import sys
 import threading
 import time
 
-import yaml
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image, JointState
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -51,14 +46,14 @@ from vla_ros.backends.action_output import RobotBody
 from vla_ros.backends.base import BackendError
 from vla_ros.backends.settings import SettingsError, parse_overrides
 from vla_ros.core.allocator import keep_freed_memory
-from vla_ros.core.images import ImageFormatError
 from vla_ros.core.observation import ObservationError
-from vla_ros.core.task_memory import CLEARED, NOT_RESUMED, RESUMED, SET, STARTED, TaskRestore, TaskState
 from vla_ros.core.types import ActionChunk
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare
+from vla_ros.nodes.policy_cameras import PolicyCameras
+from vla_ros.nodes.policy_task import PolicyTask
 from vla_ros.nodes.runner import destroy_entities, run_node
-from vla_ros.nodes.supervision import LATCHED_QOS, Heartbeat, process_token, task_state_from_msg, task_state_msg
+from vla_ros.nodes.supervision import Heartbeat, process_token
 from vla_ros.nodes.throttle import ThrottledLog
 from vla_ros.params import POLICY
 from vla_ros.paths import resolve_package_path
@@ -66,46 +61,37 @@ from vla_ros.policy_core import PolicyCore
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 CONFIGURE_ERRORS = (BackendError, SettingsError, ValueError, FileNotFoundError, OSError)
-CAMERA_SILENT_S = 5.0  # seconds active without a usable frame from a camera before it is reported (and again)
 
 
 class PolicyNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("vla_policy", **kwargs)
         self.p = declare(self, POLICY)
-        self.cameras, self.topics = tuple(self.p["camera_names"]), tuple(self.p["camera_topics"])
+        cameras, topics = tuple(self.p["camera_names"]), tuple(self.p["camera_topics"])
         joints = tuple(j for j in self.p["joint_names"] if j)
-        if len(self.cameras) != len(self.topics) or not self.cameras:
+        if len(cameras) != len(topics) or not cameras:
             raise ValueError(
-                f"camera_names {list(self.cameras)} and camera_topics {list(self.topics)} must be non-empty and the "
-                "same length"
+                f"camera_names {list(cameras)} and camera_topics {list(topics)} must be non-empty and the same length"
             )
         if not joints:
             raise ValueError("parameter joint_names is empty: set it from the robot config")
         self.log = ThrottledLog(self.get_logger())
         self.core = PolicyCore(
-            self.cameras, joints, self._param, self._now_s, self.log, schedule_margin_s=self.p["schedule_margin_s"]
+            cameras, joints, self._param, self._now_s, self.log, schedule_margin_s=self.p["schedule_margin_s"]
         )
+        self.cameras = PolicyCameras(self, self.core, topics, self.log, lambda: self._worker is not None)
         self._io: list = []  # subscriptions, publishers and timers made at configure
         self._worker: threading.Thread | None = None
-        self._camera_subs: dict = {}  # camera -> its image subscription (made at configure)
         self._stop = threading.Event()
         self._chunk_writer = conversions.ChunkMessageWriter()
         self.chunk_pub = None
-        self.process = process_token()
-        self.restore = TaskRestore(self.process, lambda: self._param("resume_after_restart"))
-        self._internal_change = False  # the node itself sets `instruction` (a restored or cleared task)
+        process = process_token()
+        self.task = PolicyTask(self, process, self.core.instruction_problem, self._apply_instruction)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_service(Trigger, "~/reset", self._srv_reset)
-        self.create_service(Trigger, "~/clear_task", self._srv_clear_task)
-        self.task_pub = self.create_publisher(DiagnosticStatus, "~/instruction_state", LATCHED_QOS)
-        self.create_subscription(DiagnosticStatus, "~/instruction_held", self._on_held_task, LATCHED_QOS)
-        self.heartbeat = Heartbeat(self, self.process)
+        self.heartbeat = Heartbeat(self, process)
         if self.p["instruction"]:
-            reason = self.core.instruction_problem(self.p["instruction"])
-            if reason:
-                raise ValueError(f"parameter instruction: {reason}")
-            self._accept_instruction(self.p["instruction"])
+            self.task.start_with(self.p["instruction"])
         self.get_logger().info(
             "unconfigured: waiting for the configure transition (the lifecycle manager sends it when autostart is on)"
         )
@@ -146,8 +132,7 @@ class PolicyNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.restore.start_fresh():  # no predecessor's task state came: a first start
-            self._publish_task(STARTED)
+        self.task.on_activate()
         self.core.forget_plan()  # a plan from before activation is not the plan this run continues
         self.core.watch_cameras_from_now()
         self._stop.clear()
@@ -180,30 +165,21 @@ class PolicyNode(LifecycleNode):
 
     def _robot_body(self) -> RobotBody:
         """The robot side of the action space, from the parameters (ValueError naming a bad one)."""
-        text = self._param("action_space")
-        try:
-            block = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            raise ValueError(f"parameter action_space: not a YAML mapping ({exc})") from exc
-        if block is not None and not isinstance(block, dict):
-            raise ValueError(
-                f"parameter action_space: must be a mapping such as '{{preset: bridge_ee_delta}}', got {text!r}"
-            )
+        block = parse_overrides(self._param("action_space"), "parameter action_space", "{preset: bridge_ee_delta}")
         urdf = self._param("urdf_path")
         return RobotBody(
             joint_names=self.core.joints,
-            camera_names=tuple(self.cameras),
+            camera_names=self.core.cameras,
             urdf=str(resolve_package_path(urdf)) if urdf else "",
             ee_link=self._param("end_effector_link"),
             base_link=self._param("base_link"),
             gripper_joint=self._param("gripper_joint"),
-            action_space=block,
+            action_space=block or None,
             source="policy_node parameters",
         )
 
     def _make_io(self) -> None:
-        self._camera_subs = {cam: self._subscribe_camera(cam, topic) for cam, topic in zip(self.cameras, self.topics)}
-        self._io.append(self.create_timer(1.0, self._watch_cameras))
+        self._io += self.cameras.subscribe()
         self._io.append(self.create_subscription(JointState, "joint_states", self._on_joint_state, 10))
         self._io.append(self.create_subscription(String, "instruction", self._on_instruction_topic, 10))
         if self.p["use_plan_prefix"]:  # RTC guidance, and where cumulative deltas start
@@ -213,33 +189,10 @@ class PolicyNode(LifecycleNode):
         self._io += [self.diag_pub, self.create_timer(1.0, self._publish_diagnostics)]
         self.core.reset_stats()
 
-    def _subscribe_camera(self, camera: str, topic: str):
-        if topic.endswith("/compressed"):
-            msg_type, convert = CompressedImage, conversions.compressed_msg_to_rgb
-        else:
-            msg_type, convert = Image, conversions.image_msg_to_rgb
-        return self.create_subscription(
-            msg_type, topic, lambda m, c=camera: self._on_image(c, m, convert), qos_profile_sensor_data
-        )
-
-    def _watch_cameras(self) -> None:
-        """While active: report each camera silent for CAMERA_SILENT_S (again every CAMERA_SILENT_S while it lasts)
-        with the publishers its subscription is matched with and those in the ROS graph: none means the camera
-        (or discovery) is gone; some means they send nothing this node receives."""
-        for cam, silent_s in self.core.silent_cameras(self._worker is not None, CAMERA_SILENT_S):
-            topic = self.topics[self.cameras.index(cam)]
-            self.get_logger().warning(
-                f"camera '{cam}': no usable frame on '{topic}' for {silent_s:.1f} s while active (subscription "
-                f"matched with {self._camera_subs[cam].get_publisher_count()} publisher(s), "
-                f"{self.count_publishers(topic)} in the ROS graph; camera_silences: "
-                f"{self.core.counters.faults['camera_silences']})"
-            )
-
     def _release(self) -> None:
         """Stop inferring, drop the I/O made at configure and free the model."""
         self._stop_worker()
-        destroy_entities(self, self._io + list(self._camera_subs.values()))
-        self._camera_subs = {}
+        destroy_entities(self, self._io)
         if self.chunk_pub is not None:
             self.destroy_lifecycle_publisher(self.chunk_pub)
             self.chunk_pub = None
@@ -252,21 +205,6 @@ class PolicyNode(LifecycleNode):
             self._worker = None
 
     # --- inputs --------------------------------------------------------------------------
-    def _on_image(self, camera: str, msg, convert) -> None:
-        received_s, received = self._now_s(), time.perf_counter()
-        try:
-            rgb = convert(msg)
-        except ImageFormatError as exc:
-            fmt = msg.encoding if hasattr(msg, "encoding") else msg.format
-            self.log.error(f"dropping frame from camera '{camera}': {exc}", key=f"image:{camera}:{fmt}:{len(msg.data)}")
-            return
-        if not self.core.add_image(camera, conversions.stamp_to_s(msg.header.stamp), rgb, received_s, received):
-            self.log.error(
-                f"dropping frame from camera '{camera}': stamped no later than the frame held (out of order or a "
-                "duplicated stamp)",
-                key=f"order:{camera}",
-            )
-
     def _on_joint_state(self, msg: JointState) -> None:
         try:
             stamp_s = conversions.stamp_to_s(msg.header.stamp)
@@ -289,15 +227,9 @@ class PolicyNode(LifecycleNode):
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
             if param.name == "instruction" and param.type_ == Parameter.Type.STRING:
-                if self._internal_change:  # a restored or cleared task: decided and published by the caller
-                    self.core.instruction = param.value
-                    continue
-                reason = self.core.instruction_problem(param.value)
+                reason = self.task.on_parameter(param.value)
                 if reason:
                     return SetParametersResult(successful=False, reason=reason)
-                self._accept_instruction(param.value)
-                self.restore.operator_changed()
-                self._publish_task(SET)
             elif param.name == "backend_settings" and param.type_ == Parameter.Type.STRING:
                 try:
                     parse_overrides(param.value)
@@ -305,76 +237,22 @@ class PolicyNode(LifecycleNode):
                     return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
-    def _accept_instruction(self, text: str) -> None:
+    def _apply_instruction(self, text: str) -> None:
         self.core.instruction = text
-        self.get_logger().info(f"instruction: '{text}'")
 
     def _on_instruction_topic(self, msg: String) -> None:
         result = self.set_parameters([Parameter("instruction", Parameter.Type.STRING, msg.data)])[0]
         if not result.successful:
             self.get_logger().error(f"instruction topic: rejected: {result.reason}")
 
-    # --- the task across restarts ----------------------------------------------------------
-    def _set_task(self, text: str) -> None:
-        """Set the task (and the `instruction` parameter) as the node decided it: '' = none."""
-        self._internal_change = True
-        try:
-            self.set_parameters([Parameter("instruction", Parameter.Type.STRING, text)])
-        finally:
-            self._internal_change = False
-
-    def _publish_task(self, event: str) -> None:
-        state = TaskState(self.core.instruction, self.process, event, self.restore.restarts)
-        self.task_pub.publish(task_state_msg(self.get_name(), state))
-
-    def _on_held_task(self, msg: DiagnosticStatus) -> None:
-        """The task state the lifecycle manager kept from this node's previous process (or this one's own)."""
-        held = task_state_from_msg(msg)
-        if held is None:
-            self.get_logger().error(f"ignoring a held task state without its keys: {msg}")
-            return
-        settled_before = self.restore.settled
-        text = self.restore.on_predecessor(held)
-        if text is None:
-            if held.process != self.process and settled_before:
-                self.get_logger().warning(
-                    f"the task state of a previous process ('{held.instruction}') came after this one had its own task "
-                    f"('{self.core.instruction}'): kept its own"
-                )
-            return
-        self._set_task(text)
-        self._publish_task(RESUMED if text else (NOT_RESUMED if held.instruction else CLEARED))
-        self.get_logger().warning(
-            f"{self.restore.outcome} (restarts seen: {self.restore.restarts})"
-            + (
-                "; its first chunks come from observations taken from now on"
-                if text
-                else "; waiting for an instruction"
-            )
-        )
-
-    def _clear_task(self) -> str:
-        was = self.core.instruction
-        self._set_task("")
-        self.restore.operator_changed()
-        self._publish_task(CLEARED)
-        self.get_logger().info(f"task cleared (was '{was}'): no chunks until a new instruction")
-        return was
-
     # --- services ------------------------------------------------------------------------
     def _srv_reset(self, _req, res):
         self.core.reset()
-        was = self._clear_task()
+        was = self.task.clear()
         res.success = True
         res.message = (
             f"observation buffer, backend episode state and the task ('{was}') cleared: set an instruction to go on"
         )
-        return res
-
-    def _srv_clear_task(self, _req, res):
-        was = self._clear_task()
-        res.success = True
-        res.message = f"task cleared (was '{was}'): no chunks until a new instruction; a restart keeps it cleared"
         return res
 
     # --- outputs -------------------------------------------------------------------------
@@ -388,11 +266,7 @@ class PolicyNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         values = self.core.diagnostics()
-        values.update(
-            restarts_seen=self.restore.restarts,
-            task_after_restart=self.restore.outcome,
-            resume_after_restart=self._param("resume_after_restart"),
-        )
+        values.update(self.task.diagnostics())
         state = "active" if self._worker is not None else "inactive"
         ok = values.get("link_state", "connected") == "connected"
         self.diag_pub.publish(
