@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import yaml
 
-from vla_ros.demo import demo_environment, run_demo
 from vla_ros.recording.bag import read_bag
 from vla_ros.recording.episode import EPISODE_MARKER_TOPIC, RecordingTopics, decode_frame
 from vla_ros.recording.lerobot import read_dataset
@@ -20,19 +19,9 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dataset"
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """One demo episode with the recorder and the rerun node (about 15 s); the environment run_demo sets is
-    restored after."""
-    import os
-
-    run = tmp_path_factory.mktemp("rec") / "run"
-    domain = 180 + os.getpid() % 40
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in demo_environment(run, domain).items():
-            mp.setenv(key, value)
-        return run_demo(
-            episodes=1, first_seed=2000, run_dir=run, domain_id=domain, record=True, viz=True, log=lambda *_: None
-        )
+def recorded(demo_run):
+    """One demo episode with the recorder and the rerun node (about 15 s)."""
+    return demo_run(180, episodes=1, first_seed=2000, record=True, viz=True)
 
 
 def test_the_bag_holds_every_topic_with_monotonic_stamps(recorded):

@@ -3,14 +3,12 @@ LeRobotDataset read back holds the episode's frames, the expert's chunks and com
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import mujoco
 import numpy as np
 import pytest
 
-from vla_ros.demo import demo_environment, run_demo
 from vla_ros.recording.bag import read_bag
 from vla_ros.recording.lerobot import read_dataset
 from vla_ros.sim.tabletop import REACH_TOLERANCE_M, TabletopSim
@@ -19,16 +17,9 @@ SEED = 3000  # 'reach the red cube'
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """One expert episode with the recorder (about 10 s); the environment run_demo sets is restored after."""
-    run = tmp_path_factory.mktemp("expert") / "run"
-    domain = 140 + os.getpid() % 40
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in demo_environment(run, domain).items():
-            mp.setenv(key, value)
-        return run_demo(
-            episodes=1, first_seed=SEED, run_dir=run, domain_id=domain, backend="sim_expert", record=True, log=print
-        )
+def recorded(demo_run):
+    """One expert episode with the recorder (about 10 s)."""
+    return demo_run(140, episodes=1, first_seed=SEED, backend="sim_expert", record=True)
 
 
 def tcp_distance(sim: TabletopSim, q: np.ndarray, colour: str) -> float:
