@@ -3,11 +3,9 @@ sim_robot node running it over DDS."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import pytest
+from harness import wait_until
 
 from vla_ros.config import load_robot_config
 from vla_ros.core.kinematics import UrdfKinematics
@@ -102,20 +100,9 @@ def test_mimic_joints_follow_and_start_pose_and_capsule_fallback():
 # --- the sim_robot node over DDS ----------------------------------------------------------
 
 
-def _wait(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
-def test_sim_node_runs_the_so101_from_its_robot_config(ros_env, tmp_path):
+def test_sim_node_runs_the_so101_from_its_robot_config(ros_env, ros_node, tmp_path):
     """Started as the bring-up starts it (use_sim for a non-sim robot config): joint_states with the
     so101 joint names on the config's topic, both camera topics, and it follows `commands`."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import Float64MultiArray, String
@@ -128,33 +115,27 @@ def test_sim_node_runs_the_so101_from_its_robot_config(ros_env, tmp_path):
     specs = [s for s in node_specs("so101", use_sim=True, overrides=overrides) if s.name == "vla_sim_robot"]
     assert specs[0].parameters["robot_config"] == cfg.source
     bringup = Bringup(specs, log_dir=tmp_path / "logs", env=ros_env)
-    rclpy.init(args=[])
-    node = rclpy.create_node("test_urdf_sim_peer")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     states: list = []
     images: dict[str, list] = {c.name: [] for c in cfg.cameras}
     outcomes: list = []
-    node.create_subscription(JointState, cfg.topics["joint_states"], states.append, 10)
+    ros_node.create_subscription(JointState, cfg.topics["joint_states"], states.append, 10)
     for cam in cfg.cameras:
-        node.create_subscription(Image, cam.topic, images[cam.name].append, qos_profile_sensor_data)
+        ros_node.create_subscription(Image, cam.topic, images[cam.name].append, qos_profile_sensor_data)
     from rclpy.qos import DurabilityPolicy, QoSProfile
 
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    node.create_subscription(String, "/vla_sim_robot/outcome", outcomes.append, latched)
-    commands = node.create_publisher(Float64MultiArray, cfg.topics["commands"], 10)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
+    ros_node.create_subscription(String, "/vla_sim_robot/outcome", outcomes.append, latched)
+    commands = ros_node.create_publisher(Float64MultiArray, cfg.topics["commands"], 10)
     bringup.start()
     try:
-        assert _wait(lambda: states and all(images.values()), 30.0), (
+        assert wait_until(lambda: states and all(images.values()), 30.0), (
             f"no joint_states/images within 30 s (states {len(states)}, images "
             f"{ {k: len(v) for k, v in images.items()} }, node exited: {bringup.dead()})"
         )
         assert tuple(states[-1].name) == cfg.joint_names
         for frames in images.values():
             assert (frames[-1].height, frames[-1].width, frames[-1].encoding) == (32, 40, "rgb8")
-        assert _wait(lambda: outcomes, 5.0) and outcomes[-1].data == "none"
+        assert wait_until(lambda: outcomes, 5.0) and outcomes[-1].data == "none"
         start = np.array(states[-1].position)
         target = start + np.array([0.3, -0.2, 0.2, -0.2, 0.3, 0.2])
 
@@ -162,9 +143,6 @@ def test_sim_node_runs_the_so101_from_its_robot_config(ros_env, tmp_path):
             commands.publish(Float64MultiArray(data=target.tolist()))
             return bool(np.abs(np.array(states[-1].position) - target).max() < 1e-3)
 
-        assert _wait(reached, 10.0), f"joint_states {list(states[-1].position)} did not reach {list(target)}"
+        assert wait_until(reached, 10.0), f"joint_states {list(states[-1].position)} did not reach {list(target)}"
     finally:
         bringup.stop()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()

@@ -3,11 +3,9 @@ chunk executor and lifecycle manager as processes over DDS, guided blending."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import pytest
+from harness import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -21,19 +19,8 @@ def so101_smolvla(tmp_path_factory):
     return make_tiny_checkpoint(folder, robot.joint_names, cameras, horizon=8, dt_s=0.1, home=robot.home)
 
 
-def _wait(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
-def test_a_tiny_smolvla_drives_the_so101_sim_through_the_real_nodes(ros_env, so101_smolvla, tmp_path):
-    import rclpy
+def test_a_tiny_smolvla_drives_the_so101_sim_through_the_real_nodes(ros_env, ros_node, so101_smolvla, tmp_path):
     from diagnostic_msgs.msg import DiagnosticStatus
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
     from trajectory_msgs.msg import JointTrajectory
 
@@ -49,18 +36,13 @@ def test_a_tiny_smolvla_drives_the_so101_sim_through_the_real_nodes(ros_env, so1
     }
     specs = node_specs("so101", backend="smolvla", model_path=str(so101_smolvla), use_sim=True, overrides=overrides)
     bringup = Bringup(specs, log_dir=tmp_path / "logs", env=ros_env)
-    rclpy.init(args=[])
-    node = rclpy.create_node("test_smolvla_peer")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     chunks, statuses, states = [], [], []
-    node.create_subscription(JointTrajectory, "action_chunk", chunks.append, 50)
-    node.create_subscription(DiagnosticStatus, "/vla_chunk_executor/status", statuses.append, 50)
-    node.create_subscription(JointState, cfg.topics["joint_states"], states.append, 10)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    ros_node.create_subscription(JointTrajectory, "action_chunk", chunks.append, 50)
+    ros_node.create_subscription(DiagnosticStatus, "/vla_chunk_executor/status", statuses.append, 50)
+    ros_node.create_subscription(JointState, cfg.topics["joint_states"], states.append, 10)
     bringup.start()
     try:
-        ok = _wait(lambda: len(chunks) > 3 and any(s.message == "tracking" for s in statuses), 90.0)
+        ok = wait_until(lambda: len(chunks) > 3 and any(s.message == "tracking" for s in statuses), 90.0)
         log = (
             (tmp_path / "logs" / "vla_policy.log").read_text()
             if (tmp_path / "logs" / "vla_policy.log").exists()
@@ -73,9 +55,6 @@ def test_a_tiny_smolvla_drives_the_so101_sim_through_the_real_nodes(ros_env, so1
         assert np.isfinite(points).all() and np.abs(points - np.array(cfg.home)).max() < 0.5  # around home (stats)
         assert "smolvla" in log.lower() and bringup.dead() == {}
         start = np.array(states[0].position)
-        assert _wait(lambda: np.abs(np.array(states[-1].position) - start).max() > 1e-3, 10.0)  # the arm moves
+        assert wait_until(lambda: np.abs(np.array(states[-1].position) - start).max() > 1e-3, 10.0)  # the arm moves
     finally:
         bringup.stop()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
