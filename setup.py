@@ -7,9 +7,10 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "vla_ros"
-# noop (the ROS path without a model) and fault_injection (the soak's faults) are diagnostic tools, never policies;
-# sim_expert is the tabletop sim's scripted expert (demonstrations recorded through the nodes)
-BUNDLED_BACKENDS = ("octo", "openvla", "pi0", "smolvla", "openpi_remote", "noop", "fault_injection", "sim_expert")
+# sim_expert is the tabletop sim's scripted expert (demonstrations recorded through the nodes). The diagnostic
+# backends are not registered: the pipeline benchmark names `noop` by module path (vla_ros.backends.noop:BACKEND),
+# the test suite registers `noop` and its `fault_injection` itself (test/plugins/diagnostic)
+BUNDLED_BACKENDS = ("octo", "openvla", "pi0", "smolvla", "openpi_remote", "sim_expert")
 
 
 def share_tree(*top_dirs):

@@ -1,5 +1,5 @@
 """The reference tables of docs/configuration.md, generated from the schemas: every node's ROS parameters
-(vla_ros/params.py) and every registered backend's settings (its settings class). `vla-ros params` prints
+(vla_ros/params.py) and the settings of every backend vla_ros registers (its settings class). `vla-ros params` prints
 them; `vla-ros params --write` replaces them in the docs (a test keeps the docs current)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from vla_ros.params import EXECUTOR, MANAGER, POLICY, SIM
 from vla_ros.paths import PACKAGE_ROOT
 from vla_ros.recording.params import RECORDER
-from vla_ros.registry import available_backends, settings_class
+from vla_ros.registry import bundled_backends, settings_class
 from vla_ros.viz.params import RERUN
 
 DOC = PACKAGE_ROOT / "docs" / "configuration.md"
@@ -20,17 +20,14 @@ NODES = (
     ("recorder (vla_recorder)", RECORDER),
     ("rerun_viz (vla_rerun)", RERUN),
 )
-DIAGNOSTIC_BACKENDS = ("noop", "fault_injection")  # tools, not policies: documented with the benchmarks and the soak
 
 
 def tables() -> str:
-    """Markdown: one table per node's parameters, then one per registered backend's settings."""
+    """Markdown: one table per node's parameters, then one per bundled backend's settings."""
     parts = ["### Node parameters"]
     parts += [f"#### {title}\n\n{schema.markdown()}" for title, schema in NODES]
     parts.append("### Backend settings")
-    for name in available_backends():
-        if name not in DIAGNOSTIC_BACKENDS:
-            parts.append(f"#### `{name}`\n\n{settings_class(name).markdown()}")
+    parts += [f"#### `{name}`\n\n{settings_class(name).markdown()}" for name in bundled_backends()]
     return "\n\n".join(parts)
 
 

@@ -46,18 +46,31 @@ def available_backends() -> list[str]:
     return sorted(registered())
 
 
+def bundled_backends() -> list[str]:
+    """The backends vla_ros itself registers (not those of other installed packages)."""
+    return sorted(
+        n for n, ep in registered().items() if ep.dist and ep.dist.name.replace("-", "_").lower() == "vla_ros"
+    )
+
+
 def backend_spec(name: str) -> BackendSpec:
-    """The BackendSpec registered as `name`; RegistryError naming the registered ones otherwise."""
+    """The BackendSpec registered as `name`, or, for a name "module:attribute", the one it names (a backend that
+    is not registered: one under development, the pipeline benchmark's `vla_ros.backends.noop:BACKEND`);
+    RegistryError naming the registered ones otherwise."""
     eps = registered()
-    if name not in eps:
+    if ":" in name:
+        where, load = name, lambda: resolve(name)
+    elif name in eps:
+        where, load = f"entry point {eps[name].value}", eps[name].load
+    else:
         hint = "" if eps else f" (no backend is registered under '{ENTRY_POINT_GROUP}': is vla_ros installed?)"
         raise RegistryError(f"unknown backend '{name}' (available: {sorted(eps)}){hint}")
     try:
-        spec = eps[name].load()
-    except Exception as exc:  # noqa: BLE001 - a plug-in's import error, reported with its entry point
-        raise RegistryError(f"backend '{name}': cannot load its entry point {eps[name].value}: {exc}") from exc
+        spec = load()
+    except Exception as exc:  # noqa: BLE001 - a plug-in's import error, reported with where it is
+        raise RegistryError(f"backend '{name}': cannot load {where}: {exc}") from exc
     if not isinstance(spec, BackendSpec):
-        raise RegistryError(f"backend '{name}': entry point {eps[name].value} is not a BackendSpec, got {spec!r}")
+        raise RegistryError(f"backend '{name}': {where} is not a BackendSpec, got {spec!r}")
     return spec
 
 

@@ -1,4 +1,4 @@
-"""Backends are plug-ins: a package outside vla_ros (test/plugins) registers one by entry point, and the
+"""Backends are plug-ins: a package outside vla_ros (test/plugins/echo) registers one by entry point, and the
 policy node loads it by name over DDS with no edit to vla_ros."""
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import log_text, wait_until
 
-PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins" / "echo"
 
 
 def test_the_bundled_backends_are_registered_by_entry_point_and_a_plugin_joins_them(monkeypatch):

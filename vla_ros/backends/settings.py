@@ -349,22 +349,26 @@ class SettingsBase:
 
 def _field_comments(cls) -> dict[str, str]:
     """Field name -> its comments in the class source (the settings' docs): the comment lines just above the
-    field, then the one after it on its line."""
+    field, then the one after it on its line, continued by the comment lines right below that line."""
     import inspect
     import re
 
     comments: dict[str, str] = {}
     above: list[str] = []
+    continued = None  # the field whose comment the comment lines right below continue
     for line in inspect.getsource(cls).splitlines():
         comment_line = re.match(r"^    #\s*(.*)$", line)
         field_line = re.match(r"^    (\w+): [^#]*?(?:#\s*(.*))?$", line)
-        if comment_line:
+        if comment_line and continued:
+            comments[continued] += " " + comment_line.group(1)
+        elif comment_line:
             above.append(comment_line.group(1))
         elif field_line and not line.strip().startswith(("def ", "@", "KEY_GROUPS", "_")):
-            comments[field_line.group(1)] = " ".join([*above, field_line.group(2) or ""]).strip()
-            above = []
+            name, trailing = field_line.groups()
+            comments[name] = " ".join([*above, trailing or ""]).strip()
+            above, continued = [], name if trailing else None
         else:
-            above = []
+            above, continued = [], None
     return comments
 
 

@@ -62,7 +62,7 @@ def policy_spec(camera: str, image_size: int) -> NodeSpec:
     topic = CAMERAS[camera][0]
     settings = json.dumps({"joints": list(JOINTS), "cameras": ["cam"], "image_size": image_size})
     params = {
-        "backend": "noop",
+        "backend": "vla_ros.backends.noop:BACKEND",  # not registered: named by module path
         "model_path": "",
         "backend_settings": settings,
         "joint_names": list(JOINTS),

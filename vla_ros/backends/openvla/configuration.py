@@ -256,6 +256,7 @@ class OpenVLASettings(SettingsBase):
     KEY_GROUPS = (("joints", "relative_joints", "proprio_joints"),)
 
     joints: tuple[str, ...] = ()  # robot joints the actions drive (empty: the robot config's joints)
+
     # model camera -> robot camera, in the model's image order: the first is the third-person image; OFT reads
     # further (wrist) images in the order given. None: {primary: the robot's first camera}
     cameras: dict[str, str] | None = None

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from vla_ros.backends.base import Backend, load_backend
-from vla_ros.backends.fault_injection.configuration import FaultInjectionSettings
 from vla_ros.backends.settings import resolve_settings
 from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
+from vla_ros_test_backends.fault_injection.configuration import FaultInjectionSettings
 
 
 class InjectedFault(RuntimeError):

@@ -4,6 +4,6 @@ into another backend's output, to test the nodes' fault handling. Not a policy: 
 from vla_ros.registry import BackendSpec
 
 BACKEND = BackendSpec(
-    loader="vla_ros.backends.fault_injection.backend:load_fault_injection_backend",
-    settings="vla_ros.backends.fault_injection.configuration:FaultInjectionSettings",
+    loader="vla_ros_test_backends.fault_injection.backend:load_fault_injection_backend",
+    settings="vla_ros_test_backends.fault_injection.configuration:FaultInjectionSettings",
 )
