@@ -221,9 +221,12 @@ OVERLAP_ENDS = ("plan", "chunk")  # guided inference: where RTC's soft mask reac
 DTYPES = ("float32", "bfloat16")  # the model dtypes a backend's `dtype` setting may name
 
 
-def check_flow_settings(settings) -> None:
-    """ValueError naming the key: the checks every flow-matching backend's settings share (π₀, SmolVLA): joints
-    and relative joints, a non-empty camera map, dt_s > 0, steps >= 1, max_guidance >= 0, guidance_overlap, dtype."""
+def post_init_flow_settings(settings) -> None:
+    """What every flow-matching backend's settings (π₀, SmolVLA) do first in `__post_init__`: joints and relative
+    joints made tuples, then the checks they share, ValueError naming the key: joints and relative joints, a
+    non-empty camera map, dt_s > 0, steps >= 1, max_guidance >= 0, guidance_overlap, dtype."""
+    object.__setattr__(settings, "joints", tuple(settings.joints))
+    object.__setattr__(settings, "relative_joints", tuple(settings.relative_joints))
     where = settings.source
     if settings.joints:
         check_joints(where, settings.joints, settings.relative_joints, "relative_joints")

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from vla_ros.backends.base import Backend, BackendError, backend_joints, checkpoint_folder, require_cameras
-from vla_ros.backends.blocks.flow import euler_integrate, rtc_guided
+from vla_ros.backends.base import Backend, BackendError, checkpoint_folder
+from vla_ros.backends.blocks.flow import euler_integrate
 from vla_ros.backends.blocks.flow_sampling import FlowSampling
 from vla_ros.backends.pi0.checkpoint import build_model, load_checkpoint, load_weights
 from vla_ros.backends.pi0.fast import DeviceImages, FastSampler
@@ -29,7 +28,7 @@ from vla_ros.backends.pi0.processing import Pi0Processor
 from vla_ros.backends.pi0.settings import Pi0Settings
 from vla_ros.backends.pi0.tokenizer import PaligemmaTokenizer
 from vla_ros.backends.settings import default_cameras, resolve_settings, settings_layers, with_robot_joints
-from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
+from vla_ros.core.types import Observation, PlanPrefix
 from vla_ros.paths import default_config_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -49,37 +48,18 @@ class Pi0Backend(FlowSampling, Backend):
         action_space_source: str | None = None,
         openpi_config: OpenpiConfig | None = None,
     ):
-        self.model = model
-        self.cfg = model.cfg
-        self.processor = processor
-        self.settings = processor.settings
+        self.openpi_config = openpi_config  # its action/state widths are checked against the robot's
+        cameras = tuple(dict.fromkeys(processor.settings.cameras.values()))
+        chunk_shape = (model.cfg.action_horizon, model.cfg.action_dim)
         self.tokenizer = tokenizer
-        self.device = next(model.parameters()).device
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.camera_names = tuple(dict.fromkeys(self.settings.cameras.values()))
-        self.joint_names = self.settings.joints
-        self.dt_s = self.settings.dt_s
-        self.horizon = self.cfg.action_horizon
-        self.steps = self.settings.steps
-        self.max_guidance = self.settings.max_guidance
+        super().__init__(model, processor, seed, cameras, chunk_shape, action_space_source)
         self.sampler = FastSampler(model, self.steps, self.settings.fast_path)  # unguided chunks
         self.device_images = DeviceImages(processor, self.device)
-        self.relative_joints = self.settings.relative_joints
-        self.action_space = self.settings.action_space
-        self.action_space_source = action_space_source or self.settings.source
-        self.openpi_config = openpi_config  # its action/state widths are checked against the robot's
-        if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
-            self.bind_robot(None)
 
     def bind_robot(self, robot=None) -> None:
-        """Backend.bind_robot, then check the action and state widths fit the model and its statistics."""
+        """FlowSampling.bind_robot, then check the action and state widths are the openpi config's."""
         super().bind_robot(robot)
-        try:
-            out = self.output
-            self.processor.check_dims(out.action_dim, out.state_dim, f"action space '{out.space.name}'")
-        except ValueError as exc:
-            raise BackendError(f"π₀ backend ({self.settings.source}): {exc}") from exc
-        openpi = self.openpi_config
+        out, openpi = self.output, self.openpi_config
         if openpi is not None and (out.action_dim, out.state_dim) != (openpi.action_dims, openpi.state_dims):
             raise BackendError(
                 f"π₀ backend ({self.settings.source}): action space '{out.space.name}' over the joints "
@@ -88,34 +68,15 @@ class Pi0Backend(FlowSampling, Backend):
                 f"(state: {openpi.state})"
             )
 
-    @property
-    def noise_shape(self) -> tuple[int, int, int]:
-        return (1, self.horizon, self.cfg.action_dim)
-
-    def new_episode_state(self, seed: int) -> dict[str, Any]:
-        """The noise generator seeded with `seed` (the only state kept between predictions)."""
-        return {"generator": torch.Generator(device=self.device).manual_seed(seed)}
-
-    def predict(
-        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
-    ) -> ActionChunk:
-        start = time.perf_counter()
-        q = self._select_joints(observation.joint_names, observation.joint_positions, "observation")
-        require_cameras(observation, self.camera_names, "π₀ backend")
-        with torch.no_grad():
-            cache, state = self._encode(observation, q)
-            if prefix is None:
-                out = self.sampler(cache, state, self._initial_noise(noise))
-            else:  # RTC guidance differentiates through each step: the eager loop
-                target, weights = self._guidance_target(prefix, q, observation.stamp_s)
-                field = rtc_guided(self.model.denoiser(cache, state), target, weights, self.max_guidance)
-                out = euler_integrate(field, self._initial_noise(noise), self.steps)
-        actions = self.processor.model_to_actions(out[0].float().cpu().numpy(), self.output.action_dim)
-        return self.output.to_chunk(actions, q, observation.stamp_s, self.dt_s, prefix, time.perf_counter() - start)
-
-    def _select_joints(self, names: tuple[str, ...], values: np.ndarray, what: str) -> np.ndarray:
-        """values (..., len(names)) -> (..., D) in `joint_names` order."""
-        return backend_joints(names, values, self.joint_names, "π₀ backend", what)
+    def _sample(
+        self, observation: Observation, q: np.ndarray, noise: np.ndarray | None, prefix: PlanPrefix | None
+    ) -> torch.Tensor:
+        cache, state = self._encode(observation, q)
+        if prefix is None:
+            return self.sampler(cache, state, self._initial_noise(noise))
+        # RTC guidance differentiates through each step: the eager loop
+        field = self._guided(self.model.denoiser(cache, state), prefix, q, observation.stamp_s)
+        return euler_integrate(field, self._initial_noise(noise), self.steps)
 
     def _encode(self, observation: Observation, q: np.ndarray):
         """Prefix KV cache and the state tensor (1, state_dim) of one observation (None for π₀.5,

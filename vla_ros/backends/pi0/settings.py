@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vla_ros.backends.settings import SettingsBase, check_choice, check_flow_settings
+from vla_ros.backends.settings import SettingsBase, check_choice, post_init_flow_settings
 
 FAST_PATHS = ("eager", "compile", "cuda_graph", "auto")  # backends/pi0/fast.py
 
@@ -47,10 +47,8 @@ class Pi0Settings(SettingsBase):
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "joints", tuple(self.joints))
-        object.__setattr__(self, "relative_joints", tuple(self.relative_joints))
+        post_init_flow_settings(self)
         where = self.source
-        check_flow_settings(self)
         if self.origin not in (None, "openpi", "lerobot"):
             raise ValueError(f"{where}: origin: must be openpi, lerobot or null, got {self.origin!r}")
         check_choice(where, "fast_path", self.fast_path, FAST_PATHS)

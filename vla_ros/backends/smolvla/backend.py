@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from vla_ros.backends.base import Backend, BackendError, backend_joints, checkpoint_folder, require_cameras
-from vla_ros.backends.blocks.flow import euler_integrate, rtc_guided
+from vla_ros.backends.base import Backend, BackendError, checkpoint_folder
+from vla_ros.backends.blocks.flow import euler_integrate
 from vla_ros.backends.blocks.flow_sampling import FlowSampling
 from vla_ros.backends.pi0.origin import relative_joints
 from vla_ros.backends.settings import default_cameras, resolve_settings, settings_layers, with_robot_joints
@@ -24,7 +23,7 @@ from vla_ros.backends.smolvla.checkpoint import WEIGHTS, build_model, load_check
 from vla_ros.backends.smolvla.modeling import PrefixCache, SmolVLAModel
 from vla_ros.backends.smolvla.processing import SmolVLAProcessor, SmolVLATokenizer
 from vla_ros.backends.smolvla.settings import SmolVLASettings
-from vla_ros.core.types import ActionChunk, Observation, PlanPrefix
+from vla_ros.core.types import Observation, PlanPrefix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 LOG = logging.getLogger(__name__)
@@ -37,57 +36,18 @@ class SmolVLABackend(FlowSampling, Backend):
     noise_axes = "(chunk_size, max_action_dim)"
 
     def __init__(self, model: SmolVLAModel, processor: SmolVLAProcessor, tokenizer: SmolVLATokenizer, seed: int = 0):
-        self.model = model
-        self.cfg = model.cfg
-        self.processor = processor
-        self.settings = processor.settings
+        cameras = tuple(dict.fromkeys(robot for _, robot in processor.camera_map))
+        chunk_shape = (model.cfg.chunk_size, model.cfg.max_action_dim)
         self.tokenizer = tokenizer
-        self.device = next(model.parameters()).device
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.camera_names = tuple(dict.fromkeys(robot for _, robot in processor.camera_map))
-        self.joint_names = self.settings.joints
-        self.dt_s = self.settings.dt_s
-        self.horizon = self.cfg.chunk_size
-        self.steps = self.settings.steps
-        self.max_guidance = self.settings.max_guidance
-        self.relative_joints = self.settings.relative_joints
-        self.action_space = self.settings.action_space
-        self.action_space_source = self.settings.source
-        if self.action_space is None:  # joint positions need no robot; other spaces wait for bind_robot
-            self.bind_robot(None)
+        super().__init__(model, processor, seed, cameras, chunk_shape)
 
-    def bind_robot(self, robot=None) -> None:
-        """Backend.bind_robot, then check the action and state widths are the checkpoint's."""
-        super().bind_robot(robot)
-        try:
-            out = self.output
-            self.processor.check_dims(out.action_dim, out.state_dim, f"action space '{out.space.name}'")
-        except ValueError as exc:
-            raise BackendError(f"{WHO} ({self.settings.source}): {exc}") from exc
-
-    @property
-    def noise_shape(self) -> tuple[int, int, int]:
-        return (1, self.horizon, self.cfg.max_action_dim)
-
-    def new_episode_state(self, seed: int) -> dict[str, Any]:
-        """The noise generator seeded with `seed` (the only state kept between predictions)."""
-        return {"generator": torch.Generator(device=self.device).manual_seed(seed)}
-
-    def predict(
-        self, observation: Observation, noise: np.ndarray | None = None, prefix: PlanPrefix | None = None
-    ) -> ActionChunk:
-        start = time.perf_counter()
-        q = backend_joints(observation.joint_names, observation.joint_positions, self.joint_names, WHO)
-        require_cameras(observation, self.camera_names, WHO)
-        with torch.no_grad():
-            cache = self.encode(observation, q)
-            field = self.model.denoiser(cache)
-            if prefix is not None:  # RTC guidance differentiates through each step
-                target, weights = self._guidance_target(prefix, q, observation.stamp_s)
-                field = rtc_guided(field, target, weights, self.max_guidance)
-            out = euler_integrate(field, self._initial_noise(noise), self.steps)
-        actions = self.processor.model_to_actions(out[0].float().cpu().numpy(), self.output.action_dim)
-        return self.output.to_chunk(actions, q, observation.stamp_s, self.dt_s, prefix, time.perf_counter() - start)
+    def _sample(
+        self, observation: Observation, q: np.ndarray, noise: np.ndarray | None, prefix: PlanPrefix | None
+    ) -> torch.Tensor:
+        field = self.model.denoiser(self.encode(observation, q))
+        if prefix is not None:
+            field = self._guided(field, prefix, q, observation.stamp_s)
+        return euler_integrate(field, self._initial_noise(noise), self.steps)
 
     def encode(self, observation: Observation, q: np.ndarray) -> PrefixCache:
         """The prefix cache of one observation (images, prompt, state token) for joints q (joint_names order)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vla_ros.backends.normalization import check_normalization
-from vla_ros.backends.settings import SettingsBase, check_flow_settings
+from vla_ros.backends.settings import SettingsBase, post_init_flow_settings
 
 NORMALIZATION = ("mean_std", "quantiles", "min_max")
 
@@ -43,12 +43,9 @@ class SmolVLASettings(SettingsBase):
     source: str = field(default="<memory>", compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "joints", tuple(self.joints))
-        object.__setattr__(self, "relative_joints", tuple(self.relative_joints))
-        where = self.source
-        check_flow_settings(self)
+        post_init_flow_settings(self)
         if self.normalization is not None:
-            check_normalization(where, self.normalization, NORMALIZATION)
+            check_normalization(self.source, self.normalization, NORMALIZATION)
 
     def check_cameras(self, cameras: tuple[str, ...], empty: tuple[str, ...]) -> None:
         """ValueError unless every mapped model camera is one of the checkpoint's real `cameras`."""
