@@ -20,6 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 POOLS = ("token", "map", "avg", "")
+# the flags of the two tower kinds OpenVLA fuses, whatever their sizes (timm's model definitions)
+DINOV2_REG4 = dict(class_token=True, reg_tokens=4, no_embed_class=True, layer_scale=True, global_pool="token")
+SIGLIP = dict(class_token=False, global_pool="map")
 
 
 @dataclass(frozen=True)

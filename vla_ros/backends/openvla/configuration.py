@@ -22,31 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vla_ros.backends.blocks.vit import VitSpec
+from vla_ros.backends.blocks.vit import DINOV2_REG4, SIGLIP, VitSpec
 from vla_ros.backends.normalization import check_normalization
 from vla_ros.backends.settings import DTYPES, SettingsBase, check_choice, check_joints
 
 # timm ids of the towers OpenVLA checkpoints use -> their flags (timm's model definitions)
 TIMM_TOWERS = {
     "vit_large_patch14_reg4_dinov2.lvd142m": VitSpec(
-        embed_dim=1024,
-        depth=24,
-        num_heads=16,
-        mlp_dim=4096,
-        class_token=True,
-        reg_tokens=4,
-        no_embed_class=True,
-        layer_scale=True,
-        global_pool="token",
+        embed_dim=1024, depth=24, num_heads=16, mlp_dim=4096, **DINOV2_REG4
     ),
-    "vit_so400m_patch14_siglip_224": VitSpec(
-        embed_dim=1152,
-        depth=27,
-        num_heads=16,
-        mlp_dim=4304,
-        class_token=False,
-        global_pool="map",
-    ),
+    "vit_so400m_patch14_siglip_224": VitSpec(embed_dim=1152, depth=27, num_heads=16, mlp_dim=4304, **SIGLIP),
 }
 TIMM_TOWERS["vit_so400m_patch14_siglip_384"] = TIMM_TOWERS["vit_so400m_patch14_siglip_224"]
 

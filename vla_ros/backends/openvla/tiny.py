@@ -18,25 +18,12 @@ import dataclasses
 import json
 from pathlib import Path
 
-from vla_ros.backends.blocks.vit import VitSpec
+from vla_ros.backends.blocks.vit import DINOV2_REG4, SIGLIP, VitSpec
 from vla_ros.backends.tiny import SIM_INSTRUCTIONS, is_gripper, relative_joints, write_settings
 
 # timm ids under which the fixture script registers towers of these flags in the reference
 TINY_TOWER_IDS = ("vit_tiny_patch14_reg4_dinov2_test", "vit_tiny_patch14_siglip_test")
-TINY_TOWERS = (
-    VitSpec(
-        embed_dim=16,
-        depth=3,
-        num_heads=2,
-        mlp_dim=32,
-        class_token=True,
-        reg_tokens=4,
-        no_embed_class=True,
-        layer_scale=True,
-        global_pool="token",
-    ),
-    VitSpec(embed_dim=16, depth=3, num_heads=2, mlp_dim=32, class_token=False, global_pool="map"),
-)
+TINY_TOWERS = tuple(VitSpec(embed_dim=16, depth=3, num_heads=2, mlp_dim=32, **kind) for kind in (DINOV2_REG4, SIGLIP))
 TINY_TEXT_CONFIG = {
     "model_type": "llama",
     "hidden_size": 8,

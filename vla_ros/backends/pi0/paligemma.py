@@ -32,7 +32,7 @@ from transformers.models.gemma.modeling_gemma import (
     apply_rotary_pos_emb,
 )
 
-from vla_ros.backends.pi0.configuration import GemmaSpec, Pi0Config
+from vla_ros.backends.pi0.configuration import GemmaSpec, Pi0Config, VisionSpec
 
 # openpi's masked logit (finite: a query with no visible key gets a uniform softmax, not NaN)
 MASKED_LOGIT = -2.3819763e38
@@ -52,16 +52,23 @@ class KVCache:
     suffix_positions: torch.Tensor
 
 
+def hf_sizes(spec: GemmaSpec | VisionSpec) -> dict[str, int]:
+    """A stack's width, MLP width, depth and heads under transformers' config names."""
+    return dict(
+        hidden_size=spec.width,
+        intermediate_size=spec.mlp_dim,
+        num_hidden_layers=spec.depth,
+        num_attention_heads=spec.num_heads,
+    )
+
+
 def hf_gemma_config(spec: GemmaSpec, cfg: Pi0Config, vocab_size: int | None) -> GemmaConfig:
     """transformers' GemmaConfig of one stack; vocab_size None for the expert (no token embedding)."""
     special = {} if vocab_size else {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
     return GemmaConfig(
         vocab_size=vocab_size or 1,
         **special,
-        hidden_size=spec.width,
-        intermediate_size=spec.mlp_dim,
-        num_hidden_layers=spec.depth,
-        num_attention_heads=spec.num_heads,
+        **hf_sizes(spec),
         num_key_value_heads=spec.num_kv_heads,
         head_dim=spec.head_dim,
         hidden_act="gelu_pytorch_tanh",
@@ -130,10 +137,7 @@ class VisionTower(nn.Module):
         v = cfg.vision
         self.vision_model = SiglipVisionModel(
             SiglipVisionConfig(
-                hidden_size=v.width,
-                intermediate_size=v.mlp_dim,
-                num_hidden_layers=v.depth,
-                num_attention_heads=v.num_heads,
+                **hf_sizes(v),
                 image_size=v.image_size,
                 patch_size=v.patch_size,
                 vision_use_head=False,

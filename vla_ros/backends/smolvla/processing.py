@@ -17,6 +17,9 @@ Model actions <-> joint targets is the action space's step, shared by every back
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -44,24 +47,16 @@ def image_input(rgb: np.ndarray, width: int, height: int, device: torch.device |
     return resize_with_pad_left_top(x, width, height)[0] * 2.0 - 1.0
 
 
+@dataclass(eq=False)
 class SmolVLATokenizer:
     """The VLM tokenizer called as LeRobot's new-line and tokenizer processor steps call it."""
 
-    def __init__(
-        self,
-        tokenizer,
-        max_length: int = 48,
-        padding: str = "longest",
-        padding_side: str = "right",
-        truncation: bool = True,
-        newline: bool = True,
-    ):
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.padding = padding
-        self.padding_side = padding_side
-        self.truncation = truncation
-        self.newline = newline
+    tokenizer: Any  # a transformers tokenizer
+    max_length: int = 48
+    padding: str = "longest"
+    padding_side: str = "right"
+    truncation: bool = True
+    newline: bool = True
 
     def __call__(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (L,) int64 and their valid mask (L,) bool."""
