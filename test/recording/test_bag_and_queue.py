@@ -120,7 +120,8 @@ def test_episode_spans_follow_the_outcome_topic():
 
 def test_a_foreign_bag_becomes_episodes_on_the_frame_grid(tmp_path):
     """A bag as `ros2 bag record` would leave it: two episodes on the outcome topic, the instruction set
-    as the policy's parameter, chunks shorter than the horizon; every grid value checked."""
+    as the policy's parameter, the sim's task at the second, chunks shorter than the horizon; every grid
+    value checked."""
     w = BagWriter(tmp_path / "b")
     topics = RecordingTopics("r", JOINTS, {"front": "/cam"})
     for t, ty, *_ in topics.subscriptions():
@@ -160,7 +161,8 @@ def test_a_foreign_bag_becomes_episodes_on_the_frame_grid(tmp_path):
             put("/action_chunk", chunk, t + 50 * ms)
         if k == 14:
             put("/vla_sim_robot/outcome", String(data="success"), t + 60 * ms)
-        if k == 16:
+        if k == 16:  # the sim's reset: its new task, then running
+            put("/vla_sim_robot/task", String(data="go up"), t - ms)
             put("/vla_sim_robot/outcome", String(data="running"), t)
         if k == 19:
             put("/instruction", String(data="go right"), t + 20 * ms)
@@ -186,5 +188,5 @@ def test_a_foreign_bag_becomes_episodes_on_the_frame_grid(tmp_path):
     )
     assert first.chunk_time[0].tolist() == pytest.approx([0.0, 0.1, 0.1, 0.1], abs=1e-6)
     assert first.tasks == ["go left"] * 14
-    # the second episode's instruction comes from the topic after its first frames
-    assert second.tasks[:3] == ["go left"] * 3 and second.tasks[3:] == ["go right"] * (len(second) - 3)
+    # the second episode: the sim's new task replaces the first episode's instruction until the topic's
+    assert second.tasks[:3] == ["go up"] * 3 and second.tasks[3:] == ["go right"] * (len(second) - 3)

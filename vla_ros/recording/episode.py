@@ -16,7 +16,7 @@ camera once every camera, the joint states and the commands have started. Per fr
   joint order (joints the chunk lacks held at the state), padded with its last point to H;
   `action.chunk_time` (H,): each point's time relative to t_k (s); `action.chunk_length`: its real
   points (0 before the first chunk: the chunk is then the state, held);
-- the task: the instruction in force at t_k (topic or parameter, whichever came last), else the sim's task.
+- the task: the latest said at t_k of the instruction (topic or parameter) and the sim's task.
 Stamps are header stamps where a message has a non-zero one (cameras, joint states), else the time
 the recorder received it (commands, chunks, instructions).
 """
@@ -407,23 +407,21 @@ def _chunks(chunks, grid, state, topics: RecordingTopics, horizon: int):
 
 
 def _tasks(messages: list[BagMessage], topics: RecordingTopics, grid: np.ndarray, default_task: str) -> list[str]:
-    """The instruction in force at each grid time (topic or the policy's parameter, the later wins), else the
-    sim's task, else `default_task`."""
-    instructions, sim_tasks = [], []
+    """The task at each grid time: the latest said of the instruction (topic or the policy's parameter) and the
+    sim's task (an episode's new task replaces the previous episode's instruction), else `default_task`."""
+    said = []  # (receive time ns, text)
     for m in messages:
-        if m.topic == topics.instruction:
-            instructions.append((m.log_time_ns, m.message.data))
-        elif topics.task and m.topic == topics.task:
-            sim_tasks.append((m.log_time_ns, m.message.data))
+        if m.topic == topics.instruction or (topics.task and m.topic == topics.task):
+            said.append((m.log_time_ns, m.message.data))
         elif m.topic == "/parameter_events" and m.message.node == topics.policy_node:
             for p in [*m.message.new_parameters, *m.message.changed_parameters]:
                 if p.name == "instruction":
-                    instructions.append((m.log_time_ns, p.value.string_value))
+                    said.append((m.log_time_ns, p.value.string_value))
+    said.sort(key=lambda s: s[0])  # stable: callback order within a receive time
     out = []
     for t in grid:
-        told = [v for s, v in instructions if s <= t and v]
-        sim = [v for s, v in sim_tasks if s <= t and v]
-        out.append(told[-1] if told else sim[-1] if sim else default_task)
+        latest = [v for s, v in said if s <= t and v]
+        out.append(latest[-1] if latest else default_task)
     if not all(out):
         raise BagError(
             f"no instruction for some frames (topics {topics.instruction}, {topics.task}, parameter events of "
