@@ -88,6 +88,7 @@ def executor_from_parameters(params: Mapping[str, Any], limits: JointLimits | No
         controller_rate_hz=p["controller_rate_hz"],
         plan_start_delay_s=p["plan_start_delay_s"],
         plan_horizon_s=p["plan_horizon_s"],
+        policy_heartbeat_timeout_s=p["policy_heartbeat_timeout_s"],
     )
     limits = limits if limits is not None else limits_from_parameters(p, joints)
     return ExecutorCore(limits, settings, workspace_from_parameters(p, joints))

@@ -296,6 +296,13 @@ EXECUTOR = Schema(
     Param("control_rate_hz", 100.0, "command rate (Hz)", above=0.0, max=2000.0),
     Param("joint_state_timeout_s", 0.2, "hold when no joint state arrived for this long (seconds)", above=0.0),
     Param("plan_timeout_s", 0.5, "hold when the plan ended this long ago (seconds)", min=0.0),
+    Param(
+        "policy_heartbeat_timeout_s",
+        1.0,
+        "hold (drop the plan, decelerate to rest) when the policy's `vla_policy/heartbeat`, once seen, has stopped "
+        "this long; chunks are refused until it beats again (seconds; 0 = no check)",
+        min=0.0,
+    ),
     Param("max_stamp_skew_s", 2.0, "reject chunks stamped further than this from now (seconds)", above=0.0),
     Param("position_margin_rad", 0.0, "keep commands this far inside the position limits (radians)", min=0.0),
     Param(

@@ -40,7 +40,8 @@ def test_killed_nodes_are_reported_respawned_and_resume_safely(nodes, tmp_path):
     killed_at = stamp_s(peer.now_msg())
     os.kill(bringup.procs["vla_policy"].pid, signal.SIGKILL)
     n_chunks = len(peer.chunks)
-    assert wait_until(lambda: diagnostics(peer, EXECUTOR).get("message") == "holding", 10)
+    held = ("holding", "policy_unresponsive")  # the plan ran out, or the policy's heartbeat stopped first
+    assert wait_until(lambda: diagnostics(peer, EXECUTOR).get("message") in held, 10)
     assert wait_until(lambda: bringup.restarts.get("vla_policy") == 1, 5)
     assert wait_until(lambda: len(peer.chunks) > n_chunks + 1, 90), log_text(tmp_path, "vla_lifecycle_manager")
     after = peer.chunks[n_chunks:]

@@ -11,6 +11,8 @@ States (reported in every `Command`):
   stale_joints  joint states stopped arriving: decelerate to rest and hold
   estop         latched by `estop()` until `reset_estop()`: decelerate to rest and hold, chunks are refused
   stopping      `deactivate()` was called: decelerate to rest, then `inactive`; chunks are refused
+  policy_unresponsive  the policy's heartbeat, once seen, stopped for `policy_heartbeat_timeout_s`: the plan is
+                dropped, decelerate to rest and hold as `holding` does; chunks are refused until it beats again
 
 Every hold decelerates within the acceleration and jerk limits: never a jump, never zeros. The
 routine ones (holding, stopping) use `routine_limit_share` of the acceleration and jerk limits where
@@ -69,6 +71,7 @@ class ExecutorSettings:
     controller_rate_hz: float = 1000.0  # stream_plan: the controller's rate, at which each plan sent is checked
     plan_start_delay_s: float = 0.02  # stream_plan: a change leaves the running plan this long (+ compute) ahead
     plan_horizon_s: float = 2.0  # stream_plan: plans longer than this are sent in parts (each ending at rest)
+    policy_heartbeat_timeout_s: float = 0.0  # hold once the policy's heartbeat, once seen, stops this long (0 = off)
 
     def __post_init__(self):
         if not 0.0 < self.speed_scale <= 1.0:
@@ -80,6 +83,8 @@ class ExecutorSettings:
             )
         if self.plan_start_delay_s < 0:
             raise ValueError(f"plan_start_delay_s must be >= 0, got {self.plan_start_delay_s}")
+        if not self.policy_heartbeat_timeout_s >= 0:
+            raise ValueError(f"policy_heartbeat_timeout_s must be >= 0, got {self.policy_heartbeat_timeout_s}")
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,10 @@ class ExecutorCore:
         self.writers = WriterArbiter(settings.plan_timeout_s)
         self.stream = PlanStream(self) if settings.stream_plan else None
         self.stream_mode = ""  # with stream_plan: the command mode the last tick reported (for the run log)
+        # the policy's heartbeat is timed on a steady clock (seconds; ROS time may be simulated or jump)
+        self._policy_beat_s: float | None = None  # arrival of its last heartbeat; None: none yet
+        self._steady_s = 0.0  # the steady clock at the last tick
+        self.policy_unresponsive = False  # its heartbeat stopped: holding, chunks refused until it beats again
 
     # --- lifecycle -----------------------------------------------------------------------
     def activate(self) -> None:
@@ -201,6 +210,9 @@ class ExecutorCore:
                 raise ChunkRejected("the executor is not active (lifecycle state inactive or deactivating)")
             if self.estopped:
                 raise ChunkRejected("e-stop is latched; call reset_estop first")
+            if self.policy_unresponsive:
+                self.counters["rejected_policy_unresponsive"] += 1
+                raise ChunkRejected(self.policy_hold_reason())
             if self.limiter.position is None:
                 raise ChunkRejected("no joint state received yet; cannot start a plan")
             second_writer = self.writers.admit(source, now_s)
@@ -239,6 +251,38 @@ class ExecutorCore:
             self.run_log.add_chunk(chunk, now_s, self.last_switch_jump)
         return chunk
 
+    def on_policy_heartbeat(self, steady_s: float) -> float | None:
+        """The policy's heartbeat arrived at `steady_s` (steady clock, seconds). If it ends a `policy_unresponsive`
+        hold (the next chunk runs; none from before it does): the silence it ends (seconds), else None."""
+        silent_s = steady_s - self._policy_beat_s if self.policy_unresponsive else None
+        self._policy_beat_s = steady_s
+        self.policy_unresponsive = False
+        return silent_s
+
+    def policy_hold_reason(self) -> str:
+        """Why the executor holds for the policy, in words ('' when it does not)."""
+        if not self.policy_unresponsive:
+            return ""
+        silent_s = self._steady_s - self._policy_beat_s
+        return (
+            f"policy unresponsive: no heartbeat for {silent_s:.1f} s (policy_heartbeat_timeout_s "
+            f"{self.settings.policy_heartbeat_timeout_s:g}): holding, chunks refused until it beats again"
+        )
+
+    def _watch_policy(self, now_s: float) -> None:
+        """Hold (drop the plan; with stream_plan send the gentle stop) once the policy's heartbeat, seen at least
+        once, has stopped for `policy_heartbeat_timeout_s`."""
+        timeout = self.settings.policy_heartbeat_timeout_s
+        if timeout <= 0 or self._policy_beat_s is None or self.policy_unresponsive:
+            return
+        if self._steady_s - self._policy_beat_s <= timeout:
+            return
+        self.policy_unresponsive = True
+        self.counters["policy_unresponsive"] += 1
+        self.plan.clear()
+        if self.stream is not None and self.active and self.stream.mode == "plan":
+            self.stream.change(now_s, "holding")  # the trajectory sent would run the old plan on
+
     def estop(self) -> None:
         self.estopped = True
         self.plan.clear()
@@ -260,11 +304,12 @@ class ExecutorCore:
         return self.plan.ahead(now_s)
 
     # --- control loop --------------------------------------------------------------------
-    def tick(self, now_s: float, elapsed_s: float | None = None) -> Command:
+    def tick(self, now_s: float, elapsed_s: float | None = None, steady_s: float | None = None) -> Command:
         """The command for time `now_s` (seconds); call at the control rate.
 
         elapsed_s: seconds since the previous tick by a steady clock (the limiter integrates this);
-        default: the change of `now_s`. When `now_s` (ROS time, maybe simulated) moves backwards or
+        default: the change of `now_s`. steady_s: that steady clock now (seconds; the policy's heartbeat is
+        timed on it); default `now_s`. When `now_s` (ROS time, maybe simulated) moves backwards or
         further than `elapsed_s` + `clock_jump_s`, it is a clock jump: counted, the plan (timed on
         the old clock) is dropped and the arm holds; the step stays that of `elapsed_s`.
         """
@@ -274,6 +319,8 @@ class ExecutorCore:
                 self.counters["clock_jumps"] += 1
                 self.plan.clear()
             self._last_tick_s = now_s - elapsed_s
+        self._steady_s = now_s if steady_s is None else steady_s
+        self._watch_policy(now_s)
         command = self._command(now_s) if self.stream is None else self._stream_command(now_s)
         if self.run_log is not None and command.positions is not None:
             mode = f"tracking/{self.tracker.last_mode}" if command.state == "tracking" else command.state
@@ -300,7 +347,8 @@ class ExecutorCore:
             return self._emit(now_s, self.limiter.brake(dt), "stale_joints")
         if self.plan.empty or now_s > self.plan.end_time_s + self.settings.plan_timeout_s:
             self.plan.clear()
-            return self._emit(now_s, self.limiter.stop_gently(dt, self.settings.routine_limit_share), "holding")
+            state = "policy_unresponsive" if self.policy_unresponsive else "holding"
+            return self._emit(now_s, self.limiter.stop_gently(dt, self.settings.routine_limit_share), state)
         # follow the plan; where that would break a limit, ruckig steers to the plan's state a little
         # ahead (never past its end, where it is at rest)
         lookahead = min(max(self.plan.end_time_s - now_s, 0.0), self.settings.lookahead_s)
@@ -324,6 +372,8 @@ class ExecutorCore:
         if self.stopping and self.stream.mode in ("stopping", "rest") and now_s >= self.stream.end_s:
             self.active = self.stopping = False  # at rest: commands stop
         self.stream_mode = mode
+        if name == "holding" and self.policy_unresponsive:
+            name = "policy_unresponsive"
         return self._emit(now_s, lim.position.copy(), name, limits)
 
     def _emit(self, now_s: float, positions: np.ndarray | None, state: str, limits: tuple[str, ...] = ()) -> Command:
@@ -338,9 +388,10 @@ class ExecutorCore:
 
     # --- reporting -----------------------------------------------------------------------
     def status(self, now_s: float) -> tuple[bool, dict[str, object]]:
-        """(nominal, values) for `~/status`: state, active limits, plan left (s), e-stop, active.
+        """(nominal, values) for `~/status`: state, active limits, plan left (s), e-stop, active, the policy's
+        heartbeat age (s; 'none' before the first) and, while holding for the policy, `hold_reason`.
 
-        Not nominal: e-stop, stale joints, or the workspace limit holding the arm back.
+        Not nominal: e-stop, stale joints, an unresponsive policy, or the workspace limit holding the arm back.
         """
         plan_left = max(0.0, self.plan.end_time_s - now_s) if not self.plan.empty else 0.0
         nominal = self.last_state in NOMINAL_STATES and "workspace" not in self.last_limits
@@ -350,5 +401,10 @@ class ExecutorCore:
             "plan_left_s": f"{plan_left:.3f}",
             "estop": self.estopped,
             "active": self.active,
+            "policy_heartbeat_age_s": "none"
+            if self._policy_beat_s is None
+            else f"{max(0.0, self._steady_s - self._policy_beat_s):.2f}",
         }
+        if self.policy_unresponsive:
+            values["hold_reason"] = self.policy_hold_reason()
         return nominal, values

@@ -16,6 +16,9 @@ the pose or twist of `cartesian_link`, from the same limited and workspace-check
 `dry_run/commands` instead, never on `commands`),
 `~/status` (DiagnosticStatus), `/diagnostics` and, in guided mode, `plan_prefix` out. Services
 `~/estop`, `~/reset_estop` (Trigger, latched). The control loop is a dedicated thread that sleeps to absolute deadlines.
+The policy's `vla_policy/heartbeat` (nodes/supervision.py) in: once one has arrived, its stopping for
+`policy_heartbeat_timeout_s` drops the plan and holds (state `policy_unresponsive`, its reason logged and in
+`hold_reason`); chunks are refused until it beats again.
 """
 
 from __future__ import annotations
@@ -41,12 +44,14 @@ from vla_ros.executor_setup import cartesian_from_parameters, executor_from_para
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare, declare_joint_limits
 from vla_ros.nodes.runner import destroy_entities, run_node
+from vla_ros.nodes.supervision import HEARTBEAT_QOS
 from vla_ros.nodes.throttle import KeyedThrottle
 from vla_ros.params import EXECUTOR
 from vla_ros.realtime import CollectorBetweenTicks, setup_control_thread
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 MAX_TICK_PERIODS = 2  # the longest time one tick integrates, in control periods (a stall is not one step)
+POLICY_HEARTBEAT_TOPIC = "vla_policy/heartbeat"  # the policy node's ~/heartbeat, in this node's namespace
 
 
 class ChunkExecutorNode(LifecycleNode):
@@ -71,6 +76,7 @@ class ChunkExecutorNode(LifecycleNode):
         self._stop = threading.Event()
         self._throttle = KeyedThrottle(1.0)
         self._last_status: tuple | None = None
+        self._policy_hold_logged = False  # the current policy_unresponsive hold has been logged
         self._prefix_sent = False  # the last plan_prefix had points
         self._plan_failures_logged = 0  # joint_trajectory_plan: plans that failed their check, logged so far
         self.tick_lateness_s: deque[float] = deque(maxlen=1000)  # wake-up after the tick's deadline (seconds)
@@ -156,7 +162,10 @@ class ChunkExecutorNode(LifecycleNode):
         self._io = [
             self.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10),
             self.create_subscription(JointState, "joint_states", self._on_joint_state, 10),
-            self.create_timer(1.0 / self.p["status_rate_hz"], lambda: self._publish_status(force=True)),
+            self.create_subscription(
+                DiagnosticStatus, POLICY_HEARTBEAT_TOPIC, self._on_policy_heartbeat, HEARTBEAT_QOS
+            ),
+            self.create_timer(1.0 / self.p["status_rate_hz"], self._on_status_timer),
             self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics),
         ]
         # dry run: the commands on a topic of their own, never on the controller's
@@ -223,28 +232,41 @@ class ChunkExecutorNode(LifecycleNode):
         if ahead is not None and self.context.ok():  # the new plan at once: the next inference continues it
             self._send_plan_prefix(ahead)
 
+    def _on_policy_heartbeat(self, _msg: DiagnosticStatus) -> None:
+        with self.lock:
+            silent_s = self.core.on_policy_heartbeat(time.monotonic()) if self.core is not None else None
+        if silent_s is not None:
+            self._policy_hold_logged = False
+            self.get_logger().warning(
+                f"policy heartbeat back after {silent_s:.1f} s without (held meanwhile): its next chunk runs, none "
+                "from before it"
+            )
+
     def _log_rejection(self, exc: Exception) -> None:
         if self._throttle.ready(f"chunk:{type(exc).__name__}:{str(exc)[:40]}"):
             self.get_logger().error(f"rejected chunk: {exc}")
 
     # --- services ------------------------------------------------------------------------
     def _srv_estop(self, _req, res):
+        return self._set_estop(True, res)
+
+    def _srv_reset_estop(self, _req, res):
+        return self._set_estop(False, res)
+
+    def _set_estop(self, latch: bool, res):
+        """Latch (`latch`) or release the e-stop; the Trigger answer `res`, filled."""
         with self.lock:
             if self.core is None:
                 res.success, res.message = False, "not configured: nothing is commanded"
                 return res
-            self.core.estop()
-        self.get_logger().warning("E-STOP latched: holding position until ~/reset_estop")
-        res.success, res.message = True, "e-stop latched"
-        return res
-
-    def _srv_reset_estop(self, _req, res):
-        with self.lock:
-            if self.core is None:
-                res.success, res.message = False, "not configured"
-                return res
-            self.core.reset_estop()
-        res.success, res.message = True, "e-stop released; holding until the next chunk"
+            if latch:
+                self.core.estop()
+            else:
+                self.core.reset_estop()
+        if latch:
+            self.get_logger().warning("E-STOP latched: holding position until ~/reset_estop")
+        res.success = True
+        res.message = "e-stop latched" if latch else "e-stop released; holding until the next chunk"
         return res
 
     # --- control loop --------------------------------------------------------------------
@@ -302,7 +324,7 @@ class ChunkExecutorNode(LifecycleNode):
                 # the plan and catches up within the limits, never one step for the whole stall
                 elapsed = min(deadline - previous, MAX_TICK_PERIODS * self.period_s)
                 # the command is for the deadline, in ROS time
-                command = self.core.tick(deadline + offset_s, elapsed_s=elapsed)
+                command = self.core.tick(deadline + offset_s, elapsed_s=elapsed, steady_s=deadline)
                 streaming = self.core.stream is not None
                 if streaming:
                     self._send_plan_locked()
@@ -352,6 +374,18 @@ class ChunkExecutorNode(LifecycleNode):
                 f"a plan failed its check and was not sent (braking instead): {stream.last_failure}"
             )
 
+    def _on_status_timer(self) -> None:
+        self._publish_status(force=True)
+        self._log_policy_hold()
+
+    def _log_policy_hold(self) -> None:
+        """Log a policy_unresponsive hold once, with its reason."""
+        with self.lock:
+            reason = self.core.policy_hold_reason() if self.core is not None else ""
+        if reason and not self._policy_hold_logged:
+            self._policy_hold_logged = True
+            self.get_logger().error(reason)
+
     def _publish_status(self, force: bool, command: Command | None = None) -> None:
         """`~/status` on every change of state or active limits, and periodically (`force`)."""
         with self.lock:
@@ -396,7 +430,10 @@ class ChunkExecutorNode(LifecycleNode):
             "tick_lateness_max_ms": f"{late.max():.3f}",
             "tick_cpu_p50_us": f"{np.percentile(cpu, 50):.1f}",
             "tick_cpu_p99_us": f"{np.percentile(cpu, 99):.1f}",
+            "policy_heartbeat_age_s": status["policy_heartbeat_age_s"],
         }
+        if "hold_reason" in status:
+            values["hold_reason"] = status["hold_reason"]
         if stream_compute is not None:  # joint_trajectory_plan: time to compute a plan (its join waits for it)
             values["plan_compute_p50_ms"] = f"{np.percentile(stream_compute, 50) * 1e3:.2f}"
             values["plan_compute_max_ms"] = f"{max(stream_compute) * 1e3:.2f}"
