@@ -2,7 +2,10 @@
 
 With `autostart` it configures every node of `node_names` in order, then activates them (the
 executor first, so it commands from the measured position before any chunk arrives). A node that
-fails a transition is reported (its own log says why) and the others are not activated.
+fails a transition is reported (its own log says why) and the others are not activated. A node
+already at or past a step (configure or activate) is left as it is: a manager that was itself
+restarted (killed, respawned) adopts its running nodes without a transition, and takes the policy's
+task state from its latched `~/instruction_state`.
 With `autostart` it then watches the nodes (`get_state` every `watch_period_s`): a node that stops
 answering is reported as lost; one that answers again in `unconfigured` (a restarted process, e.g.
 the bring-up's `respawn`) is configured and activated again. A node that answers throughout is left
@@ -47,6 +50,13 @@ from vla_ros.nodes.service_calls import TRANSITIONS, change_state, get_state
 from vla_ros.nodes.supervision import HEARTBEAT_PERIOD_S, HEARTBEAT_QOS, LATCHED_QOS, local_pid, task_state_from_msg
 from vla_ros.params import MANAGER
 
+# a managed node's primary states, in the order startup takes it through them
+STATE_NAMES = {
+    State.PRIMARY_STATE_UNCONFIGURED: "unconfigured",
+    State.PRIMARY_STATE_INACTIVE: "inactive",
+    State.PRIMARY_STATE_ACTIVE: "active",
+}
+STATE_ORDER = {state: i for i, state in enumerate(STATE_NAMES)}
 TASK_HANDOVER_S = 5.0  # longest wait for a restarted node to take its predecessor's task state before configuring it
 STACKS_WAIT_S = 0.5  # between SIGUSR1 (stacks to the log) and SIGKILL
 
@@ -234,9 +244,14 @@ class LifecycleManager(Node):
         return get_state(self._get[node], timeout_s or self.p["transition_timeout_s"], self.context.ok)
 
     def transition(self, node: str, step: str) -> None:
-        """Run `step` on `node` unless it is already past it; RuntimeError if the node refuses."""
+        """Run `step` on `node` unless it is already at or past it (in the step's direction: an active node
+        needs no configure, an unconfigured one no deactivate); RuntimeError if the node refuses."""
         current = self.state(node)
-        if current == TRANSITIONS[step][2]:
+        if reached(current, step):
+            if current != TRANSITIONS[step][2]:
+                self.get_logger().info(
+                    f"{node}: already {STATE_NAMES.get(current, current)}: no {step} (adopted as it is)"
+                )
             return
         ok = change_state(
             self._change[node],
@@ -288,6 +303,17 @@ class LifecycleManager(Node):
         res.success = self.shutdown()
         res.message = self.result or ""
         return res
+
+
+def reached(current: int, step: str) -> bool:
+    """Whether a node in lifecycle state `current` is at or past the target of `step` (a TRANSITIONS key), in
+    the direction the step goes; False for a transition state or any other."""
+    _, source, target = TRANSITIONS[step]
+    if current not in STATE_ORDER:
+        return False
+    if STATE_ORDER[target] > STATE_ORDER[source]:
+        return STATE_ORDER[current] >= STATE_ORDER[target]
+    return STATE_ORDER[current] <= STATE_ORDER[target]
 
 
 def main(args=None) -> int:
