@@ -37,6 +37,7 @@ def _demo(args) -> int:
         log=log,
         record=args.record,
         viz=args.viz,
+        output=args.output,
     )
     return _demo_result(summary, args)
 
@@ -368,6 +369,14 @@ def main(argv: list[str] | None = None) -> int:
         "--record", action="store_true", help="record every episode: run_dir/recording/{bags,lerobot} (docs/data.md)"
     )
     p.add_argument("--viz", action="store_true", help="log the run to rerun: run_dir/run.rrd (vla-ros view opens it)")
+    p.add_argument(
+        "--output",
+        choices=("joint_trajectory_plan", "joint_trajectory", "position_array"),
+        default="joint_trajectory_plan",
+        help="the executor's output and the sim's controller: joint_trajectory_plan (the limited plan at each change) "
+        "or joint_trajectory (a one-point trajectory per tick), both run by the sim's model of ros2_control's "
+        "JointTrajectoryController at 500 Hz, or position_array (a forward position controller)",
+    )
     p.set_defaults(func=_demo)
     p = sub.add_parser(
         "soak",

@@ -4,10 +4,13 @@ A supervisor node in this process runs the episodes through standard interfaces 
 deactivates the policy and the executor (lifecycle `~/change_state`; the executor brakes to rest),
 resets the sim (`~/reset` with parameter `episode_seed`), activates the executor (it starts from
 the measured position), sets the policy's `instruction` parameter through the parameter service,
-activates the policy, and waits for the sim's `~/outcome`. It prints one JSON line with the success rate and
-latencies, and writes a run folder with a video of the first episode, the executor's record of the
-run (`executor_run.npz`), a plot of planned vs. commanded vs. measured joints of the first episode
-and the smoothness of the commands.
+activates the policy, and waits for the sim's `~/outcome`. `output` picks what the executor sends
+and how the sim follows it: `position_array` to a forward position controller, `joint_trajectory` (a
+one-point trajectory per tick) or `joint_trajectory_plan` (the limited plan at each change) to the
+sim's model of ros2_control's JointTrajectoryController, which interpolates them at every physics step
+(500 Hz). It prints one JSON line with the success rate and latencies, and writes a run folder with a
+video of the first episode, the executor's record of the run (`executor_run.npz`), a plot of planned
+vs. commanded vs. measured joints of the first episode and the smoothness of the commands.
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ from vla_ros.bringup import Bringup
 from vla_ros.launch_description import node_specs
 
 EVAL_FIRST_SEED = 1000  # demonstrations are recorded from seed 100000 on: these are unseen
+# the executor's `output` -> the sim's `controller` that follows it
+DEMO_OUTPUTS = {
+    "position_array": "forward_position",
+    "joint_trajectory": "joint_trajectory",
+    "joint_trajectory_plan": "joint_trajectory",
+}
+SIM_CONTROLLER_RATE_HZ = 500.0  # the sim's JTC runs at every physics step (tabletop_arm.xml: timestep 2 ms)
+PLAN_COUNTERS = ("plans_sent", "plans_late", "plans_rejected", "plans_recomputed_late")
+CONTROLLER_COUNTERS = ("trajectories_received", "trajectories_rejected")  # the sim's JTC model
 
 
 @dataclass
@@ -246,13 +258,17 @@ def run_demo(
     log=print,
     record: bool = False,
     viz: bool = False,
+    output: str = "position_array",
 ) -> dict:
     """Run the demo; return (and write to run_dir/summary.json) the summary.
 
     blend_mode: the executor's; inference_delay_s: artificial latency added to every chunk (seconds);
+    output: the executor's (a key of DEMO_OUTPUTS; the sim runs the controller that takes it);
     record: the recorder node too (run_dir/recording: bags/ and lerobot/), waited for at the end;
     viz: the rerun node too, logging the run to run_dir/run.rrd.
     """
+    if output not in DEMO_OUTPUTS:
+        raise ValueError(f"demo output {output!r}: one of {list(DEMO_OUTPUTS)} (the sim has no other controller)")
     run_dir = Path(run_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     domain_id = domain_id if domain_id is not None else 40 + os.getpid() % 50
@@ -265,9 +281,14 @@ def run_demo(
         model_path=model_path,
         use_sim=True,
         overrides={
-            "vla_sim_robot": {"max_episode_s": episode_timeout_s},
+            "vla_sim_robot": {"max_episode_s": episode_timeout_s, "controller": DEMO_OUTPUTS[output]},
             "vla_policy": {"inference_delay_s": inference_delay_s},
-            "vla_chunk_executor": {"blend_mode": blend_mode, "record_path": str(record_path)},
+            "vla_chunk_executor": {
+                "blend_mode": blend_mode,
+                "record_path": str(record_path),
+                "output": output,
+                "controller_rate_hz": SIM_CONTROLLER_RATE_HZ,
+            },
             "vla_recorder": {"output_dir": str(run_dir / "recording")},
             "vla_rerun": {"target": str(run_dir / "run.rrd")},
         },
@@ -307,6 +328,8 @@ def run_demo(
             time.sleep(1.2)  # one more diagnostics period
             recording = wait_for_recorder(sup, len(results), log) if record else None
             policy_diag = next((v for k, v in sup.diagnostics.items() if k.endswith(": policy")), {})
+            executor_diag = next((v for k, v in sup.diagnostics.items() if k.endswith(": executor")), {})
+            controller_diag = next((v for k, v in sup.diagnostics.items() if k.endswith(": controller")), {})
             latency = np.array(sup.chunk_latency_s) * 1e3
             lateness = np.array(sup.lateness_p99_ms)
         finally:
@@ -322,6 +345,7 @@ def run_demo(
         "episodes": len(results),
         "blend_mode": blend_mode,
         "inference_delay_s": inference_delay_s,
+        "output": output,
         "smoothness": {k: round(v, 4) if isinstance(v, float) else v for k, v in smoothness(run).items()},
         "frame_to_chunk_ms": {
             "p50": float(policy_diag.get("frame_to_chunk_p50_ms", "nan")),
@@ -344,6 +368,10 @@ def run_demo(
         "plot": str(plot) if plot else None,
         "episodes_detail": results,
     }
+    if output == "joint_trajectory_plan":  # the executor's plan counters (docs/real-robots.md)
+        summary["plans"] = {k: int(executor_diag.get(k, 0)) for k in PLAN_COUNTERS}
+    if DEMO_OUTPUTS[output] == "joint_trajectory":  # what the sim's JointTrajectoryController model took
+        summary["controller"] = {k: int(controller_diag.get(k, 0)) for k in CONTROLLER_COUNTERS}
     if recording is not None:
         summary["recording"] = recording
     if viz:

@@ -83,6 +83,13 @@ LAUNCH_ARGUMENTS = {
         "slow run: the executor's velocity, acceleration and jerk limits times s, s^2, s^3 and chunks played 1/s "
         "times slower (0 < s <= 1; default: the robot config's, else 1)",
     ),
+    "bypass_executor": (
+        "false",
+        "no chunk executor: the policy's action_chunk goes straight to the JointTrajectoryController on the robot "
+        "config's commands topic (ros2_controllers' positions_upsampling, or plain JTC); the robot's limits, "
+        "workspace, staleness checks, blending, latency compensation and watchdogs are given up "
+        "(docs/real-robots.md: bypass)",
+    ),
     "record": ("false", "start the recorder: every episode as an MCAP bag and a LeRobotDataset episode (docs/data.md)"),
     "record_dir": ("", "the recorder's output folder (default: runs/recording-<UTC time>)"),
     "viz": ("", "rerun: show the run live in rerun (cameras, planned / commanded / measured joints, executor state)"),
@@ -178,6 +185,22 @@ def executor_parameters(cfg: RobotConfig) -> dict[str, Any]:
     }
 
 
+JTC_OUTPUTS = ("joint_trajectory_plan", "joint_trajectory")  # executor outputs for a JointTrajectoryController
+
+
+def bypass_chunk_topic(cfg: RobotConfig, use_sim: bool) -> str:
+    """bypass_executor: the topic the policy's chunks go to, the robot config's `commands` (its
+    JointTrajectoryController's ~/joint_trajectory); ValueError when no such controller is behind it."""
+    output = cfg.executor.get("output", "position_array")
+    if not use_sim and output not in JTC_OUTPUTS:
+        raise ValueError(
+            f"launch argument bypass_executor:=true: robot '{cfg.name}' commands a controller through executor output "
+            f"'{output}'; the policy's chunks (JointTrajectory) need a JointTrajectoryController, i.e. output one of "
+            f"{list(JTC_OUTPUTS)} in the robot config (or use_sim:=true)"
+        )
+    return cfg.topics.get("commands", "commands")
+
+
 def node_specs(
     robot: str | RobotConfig,
     backend: str = "",
@@ -189,32 +212,39 @@ def node_specs(
     record: bool = False,
     viz: str = "",
     respawn: bool = False,
+    bypass_executor: bool = False,
 ) -> list[NodeSpec]:
     """Chunk executor, policy node, the lifecycle manager, (if `use_sim`) the sim robot and (if `record`)
     the recorder for `robot`; `viz` 'rerun': the rerun node.
 
     `overrides` maps node name -> extra parameters (e.g. {"vla_policy": {"instruction": "..."}}).
     `respawn`: the nodes are restarted when they exit, so the lifecycle manager stops an unresponsive one
-    (`kill_unresponsive`) for a new process to replace it.
+    (`kill_unresponsive`) for a new process to replace it. `bypass_executor`: no chunk executor; the policy's
+    `action_chunk` is remapped to the robot's JointTrajectoryController (`bypass_chunk_topic`; the sim runs
+    its model of one).
     """
     cfg = robot if isinstance(robot, RobotConfig) else load_robot_config(robot)
     overrides = overrides or {}
+    simulated = cfg.use_sim if use_sim is None else use_sim
     remaps = tuple(sorted(cfg.topics.items()))
+    policy_remaps = (*remaps, ("action_chunk", bypass_chunk_topic(cfg, simulated))) if bypass_executor else remaps
     policy = {**policy_parameters(cfg, backend, model_path, device), **overrides.get("vla_policy", {})}
     executor = {**executor_parameters(cfg), **overrides.get("vla_chunk_executor", {})}
     manager = {
-        "node_names": ["vla_chunk_executor", "vla_policy"],
+        "node_names": ["vla_policy"] if bypass_executor else ["vla_chunk_executor", "vla_policy"],
         "autostart": autostart,
         "kill_unresponsive": respawn,
         **overrides.get("vla_lifecycle_manager", {}),
     }
     specs = [
         NodeSpec("chunk_executor", "vla_ros.nodes.chunk_executor_node", "vla_chunk_executor", executor, remaps),
-        NodeSpec("policy_node", "vla_ros.nodes.policy_node", "vla_policy", policy, remaps),
+        NodeSpec("policy_node", "vla_ros.nodes.policy_node", "vla_policy", policy, policy_remaps),
         NodeSpec("lifecycle_manager", "vla_ros.nodes.lifecycle_manager", "vla_lifecycle_manager", manager),
-    ]
-    if cfg.use_sim if use_sim is None else use_sim:
+    ][1 if bypass_executor else 0 :]
+    if simulated:
         sim = dict(overrides.get("vla_sim_robot", {}))
+        if bypass_executor:  # the sim's model of a JointTrajectoryController takes the chunks
+            sim["controller"] = "joint_trajectory"
         if not _is_tabletop_robot(cfg):  # any other robot: the sim builds it from the config's URDF
             sim = {"robot_config": cfg.source, **sim}
         specs.append(NodeSpec("sim_robot", "vla_ros.nodes.sim_robot_node", "vla_sim_robot", sim, remaps))
@@ -269,6 +299,7 @@ def specs_from_launch_arguments(args: dict[str, str]) -> list[NodeSpec]:
         record=bool(parse_bool(value["record"], "record")),
         viz=value["viz"].strip().lower(),
         respawn=respawn_from_launch_arguments(args),
+        bypass_executor=bool(parse_bool(value["bypass_executor"], "bypass_executor")),
     )
 
 

@@ -488,6 +488,14 @@ SIM = Schema(
         "with robot_config: start joint positions in its joint order (radians; [] = the sim's home pose of the arm)",
         list_kind="float",
     ),
+    Param(
+        "controller",
+        "forward_position",
+        "what follows `commands`: forward_position (Float64MultiArray of joint positions, each held until the next) "
+        "or joint_trajectory (JointTrajectory, run as ros2_control's JointTrajectoryController runs it, at the "
+        "physics rate of 500 Hz: core/jtc.py; a reset holds the new position)",
+        choices=("forward_position", "joint_trajectory"),
+    ),
 )
 
 MANAGER = Schema(

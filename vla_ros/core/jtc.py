@@ -26,6 +26,12 @@ lists them with what the executor relies on):
   at the update's time; afterwards it advances by each update's period; the command written is the
   sample one update period ahead (`traj_time_ + update_period_`).
 - On activation it holds the measured position (a one-point trajectory with a zero stamp).
+- ros2_controllers master (August 2026, PR #2491; the InferenceBridgeController folded into JTC):
+  `positions_upsampling` (`upsample_positions`): before validation, a message with positions only gets
+  `time_from_start` (i + 1) / policy_frequency when all of its points have none, and the knot
+  velocities of a global cubic spline at rest at both ends (`preprocess_incoming_trajectory`,
+  `synthesize_timing`, trajectory.cpp `fill_cubic_spline_velocities`); a message with velocities or
+  accelerations passes unchanged.
 """
 
 from __future__ import annotations
@@ -144,6 +150,40 @@ def sample_quintic(trajectory: TimedTrajectory, times_ns: np.ndarray) -> tuple[n
     return pos, vel, acc
 
 
+def upsample_positions(trajectory: TimedTrajectory, policy_frequency_hz: float = 0.0) -> TimedTrajectory:
+    """JTC's `positions_upsampling` (ros2_controllers master, `preprocess_incoming_trajectory`) on a received
+    message: positions only -> timing synthesised when no point has any (and policy_frequency_hz > 0), then
+    the velocities of the global cubic spline through the positions with zero velocity at the first and last
+    point (its Thomas solve, per joint); with velocities or accelerations, fewer than two points or times not
+    strictly increasing: unchanged."""
+    if trajectory.velocities is not None or trajectory.accelerations is not None or len(trajectory.offsets_ns) == 0:
+        return trajectory
+    offsets = trajectory.offsets_ns
+    if policy_frequency_hz > 0.0 and not offsets.any():
+        dt_ns = np.round(np.arange(1, len(offsets) + 1) / policy_frequency_hz * NS)  # Duration::from_seconds
+        offsets = dt_ns.astype(np.int64)
+    n = len(offsets)
+    times = offsets / NS
+    if n < 2 or (np.diff(times) <= 0.0).any():
+        return TimedTrajectory(trajectory.stamp_ns, trajectory.joint_names, offsets, trajectory.positions)
+    p = trajectory.positions
+    lower, diagonal, upper = np.zeros(n), np.ones(n), np.zeros(n)
+    rhs = np.zeros_like(p)
+    before, after = np.diff(times)[:-1], np.diff(times)[1:]  # durations around each interior knot
+    lower[1:-1], upper[1:-1] = 1.0 / before, 1.0 / after
+    diagonal[1:-1] = 2.0 * (1.0 / before + 1.0 / after)
+    rhs[1:-1] = 3.0 * ((p[2:] - p[1:-1]) / after[:, None] ** 2 + (p[1:-1] - p[:-2]) / before[:, None] ** 2)
+    sweep, v = np.zeros(n), np.zeros_like(p)
+    sweep[0], v[0] = upper[0] / diagonal[0], rhs[0] / diagonal[0]
+    for i in range(1, n):
+        pivot = diagonal[i] - lower[i] * sweep[i - 1]
+        sweep[i] = upper[i] / pivot if i + 1 < n else 0.0
+        v[i] = (rhs[i] - lower[i] * v[i - 1]) / pivot
+    for i in range(n - 2, -1, -1):
+        v[i] -= sweep[i] * v[i + 1]
+    return TimedTrajectory(trajectory.stamp_ns, trajectory.joint_names, offsets, p, v)
+
+
 def validate(
     trajectory: TimedTrajectory,
     joint_names: tuple[str, ...],
@@ -198,8 +238,14 @@ class JtcModel:
         update_rate_hz: float = 1000.0,
         interpolate_from_desired_state: bool = False,
         allow_nonzero_velocity_at_trajectory_end: bool = False,
+        positions_upsampling: bool = False,
+        policy_frequency_hz: float = 0.0,
     ):
+        """positions_upsampling, policy_frequency_hz: the master branch's `positions_upsampling.enable` and
+        `.policy_frequency` (Hz; 0 = chunks must carry their own timing)."""
         self.joint_names = tuple(joint_names)
+        self.positions_upsampling = positions_upsampling
+        self.policy_frequency_hz = policy_frequency_hz
         self.update_period_ns = int(NS / update_rate_hz)  # rclcpp::Duration(0, 1e9 / rate), truncated
         self.interpolate_from_desired_state = interpolate_from_desired_state
         self.allow_nonzero_velocity_at_trajectory_end = allow_nonzero_velocity_at_trajectory_end
@@ -219,6 +265,8 @@ class JtcModel:
         self.installed = 0  # messages installed so far
 
     def receive(self, trajectory: TimedTrajectory, now_ns: int) -> bool:
+        if self.positions_upsampling:
+            trajectory = upsample_positions(trajectory, self.policy_frequency_hz)
         reason = validate(
             trajectory,
             self.joint_names,

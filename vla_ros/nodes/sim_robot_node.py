@@ -1,7 +1,14 @@
 """`sim_robot` (node `vla_sim_robot`): a MuJoCo robot as a ROS robot, in real time.
 
 By default the tabletop arm: publishes `joint_states`, `camera/image_raw` (front) and
-`wrist_camera/image_raw`; follows `commands` (Float64MultiArray, joint order of the sim). Episodes:
+`wrist_camera/image_raw`; follows `commands` as parameter `controller` says: `forward_position`
+(Float64MultiArray of joint positions in the sim's joint order, each held until the next, as ros2_control's
+forward position controller) or `joint_trajectory` (JointTrajectory, run as ros2_control's
+JointTrajectoryController runs it: core/jtc.py's model updated at every physics step, 500 Hz, with the
+measured positions and velocities as its state interfaces; `~/commanded` (JointState) carries its last
+command, positions and velocities, stamped with that update's time, with every joint state; rejected
+messages are logged, and counted in `/diagnostics` once a second: `trajectories_received`,
+`trajectories_rejected`, `last_rejection`). Episodes:
 `~/reset` (Trigger) starts the episode of parameter `episode_seed` and answers with its instruction;
 `~/task` and `~/outcome` (std_msgs/String, latched) say what the episode asks and whether it is
 running, succeeded or failed.
@@ -11,6 +18,10 @@ With parameter `robot_config` (a robot config's name or path): that robot built 
 `commands`) and one camera per config camera, published on the config's camera topic (a topic ending
 in /compressed carries JPEG sensor_msgs/CompressedImage). Its episodes have a fixed instruction and
 no success criterion: the outcome is `none`.
+
+Time: the physics is advanced in slices of whole timesteps (4 ms), each as soon as the wall clock has
+passed its end; the controller updates of a slice are at the ROS times of its steps, the last at the
+slice's end.
 """
 
 from __future__ import annotations
@@ -20,20 +31,23 @@ import threading
 import time
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
 
 from vla_ros.core.images import encode_compressed
+from vla_ros.core.jtc import NS, JtcModel
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare
 from vla_ros.nodes.runner import run_node
 from vla_ros.params import SIM
 from vla_ros.sim.tabletop import JOINT_NAMES, TabletopSim
 
-PHYSICS_CHUNK_S = 0.005  # physics advanced in 5 ms slices, paced by the wall clock
+PHYSICS_SLICE_S = 0.004  # physics advanced in slices of whole timesteps this long, paced by the wall clock
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 CAMERA_TOPICS = {"front": "camera/image_raw", "wrist": "wrist_camera/image_raw"}
 
@@ -71,7 +85,18 @@ class SimRobotNode(Node):
         }
         self.task_pub = self.create_publisher(String, "~/task", LATCHED)
         self.outcome_pub = self.create_publisher(String, "~/outcome", LATCHED)
-        self.create_subscription(Float64MultiArray, "commands", self._on_command, 10)
+        self.jtc: JtcModel | None = None  # controller joint_trajectory: the JTC model (made at each reset)
+        self.jtc_received = 0  # trajectories received, rejected (validation or malformed), the last reason
+        self.jtc_rejected = 0
+        self.jtc_last_rejection = ""
+        self.jtc_command: tuple[int, np.ndarray, np.ndarray] | None = None  # (update time ns, positions, velocities)
+        if self.p["controller"] == "joint_trajectory":
+            self.create_subscription(JointTrajectory, "commands", self._on_trajectory, 10)
+            self.commanded_pub = self.create_publisher(JointState, "~/commanded", 10)
+            self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            self.create_timer(1.0, self._publish_diagnostics)
+        else:
+            self.create_subscription(Float64MultiArray, "commands", self._on_command, 10)
         self.create_service(Trigger, "~/reset", self._srv_reset)
         self._reset_episode(self.p["episode_seed"])
         self._stop = threading.Event()
@@ -88,10 +113,43 @@ class SimRobotNode(Node):
         with self.lock:
             self.sim.set_command(np.asarray(msg.data))
 
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        """controller joint_trajectory: JTC's subscription callback (validation; the newest valid message wins)."""
+        now_ns = self.get_clock().now().nanoseconds
+        self.jtc_received += 1
+        try:
+            trajectory = conversions.trajectory_message_to_timed(msg)
+        except ValueError as exc:
+            reason = str(exc)
+        else:
+            with self.lock:
+                before = len(self.jtc.rejected)
+                self.jtc.receive(trajectory, now_ns)
+                reason = self.jtc.rejected[-1] if len(self.jtc.rejected) > before else None
+        if reason is not None:
+            self.jtc_rejected += 1
+            self.jtc_last_rejection = reason
+            self.get_logger().error(
+                f"trajectory rejected ({self.jtc_rejected} so far): {reason}", throttle_duration_sec=2.0
+            )
+
+    def _publish_diagnostics(self) -> None:
+        """controller joint_trajectory: what the controller received and rejected (all time)."""
+        values = {
+            "trajectories_received": self.jtc_received,
+            "trajectories_rejected": self.jtc_rejected,
+            "last_rejection": self.jtc_last_rejection,
+        }
+        stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: controller", "ok", values, stamp))
+
     def _reset_episode(self, seed: int) -> str:
         with self.lock:
             task = self.sim.reset(seed)
             self.episode_start_s = self.sim.time_s
+            if self.p["controller"] == "joint_trajectory":  # the controller (re)activated: it holds where the arm is
+                step_hz = 1.0 / self.sim.model.opt.timestep
+                self.jtc = JtcModel(self.joint_names, self.sim.joint_positions(), update_rate_hz=step_hz)
             outcome = self.sim.outcome  # "running" (the tabletop's tasks) or "none" (a URDF robot: no task)
         self.task_pub.publish(String(data=task.instruction))
         self.outcome_pub.publish(String(data=outcome))
@@ -114,17 +172,27 @@ class SimRobotNode(Node):
         """Advance physics in step with the wall clock; publish joint states and images."""
         js_period = 1.0 / self.p["joint_state_rate_hz"]
         cam_period = 1.0 / self.p["camera_rate_hz"]
+        step_s = float(self.sim.model.opt.timestep)
+        steps = max(1, round(PHYSICS_SLICE_S / step_s))
         next_js = next_cam = deadline = time.monotonic()
         while not self._stop.is_set() and self.context.ok():
-            deadline += PHYSICS_CHUNK_S
+            deadline += steps * step_s
             delay = deadline - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             elif delay < -0.1:
                 deadline = time.monotonic()  # fell far behind (e.g. CPU starved): drop the debt
+            now_ns = self.get_clock().now().nanoseconds
             with self.lock:
                 before = self.sim.outcome
-                self.sim.advance(PHYSICS_CHUNK_S)
+                for k in range(steps):
+                    if self.jtc is not None:  # JTC's update at this step's time, from the measured state
+                        t_ns = now_ns - int((steps - 1 - k) * step_s * NS)
+                        measured = (self.sim.joint_positions(), self.sim.joint_velocities(), None)
+                        positions, velocities, _ = self.jtc.update(t_ns, measured)
+                        self.sim.set_command(positions)
+                        self.jtc_command = (t_ns, positions, velocities)
+                    self.sim.advance(step_s)
                 if (
                     self.sim.outcome == "running"
                     and self.sim.time_s - self.episode_start_s > self.get_parameter("max_episode_s").value
@@ -143,6 +211,8 @@ class SimRobotNode(Node):
                         header=_header(stamp), name=list(self.joint_names), position=q.tolist(), velocity=dq.tolist()
                     )
                 )
+                if self.jtc_command is not None:
+                    self._publish_commanded(*self.jtc_command)
             if now >= next_cam:
                 next_cam = max(next_cam + cam_period, now)
                 for cam, (pub, compressed) in self.image_pubs.items():
@@ -152,6 +222,14 @@ class SimRobotNode(Node):
                         pub.publish(_compressed_msg(rgb, stamp, f"{cam}_camera"))
                     else:
                         pub.publish(conversions.rgb_to_image_msg(rgb, stamp, f"{cam}_camera"))
+
+    def _publish_commanded(self, t_ns: int, positions: np.ndarray, velocities: np.ndarray) -> None:
+        """`~/commanded`: the controller's command written at the update of time t_ns (ROS time, ns)."""
+        header = _header(JointState().header.stamp)
+        header.stamp.sec, header.stamp.nanosec = divmod(t_ns, NS)
+        msg = JointState(header=header, name=list(self.joint_names))
+        msg.position, msg.velocity = positions.tolist(), velocities.tolist()
+        self.commanded_pub.publish(msg)
 
     def destroy_node(self):
         if hasattr(self, "_stop"):
