@@ -141,12 +141,20 @@ def tiny_ee_pi0_franka(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_pi0_checkpoint(tmp_path_factory) -> Path:
-    """A π₀ checkpoint folder in the real layout (random weights, toy sizes) for the sim arm."""
+def make_tiny_pi0_checkpoint(folder: Path, variant: str = "pi0") -> Path:
+    """A π₀ (or π₀.5) checkpoint folder in the real layout (random weights, toy sizes) for the sim arm."""
     from vla_ros.backends.pi0.tiny import make_tiny_checkpoint
     from vla_ros.sim.tabletop import JOINT_NAMES
 
-    return make_tiny_checkpoint(
-        tmp_path_factory.mktemp("tiny_pi0"), JOINT_NAMES, ("front", "wrist"), horizon=8, dt_s=0.1
-    )
+    return make_tiny_checkpoint(folder, JOINT_NAMES, ("front", "wrist"), horizon=8, dt_s=0.1, variant=variant)
+
+
+@pytest.fixture(scope="session")
+def tiny_pi0_checkpoint(tmp_path_factory) -> Path:
+    return make_tiny_pi0_checkpoint(tmp_path_factory.mktemp("tiny_pi0"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pi05_checkpoint(tmp_path_factory) -> Path:
+    """π₀.5: adaptive-RMSNorm expert, state in the prompt (openpi layout)."""
+    return make_tiny_pi0_checkpoint(tmp_path_factory.mktemp("tiny_pi05"), variant="pi05")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from conftest import log_text, wait_until
+from tracking import bring_up_tracking
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_ros.config import load_robot_config
@@ -144,14 +145,7 @@ def test_estop_under_load_stops_within_the_deceleration_limits_and_reports_it(no
     """Policy node streaming chunks, executor tracking them: the e-stop brings the arm to rest and keeps it there."""
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    bringup, peer, _ = nodes(policy_overrides={"instruction": "reach the red cube", "inference_period_s": 0.1})
-    statuses = []
-    peer.node.create_subscription(DiagnosticStatus, "/vla_chunk_executor/status", statuses.append, 50)
-    peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
-    peer.start_robot(rate_hz=50)
-    assert wait_until(lambda: len(peer.chunks) > 5 and any(s.message == "tracking" for s in statuses), 60), (
-        "no chunks tracked"
-    )
+    bringup, peer, statuses = bring_up_tracking(nodes, 0.1, timeout_s=60)
     assert peer.trigger("/vla_chunk_executor/estop").success
     stopped_at = time.monotonic()
     chunks_before = len(peer.chunks)

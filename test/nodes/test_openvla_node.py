@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from conftest import log_text, wait_until
+from tracking import bring_up_tracking
 
 
 @pytest.fixture(scope="module")
@@ -15,20 +16,7 @@ def tiny_openvla_checkpoint(tmp_path_factory):
 
 def test_a_tiny_openvla_runs_through_the_real_nodes(nodes, tiny_openvla_checkpoint):
     """backend:=openvla: 1-point chunks (one action per forward) flow and the executor tracks them."""
-    from diagnostic_msgs.msg import DiagnosticStatus
-
-    bringup, peer, _ = nodes(
-        policy_overrides={"instruction": "reach the red cube", "inference_period_s": 0.2},
-        backend="openvla",
-        model_path=tiny_openvla_checkpoint,
-    )
-    statuses = []
-    peer.node.create_subscription(DiagnosticStatus, "/vla_chunk_executor/status", statuses.append, 50)
-    peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
-    peer.start_robot(rate_hz=50)
-    assert wait_until(lambda: len(peer.chunks) > 5 and any(s.message == "tracking" for s in statuses), 90), (
-        f"no OpenVLA chunks tracked; policy log:\n{log_text(bringup.log_dir.parent, 'vla_policy')}"
-    )
+    bringup, peer, _ = bring_up_tracking(nodes, 0.2, backend="openvla", model_path=tiny_openvla_checkpoint)
     msg = peer.chunks[-1]
     assert list(msg.joint_names) == list(peer.joint_names) and len(msg.points) == 1
     offset = msg.points[0].time_from_start.sec + msg.points[0].time_from_start.nanosec * 1e-9

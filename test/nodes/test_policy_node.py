@@ -3,7 +3,9 @@
 import time
 
 import numpy as np
+import pytest
 from conftest import log_text, wait_until
+from tracking import bring_up_tracking
 
 
 def test_no_chunk_before_an_instruction_then_timed_chunks_until_deactivated(nodes):
@@ -158,22 +160,16 @@ def test_camera_loss_makes_the_executor_hold_through_the_whole_chain(nodes):
     assert bringup.dead() == {}
 
 
-def test_a_tiny_pi0_runs_through_the_real_nodes(nodes, tiny_pi0_checkpoint):
-    """backend:=pi0 with a checkpoint in the real key layout: chunks flow and the executor tracks them (guided)."""
-    from diagnostic_msgs.msg import DiagnosticStatus
-
-    bringup, peer, _ = nodes(
-        policy_overrides={"instruction": "reach the red cube", "inference_period_s": 0.1},
+@pytest.mark.parametrize("checkpoint", ["tiny_pi0_checkpoint", "tiny_pi05_checkpoint"], ids=["pi0", "pi05"])
+def test_a_tiny_pi0_runs_through_the_real_nodes(nodes, checkpoint, request):
+    """backend:=pi0 with a π₀ and a π₀.5 checkpoint in the real key layout: chunks flow and the executor tracks
+    them (guided blending)."""
+    bringup, peer, _ = bring_up_tracking(
+        nodes,
+        0.1,
         executor_overrides={"blend_mode": "guided"},
         backend="pi0",
-        model_path=tiny_pi0_checkpoint,
-    )
-    statuses = []
-    peer.node.create_subscription(DiagnosticStatus, "/vla_chunk_executor/status", statuses.append, 50)
-    peer.q = np.array([0.0, 0.15, 1.75, 1.24, 0.0, 0.0, 0.03])
-    peer.start_robot(rate_hz=50)
-    assert wait_until(lambda: len(peer.chunks) > 5 and any(s.message == "tracking" for s in statuses), 90), (
-        "no π₀ chunks tracked"
+        model_path=request.getfixturevalue(checkpoint),
     )
     msg = peer.chunks[-1]
     assert list(msg.joint_names) == list(peer.joint_names) and len(msg.points) == 8
