@@ -87,6 +87,7 @@ def _load_launch_file_with_recording_stand_ins():
             "respawn": "true",
             "dry_run": "true",
             "speed_scale": "0.25",
+            "bypass_executor": "false",
             "record": "false",
             "record_dir": "",
             "viz": "",
