@@ -32,25 +32,31 @@ def assert_within_limits(commands: np.ndarray, dt: float, limits: JointLimits = 
 
 
 anything = st.floats(allow_nan=True, allow_infinity=True, width=64)
-targets = st.lists(st.lists(anything, min_size=3, max_size=3), min_size=1, max_size=40)
-
-
-@streams(2000)
-@given(
-    targets=targets,
+# a target stream: each target (any floats, NaN and inf included) held `repeat` ticks of `dt`, from any `start`
+TARGET_STREAM = dict(
+    targets=st.lists(st.lists(anything, min_size=3, max_size=3), min_size=1, max_size=40),
     repeat=st.integers(1, 15),
     start=st.lists(st.floats(-5, 5), min_size=3, max_size=3),
     dt=st.sampled_from([0.002, 0.004, 0.01]),
-    margin=st.floats(0, 0.2),
-    arrive=st.floats(0, 0.3),
 )
-def test_no_target_stream_makes_a_command_leave_the_limits(targets, repeat, start, dt, margin, arrive):
-    lim = JerkLimiter(LIMITS, margin)
+
+
+def track_stream(lim: JerkLimiter, targets, repeat: int, start, dt: float, **track) -> list[np.ndarray]:
+    """The commands of `lim` reset at `start` tracking each target for `repeat` ticks (`track`: more arguments
+    of `JerkLimiter.track`), the start position first."""
     lim.reset(np.array(start))
     commands = [lim.position.copy()]
     for target in targets:
         for _ in range(repeat):
-            commands.append(lim.track(np.array(target), None, dt, arrive_in_s=arrive))
+            commands.append(lim.track(np.array(target), None, dt, **track))
+    return commands
+
+
+@streams(2000)
+@given(**TARGET_STREAM, margin=st.floats(0, 0.2), arrive=st.floats(0, 0.3))
+def test_no_target_stream_makes_a_command_leave_the_limits(targets, repeat, start, dt, margin, arrive):
+    lim = JerkLimiter(LIMITS, margin)
+    commands = track_stream(lim, targets, repeat, start, dt, arrive_in_s=arrive)
     for _ in range(int(0.5 / dt)):  # then brake: still within limits, and at rest in the end
         commands.append(lim.brake(dt))
     assert_within_limits(np.array(commands), dt)
@@ -58,22 +64,12 @@ def test_no_target_stream_makes_a_command_leave_the_limits(targets, repeat, star
 
 
 @streams(500)
-@given(
-    targets=targets,
-    repeat=st.integers(1, 15),
-    start=st.lists(st.floats(-5, 5), min_size=3, max_size=3),
-    dt=st.sampled_from([0.002, 0.004, 0.01]),
-    share=st.floats(0.25, 1.0),
-)
+@given(**TARGET_STREAM, share=st.floats(0.25, 1.0))
 def test_gentle_tracking_and_stopping_from_any_state_keep_the_limits_and_come_to_rest(
     targets, repeat, start, dt, share
 ):
     lim = JerkLimiter(LIMITS)
-    lim.reset(np.array(start))
-    commands = [lim.position.copy()]
-    for target in targets:
-        for _ in range(repeat):
-            commands.append(lim.track(np.array(target), None, dt, share=share))
+    commands = track_stream(lim, targets, repeat, start, dt, share=share)
     for _ in range(int(1.5 / dt)):
         commands.append(lim.stop_gently(dt, share))
     assert_within_limits(np.array(commands), dt)
