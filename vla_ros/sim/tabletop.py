@@ -12,6 +12,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from vla_ros.sim.rendering import OffscreenCameras
+
 SCENE_XML = Path(__file__).with_name("assets") / "tabletop_arm.xml"
 
 JOINT_NAMES = ("shoulder_pan", "shoulder_lift", "elbow", "wrist_1", "wrist_2", "wrist_3", "gripper")
@@ -59,11 +61,9 @@ class TabletopSim:
 
     def __init__(self, image_size: tuple[int, int] = (128, 128)):
         self.model = mujoco.MjModel.from_xml_path(str(SCENE_XML))
-        self.model.vis.quality.shadowsize = 0  # shadows and multisampling cost ~6x on a CPU renderer
-        self.model.vis.quality.offsamples = 0
         self.data = mujoco.MjData(self.model)
         self.image_size = image_size
-        self._renderer: mujoco.Renderer | None = None
+        self._cameras = OffscreenCameras(self.model, self.data, image_size)
         self._qpos_idx = np.array([self.model.joint(n).qposadr[0] for n in JOINT_NAMES])
         self._dof_idx = np.array([self.model.joint(n).dofadr[0] for n in JOINT_NAMES])
         self._tcp = self.model.site("tcp").id
@@ -147,12 +147,7 @@ class TabletopSim:
     # --- cameras -------------------------------------------------------------------------
     def render(self, camera: str) -> np.ndarray:
         """RGB image (H, W, 3) uint8 from camera `front` or `wrist`."""
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, *self.image_size)
-        self._renderer.update_scene(self.data, camera)
-        return self._renderer.render().copy()
+        return self._cameras.render(camera)
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._cameras.close()

@@ -39,6 +39,7 @@ import numpy as np
 
 from vla_ros.config import RobotConfig, load_robot_config
 from vla_ros.paths import resolve_package_path
+from vla_ros.sim.rendering import OffscreenCameras
 
 DEFAULT_INSTRUCTION = "pick up the red cube"
 TIMESTEP_S = 0.002
@@ -87,10 +88,8 @@ class UrdfRobotSim:
         self.outcome = "none"
 
         self.model, self.scene_scale_m = _build_model(cfg, self.urdf_path, self.ee_link, image_size, meshes)
-        self.model.vis.quality.shadowsize = 0  # shadows and multisampling cost ~6x on a CPU renderer
-        self.model.vis.quality.offsamples = 0
         self.data = mujoco.MjData(self.model)
-        self._renderer: mujoco.Renderer | None = None
+        self._cameras = OffscreenCameras(self.model, self.data, image_size)
 
         missing = [j for j in self.joint_names if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, j) < 0]
         if missing:
@@ -191,15 +190,10 @@ class UrdfRobotSim:
         """RGB image (H, W, 3) uint8 from one of the robot config's cameras."""
         if camera not in self.camera_names:
             raise ValueError(f"unknown camera {camera!r} (cameras: {list(self.camera_names)})")
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, *self.image_size)
-        self._renderer.update_scene(self.data, camera)
-        return self._renderer.render().copy()
+        return self._cameras.render(camera)
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._cameras.close()
 
     # --- internals -----------------------------------------------------------------------
     def _joint_equalities(self) -> list[tuple[int, int, np.ndarray]]:
