@@ -95,6 +95,18 @@ class JointVelocity:
         object.__setattr__(self, "scale", _number("scale", self.scale))
 
 
+def _check_ee_part(part, what: str, **choices: tuple[str, ...]) -> None:
+    """An end-effector position or rotation: mode delta or absolute, frame base or tool (absolute values are in
+    the base frame), `choices` for other fields, scale a number (made a float)."""
+    _one_of("mode", part.mode, ("delta", "absolute"))
+    _one_of("frame", part.frame, ("base", "tool"))
+    for key, allowed in choices.items():
+        _one_of(key, getattr(part, key), allowed)
+    if part.mode == "absolute" and part.frame != "base":
+        raise ActionSpaceError(f"frame: an absolute {what} is in the base frame, got {part.frame!r}")
+    object.__setattr__(part, "scale", _number("scale", part.scale))
+
+
 @dataclass(frozen=True)
 class EePosition:
     """End-effector position (3): delta or absolute, base or (deltas only) tool frame; metres = value * scale."""
@@ -105,11 +117,7 @@ class EePosition:
     type = "ee_position"
 
     def __post_init__(self):
-        _one_of("mode", self.mode, ("delta", "absolute"))
-        _one_of("frame", self.frame, ("base", "tool"))
-        if self.mode == "absolute" and self.frame != "base":
-            raise ActionSpaceError(f"frame: an absolute position is in the base frame, got {self.frame!r}")
-        object.__setattr__(self, "scale", _number("scale", self.scale))
+        _check_ee_part(self, "position")
 
 
 @dataclass(frozen=True)
@@ -123,12 +131,7 @@ class EeRotation:
     type = "ee_rotation"
 
     def __post_init__(self):
-        _one_of("mode", self.mode, ("delta", "absolute"))
-        _one_of("frame", self.frame, ("base", "tool"))
-        _one_of("format", self.format, ROTATION_FORMATS)
-        if self.mode == "absolute" and self.frame != "base":
-            raise ActionSpaceError(f"frame: an absolute rotation is in the base frame, got {self.frame!r}")
-        object.__setattr__(self, "scale", _number("scale", self.scale))
+        _check_ee_part(self, "rotation", format=ROTATION_FORMATS)
         if self.scale != 1.0 and self.format not in ("euler_xyz", "axis_angle"):
             raise ActionSpaceError(
                 f"scale: only euler_xyz and axis_angle values can be scaled, got {self.scale} for {self.format}"

@@ -56,6 +56,9 @@ SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUT)
 ENCODE_ENCODINGS: tuple[str, ...] = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 """Encodings :func:`encode_image` can produce."""
 
+ImageBytes = bytes | bytearray | memoryview | np.ndarray
+"""A message's image data as the decoders take it (any buffer; an ndarray of uint8)."""
+
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -210,12 +213,7 @@ def _check_target_size(height: Any, width: Any) -> tuple[int, int]:
 
 
 def decode_image(
-    data: bytes | bytearray | memoryview | np.ndarray,
-    height: int,
-    width: int,
-    encoding: str,
-    step: int,
-    is_bigendian: bool | int,
+    data: ImageBytes, height: int, width: int, encoding: str, step: int, is_bigendian: bool | int
 ) -> np.ndarray:
     """Decode the raw fields of a ``sensor_msgs/Image`` into an array in the encoding's own layout.
 
@@ -275,13 +273,7 @@ def to_rgb8(array: np.ndarray, encoding: str) -> np.ndarray:
 
 
 def image_msg_fields_to_rgb8(
-    data: bytes | bytearray | memoryview | np.ndarray,
-    height: int,
-    width: int,
-    encoding: str,
-    step: int,
-    is_bigendian: bool | int,
-    copy: bool = True,
+    data: ImageBytes, height: int, width: int, encoding: str, step: int, is_bigendian: bool | int, copy: bool = True
 ) -> np.ndarray:
     """``sensor_msgs/Image`` fields -> ``HxWx3 uint8`` RGB (``to_rgb8(decode_image(...))``).
 
@@ -346,7 +338,7 @@ def encode_image(rgb: np.ndarray, encoding: str = "rgb8") -> dict:
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10 decodes straight to RGB
 
 
-def decode_compressed(data: bytes | bytearray | memoryview | np.ndarray, format: str) -> np.ndarray:
+def decode_compressed(data: ImageBytes, format: str) -> np.ndarray:
     """Decode ``sensor_msgs/CompressedImage`` data (JPEG, PNG, ...) to ``HxWx3 uint8`` RGB.
 
     ``format`` is the message's format string (``"jpeg"``, ``"png"``,
