@@ -17,6 +17,7 @@ import torch
 from vla_ros.backends.pi0.checkpoint import build_model
 from vla_ros.backends.pi0.fast import FastSampler
 from vla_ros.benchmarks.bench import DTYPES, bench_config
+from vla_ros.benchmarks.timing import print_row, print_table_header
 
 
 def chunk(model, inputs, steps: int, mode: str) -> torch.Tensor:
@@ -60,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         else reference_model.state_dict()
     )
     reference = chunk(reference_model, inputs, args.steps, "eager")
-    print("| size | device | dtype | mode | max abs delta vs eager float32 | max abs reference | first call s |")
-    print("|---|---|---|---|---|---|---|")
+    print_table_header(
+        "size", "device", "dtype", "mode", "max abs delta vs eager float32", "max abs reference", "first call s"
+    )
     models = {"float32": reference_model}
     for dtype in args.dtypes.split(","):
         if dtype not in models:
@@ -74,18 +76,12 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 out = chunk(models[dtype], inputs, args.steps, mode)
             except Exception as exc:  # noqa: BLE001 - report and go on with the other modes
-                print(
-                    f"| {args.size} | {device} | {dtype} | {mode} "
-                    f"| failed: {type(exc).__name__}: {str(exc)[:120]} | | |",
-                    flush=True,
-                )
+                print_row(args.size, device, dtype, mode, f"failed: {type(exc).__name__}: {str(exc)[:120]}", "", "")
                 continue
             delta = (out - reference).abs().max().item()
-            print(
-                f"| {args.size} | {device} | {dtype} | {mode} | {delta:.3e} | {reference.abs().max().item():.3f} "
-                f"| {time.perf_counter() - started:.1f} |",
-                flush=True,
-            )
+            reference_max = reference.abs().max().item()
+            seconds = time.perf_counter() - started
+            print_row(args.size, device, dtype, mode, f"{delta:.3e}", f"{reference_max:.3f}", f"{seconds:.1f}")
     return 0
 
 

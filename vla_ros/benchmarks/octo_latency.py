@@ -22,6 +22,7 @@ import torch
 
 from vla_ros.backends.octo.configuration import ImageGroupConfig, OctoNetConfig
 from vla_ros.backends.octo.modeling import OctoNet
+from vla_ros.benchmarks.timing import print_row, print_table_header
 
 LAYOUTS = {
     "small": dict(width=384, depth=12, num_heads=6, mlp_dim=1536),
@@ -132,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
-    print("| layout | params (M) | device | dtype | mode | readouts p50/p99 ms | head p50/p99 ms | chunk p50/p99 ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    print_table_header(
+        "layout", "params (M)", "device", "dtype", "mode", "readouts p50/p99 ms", "head p50/p99 ms", "chunk p50/p99 ms"
+    )
     for layout in args.layouts.split(","):
         for mode in args.modes.split(","):
             r = bench(layout, device, dtype, mode, args.repeats, args.warmup)
@@ -141,11 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             def cell(name: str) -> str:
                 return f"{r[f'{name}_p50_ms']:.2f} / {r[f'{name}_p99_ms']:.2f}" if f"{name}_p50_ms" in r else "-"
 
-            print(
-                f"| {layout} | {r['params_m']:.1f} | {r['device']} | {r['dtype']} | {mode} | {cell('readouts')} | "
-                f"{cell('head')} | {cell('chunk')} |",
-                flush=True,
-            )
+            cells = [cell(stage) for stage in ("readouts", "head", "chunk")]
+            print_row(layout, f"{r['params_m']:.1f}", r["device"], r["dtype"], mode, *cells)
     return 0
 
 

@@ -1,5 +1,5 @@
 """What the model latency benchmarks share: the common command-line options, device setup (CPU
-threads, a sync that waits for the GPU), wall-clock timing and p50/p99 lines.
+threads, a sync that waits for the GPU), wall-clock timing, p50/p99 lines and markdown table rows.
 
 Times are milliseconds of wall clock; on CUDA each stage ends with a device sync so the time is the
 GPU's, not the launch's.
@@ -52,3 +52,14 @@ def print_peak_memory(args: argparse.Namespace) -> None:
     """The peak GPU memory allocated so far (GiB), on CUDA only."""
     if on_cuda(args):
         print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+
+
+def print_table_header(*columns: str) -> None:
+    """The header of a markdown table whose rows `print_row` prints."""
+    print_row(*columns)
+    print("|" + "---|" * len(columns), flush=True)
+
+
+def print_row(*cells: object) -> None:
+    """One markdown table row, printed at once (a long run shows each result as it comes)."""
+    print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
