@@ -21,70 +21,17 @@ import torch
 import yaml
 from safetensors.numpy import save_file
 
+from vla_ros.backends.smolvla.backbone_files import bpe_tokenizer, sizes, smolvlm_config
 from vla_ros.backends.smolvla.checkpoint import WEIGHTS, build_model, save_weights
 from vla_ros.backends.smolvla.configuration import SmolVLAConfig, vlm_config_from_json
 from vla_ros.backends.smolvla.settings import SmolVLASettings
 from vla_ros.backends.tiny import SIM_INSTRUCTIONS
 
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>")
 PRE_STATS = "policy_preprocessor_step_5_normalizer_processor.safetensors"
 POST_STATS = "policy_postprocessor_step_0_unnormalizer_processor.safetensors"
-
-
-def tiny_tokenizer(folder: Path):
-    """A byte-level BPE tokenizer (SmolVLM2's kind) trained on the sim prompts, saved as transformers files."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator([p + "\n" for p in SIM_INSTRUCTIONS] * 4, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|endoftext|>", pad_token="<pad>"
-    )
-    fast.save_pretrained(str(folder))
-    return fast
-
-
-def tiny_vlm_config(vocab: int) -> dict:
-    """A toy SmolVLM2 config.json (the real one: vision 768 x 12 layers, language model 960 x 32 layers)."""
-    from transformers import SmolVLMConfig
-
-    vlm = SmolVLMConfig(
-        vision_config=dict(
-            model_type="smolvlm_vision",
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            patch_size=8,
-            image_size=32,
-        ),
-        text_config=dict(
-            model_type="llama",
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=8,
-            vocab_size=vocab,
-            rms_norm_eps=1e-5,
-            rope_theta=100_000.0,
-            pad_token_id=3,
-        ),
-        scale_factor=2,
-        vocab_size=vocab,
-        tie_word_embeddings=False,
-    )
-    return json.loads(vlm.to_json_string())
+# a toy SmolVLM2 (the real one: vision 768 wide x 12 layers on 512x512, language model 960 wide x 32 layers)
+TINY_VISION = sizes(16, 32, 1, 2, patch_size=8, image_size=32)
+TINY_TEXT = sizes(32, 64, 3, 4, num_key_value_heads=2, head_dim=8)
 
 
 def lerobot_config(joints: int, cameras: tuple[str, ...], horizon: int, steps: int) -> dict:
@@ -186,8 +133,8 @@ def make_tiny_checkpoint(
     """Write the folder: LeRobot's layout, absolute joint actions around `home` (zeros if None)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = tiny_tokenizer(folder)
-    vlm = tiny_vlm_config(len(tokenizer))
+    tokenizer = bpe_tokenizer(folder, [p + "\n" for p in SIM_INSTRUCTIONS] * 4, 320)
+    vlm = json.loads(smolvlm_config(TINY_VISION, TINY_TEXT, 2, len(tokenizer)).to_json_string())
     (folder / "vlm_config.json").write_text(json.dumps(vlm, indent=2))
     config = lerobot_config(len(joint_names), tuple(camera_names), horizon, steps)
     (folder / "config.json").write_text(json.dumps(config, indent=2))
@@ -228,7 +175,10 @@ def main(argv: list[str] | None = None) -> None:
 
     robot = load_robot_config(args.robot)
     cameras = tuple(c.name for c in robot.cameras)
-    print(make_tiny_checkpoint(args.out, robot.joint_names, cameras, args.horizon, args.dt, args.seed, robot.home))
+    folder = make_tiny_checkpoint(
+        args.out, robot.joint_names, cameras, horizon=args.horizon, dt_s=args.dt, seed=args.seed, home=robot.home
+    )
+    print(folder)
 
 
 if __name__ == "__main__":
