@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random-weight checkpoint and per-test ROS isolation."""
+"""Shared fixtures: tiny random-weight checkpoints, per-test ROS isolation and a bare ROS node of the test."""
 
 from __future__ import annotations
 
