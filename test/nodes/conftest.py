@@ -8,18 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness import wait_until  # noqa: F401 - node tests import it from here
 
 from vla_ros.bringup import Bringup
 from vla_ros.launch_description import node_specs
-
-
-def wait_until(predicate, timeout_s: float, interval_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
 
 
 class Peer:
