@@ -196,7 +196,11 @@ class Supervisor:
                 time.sleep(0.2)
 
     # --- episodes ------------------------------------------------------------------------
-    def run_episode(self, seed: int, timeout_s: float, record: bool) -> tuple[bool, str, float]:
+    def run_episode(
+        self, seed: int, timeout_s: float, record: bool, send_instruction: bool = True
+    ) -> tuple[bool, str, float]:
+        """Reset the sim to episode `seed` and run it (at most `timeout_s`): (success, the instruction the sim asks
+        for, duration in seconds). `send_instruction` False: the policy keeps the task it holds (the soak)."""
         self.set_active("policy_state", False)
         self.set_active("executor_state", False)
         self.set_parameter("sim_params", "episode_seed", seed)
@@ -205,7 +209,8 @@ class Supervisor:
         time.sleep(0.3)  # fresh joint states and frames of the new episode
         self.record = EpisodeRecord() if record else None
         self.set_active("executor_state", True)
-        self.set_parameter("policy_params", "instruction", instruction)
+        if send_instruction:
+            self.set_parameter("policy_params", "instruction", instruction)
         start = time.monotonic()
         self.set_active("policy_state", True)
         deadline = start + timeout_s

@@ -1,16 +1,26 @@
 """`vla-ros soak --minutes N`: the demo pipeline runs episodes continuously while faults from the
 README's fault catalogue are injected at random, and reports what a long run would reveal.
 
+The task is given once, at the start, through the policy's parameter service (as `ros2 param set` does),
+and never again: every episode is one whose sim reset asks for that task (the sim alternates tasks by
+seed: seeds that ask for another are skipped), so an episode after a policy restart runs only if the
+restarted policy took the task over (issue 23).
+
 Each episode gets one fault, injected from outside through the standard interfaces while the
 policy runs: a second writer on `action_chunk`, a chunk stamped in the future, a 1-rad joint-state
 glitch, an undecodable camera frame, an instruction flood, invalid parameter values, an e-stop and
-reset, or (rarely: it reloads the model) a SIGKILLed policy node that the bring-up respawns.
+reset, or (rarely: they reload the model) a SIGKILLed policy node that the bring-up respawns, or a
+SIGSTOPped one (alive, not answering) that the lifecycle manager finds by its heartbeat and kills for
+the bring-up to respawn.
 
-Reported (one JSON line, and `soak.json` in the run folder): RSS and open file descriptors of each
-node at the first sample after its warm-up and the last (per process: a respawned node starts anew), tick lateness p99
-per minute, limit violations of the commands (position outside the limits, or a step faster than
-max_velocity, see LimitMonitor; must be 0), episodes run, lost (the pipeline failed them: a service call
-failed or timed out) and timed out (no outcome within the wall-clock timeout: the sim ran slow).
+Reported (one JSON line, and `soak.json` in the run folder): per fault kind the faults injected, episodes
+and successes; per policy kill or stop whether the restarted policy resumed the task (its /diagnostics:
+`restarts_seen`, `task_after_restart`, `instruction`) and the outcome of the next episode; RSS and open file
+descriptors of each node at the first sample after its warm-up and the last (per process: a respawned node
+starts anew), tick lateness p99 per minute, limit violations of the commands (position outside the limits,
+or a step faster than max_velocity, see LimitMonitor; must be 0), episodes run, lost (the pipeline failed
+them: a service call failed or timed out) and timed out (no outcome within the wall-clock timeout: the sim
+ran slow), and the executor's holds for an unresponsive policy.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import random
 import signal
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +52,13 @@ FAULTS = (
     "bad_params",
     "estop",
     "kill_policy",
+    "stop_policy",
 )
-WEIGHTS = (4, 4, 4, 4, 4, 4, 4, 1)
+WEIGHTS = (4, 4, 4, 4, 4, 4, 4, 1, 1)
+RESTARTING = ("kill_policy", "stop_policy")  # faults that end the policy process: the bring-up respawns it
+FIRST_SEED = 1000  # the first episode's seed: its task is the soak's
+SEED_TRIES = 8  # seeds tried for the next episode that asks for the soak's task
+RESUME_CHECK_S = 15.0  # longest wait for the restarted policy's /diagnostics to report its restart
 SAMPLE_PERIOD_S = 1.0  # seconds between samples of /proc and /diagnostics
 POLICY_BACK_TIMEOUT_S = 180.0  # longest wait for a killed policy to be respawned and active again
 WARMUP_S = 20.0  # a process's first seconds (model load, first inferences) are not its baseline
@@ -184,6 +200,10 @@ class FaultInjector:
     def _kill_policy(self, _instruction: str) -> None:
         os.kill(self.bringup.procs["vla_policy"].pid, signal.SIGKILL)
 
+    def _stop_policy(self, _instruction: str) -> None:
+        """Alive but not answering: its heartbeat stops; the lifecycle manager (liveness_timeout_s) kills it."""
+        os.kill(self.bringup.procs["vla_policy"].pid, signal.SIGSTOP)
+
 
 def run_soak(
     minutes: float,
@@ -213,13 +233,15 @@ def run_soak(
         env["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"
     os.environ.update(env)
     robot = load_robot_config("sim")
-    specs = node_specs("sim", use_sim=True, overrides={"vla_sim_robot": {"max_episode_s": episode_timeout_s}})
+    specs = node_specs(  # respawn: the manager kills an unresponsive node for the bring-up to replace
+        "sim", use_sim=True, overrides={"vla_sim_robot": {"max_episode_s": episode_timeout_s}}, respawn=True
+    )
     period_s = 1.0 / specs_parameter(specs, "vla_chunk_executor", "control_rate_hz", 100.0)
     rng = random.Random(seed)
     monitor = LimitMonitor(robot.limits, period_s)
     samples: dict[str, list[tuple[float, int, dict]]] = {}  # node -> (t, pid, sample)
     lateness: list[tuple[float, float]] = []  # (t, executor tick lateness p99 ms)
-    episodes, lost, successes, interrupted, timed_out, errors = 0, 0, 0, 0, 0, []
+    tally = Tally()
     started = time.monotonic()
     with Bringup(specs, log_dir=run_dir / "logs", env=env, respawn=True) as bringup:
         sup = Supervisor()
@@ -239,65 +261,161 @@ def run_soak(
                     s = process_sample(proc.pid)
                     if s is not None:
                         samples.setdefault(name, []).append((t, proc.pid, s))
-                executor = next((v for k, v in sup.diagnostics.items() if k.endswith(": executor")), {})
+                executor = _executor_diagnostics(sup)
                 if "tick_lateness_p99_ms" in executor:
                     lateness.append((t, float(executor["tick_lateness_p99_ms"])))
 
         try:
             sup.wait_for_services(120.0)
             sup.wait_until_active(180.0)
+            from vla_ros.sim.tabletop import task_for_episode
+
+            seed = FIRST_SEED
+            task = task_for_episode(seed).instruction
+            sup.set_parameter("policy_params", "instruction", task)  # once: no episode sends it again
+            log(f"task for the whole soak: '{task}' (set once through /vla_policy/set_parameters)")
             threading.Thread(target=sample_loop, daemon=True).start()
             while time.monotonic() - started < minutes * 60 and not ended.is_set():
                 fault = rng.choices(faults, weights)[0]
-                seed_i = 1000 + episodes
-                episodes += 1
-                try:
-                    timer = threading.Timer(rng.uniform(0.5, 2.0), lambda f=fault: _inject(injector, f, sup, errors))
-                    timer.start()
-                    ok, instruction, duration = sup.run_episode(seed_i, episode_timeout_s + 1.0, record=False)
-                    timer.join()
-                    successes += ok
-                    timed_out += not ok and duration > episode_timeout_s  # the sim ran slower than the wall clock
-                    log(f"episode {episodes} seed {seed_i} fault {fault}: {sup.outcome} ({duration:.1f} s)")
-                except (RuntimeError, TimeoutError) as exc:
-                    if fault != "kill_policy":
-                        lost += 1
-                        errors.append(f"episode {episodes} ({fault}): {exc}")
-                    log(
-                        f"episode {episodes} seed {seed_i} fault {fault}: "
-                        f"{'interrupted' if fault == 'kill_policy' else 'lost'} ({exc})"
-                    )
-                if fault == "kill_policy":  # the bring-up respawns it, the manager brings it up
-                    interrupted += 1
-                    error, back = _revive_policy(sup, bringup)
-                    if error is not None:
-                        lost += 1
-                        errors.append(f"episode {episodes}: {error}")
-                        log(errors[-1])
-                    if not back:  # the soak ends with its report
-                        ended.set()
+                seed = _run_one(sup, injector, fault, seed, task, episode_timeout_s, tally, log) + 1
+                if fault in RESTARTING:  # the bring-up respawns it, the manager brings it up
+                    if not _after_restart(sup, bringup, fault, task, tally, log):
+                        ended.set()  # the soak ends with its report
         finally:
             stop.set()
             sup.close()
     report = _report(
         minutes,
-        episodes,
-        successes,
-        lost,
-        interrupted,
-        timed_out,
+        tally,
         monitor,
         samples,
         lateness,
         injector.injected,
         dict(bringup.restarts),
-        errors,
+        int(_executor_diagnostics(sup).get("policy_unresponsive", 0)),
     )
     report["run_dir"] = str(run_dir)
     report["transport"] = transport
     report["ended_early"] = ended.is_set()
     (run_dir / "soak.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+@dataclass
+class Tally:
+    """What the episodes did: totals, per fault kind (`per_fault`: fault -> episodes, successes, lost) and, per
+    policy restart (a kill or stop), whether the new process resumed the task (`restarts`)."""
+
+    episodes: int = 0
+    successes: int = 0
+    lost: int = 0
+    interrupted: int = 0  # by a policy kill or stop
+    timed_out: int = 0
+    per_fault: dict[str, dict[str, int]] = field(default_factory=dict)
+    restarts: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, fault: str, outcome: str) -> None:
+        """One episode with `fault` and its outcome: 'success', 'failure', 'lost' or 'interrupted'."""
+        row = self.per_fault.setdefault(fault, {"episodes": 0, "successes": 0, "lost": 0})
+        self.episodes += 1
+        row["episodes"] += 1
+        row["successes"] += outcome == "success"
+        row["lost"] += outcome == "lost"
+        self.successes += outcome == "success"
+        self.lost += outcome == "lost"
+        self.interrupted += outcome == "interrupted"
+        if self.restarts and self.restarts[-1]["next_episode"] is None and fault not in RESTARTING:
+            self.restarts[-1]["next_episode"] = outcome  # the first episode the restarted policy ran whole
+
+
+def _seed_for(task: str, seed: int) -> int:
+    """The first episode seed from `seed` on whose sim episode asks for `task` (the sim alternates its tasks by
+    seed), at most SEED_TRIES on."""
+    from vla_ros.sim.tabletop import task_for_episode
+
+    for s in range(seed, seed + SEED_TRIES):
+        if task_for_episode(s).instruction == task:
+            return s
+    raise RuntimeError(f"no sim episode seed in {seed}..{seed + SEED_TRIES - 1} asks for '{task}'")
+
+
+def _episode(sup: Supervisor, seed: int, task: str, timeout_s: float) -> tuple[str, float, int]:
+    """One episode of `task` from the first seed >= `seed` that asks for it, the instruction NOT sent again
+    (the policy holds it): (sim outcome, duration in seconds, the seed run)."""
+    seed = _seed_for(task, seed)
+    _, asked, duration = sup.run_episode(seed, timeout_s, record=False, send_instruction=False)
+    if asked != task:
+        raise RuntimeError(f"episode seed {seed} asked for '{asked}', not the soak's task '{task}'")
+    return sup.outcome, duration, seed
+
+
+def _run_one(sup, injector, fault: str, seed: int, task: str, episode_timeout_s: float, tally: Tally, log) -> int:
+    """One episode with `fault` injected 0.5-2 s into it, counted in `tally`; the seed it ran."""
+    timer = threading.Timer(injector.rng.uniform(0.5, 2.0), lambda: _inject(injector, fault, task, tally.errors))
+    timer.start()
+    try:
+        outcome, duration, seed = _episode(sup, seed, task, episode_timeout_s + 1.0)
+        tally.timed_out += outcome != "success" and duration > episode_timeout_s  # the sim ran slower than the clock
+        result = "success" if outcome == "success" else "failure"
+        log(f"episode {tally.episodes + 1} seed {seed} fault {fault}: {outcome} ({duration:.1f} s)")
+    except (RuntimeError, TimeoutError) as exc:
+        result = "interrupted" if fault in RESTARTING else "lost"
+        if result == "lost":
+            tally.errors.append(f"episode {tally.episodes + 1} ({fault}): {exc}")
+        log(f"episode {tally.episodes + 1} seed {seed} fault {fault}: {result} ({exc})")
+    finally:
+        timer.join()
+    tally.count(fault, result)
+    return seed
+
+
+def _after_restart(sup: Supervisor, bringup: Bringup, fault: str, task: str, tally: Tally, log) -> bool:
+    """After a policy kill or stop: wait for the new process, record whether it resumed `task` (tally.restarts);
+    False if no policy came back (the soak ends)."""
+    t0 = time.monotonic()
+    error, back = _revive_policy(sup, bringup)
+    if error is not None:
+        tally.lost += 1
+        tally.errors.append(f"episode {tally.episodes}: {error}")
+        log(tally.errors[-1])
+    if back:
+        row = {"episode": tally.episodes, "fault": fault, "back_s": round(time.monotonic() - t0, 2)}
+        seen_before = tally.restarts[-1]["restarts_seen"] if tally.restarts else 0
+        row |= _resumed(sup, task, seen_before)
+        row["next_episode"] = None
+        tally.restarts.append(row)
+        log(f"after {fault}: {row}")
+    return back
+
+
+def _resumed(sup: Supervisor, task: str, seen_before: int) -> dict:
+    """Whether the restarted policy took `task` over, from its /diagnostics: the first process reporting more
+    restarts seen than `seen_before` (the count before this restart), waited for at most RESUME_CHECK_S."""
+    deadline = time.monotonic() + RESUME_CHECK_S
+    diag: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        diag = sup.diagnostics.get("vla_policy: policy", {})
+        if _restarts_seen(diag) > seen_before:
+            break
+        time.sleep(0.2)
+    after = diag.get("task_after_restart", "")
+    return {
+        "restarts_seen": _restarts_seen(diag),
+        "task_after_restart": after,
+        "resumed": _restarts_seen(diag) > seen_before
+        and diag.get("instruction") == task
+        and f"resumed '{task}'" in after,
+    }
+
+
+def _restarts_seen(diag: dict[str, str]) -> int:
+    value = diag.get("restarts_seen", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _executor_diagnostics(sup: Supervisor) -> dict[str, str]:
+    return next((v for k, v in sup.diagnostics.items() if k.endswith(": executor")), {})
 
 
 def _revive_policy(sup: Supervisor, bringup: Bringup) -> tuple[str | None, bool]:
@@ -340,12 +458,9 @@ def _wait_policy_back(sup: Supervisor, timeout_s: float) -> None:
             pass  # still starting
 
 
-def _inject(injector: FaultInjector, fault: str, sup: Supervisor, errors: list[str]) -> None:
+def _inject(injector: FaultInjector, fault: str, task: str, errors: list[str]) -> None:
     try:
-        injector.inject(
-            fault,
-            sup.diagnostics.get("vla_policy: policy", {}).get("instruction", "reach the cube") or "reach the cube",
-        )
+        injector.inject(fault, task)
     except Exception as exc:  # noqa: BLE001 - a failed injection is reported, not fatal
         errors.append(f"injecting {fault}: {exc!r}")
 
@@ -354,9 +469,9 @@ def specs_parameter(specs, node: str, name: str, default):
     return next((s.parameters.get(name, default) for s in specs if s.name == node), default)
 
 
-def _report(
-    minutes, episodes, successes, lost, interrupted, timed_out, monitor, samples, lateness, injected, restarts, errors
-) -> dict:
+def _report(minutes, tally: Tally, monitor, samples, lateness, injected, restarts, policy_holds: int) -> dict:
+    """The soak's report (see the module docstring); `policy_holds`: the executor's holds for an unresponsive
+    policy."""
     nodes = {}
     for name, rows in samples.items():
         # per process, the samples after its warm-up (model load); a node is judged on its process
@@ -380,19 +495,28 @@ def _report(
     per_minute: dict[int, list[float]] = {}
     for t, p99 in lateness:
         per_minute.setdefault(int(t // 60), []).append(p99)
+    resumed = sum(r["resumed"] for r in tally.restarts)
     return {
         "minutes": minutes,
-        "episodes": episodes,
-        "successes": successes,
-        "lost_episodes": lost,
-        "episodes_interrupted_by_a_kill": interrupted,
-        "episodes_timed_out": timed_out,
+        "episodes": tally.episodes,
+        "successes": tally.successes,
+        "lost_episodes": tally.lost,
+        "episodes_interrupted_by_a_kill": tally.interrupted,
+        "episodes_timed_out": tally.timed_out,
         "limit_violations": monitor.violations,
         "commands_checked": monitor.commands,
         "violation_examples": monitor.examples,
         "faults_injected": injected,
+        "per_fault": {
+            f: {"injected": injected.get(f, 0), **tally.per_fault.get(f, {"episodes": 0, "successes": 0, "lost": 0})}
+            for f in sorted(set(injected) | set(tally.per_fault))
+        },
+        "policy_restarts_checked": len(tally.restarts),
+        "task_resumed_after_restart": resumed,
+        "restarts_detail": tally.restarts,
+        "executor_policy_holds": policy_holds,
         "restarts": restarts,
         "nodes": nodes,
         "tick_lateness_p99_ms_per_minute": {m: round(max(v), 3) for m, v in sorted(per_minute.items())},
-        "errors": errors[:20],
+        "errors": tally.errors[:20],
     }
