@@ -12,7 +12,6 @@ statistics carry quantiles (q01/q99), which it normalises with.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from vla_ros.backends.pi0.configuration import (
 )
 from vla_ros.backends.pi0.modeling import Pi0Model
 from vla_ros.backends.pi0.settings import Pi0Settings
+from vla_ros.backends.pi0.tokenizer import train_sentencepiece
 from vla_ros.backends.tiny import SIM_INSTRUCTIONS, is_gripper, relative_joints, write_settings
 
 VARIANTS = ("pi0", "pi05")
@@ -58,23 +58,7 @@ def tiny_config(horizon: int = 8, vocab_size: int = 64, max_token_len: int = 16,
 
 def tiny_tokenizer_model(prompts: tuple[str, ...] = SIM_INSTRUCTIONS, vocab_size: int = 48) -> bytes:
     """A SentencePiece model with PaliGemma's special ids (pad 0, eos 1, bos 2, unk 3) and a "\\n" piece."""
-    out = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(prompts * 4),
-        model_writer=out,
-        vocab_size=vocab_size,
-        model_type="unigram",
-        pad_id=0,
-        eos_id=1,
-        bos_id=2,
-        unk_id=3,
-        user_defined_symbols=["\n"],
-        add_dummy_prefix=False,
-        hard_vocab_limit=False,
-        minloglevel=2,
-        num_threads=1,
-    )
-    return out.getvalue()
+    return train_sentencepiece(prompts * 4, vocab_size)
 
 
 def make_tiny_checkpoint(

@@ -11,12 +11,33 @@ Prompt -> BOS + pieces, right-padded with id 0 (mask False) or truncated to `max
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import sentencepiece
 
 STATE_BINS = 256
+
+
+def train_sentencepiece(texts, vocab_size: int, model_type: str = "unigram", **options) -> bytes:
+    """A SentencePiece model (its bytes) trained on `texts` with PaliGemma's special ids (pad 0, eos 1, bos 2,
+    unk 3), a "\\n" piece and no dummy prefix, for small test checkpoints (tiny.py, and the parity fixture
+    script, which imports this module in LeRobot's environment); options: more of SentencePieceTrainer's."""
+    out = io.BytesIO()
+    special = dict(pad_id=0, eos_id=1, bos_id=2, unk_id=3, user_defined_symbols=["\n"])
+    quiet = dict(hard_vocab_limit=False, minloglevel=2, num_threads=1)  # one thread: the same model every time
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_writer=out,
+        vocab_size=vocab_size,
+        model_type=model_type,
+        add_dummy_prefix=False,
+        **special,
+        **options,
+        **quiet,
+    )
+    return out.getvalue()
 
 
 def clean_prompt(prompt: str) -> str:
