@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import Peer, log_text, wait_until
 from diagnostic_msgs.msg import DiagnosticStatus
-from faults import HOME, assert_within_limits, diagnostics, trajectory
+from faults import HOME, ROBOT, assert_within_limits, diagnostics, trajectory
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_ros.bringup import Bringup
@@ -149,3 +149,43 @@ def test_the_executor_holds_when_the_policy_heartbeat_stops_and_runs_only_a_fres
     assert send_until(peer, pub, fresh, lambda: moves_since(peer, t_back) > 0.05, wait_s=2.0)
     assert_within_limits([(t, c) for t, c in peer.commands if t > t_back])
     assert bringup.dead() == {}
+
+
+@pytest.mark.parametrize("stream_plan", [False, True])
+def test_the_core_drops_the_plan_and_stops_at_rest_when_the_policy_falls_silent(stream_plan):
+    """ROS-free, both command paths (per tick, and joint_trajectory_plan's streamed plans): the hold comes at
+    the timeout on the steady clock, whatever ROS time does, ends at rest short of the plan, and a chunk is
+    refused until a heartbeat comes back."""
+    from vla_ros.core.executor import ExecutorCore, ExecutorSettings
+    from vla_ros.core.safety import ChunkRejected
+    from vla_ros.core.types import ActionChunk
+
+    names = tuple(ROBOT.joint_names)
+    core = ExecutorCore(ROBOT.limits, ExecutorSettings(stream_plan=stream_plan, policy_heartbeat_timeout_s=1.0))
+    if stream_plan:
+        core.stream.clock = lambda: 0.0  # deterministic joins
+    core.activate()
+    core.on_joint_state(0.0, HOME)
+    core.on_policy_heartbeat(100.0)  # steady clock: 100 s ahead of ROS time
+    out = np.linspace(HOME, HOME + np.r_[0.6, np.zeros(6)], 60)  # 6 s along joint 0
+    core.on_chunk(ActionChunk(0.0, 0.1, names, out), 0.0)
+    states, q = [], []
+    for k in range(1, 400):  # 4 s at 100 Hz; joint states follow the commands
+        t = k * 0.01
+        command = core.tick(t, elapsed_s=0.01, steady_s=100.0 + t)
+        core.on_joint_state(t, command.positions)
+        states.append(command.state)
+        q.append(command.positions)
+    first_hold = states.index("policy_unresponsive")
+    assert set(states[:first_hold]) == {"tracking"} and set(states[first_hold:]) == {"policy_unresponsive"}
+    # 1.0 s after the last heartbeat; a streamed stop takes over at its join, a few ticks ahead (plan_start_delay_s)
+    assert 99 <= first_hold <= (110 if stream_plan else 101), first_hold
+    assert np.abs(q[-1] - q[-50]).max() < 1e-9 and q[-1][0] < out[-1][0] - 0.2  # at rest, short of the plan
+    assert core.counters["policy_unresponsive"] == 1
+    assert core.status(4.0)[1]["hold_reason"].startswith("policy unresponsive: no heartbeat for 4.0 s")
+    with pytest.raises(ChunkRejected, match="policy unresponsive"):
+        core.on_chunk(ActionChunk(4.0, 0.1, names, out), 4.0)
+    assert core.on_policy_heartbeat(104.5) == pytest.approx(4.5)  # back: the silence it ends
+    assert core.tick(4.0, elapsed_s=0.01, steady_s=104.5).state == "holding"  # the old plan stays dropped
+    core.on_chunk(ActionChunk(4.0, 0.1, names, out + (q[-1] - HOME)), 4.0)
+    assert core.tick(4.01, elapsed_s=0.01, steady_s=104.51).state == "tracking"
