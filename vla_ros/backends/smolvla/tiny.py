@@ -124,13 +124,14 @@ def make_tiny_checkpoint(
     folder: Path,
     joint_names: tuple[str, ...],
     camera_names: tuple[str, ...] = ("front", "wrist"),
+    home: tuple[float, ...] | None = None,
     horizon: int = 8,
     dt_s: float = 0.1,
     seed: int = 0,
-    home: tuple[float, ...] | None = None,
     steps: int = 3,
 ) -> Path:
-    """Write the folder: LeRobot's layout, absolute joint actions around `home` (zeros if None)."""
+    """Write the folder for a robot's joints, cameras and home pose: LeRobot's layout, absolute joint actions
+    around `home` (zeros if None)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = bpe_tokenizer(folder, [p + "\n" for p in SIM_INSTRUCTIONS] * 4, 320)
@@ -175,10 +176,7 @@ def main(argv: list[str] | None = None) -> None:
 
     robot = load_robot_config(args.robot)
     cameras = tuple(c.name for c in robot.cameras)
-    folder = make_tiny_checkpoint(
-        args.out, robot.joint_names, cameras, horizon=args.horizon, dt_s=args.dt, seed=args.seed, home=robot.home
-    )
-    print(folder)
+    print(make_tiny_checkpoint(args.out, robot.joint_names, cameras, robot.home, args.horizon, args.dt, args.seed))
 
 
 if __name__ == "__main__":
