@@ -9,14 +9,15 @@ as the node builds them for the sim arm (limits, margin, workspace), the arm fol
 and each command is built and published as the node does (rclpy + Fast DDS, one subscriber process
 on this host):
 
-  position_array @ 100, 500, 1000 Hz  a Float64MultiArray every tick
-  joint_trajectory_plan (100 Hz tick)  a JointTrajectory per change (core/plan_stream.py)
+  position_array @ 100, 500, 1000 Hz   a Float64MultiArray every tick
+  joint_trajectory @ 100, 500 Hz        a one-point JointTrajectory every tick
+  joint_trajectory_plan (100 Hz tick)   a JointTrajectory per change (core/plan_stream.py)
 
 CPU is the replaying thread's CPU time (ticks, chunks, plans, messages, publishing) per second of robot
-time, one markdown row per setting and run. For the plan stream it also reports the plans sent, their
-waypoints, the time computing one took, and the worst ratio to each limit of the commands a
-JointTrajectoryController (the core/jtc.py model, 1 kHz) makes of them. A benchmark, not a test: the
-numbers depend on the machine and its load.
+time, one markdown row per setting and run, then per setting the min / median / max over the runs. For
+the plan stream it also reports the plans sent, their waypoints, the time computing one took, and the
+worst ratio to each limit of the commands a JointTrajectoryController (the core/jtc.py model, 1 kHz)
+makes of them. A benchmark, not a test: the numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ SETTINGS = (
     ("position_array", 100.0),
     ("position_array", 500.0),
     ("position_array", 1000.0),
+    ("joint_trajectory", 100.0),
+    ("joint_trajectory", 500.0),
     ("joint_trajectory_plan", 100.0),
 )
 
@@ -85,6 +88,8 @@ def chunks_from_expert() -> tuple[list[tuple[float, ActionChunk]], np.ndarray]:
 
 def replay(chunks, start_q, kind: str, rate_hz: float, seconds: float, publisher, message) -> dict:
     """Replay `chunks` in real time for `seconds` with `kind` at `rate_hz`; thread CPU and what was sent."""
+    from vla_ros.nodes.conversions import s_to_stamp
+
     params = {**executor_parameters(load_robot_config("sim")), "output": kind, "control_rate_hz": rate_hz}
     core = executor_from_parameters(params)
     core.activate()
@@ -110,7 +115,8 @@ def replay(chunks, start_q, kind: str, rate_hz: float, seconds: float, publisher
         command = core.tick(now)
         if core.stream is None:
             if command.positions is not None:
-                publisher.publish(message(kind, core.joint_names, command.positions, None, period, command.velocities))
+                stamp = s_to_stamp(now)  # the tick's time, as the node stamps a command
+                publisher.publish(message(kind, core.joint_names, command.positions, stamp, period, command.velocities))
         else:
             plans += send(core, publisher, t_first + time.monotonic() - mono0)
         cpu += time.thread_time() - start
@@ -180,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|")
     limits = load_robot_config("sim").limits
+    cpu_ms: dict[str, list[float]] = {}  # setting -> CPU per robot second of each run
     rclpy.init()
     node = rclpy.create_node("plan_stream_bench")
     try:
@@ -197,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 sub.terminate()
                 sub.wait()
                 per_second = result["cpu_s"] / result["seconds"] * 1e3
+                cpu_ms.setdefault(f"{kind} @ {rate:.0f} Hz", []).append(per_second)
                 if kind == "joint_trajectory_plan":
                     plans = result["plans"]
                     knots = [len(p[0].offsets_ns) for p in plans]
@@ -213,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+    print("\n| setting | CPU per robot second (ms): min / median / max |\n|---|---|")
+    for setting, values in cpu_ms.items():
+        print(f"| {setting} | {min(values):.1f} / {np.median(values):.1f} / {max(values):.1f} |")
     return 0
 
 
