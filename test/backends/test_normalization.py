@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from vla_ros.backends.normalization import DatasetStatistics, FeatureStats, to_absolute, to_delta
+from vla_ros.backends.normalization import DatasetStatistics, FeatureStats
 
 floats = st.floats(-100, 100)
 
@@ -15,15 +15,6 @@ def test_normalize_round_trip_and_mask(x, mask):
     z = stats.normalize(x)
     np.testing.assert_allclose(stats.unnormalize(z), x, atol=1e-9)
     np.testing.assert_array_equal(z[:, ~mask], x[:, ~mask])
-
-
-def test_delta_round_trip():
-    actions = np.arange(12.0).reshape(2, 2, 3)
-    state = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
-    mask = np.array([True, True, False])
-    d = to_delta(actions, state, mask)
-    assert d[1, 0, 0] == actions[1, 0, 0] - 2.0 and d[1, 0, 2] == actions[1, 0, 2]
-    np.testing.assert_array_equal(to_absolute(d, state, mask), actions)
 
 
 def test_statistics_file_round_trip(tmp_path):

@@ -1,7 +1,7 @@
 """Dataset statistics and the transforms built on them, shared by every backend.
 
 Statistics are data that ship with a checkpoint (`dataset_statistics.json`), not code paths.
-Transforms are small and mirrored: `normalize`/`unnormalize`, `to_delta`/`to_absolute`.
+Transforms are small and mirrored: `normalize`/`unnormalize`.
 Arrays are NumPy with the feature dimension last.
 """
 
@@ -79,16 +79,6 @@ class DatasetStatistics:
             FeatureStats.from_json(raw["state"], f"{path}:state"),
             FeatureStats.from_json(raw["action"], f"{path}:action"),
         )
-
-
-def to_delta(actions: np.ndarray, state: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Actions (..., H, D) relative to the current state (D,) where `mask` is True."""
-    return np.where(mask, actions - state[..., None, :], actions)
-
-
-def to_absolute(deltas: np.ndarray, state: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Inverse of `to_delta`."""
-    return np.where(mask, deltas + state[..., None, :], deltas)
 
 
 def choose_dataset(available: list[str], key: str | None, setting: str, where: str) -> str:
