@@ -189,3 +189,17 @@ def test_the_core_drops_the_plan_and_stops_at_rest_when_the_policy_falls_silent(
     assert core.tick(4.0, elapsed_s=0.01, steady_s=104.5).state == "holding"  # the old plan stays dropped
     core.on_chunk(ActionChunk(4.0, 0.1, names, out + (q[-1] - HOME)), 4.0)
     assert core.tick(4.01, elapsed_s=0.01, steady_s=104.51).state == "tracking"
+
+
+def test_an_inactive_core_does_not_hold_for_the_policy_until_it_commands():
+    """Not commanding (a policy loading its model while the executor waits, inactive): no hold, nothing logged;
+    activated with the policy still silent, it holds at its first tick."""
+    from vla_ros.core.executor import ExecutorCore, ExecutorSettings
+
+    core = ExecutorCore(ROBOT.limits, ExecutorSettings(policy_heartbeat_timeout_s=1.0))
+    core.on_joint_state(0.0, HOME)
+    core.on_policy_heartbeat(0.0)
+    assert core.tick(5.0, elapsed_s=0.01).state == "inactive" and not core.policy_unresponsive
+    core.activate()
+    core.on_joint_state(5.0, HOME)
+    assert core.tick(5.01, elapsed_s=0.01).state == "policy_unresponsive"

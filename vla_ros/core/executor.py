@@ -270,10 +270,10 @@ class ExecutorCore:
         )
 
     def _watch_policy(self, now_s: float) -> None:
-        """Hold (drop the plan; with stream_plan send the gentle stop) once the policy's heartbeat, seen at least
-        once, has stopped for `policy_heartbeat_timeout_s`."""
+        """While active (commanding), hold (drop the plan; with stream_plan send the gentle stop) once the policy's
+        heartbeat, seen at least once, has stopped for `policy_heartbeat_timeout_s`."""
         timeout = self.settings.policy_heartbeat_timeout_s
-        if timeout <= 0 or self._policy_beat_s is None or self.policy_unresponsive:
+        if timeout <= 0 or not self.active or self._policy_beat_s is None or self.policy_unresponsive:
             return
         if self._steady_s - self._policy_beat_s <= timeout:
             return
