@@ -25,15 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from vla_ros.bringup import Bringup
-from vla_ros.launch_description import node_specs
+from vla_ros.launch_description import node_specs, sim_controller
 
 EVAL_FIRST_SEED = 1000  # demonstrations are recorded from seed 100000 on: these are unseen
-# the executor's `output` -> the sim's `controller` that follows it
-DEMO_OUTPUTS = {
-    "position_array": "forward_position",
-    "joint_trajectory": "joint_trajectory",
-    "joint_trajectory_plan": "joint_trajectory",
-}
+# the executor outputs the sim follows (its controller: launch_description.sim_controller)
+DEMO_OUTPUTS = ("joint_trajectory_plan", "joint_trajectory", "position_array")
 SIM_CONTROLLER_RATE_HZ = 500.0  # the sim's JTC runs at every physics step (tabletop_arm.xml: timestep 2 ms)
 PLAN_COUNTERS = ("plans_sent", "plans_late", "plans_rejected", "plans_recomputed_late")
 CONTROLLER_COUNTERS = ("trajectories_received", "trajectories_rejected")  # the sim's JTC model
@@ -268,7 +264,7 @@ def run_demo(
     """Run the demo; return (and write to run_dir/summary.json) the summary.
 
     blend_mode: the executor's; inference_delay_s: artificial latency added to every chunk (seconds);
-    output: the executor's (a key of DEMO_OUTPUTS; the sim runs the controller that takes it);
+    output: the executor's (one of DEMO_OUTPUTS; the sim runs the controller that takes it);
     record: the recorder node too (run_dir/recording: bags/ and lerobot/), waited for at the end;
     viz: the rerun node too, logging the run to run_dir/run.rrd.
     """
@@ -286,7 +282,7 @@ def run_demo(
         model_path=model_path,
         use_sim=True,
         overrides={
-            "vla_sim_robot": {"max_episode_s": episode_timeout_s, "controller": DEMO_OUTPUTS[output]},
+            "vla_sim_robot": {"max_episode_s": episode_timeout_s},
             "vla_policy": {"inference_delay_s": inference_delay_s},
             "vla_chunk_executor": {
                 "blend_mode": blend_mode,
@@ -375,7 +371,7 @@ def run_demo(
     }
     if output == "joint_trajectory_plan":  # the executor's plan counters (docs/real-robots.md)
         summary["plans"] = {k: int(executor_diag.get(k, 0)) for k in PLAN_COUNTERS}
-    if DEMO_OUTPUTS[output] == "joint_trajectory":  # what the sim's JointTrajectoryController model took
+    if sim_controller(output) == "joint_trajectory":  # what the sim's JointTrajectoryController model took
         summary["controller"] = {k: int(controller_diag.get(k, 0)) for k in CONTROLLER_COUNTERS}
     if recording is not None:
         summary["recording"] = recording

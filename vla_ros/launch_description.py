@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from vla_ros.config import RobotConfig, load_robot_config
-from vla_ros.params import joint_limit_parameters
+from vla_ros.params import EXECUTOR, joint_limit_parameters
 from vla_ros.paths import resolve_package_path
 
 
@@ -188,10 +188,15 @@ def executor_parameters(cfg: RobotConfig) -> dict[str, Any]:
 JTC_OUTPUTS = ("joint_trajectory_plan", "joint_trajectory")  # executor outputs for a JointTrajectoryController
 
 
+def executor_output(parameters: Mapping[str, Any]) -> str:
+    """The executor's `output` in its parameters (the parameter's default when unset)."""
+    return parameters.get("output", EXECUTOR.get("output").default)
+
+
 def bypass_chunk_topic(cfg: RobotConfig, use_sim: bool) -> str:
     """bypass_executor: the topic the policy's chunks go to, the robot config's `commands` (its
     JointTrajectoryController's ~/joint_trajectory); ValueError when no such controller is behind it."""
-    output = cfg.executor.get("output", "position_array")
+    output = executor_output(cfg.executor)
     if not use_sim and output not in JTC_OUTPUTS:
         raise ValueError(
             f"launch argument bypass_executor:=true: robot '{cfg.name}' commands a controller through executor output "
@@ -199,6 +204,12 @@ def bypass_chunk_topic(cfg: RobotConfig, use_sim: bool) -> str:
             f"{list(JTC_OUTPUTS)} in the robot config (or use_sim:=true)"
         )
     return cfg.topics.get("commands", "commands")
+
+
+def sim_controller(output: str, bypass_executor: bool = False) -> str:
+    """The sim robot's `controller` for the executor's `output`: its JointTrajectoryController model for the
+    trajectory outputs and the policy's chunks (bypass), else its forward position controller."""
+    return "joint_trajectory" if bypass_executor or output in JTC_OUTPUTS else "forward_position"
 
 
 def node_specs(
@@ -220,8 +231,8 @@ def node_specs(
     `overrides` maps node name -> extra parameters (e.g. {"vla_policy": {"instruction": "..."}}).
     `respawn`: the nodes are restarted when they exit, so the lifecycle manager stops an unresponsive one
     (`kill_unresponsive`) for a new process to replace it. `bypass_executor`: no chunk executor; the policy's
-    `action_chunk` is remapped to the robot's JointTrajectoryController (`bypass_chunk_topic`; the sim runs
-    its model of one).
+    `action_chunk` is remapped to the robot's JointTrajectoryController (`bypass_chunk_topic`). The sim runs
+    the controller the commands need (`sim_controller`) unless `overrides` set its `controller`.
     """
     cfg = robot if isinstance(robot, RobotConfig) else load_robot_config(robot)
     overrides = overrides or {}
@@ -242,9 +253,10 @@ def node_specs(
         NodeSpec("lifecycle_manager", "vla_ros.nodes.lifecycle_manager", "vla_lifecycle_manager", manager),
     ][1 if bypass_executor else 0 :]
     if simulated:
-        sim = dict(overrides.get("vla_sim_robot", {}))
-        if bypass_executor:  # the sim's model of a JointTrajectoryController takes the chunks
-            sim["controller"] = "joint_trajectory"
+        sim = {
+            "controller": sim_controller(executor_output(executor), bypass_executor),
+            **overrides.get("vla_sim_robot", {}),
+        }
         if not _is_tabletop_robot(cfg):  # any other robot: the sim builds it from the config's URDF
             sim = {"robot_config": cfg.source, **sim}
         specs.append(NodeSpec("sim_robot", "vla_ros.nodes.sim_robot_node", "vla_sim_robot", sim, remaps))

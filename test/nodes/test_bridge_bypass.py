@@ -32,6 +32,9 @@ def test_the_bypass_leaves_out_the_executor_and_sends_chunks_to_the_controller()
     assert ("action_chunk", "commands") in sim["vla_policy"].remappings
     assert sim["vla_sim_robot"].parameters["controller"] == "joint_trajectory"  # the sim's JTC model takes them
     assert "vla_chunk_executor" in {s.name for s in node_specs("franka")}  # not bypassed by default
+    franka_sim = {s.name: s for s in node_specs("franka", use_sim=True)}  # plans to the URDF sim's JTC model
+    assert franka_sim["vla_sim_robot"].parameters["controller"] == "joint_trajectory"
+    assert ("commands", JTC_TOPIC) in franka_sim["vla_sim_robot"].remappings
     with pytest.raises(ValueError, match=r"bypass_executor:=true: robot 'so101' .* output 'position_array'"):
         specs_from_launch_arguments({"robot": "so101", "bypass_executor": "true"})
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from conftest import log_text, wait_until
 
+from vla_ros import cli
 from vla_ros.bringup import Bringup
 from vla_ros.core.jtc import NS, JtcModel, TimedTrajectory
 from vla_ros.demo import DEMO_OUTPUTS, SIM_CONTROLLER_RATE_HZ
-from vla_ros.launch_description import NodeSpec
+from vla_ros.launch_description import NodeSpec, node_specs
 from vla_ros.nodes.conversions import timed_trajectory_message
 from vla_ros.sim.tabletop import JOINT_NAMES, TabletopSim
 
@@ -185,10 +186,23 @@ def test_a_plan_that_ends_in_the_past_is_rejected_and_the_arm_holds(sim):
     np.testing.assert_array_equal(commanded, np.repeat(commanded[:1], len(commanded), 0))  # held throughout
 
 
-def test_the_demo_runs_the_sims_controller_at_its_physics_rate():
+def test_the_demo_runs_the_sims_controller_at_its_physics_rate(capsys):
     sim = TabletopSim(image_size=(8, 8))
     try:
         assert SIM_CONTROLLER_RATE_HZ == pytest.approx(1.0 / sim.model.opt.timestep)
     finally:
         sim.close()
-    assert set(DEMO_OUTPUTS.values()) == {"forward_position", "joint_trajectory"}
+    controllers = {}
+    for output in DEMO_OUTPUTS:  # the sim follows what the executor sends
+        specs = {
+            s.name: s for s in node_specs("sim", use_sim=True, overrides={"vla_chunk_executor": {"output": output}})
+        }
+        controllers[output] = specs["vla_sim_robot"].parameters["controller"]
+    assert controllers == {
+        "joint_trajectory_plan": "joint_trajectory",
+        "joint_trajectory": "joint_trajectory",
+        "position_array": "forward_position",
+    }
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--output", "joint_velocity"])  # the CLI offers exactly the demo's outputs
+    assert f"choose from {', '.join(repr(o) for o in DEMO_OUTPUTS)}" in capsys.readouterr().err
