@@ -493,7 +493,8 @@ SIM = Schema(
         "forward_position",
         "what follows `commands`: forward_position (Float64MultiArray of joint positions, each held until the next) "
         "or joint_trajectory (JointTrajectory, run as ros2_control's JointTrajectoryController runs it, at the "
-        "physics rate of 500 Hz: core/jtc.py; a reset holds the new position)",
+        "physics rate of 500 Hz: core/jtc.py; a reset holds the new position); the bring-up sets the one the "
+        "executor's output needs",
         choices=("forward_position", "joint_trajectory"),
     ),
 )
