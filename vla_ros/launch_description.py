@@ -86,9 +86,9 @@ LAUNCH_ARGUMENTS = {
     "bypass_executor": (
         "false",
         "no chunk executor: the policy's action_chunk goes straight to the JointTrajectoryController on the robot "
-        "config's commands topic (ros2_controllers' positions_upsampling, or plain JTC); the robot's limits, "
-        "workspace, staleness checks, blending, latency compensation and watchdogs are given up "
-        "(docs/real-robots.md: bypass)",
+        "config's commands topic (ros2_controllers' positions_upsampling, or plain JTC); the executor's limits "
+        "(acceleration, jerk, workspace), staleness checks, blending, latency compensation, e-stop and watchdogs are "
+        "given up (docs/real-robots.md: bypass)",
     ),
     "record": ("false", "start the recorder: every episode as an MCAP bag and a LeRobotDataset episode (docs/data.md)"),
     "record_dir": ("", "the recorder's output folder (default: runs/recording-<UTC time>)"),
