@@ -1,5 +1,7 @@
-"""An expert episode recorded through the real nodes (`vla-ros demo --backend sim_expert --record`): the
-LeRobotDataset read back holds the episode's frames, the expert's chunks and commands, and its task."""
+"""An expert episode recorded through the real nodes (`vla-ros demo --backend sim_expert --record`, the executor
+streaming plans as `make demo` runs it): the LeRobotDataset read back holds the episode's frames, the expert's
+chunks, the commanded plan and its task; `vla-ros export` of its bag (the robot config naming another output)
+gives the same dataset."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ SEED = 3000  # 'reach the red cube'
 @pytest.fixture(scope="module")
 def recorded(demo_run):
     """One expert episode with the recorder (about 10 s)."""
-    return demo_run(140, episodes=1, first_seed=SEED, backend="sim_expert", record=True)
+    return demo_run(140, episodes=1, first_seed=SEED, backend="sim_expert", record=True, output="joint_trajectory_plan")
 
 
 def tcp_distance(sim: TabletopSim, q: np.ndarray, colour: str) -> float:
@@ -46,11 +48,21 @@ def test_an_expert_episode_through_the_nodes_gives_its_dataset(recorded):
         if length:  # each frame's chunk is one the expert published
             assert any(np.allclose(row, c.astype(np.float32)) for c in published)
     assert data.columns["action.chunk_length"].max() == 8
-    commands = np.array([m.message.data for m in read_bag(bag, ["/commands"])], np.float32)
-    for row in data.columns["action"]:
-        assert np.any(np.all(commands == row, axis=1))
+    plans = [m.message for m in read_bag(bag, ["/commands"])]
+    assert plans and all(len(p.points) > 1 for p in plans)  # the executor's streamed plans (JointTrajectory)
     sim = TabletopSim()
     sim.reset(SEED)
     state = data.columns["observation.state"].astype(float)
     start, end = tcp_distance(sim, state[0], "red"), tcp_distance(sim, data.columns["action"][-1].astype(float), "red")
     assert start > 0.1 and end < REACH_TOLERANCE_M + 0.01, (start, end)  # the commands went to the red cube
+
+
+def test_export_reads_the_plans_as_the_recorder_did(recorded, tmp_path):
+    from vla_ros.cli import main
+
+    rec = recorded["recording"]
+    assert main(["export", rec["bags"], "--lerobot", str(tmp_path / "exported"), "--robot", "sim"]) == 0
+    ours, exported = read_dataset(rec["lerobot"]), read_dataset(tmp_path / "exported")
+    assert exported.info["features"] == ours.info["features"] and exported.tasks == ours.tasks
+    for key, values in ours.columns.items():
+        np.testing.assert_array_equal(exported.columns[key], values, err_msg=key)

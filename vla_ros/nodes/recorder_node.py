@@ -73,7 +73,7 @@ class RecorderNode(Node):
         super().__init__("vla_recorder", **kwargs)
         self.p = declare(self, RECORDER)
         self.topics = RecordingTopics.from_robot_config(
-            self.p["robot_config"], outcome=self.p["outcome_topic"], task=self.p["task_topic"]
+            self.p["robot_config"], self.p["outcome_topic"], self.p["task_topic"], self.p["executor_output"]
         )
         out = self.p["output_dir"] or str(Path("runs") / time.strftime("recording-%Y%m%d-%H%M%S", time.gmtime()))
         self.out = Path(out).resolve()

@@ -31,7 +31,9 @@ class RerunNode(Node):
 
         self.p = declare(self, RERUN)
         cfg = load_robot_config(self.p["robot_config"])
-        self.topics = RecordingTopics.from_robot_config(cfg, outcome=self.p["outcome_topic"], task=self.p["task_topic"])
+        self.topics = RecordingTopics.from_robot_config(
+            cfg, self.p["outcome_topic"], self.p["task_topic"], self.p["executor_output"]
+        )
         self.rec = open_stream(self.p["target"], "vla_ros")
         self.logger = RunLogger(self.rec, self.topics, cfg.limits)
         subs = [(t, ty, q) for t, ty, q, _ in self.topics.subscriptions()]

@@ -24,6 +24,7 @@ the recorder received it (commands, chunks, instructions).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -61,8 +62,11 @@ class RecordingTopics:
     extra: dict[str, str] = field(default_factory=dict)  # topic -> type, recorded only (diagnostics, status)
 
     @classmethod
-    def from_robot_config(cls, robot, outcome: str | None = None, task: str | None = None) -> RecordingTopics:
-        """From a robot config (name, path or RobotConfig); `outcome`/`task` override the sim's topics."""
+    def from_robot_config(
+        cls, robot, outcome: str | None = None, task: str | None = None, executor_output: str = ""
+    ) -> RecordingTopics:
+        """From a robot config (name, path or RobotConfig); `outcome`/`task` override the sim's topics,
+        `executor_output` the config's executor `output` (the type and meaning of `commands`)."""
         from vla_ros.config import RobotConfig, load_robot_config
         from vla_ros.launch_description import executor_parameters
 
@@ -71,7 +75,7 @@ class RecordingTopics:
         def topic(name: str) -> str:
             return _absolute(cfg.topics.get(name, name))
 
-        output = executor_parameters(cfg).get("output", "position_array")
+        output = executor_output or executor_parameters(cfg).get("output", "position_array")
         return cls(
             robot=cfg.name,
             joint_names=tuple(cfg.joint_names),
@@ -291,6 +295,7 @@ def load_episodes(
     wanted = {*cams, topics.joint_states, topics.commands, topics.action_chunk, topics.instruction}
     wanted |= {t for t in (topics.outcome, topics.task, "/parameter_events", EPISODE_MARKER_TOPIC) if t}
     messages = list(_light_messages(bag, wanted, cams))
+    topics = with_bag_command_kind(topics, messages)
     episodes = []
     for span in episode_spans(messages, topics):
         ep = _build(bag, topics, fps, horizon, default_task, span, messages, cams)
@@ -298,6 +303,24 @@ def load_episodes(
             horizon = ep.chunk.shape[1] if ep.chunk is not None else horizon
             episodes.append(ep)
     return episodes
+
+
+COMMAND_KIND_OF_TYPE = {  # the command kind a bag's `commands` type is read as when it is not the configured one
+    "trajectory_msgs/msg/JointTrajectory": "joint_trajectory_plan",  # a one-point trajectory: that point
+    "std_msgs/msg/Float64MultiArray": "position_array",
+    "sensor_msgs/msg/JointState": "joint_state",
+    "geometry_msgs/msg/PoseStamped": "pose",
+    "geometry_msgs/msg/TwistStamped": "twist",
+}
+
+
+def with_bag_command_kind(topics: RecordingTopics, messages: list[BagMessage]) -> RecordingTopics:
+    """`topics` with the command kind of the bag's `commands` type where the configured kind has another type
+    (a bag recorded with the executor's `output` set other than in the robot config)."""
+    type_name = next((m.type_name for m in messages if m.topic == topics.commands), None)
+    if type_name is None or type_name == topics.command_type() or type_name not in COMMAND_KIND_OF_TYPE:
+        return topics
+    return dataclasses.replace(topics, command_kind=COMMAND_KIND_OF_TYPE[type_name])
 
 
 def _light_messages(bag: Path, wanted: set[str], cams: dict[str, str]) -> Iterator[BagMessage]:

@@ -14,6 +14,11 @@ RECORDER = Schema(
         "std_msgs/String: running/none start an episode, success/failure end it ('' = the operator services only)",
     ),
     Param("task_topic", "/vla_sim_robot/task", "std_msgs/String: the task, when no instruction was set ('' = none)"),
+    Param(
+        "executor_output",
+        "",
+        "the executor's output: the type of `commands` recorded ('' = the robot config's; the bring-up sets it)",
+    ),
     Param("fps", 10.0, "frame rate of the LeRobotDataset (Hz; whole numbers)", above=0.0, max=1000.0),
     Param("lerobot", True, "convert each finished episode's bag into the LeRobotDataset (lerobot/)"),
     Param(

@@ -9,4 +9,5 @@ RERUN = Schema(
     Param("target", "", "a .rrd path, a rerun gRPC address (rerun+http://host:9876/proxy), or '' (spawn a viewer)"),
     Param("outcome_topic", "/vla_sim_robot/outcome", "std_msgs/String episode outcome ('' = none)"),
     Param("task_topic", "/vla_sim_robot/task", "std_msgs/String task ('' = none)"),
+    Param("executor_output", "", "the executor's output: the type of `commands` ('' = the robot config's)"),
 )
