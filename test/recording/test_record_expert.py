@@ -66,3 +66,14 @@ def test_export_reads_the_plans_as_the_recorder_did(recorded, tmp_path):
     assert exported.info["features"] == ours.info["features"] and exported.tasks == ours.tasks
     for key, values in ours.columns.items():
         np.testing.assert_array_equal(exported.columns[key], values, err_msg=key)
+
+
+def test_view_logs_the_streamed_plans_as_the_commanded_joints(recorded, tmp_path):
+    from test_record_demo import _rrd_rows
+
+    from vla_ros.cli import main
+
+    assert main(["view", recorded["run_dir"], "--rrd", str(tmp_path / "bags.rrd"), "--no-viewer"]) == 0
+    rows = _rrd_rows(tmp_path / "bags.rrd")
+    (bag,) = sorted(Path(recorded["recording"]["bags"]).iterdir())
+    assert rows["joints/elbow/commanded"] == len(list(read_bag(bag, ["/commands"])))  # one per plan sent

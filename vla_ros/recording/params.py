@@ -17,7 +17,7 @@ RECORDER = Schema(
     Param(
         "executor_output",
         "",
-        "the executor's output: the type of `commands` recorded ('' = the robot config's; the bring-up sets it)",
+        "the executor's output: the type of `commands` recorded ('' = the robot config's; the demo sets its --output)",
     ),
     Param("fps", 10.0, "frame rate of the LeRobotDataset (Hz; whole numbers)", above=0.0, max=1000.0),
     Param("lerobot", True, "convert each finished episode's bag into the LeRobotDataset (lerobot/)"),

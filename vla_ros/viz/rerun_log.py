@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_ros.recording.episode import RecordingTopics, decode_frame
+from vla_ros.recording.episode import RecordingTopics, decode_frame, with_bag_command_kind
 
 DIAGNOSTICS = "/diagnostics"
 STATUS = "/vla_chunk_executor/status"
@@ -181,7 +181,10 @@ def bags_to_rrd(bags: list[Path], out: Path, robot: str = "sim") -> dict[str, in
     rec = open_stream(str(out), "vla_ros")
     logger = RunLogger(rec, topics, cfg.limits)
     for bag in bags:
+        logger.topics = topics
         for m in read_bag(bag):
+            if m.topic == topics.commands:  # the bag's command type decides its kind (recording/episode.py)
+                logger.topics = with_bag_command_kind(topics, [m])
             logger.message(m.topic, m.type_name, m.log_time_ns * 1e-9, m.message)
     rec.flush()
     rec.disconnect()
