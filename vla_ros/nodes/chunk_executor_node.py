@@ -16,7 +16,7 @@ the pose or twist of `cartesian_link`, from the same limited and workspace-check
 `dry_run/commands` instead, never on `commands`),
 `~/status` (DiagnosticStatus), `/diagnostics` and, in guided mode, `plan_prefix` out. Services
 `~/estop`, `~/reset_estop` (Trigger, latched). The control loop is a dedicated thread that sleeps to absolute deadlines.
-The policy's `vla_policy/heartbeat` (nodes/supervision.py) in: once one has arrived, its stopping for
+The policy's `vla_policy/heartbeat` (nodes/supervision.py) in: while active, once one has arrived, its stopping for
 `policy_heartbeat_timeout_s` drops the plan and holds (state `policy_unresponsive`, its reason logged and in
 `hold_reason`); chunks are refused until it beats again.
 """
