@@ -159,6 +159,9 @@ def _train(args) -> int:
     )
 
     start = time.monotonic()
+    if args.dataset and not Path(args.dataset).exists() and Path(args.dataset).suffix != ".npz":
+        _log(f"--dataset {args.dataset}: no such LeRobotDataset folder (a new expert recording needs a .npz path)")
+        return 2
     rec = RecorderSettings(episodes=args.episodes)
     dt_s, recorded = rec.dt_s, None
     if args.dataset and Path(args.dataset).is_dir():  # a LeRobotDataset (the recorder's lerobot/, vla-ros export)

@@ -47,3 +47,10 @@ def test_the_demo_model_trains_and_fine_tunes_on_recorded_data(tmp_path):
         data, cfg, TrainSettings(**{**settings.__dict__, "init_from": str(tmp_path / "base")}), log=lambda *_: None
     )
     np.testing.assert_array_equal(tuned_stats.action.mean, base_stats.action.mean)  # fine-tuning keeps them
+
+
+def test_train_refuses_a_dataset_folder_that_is_not_there(tmp_path, capsys):
+    from vla_ros.cli import main
+
+    assert main(["train", "--dataset", str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 2
+    assert "no such LeRobotDataset folder" in capsys.readouterr().err and not (tmp_path / "m").exists()
