@@ -17,7 +17,9 @@ CPU is the replaying thread's CPU time (ticks, chunks, plans, messages, publishi
 time, one markdown row per setting and run, then per setting the min / median / max over the runs. For
 the plan stream it also reports the plans sent, their waypoints, the time computing one took, and the
 worst ratio to each limit of the commands a JointTrajectoryController (the core/jtc.py model, 1 kHz)
-makes of them. A benchmark, not a test: the numbers depend on the machine and its load.
+makes of them. Last, the same ratios for `bypass_executor`: the chunks themselves sent to a JTC with
+positions_upsampling at their arrival times (open loop: the recorded chunks were made while the executor
+moved the arm). A benchmark, not a test: the CPU numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_ros.config import load_robot_config
-from vla_ros.core.jtc import JtcModel, s_to_ns
+from vla_ros.core.jtc import NS, JtcModel, TimedTrajectory, s_to_ns
 from vla_ros.core.types import ActionChunk
 from vla_ros.executor_setup import executor_from_parameters
 from vla_ros.launch_description import executor_parameters
@@ -151,9 +153,31 @@ def jtc_ratios(plans, start_q, limits) -> np.ndarray:
         if not jtc.receive(trajectory, s_to_ns(sent_s)):
             raise RuntimeError(f"the JTC model rejected a plan: {jtc.rejected[-1]}")
     commands.extend(jtc.update_many(t + 1_000_000 * np.arange(1, 3000)))
-    q = np.array(commands)
+    return limit_ratios(np.array(commands), limits)
+
+
+def limit_ratios(q: np.ndarray, limits) -> np.ndarray:
+    """Worst |finite difference| / limit of velocity, acceleration, jerk (3,) of positions q (S, D) 1 ms apart."""
     bounds = (limits.max_velocity, limits.max_acceleration, limits.max_jerk)
     return np.array([(np.abs(np.diff(q, n, axis=0)) / 1e-3**n / b).max() for n, b in zip((1, 2, 3), bounds)])
+
+
+def bypass_commands(chunks, start_q, names: tuple[str, ...]) -> tuple[np.ndarray, int]:
+    """The 1 kHz commanded positions (S, D) of a JointTrajectoryController with positions_upsampling
+    (core/jtc.py) receiving the chunks themselves at their arrival times (bypass_executor: no executor), and
+    how many it rejected. Open loop: the recorded chunks, made while the executor moved the arm."""
+    jtc = JtcModel(names, start_q, positions_upsampling=True)
+    t = s_to_ns(chunks[0][0]) - 10_000_000
+    commands, rejected = [], 0
+    for arrival, chunk in chunks:
+        while t + 1_000_000 < s_to_ns(arrival):
+            t += 1_000_000
+            commands.append(jtc.update(t)[0])
+        offsets = np.round((chunk.times_s() - chunk.t0_s) * NS).astype(np.int64)
+        message = TimedTrajectory(s_to_ns(chunk.t0_s), tuple(chunk.joint_names), offsets, np.asarray(chunk.positions))
+        rejected += not jtc.receive(message, s_to_ns(arrival))
+    commands.extend(jtc.update(t + 1_000_000 * k)[0] for k in range(1, 2000))
+    return np.array(commands), rejected
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| setting | CPU per robot second (ms): min / median / max |\n|---|---|")
     for setting, values in cpu_ms.items():
         print(f"| {setting} | {min(values):.1f} / {np.median(values):.1f} / {max(values):.1f} |")
+    q, rejected = bypass_commands(chunks, start_q, limits.names)
+    ratios, step = limit_ratios(q, limits), np.abs(np.diff(q, axis=0)).max()
+    print(
+        f"\nbypass_executor (the same chunks straight to JTC with positions_upsampling, 1 kHz, open loop): {rejected} "
+        f"rejected; worst velocity / acceleration / jerk: {ratios[0]:.2f} / {ratios[1]:.2f} / {ratios[2]:.2f} x limit; "
+        f"largest command step in one cycle {step:.3f} rad"
+    )
     return 0
 
 
