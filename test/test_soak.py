@@ -70,15 +70,18 @@ def test_the_report_gives_per_fault_counts_and_whether_each_restarted_policy_res
     tally.count("kill_policy", "interrupted")
     tally.restarts.append({"episode": 2, "fault": "kill_policy", "resumed": True, "next_episode": None})
     tally.count("kill_policy", "interrupted")  # a restart right after a restart: not its next episode
+    tally.count("instruction_flood", "success")  # sends the task: no proof the restarted policy kept it
     tally.count("bad_frame", "failure")
     tally.count("estop", "lost")
-    report = _report(2, tally, Monitor, {}, [], {"estop": 2, "kill_policy": 2, "bad_frame": 1}, {}, 1)
+    injected = {"estop": 2, "kill_policy": 2, "bad_frame": 1, "instruction_flood": 1}
+    report = _report(2, tally, Monitor, {}, [], injected, {}, 1)
     assert report["per_fault"] == {
         "bad_frame": {"injected": 1, "episodes": 1, "successes": 0, "lost": 0},
         "estop": {"injected": 2, "episodes": 2, "successes": 1, "lost": 1},
+        "instruction_flood": {"injected": 1, "episodes": 1, "successes": 1, "lost": 0},
         "kill_policy": {"injected": 2, "episodes": 2, "successes": 0, "lost": 0},
     }
-    assert (report["episodes"], report["successes"], report["lost_episodes"]) == (5, 1, 1)
+    assert (report["episodes"], report["successes"], report["lost_episodes"]) == (6, 2, 1)
     assert report["episodes_interrupted_by_a_kill"] == 2
     assert report["policy_restarts_checked"] == 1 and report["task_resumed_after_restart"] == 1
     assert report["restarts_detail"][0]["next_episode"] == "failure"

@@ -15,12 +15,12 @@ the bring-up to respawn.
 
 Reported (one JSON line, and `soak.json` in the run folder): per fault kind the faults injected, episodes
 and successes; per policy kill or stop whether the restarted policy resumed the task (its /diagnostics:
-`restarts_seen`, `task_after_restart`, `instruction`) and the outcome of the next episode; RSS and open file
-descriptors of each node at the first sample after its warm-up and the last (per process: a respawned node
-starts anew), tick lateness p99 per minute, limit violations of the commands (position outside the limits,
-or a step faster than max_velocity, see LimitMonitor; must be 0), episodes run, lost (the pipeline failed
-them: a service call failed or timed out) and timed out (no outcome within the wall-clock timeout: the sim
-ran slow), and the executor's holds for an unresponsive policy.
+`restarts_seen`, `task_after_restart`, `instruction`) and the outcome of its next episode that sends no
+task; RSS and open file descriptors of each node at the first sample after its warm-up and the last (per
+process: a respawned node starts anew), tick lateness p99 per minute, limit violations of the commands
+(position outside the limits, or a step faster than max_velocity, see LimitMonitor; must be 0), episodes
+run, lost (the pipeline failed them: a service call failed or timed out) and timed out (no outcome within
+the wall-clock timeout: the sim ran slow), and the executor's holds for an unresponsive policy.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ FAULTS = (
 )
 WEIGHTS = (4, 4, 4, 4, 4, 4, 4, 1, 1)
 RESTARTING = ("kill_policy", "stop_policy")  # faults that end the policy process: the bring-up respawns it
+SENDS_TASK = ("instruction_flood",)  # faults that publish the task (on the instruction topic): no proof of a resume
 FIRST_SEED = 1000  # the first episode's seed: its task is the soak's
 SEED_TRIES = 8  # seeds tried for the next episode that asks for the soak's task
 RESUME_CHECK_S = 15.0  # longest wait for the restarted policy's /diagnostics to report its restart
@@ -325,8 +326,8 @@ class Tally:
         self.successes += outcome == "success"
         self.lost += outcome == "lost"
         self.interrupted += outcome == "interrupted"
-        if self.restarts and self.restarts[-1]["next_episode"] is None and fault not in RESTARTING:
-            self.restarts[-1]["next_episode"] = outcome  # the first episode the restarted policy ran whole
+        if self.restarts and self.restarts[-1]["next_episode"] is None and fault not in RESTARTING + SENDS_TASK:
+            self.restarts[-1]["next_episode"] = outcome  # the restarted policy's first whole episode with its own task
 
 
 def _seed_for(task: str, seed: int) -> int:
