@@ -38,6 +38,7 @@ def _demo(args) -> int:
         record=args.record,
         viz=args.viz,
         output=args.output,
+        bypass_executor=args.bypass_executor,
     )
     return _demo_result(summary, args)
 
@@ -379,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the executor's output and the sim's controller: joint_trajectory_plan (the limited plan at each change) "
         "or joint_trajectory (a one-point trajectory per tick), both run by the sim's model of ros2_control's "
         "JointTrajectoryController at 500 Hz, or position_array (a forward position controller)",
+    )
+    p.add_argument(
+        "--bypass-executor",
+        action="store_true",
+        help="no executor: the policy's chunks straight to the sim's JointTrajectoryController model "
+        "(positions_upsampling on; --output unused; docs/real-robots.md: bypass)",
     )
     p.set_defaults(func=_demo)
     p = sub.add_parser(

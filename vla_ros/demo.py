@@ -55,7 +55,9 @@ def demo_environment(run_dir: Path, domain_id: int) -> dict[str, str]:
 class Supervisor:
     """A small rclpy node driving episodes through the nodes' standard services and topics."""
 
-    def __init__(self):
+    def __init__(self, executor: bool = True, chunk_topic: str = "action_chunk"):
+        """executor: a chunk executor to deactivate and activate around each episode (none with bypass_executor);
+        chunk_topic: where the policy's chunks go."""
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from lifecycle_msgs.srv import ChangeState
@@ -75,10 +77,11 @@ class Supervisor:
         self.clients = {
             "policy_state": n.create_client(ChangeState, "/vla_policy/change_state"),
             "policy_params": n.create_client(SetParameters, "/vla_policy/set_parameters"),
-            "executor_state": n.create_client(ChangeState, "/vla_chunk_executor/change_state"),
             "sim_reset": n.create_client(Trigger, "/vla_sim_robot/reset"),
             "sim_params": n.create_client(SetParameters, "/vla_sim_robot/set_parameters"),
         }
+        if executor:
+            self.clients["executor_state"] = n.create_client(ChangeState, "/vla_chunk_executor/change_state")
         self.outcome = "unknown"
         self.record: EpisodeRecord | None = None
         self.diagnostics: dict[str, dict[str, str]] = {}
@@ -86,7 +89,7 @@ class Supervisor:
         self.chunk_latency_s: list[float] = []
         n.create_subscription(String, "/vla_sim_robot/outcome", lambda m: setattr(self, "outcome", m.data), LATCHED)
         n.create_subscription(Image, "camera/image_raw", self._on_image, qos_profile_sensor_data)
-        n.create_subscription(JointTrajectory, "action_chunk", self._on_chunk, 10)
+        n.create_subscription(JointTrajectory, chunk_topic, self._on_chunk, 10)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(n)
@@ -180,7 +183,8 @@ class Supervisor:
         from vla_ros.nodes.service_calls import ANSWER_WAIT_S, get_state
 
         deadline = time.monotonic() + timeout_s
-        for node in ("/vla_chunk_executor", "/vla_policy"):
+        managed = ("/vla_chunk_executor", "/vla_policy") if "executor_state" in self.clients else ("/vla_policy",)
+        for node in managed:
             while True:
                 try:  # a node that died (respawn) never answers: ask again until the deadline
                     if get_state(self._get_state(node), ANSWER_WAIT_S) == State.PRIMARY_STATE_ACTIVE:
@@ -197,14 +201,17 @@ class Supervisor:
     ) -> tuple[bool, str, float]:
         """Reset the sim to episode `seed` and run it (at most `timeout_s`): (success, the instruction the sim asks
         for, duration in seconds). `send_instruction` False: the policy keeps the task it holds (the soak)."""
+        executor = "executor_state" in self.clients
         self.set_active("policy_state", False)
-        self.set_active("executor_state", False)
+        if executor:
+            self.set_active("executor_state", False)
         self.set_parameter("sim_params", "episode_seed", seed)
         self.outcome = "unknown"
         instruction = self.trigger("sim_reset")
         time.sleep(0.3)  # fresh joint states and frames of the new episode
         self.record = EpisodeRecord() if record else None
-        self.set_active("executor_state", True)
+        if executor:
+            self.set_active("executor_state", True)
         if send_instruction:
             self.set_parameter("policy_params", "instruction", instruction)
         start = time.monotonic()
@@ -260,16 +267,21 @@ def run_demo(
     record: bool = False,
     viz: bool = False,
     output: str = "position_array",
+    bypass_executor: bool = False,
 ) -> dict:
     """Run the demo; return (and write to run_dir/summary.json) the summary.
 
     blend_mode: the executor's; inference_delay_s: artificial latency added to every chunk (seconds);
     output: the executor's (one of DEMO_OUTPUTS; the sim runs the controller that takes it);
     record: the recorder node too (run_dir/recording: bags/ and lerobot/), waited for at the end;
-    viz: the rerun node too, logging the run to run_dir/run.rrd.
+    viz: the rerun node too, logging the run to run_dir/run.rrd;
+    bypass_executor: no executor, the policy's chunks straight to the sim's JointTrajectoryController model
+    (`output` unused; no executor record, so no smoothness or joint plot).
     """
     if output not in DEMO_OUTPUTS:
         raise ValueError(f"demo output {output!r}: one of {list(DEMO_OUTPUTS)} (the sim has no other controller)")
+    if bypass_executor and (record or viz):
+        raise ValueError("bypass_executor: the recorder and the rerun node need the executor's commands")
     run_dir = Path(run_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     domain_id = domain_id if domain_id is not None else 40 + os.getpid() % 50
@@ -295,11 +307,12 @@ def run_demo(
         },
         record=record,
         viz="rerun" if viz else "",
+        bypass_executor=bypass_executor,
     )
     first_episode_s = (0.0, 0.0)
     results = []
     with Bringup(specs, log_dir=run_dir / "logs", env=env) as bringup:
-        sup = Supervisor()
+        sup = Supervisor(executor=not bypass_executor, chunk_topic="commands" if bypass_executor else "action_chunk")
         try:
             sup.wait_for_services(120.0)
             sup.wait_until_active(180.0)
@@ -338,16 +351,22 @@ def run_demo(
     from vla_ros.report import load_run, plot_run, smoothness, write_video
 
     video = write_video(first_record.frames, run_dir / "episode0") if first_record and first_record.frames else None
-    run = load_run(record_path)
-    t_first = float(run["command_t"][0]) if run["command_t"].size else 0.0
-    plot = plot_run(run, run_dir / "episode0_joints.png", (first_episode_s[0] - t_first, first_episode_s[1] - t_first))
+    run = None if bypass_executor else load_run(record_path)  # bypass: no executor, no record
+    plot = None
+    if run is not None:
+        t_first = float(run["command_t"][0]) if run["command_t"].size else 0.0
+        window = (first_episode_s[0] - t_first, first_episode_s[1] - t_first)
+        plot = plot_run(run, run_dir / "episode0_joints.png", window)
     summary = {
         "success_rate": float(np.mean([r["success"] for r in results])) if results else 0.0,
         "episodes": len(results),
         "blend_mode": blend_mode,
         "inference_delay_s": inference_delay_s,
-        "output": output,
-        "smoothness": {k: round(v, 4) if isinstance(v, float) else v for k, v in smoothness(run).items()},
+        "output": None if bypass_executor else output,
+        "bypass_executor": bypass_executor,
+        "smoothness": None
+        if run is None
+        else {k: round(v, 4) if isinstance(v, float) else v for k, v in smoothness(run).items()},
         "frame_to_chunk_ms": {
             "p50": float(policy_diag.get("frame_to_chunk_p50_ms", "nan")),
             "p99": float(policy_diag.get("frame_to_chunk_p99_ms", "nan")),
@@ -369,10 +388,13 @@ def run_demo(
         "plot": str(plot) if plot else None,
         "episodes_detail": results,
     }
-    if output == "joint_trajectory_plan":  # the executor's plan counters (docs/real-robots.md)
+    if output == "joint_trajectory_plan" and not bypass_executor:  # the executor's plan counters (real-robots.md)
         summary["plans"] = {k: int(executor_diag.get(k, 0)) for k in PLAN_COUNTERS}
-    if sim_controller(output) == "joint_trajectory":  # what the sim's JointTrajectoryController model took
+    if (
+        sim_controller(output, bypass_executor) == "joint_trajectory"
+    ):  # what the sim's JointTrajectoryController model took
         summary["controller"] = {k: int(controller_diag.get(k, 0)) for k in CONTROLLER_COUNTERS}
+        summary["controller"]["command_step_max_rad"] = float(controller_diag.get("command_step_max_rad", "nan"))
     if recording is not None:
         summary["recording"] = recording
     if viz:

@@ -179,6 +179,7 @@ def test_a_plan_that_ends_in_the_past_is_rejected_and_the_arm_holds(sim):
     assert "non-zero start time that ends in the past" in log_text(logs, "vla_sim_robot")
     assert wait_until(lambda: robot.controller.get("trajectories_rejected") == "1", 3.0), robot.controller
     assert robot.controller["trajectories_received"] == "1"
+    assert float(robot.controller["command_step_max_rad"]) == 0.0  # its command never changed
     assert robot.controller["last_rejection"] == "Received trajectory with non-zero start time that ends in the past"
     time.sleep(0.5)
     np.testing.assert_allclose(robot.latest(), start, atol=0.01)

@@ -2,14 +2,17 @@
 
 By default the tabletop arm: publishes `joint_states`, `camera/image_raw` (front) and
 `wrist_camera/image_raw`; follows `commands` as parameter `controller` says: `forward_position`
-(Float64MultiArray of joint positions in the sim's joint order, each held until the next, as ros2_control's
-forward position controller) or `joint_trajectory` (JointTrajectory, run as ros2_control's
+(Float64MultiArray of joint positions in the sim's joint order, each held until the next, as
+ros2_control's forward position controller) or `joint_trajectory` (JointTrajectory, run as ros2_control's
 JointTrajectoryController runs it: core/jtc.py's model updated at every physics step, 500 Hz, with the
-measured positions and velocities as its state interfaces; `~/commanded` (JointState) carries its last
-command, positions and velocities, stamped with that update's time, with every joint state; rejected
-messages are logged, and counted in `/diagnostics` once a second: `trajectories_received`,
-`trajectories_rejected`, `last_rejection`). Episodes:
-`~/reset` (Trigger) starts the episode of parameter `episode_seed` and answers with its instruction;
+measured positions and velocities as its state interfaces and `positions_upsampling` on: a
+positions-only message of several points, the policy's chunk with bypass_executor, gets its cubic
+spline's velocities; `~/commanded` (JointState) carries its last command, positions and velocities,
+stamped with that update's time, with every joint state; rejected messages are logged, and counted in
+`/diagnostics` once a second: `trajectories_received`, `trajectories_rejected`, `last_rejection`, and
+`command_step_max_rad`, the largest change of a joint's command from one update to the next since start,
+each reset excluded).
+Episodes: `~/reset` (Trigger) starts the episode of parameter `episode_seed` and answers with its instruction;
 `~/task` and `~/outcome` (std_msgs/String, latched) say what the episode asks and whether it is
 running, succeeded or failed.
 
@@ -89,6 +92,7 @@ class SimRobotNode(Node):
         self.jtc_received = 0  # trajectories received, rejected (validation or malformed), the last reason
         self.jtc_rejected = 0
         self.jtc_last_rejection = ""
+        self.jtc_step_max = 0.0  # rad: the largest change of a joint's command between two updates
         self.jtc_command: tuple[int, np.ndarray, np.ndarray] | None = None  # (update time ns, positions, velocities)
         if self.p["controller"] == "joint_trajectory":
             self.create_subscription(JointTrajectory, "commands", self._on_trajectory, 10)
@@ -139,6 +143,7 @@ class SimRobotNode(Node):
             "trajectories_received": self.jtc_received,
             "trajectories_rejected": self.jtc_rejected,
             "last_rejection": self.jtc_last_rejection,
+            "command_step_max_rad": f"{self.jtc_step_max:.6f}",
         }
         stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: controller", "ok", values, stamp))
@@ -149,7 +154,10 @@ class SimRobotNode(Node):
             self.episode_start_s = self.sim.time_s
             if self.p["controller"] == "joint_trajectory":  # the controller (re)activated: it holds where the arm is
                 step_hz = 1.0 / self.sim.model.opt.timestep
-                self.jtc = JtcModel(self.joint_names, self.sim.joint_positions(), update_rate_hz=step_hz)
+                self.jtc = JtcModel(
+                    self.joint_names, self.sim.joint_positions(), update_rate_hz=step_hz, positions_upsampling=True
+                )
+                self.jtc_command = None  # the arm was moved: no step from the last episode's command
             outcome = self.sim.outcome  # "running" (the tabletop's tasks) or "none" (a URDF robot: no task)
         self.task_pub.publish(String(data=task.instruction))
         self.outcome_pub.publish(String(data=outcome))
@@ -191,6 +199,9 @@ class SimRobotNode(Node):
                         measured = (self.sim.joint_positions(), self.sim.joint_velocities(), None)
                         positions, velocities, _ = self.jtc.update(t_ns, measured)
                         self.sim.set_command(positions)
+                        if self.jtc_command is not None:
+                            step = float(np.abs(positions - self.jtc_command[1]).max())
+                            self.jtc_step_max = max(self.jtc_step_max, step)
                         self.jtc_command = (t_ns, positions, velocities)
                     self.sim.advance(step_s)
                 if (
@@ -211,8 +222,9 @@ class SimRobotNode(Node):
                         header=_header(stamp), name=list(self.joint_names), position=q.tolist(), velocity=dq.tolist()
                     )
                 )
-                if self.jtc_command is not None:
-                    self._publish_commanded(*self.jtc_command)
+                command = self.jtc_command  # (a reset may clear it meanwhile)
+                if command is not None:
+                    self._publish_commanded(*command)
             if now >= next_cam:
                 next_cam = max(next_cam + cam_period, now)
                 for cam, (pub, compressed) in self.image_pubs.items():
