@@ -394,7 +394,8 @@ def run_demo(
         sim_controller(output, bypass_executor) == "joint_trajectory"
     ):  # what the sim's JointTrajectoryController model took
         summary["controller"] = {k: int(controller_diag.get(k, 0)) for k in CONTROLLER_COUNTERS}
-        summary["controller"]["command_step_max_rad"] = float(controller_diag.get("command_step_max_rad", "nan"))
+        speed = controller_diag.get("command_speed_max_rad_s", "nan")  # the controller's command, between updates
+        summary["controller"]["command_speed_max_rad_s"] = float(speed)
     if recording is not None:
         summary["recording"] = recording
     if viz:

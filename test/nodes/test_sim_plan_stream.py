@@ -167,6 +167,12 @@ def test_the_sim_runs_plans_like_the_joint_trajectory_controller(sim):
     _, measured = robot.between(robot.states, *window)
     assert (np.abs(measured - start).max(axis=0)[1:3] > 0.5 * np.abs(MOVE[1:3])).all()
     assert wait_until(lambda: np.abs(robot.latest()[1:4] - start[1:4]).max() < 0.01, 3.0), robot.latest() - start
+    # no jump anywhere: the command moved no faster between two updates than the plans do (0.1 ms grid; the
+    # margin: the hold before the first plan is the reset pose, the plan's start the settled arm)
+    fine = np.arange(t0 - int(0.1 * NS), end_ns + int(0.1 * NS), 100_000)
+    plan_speed = np.abs(np.diff(replay(sent, start, fine), axis=0)).max() / 1e-4
+    assert wait_until(lambda: "command_speed_max_rad_s" in robot.controller, 3.0), robot.controller
+    assert 0.5 * plan_speed < float(robot.controller["command_speed_max_rad_s"]) <= 1.05 * plan_speed + 0.05
     assert "rejected" not in log_text(logs, "vla_sim_robot")
 
 
@@ -179,7 +185,7 @@ def test_a_plan_that_ends_in_the_past_is_rejected_and_the_arm_holds(sim):
     assert "non-zero start time that ends in the past" in log_text(logs, "vla_sim_robot")
     assert wait_until(lambda: robot.controller.get("trajectories_rejected") == "1", 3.0), robot.controller
     assert robot.controller["trajectories_received"] == "1"
-    assert float(robot.controller["command_step_max_rad"]) == 0.0  # its command never changed
+    assert float(robot.controller["command_speed_max_rad_s"]) == 0.0  # its command never changed
     assert robot.controller["last_rejection"] == "Received trajectory with non-zero start time that ends in the past"
     time.sleep(0.5)
     np.testing.assert_allclose(robot.latest(), start, atol=0.01)

@@ -10,8 +10,8 @@ positions-only message of several points, the policy's chunk with bypass_executo
 spline's velocities; `~/commanded` (JointState) carries its last command, positions and velocities,
 stamped with that update's time, with every joint state; rejected messages are logged, and counted in
 `/diagnostics` once a second: `trajectories_received`, `trajectories_rejected`, `last_rejection`, and
-`command_step_max_rad`, the largest change of a joint's command from one update to the next since start,
-each reset excluded).
+`command_speed_max_rad_s`, the largest change of a joint's command from one update to the next divided
+by the time between them, since start, each reset excluded).
 Episodes: `~/reset` (Trigger) starts the episode of parameter `episode_seed` and answers with its instruction;
 `~/task` and `~/outcome` (std_msgs/String, latched) say what the episode asks and whether it is
 running, succeeded or failed.
@@ -92,7 +92,7 @@ class SimRobotNode(Node):
         self.jtc_received = 0  # trajectories received, rejected (validation or malformed), the last reason
         self.jtc_rejected = 0
         self.jtc_last_rejection = ""
-        self.jtc_step_max = 0.0  # rad: the largest change of a joint's command between two updates
+        self.jtc_speed_max = 0.0  # rad/s: the largest change of a joint's command between two updates / their gap
         self.jtc_command: tuple[int, np.ndarray, np.ndarray] | None = None  # (update time ns, positions, velocities)
         if self.p["controller"] == "joint_trajectory":
             self.create_subscription(JointTrajectory, "commands", self._on_trajectory, 10)
@@ -143,7 +143,7 @@ class SimRobotNode(Node):
             "trajectories_received": self.jtc_received,
             "trajectories_rejected": self.jtc_rejected,
             "last_rejection": self.jtc_last_rejection,
-            "command_step_max_rad": f"{self.jtc_step_max:.6f}",
+            "command_speed_max_rad_s": f"{self.jtc_speed_max:.4f}",
         }
         stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(conversions.diagnostic_array(f"{self.get_name()}: controller", "ok", values, stamp))
@@ -199,9 +199,9 @@ class SimRobotNode(Node):
                         measured = (self.sim.joint_positions(), self.sim.joint_velocities(), None)
                         positions, velocities, _ = self.jtc.update(t_ns, measured)
                         self.sim.set_command(positions)
-                        if self.jtc_command is not None:
+                        if self.jtc_command is not None and t_ns > self.jtc_command[0]:
                             step = float(np.abs(positions - self.jtc_command[1]).max())
-                            self.jtc_step_max = max(self.jtc_step_max, step)
+                            self.jtc_speed_max = max(self.jtc_speed_max, step * NS / (t_ns - self.jtc_command[0]))
                         self.jtc_command = (t_ns, positions, velocities)
                     self.sim.advance(step_s)
                 if (
