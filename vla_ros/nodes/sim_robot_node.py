@@ -190,19 +190,12 @@ class SimRobotNode(Node):
                 time.sleep(delay)
             elif delay < -0.1:
                 deadline = time.monotonic()  # fell far behind (e.g. CPU starved): drop the debt
-            now_ns = self.get_clock().now().nanoseconds
+            end_ns = self._ros_time_ns(deadline)  # the slice ends at its deadline: its steps' times precede it
             with self.lock:
                 before = self.sim.outcome
                 for k in range(steps):
-                    if self.jtc is not None:  # JTC's update at this step's time, from the measured state
-                        t_ns = now_ns - int((steps - 1 - k) * step_s * NS)
-                        measured = (self.sim.joint_positions(), self.sim.joint_velocities(), None)
-                        positions, velocities, _ = self.jtc.update(t_ns, measured)
-                        self.sim.set_command(positions)
-                        if self.jtc_command is not None and t_ns > self.jtc_command[0]:
-                            step = float(np.abs(positions - self.jtc_command[1]).max())
-                            self.jtc_speed_max = max(self.jtc_speed_max, step * NS / (t_ns - self.jtc_command[0]))
-                        self.jtc_command = (t_ns, positions, velocities)
+                    if self.jtc is not None:
+                        self._update_controller(end_ns - (steps - 1 - k) * int(round(step_s * NS)))
                     self.sim.advance(step_s)
                 if (
                     self.sim.outcome == "running"
@@ -234,6 +227,24 @@ class SimRobotNode(Node):
                         pub.publish(_compressed_msg(rgb, stamp, f"{cam}_camera"))
                     else:
                         pub.publish(conversions.rgb_to_image_msg(rgb, stamp, f"{cam}_camera"))
+
+    def _ros_time_ns(self, monotonic_s: float) -> int:
+        """The ROS time (ns) of a moment on the monotonic clock (seconds), at most this moment."""
+        return self.get_clock().now().nanoseconds - int((time.monotonic() - monotonic_s) * NS)
+
+    def _update_controller(self, t_ns: int) -> None:
+        """JTC's update at t_ns (ROS time, after the last update's: one at or before it is left out) from the
+        measured state; its command goes to the actuators."""
+        last = self.jtc_command
+        if last is not None and t_ns <= last[0]:
+            return
+        measured = (self.sim.joint_positions(), self.sim.joint_velocities(), None)
+        positions, velocities, _ = self.jtc.update(t_ns, measured)
+        self.sim.set_command(positions)
+        if last is not None:
+            speed = float(np.abs(positions - last[1]).max()) * NS / (t_ns - last[0])
+            self.jtc_speed_max = max(self.jtc_speed_max, speed)
+        self.jtc_command = (t_ns, positions, velocities)
 
     def _publish_commanded(self, t_ns: int, positions: np.ndarray, velocities: np.ndarray) -> None:
         """`~/commanded`: the controller's command written at the update of time t_ns (ROS time, ns)."""
