@@ -85,7 +85,9 @@ def observe(policy: PolicyCore, sim: TabletopSim, now: float) -> None:
 
 
 class ExpertBackend(Backend):
-    """The scripted expert as a policy backend: chunks planned from the sim's state (it reads no camera)."""
+    """The scripted expert as a policy backend: chunks planned from the state of `sim`, this process's sim
+    object (it reads no camera). The policy node's equivalent, from the observation alone: backend
+    `sim_expert` (vla_ros/backends/sim_expert)."""
 
     camera_names = ()
     joint_names = JOINT_NAMES
