@@ -39,6 +39,7 @@ def _demo(args) -> int:
         viz=args.viz,
         output=args.output,
         bypass_executor=args.bypass_executor,
+        domain_id=args.domain_id,
     )
     return _demo_result(summary, args)
 
@@ -386,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="no executor: the policy's chunks straight to the sim's JointTrajectoryController model "
         "(positions_upsampling on; --output unused; docs/real-robots.md: bypass)",
+    )
+    p.add_argument(
+        "--domain-id",
+        type=int,
+        default=None,
+        help="ROS_DOMAIN_ID of the demo's nodes (default: 40 + the process id mod 50; name a free one when other ROS "
+        "work runs on this host)",
     )
     p.set_defaults(func=_demo)
     p = sub.add_parser(
