@@ -95,6 +95,9 @@ def _demo_remote(args, log) -> int:
             inference_delay_s=args.inference_delay_s,
             backend="openpi_remote",
             log=log,
+            output=args.output,
+            bypass_executor=args.bypass_executor,
+            domain_id=args.domain_id,
         )
     summary["remote"] = {"server": served.url, "served_backend": backend, "model_path": str(model_path)}
     return _demo_result(summary, args)
