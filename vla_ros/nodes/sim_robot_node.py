@@ -138,7 +138,7 @@ class SimRobotNode(Node):
             )
 
     def _publish_diagnostics(self) -> None:
-        """controller joint_trajectory: what the controller received and rejected (all time)."""
+        """controller joint_trajectory: what the controller received and rejected and its fastest command (all time)."""
         values = {
             "trajectories_received": self.jtc_received,
             "trajectories_rejected": self.jtc_rejected,
