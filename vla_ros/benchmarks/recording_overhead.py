@@ -1,6 +1,6 @@
 """What recording costs the robot: the demo with and without the recorder, alternating, N runs each.
 
-    python -m vla_ros.benchmarks.recording_overhead [--runs 3] [--episodes 10] [--viz]
+    python -m vla_ros.benchmarks.recording_overhead [--runs 3] [--episodes 10] [--viz] [--output KIND] [--domain-id N]
 
 Each run is `vla-ros demo` (sim, policy, executor, lifecycle manager as processes) on the same seeds;
 `--record` runs add the recorder node (MCAP + LeRobotDataset, conversion while the next episode runs),
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vla_ros.demo import run_demo
+from vla_ros.demo import DEMO_OUTPUTS, run_demo
 
 NODE_MODULES = {  # the node processes whose CPU is measured, by the module they run
     "policy": "vla_ros.nodes.policy_node",
@@ -118,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--viz", action="store_true", help="recording runs also log to rerun (.rrd)")
+    parser.add_argument("--output", choices=DEMO_OUTPUTS, default=DEMO_OUTPUTS[0], help="the executor's output")
+    parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the demo's, from the pid)")
     args = parser.parse_args(argv)
     print(
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f}; {args.episodes} episodes per run, seeds from {args.first_seed}"
+        f"load average {os.getloadavg()[0]:.1f}; {args.episodes} episodes per run, seeds from {args.first_seed}, "
+        f"output {args.output}"
     )
     print(
         "| recording | run | success | frame→chunk p50 / p99 (ms) | tick lateness p99: median / max (ms) | "
@@ -137,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
                     args.episodes,
                     args.first_seed,
                     Path(tmp) / f"{run}-{int(record)}",
+                    domain_id=args.domain_id,
                     record=record,
                     viz=record and args.viz,
+                    output=args.output,
                     log=lambda text, w=window: w.mark() if text.startswith("episode ") else None,
                 )
                 kind = ("on" + (" + rerun" if args.viz else "")) if record else "off"
