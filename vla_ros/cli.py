@@ -314,6 +314,8 @@ BENCHMARKS = {
     "publish": ("vla_ros.benchmarks.publish_cost", "CPU of building and publishing one command through rclpy"),
     "ik": ("vla_ros.benchmarks.ik_latency", "differential IK solve time per chunk"),
     "remote": ("vla_ros.benchmarks.remote_roundtrip", "vla-ros serve round trip on loopback"),
+    "plan_stream": ("vla_ros.benchmarks.plan_stream", "executor CPU: per-tick commands vs streamed plans (JTC)"),
+    "recording": ("vla_ros.benchmarks.recording_overhead", "the demo's latencies and CPU with and without recording"),
 }
 
 
@@ -323,8 +325,9 @@ def _bench(argv: list[str]) -> int:
         if argv and argv[0] not in ("-h", "--help"):
             print(f"vla-ros bench: unknown benchmark '{argv[0]}'", file=sys.stderr)
         print("usage: vla-ros bench NAME [options]   (vla-ros bench NAME --help: its options)\n\nbenchmarks:")
+        width = max(map(len, BENCHMARKS))
         for name, (_, what) in BENCHMARKS.items():
-            print(f"  {name:9s} {what}")
+            print(f"  {name:{width}s}  {what}")
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     module = __import__(BENCHMARKS[argv[0]][0], fromlist=["main"])
     program, sys.argv[0] = sys.argv[0], f"vla-ros bench {argv[0]}"  # its usage line names the command
