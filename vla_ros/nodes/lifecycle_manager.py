@@ -16,7 +16,10 @@ Service answers can be lost while DDS discovery is still matching the two sides:
 Services: `~/startup` (configure + activate all), `~/shutdown` (deactivate in reverse order, then
 clean up) — std_srvs/Trigger. Transitions go through each node's standard `~/change_state`.
 
-Liveness (nodes/supervision.py): a node that publishes `~/heartbeat` and stops for `liveness_timeout_s`
+Liveness (nodes/supervision.py): a node that publishes `~/heartbeat` and stops for `liveness_timeout_s`,
+or whose process beats in a primary state but has answered no `get_state` for `liveness_timeout_s` +
+DEAF_GRACE_S (deaf: it sends but receives nothing, as a process restarted into a stale Fast DDS
+shared-memory port can),
 is unresponsive: it gets SIGUSR1 (every thread's Python stack to its log) and, with `kill_unresponsive`
 (the bring-up sets it with respawn), SIGKILL, so that respawn starts a new process, brought up here
 like any restarted node; without, it is reported and left (the executor holds the arm once the plan
@@ -61,13 +64,20 @@ TASK_HANDOVER_S = 5.0  # longest wait for a restarted node to take its predecess
 STACKS_WAIT_S = 0.5  # between SIGUSR1 (stacks to the log) and SIGKILL
 
 
+PRIMARY_LABELS = ("unconfigured", "inactive", "active", "finalized")  # not in a transition (configure may be long)
+DEAF_GRACE_S = 10.0  # more than liveness_timeout_s before a beating node that answers nothing is deaf: a new process's
+# first answers wait for DDS discovery (its first heartbeat -> first get_state answer: up to ~4 s seen under load)
+
+
 @dataclass(frozen=True)
 class Beat:
-    """A node's last heartbeat: when it arrived (monotonic s), from which process, in which lifecycle state."""
+    """A node's last heartbeat: when it arrived (monotonic s), from which process, in which lifecycle state, and
+    when that process's first heartbeat arrived (monotonic s)."""
 
     at: float
     process: str
     state: str
+    first_at: float
 
 
 class LifecycleManager(Node):
@@ -85,6 +95,7 @@ class LifecycleManager(Node):
         self._busy = threading.Lock()
         self.result: str | None = None  # the last startup/shutdown outcome
         self.lost: set[str] = set()  # nodes that stopped answering get_state
+        self._lost_since: dict[str, float] = {}  # node -> since when it answers no get_state here (monotonic s)
         self._timed_out = False  # the last startup/shutdown failed on a node not answering (not refusing)
         self.restarts: Counter = Counter()  # node -> times it came back restarted
         self.unresponsive: Counter = Counter()  # node -> times its heartbeat stopped for liveness_timeout_s
@@ -125,6 +136,7 @@ class LifecycleManager(Node):
         try:
             state = self.state(node, timeout_s=max(0.5, self.p["watch_period_s"]))
         except (TimeoutError, RuntimeError):
+            self._lost_since.setdefault(node, time.monotonic())
             if node not in self.lost:
                 self.lost.add(node)
                 if node in self._held:
@@ -133,6 +145,7 @@ class LifecycleManager(Node):
                     f"{node}: lost (no answer to get_state); it is brought up again if it comes back"
                 )
             return
+        self._lost_since.pop(node, None)  # it answers (a restart's configure may then hold it for long)
         if node in self.lost and state == State.PRIMARY_STATE_UNCONFIGURED:
             self.restarts[node] += 1
             self.get_logger().warning(f"{node}: back (restarted, unconfigured): configuring and activating it")
@@ -168,7 +181,29 @@ class LifecycleManager(Node):
 
     # --- liveness --------------------------------------------------------------------------
     def _on_heartbeat(self, node: str, msg: DiagnosticStatus) -> None:
-        self._beats[node] = Beat(time.monotonic(), msg.hardware_id, msg.message)
+        now, last = time.monotonic(), self._beats.get(node)
+        first_at = last.first_at if last is not None and last.process == msg.hardware_id else now
+        self._beats[node] = Beat(now, msg.hardware_id, msg.message, first_at)
+
+    def _deaf_s(self, node: str, beat: Beat, now: float) -> float:
+        """How long the process that beats for `node` has beaten in a primary state while the node answered no
+        get_state (seconds; 0 when it answers, or is in a transition)."""
+        since = self._lost_since.get(node)
+        if since is None or beat.state not in PRIMARY_LABELS:
+            return 0.0
+        return now - max(since, beat.first_at)
+
+    def _unresponsive_why(self, node: str, beat: Beat, now: float) -> str:
+        """Why `node` is unresponsive, in words ('' when it is not): its heartbeat silent for liveness_timeout_s,
+        or deaf for liveness_timeout_s + DEAF_GRACE_S."""
+        timeout = self.p["liveness_timeout_s"]
+        silent_s = now - beat.at
+        if 0 < timeout <= silent_s:
+            return f"no heartbeat for {silent_s:.1f} s"
+        deaf_s = self._deaf_s(node, beat, now)
+        if 0 < timeout and deaf_s >= timeout + DEAF_GRACE_S:
+            return f"its heartbeat comes but it answered no get_state for {deaf_s:.1f} s (it receives nothing)"
+        return ""
 
     def _liveness_loop(self) -> None:
         while not self._closing.wait(HEARTBEAT_PERIOD_S) and self.context.ok():
@@ -176,20 +211,20 @@ class LifecycleManager(Node):
                 self._check_liveness(node)
 
     def _check_liveness(self, node: str) -> None:
-        """A node whose heartbeat stopped for liveness_timeout_s: its stacks to its log (SIGUSR1), then, with
-        kill_unresponsive, SIGKILL (respawn starts a new process); once per process."""
+        """A node whose heartbeat stopped for liveness_timeout_s, or deaf (`_unresponsive_why`): its stacks to its
+        log (SIGUSR1), then, with kill_unresponsive, SIGKILL (respawn starts a new process); once per process."""
         beat, timeout = self._beats.get(node), self.p["liveness_timeout_s"]
         if beat is None or beat.process in self._handled:
             return
-        silent_s = time.monotonic() - beat.at
-        if silent_s < timeout:
+        why = self._unresponsive_why(node, beat, time.monotonic())
+        if not why:
             return
         self._handled.add(beat.process)
         self.unresponsive[node] += 1
         log = self.get_logger()
         what = (
-            f"{node}: unresponsive: no heartbeat for {silent_s:.1f} s (liveness_timeout_s {timeout:g}; last state "
-            f"'{beat.state}', process {beat.process})"
+            f"{node}: unresponsive: {why} (liveness_timeout_s {timeout:g}; last state '{beat.state}', process "
+            f"{beat.process})"
         )
         pid = local_pid(beat.process)
         if pid is None:
@@ -212,11 +247,10 @@ class LifecycleManager(Node):
 
     def _publish_diagnostics(self) -> None:
         now, values, unresponsive = time.monotonic(), {}, []
-        timeout = self.p["liveness_timeout_s"]
         for n in self.nodes:
             beat = self._beats.get(n)
             age = now - beat.at if beat else None
-            if age is not None and 0 < timeout <= age:
+            if beat is not None and self._unresponsive_why(n, beat, now):
                 unresponsive.append(n)
             values[f"{n}.lost"] = n in self.lost
             values[f"{n}.restarts"] = self.restarts[n]
