@@ -295,6 +295,9 @@ class LifecycleManager(Node):
             self.context.ok,
             self.get_logger().warning,
         )
+        if not ok and reached(self.state(node), step):  # refused as done already: another client ran it meanwhile
+            self.get_logger().info(f"{node}: {step} refused, but the node is there already (another client ran it)")
+            return
         if not ok:
             raise RuntimeError(f"{node} failed to {step} (its log says why)")
         self.get_logger().info(f"{node}: {step}d")
