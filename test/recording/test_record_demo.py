@@ -98,18 +98,8 @@ def test_the_dataset_holds_the_bag_frames_and_has_the_fixture_structure(recorded
     np.testing.assert_allclose(data.columns["timestamp"], np.arange(n) / 10, atol=1e-6)
 
 
-def test_export_of_the_bag_gives_the_recorders_dataset(recorded, tmp_path):
-    from vla_ros.cli import main
-
-    rec = recorded["recording"]
-    assert main(["export", rec["bags"], "--lerobot", str(tmp_path / "exported"), "--robot", "sim"]) == 0
-    ours, exported = read_dataset(rec["lerobot"]), read_dataset(tmp_path / "exported")
-    assert exported.info["features"] == ours.info["features"] and exported.tasks == ours.tasks
-    for key, values in ours.columns.items():
-        np.testing.assert_array_equal(exported.columns[key], values, err_msg=key)
-    for cam in ours.cameras:
-        np.testing.assert_array_equal(exported.frames(cam, 0), ours.frames(cam, 0))
-    assert exported.episodes[0]["outcome"] == ours.episodes[0]["outcome"]
+def test_export_of_the_bag_gives_the_recorders_dataset(recorded, check_export):
+    check_export(recorded["recording"])
 
 
 def test_the_live_rrd_loads_with_rerun_and_holds_the_run(recorded):

@@ -57,15 +57,8 @@ def test_an_expert_episode_through_the_nodes_gives_its_dataset(recorded):
     assert start > 0.1 and end < REACH_TOLERANCE_M + 0.01, (start, end)  # the commands went to the red cube
 
 
-def test_export_reads_the_plans_as_the_recorder_did(recorded, tmp_path):
-    from vla_ros.cli import main
-
-    rec = recorded["recording"]
-    assert main(["export", rec["bags"], "--lerobot", str(tmp_path / "exported"), "--robot", "sim"]) == 0
-    ours, exported = read_dataset(rec["lerobot"]), read_dataset(tmp_path / "exported")
-    assert exported.info["features"] == ours.info["features"] and exported.tasks == ours.tasks
-    for key, values in ours.columns.items():
-        np.testing.assert_array_equal(exported.columns[key], values, err_msg=key)
+def test_export_reads_the_plans_as_the_recorder_did(recorded, check_export):
+    check_export(recorded["recording"])
 
 
 def test_view_logs_the_streamed_plans_as_the_commanded_joints(recorded, tmp_path):
