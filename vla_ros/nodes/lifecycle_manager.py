@@ -18,8 +18,8 @@ clean up) — std_srvs/Trigger. Transitions go through each node's standard `~/c
 
 Liveness (nodes/supervision.py): a node that publishes `~/heartbeat` and stops for `liveness_timeout_s`,
 or whose process beats in a primary state but has answered no `get_state` for `liveness_timeout_s` +
-DEAF_GRACE_S (deaf: it sends but receives nothing, as a process restarted into a stale Fast DDS
-shared-memory port can),
+DEAF_GRACE_S (deaf: it sends but receives nothing, as policy processes respawned after a SIGSTOP + SIGKILL
+did in soaks, on shared memory and on UDP; the cause is not established),
 is unresponsive: it gets SIGUSR1 (every thread's Python stack to its log) and, with `kill_unresponsive`
 (the bring-up sets it with respawn), SIGKILL, so that respawn starts a new process, brought up here
 like any restarted node; without, it is reported and left (the executor holds the arm once the plan
