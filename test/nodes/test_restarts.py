@@ -2,7 +2,8 @@
 service, never in launch parameters) from observations taken after the restart; with resume_after_restart false
 it holds until a new instruction; a cleared task stays cleared; a policy that stops answering (a backend holding
 Python's interpreter lock) is found by its heartbeat, its stacks dumped, and restarted; the executor holds as soon
-as the policy's heartbeat has stopped for its policy_heartbeat_timeout_s.
+as the policy's heartbeat has stopped for its policy_heartbeat_timeout_s; a frozen executor is found and restarted
+the same way.
 
 Each test prints the measured bounds (kill -> first chunk, hang -> restart) for docs/reliability.md."""
 
@@ -117,3 +118,24 @@ def test_a_hung_policy_is_found_by_its_heartbeat_dumped_and_restarted_while_the_
     assert restarted_s <= timeout_s + 2.0, restarted_s
     print(f"\nhang -> executor holding: {held_s:.2f} s; -> respawn: {restarted_s:.2f} s (liveness {timeout_s} s)")
     assert wait_until(lambda: len(peer.chunks) > n_chunks, RESUME_BOUND_S)  # the new process resumes the task
+
+
+def test_a_stopped_executor_is_found_by_its_heartbeat_and_restarted(nodes, tmp_path):
+    """The executor beats too: frozen (SIGSTOP), the manager finds it within liveness_timeout_s and respawn
+    replaces it; the new executor commands again."""
+    timeout_s = 2.0
+    bringup, peer = start(nodes, manager_overrides={"liveness_timeout_s": timeout_s})
+    manager = "vla_lifecycle_manager: lifecycle"
+    age = "vla_chunk_executor.heartbeat_age_s"
+    assert wait_until(lambda: diagnostics(peer, manager).get(age) not in (None, "none"), 10)
+    assert wait_until(lambda: len(peer.commands) > 10, 10)
+    stopped_at = time.monotonic()
+    os.kill(bringup.procs["vla_chunk_executor"].pid, signal.SIGSTOP)
+    assert wait_until(lambda: bringup.restarts.get("vla_chunk_executor") == 1, timeout_s + 5)
+    restarted_s = time.monotonic() - stopped_at
+    log = log_text(tmp_path, "vla_lifecycle_manager")
+    assert "vla_chunk_executor: unresponsive: no heartbeat for" in log and "stopped (SIGKILL" in log, log
+    assert peer.wait_active("vla_chunk_executor", timeout_s=30)
+    n_commands = len(peer.commands)
+    assert wait_until(lambda: len(peer.commands) > n_commands + 10, 10)
+    print(f"\nexecutor stopped -> respawn: {restarted_s:.2f} s (liveness {timeout_s} s)")

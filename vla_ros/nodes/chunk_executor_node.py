@@ -18,7 +18,8 @@ the pose or twist of `cartesian_link`, from the same limited and workspace-check
 `~/estop`, `~/reset_estop` (Trigger, latched). The control loop is a dedicated thread that sleeps to absolute deadlines.
 The policy's `vla_policy/heartbeat` (nodes/supervision.py) in: while active, once one has arrived, its stopping for
 `policy_heartbeat_timeout_s` drops the plan and holds (state `policy_unresponsive`, its reason logged and in
-`hold_reason`); chunks are refused until it beats again.
+`hold_reason`); chunks are refused until it beats again. Its own `~/heartbeat` out (the lifecycle manager
+restarts an executor that stops beating, as it does the policy).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from vla_ros.executor_setup import cartesian_from_parameters, executor_from_para
 from vla_ros.nodes import conversions
 from vla_ros.nodes.params import declare, declare_joint_limits
 from vla_ros.nodes.runner import destroy_entities, run_node
-from vla_ros.nodes.supervision import HEARTBEAT_QOS
+from vla_ros.nodes.supervision import HEARTBEAT_QOS, Heartbeat, process_token
 from vla_ros.nodes.throttle import KeyedThrottle
 from vla_ros.params import EXECUTOR
 from vla_ros.realtime import CollectorBetweenTicks, setup_control_thread
@@ -83,10 +84,15 @@ class ChunkExecutorNode(LifecycleNode):
         self.tick_cpu_s: deque[float] = deque(maxlen=1000)  # CPU time of a tick: core + publish (seconds)
         self.create_service(Trigger, "~/estop", self._srv_estop)
         self.create_service(Trigger, "~/reset_estop", self._srv_reset_estop)
+        self.heartbeat = Heartbeat(self, process_token())
         self.get_logger().info("unconfigured: waiting for the configure transition")
 
     # --- lifecycle -----------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self.heartbeat.busy():  # a URDF and its kinematics may take a while to load
+            return self._configure(state)
+
+    def _configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             if self._limit_error is not None:
                 raise self._limit_error
@@ -126,7 +132,8 @@ class ChunkExecutorNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._brake_to_rest()
+        with self.heartbeat.busy():  # braking to rest takes up to deactivate_timeout_s
+            self._brake_to_rest()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -134,7 +141,8 @@ class ChunkExecutorNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.shutdown_gracefully()
+        with self.heartbeat.busy():
+            self.shutdown_gracefully()
         return SUCCESS
 
     def shutdown_gracefully(self) -> None:
