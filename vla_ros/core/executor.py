@@ -280,7 +280,7 @@ class ExecutorCore:
         self.policy_unresponsive = True
         self.counters["policy_unresponsive"] += 1
         self.plan.clear()
-        if self.stream is not None and self.active and self.stream.mode == "plan":
+        if self.stream is not None and self.stream.mode == "plan":
             self.stream.change(now_s, "holding")  # the trajectory sent would run the old plan on
 
     def estop(self) -> None:

@@ -256,26 +256,24 @@ class ChunkExecutorNode(LifecycleNode):
 
     # --- services ------------------------------------------------------------------------
     def _srv_estop(self, _req, res):
-        return self._set_estop(True, res)
+        if self._call_core(lambda core: core.estop(), res):
+            self.get_logger().warning("E-STOP latched: holding position until ~/reset_estop")
+            res.success, res.message = True, "e-stop latched"
+        return res
 
     def _srv_reset_estop(self, _req, res):
-        return self._set_estop(False, res)
+        if self._call_core(lambda core: core.reset_estop(), res):
+            res.success, res.message = True, "e-stop released; holding until the next chunk"
+        return res
 
-    def _set_estop(self, latch: bool, res):
-        """Latch (`latch`) or release the e-stop; the Trigger answer `res`, filled."""
+    def _call_core(self, call, res) -> bool:
+        """`call(core)` under the lock; False, with the Trigger answer `res` filled, when not configured."""
         with self.lock:
             if self.core is None:
                 res.success, res.message = False, "not configured: nothing is commanded"
-                return res
-            if latch:
-                self.core.estop()
-            else:
-                self.core.reset_estop()
-        if latch:
-            self.get_logger().warning("E-STOP latched: holding position until ~/reset_estop")
-        res.success = True
-        res.message = "e-stop latched" if latch else "e-stop released; holding until the next chunk"
-        return res
+                return False
+            call(self.core)
+        return True
 
     # --- control loop --------------------------------------------------------------------
     def _ros_minus_monotonic_s(self, previous: float | None) -> float:
