@@ -39,6 +39,7 @@ FAULT_COUNTERS = (
     "chunks_dropped_stale",
     "frames_out_of_order",
     "camera_silences",
+    "camera_resubscribes",
 )
 
 

@@ -33,12 +33,15 @@ def trajectory(peer, positions, dt_s: float = 0.1, stamp=None, frame_id: str = "
 
 
 def assert_within_limits(commands: list[tuple[float, np.ndarray]], period_s: float = 0.01, slack: float = 1.6) -> None:
-    """Every command inside the position limits, and no step faster than max_velocity (with
-    `slack` for delivery jitter: commands are timed by their arrival here)."""
+    """Every command inside the position limits, and no step faster than max_velocity over the time it covers:
+    the control period, or the gap since the previous command's arrival when that is longer (a late tick
+    moves on by the time that passed). `slack` is for delivery jitter: commands are timed by their arrival."""
+    t = np.array([t for t, _ in commands])
     q = np.array([c for _, c in commands])
     assert len(q) > 2
     assert np.all(q >= ROBOT.limits.min_position - 1e-9) and np.all(q <= ROBOT.limits.max_position + 1e-9)
     steps = np.abs(np.diff(q, axis=0))
-    assert np.all(steps <= ROBOT.limits.max_velocity * period_s * slack + 1e-9), (
+    covered_s = np.maximum(np.diff(t), period_s)[:, None]
+    assert np.all(steps <= ROBOT.limits.max_velocity * covered_s * slack + 1e-9), (
         f"a command step of {steps.max():.4f} rad"
     )
