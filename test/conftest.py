@@ -19,14 +19,17 @@ TEST_BACKENDS = ROOT / "test" / "plugins" / "diagnostic"
 sys.path.insert(2, str(TEST_BACKENDS))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(TEST_BACKENDS), os.environ.get("PYTHONPATH"))))
 
-_domain_ids = itertools.count(100 + (os.getpid() % 50) * 2)
+# The tests' ROS domains: 100-229, never below, where `vla-ros demo` and `soak` pick theirs (40-89): a test run beside
+# a demo on one machine must not join its graph (same node names, two sims' joint states in one executor).
+TEST_DOMAINS = range(100, 230)
+_domain_ids = itertools.count((os.getpid() % 50) * 2)
 
 
 @pytest.fixture
 def ros_env(tmp_path, monkeypatch):
     """Own ROS_DOMAIN_ID, DDS on localhost only, logs in a temp dir; applied to this process too."""
     env = {
-        "ROS_DOMAIN_ID": str(next(_domain_ids) % 230),
+        "ROS_DOMAIN_ID": str(TEST_DOMAINS[next(_domain_ids) % len(TEST_DOMAINS)]),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
         "ROS_LOG_DIR": str(tmp_path / "ros_logs"),
     }
