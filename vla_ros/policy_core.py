@@ -39,7 +39,6 @@ FAULT_COUNTERS = (
     "chunks_dropped_stale",
     "frames_out_of_order",
     "camera_silences",
-    "camera_resubscribes",
 )
 
 

@@ -65,8 +65,7 @@ def test_no_chunk_from_a_stale_observation_when_the_camera_stops(nodes):
 
 def test_a_camera_silent_while_active_is_reported_with_its_publishers(nodes):
     """A camera silent for CAMERA_SILENT_S while active: one warning per camera naming the topic and the
-    publishers its subscription is matched with, counted; matched but silent, it is subscribed to again;
-    inference resumes once the camera is back (through the new subscriptions)."""
+    publishers its subscription is matched with, counted; inference resumes once the camera is back."""
     from faults import diagnostics
 
     from vla_ros.nodes.policy_cameras import CAMERA_SILENT_S
@@ -81,11 +80,9 @@ def test_a_camera_silent_while_active_is_reported_with_its_publishers(nodes):
         line = f"camera '{camera}': no usable frame on '{topic}' for "
         assert wait_until(lambda line=line: line in log(), CAMERA_SILENT_S + 10), log()
     assert "subscription matched with 1 publisher(s), 1 in the ROS graph; camera_silences: " in log()
-    assert "; subscribed again (camera_resubscribes: " in log()
-    counted = lambda: diagnostics(peer, "vla_policy: policy")  # noqa: E731
-    assert wait_until(
-        lambda: int(counted().get("camera_silences", 0)) >= 2 and int(counted().get("camera_resubscribes", 0)) >= 2, 5
-    ), counted()
+    assert wait_until(lambda: int(diagnostics(peer, "vla_policy: policy").get("camera_silences", 0)) >= 2, 5), (
+        diagnostics(peer, "vla_policy: policy")
+    )
     n = len(peer.chunks)
     peer.publish_images = True
     assert wait_until(lambda: len(peer.chunks) > n + 2, 15), "no chunks once the cameras were back"

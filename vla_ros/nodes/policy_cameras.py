@@ -1,12 +1,6 @@
 """The policy node's cameras: one subscription per camera topic (sensor_msgs/Image, or CompressedImage for a
 topic ending in `/compressed`), each frame converted to RGB and handed to the PolicyCore, and a watch that
-reports a camera silent while the node is active.
-
-A silent camera whose subscription is still matched with a publisher is subscribed to again: a new DDS reader
-is discovered and matched afresh by the publisher's process. That repairs a link where the reader sees its
-publisher but the publisher never sends to it (seen once in a soak, a policy respawned after SIGSTOP +
-SIGKILL deaf to one of two cameras: docs/reliability.md); for a camera that merely stopped sending it costs
-one subscription per CAMERA_SILENT_S."""
+reports a camera silent while the node is active."""
 
 from __future__ import annotations
 
@@ -30,7 +24,6 @@ class PolicyCameras:
         self.node, self.core, self.log, self.active = node, core, log, active
         self.topics = dict(zip(core.cameras, topics))  # camera -> topic
         self.subs: dict = {}  # camera -> its subscription (made by `subscribe`)
-
         self.timer = None  # the silent-camera watch (made by `subscribe`)
 
     def subscribe(self) -> None:
@@ -73,20 +66,13 @@ class PolicyCameras:
     def _watch(self) -> None:
         """While active: report each camera silent for CAMERA_SILENT_S (again every CAMERA_SILENT_S while it lasts)
         with the publishers its subscription is matched with and those in the ROS graph: none means the camera
-        (or discovery) is gone; some means they send nothing this node receives, and it subscribes again."""
+        (or discovery) is gone; some means they send nothing this node receives (a new subscription does not
+        mend that: docs/reliability.md, deaf respawns)."""
         for camera, silent_s in self.core.silent_cameras(self.active(), CAMERA_SILENT_S):
-            topic, matched = self.topics[camera], self.subs[camera].get_publisher_count()
-            if matched:
-                self.node.destroy_subscription(self.subs[camera])
-                self.subs[camera] = self._subscribe(camera, topic)
-                self.core.counters.faults["camera_resubscribes"] += 1
+            topic = self.topics[camera]
             self.node.get_logger().warning(
                 f"camera '{camera}': no usable frame on '{topic}' for {silent_s:.1f} s while active (subscription "
-                f"matched with {matched} publisher(s), {self.node.count_publishers(topic)} in the ROS graph; "
-                f"camera_silences: {self.core.counters.faults['camera_silences']})"
-                + (
-                    f"; subscribed again (camera_resubscribes: {self.core.counters.faults['camera_resubscribes']})"
-                    if matched
-                    else ""
-                )
+                f"matched with {self.subs[camera].get_publisher_count()} publisher(s), "
+                f"{self.node.count_publishers(topic)} in the ROS graph; camera_silences: "
+                f"{self.core.counters.faults['camera_silences']})"
             )
