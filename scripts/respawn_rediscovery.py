@@ -4,9 +4,9 @@ A `peer` process publishes two camera-sized Image topics (30 Hz, reliable), a la
 Trigger service of the `restarted` process every 0.25 s; the `restarted` process beats on a topic, subscribes to
 the three topics and serves the Trigger. Each cycle starts `restarted`, waits until both directions work
 (its heartbeat reaches the peer, a Trigger is answered, every topic reaches it), then freezes it with SIGSTOP
-for `--freeze-s` (its peers still match it; `--mode kill` skips the freeze), SIGKILLs it and starts the next
-one at once: a new participant on the ports its predecessor had, while the peers still hold the old one
-until its lease runs out. A cycle whose process misses any direction within `--wait-s` is deaf.
+for `--freeze-s` (its peers still match it), SIGKILLs it (`--mode stop-term`: SIGCONT + SIGTERM first;
+`--mode kill`: no freeze) and starts the next one at once. A cycle whose process misses any direction within
+`--wait-s` is deaf. `--lease-s` sets Fast DDS's participant lease (how long peers keep a silent participant).
 
     python scripts/respawn_rediscovery.py --cycles 60 --transport udp     # one JSON line per cycle, then a summary
 
@@ -113,7 +113,12 @@ def lease_profile(path: Path, lease_s: float) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cycles", type=int, default=20)
-    p.add_argument("--mode", choices=("stop", "kill"), default="stop", help="freeze before the kill, or kill at once")
+    p.add_argument(
+        "--mode",
+        choices=("stop", "kill", "stop-term"),
+        default="stop",
+        help="freeze, then SIGKILL; SIGKILL at once; or freeze, then SIGCONT + SIGTERM (SIGKILL after 5 s)",
+    )
     p.add_argument("--freeze-s", type=float, default=10.0, help="how long the process is frozen before SIGKILL")
     p.add_argument("--wait-s", type=float, default=20.0, help="how long a new process has to hear and be heard")
     p.add_argument("--transport", choices=("default", "udp"), default="default")
@@ -151,9 +156,16 @@ def main(argv: list[str] | None = None) -> int:
             missing = [d for d in DIRECTIONS if d not in seen]
             deaf += bool(missing)
             print(json.dumps({"cycle": cycle, "pid": proc.pid, "missing": missing, "first_s": seen}), flush=True)
-            if args.mode == "stop":
+            if args.mode != "kill":
                 proc.send_signal(signal.SIGSTOP)
                 time.sleep(args.freeze_s)
+            if args.mode == "stop-term":
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5.0)
+                except subprocess.TimeoutExpired:
+                    pass
             proc.kill()
             proc.wait()
     finally:
@@ -161,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             if p_ is not None and p_.poll() is None:
                 p_.kill()
                 p_.wait()
-    freeze = f", freeze {args.freeze_s:g} s" if args.mode == "stop" else ""
+    freeze = f", freeze {args.freeze_s:g} s" if args.mode != "kill" else ""
     lease = f", lease {args.lease_s:g} s" if args.lease_s is not None else ""
     print(f"{args.cycles} cycles ({args.mode}{freeze}, {args.transport}{lease}): {deaf} deaf", flush=True)
     return 1 if deaf else 0
