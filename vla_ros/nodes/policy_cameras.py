@@ -24,20 +24,11 @@ class PolicyCameras:
         self.node, self.core, self.log, self.active = node, core, log, active
         self.topics = dict(zip(core.cameras, topics))  # camera -> topic
         self.subs: dict = {}  # camera -> its subscription (made by `subscribe`)
-        self.timer = None  # the silent-camera watch (made by `subscribe`)
 
-    def subscribe(self) -> None:
-        """Subscribe to every camera and start the silent-camera watch."""
+    def subscribe(self) -> list:
+        """Subscribe to every camera; the entities made (subscriptions and the watch timer), to destroy later."""
         self.subs = {camera: self._subscribe(camera, topic) for camera, topic in self.topics.items()}
-        self.timer = self.node.create_timer(1.0, self._watch)
-
-    def unsubscribe(self) -> None:
-        """Destroy the subscriptions and the watch."""
-        for sub in self.subs.values():
-            self.node.destroy_subscription(sub)
-        if self.timer is not None:
-            self.node.destroy_timer(self.timer)
-        self.subs, self.timer = {}, None
+        return [*self.subs.values(), self.node.create_timer(1.0, self._watch)]
 
     def _subscribe(self, camera: str, topic: str):
         if topic.endswith("/compressed"):
