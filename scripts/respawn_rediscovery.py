@@ -32,8 +32,8 @@ def _log(path: str, *words: str) -> None:
         f.write(" ".join(words) + "\n")
 
 
-def run_role(role: str, log: str) -> None:
-    """Spin the `peer` or `restarted` node until killed."""
+def run_role(role: str, log: str, best_effort_cameras: bool = False) -> None:
+    """Spin the `peer` or `restarted` node until killed; the camera topics reliable (depth 10) or best effort."""
     import rclpy
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -42,11 +42,13 @@ def run_role(role: str, log: str) -> None:
 
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    camera_reliability = ReliabilityPolicy.BEST_EFFORT if best_effort_cameras else ReliabilityPolicy.RELIABLE
+    camera_qos = QoSProfile(depth=10, reliability=camera_reliability)
     rclpy.init()
     node = rclpy.create_node(role)
     if role == "peer":
         frame = Image(height=96, width=128, encoding="rgb8", step=384, data=bytes(96 * 384))
-        cameras = [node.create_publisher(Image, topic, 10) for topic in ("/cam1", "/cam2")]
+        cameras = [node.create_publisher(Image, topic, camera_qos) for topic in ("/cam1", "/cam2")]
         node.create_publisher(String, "/restarted/latched", latched).publish(String(data="task"))
         node.create_timer(1 / 30, lambda: [c.publish(frame) for c in cameras])
         node.create_subscription(
@@ -74,7 +76,7 @@ def run_role(role: str, log: str) -> None:
         beat = node.create_publisher(String, "/restarted/heartbeat", best_effort)
         node.create_timer(0.25, lambda: beat.publish(String(data=pid)))
         for topic, name in (("/cam1", "cam1"), ("/cam2", "cam2")):
-            node.create_subscription(Image, topic, lambda _m, n=name: first(n), 10)
+            node.create_subscription(Image, topic, lambda _m, n=name: first(n), camera_qos)
         node.create_subscription(String, "/restarted/latched", lambda _m: first("latched"), latched)
         node.create_service(
             Trigger, "/restarted/trigger", lambda _req, res: Trigger.Response(success=True, message=pid)
@@ -128,13 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="Fast DDS participant lease of both processes (s; announced every lease / 3; default: Fast DDS's 20 s)",
     )
+    p.add_argument("--best-effort-cameras", action="store_true", help="the camera topics best effort at both ends")
     p.add_argument("--domain-id", type=int, default=90 + os.getpid() % 10)
     p.add_argument("--log-dir", type=Path, default=None)
     p.add_argument("--role", choices=("peer", "restarted"), help=argparse.SUPPRESS)
     p.add_argument("--role-log", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.role:
-        run_role(args.role, args.role_log)
+        run_role(args.role, args.role_log, args.best_effort_cameras)
         return 0
     log_dir = args.log_dir or Path(f"/tmp/respawn_rediscovery_{os.getpid()}")
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     peer_log, restarted_log = log_dir / "peer.log", log_dir / "restarted.log"
 
     def start(role: str, log: Path) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, __file__, "--role", role, "--role-log", str(log)], env=env)
+        extra = ["--best-effort-cameras"] if args.best_effort_cameras else []
+        return subprocess.Popen([sys.executable, __file__, "--role", role, "--role-log", str(log), *extra], env=env)
 
     peer, proc, deaf = start("peer", peer_log), None, 0
     try:
