@@ -30,7 +30,7 @@ def test_a_node_is_judged_on_its_settled_process_not_on_one_respawned_just_befor
     young = [
         (float(t), 2, {"rss_kb": 30_000 if t < 103 else 380_000, "fds": 3 if t < 103 else 18}) for t in range(100, 106)
     ]
-    report = _report(2, Tally(episodes=1, successes=1), Monitor, {"vla_policy": steady + young}, [], {}, {}, 0)
+    report = _report(2, Tally(episodes=1, successes=1), Monitor, {"vla_policy": steady + young}, [], {}, {}, 0, {})
     assert report["nodes"]["vla_policy"] == {
         "rss_mb": [97.7, 97.7],
         "rss_growth_pct": 0.0,
@@ -38,7 +38,7 @@ def test_a_node_is_judged_on_its_settled_process_not_on_one_respawned_just_befor
         "samples": 80,
     }
     leaking = [(float(t), 1, {"rss_kb": 100_000 + 1000 * t, "fds": 18 + t // 50}) for t in range(100)]
-    report = _report(2, Tally(episodes=1, successes=1), Monitor, {"vla_policy": leaking}, [], {}, {}, 0)
+    report = _report(2, Tally(episodes=1, successes=1), Monitor, {"vla_policy": leaking}, [], {}, {}, 0, {})
     node = report["nodes"]["vla_policy"]
     assert node["rss_growth_pct"] > 50 and node["fds"][1] > node["fds"][0]
 
@@ -54,7 +54,7 @@ def test_a_node_whose_every_process_died_within_its_warm_up_is_not_judged():
         for pid in (1, 2, 3)
         for t in range(int(WARMUP_S) // 2)
     ]
-    report = _report(2, Tally(episodes=3, interrupted=3), Monitor, {"vla_policy": short_lived}, [], {}, {}, 0)
+    report = _report(2, Tally(episodes=3, interrupted=3), Monitor, {"vla_policy": short_lived}, [], {}, {}, 0, {})
     node = report["nodes"]["vla_policy"]
     assert node == {"rss_mb": None, "rss_growth_pct": None, "fds": None, "samples": 0}
 
@@ -74,7 +74,7 @@ def test_the_report_gives_per_fault_counts_and_whether_each_restarted_policy_res
     tally.count("bad_frame", "failure")
     tally.count("estop", "lost")
     injected = {"estop": 2, "kill_policy": 2, "bad_frame": 1, "instruction_flood": 1}
-    report = _report(2, tally, Monitor, {}, [], injected, {}, 1)
+    report = _report(2, tally, Monitor, {}, [], injected, {}, 1, {"restarts": "2", "unresponsive": "1"})
     assert report["per_fault"] == {
         "bad_frame": {"injected": 1, "episodes": 1, "successes": 0, "lost": 0},
         "estop": {"injected": 2, "episodes": 2, "successes": 1, "lost": 1},
@@ -86,3 +86,4 @@ def test_the_report_gives_per_fault_counts_and_whether_each_restarted_policy_res
     assert report["policy_restarts_checked"] == 1 and report["task_resumed_after_restart"] == 1
     assert report["restarts_detail"][0]["next_episode"] == "failure"
     assert report["executor_policy_holds"] == 1
+    assert report["manager_policy"] == {"restarts": "2", "unresponsive": "1"}

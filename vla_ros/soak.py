@@ -20,7 +20,8 @@ task; RSS and open file descriptors of each node at the first sample after its w
 process: a respawned node starts anew), tick lateness p99 per minute, limit violations of the commands
 (position outside the limits, or a step faster than max_velocity, see LimitMonitor; must be 0), episodes
 run, lost (the pipeline failed them: a service call failed or timed out) and timed out (no outcome within
-the wall-clock timeout: the sim ran slow), and the executor's holds for an unresponsive policy.
+the wall-clock timeout: the sim ran slow), the executor's holds for an unresponsive policy, and the lifecycle
+manager's counts for the policy (restarts, processes found unresponsive: silent, deaf, or deaf to a camera).
 """
 
 from __future__ import annotations
@@ -294,6 +295,7 @@ def run_soak(
         injector.injected,
         dict(bringup.restarts),
         int(_executor_diagnostics(sup).get("policy_unresponsive", 0)),
+        _manager_diagnostics(sup),
     )
     report["run_dir"] = str(run_dir)
     report["transport"] = transport
@@ -419,6 +421,14 @@ def _executor_diagnostics(sup: Supervisor) -> dict[str, str]:
     return next((v for k, v in sup.diagnostics.items() if k.endswith(": executor")), {})
 
 
+def _manager_diagnostics(sup: Supervisor) -> dict[str, str]:
+    """The lifecycle manager's last counts for the policy: restarts it brought up, processes it found
+    unresponsive (silent, deaf, or deaf to a camera), camera topics the policy is deaf to now."""
+    values = next((v for k, v in sup.diagnostics.items() if k.endswith(": lifecycle")), {})
+    keys = ("restarts", "unresponsive", "deaf_topics")
+    return {k: values[f"vla_policy.{k}"] for k in keys if f"vla_policy.{k}" in values}
+
+
 def _revive_policy(sup: Supervisor, bringup: Bringup) -> tuple[str | None, bool]:
     """Wait for the respawned policy: (error or None, whether it is active again). One that does not
     answer within POLICY_BACK_TIMEOUT_S gets STACKS_SIGNAL (its threads' Python stacks go to its log)
@@ -470,9 +480,11 @@ def specs_parameter(specs, node: str, name: str, default):
     return next((s.parameters.get(name, default) for s in specs if s.name == node), default)
 
 
-def _report(minutes, tally: Tally, monitor, samples, lateness, injected, restarts, policy_holds: int) -> dict:
+def _report(
+    minutes, tally: Tally, monitor, samples, lateness, injected, restarts, policy_holds: int, manager: dict
+) -> dict:
     """The soak's report (see the module docstring); `policy_holds`: the executor's holds for an unresponsive
-    policy."""
+    policy; `manager`: the lifecycle manager's counts for the policy (`_manager_diagnostics`)."""
     nodes = {}
     for name, rows in samples.items():
         # per process, the samples after its warm-up (model load); a node is judged on its process
@@ -516,6 +528,7 @@ def _report(minutes, tally: Tally, monitor, samples, lateness, injected, restart
         "task_resumed_after_restart": resumed,
         "restarts_detail": tally.restarts,
         "executor_policy_holds": policy_holds,
+        "manager_policy": manager,
         "restarts": restarts,
         "nodes": nodes,
         "tick_lateness_p99_ms_per_minute": {m: round(max(v), 3) for m, v in sorted(per_minute.items())},

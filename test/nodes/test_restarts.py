@@ -16,6 +16,8 @@ import time
 from conftest import log_text, wait_until
 from faults import HOME, diagnostics
 
+from vla_ros.nodes.policy_cameras import CAMERA_SILENT_S
+
 POLICY, EXECUTOR = "vla_policy: policy", "vla_chunk_executor: executor"
 TASK = "reach the red cube"
 FAST = {"diagnostics_period_s": 0.2}
@@ -139,3 +141,38 @@ def test_a_stopped_executor_is_found_by_its_heartbeat_and_restarted(nodes, tmp_p
     n_commands = len(peer.commands)
     assert wait_until(lambda: len(peer.commands) > n_commands + 10, 10)
     print(f"\nexecutor stopped -> respawn: {restarted_s:.2f} s (liveness {timeout_s} s)")
+
+
+def test_a_policy_deaf_to_its_matched_cameras_is_replaced_once_then_their_publisher_is_reported(nodes, tmp_path):
+    """The camera publishers stay matched but send nothing, which is what a policy deaf to them sees (one soak
+    respawn was): the policy says so in its heartbeat and the manager replaces it after liveness_timeout_s. The
+    new process hears nothing either, so the publisher is reported and the policy is not replaced again; no
+    chunk meanwhile (the arm holds). Frames again: the new process resumes the task."""
+    timeout_s = 2.0
+    manager_diag = "vla_lifecycle_manager: lifecycle"
+    bringup, peer = start(nodes, manager_overrides={"liveness_timeout_s": timeout_s})
+    assert peer.set_param("vla_policy", "instruction", TASK).successful
+    assert wait_until(lambda: len(peer.chunks) >= 2, 30), log_text(tmp_path, "vla_policy")
+
+    peer.publish_images = False
+    silenced_at, t0 = stamp_s(peer.now_msg()), time.monotonic()
+    assert wait_until(lambda: bringup.restarts.get("vla_policy") == 1, CAMERA_SILENT_S + 1 + timeout_s + 5)
+    replaced_s = time.monotonic() - t0
+    manager = log_text(tmp_path, "vla_lifecycle_manager")
+    cameras = "/camera/image_raw, /wrist_camera/image_raw"
+    assert f"vla_policy: unresponsive: deaf to {cameras}: matched with a publisher" in manager, manager
+    assert "its threads' stacks are in its log" in manager and "stopped (SIGKILL" in manager
+
+    assert peer.wait_active("vla_policy", timeout_s=30)
+    again = f"vla_policy: deaf to {cameras} again, as the process replaced for it was: its publisher sends nothing"
+    assert wait_until(lambda: again in log_text(tmp_path, "vla_lifecycle_manager"), CAMERA_SILENT_S + 5)
+    assert wait_until(lambda: "send nothing" in diagnostics(peer, manager_diag)["message"], 3)  # published at 1 Hz
+    assert not wait_until(lambda: bringup.restarts.get("vla_policy") != 1, timeout_s + 2)  # not replaced again
+    assert not chunks_after(peer, silenced_at + 1.0), "a chunk without fresh frames"
+
+    peer.publish_images = True
+    heard_at = stamp_s(peer.now_msg())
+    assert wait_until(lambda: chunks_after(peer, heard_at), 15), log_text(tmp_path, "vla_policy")
+    assert wait_until(lambda: diagnostics(peer, manager_diag).get("vla_policy.deaf_topics") == "", 5)
+    assert diagnostics(peer, POLICY)["instruction"] == TASK and bringup.restarts.get("vla_policy") == 1
+    print(f"\ncameras silent -> deaf policy replaced: {replaced_s:.2f} s (liveness {timeout_s} s)")

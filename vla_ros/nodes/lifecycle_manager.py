@@ -19,11 +19,15 @@ clean up) — std_srvs/Trigger. Transitions go through each node's standard `~/c
 Liveness (nodes/supervision.py): a node that publishes `~/heartbeat` and stops for `liveness_timeout_s`,
 or whose process beats in a primary state but has answered no `get_state` for `liveness_timeout_s` +
 DEAF_GRACE_S (deaf: it sends but receives nothing, as policy processes respawned after a SIGSTOP + SIGKILL
-did in soaks, on shared memory and on UDP; the cause is not established),
-is unresponsive: it gets SIGUSR1 (every thread's Python stack to its log) and, with `kill_unresponsive`
-(the bring-up sets it with respawn), SIGKILL, so that respawn starts a new process, brought up here
-like any restarted node; without, it is reported and left (the executor holds the arm once the plan
-runs out). Only a process on this host whose start time matches its heartbeat's is signalled.
+did in soaks, on shared memory and on UDP; the cause is not established), or whose heartbeat has said for
+`liveness_timeout_s` that it is deaf to a topic (matched with a publisher, it receives nothing: the policy's
+cameras; one such soak respawn) is unresponsive: it gets SIGUSR1 (every thread's Python stack to its log)
+and, with `kill_unresponsive` (the bring-up sets it with respawn), SIGKILL, so that respawn starts a new
+process, brought up here like any restarted node; without, it is reported and left (the executor holds the
+arm once the plan runs out). Only a process on this host whose start time matches its heartbeat's is
+signalled. A process replaced for a deaf topic is replaced once: when the next one is deaf to that topic
+too, the publisher sends nothing (a hung or stalled camera driver); that is reported, not acted on, until a
+process hears the topic.
 Tasks: the last `~/instruction_state` of each node is kept here and handed back on its
 `~/instruction_held` (transient local) to the node's next process; a restarted node is configured
 once it has taken it (at most TASK_HANDOVER_S). `/diagnostics` (`vla_lifecycle_manager: lifecycle`):
@@ -50,7 +54,14 @@ from std_srvs.srv import Trigger
 from vla_ros.nodes.params import declare
 from vla_ros.nodes.runner import STACKS_SIGNAL, run_node
 from vla_ros.nodes.service_calls import TRANSITIONS, change_state, get_state
-from vla_ros.nodes.supervision import HEARTBEAT_PERIOD_S, HEARTBEAT_QOS, LATCHED_QOS, local_pid, task_state_from_msg
+from vla_ros.nodes.supervision import (
+    HEARTBEAT_PERIOD_S,
+    HEARTBEAT_QOS,
+    LATCHED_QOS,
+    Hearing,
+    local_pid,
+    task_state_from_msg,
+)
 from vla_ros.params import MANAGER
 
 # a managed node's primary states, in the order startup takes it through them
@@ -71,13 +82,16 @@ DEAF_GRACE_S = 10.0  # more than liveness_timeout_s before a beating node that a
 
 @dataclass(frozen=True)
 class Beat:
-    """A node's last heartbeat: when it arrived (monotonic s), from which process, in which lifecycle state, and
-    when that process's first heartbeat arrived (monotonic s)."""
+    """A node's last heartbeat: when it arrived (monotonic s), from which process, in which lifecycle state,
+    when that process's first heartbeat arrived (monotonic s), what it hears, and since when (monotonic s) that
+    process has said it is deaf to a topic (None: it does not)."""
 
     at: float
     process: str
     state: str
     first_at: float
+    hearing: Hearing = Hearing()
+    deaf_since: float | None = None
 
 
 class LifecycleManager(Node):
@@ -101,6 +115,10 @@ class LifecycleManager(Node):
         self.unresponsive: Counter = Counter()  # node -> times its heartbeat stopped for liveness_timeout_s
         self._beats: dict[str, Beat] = {}
         self._handled: set[str] = set()  # processes already found unresponsive
+        self._deaf_lock = threading.Lock()  # _replaced_deaf_to: heartbeats and the liveness thread change it
+        self._replaced_deaf_to: dict[str, frozenset[str]] = {}  # node -> topics a process of it was replaced for,
+        # until a process of it hears them: a next process deaf to them points at the publisher, not the node
+        self._publisher_silence_said: set[tuple[str, frozenset[str]]] = set()  # (process, topics) reported
         self._held: dict[str, DiagnosticStatus] = {}  # node -> its last task state
         self._held_when_lost: dict[str, str] = {}  # node -> the process whose task state was kept when it was lost
         self._held_pub = {
@@ -181,9 +199,27 @@ class LifecycleManager(Node):
 
     # --- liveness --------------------------------------------------------------------------
     def _on_heartbeat(self, node: str, msg: DiagnosticStatus) -> None:
-        now, last = time.monotonic(), self._beats.get(node)
-        first_at = last.first_at if last is not None and last.process == msg.hardware_id else now
-        self._beats[node] = Beat(now, msg.hardware_id, msg.message, first_at)
+        now, last, hearing = time.monotonic(), self._beats.get(node), Hearing.from_msg(msg)
+        same = last is not None and last.process == msg.hardware_id
+        deaf_since = None
+        if hearing.deaf:
+            deaf_since = last.deaf_since if same and last.deaf_since is not None else now
+        self._beats[node] = Beat(now, msg.hardware_id, msg.message, last.first_at if same else now, hearing, deaf_since)
+        if node in self._replaced_deaf_to and hearing.heard:
+            with self._deaf_lock:  # heard again: a later process deaf to them is replaced again
+                self._replaced_deaf_to[node] -= hearing.heard
+
+    def _deaf_to(self, node: str, beat: Beat, now: float) -> frozenset[str]:
+        """The topics the process that beats for `node` has said for liveness_timeout_s that it is deaf to, less
+        those a process of the node was already replaced for."""
+        if beat.deaf_since is None or now - beat.deaf_since < self.p["liveness_timeout_s"]:
+            return frozenset()
+        return beat.hearing.deaf - self._replaced_deaf_to.get(node, frozenset())
+
+    def _silent_publishers(self, node: str, beat: Beat) -> frozenset[str]:
+        """The topics the node's process is deaf to that a process of it was already replaced for: their
+        publishers send nothing."""
+        return beat.hearing.deaf & self._replaced_deaf_to.get(node, frozenset())
 
     def _deaf_s(self, node: str, beat: Beat, now: float) -> float:
         """How long the process that beats for `node` has beaten in a primary state while the node answered no
@@ -195,14 +231,21 @@ class LifecycleManager(Node):
 
     def _unresponsive_why(self, node: str, beat: Beat, now: float) -> str:
         """Why `node` is unresponsive, in words ('' when it is not): its heartbeat silent for liveness_timeout_s,
-        or deaf for liveness_timeout_s + DEAF_GRACE_S."""
+        deaf for liveness_timeout_s + DEAF_GRACE_S, or deaf to a topic (`_deaf_to`)."""
         timeout = self.p["liveness_timeout_s"]
+        if timeout <= 0:
+            return ""
         silent_s = now - beat.at
-        if 0 < timeout <= silent_s:
+        if timeout <= silent_s:
             return f"no heartbeat for {silent_s:.1f} s"
         deaf_s = self._deaf_s(node, beat, now)
-        if 0 < timeout and deaf_s >= timeout + DEAF_GRACE_S:
+        if deaf_s >= timeout + DEAF_GRACE_S:
             return f"its heartbeat comes but it answered no get_state for {deaf_s:.1f} s (it receives nothing)"
+        if topics := self._deaf_to(node, beat, now):
+            return (
+                f"deaf to {', '.join(sorted(topics))}: matched with a publisher, it has received nothing from it "
+                f"(said in its heartbeat for {now - beat.deaf_since:.1f} s)"
+            )
         return ""
 
     def _liveness_loop(self) -> None:
@@ -213,12 +256,14 @@ class LifecycleManager(Node):
     def _check_liveness(self, node: str) -> None:
         """A node whose heartbeat stopped for liveness_timeout_s, or deaf (`_unresponsive_why`): its stacks to its
         log (SIGUSR1), then, with kill_unresponsive, SIGKILL (respawn starts a new process); once per process."""
-        beat, timeout = self._beats.get(node), self.p["liveness_timeout_s"]
+        beat, timeout, now = self._beats.get(node), self.p["liveness_timeout_s"], time.monotonic()
         if beat is None or beat.process in self._handled:
             return
-        why = self._unresponsive_why(node, beat, time.monotonic())
+        self._report_silent_publishers(node, beat)
+        why = self._unresponsive_why(node, beat, now)
         if not why:
             return
+        deaf_to = self._deaf_to(node, beat, now)
         self._handled.add(beat.process)
         self.unresponsive[node] += 1
         log = self.get_logger()
@@ -241,9 +286,23 @@ class LifecycleManager(Node):
         time.sleep(STACKS_WAIT_S)
         if local_pid(beat.process) == pid:
             os.kill(pid, signal.SIGKILL)
+            with self._deaf_lock:
+                self._replaced_deaf_to[node] = self._replaced_deaf_to.get(node, frozenset()) | deaf_to
             log.error(
                 f"{node}: stopped (SIGKILL to pid {pid}): respawn starts a new process, brought up when it answers"
             )
+
+    def _report_silent_publishers(self, node: str, beat: Beat) -> None:
+        """Once per process and topics: the process is deaf to topics its predecessor was replaced for."""
+        topics = self._silent_publishers(node, beat)
+        if not topics or (beat.process, topics) in self._publisher_silence_said:
+            return
+        self._publisher_silence_said.add((beat.process, topics))
+        self.get_logger().error(
+            f"{node}: deaf to {', '.join(sorted(topics))} again, as the process replaced for it was: its publisher "
+            "sends nothing (a hung or stalled driver), not this process; not replaced again until a process of it "
+            "hears the topic (the executor holds the arm meanwhile)"
+        )
 
     def _publish_diagnostics(self) -> None:
         now, values, unresponsive = time.monotonic(), {}, []
@@ -251,20 +310,23 @@ class LifecycleManager(Node):
             beat = self._beats.get(n)
             age = now - beat.at if beat else None
             if beat is not None and self._unresponsive_why(n, beat, now):
-                unresponsive.append(n)
+                unresponsive.append(f"{n} unresponsive")
             values[f"{n}.lost"] = n in self.lost
             values[f"{n}.restarts"] = self.restarts[n]
             values[f"{n}.heartbeat_age_s"] = f"{age:.2f}" if age is not None else "none"
             values[f"{n}.state"] = beat.state if beat else "unknown"
             values[f"{n}.unresponsive"] = self.unresponsive[n]
+            values[f"{n}.deaf_topics"] = ",".join(sorted(beat.hearing.deaf)) if beat else ""
+            if beat is not None and (silent := self._silent_publishers(n, beat)):
+                unresponsive.append(f"{n} (its publishers of {', '.join(sorted(silent))} send nothing)")
             if n in self._held:
                 values[f"{n}.held_instruction"] = self._held[n].message
-        problems = sorted(self.lost) + [f"{n} unresponsive" for n in unresponsive]
+        problems = [f"{n} lost" for n in sorted(self.lost)] + unresponsive
         level = DiagnosticStatus.ERROR if unresponsive else DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
         status = DiagnosticStatus(
             level=level,
             name=f"{self.get_name()}: lifecycle",
-            message="lost: " + ", ".join(problems) if problems else "all nodes answer",
+            message=", ".join(problems) if problems else "all nodes answer",
             hardware_id="vla_ros",
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
         )

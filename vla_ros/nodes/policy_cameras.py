@@ -1,6 +1,8 @@
 """The policy node's cameras: one subscription per camera topic (sensor_msgs/Image, or CompressedImage for a
 topic ending in `/compressed`), each frame converted to RGB and handed to the PolicyCore, and a watch that
-reports a camera silent while the node is active."""
+reports a camera silent while the node is active and says which cameras it hears (`hearing`, in its heartbeat):
+one silent while its subscription is matched with a publisher is deaf, and the lifecycle manager replaces the
+process once for it."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from vla_ros.core.images import ImageFormatError
 from vla_ros.nodes import conversions
+from vla_ros.nodes.supervision import Hearing
 from vla_ros.policy_core import PolicyCore
 
 CAMERA_SILENT_S = 5.0  # seconds active without a usable frame from a camera before it is reported (and again)
@@ -24,10 +27,14 @@ class PolicyCameras:
         self.node, self.core, self.log, self.active = node, core, log, active
         self.topics = dict(zip(core.cameras, topics))  # camera -> topic
         self.subs: dict = {}  # camera -> its subscription (made by `subscribe`)
+        self.resolved = dict(self.topics)  # camera -> its topic, resolved (remapped, namespaced) once subscribed
+        self.heard: dict[str, float] = {}  # camera -> perf_counter of its last message (usable or not)
+        self.deaf: set[str] = set()  # cameras silent for CAMERA_SILENT_S while active, a publisher matched
 
     def subscribe(self) -> list:
         """Subscribe to every camera; the entities made (subscriptions and the watch timer), to destroy later."""
         self.subs = {camera: self._subscribe(camera, topic) for camera, topic in self.topics.items()}
+        self.resolved = {camera: sub.topic_name for camera, sub in self.subs.items()}
         return [*self.subs.values(), self.node.create_timer(1.0, self._watch)]
 
     def _subscribe(self, camera: str, topic: str):
@@ -39,8 +46,18 @@ class PolicyCameras:
             msg_type, topic, lambda m, c=camera: self._on_image(c, m, convert), qos_profile_sensor_data
         )
 
+    def hearing(self) -> Hearing:
+        """The camera topics (resolved) deaf now (only while active), and those with a message within
+        CAMERA_SILENT_S."""
+        now = time.perf_counter()
+        heard = {c for c, at in self.heard.items() if now - at < CAMERA_SILENT_S}
+        deaf = set(self.deaf) if self.active() else set()
+        return Hearing(frozenset(self.resolved[c] for c in deaf), frozenset(self.resolved[c] for c in heard))
+
     def _on_image(self, camera: str, msg, convert) -> None:
         received_s, received = self.core.clock(), time.perf_counter()
+        self.heard[camera] = received
+        self.deaf.discard(camera)
         try:
             rgb = convert(msg)
         except ImageFormatError as exc:
@@ -58,12 +75,19 @@ class PolicyCameras:
         """While active: report each camera silent for CAMERA_SILENT_S (again every CAMERA_SILENT_S while it lasts)
         with the publishers its subscription is matched with and those in the ROS graph: none means the camera
         (or discovery) is gone; some means they send nothing this node receives (a new subscription does not
-        mend that: docs/reliability.md, deaf respawns)."""
-        for camera, silent_s in self.core.silent_cameras(self.active(), CAMERA_SILENT_S):
+        mend that: docs/reliability.md, deaf respawns). A camera silent with a publisher matched, that sent no
+        message (not even an unusable one) for CAMERA_SILENT_S, is deaf until its next message."""
+        active, now = self.active(), time.perf_counter()
+        if not active:
+            self.deaf.clear()
+        for camera, silent_s in self.core.silent_cameras(active, CAMERA_SILENT_S):
             topic = self.topics[camera]
+            matched = self.subs[camera].get_publisher_count()
+            if matched and now - self.heard.get(camera, -float("inf")) >= CAMERA_SILENT_S:
+                self.deaf.add(camera)
             self.node.get_logger().warning(
                 f"camera '{camera}': no usable frame on '{topic}' for {silent_s:.1f} s while active (subscription "
-                f"matched with {self.subs[camera].get_publisher_count()} publisher(s), "
+                f"matched with {matched} publisher(s), "
                 f"{self.node.count_publishers(topic)} in the ROS graph; camera_silences: "
                 f"{self.core.counters.faults['camera_silences']})"
             )

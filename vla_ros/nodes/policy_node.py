@@ -89,7 +89,7 @@ class PolicyNode(LifecycleNode):
         self.task = PolicyTask(self, process, self.core.instruction_problem, self._apply_instruction)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_service(Trigger, "~/reset", self._srv_reset)
-        self.heartbeat = Heartbeat(self, process)
+        self.heartbeat = Heartbeat(self, process, self.cameras.hearing)
         if self.p["instruction"]:
             self.task.start_with(self.p["instruction"])
         self.get_logger().info(

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -59,23 +60,50 @@ def local_pid(token: str) -> int | None:
     return pid if _start_time(pid) == parts[2] else None
 
 
-class Heartbeat:
-    """`~/heartbeat` of `node` (a LifecycleNode) every HEARTBEAT_PERIOD_S from a timer of its executor."""
+@dataclass(frozen=True)
+class Hearing:
+    """What a node hears on the input topics it watches (resolved topic names): `deaf`, matched with a publisher
+    yet nothing received for the node's silence window while it needs them; `heard`, a message within it."""
 
-    def __init__(self, node, process: str):
-        self.node, self.process = node, process
+    deaf: frozenset[str] = frozenset()
+    heard: frozenset[str] = frozenset()
+
+    def values(self) -> list[KeyValue]:
+        return [
+            KeyValue(key=key, value=",".join(sorted(topics)))
+            for key, topics in (("deaf_topics", self.deaf), ("heard_topics", self.heard))
+            if topics
+        ]
+
+    @classmethod
+    def from_msg(cls, msg: DiagnosticStatus) -> Hearing:
+        values = {kv.key: kv.value for kv in msg.values}
+
+        def topics(key: str) -> frozenset[str]:
+            return frozenset(t for t in values.get(key, "").split(",") if t)
+
+        return cls(topics("deaf_topics"), topics("heard_topics"))
+
+
+class Heartbeat:
+    """`~/heartbeat` of `node` (a LifecycleNode) every HEARTBEAT_PERIOD_S from a timer of its executor, with what
+    `hearing()` says when given."""
+
+    def __init__(self, node, process: str, hearing: Callable[[], Hearing] | None = None):
+        self.node, self.process, self.hearing = node, process, hearing
         self.pub = node.create_publisher(DiagnosticStatus, "~/heartbeat", HEARTBEAT_QOS)
         self.timer = node.create_timer(HEARTBEAT_PERIOD_S, self.beat)
         self.name = node.get_fully_qualified_name()
 
     def beat(self) -> None:
         state = self.node._state_machine.current_state[1]  # rclpy keeps the label there
+        hearing = self.hearing().values() if self.hearing else []
         self.pub.publish(
             DiagnosticStatus(
                 name=self.name,
                 hardware_id=self.process,
                 message=state,
-                values=[KeyValue(key="pid", value=str(os.getpid()))],
+                values=[KeyValue(key="pid", value=str(os.getpid())), *hearing],
             )
         )
 
