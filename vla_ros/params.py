@@ -522,8 +522,9 @@ MANAGER = Schema(
     Param(
         "liveness_timeout_s",
         10.0,
-        "a managed node whose ~/heartbeat stops this long is unresponsive: its stacks go to its log (SIGUSR1) and, "
-        "with kill_unresponsive, it is stopped for respawn to replace (seconds; 0 = no liveness check)",
+        "a managed node whose ~/heartbeat stops this long, or says this long that the node is deaf to a topic (a "
+        "camera), is unresponsive: its stacks go to its log (SIGUSR1) and, with kill_unresponsive, it is stopped for "
+        "respawn to replace (seconds; 0 = no liveness check)",
         min=0.0,
     ),
     Param(
