@@ -48,9 +48,9 @@ class PolicyCameras:
 
     def hearing(self) -> Hearing:
         """The camera topics (resolved) deaf now (only while active), and those with a message within
-        CAMERA_SILENT_S."""
+        CAMERA_SILENT_S. The containers are copied at once: the heartbeat may beat from a thread of its own."""
         now = time.perf_counter()
-        heard = {c for c, at in self.heard.items() if now - at < CAMERA_SILENT_S}
+        heard = {c for c, at in list(self.heard.items()) if now - at < CAMERA_SILENT_S}
         deaf = set(self.deaf) if self.active() else set()
         return Hearing(frozenset(self.resolved[c] for c in deaf), frozenset(self.resolved[c] for c in heard))
 
