@@ -145,9 +145,10 @@ def test_a_stopped_executor_is_found_by_its_heartbeat_and_restarted(nodes, tmp_p
 
 def test_a_policy_deaf_to_its_matched_cameras_is_replaced_once_then_their_publisher_is_reported(nodes, tmp_path):
     """The camera publishers stay matched but send nothing, which is what a policy deaf to them sees (one soak
-    respawn was): the policy says so in its heartbeat and the manager replaces it after liveness_timeout_s. The
-    new process hears nothing either, so the publisher is reported and the policy is not replaced again; no
-    chunk meanwhile (the arm holds). Frames again: the new process resumes the task."""
+    respawn was): the policy says so in its heartbeat, active or not (it is deactivated here, as between
+    episodes), and the manager replaces it after liveness_timeout_s. The new process hears nothing either, so
+    the publisher is reported and the policy is not replaced again; no chunk meanwhile (the arm holds). Frames
+    again: the new process resumes the task."""
     timeout_s = 2.0
     manager_diag = "vla_lifecycle_manager: lifecycle"
     bringup, peer = start(nodes, manager_overrides={"liveness_timeout_s": timeout_s})
@@ -156,6 +157,7 @@ def test_a_policy_deaf_to_its_matched_cameras_is_replaced_once_then_their_publis
 
     peer.publish_images = False
     silenced_at, t0 = stamp_s(peer.now_msg()), time.monotonic()
+    assert peer.change_state("vla_policy", "deactivate")
     assert wait_until(lambda: bringup.restarts.get("vla_policy") == 1, CAMERA_SILENT_S + 1 + timeout_s + 5)
     replaced_s = time.monotonic() - t0
     manager = log_text(tmp_path, "vla_lifecycle_manager")

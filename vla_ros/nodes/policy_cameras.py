@@ -1,8 +1,8 @@
 """The policy node's cameras: one subscription per camera topic (sensor_msgs/Image, or CompressedImage for a
 topic ending in `/compressed`), each frame converted to RGB and handed to the PolicyCore, and a watch that
-reports a camera silent while the node is active and says which cameras it hears (`hearing`, in its heartbeat):
-one silent while its subscription is matched with a publisher is deaf, and the lifecycle manager replaces the
-process once for it."""
+reports a camera silent while the node is active, and says which cameras it hears (`hearing`, in its heartbeat):
+while subscribed (configured, active or not), a camera whose subscription has been matched with a publisher for
+CAMERA_SILENT_S without a message is deaf, and the lifecycle manager replaces the process once for it."""
 
 from __future__ import annotations
 
@@ -29,13 +29,19 @@ class PolicyCameras:
         self.subs: dict = {}  # camera -> its subscription (made by `subscribe`)
         self.resolved = dict(self.topics)  # camera -> its topic, resolved (remapped, namespaced) once subscribed
         self.heard: dict[str, float] = {}  # camera -> perf_counter of its last message (usable or not)
-        self.deaf: set[str] = set()  # cameras silent for CAMERA_SILENT_S while active, a publisher matched
+        self.deaf: set[str] = set()  # cameras matched with a publisher for CAMERA_SILENT_S without a message
+        self._matched_since: dict[str, float] = {}  # camera -> perf_counter since when a publisher is matched
 
     def subscribe(self) -> list:
         """Subscribe to every camera; the entities made (subscriptions and the watch timer), to destroy later."""
         self.subs = {camera: self._subscribe(camera, topic) for camera, topic in self.topics.items()}
         self.resolved = {camera: sub.topic_name for camera, sub in self.subs.items()}
+        self.deaf, self._matched_since = set(), {}
         return [*self.subs.values(), self.node.create_timer(1.0, self._watch)]
+
+    def unsubscribed(self) -> None:
+        """The node destroyed the entities `subscribe` made: no camera is watched, none is deaf."""
+        self.subs, self.deaf = {}, set()
 
     def _subscribe(self, camera: str, topic: str):
         if topic.endswith("/compressed"):
@@ -47,11 +53,11 @@ class PolicyCameras:
         )
 
     def hearing(self) -> Hearing:
-        """The camera topics (resolved) deaf now (only while active), and those with a message within
-        CAMERA_SILENT_S. The containers are copied at once: the heartbeat may beat from a thread of its own."""
+        """The camera topics (resolved) deaf now, and those with a message within CAMERA_SILENT_S. The
+        containers are copied at once: the heartbeat may beat from a thread of its own."""
         now = time.perf_counter()
         heard = {c for c, at in list(self.heard.items()) if now - at < CAMERA_SILENT_S}
-        deaf = set(self.deaf) if self.active() else set()
+        deaf = set(self.deaf)
         return Hearing(frozenset(self.resolved[c] for c in deaf), frozenset(self.resolved[c] for c in heard))
 
     def _on_image(self, camera: str, msg, convert) -> None:
@@ -75,19 +81,28 @@ class PolicyCameras:
         """While active: report each camera silent for CAMERA_SILENT_S (again every CAMERA_SILENT_S while it lasts)
         with the publishers its subscription is matched with and those in the ROS graph: none means the camera
         (or discovery) is gone; some means they send nothing this node receives (a new subscription does not
-        mend that: docs/reliability.md, deaf respawns). A camera silent with a publisher matched, that sent no
-        message (not even an unusable one) for CAMERA_SILENT_S, is deaf until its next message."""
-        active, now = self.active(), time.perf_counter()
-        if not active:
-            self.deaf.clear()
-        for camera, silent_s in self.core.silent_cameras(active, CAMERA_SILENT_S):
+        mend that: docs/reliability.md, deaf respawns). Active or not, `_update_deaf`."""
+        now = time.perf_counter()
+        matched = {camera: sub.get_publisher_count() for camera, sub in self.subs.items()}
+        for camera, count in matched.items():
+            self._update_deaf(camera, count, now)
+        for camera, silent_s in self.core.silent_cameras(self.active(), CAMERA_SILENT_S):
             topic = self.topics[camera]
-            matched = self.subs[camera].get_publisher_count()
-            if matched and now - self.heard.get(camera, -float("inf")) >= CAMERA_SILENT_S:
-                self.deaf.add(camera)
             self.node.get_logger().warning(
                 f"camera '{camera}': no usable frame on '{topic}' for {silent_s:.1f} s while active (subscription "
-                f"matched with {matched} publisher(s), "
+                f"matched with {matched[camera]} publisher(s), "
                 f"{self.node.count_publishers(topic)} in the ROS graph; camera_silences: "
                 f"{self.core.counters.faults['camera_silences']})"
             )
+
+    def _update_deaf(self, camera: str, matched: int, now: float) -> None:
+        """A camera is deaf once its subscription has been matched with a publisher for CAMERA_SILENT_S
+        without a message (not even an unusable one) since then; no longer at its next message, or when no
+        publisher is matched (the camera is gone: a new process would not hear it either)."""
+        if not matched:
+            self._matched_since.pop(camera, None)
+            self.deaf.discard(camera)
+            return
+        since = max(self._matched_since.setdefault(camera, now), self.heard.get(camera, -float("inf")))
+        if now - since >= CAMERA_SILENT_S:
+            self.deaf.add(camera)

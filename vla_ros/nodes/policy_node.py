@@ -193,6 +193,7 @@ class PolicyNode(LifecycleNode):
         """Stop inferring, drop the I/O made at configure and free the model."""
         self._stop_worker()
         destroy_entities(self, self._io)
+        self.cameras.unsubscribed()
         if self.chunk_pub is not None:
             self.destroy_lifecycle_publisher(self.chunk_pub)
             self.chunk_pub = None
