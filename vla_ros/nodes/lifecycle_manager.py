@@ -21,7 +21,7 @@ or whose process beats in a primary state but has answered no `get_state` for `l
 DEAF_GRACE_S (deaf: it sends but receives nothing, as policy processes respawned after a SIGSTOP + SIGKILL
 did in soaks, on shared memory and on UDP; the cause is not established), or whose heartbeat has said for
 `liveness_timeout_s` that it is deaf to a topic (matched with a publisher, it receives nothing: the policy's
-cameras; one such soak respawn) is unresponsive: it gets SIGUSR1 (every thread's Python stack to its log)
+cameras, as soak respawns were) is unresponsive: it gets SIGUSR1 (every thread's Python stack to its log)
 and, with `kill_unresponsive` (the bring-up sets it with respawn), SIGKILL, so that respawn starts a new
 process, brought up here like any restarted node; without, it is reported and left (the executor holds the
 arm once the plan runs out). Only a process on this host whose start time matches its heartbeat's is
@@ -305,12 +305,12 @@ class LifecycleManager(Node):
         )
 
     def _publish_diagnostics(self) -> None:
-        now, values, unresponsive = time.monotonic(), {}, []
+        now, values, errors = time.monotonic(), {}, []  # errors: nodes unresponsive, or whose publishers are silent
         for n in self.nodes:
             beat = self._beats.get(n)
             age = now - beat.at if beat else None
             if beat is not None and self._unresponsive_why(n, beat, now):
-                unresponsive.append(f"{n} unresponsive")
+                errors.append(f"{n} unresponsive")
             values[f"{n}.lost"] = n in self.lost
             values[f"{n}.restarts"] = self.restarts[n]
             values[f"{n}.heartbeat_age_s"] = f"{age:.2f}" if age is not None else "none"
@@ -318,11 +318,11 @@ class LifecycleManager(Node):
             values[f"{n}.unresponsive"] = self.unresponsive[n]
             values[f"{n}.deaf_topics"] = ",".join(sorted(beat.hearing.deaf)) if beat else ""
             if beat is not None and (silent := self._silent_publishers(n, beat)):
-                unresponsive.append(f"{n} (its publishers of {', '.join(sorted(silent))} send nothing)")
+                errors.append(f"{n} (its publishers of {', '.join(sorted(silent))} send nothing)")
             if n in self._held:
                 values[f"{n}.held_instruction"] = self._held[n].message
-        problems = [f"{n} lost" for n in sorted(self.lost)] + unresponsive
-        level = DiagnosticStatus.ERROR if unresponsive else DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        problems = [f"{n} lost" for n in sorted(self.lost)] + errors
+        level = DiagnosticStatus.ERROR if errors else DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
         status = DiagnosticStatus(
             level=level,
             name=f"{self.get_name()}: lifecycle",
