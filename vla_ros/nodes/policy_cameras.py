@@ -17,7 +17,8 @@ from vla_ros.nodes import conversions
 from vla_ros.nodes.supervision import Hearing
 from vla_ros.policy_core import PolicyCore
 
-CAMERA_SILENT_S = 5.0  # seconds active without a usable frame from a camera before it is reported (and again)
+CAMERA_SILENT_S = 5.0  # seconds without a usable frame while active before a camera is reported (and again),
+# and matched with a publisher without any message before it is deaf
 
 
 class PolicyCameras:
