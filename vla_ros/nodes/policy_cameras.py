@@ -14,6 +14,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from vla_ros.core.images import ImageFormatError
 from vla_ros.nodes import conversions
+from vla_ros.nodes.runner import destroy_entities
 from vla_ros.nodes.supervision import Hearing
 from vla_ros.policy_core import PolicyCore
 
@@ -28,20 +29,22 @@ class PolicyCameras:
         self.node, self.core, self.log, self.active = node, core, log, active
         self.topics = dict(zip(core.cameras, topics))  # camera -> topic
         self.subs: dict = {}  # camera -> its subscription (made by `subscribe`)
+        self._entities: list = []  # the subscriptions and the watch timer, destroyed by `unsubscribe`
         self.resolved = dict(self.topics)  # camera -> its topic, resolved (remapped, namespaced) once subscribed
         self.heard: dict[str, float] = {}  # camera -> perf_counter of its last message (usable or not)
         self.deaf: set[str] = set()  # cameras matched with a publisher for CAMERA_SILENT_S without a message
         self._matched_since: dict[str, float] = {}  # camera -> perf_counter since when a publisher is matched
 
-    def subscribe(self) -> list:
-        """Subscribe to every camera; the entities made (subscriptions and the watch timer), to destroy later."""
+    def subscribe(self) -> None:
+        """Subscribe to every camera and start the watch."""
         self.subs = {camera: self._subscribe(camera, topic) for camera, topic in self.topics.items()}
         self.resolved = {camera: sub.topic_name for camera, sub in self.subs.items()}
         self.deaf, self._matched_since = set(), {}
-        return [*self.subs.values(), self.node.create_timer(1.0, self._watch)]
+        self._entities = [*self.subs.values(), self.node.create_timer(1.0, self._watch)]
 
-    def unsubscribed(self) -> None:
-        """The node destroyed the entities `subscribe` made: no camera is watched, none is deaf."""
+    def unsubscribe(self) -> None:
+        """Destroy the subscriptions and the watch: no camera is watched, none is deaf."""
+        destroy_entities(self.node, self._entities)
         self.subs, self.deaf = {}, set()
 
     def _subscribe(self, camera: str, topic: str):

@@ -179,7 +179,7 @@ class PolicyNode(LifecycleNode):
         )
 
     def _make_io(self) -> None:
-        self._io += self.cameras.subscribe()
+        self.cameras.subscribe()
         self._io.append(self.create_subscription(JointState, "joint_states", self._on_joint_state, 10))
         self._io.append(self.create_subscription(String, "instruction", self._on_instruction_topic, 10))
         if self.p["use_plan_prefix"]:  # RTC guidance, and where cumulative deltas start
@@ -192,8 +192,8 @@ class PolicyNode(LifecycleNode):
     def _release(self) -> None:
         """Stop inferring, drop the I/O made at configure and free the model."""
         self._stop_worker()
+        self.cameras.unsubscribe()
         destroy_entities(self, self._io)
-        self.cameras.unsubscribed()
         if self.chunk_pub is not None:
             self.destroy_lifecycle_publisher(self.chunk_pub)
             self.chunk_pub = None
